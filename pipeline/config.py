@@ -1,0 +1,229 @@
+"""Configuration of a run: pydantic models, YAML in, resolved YAML out.
+
+Every field has a default and a one-line description. Unknown keys are errors naming the
+key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    name: str = Field("run", description="Name of the run; the run folder is <output_dir>/<name>/<timestamp>.")
+    seed: int = Field(0, description="One seed for data order, noise and initialisation.")
+    output_dir: Path = Field(Path("runs"), description="Folder under which run folders are made.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and denoise; auto picks cuda when present.")
+    stages: list[Literal["train", "evaluate", "report"]] = Field(
+        ["train", "evaluate", "report"], description="Stages to run, in order."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
+
+
+class DataConfig(Section):
+    kind: Literal["mnist", "folder", "openi"] = Field("mnist", description="Where the clean images come from.")
+    root: Path | None = Field(
+        None, description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout). None: the bundled MNIST sample."
+    )
+    test_root: Path | None = Field(
+        None, description="Optional separate folder of test images (for folder data); MNIST finds t10k files in root itself."
+    )
+    mnist_test_set: Literal["auto", "split", "t10k"] = Field(
+        "auto", description="MNIST test images: t10k files when present (auto/t10k) or a split of the training file."
+    )
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of training images (or patients) held out for validation.")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction held out for testing when no separate test set is given.")
+    max_train: int | None = Field(None, ge=1, description="Use at most this many training images (None: all).")
+    max_val: int | None = Field(None, ge=1, description="Use at most this many validation images.")
+    max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
+    frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
+    strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")
+    resize: int | None = Field(None, ge=8, description="Resize every image to this square size on load (None: keep size).")
+    patch_size: int | None = Field(None, ge=8, description="Train on random patches of this size (None: whole images).")
+    patches_per_image: int = Field(8, ge=1, description="Random patches drawn per training image per epoch.")
+    min_patch_std: float = Field(0.01, ge=0.0, description="Patches whose std is below this are treated as background and redrawn.")
+    augment: bool = Field(False, description="Random flips and 90-degree rotations of training images or patches.")
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> "DataConfig":
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be below 1")
+        return self
+
+
+class NoiseConfig(Section):
+    kind: Literal["gaussian", "poisson_gaussian", "salt_pepper", "speckle", "mixed"] = Field(
+        "gaussian", description="Noise model (see pipeline.noise)."
+    )
+    sigma: float = Field(0.5, ge=0.0, description="Gaussian: std in [0,1] units (the tutorial's noise factor 0.5).")
+    sigma_max: float | None = Field(
+        None, ge=0.0, description="Gaussian: draw sigma uniformly in [sigma, sigma_max] per image (blind training)."
+    )
+    clip: bool = Field(True, description="Clip noisy values to [0, 1].")
+    photons: float = Field(1e4, gt=0, description="Poisson-Gaussian: photons per pixel at full signal (full dose).")
+    photons_min: float | None = Field(None, gt=0, description="Poisson-Gaussian: draw photons log-uniformly in [photons_min, photons].")
+    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian: dose fraction of the full dose (0.25 = quarter dose).")
+    read_noise: float = Field(10.0, ge=0, description="Poisson-Gaussian: electronic (read) noise std in photon counts.")
+    amount: float = Field(0.05, ge=0, le=1, description="Salt-and-pepper: fraction of pixels replaced.")
+    speckle_sigma: float = Field(0.1, ge=0, description="Speckle: std of the multiplicative noise.")
+    fresh_each_epoch: bool = Field(True, description="Draw new training noise each epoch (False: one fixed noisy set).")
+
+
+class ModelConfig(Section):
+    name: Literal["dense", "conv", "unet", "dncnn"] = Field("dense", description="Network (see pipeline.models).")
+    latent: int = Field(64, ge=1, description="dense: size of the hidden layer.")
+    image_size: int = Field(28, ge=4, description="dense: side of the square images it takes (784 = 28x28).")
+    features: int = Field(32, ge=1, description="conv/dncnn: filters per layer.")
+    channels: list[int] = Field([16, 32, 64, 128], description="unet: channels per level.")
+    depth: int = Field(17, ge=3, description="dncnn: number of conv layers.")
+    residual: bool = Field(True, description="unet/dncnn: predict the noise and subtract it (True) or the clean image.")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(100, ge=0, description="Training epochs.")
+    batch_size: int = Field(256, ge=1, description="Images (or patches) per batch.")
+    loss: Literal["bce", "mse", "l1", "ssim_mix"] = Field("bce", description="Training loss.")
+    optimizer: Literal["adadelta", "adam", "adamw"] = Field("adadelta", description="Optimizer.")
+    lr: float = Field(1.0, gt=0, description="Learning rate (Adadelta's default is 1.0).")
+    weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
+    schedule: Literal["none", "cosine"] = Field("none", description="Learning-rate schedule over the epochs.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value (None: off).")
+    early_stop_patience: int | None = Field(None, ge=1, description="Stop after this many epochs without a better validation PSNR.")
+    resume: Path | None = Field(None, description="Checkpoint (last.pt) to resume training from.")
+    progress: bool = Field(True, description="Show a progress bar.")
+    amp: bool = Field(True, description="Mixed precision when training on a GPU.")
+    max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked per epoch).")
+
+
+class EvaluateConfig(Section):
+    baselines: list[Literal["bm3d", "nlm", "tv", "wavelet", "median"]] = Field(
+        [], description="Classical denoisers compared with the model on the same images and noise."
+    )
+    models: list[Path] = Field([], description="Further checkpoints or run folders to compare on the same images.")
+    tile_size: int | None = Field(None, ge=8, description="Denoise in tiles of this size (None: whole images).")
+    tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
+    batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
+
+
+class ReportConfig(Section):
+    n_examples: int = Field(10, ge=0, description="Example images shown in the figures.")
+    html: bool = Field(True, description="Write the self-contained report.html.")
+
+
+class Config(Section):
+    """A whole run."""
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-safe dictionary of every resolved field."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)")
+        else:
+            lines.append(f"  {path}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override's value as YAML (numbers, booleans, lists), else keep the string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides to a raw config dictionary (in place) and return it."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. train.epochs=5)")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for p in parts[:-1]:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "config") -> Config:
+    """Validate a raw dictionary; errors name the key path and what is allowed."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (None: all defaults), apply overrides, validate.
+
+    Relative data paths in the file are taken relative to the current directory.
+    """
+    raw: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        path = Path(path)
+        origin = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of sections (run, data, noise, ...)")
+        raw = loaded
+    apply_overrides(raw, list(overrides or []))
+    return config_from_dict(raw, origin)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config (every field, seed included) as YAML."""
+    Path(path).write_text(cfg.to_yaml())
+
+
+def describe_defaults() -> str:
+    """Every field with its default and description, for `denoise config --defaults`."""
+    lines: list[str] = []
+    for section_name, section_field in Config.model_fields.items():
+        section_cls = section_field.default_factory  # type: ignore[assignment]
+        lines.append(f"{section_name}:")
+        for name, f in section_cls.model_fields.items():  # type: ignore[union-attr]
+            default = f.default if f.default_factory is None else f.default_factory()
+            if isinstance(default, Path):
+                default = str(default)
+            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Helpers shared by the readers and writers: file checks and the value mapping.
+
+Every reader maps file values ``v`` to pipeline pixels ``p = (v - vmin) / (vmax - vmin)``
+and records ``vmin``/``vmax`` in :class:`~pipeline.image.ImageMeta`; every writer inverts
+that mapping here, in float64, so that an unmodified image is written back exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ImageReadError
+from pipeline.image import ImageMeta, ScanImage
+
+#: The formats a writer can produce.
+WRITABLE_FORMATS = ("dicom", "png", "tiff", "nifti")
+
+
+def check_file(path: str | Path, what: str) -> Path:
+    """Return `path` as a Path, or raise ImageReadError if it is missing, a folder or empty.
+
+    Parameters
+    ----------
+    path : file to be read.
+    what : format name used in the message (e.g. ``"DICOM"``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not a {what} file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes), not a {what} image")
+    return path
+
+
+def integer_range(dtype: np.dtype | str, bits: int | None = None) -> tuple[int, int]:
+    """The (min, max) a `dtype` can hold, limited to `bits` significant bits when given.
+
+    Signed types use two's complement: 12 bits signed is [-2048, 2047].
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui":
+        raise ValueError(f"integer_range needs an integer dtype, got {dtype}")
+    nbits = dtype.itemsize * 8 if bits is None else int(bits)
+    if dtype.kind == "u":
+        return 0, 2**nbits - 1
+    return -(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1
+
+
+def data_range(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of `values`, widened to (v, v + 1) for a constant array (no division by 0)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return (lo, lo + 1.0) if hi <= lo else (lo, hi)
+
+
+def normalise(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Map `values` so that `vmin` -> 0 and `vmax` -> 1; float32, clipped to [0, 1]."""
+    scaled = (np.asarray(values, dtype=np.float64) - vmin) / (float(vmax) - float(vmin))
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def denormalise(pixels: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Inverse of :func:`normalise` in float64 (no rounding, no clipping beyond [0, 1])."""
+    unit = np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0)
+    return unit * (float(vmax) - float(vmin)) + float(vmin)
+
+
+def quantise(values: np.ndarray, dtype: np.dtype | str, lo: float, hi: float) -> np.ndarray:
+    """Round (integer dtypes), clip to [lo, hi] and cast `values` to `dtype`."""
+    dtype = np.dtype(dtype)
+    values = np.asarray(values, dtype=np.float64)
+    if dtype.kind in "ui":
+        values = np.rint(values)
+    return np.clip(values, lo, hi).astype(dtype)
+
+
+def file_values(image: ScanImage, fmt: str) -> tuple[np.ndarray, ImageMeta]:
+    """Values to store when writing `image` as `fmt`, and the mapping they follow.
+
+    Written in the source format, the source's dtype and ``value_min``/``value_max`` are
+    kept, so an unmodified image gives back its stored values exactly. Written in another
+    format, an 8-bit source gives uint8 over [0, 255] and anything else uint16 over
+    [0, 65535] (the pixels' [0, 1] mapped to the full type range).
+
+    Returns
+    -------
+    values : array of the returned meta's dtype.
+    meta : a copy of ``image.meta`` whose dtype/value_min/value_max/bits_stored describe
+        `values` (the photometric stays that of the source).
+    """
+    meta = image.meta
+    if meta.format == fmt:
+        dtype = np.dtype(meta.dtype)
+        vmin, vmax, bits = meta.value_min, meta.value_max, meta.bits_stored
+    else:
+        dtype = np.dtype(np.uint8 if meta.dtype == "uint8" else np.uint16)
+        vmin, vmax = integer_range(dtype)
+        bits = dtype.itemsize * 8
+    values = denormalise(image.pixels, vmin, vmax)
+    if dtype.kind in "ui":
+        lo, hi = integer_range(dtype)
+        values = quantise(values, dtype, max(lo, min(vmin, vmax)), min(hi, max(vmin, vmax)))
+    else:
+        values = values.astype(dtype)
+    return values, replace(meta, dtype=dtype.name, value_min=vmin, value_max=vmax,
+                           bits_stored=bits)

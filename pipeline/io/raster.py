@@ -1,0 +1,246 @@
+"""PNG and JPEG (Pillow) and TIFF (tifffile): 8-bit and 16-bit gray images.
+
+Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, uint16 by 65535 (or by
+2**n - 1 when a PNG ``sBIT`` chunk says only n bits are significant and the values fit in
+them). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
+or through a palette (R = G = B) becomes one channel; real colour is refused. Alpha is
+dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and back on writing).
+
+Writing (PNG and TIFF only; JPEG is lossy and never written): in the source format the
+source dtype and value mapping are kept (uint8 stays uint8, uint16 stays uint16), so an
+unmodified image is written back with the same stored values.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ImageReadError
+from pipeline.image import ImageMeta, ScanImage
+from pipeline.io._values import check_file, data_range, file_values, integer_range, normalise
+
+_PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
+#: TIFF PhotometricInterpretation codes (tag 262) handled here.
+_TIFF_PHOTOMETRIC = {0: "miniswhite", 1: "minisblack", 2: "rgb", 3: "palette"}
+#: Largest |R - G| or |G - B| accepted as gray: exact for lossless files; JPEG chroma
+#: subsampling and rounding move gray pixels by a level or two.
+_GRAY_TOLERANCE = {"png": 0, "tiff": 0, "jpeg": 3}
+
+
+def read_raster(path: str | Path, fmt: str | None = None) -> list[ScanImage]:
+    """Read a PNG, JPEG or TIFF file (a multi-page TIFF gives one image per page).
+
+    Parameters
+    ----------
+    path : the file.
+    fmt : ``"png"``, ``"jpeg"`` or ``"tiff"``; default: detected from the file.
+    """
+    path = check_file(path, (fmt or "image").upper())
+    if fmt is None:
+        from pipeline.io import detect_format
+
+        fmt = detect_format(path)
+    if fmt == "tiff":
+        pages, extra = _read_tiff(path)
+    elif fmt in _PIL_FORMAT:
+        pages, extra = _read_pillow(path, fmt)
+    else:
+        raise ImageReadError(f"{path}: not a PNG, JPEG or TIFF file")
+
+    values = np.stack(pages) if len(pages) > 1 else pages[0]
+    vmin, vmax, bits = _value_range(values, extra.pop("sbit", None))
+    invert = extra.get("tiff_photometric") == "miniswhite"
+    images = []
+    for index, page in enumerate(pages):
+        unit = normalise(page, vmin, vmax)
+        meta = ImageMeta(
+            format=fmt,
+            source=path,
+            dtype=page.dtype.name,
+            bits_stored=bits,
+            value_min=vmin,
+            value_max=vmax,
+            frame=index if len(pages) > 1 else None,
+            extra=dict(extra),
+        )
+        images.append(ScanImage(1.0 - unit if invert else unit, meta))
+    return images
+
+
+def write_raster(image: ScanImage, path: str | Path, fmt: str) -> Path:
+    """Write `image` to exactly `path` as ``"png"`` or ``"tiff"`` (whatever its suffix).
+
+    PNG holds uint8 or uint16 only: a float or signed image written in another format is
+    converted as :func:`pipeline.io._values.file_values` describes.
+    """
+    if fmt not in ("png", "tiff"):
+        raise ValueError(f"write_raster writes 'png' or 'tiff', not {fmt!r} (JPEG is lossy)")
+    path = Path(path)
+    same = image.meta.format == fmt
+    invert = same and image.meta.extra.get("tiff_photometric") == "miniswhite"
+    source = replace(image, pixels=1.0 - image.pixels) if invert else image
+    values, written = file_values(source, fmt)
+    if fmt == "png":
+        _write_png(values, path, written.bits_stored)
+    else:
+        import tifffile
+
+        photometric = "miniswhite" if invert else "minisblack"
+        tifffile.imwrite(path, values, photometric=photometric)
+    return path
+
+
+# --------------------------------------------------------------------------- Pillow
+
+
+def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
+    """Decode a PNG/JPEG into one gray array; returns ([array], extra)."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = _PIL_FORMAT[fmt]
+    header = _png_header(path) if fmt == "png" else {}
+    if header.get("bit_depth") == 16 and header.get("colour_type") in (2, 4, 6):
+        raise ImageReadError(
+            f"{path}: 16-bit PNG with colour or alpha channels is not supported (Pillow "
+            "would reduce it to 8 bits); save it as 16-bit grayscale without alpha"
+        )
+    try:
+        with Image.open(path, formats=[name]) as image:
+            image.load()
+            mode = image.mode
+            array = _pillow_gray(image, path, fmt)
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"{path}: not a valid {name} image (unrecognised content)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{path}: truncated or corrupt {name} image ({exc})") from exc
+    extra = {"mode": mode}
+    if header.get("sbit"):
+        extra["sbit"] = header["sbit"]
+    return [array], extra
+
+
+def _pillow_gray(image, path: Path, fmt: str) -> np.ndarray:
+    """The gray values of a Pillow image (uint8, uint16 or float32)."""
+    mode = image.mode
+    if mode in ("1", "L", "LA", "La"):
+        return np.asarray(image.convert("L") if mode == "1" else image.getchannel(0))
+    if mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    if mode == "I":
+        array = np.asarray(image)
+        if array.min() < 0 or array.max() > 65535:
+            raise ImageReadError(f"{path}: 32-bit integer values outside 0..65535")
+        return array.astype(np.uint16)
+    if mode == "F":
+        return np.asarray(image, dtype=np.float32)
+    if mode in ("P", "PA"):
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGB", "RGBA", "RGBX"):
+        return _gray_from_rgb(np.asarray(image)[..., :3], path, _GRAY_TOLERANCE[fmt])
+    raise ImageReadError(f"{path}: colour mode {mode!r} is not supported: a gray image is needed")
+
+
+def _gray_from_rgb(rgb: np.ndarray, path: Path, tolerance: int) -> np.ndarray:
+    """One channel of gray content stored as RGB; ImageReadError for real colour."""
+    wide = rgb.astype(np.int64)
+    spread = max(int(np.abs(wide[..., 0] - wide[..., 1]).max(initial=0)),
+                 int(np.abs(wide[..., 1] - wide[..., 2]).max(initial=0)))
+    if spread > tolerance:
+        raise ImageReadError(
+            f"{path}: a colour image (channels differ by up to {spread}); this tool denoises "
+            "gray images: convert it to grayscale first"
+        )
+    if spread == 0:
+        return np.ascontiguousarray(rgb[..., 0])
+    return np.rint(wide.mean(axis=-1)).astype(rgb.dtype)
+
+
+def _png_header(path: Path) -> dict:
+    """Bit depth, colour type and sBIT (significant bits of channel 0) of a PNG file."""
+    found: dict = {}
+    with open(path, "rb") as handle:
+        if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+            return found
+        while True:
+            head = handle.read(8)
+            if len(head) < 8:
+                return found
+            length, kind = struct.unpack(">I4s", head)
+            body = handle.read(length)
+            handle.seek(4, 1)  # CRC
+            if kind == b"IHDR" and len(body) >= 10:
+                found["bit_depth"], found["colour_type"] = body[8], body[9]
+            elif kind == b"sBIT" and body:
+                found["sbit"] = body[0]
+            elif kind in (b"IDAT", b"IEND"):
+                return found
+
+
+def _write_png(values: np.ndarray, path: Path, bits: int | None) -> None:
+    """Save uint8/uint16 gray values as PNG, with an sBIT chunk for fewer than 16 bits."""
+    from PIL import Image, PngImagePlugin
+
+    if values.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG stores uint8 or uint16 gray values, not {values.dtype}")
+    info = None
+    if values.dtype == np.uint16 and bits and bits < 16:
+        info = PngImagePlugin.PngInfo()
+        info.add(b"sBIT", bytes([bits]))
+    Image.fromarray(values).save(path, format="PNG", pnginfo=info)
+
+
+# --------------------------------------------------------------------------- TIFF
+
+
+def _read_tiff(path: Path) -> tuple[list[np.ndarray], dict]:
+    """Decode a TIFF into gray pages; returns (pages, extra)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            code, planar = int(page.photometric), int(page.planarconfig)
+            samples = int(page.samplesperpixel)
+            colormap = page.colormap
+            array = tif.series[0].asarray()
+    except Exception as exc:  # tifffile raises TiffFileError, ValueError, ...
+        raise ImageReadError(f"{path}: not a readable TIFF image ({exc})") from exc
+    photometric = _TIFF_PHOTOMETRIC.get(code, str(code))
+    separate = planar == 2 and samples > 1  # samples first: (..., S, H, W)
+    if photometric == "palette" and colormap is not None:
+        array = np.moveaxis(colormap[:, array], 0, -1)
+        photometric = "rgb"
+    if photometric == "rgb":
+        if separate:
+            array = np.moveaxis(array, -3, -1)
+        array = _gray_from_rgb(array[..., :3], path, _GRAY_TOLERANCE["tiff"])
+    elif photometric not in ("minisblack", "miniswhite"):
+        raise ImageReadError(f"{path}: TIFF photometric {photometric!r} is not a gray image")
+    elif samples > 1:  # gray plus extra samples (alpha): keep the gray one
+        array = array[..., 0, :, :] if separate else array[..., 0]
+    if array.ndim == 2:
+        pages = [array]
+    elif array.ndim == 3:
+        pages = list(array)
+    else:
+        raise ImageReadError(f"{path}: TIFF of shape {array.shape} is not a 2-D gray image")
+    if array.dtype.kind not in "uif" or array.dtype.itemsize > 4:
+        raise ImageReadError(f"{path}: TIFF sample type {array.dtype} is not supported")
+    return pages, {"tiff_photometric": photometric}
+
+
+def _value_range(values: np.ndarray, sbit: int | None) -> tuple[float, float, int | None]:
+    """(value_min, value_max, bits_stored) for the values of one file."""
+    if values.dtype.kind == "u":
+        bits = values.dtype.itemsize * 8
+        if sbit and sbit < bits and int(values.max()) <= 2**sbit - 1:
+            bits = sbit
+        low, high = integer_range(values.dtype, bits)
+        return float(low), float(high), bits
+    low, high = data_range(values)
+    return low, high, None

@@ -1,0 +1,40 @@
+"""Files that were skipped, with the reason: the rows of a run's ``failures.csv``."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+FAILURE_COLUMNS = ("path", "reason")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One input that could not be used.
+
+    Attributes
+    ----------
+    path: the file (or folder) concerned.
+    reason: one line saying what went wrong, e.g. the message of an ImageReadError.
+    """
+
+    path: Path
+    reason: str
+
+
+def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
+    """Write `failures` as a CSV with the columns ``path, reason``; return its path.
+
+    The parent folder is created when needed. The header is written even when there are
+    no failures, so the file always parses.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(FAILURE_COLUMNS)
+        for failure in failures:
+            writer.writerow((str(failure.path), " ".join(failure.reason.split())))
+    return path

@@ -1,0 +1,202 @@
+"""A folder of scans: find the image files under it and read them, recording what fails.
+
+Rules
+-----
+- The search is recursive and deterministic: files are taken in the order of their
+  sorted paths relative to the root.
+- Hidden files and folders (name starting with ``.``) are ignored.
+- A file whose name ends with a supported suffix (:data:`pipeline.io.SUPPORTED_SUFFIXES`)
+  is a candidate; a file with any other name is a candidate only when
+  :func:`pipeline.io.detect_format` finds it is DICOM (DICOM files are often named
+  without a suffix), and is otherwise ignored silently.
+- A candidate that cannot be used (empty, unreadable, corrupt, colour, missing decoder)
+  is a :class:`~pipeline.ingest.failures.Failure` with its reason, or, with
+  ``strict=True``, stops the load with a :class:`PipelineError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ImageReadError, MissingDependencyError, PipelineError
+from pipeline.image import ScanImage
+from pipeline.ingest.failures import Failure
+
+STRICT_HINT = "stopped because data.strict is on (turn it off to skip unreadable files)"
+
+
+@dataclass
+class FolderScan:
+    """The image files found under a folder.
+
+    Attributes
+    ----------
+    root: the folder scanned.
+    files: candidate image files (absolute paths), in sorted relative-path order.
+    failures: candidates already known to be unusable (empty or unreadable files).
+    """
+
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def list_files(root: Path) -> list[Path]:
+    """Every non-hidden file under `root` (recursive), sorted by relative path."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def has_supported_suffix(path: Path) -> bool:
+    """Whether the file name ends with one of :data:`pipeline.io.SUPPORTED_SUFFIXES`."""
+    from pipeline.io import SUPPORTED_SUFFIXES
+
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in SUPPORTED_SUFFIXES)
+
+
+def _is_unnamed_dicom(path: Path) -> bool:
+    """Whether a file without a supported suffix is DICOM (e.g. ``IM0001``, ``1.2.840….5``)."""
+    from pipeline.io import detect_format
+
+    try:
+        return detect_format(path) == "dicom"
+    except (OSError, PipelineError):
+        return False
+
+
+def _unusable_reason(path: Path) -> str | None:
+    """Why a candidate cannot be read at all (before decoding), or None."""
+    try:
+        if path.stat().st_size == 0:
+            return f"{path}: empty file (0 bytes)"
+    except OSError as err:
+        return f"{path}: cannot access the file ({err.strerror or err})"
+    if not os.access(path, os.R_OK):
+        return f"{path}: permission denied"
+    return None
+
+
+def _check_root(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.exists():
+        raise PipelineError(
+            f"data folder not found: {root} (set data.root to a folder of scans, "
+            f"e.g. --set data.root=/path/to/scans)"
+        )
+    if not root.is_dir():
+        raise PipelineError(f"data folder {root} is a file, not a folder: give the folder that holds the scans")
+    return root
+
+
+def scan_folder(root: str | Path, strict: bool = False) -> FolderScan:
+    """Find the image files under `root` (see the module rules).
+
+    Raises
+    ------
+    PipelineError: `root` is missing, or (with `strict`) a candidate is empty or unreadable.
+    """
+    root = _check_root(root)
+    scan = FolderScan(root)
+    for path in list_files(root):
+        if not (has_supported_suffix(path) or _is_unnamed_dicom(path)):
+            continue
+        reason = _unusable_reason(path)
+        if reason is None:
+            scan.files.append(path)
+        elif strict:
+            raise ImageReadError(f"{reason}; {STRICT_HINT}")
+        else:
+            scan.failures.append(Failure(path, reason))
+    return scan
+
+
+def resize_image(image: ScanImage, size: int) -> ScanImage:
+    """Resize to `size` x `size` (antialiased bilinear); pixel spacing follows the scale.
+
+    The original shape is kept in ``meta.extra["resized_from"]``.
+    """
+    h, w = image.pixels.shape
+    if (h, w) == (size, size):
+        return image
+    from PIL import Image
+
+    resized = Image.fromarray(image.pixels.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
+    meta = image.meta
+    spacing = None if meta.spacing is None else (meta.spacing[0] * h / size, meta.spacing[1] * w / size)
+    meta = replace(meta, spacing=spacing, extra={**meta.extra, "resized_from": (h, w)})
+    return ScanImage(np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0), meta)
+
+
+def _naming(path: Path, message: str) -> str:
+    """`message`, prefixed with the path unless it already names the file."""
+    return message if str(path) in message or path.name in message else f"{path}: {message}"
+
+
+def read_files(
+    paths: Iterable[Path],
+    strict: bool = False,
+    resize: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[ScanImage], list[Failure]]:
+    """Read image files in order with :func:`pipeline.io.read_image`.
+
+    Parameters
+    ----------
+    paths: files to read (an iterator is consumed lazily, and only as far as needed).
+    strict: raise on the first unreadable file instead of recording it.
+    resize: resize every image to this square size (None: keep the size).
+    limit: stop once this many images are read (None: all).
+
+    Returns
+    -------
+    The images (a multi-frame file gives several) and the files that failed, with reasons.
+    """
+    from pipeline.io import read_image
+
+    images: list[ScanImage] = []
+    failures: list[Failure] = []
+    for path in paths:
+        if limit is not None and len(images) >= limit:
+            break
+        try:
+            new = read_image(path)
+        except (ImageReadError, MissingDependencyError) as err:
+            if strict:
+                cls = MissingDependencyError if isinstance(err, MissingDependencyError) else ImageReadError
+                raise cls(f"{_naming(path, str(err))}; {STRICT_HINT}") from None
+            failures.append(Failure(path, _naming(path, str(err))))
+            continue
+        except Exception as err:  # a reader bug must not lose the rest of a large folder
+            reason = _naming(path, f"unexpected {type(err).__name__} while reading: {err}")
+            if strict:
+                raise ImageReadError(f"{reason}; {STRICT_HINT}") from err
+            failures.append(Failure(path, reason))
+            continue
+        images.extend(new if resize is None else [resize_image(img, resize) for img in new])
+    return (images if limit is None else images[:limit]), failures
+
+
+def load_folder(
+    root: str | Path,
+    strict: bool = False,
+    resize: int | None = None,
+    limit: int | None = None,
+) -> tuple[list[ScanImage], list[Failure]]:
+    """Read every image under `root`: the images, in sorted path order, and the failures.
+
+    Raises
+    ------
+    PipelineError: `root` is missing, or (with `strict`) a file cannot be read.
+    """
+    scan = scan_folder(root, strict=strict)
+    images, failures = read_files(scan.files, strict=strict, resize=resize, limit=limit)
+    return images, sorted(scan.failures + failures, key=lambda f: f.path.relative_to(scan.root).parts)

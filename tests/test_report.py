@@ -1,0 +1,217 @@
+"""Report writers: resumable CSV, exact summaries, self-contained HTML, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from pipeline.report import (
+    append_metrics_row,
+    distribution_figure,
+    example_panel_figure,
+    loss_curve_figure,
+    read_metrics_csv,
+    summarize_methods,
+    write_apply_report,
+    write_metrics_csv,
+    write_report_html,
+    write_report_md,
+    write_summary_json,
+)
+
+T_975_DF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows() -> list[dict]:
+    """Three images, four methods; model beats bm3d (the best baseline) by exactly 3 dB."""
+    table = {
+        "noisy": ([10.0, 11.0, 12.0], [0.30, 0.40, 0.50], 0.0),
+        "tv": ([14.0, 15.0, 16.0], [0.50, 0.60, 0.70], 0.01),
+        "bm3d": ([15.0, 16.0, 20.0], [0.60, 0.70, 0.80], 2.0),
+        "model": ([18.0, 19.0, 23.0], [0.65, 0.75, 0.85], 0.5),
+    }
+    return [
+        {"image": f"00{i}", "method": m, "psnr": p[i], "ssim": s[i], "seconds": sec}
+        for m, (p, s, sec) in table.items()
+        for i in range(3)
+    ]
+
+
+def _assert_self_contained(text: str) -> None:
+    assert "data:image/png;base64," in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*https?://""", text, re.IGNORECASE)
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower() and "<link" not in text.lower()
+
+
+def test_csv_append_resume_keeps_rows(tmp_path):
+    path = tmp_path / "metrics.csv"
+    rows = _rows()
+    for row in rows[:5]:
+        append_metrics_row(row, path)
+    with path.open("a") as f:  # an interrupted write leaves half a row
+        f.write("002,tv,15.")
+    for row in rows[5:]:
+        append_metrics_row(row, path)
+    back = read_metrics_csv(path)
+    assert back == rows
+    assert path.read_text().count("image,method") == 1
+    assert back[0]["image"] == "000"  # ids stay strings
+
+
+def test_csv_new_column_widens_header(tmp_path):
+    path = tmp_path / "metrics.csv"
+    append_metrics_row(
+        {"image": "a", "method": "tv", "psnr": 0.1 + 0.2, "ssim": 0.5, "seconds": 1}, path
+    )
+    append_metrics_row(
+        {"image": "b", "method": "bm3d", "psnr": 20.0, "ssim": 0.7, "seconds": 2.5, "sigma": 0.1},
+        path,
+    )
+    back = read_metrics_csv(path)
+    assert back[0]["psnr"] == 0.1 + 0.2 and back[0]["sigma"] is None
+    assert back[1]["sigma"] == 0.1
+    write_metrics_csv(back, path)
+    assert read_metrics_csv(path) == back
+
+
+def test_summary_numbers_exact():
+    summary = summarize_methods(_rows())
+    assert summary["reference"] == "bm3d"
+    assert list(summary["methods"]) == ["noisy", "tv", "bm3d", "model"]
+    bm3d, model = summary["methods"]["bm3d"], summary["methods"]["model"]
+    half = T_975_DF2 * math.sqrt(7.0) / math.sqrt(3.0)
+    assert bm3d["n"] == 3
+    assert bm3d["psnr"]["mean"] == pytest.approx(17.0)
+    assert bm3d["psnr"]["std"] == pytest.approx(math.sqrt(7.0))
+    assert (bm3d["psnr"]["ci_low"], bm3d["psnr"]["ci_high"]) == pytest.approx(
+        (17 - half, 17 + half)
+    )
+    assert bm3d["ssim"]["mean"] == pytest.approx(0.7)
+    assert bm3d["images_per_second"] == pytest.approx(0.5)
+    assert model["images_per_second"] == pytest.approx(2.0)
+    assert model["seconds_per_image"] == pytest.approx(0.5)
+    d = model["vs_reference"]
+    assert d["psnr"]["n"] == 3
+    assert (d["psnr"]["mean"], d["psnr"]["ci_low"], d["psnr"]["ci_high"]) == pytest.approx(
+        (3, 3, 3)
+    )
+    assert d["ssim"]["mean"] == pytest.approx(0.05)
+    assert math.isnan(summary["methods"]["noisy"]["images_per_second"])
+
+
+def test_summary_reference_choice():
+    rows = _rows()
+    assert summarize_methods(rows, "noisy")["reference"] == "noisy"
+    no_baselines = [r for r in rows if r["method"] in ("noisy", "model")]
+    s = summarize_methods(no_baselines)
+    assert s["reference"] == "noisy"
+    assert s["methods"]["model"]["vs_reference"]["psnr"]["mean"] == pytest.approx(9.0)
+    assert summarize_methods([r for r in rows if r["method"] == "model"])["reference"] is None
+    with pytest.raises(ValueError, match="unet"):
+        summarize_methods(rows, "unet")
+    rerun = [*rows, {**rows[-1], "psnr": 99.0}]  # a repeated pair counts once, last row wins
+    assert summarize_methods(rerun)["methods"]["model"]["psnr"]["mean"] == pytest.approx(
+        (18 + 19 + 99) / 3
+    )
+
+
+def test_summary_json_and_markdown(tmp_path):
+    summary = summarize_methods(_rows())
+    data = json.loads(write_summary_json(summary, tmp_path / "summary.json").read_text())
+    assert data["reference"] == "bm3d"
+    assert data["methods"]["noisy"]["images_per_second"] is None
+    md = write_report_md(summary, tmp_path / "report.md", "MNIST", ["noise: gaussian 0.5"])
+    text = md.read_text()
+    assert text.startswith("# MNIST")
+    assert "| model | 3 | 20.00 [" in text
+    assert "+3.00 [+3.00, +3.00]" in text
+    assert "ΔPSNR vs bm3d" in text and "noise: gaussian 0.5" in text
+
+
+def _examples(rng, clean: bool) -> list[dict]:
+    out = []
+    for i in range(2):
+        c = np.clip(rng.random((24, 24)), 0, 1).astype(np.float32)
+        n = np.clip(c + rng.normal(0, 0.1, c.shape), 0, 1).astype(np.float32)
+        out.append(
+            {
+                "image": f"img{i}",
+                "clean": c if clean else None,
+                "noisy": n,
+                "outputs": {"tv": (c + n) / 2, "model": c},
+            }
+        )
+    return out
+
+
+def test_figures_and_html(tmp_path, rng):
+    rows = _rows()
+    log = [
+        {
+            "epoch": e,
+            "train_loss": 1 / (e + 1),
+            "val_loss": 1.2 / (e + 1) if e else None,
+            "val_psnr": 10 + e,
+            "seconds": 1.0,
+        }
+        for e in range(4)
+    ]
+    figures = {
+        "Examples": example_panel_figure(_examples(rng, clean=True), tmp_path / "fig" / "ex.png"),
+        "Distributions": distribution_figure(rows, tmp_path / "fig" / "dist.png"),
+        "Loss": loss_curve_figure(log, tmp_path / "fig" / "loss.png"),
+    }
+    for path in figures.values():
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    page = write_report_html(
+        tmp_path / "report.html",
+        "Run <1>",
+        summarize_methods(rows),
+        figures,
+        ["seed 0 & sigma 0.5"],
+    )
+    text = page.read_text()
+    assert "<table" in text and "<td>model</td>" in text and "Run &lt;1&gt;" in text
+    assert text.count("data:image/png;base64,") == 3
+    assert "seed 0 &amp; sigma 0.5" in text
+    _assert_self_contained(text)
+
+
+def test_apply_report(tmp_path, rng):
+    manifest = [
+        {
+            "input": "/scans/a.dcm",
+            "output": "/out/a.dcm",
+            "noise_before": "0.02",
+            "noise_after": "0.005",
+            "seconds": "1.5",
+        },
+        {
+            "input": "/scans/b.png",
+            "output": "/out/b.png",
+            "noise_before": "0.04",
+            "noise_after": "0.01",
+            "seconds": "0.5",
+        },
+        {
+            "input": "/scans/c.png",
+            "output": "",
+            "noise_before": "",
+            "noise_after": "",
+            "seconds": "",
+        },
+    ]
+    written = write_apply_report(manifest, _examples(rng, clean=False), tmp_path / "apply")
+    md = written["markdown"].read_text()
+    assert "| a.dcm | a.dcm | 0.0200 | 0.0050 | -75.0% | 1.50 |" in md
+    assert "| c.png | – | – | – | – | – |" in md
+    assert "![" in md and written["examples"].is_file() and written["noise"].is_file()
+    html = written["html"].read_text()
+    assert html.count("data:image/png;base64,") == 2 and "b.png" in html
+    _assert_self_contained(html)

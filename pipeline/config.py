@@ -48,6 +48,9 @@ class DataConfig(Section):
     max_train: int | None = Field(None, ge=1, description="Use at most this many training images (None: all).")
     max_val: int | None = Field(None, ge=1, description="Use at most this many validation images.")
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
+    group_pattern: str | None = Field(
+        None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
+    )
     frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
     strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")
     resize: int | None = Field(None, ge=8, description="Resize every image to this square size on load (None: keep size).")
@@ -57,7 +60,7 @@ class DataConfig(Section):
     augment: bool = Field(False, description="Random flips and 90-degree rotations of training images or patches.")
 
     @model_validator(mode="after")
-    def _check_fractions(self) -> "DataConfig":
+    def _check_fractions(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be below 1")
         return self

@@ -64,6 +64,6 @@ class ScanImage:
             raise ValueError(f"a ScanImage is 2-D (H, W); got shape {self.pixels.shape}")
         self.pixels = np.asarray(self.pixels, dtype=np.float32)
 
-    def with_pixels(self, pixels: np.ndarray) -> "ScanImage":
+    def with_pixels(self, pixels: np.ndarray) -> ScanImage:
         """A copy carrying new pixels (e.g. denoised) and the same metadata."""
         return replace(self, pixels=np.clip(np.asarray(pixels, np.float32), 0.0, 1.0))

@@ -1,0 +1,147 @@
+"""Where clean images come from: MNIST, a folder of scans, the Indiana (OpenI) collection.
+
+:func:`load_splits` turns a ``data`` config section into train/validation/test lists of
+:class:`~pipeline.image.ScanImage`; the modules below it are usable alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import DataConfig
+from pipeline.image import ImageMeta, ScanImage
+
+
+@dataclass
+class DataSplits:
+    """Clean images per split, the files that could not be read, and a one-line origin."""
+
+    train: list[ScanImage]
+    val: list[ScanImage]
+    test: list[ScanImage]
+    description: str
+    failures: list = field(default_factory=list)
+
+
+def _limit(images: list[ScanImage], n: int | None) -> list[ScanImage]:
+    return images if n is None else images[:n]
+
+
+def _mnist_images(array: np.ndarray, source: Path, start: int = 0) -> list[ScanImage]:
+    return [
+        ScanImage(a, ImageMeta(format="mnist", source=source, dtype="uint8", bits_stored=8, value_max=255.0, frame=start + i))
+        for i, a in enumerate(array)
+    ]
+
+
+def _split_mnist(cfg: DataConfig) -> DataSplits:
+    from pipeline.ingest.mnist import load_mnist
+
+    train_set, test_set = load_mnist(cfg.root)
+    n = len(train_set.images)
+    use_t10k = test_set is not None and cfg.mnist_test_set in ("auto", "t10k")
+    if cfg.mnist_test_set == "t10k" and test_set is None:
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(f"data.mnist_test_set is t10k but no t10k-images-idx3-ubyte[.gz] is in {cfg.root}")
+    n_test = 0 if use_t10k else round(n * cfg.test_fraction)
+    n_val = round(n * cfg.val_fraction)
+    n_train = n - n_val - n_test
+    # Fixed, seed-independent split: MNIST is already shuffled, and every run of every
+    # seed is then evaluated on the same images.
+    images = _mnist_images(train_set.images, train_set.source)
+    train, val = images[:n_train], images[n_train:n_train + n_val]
+    if use_t10k:
+        test = _mnist_images(test_set.images, test_set.source)
+        origin = f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), test = official t10k"
+    else:
+        test = images[n_train + n_val:]
+        origin = f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} (train/val/test = images 0-{n_train - 1}, then in order)"
+    return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin)
+
+
+def group_of(path: Path, pattern: str | None) -> str:
+    """Patient (group) key of a file: the regex's first group on the file name, else the path."""
+    if pattern:
+        match = re.search(pattern, path.name)
+        if match:
+            return match.group(1)
+    return str(path)
+
+
+def split_groups(keys: list[str], val_fraction: float, test_fraction: float, seed: int) -> list[str]:
+    """Assign each key's group to 'train', 'val' or 'test', deterministically from `seed`.
+
+    Whole groups move together, so no patient's images cross splits. At least one group
+    goes to train; val and test get theirs by fraction (rounded, at least one when the
+    fraction is non-zero and groups remain).
+    """
+    groups = sorted(set(keys))
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n = len(groups)
+    n_test = min(n - 1, max(1 if test_fraction > 0 else 0, round(n * test_fraction))) if n > 1 else 0
+    n_val = min(n - 1 - n_test, max(1 if val_fraction > 0 else 0, round(n * val_fraction))) if n > 1 else 0
+    assignment: dict[str, str] = {}
+    for rank, idx in enumerate(order):
+        assignment[groups[idx]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return [assignment[k] for k in keys]
+
+
+def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
+    from pipeline.errors import PipelineError
+    from pipeline.ingest.folder import load_folder
+
+    if cfg.root is None and cfg.test_root is not None:
+        test, failures = load_folder(cfg.test_root, strict=cfg.strict, resize=cfg.resize, limit=cfg.max_test)
+        return DataSplits([], [], test, f"folder {cfg.test_root} (all images as test)", failures)
+    if cfg.root is None:
+        raise PipelineError("data.root must be set for folder data (e.g. --set data.root=/path/to/scans)")
+    images, failures = load_folder(cfg.root, strict=cfg.strict, resize=cfg.resize)
+    if not images:
+        raise PipelineError(f"no readable images in {cfg.root} ({len(failures)} files failed)")
+    if cfg.test_root is not None:
+        test, test_failures = load_folder(cfg.test_root, strict=cfg.strict, resize=cfg.resize)
+        failures = failures + test_failures
+        keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
+        where = split_groups(keys, cfg.val_fraction, 0.0, seed)
+        origin = f"folder {cfg.root} (train/val by {'patient' if cfg.group_pattern else 'file'}), test folder {cfg.test_root}"
+    else:
+        keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
+        where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
+        test = [img for img, w in zip(images, where) if w == "test"]
+        origin = f"folder {cfg.root} split by {'patient' if cfg.group_pattern else 'file'} with seed {seed}"
+    train = [img for img, w in zip(images, where) if w == "train"]
+    val = [img for img, w in zip(images, where) if w == "val"]
+    return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin, failures)
+
+
+def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
+    from pipeline.errors import PipelineError
+    from pipeline.ingest.openi import load_openi
+
+    if cfg.root is None:
+        raise PipelineError(
+            "data.root must be set to the Indiana (OpenI) collection folder for configs/cxr_openi.yaml "
+            "(e.g. --set data.root=/data/NLMCXR; get it with `denoise fetch-data openi --dest DIR`)"
+        )
+    splits, failures = load_openi(
+        cfg.root, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed,
+        frontal_only=cfg.frontal_only, resize=cfg.resize, max_train=cfg.max_train, max_val=cfg.max_val,
+        max_test=cfg.max_test, strict=cfg.strict,
+    )
+    return DataSplits(
+        splits["train"], splits["val"], splits["test"], f"Indiana/OpenI collection at {cfg.root}, split by report with seed {seed}", failures,
+    )
+
+
+def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
+    """Clean train/validation/test images for a ``data`` config section."""
+    if cfg.kind == "mnist":
+        return _split_mnist(cfg)
+    if cfg.kind == "folder":
+        return _split_folder(cfg, seed)
+    return _split_openi(cfg, seed)

@@ -1,0 +1,38 @@
+"""Network builders by name.
+
+Every model maps a batch (N, 1, H, W) in [0, 1] to (N, 1, H, W) in [0, 1] and has two
+attributes: ``size_multiple`` (fully convolutional models accept any H, W that are
+multiples of it) and ``fixed_size`` (the one side length a dense model accepts, else None).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pipeline.config import ModelConfig
+from pipeline.models.conv import ConvAutoencoder
+from pipeline.models.dense import DenseAutoencoder
+from pipeline.models.dncnn import DnCNN
+from pipeline.models.unet import ResidualUNet
+
+MODEL_NAMES = ("dense", "conv", "unet", "dncnn")
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Build the network a config section names (weights freshly initialised)."""
+    if cfg.name == "dense":
+        return DenseAutoencoder(cfg.image_size, cfg.latent)
+    if cfg.name == "conv":
+        return ConvAutoencoder(cfg.features)
+    if cfg.name == "unet":
+        return ResidualUNet(tuple(cfg.channels), cfg.residual)
+    if cfg.name == "dncnn":
+        return DnCNN(cfg.depth, cfg.features, cfg.residual)
+    raise ValueError(f"unknown model {cfg.name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["MODEL_NAMES", "ConvAutoencoder", "DenseAutoencoder", "DnCNN", "ResidualUNet", "build_model", "count_parameters"]

@@ -1,0 +1,28 @@
+# Set-up and everyday commands. `make demo` and `make test` install everything they need
+# into .venv first (PyTorch's CPU build 2.13.0, then this package with its dev extras).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install demo test lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/denoise run configs/mnist_conv.yaml --set train.progress=false
+
+test: install
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check pipeline tests scripts
+
+bench: install
+	$(PY) scripts/benchmark.py

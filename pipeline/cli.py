@@ -1,0 +1,129 @@
+"""The `denoise` command: a thin layer over the Python API (no logic of its own).
+
+Errors a user can cause end in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+
+def _add_config_args(p: argparse.ArgumentParser, config_required: bool) -> None:
+    p.add_argument("config", nargs=None if config_required else "?", type=Path, help="YAML config file (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.epochs=5 (repeatable)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.runner import format_summary, run
+
+    result = run(load_config(args.config, args.overrides))
+    if result.summary:
+        print(format_summary(result.summary))
+    print(f"run folder: {result.run_dir}")
+    if result.report:
+        print(f"report: {result.report}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.denoise import SHIPPED_MODEL
+    from pipeline.runner import format_summary, run
+
+    overrides = ["run.stages=[evaluate, report]", *args.overrides]
+    if args.data is not None:
+        overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
+    if args.baselines:
+        overrides.append(f"evaluate.baselines=[{args.baselines}]")
+    cfg = load_config(args.config, overrides)
+    models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
+    cfg.evaluate.models = models
+    result = run(cfg)
+    print(format_summary(result.summary))
+    print(f"report: {result.report}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from pipeline.ingest.fetch import fetch_dataset
+
+    dest = fetch_dataset(args.name, args.dest, base_url=args.url, progress=not args.no_progress)
+    print(f"{args.name} is ready in {dest}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.config import describe_defaults, load_config
+
+    if args.defaults or args.config is None:
+        print(describe_defaults())
+    else:
+        print(load_config(args.config, args.overrides).to_yaml(), end="")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from pipeline.batch import apply_from_args
+
+    return apply_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.")
+    parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)")
+    _add_config_args(p, config_required=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise")
+    _add_config_args(p, config_required=False)
+    p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them)")
+    p.add_argument("--model", action="append", default=[], type=Path,
+                   help="checkpoint or run folder (repeatable); default: the shipped radiograph model")
+    p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
+    from pipeline.batch import add_apply_arguments
+
+    add_apply_arguments(p)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
+    p.add_argument("name", choices=["mnist", "openi"])
+    p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
+    p.add_argument("--url", help="base URL of a mirror (default: the public source)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved")
+    _add_config_args(p, config_required=False)
+    p.add_argument("--defaults", action="store_true", help="print every field with its default and description")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Evaluation: every method on the same clean images and the same seeded noise.
+
+A method is a function from a noisy float32 (H, W) image in [0, 1] to its denoised version:
+a trained model (:class:`pipeline.denoise.ModelDenoiser`) or a classical baseline
+(:mod:`pipeline.baselines`). Pixels are normalised by each image's real range (e.g. 4095
+for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
+
+Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
+skips (image, method) pairs already there, so an interrupted evaluation resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.image import ScanImage
+from pipeline.metrics import psnr, ssim
+from pipeline.noise import NoiseModel, noise_rng
+from pipeline.report import append_metrics_row, read_metrics_csv
+
+#: Baselines that are given the noise's true standard deviation (others estimate it).
+SIGMA_GIVEN = ("bm3d", "tv")
+
+
+@dataclass
+class Method:
+    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it)."""
+
+    name: str
+    fn: Callable[[np.ndarray, float], np.ndarray]
+    kind: str = "model"  # "input", "model" or "baseline"
+
+
+def noisy_input_method() -> Method:
+    """The noisy image itself, as the reference row every table starts from."""
+    return Method("noisy", lambda noisy, sigma: noisy, "input")
+
+
+def baseline_method(name: str) -> Method:
+    """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
+    from pipeline.baselines import make_baseline
+
+    make_baseline(name, 0.1)  # fail early on unknown names or a missing package
+    if name in SIGMA_GIVEN:
+        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline")
+    fn = make_baseline(name, None)
+    return Method(name, lambda noisy, sigma: fn(noisy), "baseline")
+
+
+def model_method(name: str, denoiser: Callable[[np.ndarray], np.ndarray]) -> Method:
+    return Method(name, lambda noisy, sigma: denoiser(noisy), "model")
+
+
+@dataclass
+class EvalResult:
+    """Metric rows (one per image and method) and a few examples for the figures."""
+
+    rows: list[dict[str, Any]]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    methods: list[Method] = field(default_factory=list)
+
+
+def evaluate(
+    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Method], out_dir: Path,
+    n_examples: int = 8, progress: bool = True,
+) -> EvalResult:
+    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "metrics.csv"
+    done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
+    examples: list[dict[str, Any]] = []
+    names = _unique_names(images)
+    for index, (img, name) in enumerate(tqdm(list(zip(images, names)), desc="evaluate", disable=not progress)):
+        clean = img.pixels
+        noisy = noise(clean, noise_rng(seed, "test", 0, index))
+        sigma = noise.std(clean)
+        keep = index < n_examples
+        example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
+        for method in methods:
+            if (name, method.name) in done and not keep:
+                continue
+            t0 = time.perf_counter()
+            out = np.clip(method.fn(noisy, sigma), 0.0, 1.0).astype(np.float32)
+            seconds = time.perf_counter() - t0
+            if method.kind != "input":
+                example["outputs"][method.name] = out
+            if (name, method.name) in done:
+                continue
+            row = {
+                "image": name, "method": method.name, "kind": method.kind,
+                "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma,
+            }
+            append_metrics_row(row, csv_path)
+        if keep:
+            examples.append(example)
+    return EvalResult(read_metrics_csv(csv_path), examples, methods)
+
+
+def _unique_names(images: list[ScanImage]) -> list[str]:
+    """Image ids for the tables: file names (with frame), made unique by their index if needed."""
+    names = [img.meta.name for img in images]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{i:05d}:{n}" for i, n in enumerate(names)]

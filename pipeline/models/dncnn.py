@@ -1,0 +1,32 @@
+"""DnCNN (Zhang et al. 2017): a plain conv stack that predicts the noise (residual learning)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DnCNN(nn.Module):
+    """`depth` 3x3 conv layers of `features` channels with ReLU; no batch norm.
+
+    With ``residual=True`` the network predicts the noise and the output is the input minus
+    it, clamped to [0, 1]. Batch norm is left out: with residual learning it is not needed
+    for convergence, and it makes patch statistics differ from whole-image statistics.
+    """
+
+    size_multiple = 1
+    fixed_size = None
+
+    def __init__(self, depth: int = 17, features: int = 64, residual: bool = True) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, features, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, 1, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        out = x - out if self.residual else out
+        return out.clamp(0.0, 1.0)

@@ -1,0 +1,207 @@
+"""The config-driven runner: ingest → noise → train → evaluate → report, in one run folder.
+
+Run folder ``<output_dir>/<name>/<timestamp>/``: ``config.yaml`` (resolved, seed included),
+``environment.json``, ``checkpoints/{last,best}.pt``, ``train_log.csv``, ``metrics.csv``,
+``summary.json``, ``report.md``, ``report.html``, ``figures/`` and ``failures.csv`` when a
+file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import pipeline
+from pipeline.config import Config, save_config
+from pipeline.denoise import ModelDenoiser, denoiser_from_checkpoint, resolve_device
+from pipeline.errors import PipelineError
+from pipeline.evaluate import (
+    EvalResult,
+    Method,
+    baseline_method,
+    evaluate,
+    model_method,
+    noisy_input_method,
+)
+from pipeline.ingest import DataSplits, load_splits
+from pipeline.noise import make_noise
+
+
+@dataclass
+class RunResult:
+    """Paths and numbers a run produced."""
+
+    run_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    checkpoint: Path | None = None
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware, saved beside every result."""
+    import monai
+    import pydicom
+    import skimage
+
+    return {
+        "package": pipeline.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "monai": monai.__version__,
+        "pydicom": pydicom.__version__,
+        "scikit_image": skimage.__version__,
+        "numpy": np.__version__,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def make_run_dir(cfg: Config) -> Path:
+    """A fresh ``<output_dir>/<name>/<timestamp>`` folder (suffixed if the second is taken)."""
+    base = Path(cfg.run.output_dir) / cfg.run.name
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = base / stamp
+    n = 1
+    while run_dir.exists():
+        run_dir = base / f"{stamp}-{n}"
+        n += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
+    """The run folder, made by rank 0 and shared with the other torchrun workers."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return make_run_dir(cfg), True
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if resolve_device(cfg.run.device).type == "cuda" else "gloo")
+    holder = [str(make_run_dir(cfg)) if dist.get_rank() == 0 else ""]
+    dist.broadcast_object_list(holder, src=0)
+    return Path(holder[0]), dist.get_rank() == 0
+
+
+def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
+    """Noisy input, the trained model, further checkpoints, then the classical baselines."""
+    methods = [noisy_input_method()]
+    if trained is not None:
+        methods.append(model_method(cfg.model.name, trained))
+    for path in cfg.evaluate.models:
+        denoiser, loaded = denoiser_from_checkpoint(
+            path, str(device), cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size
+        )
+        name = f"{loaded.config.model.name}:{loaded.config.run.name}"
+        if any(m.name == name for m in methods):
+            name = f"{name}:{Path(path).name}"
+        methods.append(model_method(name, denoiser))
+    methods += [baseline_method(name) for name in cfg.evaluate.baselines]
+    return methods
+
+
+def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, train_log: list[dict[str, Any]], extra: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """summary.json, report.md, figures/ and report.html for an evaluated run."""
+    from pipeline import report
+
+    summary = report.summarize_methods(result.rows)
+    summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
+    summary["data"] = splits.description
+    summary["noise"] = cfg.noise.model_dump(mode="json")
+    summary["n_test_images"] = len(splits.test)
+    summary.update(extra)
+    report.write_summary_json(summary, run_dir / "summary.json")
+    figures: dict[str, Path] = {}
+    fig_dir = run_dir / "figures"
+    if result.examples and cfg.report.n_examples:
+        figures["Examples: clean / noisy / each method (zoomed crop and residual of the first)"] = report.example_panel_figure(
+            result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
+        )
+    figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
+    if train_log:
+        figures["Training loss and validation PSNR by epoch"] = report.loss_curve_figure(train_log, fig_dir / "loss_curve.png")
+    lines = [
+        f"Data: {splits.description}; {len(splits.test)} test images.",
+        f"Noise: {cfg.noise.kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
+        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
+    ]
+    if train_log:
+        last = train_log[-1]
+        lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, {sum(r['seconds'] for r in train_log):.0f} s.")
+    report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
+    html_path = run_dir / "report.html"
+    if cfg.report.html:
+        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines)
+    return summary, html_path if cfg.report.html else run_dir / "report.md"
+
+
+def _noise_words(cfg: Config) -> str:
+    n = cfg.noise
+    if n.kind == "gaussian":
+        return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
+    if n.kind == "poisson_gaussian":
+        return f"{n.photons:g} photons at full dose, dose {n.dose}, read noise {n.read_noise}"
+    return n.kind
+
+
+def run(cfg: Config) -> RunResult:
+    """Run the stages a config lists; return the run folder, summary and report path."""
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
+    run_dir, is_main = _shared_run_dir(cfg)
+    if is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
+    splits = load_splits(cfg.data, cfg.run.seed)
+    if is_main and splits.failures:
+        from pipeline.ingest.failures import write_failures_csv
+
+        write_failures_csv(splits.failures, run_dir / "failures.csv")
+    noise = make_noise(cfg.noise)
+    result = RunResult(run_dir)
+    trained: ModelDenoiser | None = None
+    train_log: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if "train" in cfg.run.stages:
+        from pipeline.train import train
+
+        t0 = time.perf_counter()
+        out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
+        extra["training_seconds"] = time.perf_counter() - t0
+        extra["epochs_run"] = len(out.log)
+        train_log = out.log
+        result.checkpoint = out.best
+        trained = ModelDenoiser(out.model, device, cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size, cfg.model.name)
+    if not is_main:
+        return result
+    if "evaluate" in cfg.run.stages:
+        if not splits.test:
+            raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
+        methods = build_methods(cfg, trained, device)
+        evaluated = evaluate(splits.test, noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
+        if "report" in cfg.run.stages:
+            result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
+    return result
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few lines for the terminal: mean PSNR/SSIM per method."""
+    lines = [f"{'method':<24}{'PSNR (dB)':>12}{'SSIM':>9}{'n':>7}"]
+    for name, m in summary.get("methods", {}).items():
+        lines.append(f"{name:<24}{m['psnr']['mean']:>12.2f}{m['ssim']['mean']:>9.3f}{m['n']:>7d}")
+    return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""Training loop: noisy/clean pairs drawn per epoch, validation, checkpoints, resume, DDP.
+
+Reproducibility: initialisation comes from ``torch.manual_seed(seed)``; the data order from
+torch's ``DistributedSampler`` seeded with (seed, epoch); noise, patch positions and
+augmentation from :func:`pipeline.noise.noise_rng` keyed by (seed, epoch, sample index).
+Nothing depends on hidden generator state, so resuming from ``last.pt`` continues exactly
+where an uninterrupted run would be, and ``torchrun`` workers see disjoint shards.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+import pipeline
+from pipeline.config import Config, TrainConfig
+from pipeline.denoise import ModelDenoiser, resolve_device
+from pipeline.errors import PipelineError
+from pipeline.ingest.patches import PatchSampler
+from pipeline.ingest.patches import augment as augment_patch
+from pipeline.metrics import psnr
+from pipeline.models import build_model
+from pipeline.noise import NoiseModel, add_noise, noise_rng
+
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "samples_per_second")
+
+
+class NoisyPairs(Dataset):
+    """(noisy, clean) training pairs; whole images or random patches, fresh noise per epoch.
+
+    Sample ``i`` of epoch ``e`` is fully determined by (seed, e, i): with ``patch_size``
+    set, sample i is a patch of image ``i // patches_per_image``.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], noise: NoiseModel, seed: int, patch_size: int | None = None,
+        patches_per_image: int = 1, min_patch_std: float = 0.0, augment: bool = False,
+        fresh_each_epoch: bool = True,
+    ) -> None:
+        if not images:
+            raise PipelineError("no training images: check data.root and the split fractions")
+        if patch_size is None and len({img.shape for img in images}) > 1:
+            raise PipelineError(
+                "training images differ in size: set data.patch_size (train on random patches) or data.resize"
+            )
+        self.images = images
+        self.noise = noise
+        self.seed = seed
+        self.sampler = PatchSampler(patch_size, min_patch_std) if patch_size else None
+        self.per_image = patches_per_image if patch_size else 1
+        self.augment = augment
+        self.fresh = fresh_each_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images) * self.per_image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = noise_rng(self.seed, "train", self.epoch if self.fresh else 0, index)
+        clean = self.images[index // self.per_image]
+        if self.sampler is not None:
+            clean = self.sampler.sample_one(clean, rng)
+        if self.augment:
+            clean = augment_patch(clean, rng)
+        noisy = self.noise(clean, rng)
+        return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(np.ascontiguousarray(clean))[None]
+
+
+def make_loss(name: str):
+    """Loss function by name: bce, mse, l1, or ssim_mix (0.84·(1−SSIM) + 0.16·L1, Zhao et al. 2017)."""
+    if name == "bce":
+        return lambda out, target: F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), target)
+    if name == "mse":
+        return F.mse_loss
+    if name == "l1":
+        return F.l1_loss
+    from monai.losses import SSIMLoss
+
+    ssim_loss = SSIMLoss(spatial_dims=2, data_range=1.0)
+    return lambda out, target: 0.84 * ssim_loss(out, target) + 0.16 * F.l1_loss(out, target)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class DistInfo:
+    """Rank and world size of this process (1 process when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, nccl on GPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+@dataclass
+class TrainResult:
+    """What training produced: checkpoint paths, the per-epoch log and the trained model."""
+
+    best: Path
+    last: Path
+    log: list[dict[str, Any]]
+    model: nn.Module
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _checkpoint(model: nn.Module, optimizer, scheduler, cfg: Config, epoch: int, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "version": pipeline.__version__,
+        "state": state,
+    }
+
+
+def _save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def validate(model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, tile_size: int | None) -> tuple[float, float]:
+    """Mean loss and mean PSNR (data range 1) of the model on fixed noisy validation images."""
+    if not noisy:
+        return float("nan"), float("nan")
+    model.eval()
+    denoiser = ModelDenoiser(model, device, tile_size=tile_size, batch_size=64)
+    outputs = denoiser.denoise_many(noisy)
+    losses = [float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None])) for o, c in zip(outputs, clean)]
+    psnrs = [psnr(c, o, data_range=1.0) for o, c in zip(outputs, clean)]
+    model.train()
+    return float(np.mean(losses)), float(np.mean(psnrs))
+
+
+def train(
+    cfg: Config, train_images: list[np.ndarray], val_images: list[np.ndarray], noise: NoiseModel,
+    out_dir: Path, device: str | torch.device | None = None,
+) -> TrainResult:
+    """Train the configured model; write ``checkpoints/{last,best}.pt`` and ``train_log.csv`` in `out_dir`."""
+    tc = cfg.train
+    device = resolve_device(cfg.run.device) if device is None else torch.device(device)
+    info = init_distributed(device)
+    if device.type == "cuda" and info.world > 1:
+        device = torch.device("cuda", info.local_rank)
+    seed = cfg.run.seed
+    torch.manual_seed(seed)
+    model = build_model(cfg.model).to(device)
+    ckpt_dir = out_dir / "checkpoints"
+    if info.is_main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    data = NoisyPairs(
+        train_images, noise, seed, cfg.data.patch_size, cfg.data.patches_per_image,
+        cfg.data.min_patch_std, cfg.data.augment, cfg.noise.fresh_each_epoch,
+    )
+    sampler = DistributedSampler(data, num_replicas=info.world, rank=info.rank, shuffle=True, seed=seed)
+    loader = DataLoader(data, batch_size=tc.batch_size, sampler=sampler, num_workers=0)
+    val_noisy = add_noise(val_images, noise, seed, "val")
+    loss_fn = make_loss(tc.loss)
+    optimizer = make_optimizer(model.parameters(), tc)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1)) if tc.schedule == "cosine" else None
+    state: dict[str, Any] = {"best_val_psnr": -math.inf, "bad_epochs": 0, "log": []}
+    start_epoch = 0
+    if tc.resume is not None:
+        start_epoch, state = _resume(tc.resume, cfg, model, optimizer, scheduler)
+    net: nn.Module = model
+    if info.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    use_amp = tc.amp and device.type == "cuda"
+    tile = cfg.evaluate.tile_size
+    started = time.perf_counter()
+    stopped_early = False
+    for epoch in range(start_epoch, tc.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        data.set_epoch(epoch)
+        net.train()
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (tc.progress and info.is_main), leave=False)
+        for noisy, clean in bar:
+            noisy, clean = noisy.to(device), clean.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = net(noisy)
+            loss = loss_fn(out.float(), clean)
+            loss.backward()
+            if tc.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(noisy)
+            count += len(noisy)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        if scheduler is not None:
+            scheduler.step()
+        train_loss = _mean_across_ranks(total, count, device, info)
+        val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile) if info.is_main else (0.0, 0.0)
+        val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
+        seconds = time.perf_counter() - t0
+        row = {
+            "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": val_psnr,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+            "samples_per_second": len(data) / seconds,
+        }
+        state["log"].append(row)
+        improved = math.isnan(val_psnr) or val_psnr > state["best_val_psnr"]
+        if improved:
+            state["best_val_psnr"] = val_psnr if not math.isnan(val_psnr) else state["best_val_psnr"]
+            state["bad_epochs"] = 0
+        else:
+            state["bad_epochs"] += 1
+        if info.is_main:
+            ckpt = _checkpoint(model, optimizer, scheduler, cfg, epoch + 1, state)
+            _save(ckpt, ckpt_dir / "last.pt")
+            if improved:
+                _save(ckpt, ckpt_dir / "best.pt")
+            write_log(state["log"], out_dir / "train_log.csv")
+            if tc.progress:
+                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB ({seconds:.1f} s)")
+        if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
+            stopped_early = True
+            break
+        if tc.max_train_seconds and time.perf_counter() - started > tc.max_train_seconds:
+            stopped_early = True
+            break
+    if info.is_main and not (ckpt_dir / "last.pt").exists():
+        ckpt = _checkpoint(model, optimizer, scheduler, cfg, start_epoch, state)
+        _save(ckpt, ckpt_dir / "last.pt")
+        _save(ckpt, ckpt_dir / "best.pt")
+        write_log(state["log"], out_dir / "train_log.csv")
+    if info.world > 1:
+        dist.barrier()
+    best = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)
+    model.load_state_dict(best["model_state"])
+    return TrainResult(ckpt_dir / "best.pt", ckpt_dir / "last.pt", state["log"], model, stopped_early)
+
+
+def _resume(path: Path, cfg: Config, model: nn.Module, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
+    if not Path(path).is_file():
+        raise PipelineError(f"train.resume: checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("config", {}).get("model") != cfg.to_dict()["model"]:
+        raise PipelineError(f"train.resume: {path} was trained with a different model section; resume with the same model settings")
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    if scheduler is not None and ckpt.get("scheduler_state"):
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+    return int(ckpt["epoch"]), dict(ckpt["state"])
+
+
+def _mean_across_ranks(total: float, count: int, device: torch.device, info: DistInfo) -> float:
+    if info.world > 1:
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        total, count = float(t[0]), int(t[1])
+    return total / max(count, 1)
+
+
+def _broadcast(a: float, b: float, device: torch.device, info: DistInfo) -> tuple[float, float]:
+    if info.world > 1:
+        t = torch.tensor([a, b], dtype=torch.float64, device=device)
+        dist.broadcast(t, src=0)
+        a, b = float(t[0]), float(t[1])
+    return a, b
+
+
+def write_log(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the per-epoch training log as CSV (rewritten whole each epoch: it is small)."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)

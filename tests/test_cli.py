@@ -1,0 +1,84 @@
+"""The `denoise` command end to end: a tiny run, clear errors without tracebacks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+TINY = [
+    "--set", "train.epochs=2", "--set", "data.max_train=400", "--set", "data.max_val=50",
+    "--set", "data.max_test=40", "--set", "train.progress=false", "--set", "run.threads=1",
+    "--set", "evaluate.baselines=[tv, median]", "--set", "report.n_examples=4",
+    "--set", "train.batch_size=16", "--set", "train.lr=0.005",
+]
+
+
+def test_tiny_run_writes_the_run_folder_and_beats_noisy(tmp_path, capsys) -> None:
+    code = main(["run", "configs/mnist_conv.yaml", *TINY, "--set", f"run.output_dir={tmp_path}"])
+    assert code == 0
+    out = capsys.readouterr().out
+    run_dirs = list((tmp_path / "mnist_conv").iterdir())
+    assert len(run_dirs) == 1
+    run_dir = run_dirs[0]
+    for name in ("config.yaml", "environment.json", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "train_log.csv", "metrics.csv", "summary.json", "report.md", "report.html",
+                 "figures/examples.png", "figures/loss_curve.png", "figures/distributions.png"):
+        assert (run_dir / name).is_file(), name
+    assert f"report: {run_dir / 'report.html'}" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    methods = summary["methods"]
+    assert set(methods) == {"noisy", "conv", "tv", "median"}
+    assert methods["noisy"]["n"] == 40
+    assert methods["conv"]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 2.0
+    html = (run_dir / "report.html").read_text()
+    assert "data:image/png;base64" in html and "src=\"http" not in html
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], check=False, capture_output=True, text=True, timeout=120)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_config_error_is_one_clear_message(tmp_path) -> None:
+    assert_clean_error(run_cli("run", "configs/mnist_conv.yaml", "--set", "train.optimiser=sgd"), "train.optimiser", "unknown key")
+
+
+def test_missing_data_path_is_one_clear_message(tmp_path) -> None:
+    proc = run_cli("run", "configs/mnist_conv.yaml", "--set", f"data.root={tmp_path / 'nowhere'}", "--set", f"run.output_dir={tmp_path}")
+    assert_clean_error(proc, "MNIST data folder not found", "nowhere")
+
+
+def test_corrupt_idx_is_one_clear_message(tmp_path) -> None:
+    data = tmp_path / "mnist"
+    data.mkdir()
+    (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20))
+    proc = run_cli("run", "configs/mnist_conv.yaml", "--set", f"data.root={data}", "--set", f"run.output_dir={tmp_path}")
+    assert_clean_error(proc, "train-images-idx3-ubyte.gz", "truncated or corrupt")
+
+
+def test_config_command_prints_defaults_and_resolved() -> None:
+    proc = run_cli("config", "--defaults")
+    assert proc.returncode == 0 and "epochs: 100" in proc.stdout
+    proc = run_cli("config", "configs/mnist_dense.yaml", "--set", "run.seed=9")
+    assert proc.returncode == 0 and "seed: 9" in proc.stdout
+
+
+@pytest.mark.parametrize("argv", [["--version"]])
+def test_version(argv) -> None:
+    proc = run_cli(*argv)
+    assert proc.returncode == 0 and "denoise-pipeline" in proc.stdout
+    assert Path("pipeline/__init__.py").is_file()

@@ -1,0 +1,47 @@
+"""Models: shapes, value range, size rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.config import ModelConfig
+from pipeline.models import build_model
+
+
+def test_dense_is_the_tutorial_shape() -> None:
+    model = build_model(ModelConfig(name="dense"))
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    assert shapes == [(64, 784), (64,), (784, 64), (784,)]
+    out = model(torch.rand(3, 1, 28, 28))
+    assert out.shape == (3, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
+
+
+def test_dense_rejects_other_sizes_with_a_clear_message() -> None:
+    model = build_model(ModelConfig(name="dense"))
+    with pytest.raises(ValueError, match="exactly 28x28"):
+        model(torch.rand(1, 1, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["conv", "unet", "dncnn"])
+@pytest.mark.parametrize("size", [(32, 32), (64, 48)])
+@torch.no_grad()
+def test_fully_convolutional_models_keep_shape_and_range(name: str, size: tuple[int, int]) -> None:
+    model = build_model(ModelConfig(name=name, depth=5, features=8, channels=[8, 16, 32]))
+    assert size[0] % model.size_multiple == 0 and size[1] % model.size_multiple == 0
+    out = model(torch.rand(2, 1, *size))
+    assert out.shape == (2, 1, *size)
+    assert out.min().item() >= 0.0 and out.max().item() <= 1.0
+
+
+def test_residual_models_start_near_identity_when_noise_prediction_is_zero() -> None:
+    model = build_model(ModelConfig(name="dncnn", depth=4, features=8))
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.rand(1, 1, 16, 16)
+    assert torch.allclose(model(x), x)
+
+
+def test_unet_size_multiple_follows_levels() -> None:
+    assert build_model(ModelConfig(name="unet", channels=[8, 16, 32, 64])).size_multiple == 8
+    assert build_model(ModelConfig(name="conv")).size_multiple == 4

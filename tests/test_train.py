@@ -1,0 +1,89 @@
+"""Training: checkpoints carry the config, resume equals an uninterrupted run, DDP with torchrun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.config import load_config
+from pipeline.denoise import load_model
+from pipeline.runner import run
+
+TINY = [
+    "data.max_train=256", "data.max_val=32", "data.max_test=32", "train.batch_size=64",
+    "train.progress=false", "run.stages=[train]", "model.name=conv", "model.features=8",
+    "train.optimizer=adam", "train.lr=0.003", "run.threads=1",
+]
+
+
+def tiny_config(tmp_path: Path, *extra: str):
+    return load_config(None, [*TINY, f"run.output_dir={tmp_path}", *extra])
+
+
+def test_checkpoint_holds_weights_config_and_version(tmp_path) -> None:
+    result = run(tiny_config(tmp_path, "train.epochs=1", "run.seed=3"))
+    ckpt = torch.load(result.checkpoint, weights_only=True)
+    assert ckpt["config"]["run"]["seed"] == 3 and ckpt["version"]
+    assert ckpt["epoch"] == 1
+    loaded = load_model(result.run_dir)
+    assert loaded.config.model.name == "conv"
+    with open(result.run_dir / "train_log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1 and float(rows[0]["val_psnr"]) > 0
+
+
+def test_same_seed_same_weights(tmp_path) -> None:
+    a = run(tiny_config(tmp_path / "a", "train.epochs=1"))
+    b = run(tiny_config(tmp_path / "b", "train.epochs=1"))
+    wa = torch.load(a.checkpoint, weights_only=True)["model_state"]
+    wb = torch.load(b.checkpoint, weights_only=True)["model_state"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_from_last_equals_uninterrupted_run(tmp_path) -> None:
+    straight = run(tiny_config(tmp_path / "straight", "train.epochs=3", "train.schedule=cosine"))
+    first = run(tiny_config(tmp_path / "first", "train.epochs=3", "train.schedule=cosine", "train.max_train_seconds=0.001"))
+    assert torch.load(first.run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    resumed = run(tiny_config(
+        tmp_path / "resumed", "train.epochs=3", "train.schedule=cosine",
+        f"train.resume={first.run_dir / 'checkpoints' / 'last.pt'}",
+    ))
+    w1 = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    w2 = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert w1["epoch"] == w2["epoch"] == 3
+    assert all(torch.equal(w1["model_state"][k], w2["model_state"][k]) for k in w1["model_state"])
+    assert [r["epoch"] for r in w2["state"]["log"]] == [1, 2, 3]
+
+
+def test_early_stopping_stops(tmp_path) -> None:
+    # lr 0 never improves after the first epoch: patience 1 stops at epoch 2.
+    result = run(tiny_config(tmp_path, "train.epochs=10", "train.lr=1e-12", "train.early_stop_patience=1"))
+    assert torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path) -> None:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed beside this Python")
+    args = [torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "pipeline", "run"]
+    args += [x for s in [*TINY, f"run.output_dir={tmp_path}", "train.epochs=2"] for x in ("--set", s)]
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("{}\n")
+    args.insert(args.index("run") + 1, str(cfg_file))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(args, check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = list((tmp_path / "run").iterdir())
+    assert len(run_dirs) == 1, "both workers must share one run folder"
+    ckpt = torch.load(run_dirs[0] / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2
+    log = ckpt["state"]["log"]
+    assert len(log) == 2 and log[1]["val_psnr"] > 0

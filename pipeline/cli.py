@@ -51,6 +51,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+    from pipeline.runner import compare, format_summary
+
+    configs = [load_config(path, args.overrides) for path in args.configs]
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines is not None else None
+    result = compare(configs, list(args.model), baselines)
+    print(format_summary(result.summary))
+    print(f"report: {result.report}")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from pipeline.ingest.fetch import fetch_dataset
 
@@ -91,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint or run folder (repeatable); default: the shipped radiograph model")
     p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images")
+    p.add_argument("configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field in every config, e.g. --set train.epochs=5")
+    p.add_argument("--model", action="append", default=[], type=Path, help="also compare this checkpoint or run folder")
+    p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
     from pipeline.batch import add_apply_arguments

@@ -37,8 +37,8 @@ class DataConfig(Section):
     root: Path | None = Field(
         None, description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout). None: the bundled MNIST sample."
     )
-    test_root: Path | None = Field(
-        None, description="Optional separate folder of test images (for folder data); MNIST finds t10k files in root itself."
+    test_root: Path | list[Path] | None = Field(
+        None, description="Optional separate folder(s) of test images (for folder data); MNIST finds t10k files in root itself."
     )
     mnist_test_set: Literal["auto", "split", "t10k"] = Field(
         "auto", description="MNIST test images: t10k files when present (auto/t10k) or a split of the training file."
@@ -115,6 +115,9 @@ class EvaluateConfig(Section):
         [], description="Classical denoisers compared with the model on the same images and noise."
     )
     models: list[Path] = Field([], description="Further checkpoints or run folders to compare on the same images.")
+    noise: NoiseConfig | None = Field(
+        None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
+    )
     tile_size: int | None = Field(None, ge=8, description="Denoise in tiles of this size (None: whole images).")
     tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
     batch_size: int = Field(64, ge=1, description="Images per batch at inference.")

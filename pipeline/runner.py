@@ -121,7 +121,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     summary = report.summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
     summary["data"] = splits.description
-    summary["noise"] = cfg.noise.model_dump(mode="json")
+    summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
     summary["n_test_images"] = len(splits.test)
     summary.update(extra)
     report.write_summary_json(summary, run_dir / "summary.json")
@@ -136,7 +136,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
         figures["Training loss and validation PSNR by epoch"] = report.loss_curve_figure(train_log, fig_dir / "loss_curve.png")
     lines = [
         f"Data: {splits.description}; {len(splits.test)} test images.",
-        f"Noise: {cfg.noise.kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
+        f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
         "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
     ]
     if train_log:
@@ -150,7 +150,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
 
 
 def _noise_words(cfg: Config) -> str:
-    n = cfg.noise
+    n = cfg.evaluate.noise or cfg.noise
     if n.kind == "gaussian":
         return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
     if n.kind == "poisson_gaussian":
@@ -163,11 +163,11 @@ def run(cfg: Config) -> RunResult:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
+    splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
         save_config(cfg, run_dir / "config.yaml")
         (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
-    splits = load_splits(cfg.data, cfg.run.seed)
     if is_main and splits.failures:
         from pipeline.ingest.failures import write_failures_csv
 
@@ -193,10 +193,35 @@ def run(cfg: Config) -> RunResult:
         if not splits.test:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
         methods = build_methods(cfg, trained, device)
-        evaluated = evaluate(splits.test, noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
+        test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
+        evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
             result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
+
+
+def compare(configs: list[Config], models: list[Path] | None = None, baselines: list[str] | None = None) -> RunResult:
+    """Train each config, then evaluate all of them (plus `models` and `baselines`) side by side.
+
+    The first config decides the test images, the noise and the seed, so every method sees
+    the same noisy images. Each config is trained in its own run folder; the comparison is a
+    run named ``compare`` whose report holds every method.
+    """
+    if not configs:
+        raise PipelineError("compare needs at least one config")
+    checkpoints: list[Path] = []
+    for cfg in configs:
+        trained = run(cfg.model_copy(update={"run": cfg.run.model_copy(update={"stages": ["train"]})}))
+        if trained.checkpoint is not None:
+            checkpoints.append(trained.checkpoint)
+    first = configs[0]
+    evaluate_cfg = first.model_copy(deep=True)
+    evaluate_cfg.run.name = "compare"
+    evaluate_cfg.run.stages = ["evaluate", "report"]
+    evaluate_cfg.evaluate.models = checkpoints + list(models or [])
+    if baselines is not None:
+        evaluate_cfg.evaluate.baselines = baselines
+    return run(evaluate_cfg)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

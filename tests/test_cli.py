@@ -82,3 +82,33 @@ def test_version(argv) -> None:
     proc = run_cli(*argv)
     assert proc.returncode == 0 and "denoise-pipeline" in proc.stdout
     assert Path("pipeline/__init__.py").is_file()
+
+
+def test_compare_puts_models_and_baselines_side_by_side(tmp_path, capsys) -> None:
+    args = ["compare", "configs/mnist_dense.yaml", "configs/mnist_conv.yaml", "--baselines", "tv,median"]
+    for override in ["train.epochs=1", "data.max_train=300", "data.max_val=30", "data.max_test=20",
+                     "train.progress=false", "run.threads=1", "train.batch_size=32", f"run.output_dir={tmp_path}"]:
+        args += ["--set", override]
+    assert main(args) == 0
+    compare_dir = next((tmp_path / "compare").iterdir())
+    summary = json.loads((compare_dir / "summary.json").read_text())
+    assert set(summary["methods"]) == {"noisy", "dense:mnist_dense", "conv:mnist_conv", "tv", "median"}
+    assert all(m["n"] == 20 for m in summary["methods"].values())
+    assert (tmp_path / "mnist_dense").is_dir() and (tmp_path / "mnist_conv").is_dir()
+    assert "report: " in capsys.readouterr().out
+
+
+def test_openi_config_without_root_says_what_to_set(tmp_path) -> None:
+    proc = run_cli("run", "configs/cxr_openi.yaml", "--set", f"run.output_dir={tmp_path}")
+    assert_clean_error(proc, "data.root must be set", "OpenI")
+    assert not any(tmp_path.iterdir()), "a failed start must not leave an empty run folder"
+
+
+def test_cxr_quick_smoke(tmp_path, cxr_dir) -> None:
+    overrides = ["train.epochs=3", "data.max_train=200", "data.max_val=20", "data.max_test=20", "train.batch_size=8",
+                 "train.progress=false", "run.threads=1", "evaluate.baselines=[tv]", f"run.output_dir={tmp_path}"]
+    args = ["run", "configs/cxr_quick.yaml"] + [x for o in overrides for x in ("--set", o)]
+    assert main(args) == 0
+    summary = json.loads(next((tmp_path / "cxr_quick").iterdir()).joinpath("summary.json").read_text())
+    assert summary["noise"]["sigma"] == 0.098
+    assert summary["methods"]["unet"]["psnr"]["mean"] > summary["methods"]["noisy"]["psnr"]["mean"] + 3.0

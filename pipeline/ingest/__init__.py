@@ -91,24 +91,41 @@ def split_groups(keys: list[str], val_fraction: float, test_fraction: float, see
     return [assignment[k] for k in keys]
 
 
+def _names(roots: Path | list[Path]) -> str:
+    return ", ".join(str(r) for r in (roots if isinstance(roots, list) else [roots]))
+
+
+def _load_test_folders(cfg: DataConfig) -> tuple[list[ScanImage], list]:
+    """Images of every folder in data.test_root (one folder or a list), in order."""
+    from pipeline.ingest.folder import load_folder
+
+    images: list[ScanImage] = []
+    failures: list = []
+    for root in cfg.test_root if isinstance(cfg.test_root, list) else [cfg.test_root]:
+        found, failed = load_folder(root, strict=cfg.strict, resize=cfg.resize)
+        images += found
+        failures += failed
+    return images, failures
+
+
 def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
     from pipeline.errors import PipelineError
     from pipeline.ingest.folder import load_folder
 
     if cfg.root is None and cfg.test_root is not None:
-        test, failures = load_folder(cfg.test_root, strict=cfg.strict, resize=cfg.resize, limit=cfg.max_test)
-        return DataSplits([], [], test, f"folder {cfg.test_root} (all images as test)", failures)
+        test, failures = _load_test_folders(cfg)
+        return DataSplits([], [], _limit(test, cfg.max_test), f"folder {_names(cfg.test_root)} (all images as test)", failures)
     if cfg.root is None:
         raise PipelineError("data.root must be set for folder data (e.g. --set data.root=/path/to/scans)")
     images, failures = load_folder(cfg.root, strict=cfg.strict, resize=cfg.resize)
     if not images:
         raise PipelineError(f"no readable images in {cfg.root} ({len(failures)} files failed)")
     if cfg.test_root is not None:
-        test, test_failures = load_folder(cfg.test_root, strict=cfg.strict, resize=cfg.resize)
+        test, test_failures = _load_test_folders(cfg)
         failures = failures + test_failures
         keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
         where = split_groups(keys, cfg.val_fraction, 0.0, seed)
-        origin = f"folder {cfg.root} (train/val by {'patient' if cfg.group_pattern else 'file'}), test folder {cfg.test_root}"
+        origin = f"folder {cfg.root} (train/val by {'patient' if cfg.group_pattern else 'file'}), test {_names(cfg.test_root)}"
     else:
         keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
         where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)

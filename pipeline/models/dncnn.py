@@ -25,6 +25,9 @@ class DnCNN(nn.Module):
         layers.append(nn.Conv2d(features, 1, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.residual = residual
+        if residual:  # start as the identity: the predicted noise is zero until trained
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)

@@ -28,8 +28,25 @@ class ResidualUNet(nn.Module):
             strides=(2,) * (len(channels) - 1), num_res_units=1, norm=None,
         )
         self.residual = residual
+        if residual:
+            _zero_output_layer(self.net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         out = x - out if self.residual else torch.sigmoid(out)
         return out.clamp(0.0, 1.0)
+
+
+def _zero_output_layer(net: nn.Module) -> None:
+    """Zero the last up-block's convolutions so a residual model starts as the identity.
+
+    Training then starts from "output = input" instead of from a random offset, which
+    saves the first epochs (measured on the 64-px radiographs: validation PSNR below the
+    noisy input after 2 epochs without it).
+    """
+    last_up = list(net.model.children())[-1]
+    for module in last_up.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.out_channels == 1:
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)

@@ -1,0 +1,87 @@
+"""Evaluation: same noise for every method, resume after interruption, real data ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from pipeline.evaluate import Method, baseline_method, evaluate, noisy_input_method
+from pipeline.image import ScanImage
+from pipeline.io import read_image
+from pipeline.metrics import psnr, ssim
+from pipeline.noise import GaussianNoise
+from pipeline.report import read_metrics_csv
+
+
+def images(smooth_image: np.ndarray, n: int = 3) -> list[ScanImage]:
+    return [ScanImage(np.roll(smooth_image, 7 * i, axis=1)) for i in range(n)]
+
+
+def test_every_method_sees_the_same_noisy_image(tmp_path, smooth_image) -> None:
+    seen: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+
+    def recorder(key: str) -> Method:
+        return Method(key, lambda noisy, sigma: seen[key].append(noisy.copy()) or noisy)
+
+    evaluate(images(smooth_image), GaussianNoise(0.1), 0, [recorder("a"), recorder("b")], tmp_path, progress=False)
+    assert all(np.array_equal(x, y) for x, y in zip(seen["a"], seen["b"]))
+    assert not np.array_equal(seen["a"][0], seen["a"][1])
+
+
+def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> None:
+    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [noisy_input_method(), baseline_method("tv")], tmp_path, progress=False)
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    assert len(rows) == 6 and len(result.examples) == 3
+    by = {(r["image"], r["method"]): r for r in rows}
+    for img_id in {r["image"] for r in rows}:
+        assert by[(img_id, "tv")]["psnr"] > by[(img_id, "noisy")]["psnr"] + 2
+    example = result.examples[0]
+    assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
+
+
+def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
+    calls = {"n": 0}
+
+    def counting(noisy: np.ndarray, sigma: float) -> np.ndarray:
+        calls["n"] += 1
+        return noisy
+
+    methods = [Method("m", counting)]
+    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
+    assert calls["n"] == 2
+    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
+    assert calls["n"] == 4, "the two images already in metrics.csv must be skipped"
+    assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
+
+
+def write_12bit_dicom(path, values: np.ndarray) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID = "OT", "P1"
+    ds.Rows, ds.Columns = values.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = values.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_12bit_data_in_uint16_uses_range_4095(tmp_path, rng) -> None:
+    clean = rng.integers(500, 3500, (48, 48)).astype(np.uint16)
+    noisy = np.clip(clean + rng.normal(0, 100, clean.shape), 0, 4095).astype(np.uint16)
+    write_12bit_dicom(tmp_path / "clean.dcm", clean)
+    write_12bit_dicom(tmp_path / "noisy.dcm", noisy)
+    a, b = read_image(tmp_path / "clean.dcm")[0], read_image(tmp_path / "noisy.dcm")[0]
+    assert a.meta.bits_stored == 12 and pydicom.dcmread(tmp_path / "clean.dcm").BitsStored == 12
+    in_pipeline = psnr(a.pixels, b.pixels, data_range=1.0)
+    on_stored = psnr(clean.astype(float), noisy.astype(float), data_range=4095)
+    wrong = psnr(clean.astype(float), noisy.astype(float), data_range=65535)
+    assert abs(in_pipeline - on_stored) < 1e-4
+    assert abs(wrong - on_stored - 20 * np.log10(65535 / 4095)) < 1e-9
+    assert abs(ssim(a.pixels, b.pixels, data_range=1.0) - ssim(clean.astype(float), noisy.astype(float), data_range=4095)) < 1e-4

@@ -1,0 +1,95 @@
+"""scripts/benchmark.py end to end in a tiny configuration (no BM3D, no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.config import Config, ModelConfig
+from pipeline.models import build_model
+from pipeline.train import _checkpoint, make_optimizer
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+#: MACs per pixel of ConvAutoencoder(features=4): 36 (1->4) + 36 (4->4 at 1/4) + 9 (at 1/16)
+#: + 36 (at 1/4) + 36 (4->1), 3x3 kernels.
+TINY_CONV_MACS = 153
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_conv_checkpoint(path: Path) -> Path:
+    """An untrained 4-filter conv autoencoder in the checkpoint format of pipeline.train."""
+    cfg = Config(model=ModelConfig(name="conv", features=4))
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    torch.save(_checkpoint(model, make_optimizer(model.parameters(), cfg.train), None, cfg, 1, {}), path)
+    return path
+
+
+def write_images(folder: Path, image: np.ndarray) -> Path:
+    folder.mkdir()
+    for i, pixels in enumerate((image, image[::-1].T)):
+        Image.fromarray((pixels[:48, :48] * 255).astype(np.uint8)).save(folder / f"scan{i}.png")
+    return folder
+
+
+def positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: np.ndarray) -> None:
+    bench = load_script()
+    ckpt = str(tiny_conv_checkpoint(tmp_path / "conv.pt"))
+    argv = [
+        "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--skip-bm3d", "--no-train",
+        "--mnist-images", "3", "--mnist-conv", ckpt, "--cxr-dirs", str(write_images(tmp_path / "cxr", smooth_image)),
+        "--cxr-crop", "0", "--cxr-conv", ckpt, "--cxr-unet", "none", "--cxr-dncnn", "none",
+        "--sizes", "32", "--repeats", "1", "--matmul-n", "128", "--train-patch", "16", "--train-batch", "2",
+        "--no-apply-bench",
+    ]
+    bench.run_benchmark(bench.settings_from_args(argv))
+
+    assert (tmp_path / "out" / "RESULTS.md").read_text().startswith("# Benchmarks")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {"quality", "speed", "headline", "last_run"} <= set(results)
+    mnist, cxr = results["quality"]["mnist"], results["quality"]["cxr"]
+    assert set(mnist["summary"]["methods"]) == {"noisy", "tv", "nlm", "conv"}
+    assert {"dense", "best", "bm3d"} <= set(mnist["skipped"])
+    assert set(cxr["conditions"]) == {"gaussian_15", "gaussian_25", "gaussian_50",
+                                      "poisson_gaussian_dose_0.25", "poisson_gaussian_dose_0.05"}
+    assert {"unet", "dncnn", "bm3d"} <= set(cxr["skipped"])
+    tables = [mnist["summary"], *(c["summary"] for c in cxr["conditions"].values())]
+    for table in tables:
+        for entry in table["methods"].values():
+            assert positive(entry["psnr"]["mean"]) and positive(entry["ssim"]["mean"])
+            assert positive(entry["megapixels_per_second"])
+    assert results["headline"]["best_model"] == "conv"
+    assert positive(results["headline"]["psnr"]["mean"])
+
+    cpu = results["speed"]["devices"]["cpu"]
+    assert positive(cpu["matmul_peak"]["gflops"])
+    assert set(cpu["images"]) == {"nlm", "tv", "conv", "unet", "dncnn"}
+    for by_size in cpu["images"].values():
+        assert positive(by_size["32"]["megapixels_per_second"])
+    assert set(cpu["networks"]) == {"conv", "unet", "dncnn", "mnist_dense", "mnist_conv"}
+    for net in cpu["networks"].values():
+        assert positive(net["macs_per_pixel"]) and positive(net["training"]["samples_per_second"])
+    assert cpu["networks"]["conv"]["macs_per_pixel"] == TINY_CONV_MACS
+    assert positive(cpu["networks"]["conv"]["compute"]["32"]["fraction_of_peak"])
+    assert positive(cpu["networks"]["mnist_dense"]["batch_inference"]["gflops"])
+    assert "skipped" in results["speed"]["apply_memory"]

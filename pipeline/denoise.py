@@ -123,7 +123,7 @@ class ModelDenoiser:
 
             self._inferer = SlidingWindowInferer(
                 roi_size=(self.tile_size, self.tile_size), sw_batch_size=batch_size, overlap=overlap,
-                mode="gaussian", padding_mode="reflect",
+                mode="gaussian", padding_mode="replicate",
             )
 
     @torch.inference_mode()

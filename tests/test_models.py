@@ -45,3 +45,15 @@ def test_residual_models_start_near_identity_when_noise_prediction_is_zero() -> 
 def test_unet_size_multiple_follows_levels() -> None:
     assert build_model(ModelConfig(name="unet", channels=[8, 16, 32, 64])).size_multiple == 8
     assert build_model(ModelConfig(name="conv")).size_multiple == 4
+
+
+def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> None:
+    import numpy as np
+
+    from pipeline.denoise import ModelDenoiser
+
+    denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), tile_size=64)
+    for shape in [(20, 600), (130, 70), (257, 255)]:
+        out = denoiser(np.random.default_rng(0).random(shape, dtype=np.float32))
+        assert out.shape == shape and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0

@@ -118,7 +118,7 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
-    tile_size: int | None = Field(None, ge=8, description="Denoise in tiles of this size (None: whole images).")
+    tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
     tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
     batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
 

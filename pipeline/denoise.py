@@ -167,3 +167,10 @@ def denoiser_from_checkpoint(
     loaded = load_model(path, dev)
     name = f"{loaded.config.model.name}:{loaded.config.run.name}"
     return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=name), loaded
+
+
+def apply_folder(*args, **kwargs):
+    """Denoise every supported image under a folder into another; see :func:`pipeline.batch.apply_folder`."""
+    from pipeline.batch import apply_folder as _apply_folder  # batch imports this module
+
+    return _apply_folder(*args, **kwargs)

@@ -394,3 +394,11 @@ def test_merge_keeps_the_newest_row_per_input(tmp_path: Path) -> None:
     assert [(r["input"], r["finished"]) for r in rows] == [("/in/x.png", "2025-01-01")]
     assert [(str(f.path), f.reason) for f in failures] == [("/in/bad.png", "broken")]
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["failures.csv", "manifest.csv"]
+
+
+def test_python_api_from_pipeline_denoise(tmp_path: Path, checkpoint: Path) -> None:
+    from pipeline.denoise import apply_folder as api
+
+    src = _png_folder(tmp_path / "in", n=2, size=32)
+    result = api(src, tmp_path / "out", checkpoint, progress=False, report=False)
+    assert (result.done, result.failed) == (2, 0) and result.exit_code == 0

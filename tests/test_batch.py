@@ -402,3 +402,42 @@ def test_python_api_from_pipeline_denoise(tmp_path: Path, checkpoint: Path) -> N
     src = _png_folder(tmp_path / "in", n=2, size=32)
     result = api(src, tmp_path / "out", checkpoint, progress=False, report=False)
     assert (result.done, result.failed) == (2, 0) and result.exit_code == 0
+
+
+@pytest.mark.slow
+def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkpoint: Path) -> None:
+    """The five DICOMs and the PNG/JPEG radiographs, a nested folder and broken files, in one command."""
+    from dicom_validation import dciodvfy_errors
+
+    from pipeline.io import detect_format, read_image
+
+    src = tmp_path / "scans"
+    (src / "nested" / "deeper").mkdir(parents=True)
+    for path in sorted((cxr_dir / "dicom").iterdir()):
+        shutil.copy(path, src / path.name)
+    for path in sorted((cxr_dir / "png" / "nih_chestxray14").iterdir()) + sorted((cxr_dir / "png" / "opencxr_tests").iterdir()):
+        shutil.copy(path, src / "nested" / path.name)
+    for path in sorted((cxr_dir / "png" / "hannover_mhh_covid").iterdir())[:2]:
+        shutil.copy(path, src / "nested" / "deeper" / path.name)
+    (src / "empty.dcm").write_bytes(b"")
+    (src / "nested" / "notes.png").write_text("not an image")
+    (src / "nested" / "deeper" / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 50)
+    before = _hashes(src)
+    out = tmp_path / "out"
+    proc = _run(_apply_cmd(src, out, checkpoint))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert _hashes(src) == before, "inputs must never change"
+    failed = {Path(r["path"]).name for r in _rows(out / "failures.csv")}
+    assert failed == {"empty.dcm", "notes.png", "broken.dcm"}
+    rows = _rows(out / "manifest.csv")
+    assert len(rows) == 5 + 7 + 2
+    for row in rows:
+        source, output = Path(row["input"]), out / row["output"]
+        assert output.is_file() and output.resolve().is_relative_to(out.resolve())
+        source_format = detect_format(source)
+        assert detect_format(output) == ("png" if source_format == "jpeg" else source_format)
+        written, original = read_image(output)[0], read_image(source)[0]
+        assert written.pixels.shape == original.pixels.shape
+        assert written.meta.dtype == original.meta.dtype
+        if source_format == "dicom":
+            assert not dciodvfy_errors(output) - dciodvfy_errors(source), f"{output.name} adds dciodvfy errors"

@@ -112,3 +112,13 @@ def test_cxr_quick_smoke(tmp_path, cxr_dir) -> None:
     summary = json.loads(next((tmp_path / "cxr_quick").iterdir()).joinpath("summary.json").read_text())
     assert summary["noise"]["sigma"] == 0.098
     assert summary["methods"]["unet"]["psnr"]["mean"] > summary["methods"]["noisy"]["psnr"]["mean"] + 3.0
+
+
+def test_fetch_data_unreachable_mirror_is_one_clear_message(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a local port with nothing listening on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_cli("fetch-data", "mnist", "--dest", str(tmp_path), "--url", f"http://127.0.0.1:{port}/", "--no-progress")
+    assert_clean_error(proc, f"127.0.0.1:{port}")

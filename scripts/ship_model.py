@@ -21,8 +21,10 @@ from pipeline.denoise import SHIPPED_MODEL, checkpoint_path
 
 DATA_PROVENANCE = (
     "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 10 radiographs "
-    "in ../shared/data/cxr/png/hannover_mhh_covid (2000x2000 JPEG, CR/DX, PA and AP), 8 for training "
-    "and 2 for validation by patient; NIH ChestX-ray14 and openCXR images were held out for testing."
+    "in ../shared/data/cxr/png/hannover_mhh_covid (2000x2000 JPEG, CR, PA and AP; the 7 of them listed "
+    "in its metadata CSV are 7 different patients), split by file with seed 0: 8 for training patches, "
+    "2 for validation on whole images. The NIH ChestX-ray14 and openCXR radiographs (other institutions, "
+    "so other patients) were held out for testing."
 )
 
 
@@ -48,7 +50,7 @@ def main() -> None:
         "training_seconds": sum(row["seconds"] for row in log),
         "training_data": DATA_PROVENANCE,
         "config": "configs/cxr_shipped.yaml",
-        "git_commit": git_commit(),
+        "commit_when_shipped": git_commit(),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     shipped = {

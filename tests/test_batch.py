@@ -441,3 +441,21 @@ def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkp
         assert written.meta.dtype == original.meta.dtype
         if source_format == "dicom":
             assert not dciodvfy_errors(output) - dciodvfy_errors(source), f"{output.name} adds dciodvfy errors"
+
+
+def test_shipped_model_is_the_default_and_denoises(tmp_path: Path) -> None:
+    from pipeline.denoise import SHIPPED_MODEL, load_model
+
+    loaded = load_model(None)
+    assert loaded.path == SHIPPED_MODEL and SHIPPED_MODEL.stat().st_size < 10 * 1024 * 1024
+    assert loaded.config.model.name == "unet" and loaded.meta["provenance"]["training_data"]
+    y, x = np.mgrid[0:96, 0:96] / 95.0
+    clean = (0.3 + 0.4 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.08)).astype(np.float32)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1)
+    src = tmp_path / "in"
+    src.mkdir()
+    _save_png(src / "scan.png", noisy, np.uint16)
+    result = apply_folder(src, tmp_path / "out", None, progress=False, report=False)
+    assert result.done == 1
+    out = np.asarray(Image.open(tmp_path / "out" / "scan.png"), dtype=np.float64) / 65535
+    assert np.mean((out - clean) ** 2) < 0.25 * np.mean((noisy - clean) ** 2), "the shipped model must reduce the error"

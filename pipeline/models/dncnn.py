@@ -25,6 +25,10 @@ class DnCNN(nn.Module):
         layers.append(nn.Conv2d(features, 1, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.residual = residual
+        for layer in layers:  # He initialisation: torch's default shrinks the signal ~3x per layer
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
         if residual:  # start as the identity: the predicted noise is zero until trained
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)

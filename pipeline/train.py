@@ -252,8 +252,7 @@ def train(
             if improved:
                 _save(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
-            if tc.progress:
-                tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB ({seconds:.1f} s)")
+            tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB ({seconds:.1f} s)")
         if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
             stopped_early = True
             break

@@ -105,6 +105,9 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value (None: off).")
     early_stop_patience: int | None = Field(None, ge=1, description="Stop after this many epochs without a better validation PSNR.")
     resume: Path | None = Field(None, description="Checkpoint (last.pt) to resume training from.")
+    init_from: Path | None = Field(
+        None, description="Start from this checkpoint's weights (fine-tuning) with a fresh optimizer and schedule."
+    )
     progress: bool = Field(True, description="Show progress bars (one line per epoch is printed either way).")
     amp: bool = Field(True, description="Mixed precision when training on a GPU.")
     max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked per epoch).")

@@ -199,6 +199,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1)) if tc.schedule == "cosine" else None
     state: dict[str, Any] = {"best_val_psnr": -math.inf, "bad_epochs": 0, "log": []}
     start_epoch = 0
+    if tc.init_from is not None:
+        _init_weights(tc.init_from, cfg, model)
     if tc.resume is not None:
         start_epoch, state = _resume(tc.resume, cfg, model, optimizer, scheduler)
     net: nn.Module = model
@@ -271,12 +273,22 @@ def train(
     return TrainResult(ckpt_dir / "best.pt", ckpt_dir / "last.pt", state["log"], model, stopped_early)
 
 
-def _resume(path: Path, cfg: Config, model: nn.Module, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
+def _load_matching(path: Path, cfg: Config, what: str) -> dict[str, Any]:
+    """A checkpoint whose model section equals this config's (else a clear error)."""
     if not Path(path).is_file():
-        raise PipelineError(f"train.resume: checkpoint not found: {path}")
+        raise PipelineError(f"{what}: checkpoint not found: {path}")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("config", {}).get("model") != cfg.to_dict()["model"]:
-        raise PipelineError(f"train.resume: {path} was trained with a different model section; resume with the same model settings")
+        raise PipelineError(f"{what}: {path} was trained with a different model section; use the same model settings")
+    return ckpt
+
+
+def _init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
+    model.load_state_dict(_load_matching(path, cfg, "train.init_from")["model_state"])
+
+
+def _resume(path: Path, cfg: Config, model: nn.Module, optimizer, scheduler) -> tuple[int, dict[str, Any]]:
+    ckpt = _load_matching(path, cfg, "train.resume")
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(ckpt["optimizer_state"])
     if scheduler is not None and ckpt.get("scheduler_state"):

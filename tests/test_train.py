@@ -14,6 +14,7 @@ import torch
 
 from pipeline.config import load_config
 from pipeline.denoise import load_model
+from pipeline.errors import PipelineError
 from pipeline.runner import run
 
 TINY = [
@@ -87,3 +88,13 @@ def test_torchrun_two_processes_gloo(tmp_path) -> None:
     assert ckpt["epoch"] == 2
     log = ckpt["state"]["log"]
     assert len(log) == 2 and log[1]["val_psnr"] > 0
+
+
+def test_init_from_starts_from_the_weights_with_a_fresh_schedule(tmp_path) -> None:
+    base = run(tiny_config(tmp_path / "base", "train.epochs=1"))
+    tuned = run(tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={base.checkpoint}"))
+    w0 = torch.load(base.checkpoint, weights_only=True)["model_state"]
+    w1 = torch.load(tuned.checkpoint, weights_only=True)
+    assert w1["epoch"] == 0 and all(torch.equal(w0[k], w1["model_state"][k]) for k in w0)
+    with pytest.raises(PipelineError, match="different model section"):
+        run(tiny_config(tmp_path / "other", "train.epochs=0", "model.features=4", f"train.init_from={base.checkpoint}"))

@@ -50,6 +50,7 @@ def main() -> None:
         "training_seconds": sum(row["seconds"] for row in log),
         "training_data": DATA_PROVENANCE,
         "config": "configs/cxr_shipped.yaml",
+        "initialised_from": ckpt["config"]["train"].get("init_from"),
         "commit_when_shipped": git_commit(),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -38,6 +38,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.runner import format_summary, run
 
     overrides = ["run.stages=[evaluate, report]", *args.overrides]
+    if args.config is None:
+        overrides.insert(0, "run.name=evaluate")
     if args.data is not None:
         overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
     if args.baselines:

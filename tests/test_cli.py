@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.cli import main
@@ -122,3 +123,21 @@ def test_fetch_data_unreachable_mirror_is_one_clear_message(tmp_path) -> None:
         port = sock.getsockname()[1]
     proc = run_cli("fetch-data", "mnist", "--dest", str(tmp_path), "--url", f"http://127.0.0.1:{port}/", "--no-progress")
     assert_clean_error(proc, f"127.0.0.1:{port}")
+
+
+def test_evaluate_a_folder_with_the_shipped_model(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+    data = tmp_path / "clean"
+    data.mkdir()
+    for i in range(2):
+        img = 0.3 + 0.4 * np.exp(-((x - 0.3 - 0.3 * i) ** 2 + (y - 0.5) ** 2) / 0.05)
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(data / f"scan{i}.png")
+    args = ["evaluate", "--data", str(data), "--baselines", "tv", "--set", "noise.sigma=0.098",
+            "--set", f"run.output_dir={tmp_path / 'runs'}", "--set", "train.progress=false"]
+    assert main(args) == 0
+    summary = json.loads(next((tmp_path / "runs" / "evaluate").iterdir()).joinpath("summary.json").read_text())
+    methods = summary["methods"]
+    assert set(methods) == {"noisy", "unet:cxr_shipped_ft", "tv"} and methods["noisy"]["n"] == 2
+    assert methods["unet:cxr_shipped_ft"]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 5

@@ -534,8 +534,7 @@ def _load_denoiser(
     if dev.type == "cuda" and "LOCAL_RANK" in os.environ:
         dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
-    name = f"{loaded.config.model.name}:{loaded.config.run.name}"
-    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=name), loaded
+    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
 
 
 def _folder_id(output_dir: Path) -> str:

@@ -44,6 +44,11 @@ class LoadedModel:
     meta: dict[str, Any]
 
     @property
+    def method_name(self) -> str:
+        """Name in result tables: ``<model>:<run name>``."""
+        return f"{self.config.model.name}:{self.config.run.name}"
+
+    @property
     def identity(self) -> str:
         """Short description for reports and DICOM DerivationDescription."""
         return f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, seed {self.config.run.seed})"
@@ -165,8 +170,7 @@ def denoiser_from_checkpoint(
     """Load a checkpoint (or the shipped model) and wrap it as a :class:`ModelDenoiser`."""
     dev = resolve_device(device)
     loaded = load_model(path, dev)
-    name = f"{loaded.config.model.name}:{loaded.config.run.name}"
-    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=name), loaded
+    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
 
 
 def apply_folder(*args, **kwargs):

@@ -103,10 +103,10 @@ def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.devi
     if trained is not None:
         methods.append(model_method(cfg.model.name, trained))
     for path in cfg.evaluate.models:
-        denoiser, loaded = denoiser_from_checkpoint(
+        denoiser, _ = denoiser_from_checkpoint(
             path, str(device), cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size
         )
-        name = f"{loaded.config.model.name}:{loaded.config.run.name}"
+        name = denoiser.name
         if any(m.name == name for m in methods):
             name = f"{name}:{Path(path).name}"
         methods.append(model_method(name, denoiser))

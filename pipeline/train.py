@@ -13,7 +13,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,6 @@ class TrainResult:
     log: list[dict[str, Any]]
     model: nn.Module
     stopped_early: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _checkpoint(model: nn.Module, optimizer, scheduler, cfg: Config, epoch: int, state: dict[str, Any]) -> dict[str, Any]:

@@ -58,11 +58,21 @@ class DataConfig(Section):
     patches_per_image: int = Field(8, ge=1, description="Random patches drawn per training image per epoch.")
     min_patch_std: float = Field(0.01, ge=0.0, description="Patches whose std is below this are treated as background and redrawn.")
     augment: bool = Field(False, description="Random flips and 90-degree rotations of training images or patches.")
+    train_scales: list[float] = Field(
+        [1.0], min_length=1,
+        description="Train on the training images at these scales (anti-aliased downscaling, e.g. [1.0, 0.5]), so a model sees several pixel spacings.",
+    )
+    max_clean_noise: float | None = Field(
+        None, gt=0,
+        description="Leave out training/validation images whose own noise (estimated on their central half) is above this, e.g. 0.006 (~1.5/255): a clean reference must be cleaner than the noise a model learns to remove.",
+    )
 
     @model_validator(mode="after")
     def _check_fractions(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be below 1")
+        if any(not 0 < s <= 1 for s in self.train_scales):
+            raise ValueError(f"train_scales must lie in (0, 1], got {self.train_scales}")
         return self
 
 
@@ -98,11 +108,16 @@ class TrainConfig(Section):
     epochs: int = Field(100, ge=0, description="Training epochs.")
     batch_size: int = Field(256, ge=1, description="Images (or patches) per batch.")
     loss: Literal["bce", "mse", "l1", "ssim_mix"] = Field("bce", description="Training loss.")
+    loss_weighting: Literal["none", "inverse_noise"] = Field(
+        "none",
+        description="inverse_noise: weight each sample's loss by 1/(its noise std), so low-noise samples count as much as high-noise ones in blind training.",
+    )
     optimizer: Literal["adadelta", "adam", "adamw"] = Field("adadelta", description="Optimizer.")
     lr: float = Field(1.0, gt=0, description="Learning rate (Adadelta's default is 1.0).")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")
     schedule: Literal["none", "cosine"] = Field("none", description="Learning-rate schedule over the epochs.")
     grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value (None: off).")
+    validate_every: int = Field(1, ge=1, description="Validate every this many epochs (and always after the last).")
     early_stop_patience: int | None = Field(None, ge=1, description="Stop after this many epochs without a better validation PSNR.")
     resume: Path | None = Field(None, description="Checkpoint (last.pt) to resume training from.")
     init_from: Path | None = Field(

@@ -29,7 +29,7 @@ import pipeline
 from pipeline.config import Config, TrainConfig
 from pipeline.denoise import ModelDenoiser, resolve_device
 from pipeline.errors import PipelineError
-from pipeline.ingest.patches import PatchSampler
+from pipeline.ingest.patches import PatchSampler, at_scales
 from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
 from pipeline.models import build_model
@@ -94,6 +94,25 @@ def make_loss(name: str):
 
     ssim_loss = SSIMLoss(spatial_dims=2, data_range=1.0)
     return lambda out, target: 0.84 * ssim_loss(out, target) + 0.16 * F.l1_loss(out, target)
+
+
+NOISE_STD_FLOOR = 0.01
+"""inverse_noise weighting: noise std below this (about 2.5/255) counts as this, so near-clean samples do not dominate."""
+
+
+def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, weighting: str) -> torch.Tensor:
+    """The batch loss; with ``inverse_noise`` a weighted mean of per-sample losses.
+
+    Weights are 1 / max(std(noisy − clean), NOISE_STD_FLOOR) per sample, normalised to mean 1
+    in the batch. An L1 or MSE loss grows with the noise level, so without weights a blind
+    model's training is dominated by its noisiest samples and it under-serves clean scans.
+    """
+    if weighting == "none":
+        return loss_fn(out, clean)
+    losses = torch.stack([loss_fn(out[i:i + 1], clean[i:i + 1]) for i in range(len(out))])
+    std = (noisy - clean).flatten(1).std(dim=1).clamp_min(NOISE_STD_FLOOR)
+    weights = 1.0 / std
+    return (losses * (weights / weights.mean())).mean()
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -186,6 +205,8 @@ def train(
     if info.is_main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
+    if cfg.data.train_scales != [1.0]:
+        train_images = at_scales(train_images, cfg.data.train_scales)
     data = NoisyPairs(
         train_images, noise, seed, cfg.data.patch_size, cfg.data.patches_per_image,
         cfg.data.min_patch_std, cfg.data.augment, cfg.noise.fresh_each_epoch,
@@ -221,7 +242,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = net(noisy)
-            loss = loss_fn(out.float(), clean)
+            loss = weighted_loss(loss_fn, out.float(), clean, noisy, tc.loss_weighting)
             loss.backward()
             if tc.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -232,8 +253,16 @@ def train(
         if scheduler is not None:
             scheduler.step()
         train_loss = _mean_across_ranks(total, count, device, info)
-        val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile) if info.is_main else (0.0, 0.0)
-        val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
+        out_of_time = bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds
+        validated = (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
+        if not validated:
+            val_loss, val_psnr = float("nan"), float("nan")
+        elif info.is_main:
+            val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile)
+        else:
+            val_loss, val_psnr = 0.0, 0.0
+        if validated:
+            val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
         seconds = time.perf_counter() - t0
         row = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": val_psnr,
@@ -241,23 +270,27 @@ def train(
             "samples_per_second": len(data) / seconds,
         }
         state["log"].append(row)
-        improved = math.isnan(val_psnr) or val_psnr > state["best_val_psnr"]
-        if improved:
-            state["best_val_psnr"] = val_psnr if not math.isnan(val_psnr) else state["best_val_psnr"]
-            state["bad_epochs"] = 0
+        if not validated:  # nothing to compare: keep best.pt and the patience count as they are
+            improved = False
         else:
-            state["bad_epochs"] += 1
+            improved = math.isnan(val_psnr) or val_psnr > state["best_val_psnr"]
+            if improved:
+                state["best_val_psnr"] = val_psnr if not math.isnan(val_psnr) else state["best_val_psnr"]
+                state["bad_epochs"] = 0
+            else:
+                state["bad_epochs"] += 1
         if info.is_main:
             ckpt = _checkpoint(model, optimizer, scheduler, cfg, epoch + 1, state)
             _save(ckpt, ckpt_dir / "last.pt")
             if improved:
                 _save(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
-            tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB ({seconds:.1f} s)")
+            val_words = f"val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else "not validated"
+            tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, {val_words} ({seconds:.1f} s)")
         if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
             stopped_early = True
             break
-        if tc.max_train_seconds and time.perf_counter() - started > tc.max_train_seconds:
+        if out_of_time:
             stopped_early = True
             break
     if info.is_main and not (ckpt_dir / "last.pt").exists():

@@ -77,3 +77,9 @@ def test_tutorial_config_is_the_tutorial() -> None:
     assert (cfg.model.name, cfg.model.latent, cfg.model.image_size) == ("dense", 64, 28)
     assert (cfg.train.loss, cfg.train.optimizer, cfg.train.lr, cfg.train.epochs) == ("bce", "adadelta", 1.0, 100)
     assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.clip) == ("gaussian", 0.5, True)
+
+
+
+def test_train_scales_outside_zero_one_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"train_scales must lie in \(0, 1\]"):
+        load_config(None, ["data.train_scales=[1.0, 2.0]"])

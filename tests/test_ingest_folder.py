@@ -138,3 +138,31 @@ def test_write_failures_csv(tmp_path):
     assert rows == [{"path": "/data/a.dcm", "reason": "a.dcm: truncated, second line"},
                     {"path": "b.png", "reason": "b.png: empty"}]
     assert write_failures_csv([], tmp_path / "none.csv").read_text().strip() == "path,reason"
+
+
+def test_max_clean_noise_leaves_noisy_references_out(tmp_path: Path) -> None:
+    from pipeline.config import DataConfig
+    from pipeline.ingest import load_splits, own_noise
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:96] / 96.0
+    smooth = 0.3 + 0.4 * np.sin(3 * xx) * np.cos(2 * yy)
+    root = tmp_path / "refs"
+    root.mkdir()
+    for i in range(4):
+        Image.fromarray(np.uint16(np.clip(smooth + 0.001 * i, 0, 1) * 65535)).save(root / f"clean{i}.png")
+    grainy = np.clip(smooth + rng.normal(0, 0.02, smooth.shape), 0, 1)
+    Image.fromarray(np.uint16(grainy * 65535)).save(root / "grainy.png")
+    assert own_noise(grainy) > 0.015 and own_noise(smooth) < 0.002
+
+    cfg = DataConfig(kind="folder", root=root, val_fraction=0.25, test_fraction=0.0, test_root=root, max_clean_noise=0.006)
+    splits = load_splits(cfg, seed=0)
+    used = {img.meta.source.name for img in splits.train + splits.val}
+    assert used == {f"clean{i}.png" for i in range(4)}
+    assert [f.path.name for f in splits.failures] == ["grainy.png"]
+    assert "above data.max_clean_noise" in splits.failures[0].reason
+    assert len(splits.test) == 5, "test images are never filtered"
+    everything = load_splits(cfg.model_copy(update={"max_clean_noise": None}), seed=0)
+    assert len(everything.train + everything.val) == 5 and not everything.failures
+    with pytest.raises(PipelineError, match="noisier than data.max_clean_noise"):
+        load_splits(cfg.model_copy(update={"max_clean_noise": 1e-6}), seed=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.ingest.patches import PatchSampler, augment, pad_to_size, sample_patches
+from pipeline.ingest.patches import PatchSampler, at_scales, augment, pad_to_size, sample_patches
 
 
 def test_shapes_and_dtype(smooth_image, rng):
@@ -87,3 +87,15 @@ def test_augmented_patches_keep_value_multiset(smooth_image):
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         PatchSampler(**kwargs)
+
+
+
+def test_at_scales_gives_each_image_at_each_scale(smooth_image):
+    big = np.kron(smooth_image, np.ones((2, 2), dtype=np.float32))  # every 2x2 block one value
+    out = at_scales([smooth_image, big], [1.0, 0.5])
+    h, w = smooth_image.shape
+    assert [o.shape for o in out] == [(h, w), (h // 2, w // 2), big.shape, (h, w)]
+    assert np.array_equal(out[0], smooth_image)
+    assert all(o.dtype == np.float32 and o.min() >= 0 and o.max() <= 1 for o in out)
+    # Halving an image made of 2x2 blocks gives back (nearly) the image the blocks came from.
+    assert np.abs(out[3] - smooth_image).mean() < 0.02

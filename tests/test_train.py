@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pipeline.config import load_config
 from pipeline.denoise import load_model
 from pipeline.errors import PipelineError
 from pipeline.runner import run
+from pipeline.train import NOISE_STD_FLOOR, make_loss, weighted_loss
 
 TINY = [
     "data.max_train=256", "data.max_val=32", "data.max_test=32", "train.batch_size=64",
@@ -98,3 +100,48 @@ def test_init_from_starts_from_the_weights_with_a_fresh_schedule(tmp_path) -> No
     assert w1["epoch"] == 0 and all(torch.equal(w0[k], w1["model_state"][k]) for k in w0)
     with pytest.raises(PipelineError, match="different model section"):
         run(tiny_config(tmp_path / "other", "train.epochs=0", "model.features=4", f"train.init_from={base.checkpoint}"))
+
+
+def test_validate_every_skips_epochs_but_always_validates_the_last(tmp_path) -> None:
+    result = run(tiny_config(tmp_path, "train.epochs=3", "train.validate_every=2"))
+    log = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]["log"]
+    validated = [not math.isnan(r["val_psnr"]) for r in log]
+    assert validated == [False, True, True]
+    assert torch.load(result.checkpoint, weights_only=True)["epoch"] in (2, 3)
+
+
+def test_inverse_noise_weighting_equalises_noise_levels() -> None:
+    l1 = make_loss("l1")
+    clean = torch.zeros(2, 1, 8, 8)
+    noise = torch.randn(2, 1, 8, 8)
+    noise = noise / noise.flatten(1).std(dim=1).view(2, 1, 1, 1)
+    noisy = clean + noise * torch.tensor([0.05, 0.2]).view(2, 1, 1, 1)
+    out = noisy.clone()  # an identity "denoiser": per-sample L1 grows with the noise level
+    plain = weighted_loss(l1, out, clean, noisy, "none")
+    assert torch.isclose(plain, l1(out, clean))
+    weighted = weighted_loss(l1, out, clean, noisy, "inverse_noise")
+    per_sample = torch.stack([l1(out[i:i + 1], clean[i:i + 1]) for i in range(2)])
+    weights = torch.tensor([1 / 0.05, 1 / 0.2])
+    assert torch.isclose(weighted, (per_sample * weights / weights.mean()).mean(), rtol=1e-4)
+    # Each sample's weighted loss is about the same although one is 4x noisier.
+    terms = per_sample * weights
+    assert torch.isclose(terms[0], terms[1], rtol=0.3)
+    # A clean sample is weighted as if its noise were at the floor, not infinitely.
+    zero = weighted_loss(l1, out, clean, clean.clone(), "inverse_noise")
+    assert torch.isfinite(zero) and NOISE_STD_FLOOR > 0
+
+
+
+def test_train_scales_adds_downscaled_training_images(tmp_path, monkeypatch) -> None:
+    import pipeline.train as train_module
+
+    seen: list[int] = []
+    original = train_module.NoisyPairs.__init__
+
+    def spy(self, images, *args, **kwargs):
+        seen.append(len(images))
+        original(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.NoisyPairs, "__init__", spy)
+    run(tiny_config(tmp_path, "train.epochs=1", "data.max_train=64", "data.patch_size=16", "data.train_scales=[1.0,0.75]"))
+    assert seen == [128]

@@ -120,6 +120,10 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
     images, failures = load_folder(cfg.root, strict=cfg.strict, resize=cfg.resize)
     if not images:
         raise PipelineError(f"no readable images in {cfg.root} ({len(failures)} files failed)")
+    images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
+    failures = failures + too_noisy
+    if not images:
+        raise PipelineError(f"every image in {cfg.root} is noisier than data.max_clean_noise={cfg.max_clean_noise}")
     if cfg.test_root is not None:
         test, test_failures = _load_test_folders(cfg)
         failures = failures + test_failures
@@ -150,9 +154,42 @@ def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
         frontal_only=cfg.frontal_only, resize=cfg.resize, max_train=cfg.max_train, max_val=cfg.max_val,
         max_test=cfg.max_test, strict=cfg.strict,
     )
+    train, noisy_train = drop_noisy_references(splits["train"], cfg.max_clean_noise)
+    val, noisy_val = drop_noisy_references(splits["val"], cfg.max_clean_noise)
+    failures = failures + noisy_train + noisy_val
     return DataSplits(
-        splits["train"], splits["val"], splits["test"], f"Indiana/OpenI collection at {cfg.root}, split by report with seed {seed}", failures,
+        train, val, splits["test"], f"Indiana/OpenI collection at {cfg.root}, split by report with seed {seed}", failures,
     )
+
+
+def own_noise(image: np.ndarray) -> float:
+    """Estimated noise std of an image that is meant to be clean, on its central half."""
+    from pipeline.metrics import estimate_noise_sigma
+
+    h, w = image.shape
+    return estimate_noise_sigma(image[h // 4: h - h // 4 or h, w // 4: w - w // 4 or w])
+
+
+def drop_noisy_references(images: list[ScanImage], limit: float | None) -> tuple[list[ScanImage], list]:
+    """Split `images` into those whose own noise is at most `limit` and failures for the rest.
+
+    A model learns to keep whatever noise its clean references carry, so a reference noisier
+    than `limit` would teach it to leave that much noise in. None keeps every image.
+    """
+    from pipeline.ingest.failures import Failure
+
+    if limit is None:
+        return images, []
+    kept: list[ScanImage] = []
+    dropped: list[Failure] = []
+    for img in images:
+        sigma = own_noise(img.pixels)
+        if sigma > limit:
+            reason = f"not used for training: own noise {sigma * 255:.2f}/255 is above data.max_clean_noise {limit * 255:.2f}/255"
+            dropped.append(Failure(img.meta.source or Path(img.meta.name), reason))
+        else:
+            kept.append(img)
+    return kept, dropped
 
 
 def load_splits(cfg: DataConfig, seed: int) -> DataSplits:

@@ -34,8 +34,9 @@ class RunConfig(Section):
 
 class DataConfig(Section):
     kind: Literal["mnist", "folder", "openi"] = Field("mnist", description="Where the clean images come from.")
-    root: Path | None = Field(
-        None, description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout). None: the bundled MNIST sample."
+    root: Path | list[Path] | None = Field(
+        None,
+        description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout); for folder data also a list of folders and single scan files. None: the bundled MNIST sample.",
     )
     test_root: Path | list[Path] | None = Field(
         None, description="Optional separate folder(s) of test images (for folder data); MNIST finds t10k files in root itself."
@@ -71,6 +72,8 @@ class DataConfig(Section):
     def _check_fractions(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be below 1")
+        if isinstance(self.root, list) and self.kind != "folder":
+            raise ValueError(f"data.root may be a list only for folder data, not {self.kind}")
         if any(not 0 < s <= 1 for s in self.train_scales):
             raise ValueError(f"train_scales must lie in (0, 1], got {self.train_scales}")
         return self

@@ -64,8 +64,9 @@ CXR_TEST_DIRS = [
     SHARED_DATA / "cxr" / "png" / "opencxr_tests",
 ]
 CXR_TRAIN_NOTE = (
-    "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_shipped.yaml) is trained "
-    "on the 10 Hannover radiographs (hannover_mhh_covid), none of the test images"
+    "the shipped unet (pipeline/weights/cxr_default.pt; configs/cxr_shipped.yaml, then "
+    "configs/cxr_shipped_refine.yaml) is trained on Hannover radiographs (hannover_mhh_covid), "
+    "none of the test images"
 )
 HEADLINE_CONDITION = "gaussian_25"
 #: Row order of the tables (methods not listed follow in order of appearance).
@@ -995,6 +996,44 @@ def mnist_notes(mnist: dict[str, Any]) -> dict[str, str]:
     return notes
 
 
+#: Issue 4's acceptance for the shipped radiograph model: (condition, minimum paired ΔPSNR vs BM3D in dB,
+#: whether its SSIM must be higher too), and its CPU speed floor in MP/s.
+ACCEPTANCE = (("gaussian_25", 0.5, True), ("poisson_gaussian_dose_0.05", 1.0, False), ("poisson_gaussian_dose_0.25", 1.0, False))
+ACCEPTANCE_MP_PER_S = 1.0
+SHIPPED = "unet"
+
+
+def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shipped model against each acceptance target: what was asked, what was measured, met or not."""
+    conditions = results.get("quality", {}).get("cxr", {}).get("conditions", {})
+    rows: list[dict[str, Any]] = []
+    for key, min_gain, need_ssim in ACCEPTANCE:
+        methods = conditions.get(key, {}).get("summary", {}).get("methods", {})
+        if SHIPPED not in methods or "bm3d" not in methods:
+            continue
+        mine, bm3d = methods[SHIPPED], methods["bm3d"]
+        gain = mine["vs_reference"]["psnr"]
+        met = gain["mean"] >= min_gain and (not need_ssim or mine["ssim"]["mean"] > bm3d["ssim"]["mean"])
+        target = f"ΔPSNR ≥ +{min_gain:.1f} dB" + (" and higher SSIM" if need_ssim else "")
+        measured = (f"ΔPSNR {fmt_ci(gain, 2, True)} dB; SSIM {mine['ssim']['mean']:.3f} vs {bm3d['ssim']['mean']:.3f}")
+        rows.append({"what": conditions[key]["label"], "target": target, "measured": measured, "met": met})
+    speed = results.get("speed", {}).get("devices", {}).get("cpu", {}).get("images", {}).get(SHIPPED, {}).get("1024", {})
+    if "megapixels_per_second" in speed:
+        mp = speed["megapixels_per_second"]
+        rows.append({"what": "speed, 1024² on the CPU", "target": f"≥ {ACCEPTANCE_MP_PER_S:g} MP/s",
+                     "measured": f"{mp:.2f} MP/s", "met": mp >= ACCEPTANCE_MP_PER_S})
+    return rows
+
+
+def render_acceptance(results: dict[str, Any]) -> list[str]:
+    rows = acceptance(results)
+    if not rows:
+        return []
+    lines = [f"Shipped model (`{SHIPPED}`) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
+    return lines + md_table(["condition", "target", "measured", "met"],
+                            [[r["what"], r["target"], r["measured"], "yes" if r["met"] else "**no**"] for r in rows])
+
+
 def render_headline(results: dict[str, Any]) -> list[str]:
     h = results.get("headline", {})
     lines = ["## Headline", ""]
@@ -1011,6 +1050,7 @@ def render_headline(results: dict[str, Any]) -> list[str]:
         else:
             lines.append("Speed ratio: not measured in these results (run --only speed).")
         lines.append("")
+    lines += render_acceptance(results)
     mnist = results.get("quality", {}).get("mnist")
     if mnist:
         lines += [f"MNIST, Gaussian noise 0.5 ({mnist['test_set']}, {mnist['n_images']} images):", ""]

@@ -93,3 +93,30 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
     assert positive(cpu["networks"]["conv"]["compute"]["32"]["fraction_of_peak"])
     assert positive(cpu["networks"]["mnist_dense"]["batch_inference"]["gflops"])
     assert "skipped" in results["speed"]["apply_memory"]
+
+
+def test_acceptance_rows_compare_the_shipped_model_with_bm3d() -> None:
+    bench = load_script()
+
+    def method(psnr: float, ssim: float, gain: float | None = None) -> dict[str, Any]:
+        entry = {"psnr": {"mean": psnr}, "ssim": {"mean": ssim}}
+        if gain is not None:
+            entry["vs_reference"] = {"psnr": {"mean": gain, "ci_low": gain - 0.2, "ci_high": gain + 0.2}}
+        return entry
+
+    def condition(label: str, gain: float, ssim: float) -> dict[str, Any]:
+        return {"label": label, "summary": {"methods": {"bm3d": method(35.0, 0.90), "unet": method(35.0 + gain, ssim, gain)}}}
+
+    results = {
+        "quality": {"cxr": {"conditions": {
+            "gaussian_25": condition("G25", 0.6, 0.89),  # enough dB but lower SSIM: not met
+            "poisson_gaussian_dose_0.05": condition("PG05", 1.1, 0.95),
+            "poisson_gaussian_dose_0.25": condition("PG25", 0.4, 0.95),
+        }}},
+        "speed": {"devices": {"cpu": {"images": {"unet": {"1024": {"megapixels_per_second": 5.0}}}}}},
+    }
+    rows = bench.acceptance(results)
+    assert [(r["what"], r["met"]) for r in rows] == [("G25", False), ("PG05", True), ("PG25", False), ("speed, 1024² on the CPU", True)]
+    results["quality"]["cxr"]["conditions"]["gaussian_25"] = condition("G25", 0.6, 0.91)
+    assert bench.acceptance(results)[0]["met"] is True
+    assert "| G25 |" in "\n".join(bench.render_acceptance(results))

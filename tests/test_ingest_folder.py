@@ -166,3 +166,25 @@ def test_max_clean_noise_leaves_noisy_references_out(tmp_path: Path) -> None:
     assert len(everything.train + everything.val) == 5 and not everything.failures
     with pytest.raises(PipelineError, match="noisier than data.max_clean_noise"):
         load_splits(cfg.model_copy(update={"max_clean_noise": 1e-6}), seed=0)
+
+
+def test_root_may_list_folders_and_single_files(tmp_path: Path) -> None:
+    from pipeline.config import DataConfig, load_config
+    from pipeline.errors import ConfigError
+    from pipeline.ingest import load_splits
+
+    folder, extra = tmp_path / "a", tmp_path / "b"
+    folder.mkdir()
+    extra.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(folder / f"f{i}.png")
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(extra / "one.png")
+    Image.fromarray(np.full((16, 16), 220, np.uint8)).save(extra / "not_listed.png")
+    cfg = DataConfig(kind="folder", root=[folder, extra / "one.png"], val_fraction=0.0, test_fraction=0.0, test_root=folder)
+    splits = load_splits(cfg, seed=0)
+    assert sorted(img.meta.source.name for img in splits.train) == ["f0.png", "f1.png", "f2.png", "one.png"]
+    missing = DataConfig(kind="folder", root=[folder, extra / "absent"], val_fraction=0.0, test_fraction=0.0)
+    with pytest.raises(PipelineError, match="absent"):
+        load_splits(missing, seed=0)
+    with pytest.raises(ConfigError, match="list only for folder data"):
+        load_config(None, [f"data.root=[{folder}, {extra}]"])

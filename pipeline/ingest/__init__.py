@@ -95,14 +95,17 @@ def _names(roots: Path | list[Path]) -> str:
     return ", ".join(str(r) for r in (roots if isinstance(roots, list) else [roots]))
 
 
-def _load_test_folders(cfg: DataConfig) -> tuple[list[ScanImage], list]:
-    """Images of every folder in data.test_root (one folder or a list), in order."""
-    from pipeline.ingest.folder import load_folder
+def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[ScanImage], list]:
+    """Images of one folder, or of a list of folders and single files, in the order given."""
+    from pipeline.ingest.folder import load_folder, read_files
 
     images: list[ScanImage] = []
     failures: list = []
-    for root in cfg.test_root if isinstance(cfg.test_root, list) else [cfg.test_root]:
-        found, failed = load_folder(root, strict=cfg.strict, resize=cfg.resize)
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if Path(entry).is_file():
+            found, failed = read_files([Path(entry)], strict=cfg.strict, resize=cfg.resize)
+        else:
+            found, failed = load_folder(entry, strict=cfg.strict, resize=cfg.resize)
         images += found
         failures += failed
     return images, failures
@@ -110,31 +113,30 @@ def _load_test_folders(cfg: DataConfig) -> tuple[list[ScanImage], list]:
 
 def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
     from pipeline.errors import PipelineError
-    from pipeline.ingest.folder import load_folder
 
     if cfg.root is None and cfg.test_root is not None:
-        test, failures = _load_test_folders(cfg)
+        test, failures = _load_sources(cfg.test_root, cfg)
         return DataSplits([], [], _limit(test, cfg.max_test), f"folder {_names(cfg.test_root)} (all images as test)", failures)
     if cfg.root is None:
         raise PipelineError("data.root must be set for folder data (e.g. --set data.root=/path/to/scans)")
-    images, failures = load_folder(cfg.root, strict=cfg.strict, resize=cfg.resize)
+    images, failures = _load_sources(cfg.root, cfg)
     if not images:
-        raise PipelineError(f"no readable images in {cfg.root} ({len(failures)} files failed)")
+        raise PipelineError(f"no readable images in {_names(cfg.root)} ({len(failures)} files failed)")
     images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
     failures = failures + too_noisy
     if not images:
-        raise PipelineError(f"every image in {cfg.root} is noisier than data.max_clean_noise={cfg.max_clean_noise}")
+        raise PipelineError(f"every image in {_names(cfg.root)} is noisier than data.max_clean_noise={cfg.max_clean_noise}")
     if cfg.test_root is not None:
-        test, test_failures = _load_test_folders(cfg)
+        test, test_failures = _load_sources(cfg.test_root, cfg)
         failures = failures + test_failures
         keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
         where = split_groups(keys, cfg.val_fraction, 0.0, seed)
-        origin = f"folder {cfg.root} (train/val by {'patient' if cfg.group_pattern else 'file'}), test {_names(cfg.test_root)}"
+        origin = f"folder {_names(cfg.root)} (train/val by {'patient' if cfg.group_pattern else 'file'}), test {_names(cfg.test_root)}"
     else:
         keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
         where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
         test = [img for img, w in zip(images, where) if w == "test"]
-        origin = f"folder {cfg.root} split by {'patient' if cfg.group_pattern else 'file'} with seed {seed}"
+        origin = f"folder {_names(cfg.root)} split by {'patient' if cfg.group_pattern else 'file'} with seed {seed}"
     train = [img for img, w in zip(images, where) if w == "train"]
     val = [img for img, w in zip(images, where) if w == "val"]
     return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin, failures)

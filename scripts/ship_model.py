@@ -1,6 +1,6 @@
 """Copy a run's best checkpoint into the package as the shipped radiograph model.
 
-    python scripts/ship_model.py runs/cxr_shipped/<timestamp>
+    python scripts/ship_model.py runs/cxr_shipped_refine/<timestamp>
 
 Writes pipeline/weights/cxr_default.pt (weights + resolved config + version + provenance;
 no optimizer state, so it stays small) and pipeline/weights/cxr_default.json (the same
@@ -22,10 +22,23 @@ from pipeline.denoise import SHIPPED_MODEL, checkpoint_path
 DATA_PROVENANCE = (
     "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 10 radiographs "
     "in ../shared/data/cxr/png/hannover_mhh_covid (2000x2000 JPEG, CR, PA and AP; the 7 of them listed "
-    "in its metadata CSV are 7 different patients), split by file with seed 0: 8 for training patches, "
-    "2 for validation on whole images. The NIH ChestX-ray14 and openCXR radiographs (other institutions, "
-    "so other patients) were held out for testing."
+    "in its metadata CSV are 7 different patients). Steps 1-2 (configs/cxr_shipped.yaml): split by file "
+    "with seed 0, 8 for training patches, 2 for validation on whole images. Step 3 "
+    "(configs/cxr_shipped_refine.yaml): the 7 radiographs whose own noise is at most 1.53/255 "
+    "(data.max_clean_noise 0.006) and 3 DICOM chest radiographs of ../shared/data/cxr/dicom "
+    "(pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR), 8 for training, 2 for "
+    "validation. Held out for testing: the NIH ChestX-ray14 and openCXR radiographs. The SIIM image is "
+    "NIH-derived with an anonymised patient id; its pixel correlation with every test image is at most "
+    "0.79 (not the same image); the NIH DICOM of the shared data is a test image and was not used."
 )
+TRAINING_STEPS = [
+    "1: denoise run configs/cxr_shipped.yaml (110 epochs from scratch)",
+    (
+        "2: denoise run configs/cxr_shipped.yaml --set run.name=cxr_shipped_ft --set train.init_from=<step 1 best.pt> "
+        "--set train.epochs=180 --set train.lr=0.0005 --set train.max_train_seconds=2700 (stopped by time after epoch 146)"
+    ),
+    "3: denoise run configs/cxr_shipped_refine.yaml --set train.init_from=<step 2 best.pt>",
+]
 
 
 def git_commit() -> str:
@@ -37,7 +50,7 @@ def git_commit() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="run folder (or checkpoint) of configs/cxr_shipped.yaml")
+    parser.add_argument("run", type=Path, help="run folder (or checkpoint) of the last training step")
     parser.add_argument("--dest", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
     source = checkpoint_path(args.run)
@@ -49,7 +62,8 @@ def main() -> None:
         "best_val_psnr": ckpt.get("state", {}).get("best_val_psnr"),
         "training_seconds": sum(row["seconds"] for row in log),
         "training_data": DATA_PROVENANCE,
-        "config": "configs/cxr_shipped.yaml",
+        "config": f"configs/{ckpt['config']['run']['name']}.yaml",
+        "training_steps": TRAINING_STEPS,
         "initialised_from": ckpt["config"]["train"].get("init_from"),
         "commit_when_shipped": git_commit(),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -254,6 +254,8 @@ def train(
             scheduler.step()
         train_loss = _mean_across_ranks(total, count, device, info)
         out_of_time = bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds
+        if tc.max_train_seconds and info.world > 1:  # rank 0's clock decides, so all ranks stop (and validate) together
+            out_of_time = bool(_broadcast(float(out_of_time), 0.0, device, info)[0])
         validated = (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
         if not validated:
             val_loss, val_psnr = float("nan"), float("nan")

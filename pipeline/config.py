@@ -39,7 +39,7 @@ class DataConfig(Section):
         description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout); for folder data also a list of folders and single scan files. None: the bundled MNIST sample.",
     )
     test_root: Path | list[Path] | None = Field(
-        None, description="Optional separate folder(s) of test images (for folder data); MNIST finds t10k files in root itself."
+        None, description="Optional separate test images (for folder data): a folder, or a list of folders and single files; MNIST finds t10k files in root itself."
     )
     mnist_test_set: Literal["auto", "split", "t10k"] = Field(
         "auto", description="MNIST test images: t10k files when present (auto/t10k) or a split of the training file."

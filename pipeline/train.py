@@ -257,13 +257,10 @@ def train(
         if tc.max_train_seconds and info.world > 1:  # rank 0's clock decides, so all ranks stop (and validate) together
             out_of_time = bool(_broadcast(float(out_of_time), 0.0, device, info)[0])
         validated = (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
-        if not validated:
-            val_loss, val_psnr = float("nan"), float("nan")
-        elif info.is_main:
-            val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile)
-        else:
-            val_loss, val_psnr = 0.0, 0.0
+        val_loss = val_psnr = float("nan")
         if validated:
+            if info.is_main:
+                val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile)
             val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
         seconds = time.perf_counter() - t0
         row = {

@@ -1000,7 +1000,7 @@ def mnist_notes(mnist: dict[str, Any]) -> dict[str, str]:
 #: whether its SSIM must be higher too), and its CPU speed floor in MP/s.
 ACCEPTANCE = (("gaussian_25", 0.5, True), ("poisson_gaussian_dose_0.05", 1.0, False), ("poisson_gaussian_dose_0.25", 1.0, False))
 ACCEPTANCE_MP_PER_S = 1.0
-SHIPPED = "unet"
+ACCEPTANCE_MODEL = "unet"  # the shipped model unless --cxr-unet names another checkpoint
 
 
 def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1009,15 +1009,15 @@ def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for key, min_gain, need_ssim in ACCEPTANCE:
         methods = conditions.get(key, {}).get("summary", {}).get("methods", {})
-        if SHIPPED not in methods or "bm3d" not in methods:
+        if ACCEPTANCE_MODEL not in methods or "bm3d" not in methods:
             continue
-        mine, bm3d = methods[SHIPPED], methods["bm3d"]
+        mine, bm3d = methods[ACCEPTANCE_MODEL], methods["bm3d"]
         gain = mine["vs_reference"]["psnr"]
         met = gain["mean"] >= min_gain and (not need_ssim or mine["ssim"]["mean"] > bm3d["ssim"]["mean"])
         target = f"ΔPSNR ≥ +{min_gain:.1f} dB" + (" and higher SSIM" if need_ssim else "")
         measured = (f"ΔPSNR {fmt_ci(gain, 2, True)} dB; SSIM {mine['ssim']['mean']:.3f} vs {bm3d['ssim']['mean']:.3f}")
         rows.append({"what": conditions[key]["label"], "target": target, "measured": measured, "met": met})
-    speed = results.get("speed", {}).get("devices", {}).get("cpu", {}).get("images", {}).get(SHIPPED, {}).get("1024", {})
+    speed = results.get("speed", {}).get("devices", {}).get("cpu", {}).get("images", {}).get(ACCEPTANCE_MODEL, {}).get("1024", {})
     if "megapixels_per_second" in speed:
         mp = speed["megapixels_per_second"]
         rows.append({"what": "speed, 1024² on the CPU", "target": f"≥ {ACCEPTANCE_MP_PER_S:g} MP/s",
@@ -1029,7 +1029,8 @@ def render_acceptance(results: dict[str, Any]) -> list[str]:
     rows = acceptance(results)
     if not rows:
         return []
-    lines = [f"Shipped model (`{SHIPPED}`) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
+    origin = results.get("quality", {}).get("cxr", {}).get("models", {}).get(ACCEPTANCE_MODEL, {}).get("origin", "origin not recorded")
+    lines = [f"`{ACCEPTANCE_MODEL}` ({origin}) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
     return lines + md_table(["condition", "target", "measured", "met"],
                             [[r["what"], r["target"], r["measured"], "yes" if r["met"] else "**no**"] for r in rows])
 

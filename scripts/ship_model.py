@@ -31,13 +31,14 @@ DATA_PROVENANCE = (
     "NIH-derived with an anonymised patient id; its pixel correlation with every test image is at most "
     "0.79 (not the same image); the NIH DICOM of the shared data is a test image and was not used."
 )
+LAST_STEP_CONFIG = "configs/cxr_shipped_refine.yaml"
 TRAINING_STEPS = [
     "1: denoise run configs/cxr_shipped.yaml (110 epochs from scratch)",
     (
         "2: denoise run configs/cxr_shipped.yaml --set run.name=cxr_shipped_ft --set train.init_from=<step 1 best.pt> "
         "--set train.epochs=180 --set train.lr=0.0005 --set train.max_train_seconds=2700 (stopped by time after epoch 146)"
     ),
-    "3: denoise run configs/cxr_shipped_refine.yaml --set train.init_from=<step 2 best.pt>",
+    f"3: denoise run {LAST_STEP_CONFIG} --set train.init_from=<step 2 best.pt>",
 ]
 
 
@@ -62,7 +63,7 @@ def main() -> None:
         "best_val_psnr": ckpt.get("state", {}).get("best_val_psnr"),
         "training_seconds": sum(row["seconds"] for row in log),
         "training_data": DATA_PROVENANCE,
-        "config": f"configs/{ckpt['config']['run']['name']}.yaml",
+        "config": LAST_STEP_CONFIG,
         "training_steps": TRAINING_STEPS,
         "initialised_from": ckpt["config"]["train"].get("init_from"),
         "commit_when_shipped": git_commit(),

@@ -169,7 +169,7 @@ def own_noise(image: np.ndarray) -> float:
     from pipeline.metrics import estimate_noise_sigma
 
     h, w = image.shape
-    return estimate_noise_sigma(image[h // 4: h - h // 4 or h, w // 4: w - w // 4 or w])
+    return estimate_noise_sigma(image[h // 4: h - h // 4, w // 4: w - w // 4])
 
 
 def drop_noisy_references(images: list[ScanImage], limit: float | None) -> tuple[list[ScanImage], list]:

@@ -103,6 +103,9 @@ class ModelConfig(Section):
     image_size: int = Field(28, ge=4, description="dense: side of the square images it takes (784 = 28x28).")
     features: int = Field(32, ge=1, description="conv/dncnn: filters per layer.")
     channels: list[int] = Field([16, 32, 64, 128], description="unet: channels per level.")
+    refine_channels: int = Field(
+        0, ge=0, description="unet: width of a full-resolution head that refines the noise estimate (0: none)."
+    )
     depth: int = Field(17, ge=3, description="dncnn: number of conv layers.")
     residual: bool = Field(True, description="unet/dncnn: predict the noise and subtract it (True) or the clean image.")
 

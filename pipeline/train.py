@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 import pipeline
-from pipeline.config import Config, TrainConfig
+from pipeline.config import Config, ModelConfig, TrainConfig
 from pipeline.denoise import ModelDenoiser, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.ingest.patches import PatchSampler, at_scales
@@ -304,18 +304,45 @@ def train(
     return TrainResult(ckpt_dir / "best.pt", ckpt_dir / "last.pt", state["log"], model, stopped_early)
 
 
-def _load_matching(path: Path, cfg: Config, what: str) -> dict[str, Any]:
-    """A checkpoint whose model section equals this config's (else a clear error)."""
+def _checkpoint_model(ckpt: dict[str, Any]) -> ModelConfig | None:
+    """The model section a checkpoint was trained with (defaults filled in), or None."""
+    raw = ckpt.get("config", {}).get("model") if isinstance(ckpt, dict) else None
+    try:
+        return ModelConfig(**raw) if isinstance(raw, dict) else None
+    except ValueError:
+        return None
+
+
+def _load_checkpoint(path: Path, what: str) -> dict[str, Any]:
     if not Path(path).is_file():
         raise PipelineError(f"{what}: checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("config", {}).get("model") != cfg.to_dict()["model"]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _load_matching(path: Path, cfg: Config, what: str) -> dict[str, Any]:
+    """A checkpoint whose model section equals this config's (else a clear error)."""
+    ckpt = _load_checkpoint(path, what)
+    if _checkpoint_model(ckpt) != cfg.model:
         raise PipelineError(f"{what}: {path} was trained with a different model section; use the same model settings")
     return ckpt
 
 
 def _init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
-    model.load_state_dict(_load_matching(path, cfg, "train.init_from")["model_state"])
+    """Fine-tuning start: the same model, or the same U-Net without the refinement head (which starts at zero)."""
+    ckpt = _load_checkpoint(path, "train.init_from")
+    theirs = _checkpoint_model(ckpt)
+    adds_head = (
+        theirs is not None and cfg.model.name == "unet" and theirs.refine_channels == 0
+        and theirs.model_copy(update={"refine_channels": cfg.model.refine_channels}) == cfg.model
+    )
+    if theirs != cfg.model and not adds_head:
+        raise PipelineError(
+            f"train.init_from: {path} was trained with a different model section; use the same model settings"
+            " (or the same unet with refine_channels: 0, to add a refinement head)"
+        )
+    missing, unexpected = model.load_state_dict(ckpt["model_state"], strict=not adds_head)
+    if unexpected or any(not key.startswith("refine.") for key in missing):
+        raise PipelineError(f"train.init_from: {path} does not hold this network's weights")
 
 
 def _resume(path: Path, cfg: Config, model: nn.Module, optimizer, scheduler) -> tuple[int, dict[str, Any]]:

@@ -42,6 +42,28 @@ def test_residual_models_start_near_identity_when_noise_prediction_is_zero() -> 
     assert torch.allclose(model(x), x)
 
 
+@torch.no_grad()
+def test_unet_refinement_head_starts_as_the_plain_unet_and_can_change_it() -> None:
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(name="unet", channels=[8, 16, 32]))
+    headed = build_model(ModelConfig(name="unet", channels=[8, 16, 32], refine_channels=4))
+    missing, unexpected = headed.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("refine.") for k in missing) and not unexpected
+    for p in plain.net.parameters():  # a U-Net whose noise estimate is not zero
+        p.add_(0.05 * torch.randn_like(p))
+    headed.net.load_state_dict(plain.net.state_dict())
+    x = torch.rand(2, 1, 32, 48)
+    assert torch.equal(headed(x), plain(x))
+    last = [m for m in headed.refine.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    last.bias.fill_(0.01)
+    assert not torch.equal(headed(x), plain(x))
+
+
+def test_unet_refinement_head_needs_the_residual_form() -> None:
+    with pytest.raises(ValueError, match="refine_channels needs residual"):
+        build_model(ModelConfig(name="unet", channels=[8, 16], residual=False, refine_channels=4))
+
+
 def test_unet_size_multiple_follows_levels() -> None:
     assert build_model(ModelConfig(name="unet", channels=[8, 16, 32, 64])).size_multiple == 8
     assert build_model(ModelConfig(name="conv")).size_multiple == 4

@@ -102,6 +102,29 @@ def test_init_from_starts_from_the_weights_with_a_fresh_schedule(tmp_path) -> No
         run(tiny_config(tmp_path / "other", "train.epochs=0", "model.features=4", f"train.init_from={base.checkpoint}"))
 
 
+def test_init_from_a_plain_unet_adds_a_refinement_head_that_starts_at_zero(tmp_path) -> None:
+    unet = ["model.name=unet", "model.channels=[4,8]"]
+    base = run(tiny_config(tmp_path / "base", *unet, "train.epochs=1"))
+    headed = run(tiny_config(tmp_path / "head", *unet, "model.refine_channels=4", "train.epochs=0",
+                             f"train.init_from={base.checkpoint}"))
+    w0 = torch.load(base.checkpoint, weights_only=True)["model_state"]
+    w1 = torch.load(headed.checkpoint, weights_only=True)["model_state"]
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert any(k.startswith("refine.") for k in w1)
+    assert load_model(headed.run_dir).config.model.refine_channels == 4
+    with pytest.raises(PipelineError, match="different model section"):  # the other way round is not a fine-tune
+        run(tiny_config(tmp_path / "back", *unet, "train.epochs=0", f"train.init_from={headed.checkpoint}"))
+
+
+def test_checkpoints_from_before_a_new_model_option_still_match(tmp_path) -> None:
+    base = run(tiny_config(tmp_path / "base", "train.epochs=1"))
+    ckpt = torch.load(base.checkpoint, weights_only=True)
+    del ckpt["config"]["model"]["refine_channels"]  # as written before the option existed
+    torch.save(ckpt, tmp_path / "old.pt")
+    tuned = run(tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={tmp_path / 'old.pt'}"))
+    assert torch.load(tuned.checkpoint, weights_only=True)["epoch"] == 0
+
+
 def test_validate_every_skips_epochs_but_always_validates_the_last(tmp_path) -> None:
     result = run(tiny_config(tmp_path, "train.epochs=3", "train.validate_every=2"))
     log = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["state"]["log"]

@@ -25,7 +25,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "conv":
         return ConvAutoencoder(cfg.features)
     if cfg.name == "unet":
-        return ResidualUNet(tuple(cfg.channels), cfg.residual)
+        return ResidualUNet(tuple(cfg.channels), cfg.residual, cfg.refine_channels)
     if cfg.name == "dncnn":
         return DnCNN(cfg.depth, cfg.features, cfg.residual)
     raise ValueError(f"unknown model {cfg.name!r}; choose one of {', '.join(MODEL_NAMES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from monai.networks.blocks import Convolution
 from monai.networks.nets import UNet
 from torch import nn
 
@@ -14,14 +15,26 @@ class ResidualUNet(nn.Module):
     of whole images (measured: about 4 dB worse on radiographs, see anchors). With
     ``residual=True`` the network predicts the noise and the output is input minus noise.
     Accepts any H, W that are multiples of 2**(levels-1).
+
+    MONAI's UNet strides in its first convolution, so none of its layers sees the image at
+    full resolution. ``refine_channels > 0`` adds a small full-resolution head (four 3x3
+    convolutions of that width) that takes the input and the U-Net's noise estimate and
+    adds a correction to the estimate; its last layer starts at zero, so a U-Net trained
+    without the head keeps its output until the head is trained. Measured on radiographs
+    (README, "The shipped radiograph model"): a 16-wide head fine-tuned onto the shipped
+    U-Net gained 0.03-0.07 dB at about a third of the speed, so the shipped model has none.
     """
 
     fixed_size = None
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128), residual: bool = True) -> None:
+    def __init__(
+        self, channels: tuple[int, ...] = (16, 32, 64, 128), residual: bool = True, refine_channels: int = 0,
+    ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError("unet needs at least two levels of channels, e.g. [16, 32, 64, 128]")
+        if refine_channels and not residual:
+            raise ValueError("unet: refine_channels needs residual: true (the head corrects a noise estimate)")
         self.size_multiple = 2 ** (len(channels) - 1)
         self.net = UNet(
             spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(channels),
@@ -30,9 +43,12 @@ class ResidualUNet(nn.Module):
         self.residual = residual
         if residual:
             _zero_output_layer(self.net)
+        self.refine = _refinement_head(refine_channels) if refine_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([x, out], dim=1))
         out = x - out if self.residual else torch.sigmoid(out)
         return out.clamp(0.0, 1.0)
 
@@ -50,3 +66,17 @@ def _zero_output_layer(net: nn.Module) -> None:
             nn.init.zeros_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+
+
+def _refinement_head(width: int) -> nn.Sequential:
+    """Four full-resolution 3x3 convolutions: (input, noise estimate) -> correction, last one zeroed."""
+    head = nn.Sequential(
+        Convolution(2, 2, width, kernel_size=3, act="PRELU", norm=None),
+        Convolution(2, width, width, kernel_size=3, act="PRELU", norm=None),
+        Convolution(2, width, width, kernel_size=3, act="PRELU", norm=None),
+        Convolution(2, width, 1, kernel_size=3, conv_only=True),
+    )
+    last = [m for m in head.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return head

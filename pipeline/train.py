@@ -319,30 +319,39 @@ def _load_checkpoint(path: Path, what: str) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:
+    if _checkpoint_model(ckpt) != cfg.model:
+        raise PipelineError(
+            f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
+        )
+
+
 def _load_matching(path: Path, cfg: Config, what: str) -> dict[str, Any]:
     """A checkpoint whose model section equals this config's (else a clear error)."""
     ckpt = _load_checkpoint(path, what)
-    if _checkpoint_model(ckpt) != cfg.model:
-        raise PipelineError(f"{what}: {path} was trained with a different model section; use the same model settings")
+    _require_same_model(ckpt, path, cfg, what)
     return ckpt
+
+
+def _adds_refinement_head(theirs: ModelConfig | None, ours: ModelConfig) -> bool:
+    """True when `ours` is the U-Net `theirs` plus a refinement head."""
+    return (
+        theirs is not None and ours.name == "unet" and theirs.refine_channels == 0 < ours.refine_channels
+        and theirs.model_copy(update={"refine_channels": ours.refine_channels}) == ours
+    )
 
 
 def _init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
     """Fine-tuning start: the same model, or the same U-Net without the refinement head (which starts at zero)."""
-    ckpt = _load_checkpoint(path, "train.init_from")
-    theirs = _checkpoint_model(ckpt)
-    adds_head = (
-        theirs is not None and cfg.model.name == "unet" and theirs.refine_channels == 0
-        and theirs.model_copy(update={"refine_channels": cfg.model.refine_channels}) == cfg.model
-    )
-    if theirs != cfg.model and not adds_head:
-        raise PipelineError(
-            f"train.init_from: {path} was trained with a different model section; use the same model settings"
-            " (or the same unet with refine_channels: 0, to add a refinement head)"
-        )
-    missing, unexpected = model.load_state_dict(ckpt["model_state"], strict=not adds_head)
+    what = "train.init_from"
+    ckpt = _load_checkpoint(path, what)
+    if not _adds_refinement_head(_checkpoint_model(ckpt), cfg.model):
+        _require_same_model(ckpt, path, cfg, what, " (or the same unet with refine_channels: 0, to add a refinement head)")
+        model.load_state_dict(ckpt["model_state"])
+        return
+    missing, unexpected = model.load_state_dict(ckpt["model_state"], strict=False)
     if unexpected or any(not key.startswith("refine.") for key in missing):
-        raise PipelineError(f"train.init_from: {path} does not hold this network's weights")
+        raise PipelineError(f"{what}: {path} does not hold this network's weights")
 
 
 def _resume(path: Path, cfg: Config, model: nn.Module, optimizer, scheduler) -> tuple[int, dict[str, Any]]:

@@ -63,9 +63,13 @@ def _zero_output_layer(net: nn.Module) -> None:
     last_up = list(net.model.children())[-1]
     for module in last_up.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.out_channels == 1:
-            nn.init.zeros_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+            _zero(module)
+
+
+def _zero(conv: nn.Module) -> None:
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
 
 
 def _refinement_head(width: int) -> nn.Sequential:
@@ -76,7 +80,5 @@ def _refinement_head(width: int) -> nn.Sequential:
         Convolution(2, width, width, kernel_size=3, act="PRELU", norm=None),
         Convolution(2, width, 1, kernel_size=3, conv_only=True),
     )
-    last = [m for m in head.modules() if isinstance(m, nn.Conv2d)][-1]
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+    _zero([m for m in head.modules() if isinstance(m, nn.Conv2d)][-1])
     return head

@@ -131,6 +131,10 @@ class TrainConfig(Section):
     )
     progress: bool = Field(True, description="Show progress bars (one line per epoch is printed either way).")
     amp: bool = Field(True, description="Mixed precision when training on a GPU.")
+    workers: int = Field(
+        0, ge=0,
+        description="Processes that make the training patches and noise (0: the training process itself). A GPU trains faster than one CPU core makes patches; each sample depends only on (seed, epoch, index), so the result is the same for any number.",
+    )
     max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked per epoch).")
 
 

@@ -212,7 +212,9 @@ def train(
         cfg.data.min_patch_std, cfg.data.augment, cfg.noise.fresh_each_epoch,
     )
     sampler = DistributedSampler(data, num_replicas=info.world, rank=info.rank, shuffle=True, seed=seed)
-    loader = DataLoader(data, batch_size=tc.batch_size, sampler=sampler, num_workers=0)
+    loader = DataLoader(
+        data, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers, pin_memory=device.type == "cuda",
+    )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
     loss_fn = make_loss(tc.loss)
     optimizer = make_optimizer(model.parameters(), tc)

@@ -168,3 +168,11 @@ def test_train_scales_adds_downscaled_training_images(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(train_module.NoisyPairs, "__init__", spy)
     run(tiny_config(tmp_path, "train.epochs=1", "data.max_train=64", "data.patch_size=16", "data.train_scales=[1.0,0.75]"))
     assert seen == [128]
+
+
+def test_patch_workers_give_the_same_weights_as_the_training_process(tmp_path) -> None:
+    inline = run(tiny_config(tmp_path / "inline", "train.epochs=2"))
+    workers = run(tiny_config(tmp_path / "workers", "train.epochs=2", "train.workers=2"))
+    wa = torch.load(inline.checkpoint, weights_only=True)["model_state"]
+    wb = torch.load(workers.checkpoint, weights_only=True)["model_state"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

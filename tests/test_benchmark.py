@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from script_loading import load_script
 
 from pipeline.config import Config, ModelConfig
 from pipeline.models import build_model
 from pipeline.train import _checkpoint, make_optimizer
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 #: MACs per pixel of ConvAutoencoder(features=4): 36 (1->4) + 36 (4->4 at 1/4) + 9 (at 1/16)
 #: + 36 (at 1/4) + 36 (4->1), 3x3 kernels.
 TINY_CONV_MACS = 153
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_conv_checkpoint(path: Path) -> Path:
@@ -53,7 +42,7 @@ def positive(x: Any) -> bool:
 
 
 def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: np.ndarray) -> None:
-    bench = load_script()
+    bench = load_script("benchmark")
     ckpt = str(tiny_conv_checkpoint(tmp_path / "conv.pt"))
     argv = [
         "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--skip-bm3d", "--no-train",
@@ -96,7 +85,7 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
 
 
 def test_acceptance_rows_compare_the_shipped_model_with_bm3d() -> None:
-    bench = load_script()
+    bench = load_script("benchmark")
 
     def method(psnr: float, ssim: float, gain: float | None = None) -> dict[str, Any]:
         entry = {"psnr": {"mean": psnr}, "ssim": {"mean": ssim}}

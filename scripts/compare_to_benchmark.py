@@ -1,0 +1,69 @@
+"""Score checkpoints on the benchmark's radiograph crops against its recorded BM3D figures.
+
+    python scripts/compare_to_benchmark.py pipeline/weights/cxr_default.pt runs/x/checkpoints/best.pt
+
+Uses the test radiographs, centre crop, noise conditions and seed of the last full run of
+``scripts/benchmark.py`` (``benchmarks/results.json``), so each checkpoint sees exactly the
+noisy images that BM3D saw there, without running BM3D again (about 9 minutes). Prints, per
+noise condition, each checkpoint's mean PSNR / SSIM and its mean ΔPSNR against BM3D (the mean
+of the paired differences; for confidence intervals run the benchmark itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from pipeline.denoise import denoiser_from_checkpoint
+from pipeline.evaluate import model_method
+from pipeline.noise import make_noise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
+    """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import benchmark as bench  # scripts/benchmark.py: its test images, crop and noise conditions
+    recorded = json.loads(results.read_text())["quality"]["cxr"]
+    settings = bench.settings_from_args(shlex.split(recorded["provenance"]["command"])[2:])  # its seed, folders, crop
+    images, _ = bench.cxr_test_images(settings)
+    crops = [bench.center_crop(img, recorded["crop"]) for img in images]
+    if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
+        raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")
+    torch.set_num_threads(threads)
+    methods = [model_method(path, denoiser_from_checkpoint(path, "cpu", tile_size=512)[0]) for path in checkpoints]
+    rows = []
+    for key, (label, noise_cfg) in bench.cxr_noise_conditions().items():
+        bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]
+        with tempfile.TemporaryDirectory() as tmp:
+            table = bench.run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)
+        for path in checkpoints:
+            mine = [r for r in table if r["method"] == path]
+            psnr = sum(r["psnr"] for r in mine) / len(mine)
+            ssim = sum(r["ssim"] for r in mine) / len(mine)
+            rows.append({"condition": label, "checkpoint": path, "psnr": psnr, "ssim": ssim,
+                         "bm3d_psnr": bm3d["psnr"]["mean"], "delta_psnr": psnr - bm3d["psnr"]["mean"]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="checkpoints or run folders")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    for row in compare(args.checkpoints, args.results, args.threads):
+        print(f"{row['condition']:<56} {row['checkpoint']:<40} {row['psnr']:6.2f} dB / {row['ssim']:.3f}"
+              f"  BM3D {row['bm3d_psnr']:6.2f}  ΔPSNR {row['delta_psnr']:+.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,7 +66,8 @@ def _launch(config: str, overrides: list[str], log_path: Path) -> subprocess.Pop
     for item in overrides:
         cmd += ["--set", item]
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:  # the child keeps its own handle
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _run_together(config: str, jobs: dict[str, list[str]], logs: Path, deadline: float) -> dict[str, int | None]:
@@ -82,7 +83,8 @@ def _run_together(config: str, jobs: dict[str, list[str]], logs: Path, deadline:
     return {name: p.returncode for name, p in procs.items()}
 
 
-def _only_run_dir(base: Path) -> Path:
+def _latest_run_dir(base: Path) -> Path:
+    """The newest run folder (timestamped names sort by time) with a train_log.csv under `base`."""
     dirs = sorted(log.parent for log in base.rglob("train_log.csv"))
     if not dirs:
         raise FileNotFoundError(f"no run with a train_log.csv under {base}")
@@ -118,7 +120,7 @@ def sweep(
     _run_together(config, calib, out / "logs" / "calibration", deadline=calibrate + grace)
     for v in variants:
         try:
-            v.seconds_per_epoch = seconds_per_epoch(_only_run_dir(out / "calibration" / v.name) / "train_log.csv")
+            v.seconds_per_epoch = seconds_per_epoch(_latest_run_dir(out / "calibration" / v.name) / "train_log.csv")
         except (FileNotFoundError, ValueError) as err:  # dropped; see logs/calibration/<name>.log
             v.log.append(f"calibration: {err}")
             print(f"{v.name}: left out, {err}", flush=True)
@@ -136,7 +138,7 @@ def sweep(
             continue
         v.returncode = codes[v.name]
         try:
-            run_dir = _only_run_dir(out / "runs" / v.name)
+            run_dir = _latest_run_dir(out / "runs" / v.name)
         except FileNotFoundError as err:
             v.log.append(str(err))
             continue

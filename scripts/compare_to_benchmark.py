@@ -25,12 +25,12 @@ from pipeline.evaluate import model_method
 from pipeline.noise import make_noise
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import benchmark as bench  # scripts/benchmark.py: its test images, crop, noise conditions and tables
 
 
 def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import benchmark as bench  # scripts/benchmark.py: its test images, crop and noise conditions
     recorded = json.loads(results.read_text())["quality"]["cxr"]
     settings = bench.settings_from_args(shlex.split(recorded["provenance"]["command"])[2:])  # its seed, folders, crop
     images, _ = bench.cxr_test_images(settings)
@@ -44,10 +44,9 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]
         with tempfile.TemporaryDirectory() as tmp:
             table = bench.run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)
+        summary = bench.summarize_table(table)["methods"]
         for path in checkpoints:
-            mine = [r for r in table if r["method"] == path]
-            psnr = sum(r["psnr"] for r in mine) / len(mine)
-            ssim = sum(r["ssim"] for r in mine) / len(mine)
+            psnr, ssim = summary[path]["psnr"]["mean"], summary[path]["ssim"]["mean"]
             rows.append({"condition": label, "checkpoint": path, "psnr": psnr, "ssim": ssim,
                          "bm3d_psnr": bm3d["psnr"]["mean"], "delta_psnr": psnr - bm3d["psnr"]["mean"]})
     return rows

@@ -46,10 +46,15 @@ class Variant:
     log: list[str] = field(default_factory=list)
 
 
+def _log_rows(train_log: Path) -> list[dict[str, float]]:
+    """A train_log.csv's rows with every value as a float (nan where a field is empty)."""
+    with open(train_log) as fh:
+        return [{k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def seconds_per_epoch(train_log: Path) -> float:
     """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there are more."""
-    with open(train_log) as fh:
-        seconds = [float(row["seconds"]) for row in csv.DictReader(fh)]
+    seconds = [row["seconds"] for row in _log_rows(train_log)]
     if not seconds:
         raise ValueError(f"{train_log}: no epoch finished; give the calibration more seconds")
     steady = seconds[1:] or seconds
@@ -92,8 +97,7 @@ def _latest_run_dir(base: Path) -> Path:
 
 
 def _best_val_psnr(train_log: Path) -> float:
-    with open(train_log) as fh:
-        values = [float(r["val_psnr"]) for r in csv.DictReader(fh) if r["val_psnr"] not in ("", "nan")]
+    values = [row["val_psnr"] for row in _log_rows(train_log) if not math.isnan(row["val_psnr"])]
     return max(values) if values else math.nan
 
 

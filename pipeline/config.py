@@ -146,13 +146,13 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
-    tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
-    batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
 
 
 class InferenceConfig(Section):
     """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+
+    Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
+    has the same settings as options).
 
     Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
     overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
@@ -180,6 +180,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,11 +10,13 @@ image alone, not with the network's activations over it. Whole folders are
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import SlidingWindowInferer
+from pydantic import ValidationError
 from torch import nn
 
 from pipeline.checkpoint import LoadedModel, load_model
@@ -61,7 +63,7 @@ class ModelDenoiser:
 
     def __init__(
         self, model: nn.Module, device: str | torch.device = "cpu", tile_size: int | None = None,
-        overlap: float = 0.25, batch_size: int = 8, name: str = "model",
+        overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE, name: str = "model",
     ) -> None:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
@@ -77,6 +79,17 @@ class ModelDenoiser:
                 roi_size=(self.tile_size, self.tile_size), sw_batch_size=batch_size, overlap=overlap,
                 mode="gaussian", padding_mode="replicate",
             )
+
+    @classmethod
+    def from_settings(
+        cls, model: nn.Module, settings: InferenceConfig, device: str | torch.device | None = None, name: str = "model"
+    ) -> ModelDenoiser:
+        """A denoiser with the tile, overlap and batch settings of an ``inference`` config section.
+
+        `device` (e.g. the training device) replaces ``settings.device`` when given.
+        """
+        dev = resolve_device(settings.device) if device is None else device
+        return cls(model, dev, settings.tile_size, settings.overlap, settings.batch_size, name)
 
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,13 +124,19 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    model: str | Path | LoadedModel | None = None, device: str = "auto", tile_size: int | None = None,
-    overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
+    model: str | Path | LoadedModel | None = None, settings: InferenceConfig | None = None, **overrides: Any
 ) -> tuple[ModelDenoiser, LoadedModel]:
     """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
 
-    Under torchrun with CUDA each worker takes its own GPU.
+    `settings` (default: the package defaults) with `overrides` (``tile_size``, ``overlap``,
+    ``batch_size``, ``device``) decide tiles, batching and device; under torchrun with CUDA
+    each worker takes its own GPU.
     """
-    dev = local_device(resolve_device(device))
+    base = (settings or InferenceConfig()).model_dump()
+    try:
+        settings = InferenceConfig(**{**base, **overrides})
+    except ValidationError as err:
+        raise PipelineError(f"inference settings: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
+    dev = local_device(resolve_device(settings.device))
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
-    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
+    return ModelDenoiser.from_settings(loaded.model, settings, dev, loaded.method_name), loaded

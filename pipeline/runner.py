@@ -96,15 +96,13 @@ def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     return Path(holder[0]), info.is_main
 
 
-def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
+def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Method]:
     """Noisy input, the trained model, further checkpoints, then the classical baselines."""
     methods = [noisy_input_method()]
     if trained is not None:
         methods.append(model_method(cfg.model.name, trained))
     for path in cfg.evaluate.models:
-        denoiser, _ = denoiser_from_checkpoint(
-            path, str(device), cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size
-        )
+        denoiser, _ = denoiser_from_checkpoint(path, cfg.inference)
         name = denoiser.name
         if any(m.name == name for m in methods):
             name = f"{name}:{Path(path).name}"
@@ -179,13 +177,13 @@ def run(cfg: Config) -> RunResult:
         extra["epochs_run"] = len(out.log)
         train_log = out.log
         result.checkpoint = out.best
-        trained = ModelDenoiser(out.model, device, cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size, cfg.model.name)
+        trained = ModelDenoiser.from_settings(out.model, cfg.inference, device, cfg.model.name)
     if not is_main:
         return result
     if "evaluate" in cfg.run.stages:
         if not splits.test:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
-        methods = build_methods(cfg, trained, device)
+        methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:

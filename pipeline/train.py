@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_checkpoint, save_checkpoint
-from pipeline.config import Config, ModelConfig, TrainConfig
+from pipeline.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError
 from pipeline.inference import ModelDenoiser, resolve_device
@@ -134,12 +134,14 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def validate(model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, tile_size: int | None) -> tuple[float, float]:
+def validate(
+    model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, settings: InferenceConfig
+) -> tuple[float, float]:
     """Mean loss and mean PSNR (data range 1) of the model on fixed noisy validation images."""
     if not noisy:
         return float("nan"), float("nan")
     model.eval()
-    denoiser = ModelDenoiser(model, device, tile_size=tile_size, batch_size=64)
+    denoiser = ModelDenoiser.from_settings(model, settings, device)
     outputs = denoiser.denoise_many(noisy)
     losses = [float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None])) for o, c in zip(outputs, clean)]
     psnrs = [psnr(c, o, data_range=1.0) for o, c in zip(outputs, clean)]
@@ -187,7 +189,6 @@ def train(
     if info.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = tc.amp and device.type == "cuda"
-    tile = cfg.evaluate.tile_size
     started = time.perf_counter()
     stopped_early = False
     for epoch in range(start_epoch, tc.epochs):
@@ -220,7 +221,7 @@ def train(
         val_loss = val_psnr = float("nan")
         if validated:
             if info.is_main:
-                val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile)
+                val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, cfg.inference)
             val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
         seconds = time.perf_counter() - t0
         row = {

@@ -291,7 +291,7 @@ def load_entry(name: str, path: str | None, settings: Settings, origin: str = "g
     from pipeline.errors import PipelineError
 
     try:
-        denoiser, loaded = denoiser_from_checkpoint(path, quality_device(settings), settings.tile_size)
+        denoiser, loaded = denoiser_from_checkpoint(path, device=quality_device(settings), tile_size=settings.tile_size)
     except PipelineError as err:
         return ModelEntry(name, skipped=f"checkpoint unusable: {err}")
     cfg = loaded.config

@@ -300,7 +300,9 @@ def apply_folder(
     fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
     num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
-    denoiser, loaded = denoiser_from_checkpoint(model, device, tile_size, overlap, batch_size)
+    denoiser, loaded = denoiser_from_checkpoint(
+        model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
+    )
     model_sha = _file_sha256(loaded.path)
     dest.mkdir(parents=True, exist_ok=True)
     series = _derived_series(dest, model_sha)

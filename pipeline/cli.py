@@ -17,6 +17,7 @@ from pipeline.config import describe_defaults, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
+from pipeline.logs import setup_logging, verbosity_level
 from pipeline.runner import compare, format_summary, run
 
 
@@ -115,16 +116,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _verbosity_options(default: object) -> argparse.ArgumentParser:
+    """``-q``/``-v``, accepted before and after the command name."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-q", "--quiet", action="count", default=default, help="fewer messages: warnings only (-qq: errors only)")
+    options.add_argument("-v", "--verbose", action="count", default=default, help="more messages (debug details)")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.")
+    parser = argparse.ArgumentParser(
+        prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
+        parents=[_verbosity_options(0)],
+    )
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    verbosity = [_verbosity_options(argparse.SUPPRESS)]  # after the command, not overwriting the values before it
 
-    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)")
+    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)", parents=verbosity)
     _add_config_args(p, config_required=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise")
+    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity)
     _add_config_args(p, config_required=False)
     p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them)")
     p.add_argument("--model", action="append", default=[], type=Path,
@@ -132,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images")
+    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images", parents=verbosity)
     p.add_argument("configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field in every config, e.g. --set train.epochs=5")
@@ -140,18 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
+    p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
+    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
     p.add_argument("name", choices=["mnist", "openi"])
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
     p.add_argument("--url", help="base URL of a mirror (default: the public source)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved")
+    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved", parents=verbosity)
     _add_config_args(p, config_required=False)
     p.add_argument("--defaults", action="store_true", help="print every field with its default and description")
     p.set_defaults(func=cmd_config)
@@ -161,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(verbosity_level(args.quiet, args.verbose))
     try:
         return int(args.func(args) or 0)
     except PipelineError as err:

@@ -32,6 +32,13 @@ class RunConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
 
 
+class GroupsConfig(Section):
+    csv: Path | None = Field(None, description="Metadata CSV mapping image files to patients (None: only DICOM PatientID and group_pattern).")
+    file_column: str = Field("filename", description="CSV column with the image's file name.")
+    group_column: str = Field("patientid", description="CSV column with the patient (group) id.")
+    dicom_patient_id: bool = Field(True, description="Group DICOM files by their PatientID tag when the CSV does not list them.")
+
+
 class DataConfig(Section):
     kind: Literal["mnist", "folder", "openi"] = Field("mnist", description="Where the clean images come from.")
     root: Path | list[Path] | None = Field(
@@ -51,6 +58,12 @@ class DataConfig(Section):
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
     group_pattern: str | None = Field(
         None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
+    )
+    groups: GroupsConfig | None = Field(
+        None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
+    )
+    test_also_from_root: bool = Field(
+        False, description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise."
     )
     frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
     strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")

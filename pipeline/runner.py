@@ -183,6 +183,10 @@ def run(cfg: Config) -> RunResult:
         from pipeline.ingest.failures import write_failures_csv
 
         write_failures_csv(splits.failures, run_dir / "failures.csv")
+    if is_main and splits.assignment:
+        from pipeline.ingest.groups import write_split_csv
+
+        write_split_csv(splits.assignment, run_dir / "split.csv")
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
     trained: ModelDenoiser | None = None

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.image import ScanImage
-from pipeline.metrics import psnr, ssim
+from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
 from pipeline.report import append_metrics_row, read_metrics_csv
 
@@ -90,6 +90,7 @@ def evaluate(
         noisy = noise(clean, noise_rng(seed, "test", 0, index))
         sigma = noise.std(clean)
         psd = _noise_psd(noise, clean, methods)
+        detail = detail_highpass(clean)
         keep = index < n_examples
         example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
         for method in methods:
@@ -107,6 +108,7 @@ def evaluate(
             row = {
                 "image": name, "method": method.name, "kind": method.kind,
                 "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+                "detail_loss": detail_loss(clean, out, detail),
                 "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
             }
             append_metrics_row(row, csv_path)

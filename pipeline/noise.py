@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
 from scipy.ndimage import correlate1d
 
 from pipeline.config import NoiseConfig, kernel_axes

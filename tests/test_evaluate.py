@@ -105,6 +105,7 @@ def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smoo
     rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
     assert got == [("psd", smooth_image.shape)] * 2
     assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
+    assert all(-1 <= r["detail_loss"] <= 1 for r in rows)
     got.clear()
     rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
     assert got == [("sigma", ())] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"

@@ -25,18 +25,12 @@ import torch
 
 import pipeline
 from pipeline import report
+from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
+from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
-from pipeline.evaluate import (
-    EvalResult,
-    Method,
-    baseline_method,
-    evaluate,
-    model_method,
-    noise_given_by_method,
-    noisy_input_method,
-)
+from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
@@ -98,18 +92,18 @@ def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     return Path(holder[0]), info.is_main
 
 
-def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Method]:
+def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Denoiser]:
     """Noisy input, the trained model, further checkpoints, then the classical baselines."""
-    methods = [noisy_input_method()]
+    methods: list[Denoiser] = [NoisyInput()]
     if trained is not None:
-        methods.append(model_method(cfg.model.name, trained))
+        methods.append(trained)  # named after its architecture
     for path in cfg.evaluate.models:
         denoiser, _ = denoiser_from_checkpoint(path, cfg.inference)
-        name = denoiser.name
-        if any(m.name == name for m in methods):
-            name = f"{name}:{Path(path).name}"
-        methods.append(model_method(name, denoiser))
-    methods += [baseline_method(name) for name in cfg.evaluate.baselines]
+        if any(m.name == denoiser.name for m in methods):
+            methods.append(Renamed(denoiser, f"{denoiser.name}:{Path(path).name}"))
+        else:
+            methods.append(denoiser)
+    methods += [make_baseline(name) for name in cfg.evaluate.baselines]
     return methods
 
 

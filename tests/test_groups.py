@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +43,14 @@ def _dicom_image(name: str, patient_id: str | None) -> ScanImage:
     return ScanImage(np.zeros((4, 4), np.float32), ImageMeta(format="dicom", source=Path(name), dataset=ds))
 
 
-def test_keys_from_csv_dicom_and_pattern_and_a_warning_for_the_rest(tmp_path: Path) -> None:
+def test_keys_from_csv_dicom_and_pattern_and_a_warning_for_the_rest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     table = _write_csv(tmp_path / "meta.csv", [("a.png", "7"), ("b.png", "7"), ("c.png", "8")])
     images = [ScanImage(np.zeros((4, 4), np.float32), ImageMeta(source=tmp_path / n)) for n in ("a.png", "b.png", "c.png", "0042_1.png", "lone.png")]
     images += [_dicom_image("x.dcm", "7"), _dicom_image("y.dcm", "P9"), _dicom_image("z.dcm", "P9"), _dicom_image("w.dcm", None)]
     cfg = DataConfig(kind="folder", groups=GroupsConfig(csv=table), group_pattern=r"^(\d+)_")
-    with pytest.warns(UserWarning, match=r"2 file\(s\) have no patient.*lone.png, w.dcm"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.ingest.groups"):
         keys = group_keys(images, cfg)
+    assert re.search(r"2 file\(s\) have no patient.*lone.png, w.dcm", caplog.text)
     assert keys[:3] == ["csv:7", "csv:7", "csv:8"] and keys[3] == "0042"
     assert keys[5] == "dicom:7" != keys[0], "a CSV patient and a DICOM PatientID of another collection stay apart"
     assert keys[6] == keys[7] == "dicom:P9"

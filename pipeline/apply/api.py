@@ -45,10 +45,11 @@ from pipeline.apply.records import (
 from pipeline.apply.stream import prefetch
 from pipeline.apply.writer import check_target, output_writer, remove_path, write_atomic
 from pipeline.checkpoint import LoadedModel
+from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
+from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, denoiser_from_checkpoint
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries
@@ -109,7 +110,7 @@ class _Context:
     """Everything the per-file work needs."""
 
     output_dir: Path
-    denoiser: ModelDenoiser
+    denoiser: Denoiser
     series: DerivedSeries
     model_label: str
     model_sha: str

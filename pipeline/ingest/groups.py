@@ -17,13 +17,15 @@ regex match and the path, as before groups existed, so older configs split as th
 from __future__ import annotations
 
 import csv
+import logging
 import re
-import warnings
 from pathlib import Path
 
 from pipeline.config import DataConfig, GroupsConfig
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage
+
+log = logging.getLogger(__name__)
 
 
 def read_group_csv(cfg: GroupsConfig) -> dict[str, str]:
@@ -82,10 +84,9 @@ def group_keys(images: list[ScanImage], cfg: DataConfig, warn: bool = True) -> l
         alone.append(source.name)
     if warn and cfg.groups is not None and alone:
         shown = ", ".join(alone[:5]) + (f" and {len(alone) - 5} more" if len(alone) > 5 else "")
-        warnings.warn(
-            f"{len(alone)} file(s) have no patient in data.groups (CSV, DICOM PatientID) or data.group_pattern "
-            f"and are each their own group: {shown}",
-            stacklevel=2,
+        log.warning(
+            "%d file(s) have no patient in data.groups (CSV, DICOM PatientID) or data.group_pattern "
+            "and are each their own group: %s", len(alone), shown,
         )
     return keys
 

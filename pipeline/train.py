@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,7 +309,8 @@ def train(
 
 def _checkpoint_model(ckpt: dict[str, Any]) -> ModelConfig | None:
     """The model section a checkpoint was trained with (defaults filled in), or None."""
-    raw = ckpt.get("config", {}).get("model") if isinstance(ckpt, dict) else None
+    config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    raw = config.get("model") if isinstance(config, dict) else None
     try:
         return ModelConfig(**raw) if isinstance(raw, dict) else None
     except ValueError:
@@ -318,7 +320,17 @@ def _checkpoint_model(ckpt: dict[str, Any]) -> ModelConfig | None:
 def _load_checkpoint(path: Path, what: str) -> dict[str, Any]:
     if not Path(path).is_file():
         raise PipelineError(f"{what}: checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - refused pickles, truncated or foreign files
+        raise PipelineError(
+            f"{what}: {path} is not a readable checkpoint of this tool ({type(err).__name__})"
+        ) from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt:
+        raise PipelineError(f"{what}: {path} is not a checkpoint of this tool (no model_state)")
+    return ckpt
 
 
 def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:

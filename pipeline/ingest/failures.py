@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import path_text, short_text
+
 FAILURE_COLUMNS = ("path", "reason")
 
 
@@ -28,7 +30,8 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
     """Write `failures` as a CSV with the columns ``path, reason``; return its path.
 
     The parent folder is created when needed. The header is written even when there are
-    no failures, so the file always parses.
+    no failures, so the file always parses. Paths that are not UTF-8 are written with
+    ``\xNN`` escapes; reasons are cut to one line of at most 300 characters.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,5 +39,5 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(FAILURE_COLUMNS)
         for failure in failures:
-            writer.writerow((str(failure.path), " ".join(failure.reason.split())))
+            writer.writerow((path_text(failure.path), short_text(failure.reason)))
     return path

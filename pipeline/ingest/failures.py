@@ -31,7 +31,7 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
 
     The parent folder is created when needed. The header is written even when there are
     no failures, so the file always parses. Paths that are not UTF-8 are written with
-    ``\xNN`` escapes; reasons are cut to one line of at most 300 characters.
+    ``\\xNN`` escapes; reasons are cut to one line of at most 300 characters.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

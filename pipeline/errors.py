@@ -51,6 +51,15 @@ def path_text(path: object) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def path_from_text(text: str) -> str:
+    """Inverse of :func:`path_text`: ``\\xNN`` escapes back to the bytes of the name."""
+    import os
+    import re
+
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8", "surrogateescape"))
+    return os.fsdecode(raw)
+
+
 def short_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """One printable line of at most `limit` characters (control bytes escaped, cut with '...')."""
     line = " ".join(path_text(text.encode("utf-8", "surrogateescape")).split())

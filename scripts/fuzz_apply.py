@@ -668,7 +668,8 @@ def file_campaign(tally: Tally, cases: list[FileCase], work: Path, model: Path, 
 def _small_input(folder: Path, count: int = 3) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
-        (folder / f"i{index}.png").write_bytes(_png(np.full((16, 16), 40 * index, np.uint8)))
+        ramp = np.add.outer(np.arange(16), np.arange(16)) * 4 + 10 * index + 20
+        (folder / f"i{index}.png").write_bytes(_png((ramp % 256).astype(np.uint8)))
     return folder
 
 
@@ -681,18 +682,7 @@ def run_cases(tally: Tally, work: Path, model: Path) -> None:
     before = snapshot(source)
 
     def expect(label: str, args: list[str], codes: tuple[int, ...], words: str = "") -> RunResult:
-        result = run_apply(args, sandbox)
-        tally.runs += 1
-        tally.cases["run:" + label.split(" ")[0]] += 1
-        if "Traceback" in result.err:
-            tally.violate("traceback", f"{label}: {result.err.strip().splitlines()[-1][:200]}")
-        if result.code not in codes:
-            tally.violate("wrong-exit", f"{label}: exit {result.code}, expected {codes}: {result.err.strip()[-200:]}")
-        elif result.code == 2 and not [line for line in result.err.splitlines() if line.startswith("error:")]:
-            tally.violate("wrong-exit", f"{label}: exit 2 without an error: line")
-        if words and words not in result.err:
-            tally.violate("unclear-error", f"{label}: {words!r} not in {result.err.strip()[-200:]!r}")
-        return result
+        return expect_run(tally, sandbox, label, args, codes, words)
 
     checkpoints = {
         "nan-weights": lambda s: {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in s.items()},
@@ -733,10 +723,58 @@ def run_cases(tally: Tally, work: Path, model: Path) -> None:
         locked.chmod(0o700)
     expect("tile-size-zero", apply_args(source, sandbox / "o2", good, "--tile-size", "0"), (2,))
     expect("overlap-one", apply_args(source, sandbox / "o3", good, "--overlap", "1"), (2,))
+    _small_disk(tally, sandbox, good)
     _concurrent(tally, sandbox, source, good)
     _killed(tally, sandbox, source, good)
     if snapshot(source) != before:
         tally.violate("input-changed", "run cases: the input folder changed")
+
+
+def expect_run(tally: Tally, sandbox: Path, label: str, args: list[str], codes: tuple[int, ...],
+               words: str = "") -> RunResult:
+    """One run-level case: its exit status is one of `codes`, exit 2 comes with an error: line."""
+    result = run_apply(args, sandbox)
+    tally.runs += 1
+    tally.cases["run:" + label.split(" ")[0]] += 1
+    if "Traceback" in result.err:
+        tally.violate("traceback", f"{label}: {result.err.strip().splitlines()[-1][:200]}")
+    if result.code not in codes:
+        tally.violate("wrong-exit", f"{label}: exit {result.code}, expected {codes}: {result.err.strip()[-200:]}")
+    elif result.code == 2 and not [line for line in result.err.splitlines() if line.startswith("error:")]:
+        tally.violate("wrong-exit", f"{label}: exit 2 without an error: line")
+    if words and words not in result.err:
+        tally.violate("unclear-error", f"{label}: {words!r} not in {result.err.strip()[-200:]!r}")
+    return result
+
+
+def _small_disk(tally: Tally, sandbox: Path, model: Path) -> None:
+    """A full disk, then a read-only one (tmpfs mounts: needs root; skipped otherwise):
+    exit 2 with one error line, no incomplete file under a final name, and a rerun on a
+    larger disk finishes everything."""
+    mount = sandbox / "small-disk"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        tally.cases["skipped:full-disk (no tmpfs mount)"] += 1
+        return
+    try:
+        source = sandbox / "in-disk"
+        source.mkdir()
+        rng = np.random.default_rng(5)
+        for index in range(6):
+            (source / f"n{index}.png").write_bytes(_png(rng.integers(0, 65536, (48, 48), dtype=np.uint16)))
+        dest = mount / "out"
+        expect_run(tally, sandbox, "full-disk", apply_args(source, dest, model, "--no-report"), (2,), "No space left")
+        for row in read_records(dest / "manifest.csv"):
+            if _output_shape(dest / row["output"]) != (1, (48, 48)):
+                tally.violate("data-loss", f"full disk: recorded output {row['output']} is incomplete")
+        subprocess.run(["mount", "-o", "remount,size=4m", str(mount)], check=True)
+        expect_run(tally, sandbox, "full-disk-resumed", apply_args(source, dest, model, "--no-report"), (0,))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        expect_run(tally, sandbox, "read-only-out", apply_args(source, mount / "out2", model), (2,), "Read-only")
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def _no_non_finite_outputs(tally: Tally, name: str, dest: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import MAX_CONFIG_DEPTH, load_config
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.train import _load_checkpoint
+from pipeline.checkpoint import read_checkpoint
 
 
 def error_line(capsys) -> str:
@@ -73,7 +73,7 @@ class _Evil:
 def test_refused_or_corrupt_resume_checkpoint_is_a_pipeline_error(tmp_path, content):
     (tmp_path / "x.pt").write_bytes(content)
     with pytest.raises(PipelineError, match="train.resume: .* is not a readable checkpoint"):
-        _load_checkpoint(tmp_path / "x.pt", "train.resume")
+        read_checkpoint(tmp_path / "x.pt", "train.resume")
 
 
 def test_os_errors_are_one_line_exit_2(tmp_path, capsys):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import path_text, short_text
+from pipeline.records import write_csv
 
 FAILURE_COLUMNS = ("path", "reason")
 
@@ -30,14 +30,9 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
     """Write `failures` as a CSV with the columns ``path, reason``; return its path.
 
     The parent folder is created when needed. The header is written even when there are
-    no failures, so the file always parses. Paths that are not UTF-8 are written with
-    ``\\xNN`` escapes; reasons are cut to one line of at most 300 characters.
+    no failures, so the file always parses; the file is replaced atomically. Paths that
+    are not UTF-8 are written with ``\\xNN`` escapes; reasons are cut to one line of at
+    most 300 characters.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(FAILURE_COLUMNS)
-        for failure in failures:
-            writer.writerow((path_text(failure.path), short_text(failure.reason)))
-    return path
+    rows = ({"path": path_text(f.path), "reason": short_text(f.reason)} for f in failures)
+    return write_csv(rows, path, FAILURE_COLUMNS)

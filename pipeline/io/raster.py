@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError
+from pipeline.errors import ImageReadError, library_detail
 from pipeline.image import ImageMeta, ScanImage
-from pipeline.errors import library_detail
 from pipeline.io._values import (
     check_file,
     check_finite,
@@ -37,6 +36,7 @@ from pipeline.io._values import (
     integer_range,
     normalise,
 )
+from pipeline.io.formats import detect_format
 
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
 #: TIFF PhotometricInterpretation codes (tag 262) handled here.
@@ -56,8 +56,6 @@ def read_raster(path: str | Path, fmt: str | None = None) -> list[ScanImage]:
     """
     path = check_file(path, (fmt or "image").upper())
     if fmt is None:
-        from pipeline.io import detect_format
-
         fmt = detect_format(path)
     if fmt == "tiff":
         pages, extra = _read_tiff(path)

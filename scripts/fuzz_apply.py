@@ -399,19 +399,19 @@ def structural_cases(rng: np.random.Generator) -> list[FileCase]:
 
 
 def tiny_checkpoint(path: Path, state: Callable | None = None) -> Path:
-    """A small conv checkpoint of this tool's format (random weights; `state` edits them)."""
+    """An untrained 4-filter conv checkpoint of this tool's format (`state` edits its weights)."""
     import torch
 
+    from pipeline.checkpoint import build_checkpoint, save_checkpoint
     from pipeline.config import Config
     from pipeline.models import build_model
 
     torch.manual_seed(0)
     cfg = Config.model_validate({"model": {"name": "conv", "features": 4}, "run": {"name": "fuzz"}})
-    model_state = build_model(cfg.model).state_dict()
+    ckpt = build_checkpoint(build_model(cfg.model), cfg)
     if state is not None:
-        model_state = state(model_state)
-    torch.save({"model_state": model_state, "config": cfg.to_dict()}, path)
-    return path
+        ckpt["model_state"] = state(ckpt["model_state"])
+    return save_checkpoint(ckpt, path)
 
 
 def write_inputs(root: Path, cases: list[FileCase]) -> None:
@@ -521,6 +521,17 @@ def _recorded(path_field: str, source: Path) -> bytes | None:
     return None
 
 
+def _folder_record(by_input: dict, rel: bytes) -> list:
+    """The failure row of a folder holding `rel` (a folder that could not be listed)."""
+    parent = os.path.dirname(rel)
+    while parent:
+        rows = [item for item in by_input.get(_escaped(parent), []) if item[0] == "fail"]
+        if rows:
+            return rows
+        parent = os.path.dirname(parent)
+    return []
+
+
 def _escaped(rel: bytes) -> bytes:
     from pipeline.errors import path_text
 
@@ -595,7 +606,7 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
                 tally.violate("wrong-record", f"{label}: ignored file {case.rel!r} was recorded")
             continue
         tally.cases[case.label.split(";")[0].split(",")[0].split(" ")[0]] += 1
-        records = by_input.get(_escaped(case.rel), [])
+        records = by_input.get(_escaped(case.rel), []) or _folder_record(by_input, case.rel)
         kinds = sorted(kind for kind, _ in records)
         if kinds not in (["out"], ["fail"]):
             tally.violate("data-loss", f"{label}: {case.rel[:120]!r} ({case.label}) has records {kinds}")

@@ -1,6 +1,7 @@
 """The `denoise` command: a thin layer over the Python API (no logic of its own).
 
-Errors a user can cause end in one line on stderr and exit status 2, never a traceback.
+Errors a user can cause end in one line on stderr and exit status 2, never a traceback;
+any other error is a bug and ends in one line and exit status 3.
 """
 
 from __future__ import annotations
@@ -171,18 +172,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message for an error the user or the environment caused, else None."""
+    from pipeline.errors import path_text, short_text
+
+    if isinstance(err, PipelineError):
+        return str(err)
+    if isinstance(err, OSError) and err.strerror:  # disk full, read-only, a file as a folder...
+        where = f"{path_text(err.filename)}: " if err.filename is not None else ""
+        return f"{where}{err.strerror}; check the path, its permissions and free space"
+    if isinstance(err, MemoryError):
+        return "out of memory; process fewer or smaller images at a time (e.g. a smaller --tile-size)"
+    if isinstance(err, RecursionError):
+        return short_text(f"input nested too deeply ({err})")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
+    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(verbosity_level(args.quiet, args.verbose))
     try:
         return int(args.func(args) or 0)
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - one line instead of a traceback
+        from pipeline.errors import short_text
+
+        message = _user_error(err)
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        if os.environ.get("DENOISE_DEBUG"):
+            raise
+        print(f"error: internal error ({short_text(f'{type(err).__name__}: {err}', 200)}); this is "
+              "a bug: please report it with the command (DENOISE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,20 @@ class RunResult:
     checkpoint: Path | None = None
 
 
+def source_commit() -> str | None:
+    """The git commit of the running code (``+dirty`` with uncommitted changes); None outside a checkout."""
+    root = str(Path(pipeline.__file__).resolve().parent.parent)
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
+
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved beside every result."""
     import monai
@@ -55,6 +70,7 @@ def environment() -> dict[str, Any]:
 
     return {
         "package": pipeline.__version__,
+        "commit": source_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
@@ -128,7 +144,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
-        figures["Examples: clean / noisy / each method (zoomed crop and residual of the first)"] = report.example_panel_figure(
+        figures["Examples: clean / noisy / each method with PSNR and SSIM; a zoomed crop of the most detailed part (outlined); each method's error (output − clean) on a symmetric scale"] = report.example_panel_figure(
             result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
         )
     figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
@@ -145,7 +161,14 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
     html_path = run_dir / "report.html"
     if cfg.report.html:
-        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines)
+        env = json.loads((run_dir / "environment.json").read_text())
+        facts = {
+            "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "commit": env.get("commit") or "unknown (not a git checkout)",
+            "version": env.get("package", ""),
+            "run folder": str(run_dir),
+        }
+        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines, facts)
     return summary, html_path if cfg.report.html else run_dir / "report.md"
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline.errors import PipelineError
 
-
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
 
 
@@ -174,7 +173,7 @@ class _WarningPrinter:
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
         text = str(message)
         if text in self.seen:
             return

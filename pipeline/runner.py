@@ -19,12 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import monai
 import numpy as np
+import pydicom
+import skimage
 import torch
 
 import pipeline
+from pipeline import report
 from pipeline.config import Config, save_config
-from pipeline.denoise import ModelDenoiser, denoiser_from_checkpoint, resolve_device
+from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
 from pipeline.evaluate import (
     EvalResult,
@@ -34,8 +38,12 @@ from pipeline.evaluate import (
     model_method,
     noisy_input_method,
 )
+from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
+from pipeline.ingest.failures import write_failures_csv
 from pipeline.noise import make_noise
+from pipeline.records import write_json
+from pipeline.train import train
 
 
 @dataclass
@@ -64,10 +72,6 @@ def source_commit() -> str | None:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved beside every result."""
-    import monai
-    import pydicom
-    import skimage
-
     return {
         "package": pipeline.__version__,
         "commit": source_commit(),
@@ -101,16 +105,12 @@ def make_run_dir(cfg: Config) -> Path:
 
 def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     """The run folder, made by rank 0 and shared with the other torchrun workers."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    info = init_distributed(resolve_device(cfg.run.device))
+    if not info.launched:
         return make_run_dir(cfg), True
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if resolve_device(cfg.run.device).type == "cuda" else "gloo")
-    holder = [str(make_run_dir(cfg)) if dist.get_rank() == 0 else ""]
-    dist.broadcast_object_list(holder, src=0)
-    return Path(holder[0]), dist.get_rank() == 0
+    holder = [str(make_run_dir(cfg)) if info.is_main else ""]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return Path(holder[0]), info.is_main
 
 
 def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
@@ -132,15 +132,13 @@ def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.devi
 
 def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, train_log: list[dict[str, Any]], extra: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     """summary.json, report.md, figures/ and report.html for an evaluated run."""
-    from pipeline import report
-
     summary = report.summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
     summary["data"] = splits.description
     summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
     summary["n_test_images"] = len(splits.test)
     summary.update(extra)
-    report.write_summary_json(summary, run_dir / "summary.json")
+    write_json(summary, run_dir / "summary.json")
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
@@ -197,10 +195,8 @@ def run(cfg: Config) -> RunResult:
         _say(f"run folder: {run_dir}")
         _say(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
         save_config(cfg, run_dir / "config.yaml")
-        (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
+        write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
-        from pipeline.ingest.failures import write_failures_csv
-
         write_failures_csv(splits.failures, run_dir / "failures.csv")
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
@@ -208,8 +204,6 @@ def run(cfg: Config) -> RunResult:
     train_log: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
-        from pipeline.train import train
-
         if is_main:
             _say(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
         t0 = time.perf_counter()

@@ -7,7 +7,7 @@ key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -398,8 +398,15 @@ def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(cfg.to_yaml())
 
 
+def _allowed_values(annotation: Any) -> list[Any]:
+    """The values a field admits when its type is (a list or optional of) a Literal, else []."""
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    return [v for arg in get_args(annotation) for v in _allowed_values(arg)]
+
+
 def describe_defaults() -> str:
-    """Every field with its default and description, for `denoise config --defaults`."""
+    """Every field with its default, allowed values and description, for `denoise config --defaults`."""
     lines: list[str] = []
     for section_name, section_field in Config.model_fields.items():
         section_cls = section_field.default_factory  # type: ignore[assignment]
@@ -408,5 +415,8 @@ def describe_defaults() -> str:
             default = f.default if f.default_factory is None else f.default_factory()
             if isinstance(default, Path):
                 default = str(default)
-            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}")
+            allowed = _allowed_values(f.annotation)
+            words = "Any of" if get_origin(f.annotation) is list else "One of"
+            choices = f" {words}: {', '.join(map(str, allowed))}." if allowed else ""
+            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}{choices}")
     return "\n".join(lines)

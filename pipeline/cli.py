@@ -89,6 +89,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return apply_from_args(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "monai-bundle":
+        from pipeline.bundle import write_bundle
+
+        result = write_bundle(args.model, args.output)
+    else:
+        from pipeline.export import export_model
+
+        result = export_model(args.model, args.format, args.output)
+    print(result.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.")
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
@@ -119,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)")
+    p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")
+    p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
     p.add_argument("name", choices=["mnist", "openi"])

@@ -44,12 +44,9 @@ from monai.inferers import SlidingWindowInferer
 from monai.transforms import MapTransform, Transform
 from torch import nn
 
+from pipeline.batch import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.errors import PipelineError
 
-#: Tiling defaults, those of ``denoise apply``.
-DEFAULT_TILE_SIZE = 512
-DEFAULT_OVERLAP = 0.25
-DEFAULT_BATCH_SIZE = 4
 #: Meta data key under which :class:`ToUnitRange` records the mapping it applied.
 UNIT_RANGE_KEY = "denoise_unit_range"
 _PIL_MODE_RANGE = {"1": 1.0, "L": 255.0, "P": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
@@ -91,6 +88,12 @@ class UnitRange:
     low: float
     high: float
     invert: bool = False
+
+    @classmethod
+    def from_record(cls, record: Sequence[Any]) -> UnitRange:
+        """The range stored under :data:`UNIT_RANGE_KEY` (numbers, or tensors after collation)."""
+        low, high, invert = (float(v) for v in record)
+        return cls(low, high, bool(invert))
 
     @classmethod
     def of(cls, img: Any, value_range: Sequence[float] | None = None) -> UnitRange:
@@ -242,7 +245,7 @@ class FromUnitRange(Transform):
         if UNIT_RANGE_KEY not in meta:
             raise PipelineError(f"no {UNIT_RANGE_KEY} in the meta data: run ToUnitRange(d) on this image first")
         x = _as_tensor(img)
-        values = UnitRange(*meta[UNIT_RANGE_KEY]).from_unit(x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype)
+        values = UnitRange.from_record(meta[UNIT_RANGE_KEY]).from_unit(x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype)
         out = MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
         return out
 

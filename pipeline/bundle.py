@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from pipeline import __version__
-from pipeline.batch import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
 from pipeline.export import PaddedDenoiser, exportable, file_sha256
+from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 
 #: JSON schema of metadata.json that MONAI's verify_metadata checks against.
 METADATA_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
@@ -239,8 +240,6 @@ def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
 
     An existing non-empty `output` is refused unless it is a bundle (then it is replaced).
     """
-    from pipeline.denoise import load_model
-
     output = Path(output)
     if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / "configs" / "metadata.json").is_file())):
         raise PipelineError(f"{output} exists and is not a MONAI bundle: choose a new folder for the bundle")

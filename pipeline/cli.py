@@ -80,7 +80,8 @@ def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
     parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+                        "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")

@@ -3,7 +3,7 @@
 The exported graph is :class:`PaddedDenoiser`: a batch (N, 1, H, W) float32 in [0, 1],
 high = bright, of any N, H and W (at least the model's ``size_multiple``), to the
 denoised batch of the same shape. Sides that are not multiples of ``size_multiple`` are
-padded inside the graph (reflect, as :class:`~pipeline.denoise.ModelDenoiser` does) and
+padded inside the graph (reflect, as :class:`~pipeline.inference.ModelDenoiser` does) and
 the output is cropped back. The graph does no tiling: large images go through it in tiles
 (``denoise apply --model FILE`` does that, as for a checkpoint).
 
@@ -22,6 +22,7 @@ import json
 import logging
 import platform
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline import __version__
+from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError, require
+from pipeline.inference import ModelDenoiser
 
 #: Formats of :func:`export_model` (the MONAI bundle is written by :mod:`pipeline.bundle`).
 GRAPH_FORMATS = ("torchscript", "onnx")
@@ -65,7 +68,7 @@ VALUE_CONTRACT = {
 class PaddedDenoiser(nn.Module):
     """A model that takes any H, W >= its size multiple: reflect-pad, denoise, crop.
 
-    The same arithmetic as :class:`~pipeline.denoise.ModelDenoiser` on an untiled image,
+    The same arithmetic as :class:`~pipeline.inference.ModelDenoiser` on an untiled image,
     written with tensor sizes only, so that TorchScript and ONNX keep H and W dynamic.
     """
 
@@ -195,7 +198,7 @@ class ExportedModel:
     ----------
     path: the file. fmt: ``"torchscript"`` or ``"onnx"``. metadata: what export stored.
     size_multiple, fixed_size: as on a model (fixed_size is always None), so that
-        :class:`~pipeline.denoise.ModelDenoiser` can tile with it.
+        :class:`~pipeline.inference.ModelDenoiser` can tile with it.
     """
 
     fixed_size = None
@@ -208,11 +211,8 @@ class ExportedModel:
         self.fmt = export_format(path)
         if self.fmt == "onnx":
             ort = require("onnxruntime", "onnxruntime", "running an ONNX model")
-            providers = ["CPUExecutionProvider"]
-            if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
             try:
-                self._session = ort.InferenceSession(str(path), providers=providers)
+                self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             except Exception as err:  # noqa: BLE001 - any parse failure means a bad file
                 raise PipelineError(f"{path} is not a readable ONNX model ({err})") from None
             raw = self._session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
@@ -228,12 +228,23 @@ class ExportedModel:
             raise PipelineError(f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); export it again")
         self.metadata: dict[str, Any] = json.loads(raw)
         self.size_multiple = int(self.metadata["model"]["size_multiple"])
+        if self.fmt == "onnx":
+            self.to(self.device)
 
     def eval(self) -> ExportedModel:
         return self
 
     def to(self, device: str | torch.device) -> ExportedModel:
-        return self  # the device is fixed when the file is loaded
+        """Run on `device` from now on (ONNX: CUDA when onnxruntime has it, else the CPU)."""
+        self.device = torch.device(device)
+        if self.fmt == "torchscript":
+            self._module = self._module.to(self.device)
+        elif self.device.type == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                self._session = ort.InferenceSession(str(self.path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.fmt == "onnx":
@@ -248,6 +259,32 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu") -> Expor
     return ExportedModel(Path(path), device)
 
 
+def is_exported(path: object) -> bool:
+    """Whether `path` names an ONNX or TorchScript file (rather than a checkpoint or run folder)."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return False
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:  # TorchScript archives hold code/ and constants.pkl
+        return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+
+
+def load_exported_model(path: str | Path) -> LoadedModel:
+    """An export as a :class:`~pipeline.checkpoint.LoadedModel` whose network is an :class:`ExportedModel`.
+
+    What ``denoise apply --model FILE.onnx|FILE.pt`` runs: the same tiling, records and
+    outputs as for a checkpoint, with the export file's name and checksum as the model's.
+    """
+    from pipeline.config import config_from_dict
+
+    exported = ExportedModel(Path(path), "cpu")
+    config = config_from_dict(exported.metadata["config"], origin=f"the metadata inside {path}")
+    return LoadedModel(exported, config, Path(path), dict(exported.metadata))  # type: ignore[arg-type]
+
+
 def export_format(path: Path) -> str:
     """``"onnx"`` or ``"torchscript"`` by suffix (``.onnx``; ``.pt``/``.ts``/``.pth``); PipelineError otherwise."""
     suffix = path.suffix.lower()
@@ -260,8 +297,6 @@ def export_format(path: Path) -> str:
 
 def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, Any]]:
     """Largest absolute difference between `exported` and the PyTorch path on :func:`verification_sizes`."""
-    from pipeline.denoise import ModelDenoiser
-
     reference = ModelDenoiser(model, "cpu", tile_size=None)
     checks = []
     for index, shape in enumerate(verification_sizes(exported.size_multiple)):
@@ -290,6 +325,7 @@ def export_metadata(loaded: Any, fmt: str, multiple: int) -> dict[str, Any]:
             "name": config.model.name, "identity": loaded.identity, "size_multiple": multiple,
             "min_side": multiple, "config": config.model.model_dump(mode="json"),
         },
+        "config": config.to_dict(),
         "values": VALUE_CONTRACT,
         "input_name": "image",
         "output_name": "denoised",
@@ -308,8 +344,6 @@ def export_model(model: str | Path | None, fmt: str, output: str | Path) -> Expo
     largest absolute difference exceeds :data:`TOLERANCE` the file is deleted and a
     PipelineError raised. The metadata is written once more with the measured figures.
     """
-    from pipeline.denoise import load_model
-
     if fmt not in GRAPH_FORMATS:
         raise PipelineError(f"export format {fmt!r} is not one of {', '.join(GRAPH_FORMATS)} (or monai-bundle)")
     output = Path(output)

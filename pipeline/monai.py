@@ -25,7 +25,7 @@ MONAI's readers put columns first (W, H); the model was trained on rows first, s
 back, which makes the result equal to ``denoise apply``'s on the same file.
 
 The model is loaded once per transform; images larger than ``tile_size`` go through MONAI's
-sliding window (:class:`~pipeline.denoise.ModelDenoiser`), so memory follows the image.
+sliding window (:class:`~pipeline.inference.ModelDenoiser`), so memory follows the image.
 :class:`TileInferer` is the same rule as a MONAI inferer, for bundles (:mod:`pipeline.bundle`).
 """
 
@@ -44,8 +44,16 @@ from monai.inferers import SlidingWindowInferer
 from monai.transforms import MapTransform, Transform
 from torch import nn
 
-from pipeline.batch import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
+from pipeline.export import is_exported, load_exported_model
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    ModelDenoiser,
+    resolve_device,
+)
 
 #: Meta data key under which :class:`ToUnitRange` records the mapping it applied.
 UNIT_RANGE_KEY = "denoise_unit_range"
@@ -285,7 +293,8 @@ class Denoise(Transform):
 
     Parameters
     ----------
-    model : checkpoint file, run folder, a loaded ``nn.Module``, or None for the shipped model.
+    model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, an
+        ``nn.Module``, or None for the shipped model.
     device : ``auto`` (GPU when there is one), ``cpu`` or ``cuda``.
     tile_size, overlap, batch_size : sliding-window tiling of images larger than `tile_size`
         (None: whole images), as ``denoise apply``.
@@ -300,10 +309,11 @@ class Denoise(Transform):
         batch_size: int = DEFAULT_BATCH_SIZE, value_range: Sequence[float] | None = None,
         columns_first: bool = True,
     ) -> None:
-        from pipeline.denoise import ModelDenoiser, load_model, resolve_device
-
         dev = resolve_device(device)
-        network = model if isinstance(model, nn.Module) else load_model(model, dev).model
+        if isinstance(model, nn.Module):
+            network = model
+        else:
+            network = load_exported_model(model).model if is_exported(model) else load_model(model, dev).model
         self.denoiser = ModelDenoiser(network, dev, tile_size, overlap, batch_size)
         self.to_unit = ToUnitRange(value_range)
         self.columns_first = columns_first
@@ -343,7 +353,7 @@ class TileInferer(SlidingWindowInferer):
     MONAI's sliding window pads an image smaller than the window up to the window; the
     pipeline instead gives such an image to the network as it is (the network pads it to its
     size multiple). With the same window, overlap, batch and blending as
-    :class:`~pipeline.denoise.ModelDenoiser`, results agree with ``denoise apply``'s.
+    :class:`~pipeline.inference.ModelDenoiser`, results agree with ``denoise apply``'s.
     Outputs are clipped to [0, 1].
     """
 

@@ -31,9 +31,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipeline.batch import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, apply_folder
+from pipeline.apply import apply_folder
 from pipeline.bundle import write_bundle
-from pipeline.denoise import denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.io import read_image
 
 TOLERANCE = 1e-4

@@ -9,8 +9,8 @@ import pytest
 import torch
 from tiny_models import save_tiny_unet
 
+from pipeline.checkpoint import load_model
 from pipeline.cli import main
-from pipeline.denoise import ModelDenoiser, load_model
 from pipeline.errors import PipelineError
 from pipeline.export import (
     ONNX_OPSET,
@@ -21,6 +21,7 @@ from pipeline.export import (
     load_exported,
     sample_batch,
 )
+from pipeline.inference import ModelDenoiser
 
 FORMATS = [("torchscript", "pt"), ("onnx", "onnx")]
 
@@ -104,3 +105,27 @@ def test_a_file_not_written_by_export_is_refused(tmp_path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(PipelineError, match="not a readable ONNX model"):
         load_exported(tmp_path / "junk.onnx")
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_denoise_apply_runs_an_export_like_its_checkpoint(tiny, exports, tmp_path, fmt) -> None:
+    from PIL import Image
+
+    from pipeline.apply import apply_folder
+    from pipeline.io import read_image
+
+    scans = tmp_path / "in"
+    scans.mkdir()
+    pixels = sample_batch((1, 1, 70, 45), seed=7)[0, 0].numpy()
+    Image.fromarray(np.round(pixels * 65535).astype(np.uint16)).save(scans / "scan.png")
+    options = {"tile_size": 32, "device": "cpu", "progress": False, "report": False}
+    apply_folder(scans, tmp_path / "from_checkpoint", tiny, **options)
+    args = ["apply", "-i", str(scans), "-o", str(tmp_path / "from_export"), "--model", str(exports[fmt].path),
+            "--tile-size", "32", "--device", "cpu", "--no-progress", "--no-report"]
+    assert main(args) == 0
+    expected = read_image(tmp_path / "from_checkpoint" / "scan.png")[0].pixels
+    got = read_image(tmp_path / "from_export" / "scan.png")[0].pixels
+    assert np.abs(got - expected).max() <= TOLERANCE
+    assert np.abs(got - pixels).max() > 1e-3
+    manifest = (tmp_path / "from_export" / "manifest.csv").read_text()
+    assert exports[fmt].path.name in manifest and file_sha256(exports[fmt].path)[:16] in manifest

@@ -13,9 +13,10 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 from PIL import Image
 from tiny_models import save_tiny_unet
 
-from pipeline.denoise import ModelDenoiser, load_model
+from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
 from pipeline.export import sample_batch
+from pipeline.inference import ModelDenoiser
 from pipeline.io import read_image
 from pipeline.monai import Denoise, Denoised, FromUnitRanged, ScanReader, TileInferer, UnitRange
 
@@ -81,6 +82,12 @@ def test_denoise_keeps_array_type_dtype_and_range(network) -> None:
 
     transposed = Denoise(network, device="cpu", tile_size=None)(np.ascontiguousarray(pixels.transpose(0, 2, 1)))
     assert np.abs(transposed[0].T - reference).max() <= TOL  # MONAI's (W, H) order is handled
+
+
+def test_denoise_loads_the_shipped_model_by_default() -> None:
+    scan = np.round(sample_batch((1, 1, 40, 48), seed=6)[0].numpy() * 255).astype(np.uint8)
+    out = Denoise(device="cpu")(scan)
+    assert out.dtype == np.uint8 and out.shape == scan.shape and np.abs(out.astype(int) - scan).max() > 0
 
 
 def test_denoise_refuses_what_it_cannot_map(network) -> None:

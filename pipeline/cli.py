@@ -104,7 +104,8 @@ def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
     parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+                        "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
@@ -147,6 +148,19 @@ def _verbosity_options(default: object) -> argparse.ArgumentParser:
     return options
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "monai-bundle":
+        from pipeline.bundle import write_bundle
+
+        result = write_bundle(args.model, args.output)
+    else:
+        from pipeline.export import export_model
+
+        result = export_model(args.model, args.format, args.output)
+    print(result.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
@@ -183,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
+    p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")
+    p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
     p.add_argument("name", choices=["mnist", "openi"],

@@ -49,8 +49,9 @@ from pipeline.checkpoint import LoadedModel
 from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
+from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, denoiser_from_checkpoint
+from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries
@@ -304,7 +305,8 @@ def apply_folder(
     Parameters
     ----------
     input_dir, output_dir : folders; they must not contain one another.
-    model : checkpoint file, run folder, a loaded model, or None for the shipped model.
+    model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, a
+        loaded model, or None for the shipped model.
     fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``); None: as each input.
     tile_size, overlap, batch_size : tiled inference (None: whole images); tiles per pass.
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -321,6 +323,8 @@ def apply_folder(
     fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
     num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
+    if is_exported(model):  # a TorchScript or ONNX file from `denoise export`
+        model = load_exported_model(model)
     denoiser, loaded = denoiser_from_checkpoint(
         model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
     )

@@ -327,6 +327,16 @@ def _spacing(ds) -> tuple[float, float] | None:
     return None
 
 
+def unit_range(ds) -> tuple[float, float, bool]:
+    """(value_min, value_max, invert) with which :func:`read_dicom` maps a dataset's values to [0, 1].
+
+    `ds` is a pydicom Dataset or any object with pydicom-style ``get(keyword)`` (e.g. the
+    tags MONAI's PydicomReader keeps); ``invert`` is True for MONOCHROME1.
+    """
+    low, high = _ModalityMap(ds).value_range
+    return low, high, str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+
+
 class _ModalityMap:
     """Stored values <-> modality values of one dataset (rescale or Modality LUT Sequence)."""
 

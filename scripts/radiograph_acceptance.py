@@ -103,7 +103,7 @@ def lowres_images(images: list[ScanImage]) -> tuple[list[ScanImage], list[str]]:
     from pipeline.ingest.folder import resize_image
 
     nih = re.compile(r"^(\d{8})_\d{3}")
-    seen = {m.group(1) for part in ("train", "valid") for f in (LOWRES_TRAIN / part).glob("*.png") if (m := nih.match(f.name))}
+    seen = {m.group(1) for part in ("train", "valid") for f in (LOWRES_TRAIN / part).rglob("*.png") if (m := nih.match(f.name))}
     seen_before = [bool((m := nih.match(img.meta.name)) and m.group(1) in seen) for img in images]
     keep = [img for img, old in zip(images, seen_before) if not old]
     left_out = [img.meta.name for img, old in zip(images, seen_before) if old]

@@ -5,8 +5,12 @@ a trained model (:class:`pipeline.denoise.ModelDenoiser`) or a classical baselin
 (:mod:`pipeline.baselines`). Pixels are normalised by each image's real range (e.g. 4095
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
-Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
-skips (image, method) pairs already there, so an interrupted evaluation resumes.
+Images go through in chunks (:data:`CHUNK_IMAGES`, :data:`CHUNK_PIXELS`): a method with a
+batch form (a trained model: :meth:`~pipeline.inference.ModelDenoiser.denoise_many`) denoises
+a chunk in batches and each image's ``seconds`` is the chunk's time divided by its images;
+others are timed one image at a time. Rows are appended to ``metrics.csv`` chunk by chunk,
+image by image; rerunning on the same folder skips (image, method) pairs already there, so
+an interrupted evaluation resumes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ SIGMA_GIVEN = ("bm3d", "tv")
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
 TEXT_COLUMNS: tuple[str, ...] = ("image", "method")
+#: Most images, and most pixels, evaluated as one chunk (batched methods see a chunk at once).
+CHUNK_IMAGES = 256
+CHUNK_PIXELS = 1 << 22
 
 
 def write_metrics_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
@@ -58,11 +65,16 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
 
 @dataclass
 class Method:
-    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it)."""
+    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it).
+
+    ``batch(noisy_images)``, when given, denoises a list of images at once (in batches);
+    it is used instead of `fn` and timed per chunk.
+    """
 
     name: str
     fn: Callable[[np.ndarray, float], np.ndarray]
     kind: str = "model"  # "input", "model" or "baseline"
+    batch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
 
 
 def noisy_input_method() -> Method:
@@ -80,7 +92,8 @@ def baseline_method(name: str) -> Method:
 
 
 def model_method(name: str, denoiser: Callable[[np.ndarray], np.ndarray]) -> Method:
-    return Method(name, lambda noisy, sigma: denoiser(noisy), "model")
+    """A trained model; batched through its ``denoise_many`` when it has one."""
+    return Method(name, lambda noisy, sigma: denoiser(noisy), "model", getattr(denoiser, "denoise_many", None))
 
 
 @dataclass
@@ -96,37 +109,74 @@ def evaluate(
     images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Method], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
-    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come."""
+    """Run every method on every image; append rows to ``out_dir/metrics.csv`` chunk by chunk."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "metrics.csv"
     done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
-    for index, (img, name) in enumerate(tqdm(list(zip(images, names)), desc="evaluate", disable=not progress)):
-        clean = img.pixels
-        noisy = noise(clean, noise_rng(seed, "test", 0, index))
-        sigma = noise.std(clean)
-        keep = index < n_examples
-        example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
-        for method in methods:
-            if (name, method.name) in done and not keep:
-                continue
-            t0 = time.perf_counter()
-            out = np.clip(method.fn(noisy, sigma), 0.0, 1.0).astype(np.float32)
-            seconds = time.perf_counter() - t0
-            if method.kind != "input":
-                example["outputs"][method.name] = out
-            if (name, method.name) in done:
-                continue
-            row = {
-                "image": name, "method": method.name, "kind": method.kind,
-                "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma,
-            }
-            append_metrics_row(row, csv_path)
-        if keep:
-            examples.append(example)
+    with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
+        for chunk in _chunks(len(images), [img.pixels.size for img in images]):
+            clean = [images[i].pixels for i in chunk]
+            noisy = [noise(c, noise_rng(seed, "test", 0, i)) for c, i in zip(clean, chunk)]
+            sigma = [noise.std(c) for c in clean]
+            keep = [i < n_examples for i in chunk]
+            outputs: dict[str, dict[int, tuple[np.ndarray, float]]] = {}
+            for method in methods:
+                wanted = [k for k, i in enumerate(chunk) if keep[k] or (names[i], method.name) not in done]
+                outputs[method.name] = _run_method(method, [noisy[k] for k in wanted], [sigma[k] for k in wanted], wanted)
+            for k, i in enumerate(chunk):
+                example = {"image": names[i], "clean": clean[k], "noisy": noisy[k], "outputs": {}}
+                for method in methods:
+                    if k not in outputs[method.name]:
+                        continue
+                    out, seconds = outputs[method.name][k]
+                    if method.kind != "input":
+                        example["outputs"][method.name] = out
+                    if (names[i], method.name) in done:
+                        continue
+                    append_metrics_row({
+                        "image": names[i], "method": method.name, "kind": method.kind,
+                        "psnr": psnr(clean[k], out, data_range=1.0), "ssim": ssim(clean[k], out, data_range=1.0),
+                        "seconds": seconds, "megapixels": clean[k].size / 1e6, "noise_std": sigma[k],
+                    }, csv_path)
+                if keep[k]:
+                    examples.append(example)
+            bar.update(len(chunk))
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
+
+
+def _chunks(n: int, sizes: list[int]) -> list[list[int]]:
+    """Consecutive image indices in chunks of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one)."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    pixels = 0
+    for i in range(n):
+        if current and (len(current) == CHUNK_IMAGES or pixels + sizes[i] > CHUNK_PIXELS):
+            chunks.append(current)
+            current, pixels = [], 0
+        current.append(i)
+        pixels += sizes[i]
+    return chunks + ([current] if current else [])
+
+
+def _run_method(method: Method, noisy: list[np.ndarray], sigma: list[float], keys: list[int]) -> dict[int, tuple[np.ndarray, float]]:
+    """``{key: (output clipped to [0, 1] as float32, seconds)}``: batched when the method can be."""
+    if not noisy:
+        return {}
+    results = {}
+    if method.batch is not None:
+        t0 = time.perf_counter()
+        outs = method.batch(noisy)
+        per_image = (time.perf_counter() - t0) / len(noisy)
+        for key, out in zip(keys, outs):
+            results[key] = (np.clip(out, 0.0, 1.0).astype(np.float32), per_image)
+        return results
+    for key, image, s in zip(keys, noisy, sigma):
+        t0 = time.perf_counter()
+        out = method.fn(image, s)
+        results[key] = (np.clip(out, 0.0, 1.0).astype(np.float32), time.perf_counter() - t0)
+    return results
 
 
 def _unique_names(images: list[ScanImage]) -> list[str]:

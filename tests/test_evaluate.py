@@ -63,6 +63,23 @@ def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_ima
     assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
 
 
+def test_batched_method_sees_all_images_at_once_and_matches_one_by_one(tmp_path, smooth_image) -> None:
+    calls: list[int] = []
+
+    def batch(noisy_images: list[np.ndarray]) -> list[np.ndarray]:
+        calls.append(len(noisy_images))
+        return [0.5 * x for x in noisy_images]
+
+    methods = [Method("single", lambda noisy, sigma: 0.5 * noisy), Method("batched", lambda n, s: n, batch=batch)]
+    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
+    assert calls == [5]
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    by = {(r["image"], r["method"]): r for r in rows}
+    for image in {r["image"] for r in rows}:
+        assert by[(image, "batched")]["psnr"] == by[(image, "single")]["psnr"]
+        assert by[(image, "batched")]["seconds"] >= 0
+
+
 def write_12bit_dicom(path, values: np.ndarray) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage

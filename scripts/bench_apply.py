@@ -12,9 +12,11 @@ in a temporary folder. Two figures are measured in one child process, back to ba
   decoding, denoising, noise estimates, encoding, atomic writes, manifest), wall time,
   with the model already loaded.
 
-Their ratio is what the throughput target is about (the machine may be shared: the load
-average before and after is recorded, and absolute rates drop with it while the ratio
-holds better). Peak resident memory is that of ``python -m pipeline apply`` run once more
+Their ratio of wall times is what the throughput target is about (the machine may be
+shared: the load average before and after is recorded, and absolute rates drop with it
+while the ratio holds better). The ratio of the process's CPU seconds (all threads) is
+recorded too: the extra work apply does beyond the network, which a busy machine's
+scheduling cannot hide. Peak resident memory is that of ``python -m pipeline apply`` run once more
 in its own child (``ru_maxrss`` from ``os.wait4``), next to that of a child that only
 imports the package and loads the model (the baseline). Inputs and any untrained
 checkpoint are made in a child too: on Linux a child's ``ru_maxrss`` starts from its
@@ -141,18 +143,20 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     pixels = [image.pixels for path in sorted((folder / "in").iterdir()) for image in read_image(path)]
     megapixels = sum(p.size for p in pixels) / 1e6
     denoiser(pixels[0])  # warm-up: first-call allocations and kernel selection
-    network, apply = [], []
+    network, apply, network_cpu, apply_cpu = [], [], [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for image in pixels:
             denoiser(image)
         network.append(time.perf_counter() - start)
+        network_cpu.append(time.process_time() - cpu)
         out = folder / "out-rates"
         shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = apply_folder(folder / "in", out, loaded, device=args.device, tile_size=args.tile_size,
                               overlap=args.overlap, batch_size=args.batch_size, progress=False, report=False)
         apply.append(time.perf_counter() - start)
+        apply_cpu.append(time.process_time() - cpu)
         if result.failed or result.done != args.files:
             raise SystemExit(f"apply_folder denoised {result.done} of {args.files} files")
     rates = {
@@ -161,6 +165,8 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "network_seconds": [round(t, 3) for t in network],
         "apply_seconds": [round(t, 3) for t in apply],
         "ratios": [round(n / a, 3) for n, a in zip(network, apply)],
+        "network_cpu_seconds": [round(t, 3) for t in network_cpu],
+        "apply_cpu_seconds": [round(t, 3) for t in apply_cpu],
     }
     (folder / "rates.json").write_text(json.dumps(rates))
     return rates
@@ -199,6 +205,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "apply_megapixels_per_second": round(megapixels / apply_s, 3),
         "apply_files_per_second": round(args.files / apply_s, 3),
         "ratio_to_network": round(network_s / apply_s, 3),
+        "cpu_ratio_to_network": round(statistics.median(rates["network_cpu_seconds"])
+                                      / statistics.median(rates["apply_cpu_seconds"]), 3),
         "rates": rates,
         "megapixels_per_second": round(megapixels / apply_s, 3),
         **memory,

@@ -1,16 +1,18 @@
 """Evaluation: every method on the same clean images and the same seeded noise.
 
-A method is a function from a noisy float32 (H, W) image in [0, 1] to its denoised version:
-a trained model (:class:`pipeline.denoise.ModelDenoiser`) or a classical baseline
-(:mod:`pipeline.baselines`). Pixels are normalised by each image's real range (e.g. 4095
+A method is a :class:`~pipeline.denoiser.Denoiser`: a trained model
+(:class:`pipeline.inference.ModelDenoiser`), a classical baseline
+(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is
+known about the noise (its power spectrum for correlated noise, else its true std) and uses
+what it takes; the rows record what it was given (``noise_given``). Pixels are normalised by each image's real range (e.g. 4095
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
-Images go through in chunks (:data:`CHUNK_IMAGES`, :data:`CHUNK_PIXELS`): a method with a
-batch form (a trained model: :meth:`~pipeline.inference.ModelDenoiser.denoise_many`) denoises
-a chunk in batches and each image's ``seconds`` is the chunk's time divided by its images;
-others are timed one image at a time. Rows are appended to ``metrics.csv`` chunk by chunk,
-image by image; rerunning on the same folder skips (image, method) pairs already there, so
-an interrupted evaluation resumes.
+Images go through in chunks (:data:`CHUNK_IMAGES`, :data:`CHUNK_PIXELS`): a blind trained
+model denoises a chunk in batches (:meth:`~pipeline.inference.ModelDenoiser.denoise_many`)
+and each image's ``seconds`` is the chunk's time divided by its images; other methods are
+timed one image at a time. Rows are appended to ``metrics.csv`` chunk by chunk, image by
+image; rerunning on the same folder skips (image, method) pairs already there, so an
+interrupted evaluation resumes.
 """
 
 from __future__ import annotations
@@ -24,14 +26,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.baselines import make_baseline
+from pipeline.denoiser import Denoiser, Renamed, noise_given
 from pipeline.image import ScanImage
-from pipeline.metrics import psnr, ssim
+from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
 from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, write_csv
 
-#: Baselines that are given the noise's true standard deviation (others estimate it).
-SIGMA_GIVEN = ("bm3d", "tv")
 #: The first columns of ``metrics.csv`` (extra keys of a row follow them).
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
@@ -61,52 +61,17 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
         {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
         for row in read_csv(path)
     ]
-
-
-@dataclass
-class Method:
-    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it).
-
-    ``batch(noisy_images)``, when given, denoises a list of images at once (in batches);
-    it is used instead of `fn` and timed per chunk.
-    """
-
-    name: str
-    fn: Callable[[np.ndarray, float], np.ndarray]
-    kind: str = "model"  # "input", "model" or "baseline"
-    batch: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
-
-
-def noisy_input_method() -> Method:
-    """The noisy image itself, as the reference row every table starts from."""
-    return Method("noisy", lambda noisy, sigma: noisy, "input")
-
-
-def baseline_method(name: str) -> Method:
-    """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
-    make_baseline(name, 0.1)  # fail early on unknown names or a missing package
-    if name in SIGMA_GIVEN:
-        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline")
-    fn = make_baseline(name, None)
-    return Method(name, lambda noisy, sigma: fn(noisy), "baseline")
-
-
-def model_method(name: str, denoiser: Callable[[np.ndarray], np.ndarray]) -> Method:
-    """A trained model; batched through its ``denoise_many`` when it has one."""
-    return Method(name, lambda noisy, sigma: denoiser(noisy), "model", getattr(denoiser, "denoise_many", None))
-
-
 @dataclass
 class EvalResult:
     """Metric rows (one per image and method) and a few examples for the figures."""
 
     rows: list[dict[str, Any]]
     examples: list[dict[str, Any]] = field(default_factory=list)
-    methods: list[Method] = field(default_factory=list)
+    methods: list[Denoiser] = field(default_factory=list)
 
 
 def evaluate(
-    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Method], out_dir: Path,
+    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
     """Run every method on every image; append rows to ``out_dir/metrics.csv`` chunk by chunk."""
@@ -116,29 +81,33 @@ def evaluate(
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
     with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
-        for chunk in _chunks(len(images), [img.pixels.size for img in images]):
+        for chunk in _chunks([img.pixels.size for img in images]):
             clean = [images[i].pixels for i in chunk]
             noisy = [noise(c, noise_rng(seed, "test", 0, i)) for c, i in zip(clean, chunk)]
             sigma = [noise.std(c) for c in clean]
+            psd = [_noise_psd(noise, c, methods) for c in clean]
             keep = [i < n_examples for i in chunk]
-            outputs: dict[str, dict[int, tuple[np.ndarray, float]]] = {}
-            for method in methods:
-                wanted = [k for k, i in enumerate(chunk) if keep[k] or (names[i], method.name) not in done]
-                outputs[method.name] = _run_method(method, [noisy[k] for k in wanted], [sigma[k] for k in wanted], wanted)
+            results = {
+                method.name: _run_method(method, noisy, sigma, psd,
+                                         [k for k, i in enumerate(chunk) if keep[k] or (names[i], method.name) not in done])
+                for method in methods
+            }
             for k, i in enumerate(chunk):
-                example = {"image": names[i], "clean": clean[k], "noisy": noisy[k], "outputs": {}}
+                name, detail = names[i], detail_highpass(clean[k])
+                example = {"image": name, "clean": clean[k], "noisy": noisy[k], "outputs": {}}
                 for method in methods:
-                    if k not in outputs[method.name]:
+                    if k not in results[method.name]:
                         continue
-                    out, seconds = outputs[method.name][k]
+                    out, seconds, given = results[method.name][k]
                     if method.kind != "input":
                         example["outputs"][method.name] = out
-                    if (names[i], method.name) in done:
+                    if (name, method.name) in done:
                         continue
                     append_metrics_row({
-                        "image": names[i], "method": method.name, "kind": method.kind,
+                        "image": name, "method": method.name, "kind": method.kind,
                         "psnr": psnr(clean[k], out, data_range=1.0), "ssim": ssim(clean[k], out, data_range=1.0),
-                        "seconds": seconds, "megapixels": clean[k].size / 1e6, "noise_std": sigma[k],
+                        "detail_loss": detail_loss(clean[k], out, detail),
+                        "seconds": seconds, "megapixels": clean[k].size / 1e6, "noise_std": sigma[k], "noise_given": given,
                     }, csv_path)
                 if keep[k]:
                     examples.append(example)
@@ -146,37 +115,63 @@ def evaluate(
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
 
 
-def _chunks(n: int, sizes: list[int]) -> list[list[int]]:
+def _chunks(sizes: list[int]) -> list[list[int]]:
     """Consecutive image indices in chunks of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one)."""
-    chunks: list[list[int]] = []
-    current: list[int] = []
+    chunks: list[list[int]] = [[]]
     pixels = 0
-    for i in range(n):
-        if current and (len(current) == CHUNK_IMAGES or pixels + sizes[i] > CHUNK_PIXELS):
-            chunks.append(current)
-            current, pixels = [], 0
-        current.append(i)
-        pixels += sizes[i]
-    return chunks + ([current] if current else [])
+    for i, size in enumerate(sizes):
+        if chunks[-1] and (len(chunks[-1]) == CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
+            chunks.append([])
+            pixels = 0
+        chunks[-1].append(i)
+        pixels += size
+    return [c for c in chunks if c]
 
 
-def _run_method(method: Method, noisy: list[np.ndarray], sigma: list[float], keys: list[int]) -> dict[int, tuple[np.ndarray, float]]:
-    """``{key: (output clipped to [0, 1] as float32, seconds)}``: batched when the method can be."""
-    if not noisy:
-        return {}
-    results = {}
-    if method.batch is not None:
+def _batch_form(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
+    """A blind method's ``denoise_many`` (a trained model's batched form), else None."""
+    while isinstance(method, Renamed):
+        method = method.inner
+    return None if method.takes else getattr(method, "denoise_many", None)
+
+
+def _run_method(
+    method: Denoiser, noisy: list[np.ndarray], sigma: list[float], psd: list[np.ndarray | None], wanted: list[int],
+) -> dict[int, tuple[np.ndarray, float, str]]:
+    """``{k: (output clipped to [0, 1] as float32, seconds, noise given)}`` for the `wanted` images."""
+    results: dict[int, tuple[np.ndarray, float, str]] = {}
+    many = _batch_form(method)
+    if many is not None and wanted:
         t0 = time.perf_counter()
-        outs = method.batch(noisy)
-        per_image = (time.perf_counter() - t0) / len(noisy)
-        for key, out in zip(keys, outs):
-            results[key] = (np.clip(out, 0.0, 1.0).astype(np.float32), per_image)
+        outs = many([noisy[k] for k in wanted])
+        per_image = (time.perf_counter() - t0) / len(wanted)
+        for k, raw in zip(wanted, outs):
+            results[k] = (np.clip(raw, 0.0, 1.0).astype(np.float32), per_image, "")
         return results
-    for key, image, s in zip(keys, noisy, sigma):
+    for k in wanted:
+        given = noise_given(method, psd[k] is not None)
         t0 = time.perf_counter()
-        out = method.fn(image, s)
-        results[key] = (np.clip(out, 0.0, 1.0).astype(np.float32), time.perf_counter() - t0)
+        raw = method(noisy[k], psd=psd[k]) if given == "psd" else method(noisy[k], sigma=sigma[k]) if given else method(noisy[k])
+        out = np.clip(raw, 0.0, 1.0).astype(np.float32)
+        results[k] = (out, time.perf_counter() - t0, given)
     return results
+
+
+def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Method -> the noise information it was given ("psd", "sigma", or both joined), from metric rows."""
+    given: dict[str, set[str]] = {}
+    for row in rows:
+        if row.get("noise_given"):
+            given.setdefault(row["method"], set()).add(str(row["noise_given"]))
+    return {name: "/".join(sorted(kinds)) for name, kinds in given.items()}
+
+
+def _noise_psd(noise: NoiseModel, clean: np.ndarray, methods: list[Denoiser]) -> np.ndarray | None:
+    """The noise's power spectrum on this image when it has one and a method takes it."""
+    psd = getattr(noise, "psd", None)
+    if psd is None or not any("psd" in m.takes for m in methods):
+        return None
+    return psd(clean, clean.shape)
 
 
 def _unique_names(images: list[ScanImage]) -> list[str]:

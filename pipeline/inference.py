@@ -14,15 +14,18 @@ checkpoints are :mod:`pipeline.checkpoint`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
+from pydantic import ValidationError
 from torch import nn
 
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.config import InferenceConfig
+from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
 
@@ -97,7 +100,9 @@ class _BandBlender:
 
 
 class ModelDenoiser:
-    """A trained network as a function from a float32 (H, W) image to its denoised version.
+    """A trained network as a :class:`~pipeline.denoiser.Denoiser`: float32 (H, W) image in, denoised image out.
+
+    Blind: offered noise facts (``sigma``, ``psd``) are not used.
 
     Parameters
     ----------
@@ -111,7 +116,7 @@ class ModelDenoiser:
 
     def __init__(
         self, model: nn.Module, device: str | torch.device = "cpu", tile_size: int | None = None,
-        overlap: float = 0.25, batch_size: int = 8, name: str = "model",
+        overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE, name: str = "model",
     ) -> None:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
@@ -126,6 +131,17 @@ class ModelDenoiser:
     def _tiled(self, shape: tuple[int, ...]) -> bool:
         """Whether an image of `shape` goes through the sliding window."""
         return self.tile_size is not None and self.fixed_size is None and max(shape[-2:]) > self.tile_size
+
+    @classmethod
+    def from_settings(
+        cls, model: nn.Module, settings: InferenceConfig, device: str | torch.device | None = None, name: str = "model"
+    ) -> ModelDenoiser:
+        """A denoiser with the tile, overlap and batch settings of an ``inference`` config section.
+
+        `device` (e.g. the training device) replaces ``settings.device`` when given.
+        """
+        dev = resolve_device(settings.device) if device is None else device
+        return cls(model, dev, settings.tile_size, settings.overlap, settings.batch_size, name)
 
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,7 +189,13 @@ class ModelDenoiser:
                 band.add(output, top, left)
             band.flush(batches[index + 1][0][0] if index + 1 < len(batches) else h)
 
-    def __call__(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    kind: Kind = "model"
+    takes: tuple[NoiseFact, ...] = ()
+
+    def __call__(
+        self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The denoised image (float32); written into `out` when given, which may be `pixels` itself."""
         pixels = np.ascontiguousarray(pixels, np.float32)
         if out is not None and (out.shape != pixels.shape or out.dtype != np.float32 or not out.flags.c_contiguous):
@@ -206,13 +228,19 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    model: str | Path | LoadedModel | None = None, device: str = "auto", tile_size: int | None = None,
-    overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
+    model: str | Path | LoadedModel | None = None, settings: InferenceConfig | None = None, **overrides: Any
 ) -> tuple[ModelDenoiser, LoadedModel]:
     """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
 
-    Under torchrun with CUDA each worker takes its own GPU.
+    `settings` (default: the package defaults) with `overrides` (``tile_size``, ``overlap``,
+    ``batch_size``, ``device``) decide tiles, batching and device; under torchrun with CUDA
+    each worker takes its own GPU.
     """
-    dev = local_device(resolve_device(device))
+    base = (settings or InferenceConfig()).model_dump()
+    try:
+        settings = InferenceConfig(**{**base, **overrides})
+    except ValidationError as err:
+        raise PipelineError(f"inference settings: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
+    dev = local_device(resolve_device(settings.device))
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
-    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
+    return ModelDenoiser.from_settings(loaded.model, settings, dev, loaded.method_name), loaded

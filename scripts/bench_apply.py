@@ -139,7 +139,8 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from pipeline.io import read_image
 
     model = model_path(args, folder)
-    denoiser, loaded = denoiser_from_checkpoint(model, args.device, args.tile_size, args.overlap, args.batch_size)
+    denoiser, loaded = denoiser_from_checkpoint(model, device=args.device, tile_size=args.tile_size,
+                                                overlap=args.overlap, batch_size=args.batch_size)
     pixels = [image.pixels for path in sorted((folder / "in").iterdir()) for image in read_image(path)]
     megapixels = sum(p.size for p in pixels) / 1e6
     denoiser(pixels[0])  # warm-up: first-call allocations and kernel selection

@@ -356,7 +356,7 @@ def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: 
     src = _png_folder(tmp_path / "in", n=1, size=150)
     apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, batch_size=3, device="cpu", progress=False,
                  report=False)
-    denoiser, _ = denoiser_from_checkpoint(checkpoint, "cpu", tile_size=32, batch_size=3)
+    denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", tile_size=32, batch_size=3)
     expected = denoiser(read_image(src / "img0.png")[0].pixels)
     written = np.asarray(Image.open(tmp_path / "out" / "img0.png")).astype(np.float64)
     assert np.array_equal(written, np.rint(expected.astype(np.float64) * 65535))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+import pytest
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from pipeline.baselines import make_baseline
+from pipeline.denoiser import NoisyInput
 from pipeline.evaluate import (
-    Method,
     append_metrics_row,
-    baseline_method,
     evaluate,
-    noisy_input_method,
     read_metrics_csv,
     write_metrics_csv,
 )
@@ -22,23 +24,33 @@ from pipeline.metrics import psnr, ssim
 from pipeline.noise import GaussianNoise
 
 
+@dataclass
+class Recorder:
+    """A test denoiser that records what it is given and returns its input."""
+
+    name: str
+    takes: tuple[str, ...] = ()
+    kind: str = "baseline"
+    calls: list[tuple[np.ndarray, dict]] = field(default_factory=list)
+
+    def __call__(self, image: np.ndarray, **noise) -> np.ndarray:
+        self.calls.append((image.copy(), noise))
+        return image
+
+
 def images(smooth_image: np.ndarray, n: int = 3) -> list[ScanImage]:
     return [ScanImage(np.roll(smooth_image, 7 * i, axis=1)) for i in range(n)]
 
 
 def test_every_method_sees_the_same_noisy_image(tmp_path, smooth_image) -> None:
-    seen: dict[str, list[np.ndarray]] = {"a": [], "b": []}
-
-    def recorder(key: str) -> Method:
-        return Method(key, lambda noisy, sigma: seen[key].append(noisy.copy()) or noisy)
-
-    evaluate(images(smooth_image), GaussianNoise(0.1), 0, [recorder("a"), recorder("b")], tmp_path, progress=False)
-    assert all(np.array_equal(x, y) for x, y in zip(seen["a"], seen["b"]))
-    assert not np.array_equal(seen["a"][0], seen["a"][1])
+    a, b = Recorder("a"), Recorder("b")
+    evaluate(images(smooth_image), GaussianNoise(0.1), 0, [a, b], tmp_path, progress=False)
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(a.calls, b.calls))
+    assert not np.array_equal(a.calls[0][0], a.calls[1][0])
 
 
 def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> None:
-    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [noisy_input_method(), baseline_method("tv")], tmp_path, progress=False)
+    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [NoisyInput(), make_baseline("tv")], tmp_path, progress=False)
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     assert len(rows) == 6 and len(result.examples) == 3
     by = {(r["image"], r["method"]): r for r in rows}
@@ -48,36 +60,49 @@ def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> Non
     assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
 
 
-def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
-    calls = {"n": 0}
+def test_blind_model_denoises_a_chunk_in_batches_like_one_by_one(tmp_path, smooth_image) -> None:
+    import torch
 
-    def counting(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        calls["n"] += 1
-        return noisy
+    from pipeline.config import ModelConfig
+    from pipeline.denoiser import Renamed
+    from pipeline.inference import ModelDenoiser
+    from pipeline.models import build_model
 
-    methods = [Method("m", counting)]
-    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
-    assert calls["n"] == 2
-    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
-    assert calls["n"] == 4, "the two images already in metrics.csv must be skipped"
-    assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
-
-
-def test_batched_method_sees_all_images_at_once_and_matches_one_by_one(tmp_path, smooth_image) -> None:
+    torch.manual_seed(0)
+    model = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), batch_size=4)
     calls: list[int] = []
-
-    def batch(noisy_images: list[np.ndarray]) -> list[np.ndarray]:
-        calls.append(len(noisy_images))
-        return [0.5 * x for x in noisy_images]
-
-    methods = [Method("single", lambda noisy, sigma: 0.5 * noisy), Method("batched", lambda n, s: n, batch=batch)]
-    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
+    many = model.denoise_many
+    model.denoise_many = lambda batch: calls.append(len(batch)) or many(batch)
+    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [Renamed(model, "batched")], tmp_path / "a",
+             n_examples=0, progress=False)
     assert calls == [5]
-    rows = read_metrics_csv(tmp_path / "metrics.csv")
-    by = {(r["image"], r["method"]): r for r in rows}
-    for image in {r["image"] for r in rows}:
-        assert by[(image, "batched")]["psnr"] == by[(image, "single")]["psnr"]
-        assert by[(image, "batched")]["seconds"] >= 0
+    one_by_one = evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0,
+                          [Renamed(_OneByOne(model), "batched")], tmp_path / "b", n_examples=0, progress=False).rows
+    batched = read_metrics_csv(tmp_path / "a" / "metrics.csv")
+    # batches change only float rounding in the convolutions
+    assert [r["psnr"] for r in batched] == pytest.approx([r["psnr"] for r in one_by_one], abs=1e-6)
+
+
+@dataclass
+class _OneByOne:
+    """A denoiser without a batch form, calling `inner` one image at a time."""
+
+    inner: object
+    name: str = "one"
+    kind: str = "model"
+    takes: tuple[str, ...] = ()
+
+    def __call__(self, image: np.ndarray, **noise) -> np.ndarray:
+        return self.inner(image)
+
+
+def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
+    counting = Recorder("m", kind="model")
+    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    assert len(counting.calls) == 2
+    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    assert len(counting.calls) == 4, "the two images already in metrics.csv must be skipped"
+    assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
 
 
 def write_12bit_dicom(path, values: np.ndarray) -> None:
@@ -150,3 +175,18 @@ def test_csv_new_column_widens_header(tmp_path):
     assert back[1]["sigma"] == 0.1
     write_metrics_csv(back, path)
     assert read_metrics_csv(path) == back
+
+
+def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smooth_image) -> None:
+    from pipeline.evaluate import noise_given_by_method
+    from pipeline.noise import XrayNoise
+
+    bm3d = Recorder("bm3d", takes=("psd", "sigma"))
+    methods = [NoisyInput(), bm3d, make_baseline("tv")]
+    rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
+    assert [(list(noise), noise["psd"].shape) for _, noise in bm3d.calls] == [(["psd"], smooth_image.shape)] * 2
+    assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
+    assert all(-1 <= r["detail_loss"] <= 1 for r in rows)
+    bm3d.calls.clear()
+    rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
+    assert [list(noise) for _, noise in bm3d.calls] == [["sigma"]] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"

@@ -65,13 +65,15 @@ class WriteBehind:
 
     At most `depth` calls are queued or running: :meth:`submit` waits for a free slot, so the
     memory held by pending outputs stays bounded. A call should handle its own errors; one
-    that escapes is raised again by :meth:`close`.
+    that escapes stops the thread (later calls are dropped) and is raised again by the next
+    :meth:`submit` or by :meth:`close`, once.
     """
 
     def __init__(self, depth: int = 1, name: str = "denoise-writer") -> None:
         self._slots = threading.Semaphore(depth)
         self._calls: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
+        self._raised = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -85,14 +87,23 @@ class WriteBehind:
             finally:
                 self._slots.release()
 
+    def _raise_error(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
     def submit(self, call: Callable[[], object]) -> None:
         """Queue `call`, waiting while `depth` calls are already queued or running."""
         self._slots.acquire()
+        try:
+            self._raise_error()
+        except BaseException:
+            self._slots.release()
+            raise
         self._calls.put(call)
 
     def close(self) -> None:
-        """Wait for every submitted call; raise the first error that escaped one."""
+        """Wait for every submitted call; raise the first error that escaped one (unless raised already)."""
         self._calls.put(None)
         self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._raise_error()

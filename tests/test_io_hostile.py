@@ -205,3 +205,25 @@ def test_reason_helpers_cut_escape_and_never_fail():
     assert path_text("caf\udce9.png") == "caf\\xe9.png"
     assert library_detail(ValueError(b"\x00" * 5000)).startswith("ValueError: b'")
     assert len(library_detail(ValueError(b"\x00" * 5000))) <= 120
+
+
+def test_a_decoder_panic_becomes_a_read_error(tmp_path, monkeypatch):
+    """A Rust decoder's panic is a BaseException (pyo3's PanicException), not an Exception."""
+    import pipeline.io
+
+    class Panic(BaseException):
+        pass
+
+    def panicking(path):
+        raise Panic("index out of bounds: the len is 3840 but the index is 3840")
+
+    monkeypatch.setattr(pipeline.io, "read_dicom", panicking)
+    path = tiny_dicom(tmp_path / "p.dcm")
+    assert "damaged or inconsistent DICOM file (Panic)" in refused(path)
+
+
+def test_unknown_transfer_syntax_is_named(tmp_path):
+    path = tiny_dicom(tmp_path / "t.dcm")
+    raw = path.read_bytes().replace(b"1.2.840.10008.1.2.1\0", b"1.2.3.4.5.6.7.8.9.0\0")
+    path.write_bytes(raw)
+    assert "unknown transfer syntax '1.2.3.4.5.6.7.8.9.0'" in refused(path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ImageReadError
+from pipeline.errors import ImageReadError, MissingDependencyError, library_detail
 from pipeline.image import ScanImage
 from pipeline.io._values import WRITABLE_FORMATS
 from pipeline.io.dicom import DerivedSeries, read_dicom, write_dicom
@@ -63,11 +63,23 @@ def read_image(path: str | Path) -> list[ScanImage]:
             f"{path}: unsupported file type; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
             " and DICOM files without a suffix"
         )
-    if fmt == "dicom":
-        return read_dicom(path)
-    if fmt == "nifti":
-        return read_nifti(path)
-    return read_raster(path, fmt)
+    try:
+        if fmt == "dicom":
+            return read_dicom(path)
+        if fmt == "nifti":
+            return read_nifti(path)
+        return read_raster(path, fmt)
+    except (ImageReadError, MissingDependencyError):
+        raise
+    except MemoryError:
+        raise ImageReadError(f"{path}: too large to decode in the memory available") from None
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - libraries raise many types on damaged files,
+        # even BaseException (a Rust decoder's panic). DICOM library messages may quote
+        # header values (patient data): the type only.
+        detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
+        raise ImageReadError(f"{path}: a damaged or inconsistent {fmt.upper()} file ({detail})") from exc
 
 
 def write_image(

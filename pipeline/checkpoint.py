@@ -4,8 +4,10 @@ A checkpoint is a dict that ``torch.load(weights_only=True)`` can read (tensors,
 strings, lists and dicts only):
 
 ``format_version``
-    :data:`FORMAT_VERSION`; files written before the key existed count as version 1 and
-    load the same way.
+    :data:`FORMAT_VERSION`. Files written before the key existed count as version 1 and
+    are upgraded when read: their config's ``evaluate.tile_size``/``tile_overlap`` become
+    the ``inference`` section (``evaluate.batch_size`` counted images, not tiles, and is
+    dropped).
 ``model_state``, ``config``, ``version``, ``epoch``
     the weights, the resolved config they were trained with (a dict), the package version
     and the epochs trained.
@@ -91,7 +93,21 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
             f"{what}: {path} has checkpoint format {version}, newer than this version reads "
             f"({FORMAT_VERSION}); upgrade denoise-pipeline"
         )
-    return ckpt
+    return _upgrade(ckpt) if version < FORMAT_VERSION else ckpt
+
+
+def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 checkpoint in the current layout (its config's tile settings moved to ``inference``)."""
+    config = dict(ckpt["config"])
+    evaluate = dict(config.get("evaluate") or {})
+    inference = dict(config.get("inference") or {})
+    if "tile_size" in evaluate:
+        inference["tile_size"] = evaluate.pop("tile_size")
+    if "tile_overlap" in evaluate:
+        inference["overlap"] = evaluate.pop("tile_overlap")
+    evaluate.pop("batch_size", None)
+    config["evaluate"], config["inference"] = evaluate, inference
+    return {**ckpt, "config": config, "format_version": FORMAT_VERSION}
 
 
 def checkpoint_model_config(ckpt: dict[str, Any]) -> ModelConfig | None:

@@ -7,7 +7,7 @@ key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,6 +48,13 @@ class RunConfig(Section):
         return name
 
 
+class GroupsConfig(Section):
+    csv: Path | None = Field(None, description="Metadata CSV mapping image files to patients (None: only DICOM PatientID and group_pattern).")
+    file_column: str = Field("filename", description="CSV column with the image's file name.")
+    group_column: str = Field("patientid", description="CSV column with the patient (group) id.")
+    dicom_patient_id: bool = Field(True, description="Group DICOM files by their PatientID tag when the CSV does not list them.")
+
+
 class DataConfig(Section):
     kind: Literal["mnist", "folder", "openi"] = Field("mnist", description="Where the clean images come from.")
     root: Path | list[Path] | None = Field(
@@ -67,6 +74,12 @@ class DataConfig(Section):
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
     group_pattern: str | None = Field(
         None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
+    )
+    groups: GroupsConfig | None = Field(
+        None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
+    )
+    test_also_from_root: bool = Field(
+        False, description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise."
     )
     frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
     strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")
@@ -95,8 +108,16 @@ class DataConfig(Section):
         return self
 
 
+#: Noise kinds a ``mixed`` model may draw from.
+MixableNoise = Literal["gaussian", "poisson_gaussian", "xray"]
+
+#: Defaults of ``photons`` and ``read_noise`` per kind (None in a config means these).
+PHOTONS_DEFAULT = {"xray": 2000.0, "other": 1e4}
+READ_NOISE_DEFAULT = {"xray": 3.0, "other": 10.0}
+
+
 class NoiseConfig(Section):
-    kind: Literal["gaussian", "poisson_gaussian", "salt_pepper", "speckle", "mixed"] = Field(
+    kind: Literal["gaussian", "poisson_gaussian", "xray", "salt_pepper", "speckle", "mixed"] = Field(
         "gaussian", description="Noise model (see pipeline.noise)."
     )
     sigma: float = Field(0.5, ge=0.0, description="Gaussian: std in [0,1] units (the tutorial's noise factor 0.5).")
@@ -104,13 +125,68 @@ class NoiseConfig(Section):
         None, ge=0.0, description="Gaussian: draw sigma uniformly in [sigma, sigma_max] per image (blind training)."
     )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
-    photons: float = Field(1e4, gt=0, description="Poisson-Gaussian: photons per pixel at full signal (full dose).")
+    photons: float | None = Field(
+        None, gt=0,
+        description="Poisson-Gaussian: photons per pixel at full signal; xray: photons per pixel of an unattenuated ray at full dose (try 1e3-1e4). None: 1e4, or 2000 for xray (also when mixed includes xray).",
+    )
     photons_min: float | None = Field(None, gt=0, description="Poisson-Gaussian: draw photons log-uniformly in [photons_min, photons].")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian: dose fraction of the full dose (0.25 = quarter dose).")
-    read_noise: float = Field(10.0, ge=0, description="Poisson-Gaussian: electronic (read) noise std in photon counts.")
+    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian and xray: dose fraction of the full dose (0.25 = quarter dose).")
+    dose_max: float | None = Field(
+        None, gt=0, le=1.0, description="xray: draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training)."
+    )
+    read_noise: float | None = Field(
+        None, ge=0, description="Poisson-Gaussian and xray: electronic (read) noise std in photon counts. None: 10, or 3 for xray."
+    )
+    mu: float = Field(3.0, gt=0, description="xray: attenuation of a display value p (transmission exp(-mu p)); 3.0 is a 20:1 range of transmitted intensity.")
+    kernel_a: float | list[float] = Field(
+        0.3, description="xray: detector kernel [a, 1, a] (normalised to unit energy) correlating quantum noise; one a, or [a_rows, a_cols] per axis; 0: white."
+    )
+    kernel_a_max: float | list[float] | None = Field(
+        None, description="xray: draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch (blind training)."
+    )
+    mixed_kinds: list[MixableNoise] = Field(
+        ["gaussian", "poisson_gaussian"], min_length=1, description="mixed: kinds drawn per image with equal probability."
+    )
     amount: float = Field(0.05, ge=0, le=1, description="Salt-and-pepper: fraction of pixels replaced.")
     speckle_sigma: float = Field(0.1, ge=0, description="Speckle: std of the multiplicative noise.")
     fresh_each_epoch: bool = Field(True, description="Draw new training noise each epoch (False: one fixed noisy set).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        """Fill photons and read_noise left out (or None) with the kind's default."""
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "gaussian")
+        xray = kind == "xray" or (kind == "mixed" and "xray" in (data.get("mixed_kinds") or []))
+        key = "xray" if xray else "other"
+        data = dict(data)
+        if data.get("photons") is None:
+            data["photons"] = PHOTONS_DEFAULT[key]
+        if data.get("read_noise") is None:
+            data["read_noise"] = READ_NOISE_DEFAULT[key]
+        return data
+
+    @model_validator(mode="after")
+    def _check_xray_ranges(self) -> NoiseConfig:
+        if self.dose_max is not None and self.dose_max < self.dose:
+            raise ValueError(f"dose_max ({self.dose_max}) must be at least dose ({self.dose})")
+        low = kernel_axes(self.kernel_a, "kernel_a")
+        if self.kernel_a_max is not None:
+            high = kernel_axes(self.kernel_a_max, "kernel_a_max")
+            if any(h < lo for lo, h in zip(low, high)):
+                raise ValueError(f"kernel_a_max {self.kernel_a_max} must be at least kernel_a {self.kernel_a} on each axis")
+        return self
+
+
+def kernel_axes(value: float | list[float], name: str) -> tuple[float, float]:
+    """(a_rows, a_cols) of a kernel_a value; a must lie in [0, 1]."""
+    pair = [value, value] if isinstance(value, (int, float)) else list(value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be one number or [a_rows, a_cols]; got {value}")
+    if any(not 0.0 <= a <= 1.0 for a in pair):
+        raise ValueError(f"{name} values must lie in [0, 1]; got {value}")
+    return float(pair[0]), float(pair[1])
 
 
 class ModelConfig(Section):
@@ -162,13 +238,13 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
-    tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
-    batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
 
 
 class InferenceConfig(Section):
     """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+
+    Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
+    has the same settings as options).
 
     Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
     overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
@@ -196,6 +272,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,8 +398,15 @@ def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(cfg.to_yaml())
 
 
+def _allowed_values(annotation: Any) -> list[Any]:
+    """The values a field admits when its type is (a list or optional of) a Literal, else []."""
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    return [v for arg in get_args(annotation) for v in _allowed_values(arg)]
+
+
 def describe_defaults() -> str:
-    """Every field with its default and description, for `denoise config --defaults`."""
+    """Every field with its default, allowed values and description, for `denoise config --defaults`."""
     lines: list[str] = []
     for section_name, section_field in Config.model_fields.items():
         section_cls = section_field.default_factory  # type: ignore[assignment]
@@ -331,5 +415,8 @@ def describe_defaults() -> str:
             default = f.default if f.default_factory is None else f.default_factory()
             if isinstance(default, Path):
                 default = str(default)
-            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}")
+            allowed = _allowed_values(f.annotation)
+            words = "Any of" if get_origin(f.annotation) is list else "One of"
+            choices = f" {words}: {', '.join(map(str, allowed))}." if allowed else ""
+            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}{choices}")
     return "\n".join(lines)

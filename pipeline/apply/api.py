@@ -46,8 +46,10 @@ from pipeline.apply.records import (
 from pipeline.apply.stream import prefetch
 from pipeline.apply.writer import check_target, output_lock, output_writer, remove_path, write_atomic
 from pipeline.checkpoint import LoadedModel
+from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
+from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
 from pipeline.ingest.failures import Failure, write_failures_csv
@@ -112,7 +114,7 @@ class _Context:
     """Everything the per-file work needs."""
 
     output_dir: Path
-    denoiser: ModelDenoiser
+    denoiser: Denoiser
     series: DerivedSeries
     model_label: str
     model_sha: str
@@ -303,7 +305,8 @@ def apply_folder(
     Parameters
     ----------
     input_dir, output_dir : folders; they must not contain one another.
-    model : checkpoint file, run folder, a loaded model, or None for the shipped model.
+    model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, a
+        loaded model, or None for the shipped model.
     fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``); None: as each input.
     tile_size, overlap, batch_size : tiled inference (None: whole images); tiles per pass.
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -320,7 +323,11 @@ def apply_folder(
     fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
     num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
-    denoiser, loaded = denoiser_from_checkpoint(model, device, tile_size, overlap, batch_size)
+    if is_exported(model):  # a TorchScript or ONNX file from `denoise export`
+        model = load_exported_model(model)
+    denoiser, loaded = denoiser_from_checkpoint(
+        model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
+    )
     model_sha = _file_sha256(loaded.path)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):

@@ -18,6 +18,7 @@ Endian, never compressed. Share one :class:`DerivedSeries` across all files of a
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import uuid
 import warnings
@@ -39,6 +40,8 @@ from pipeline.io._values import (
     normalise,
     quantise,
 )
+
+log = logging.getLogger(__name__)
 
 # ``pydicom.uid`` names, as strings so that importing this module stays cheap.
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -158,7 +161,7 @@ def _read_dataset(path: Path):
         if "end of file" in str(item.message).lower():
             truncated = True
         else:
-            warnings.warn(f"{path}: {item.message}", stacklevel=3)
+            log.warning("%s: %s", path, item.message)
 
     if not has_marker and not any(tag in ds for tag in _IDENTIFYING_TAGS):
         raise ImageReadError(
@@ -173,10 +176,9 @@ def _read_dataset(path: Path):
             syntax = _IMPLICIT_LE
         else:
             syntax = _EXPLICIT_LE if little is not False else _EXPLICIT_BE
-        warnings.warn(
-            f"{path}: no DICOM file meta information (old ACR-NEMA style file); assuming "
-            f"the {UID(syntax).name} transfer syntax",
-            stacklevel=3,
+        log.warning(
+            "%s: no DICOM file meta information (old ACR-NEMA style file); assuming the %s transfer syntax",
+            path, UID(syntax).name,
         )
         if meta is None:
             ds.file_meta = FileMetaDataset()
@@ -205,8 +207,7 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
         if keyword not in ds:
             raise ImageReadError(f"{path}: incomplete pixel module: {keyword} is missing")
     if "PhotometricInterpretation" not in ds and int(ds.get("SamplesPerPixel", 1)) == 1:
-        warnings.warn(f"{path}: no Photometric Interpretation; assuming MONOCHROME2",
-                      stacklevel=3)
+        log.warning("%s: no Photometric Interpretation; assuming MONOCHROME2", path)
         ds.PhotometricInterpretation = "MONOCHROME2"
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -327,6 +328,16 @@ def _spacing(ds) -> tuple[float, float] | None:
         if row > 0 and col > 0:
             return row, col
     return None
+
+
+def unit_range(ds) -> tuple[float, float, bool]:
+    """(value_min, value_max, invert) with which :func:`read_dicom` maps a dataset's values to [0, 1].
+
+    `ds` is a pydicom Dataset or any object with pydicom-style ``get(keyword)`` (e.g. the
+    tags MONAI's PydicomReader keeps); ``invert`` is True for MONOCHROME1.
+    """
+    low, high = _ModalityMap(ds).value_range
+    return low, high, str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
 
 
 class _ModalityMap:

@@ -547,6 +547,12 @@ def _folder_record(by_input: dict, rel: bytes) -> list:
     return []
 
 
+def path_from_text(text: str) -> str:
+    from pipeline.errors import path_from_text as decode
+
+    return decode(text)
+
+
 def _escaped(rel: bytes) -> bytes:
     from pipeline.errors import path_text
 
@@ -633,7 +639,7 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
         if output in outputs or output in REPORT_ASSETS or output.startswith(REPORT_FOLDER):
             tally.violate("data-loss", f"{label}: output {output!r} of {case.rel[:80]!r} is shared")
         outputs[output] = case.rel
-        got = _output_shape(dest / output)
+        got = _output_shape(dest / path_from_text(output))
         want = _expected_shape(os.path.join(os.fsencode(source), case.rel))
         if got is None or want is None or got != want:
             tally.violate("data-loss", f"{label}: output {output!r} of {case.rel[:80]!r} ({case.label}) "

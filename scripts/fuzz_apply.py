@@ -707,8 +707,8 @@ def _small_input(folder: Path, count: int = 3) -> Path:
 
 def run_cases(tally: Tally, work: Path, model: Path, quick: bool = False) -> None:
     """Run-level cases: bad checkpoints and output folders, full disks, concurrent and
-    killed runs. `quick`: only the concurrent runs and one kill (the rest have in-process
-    regression tests in tests/test_apply_hostile.py)."""
+    killed runs. `quick`: only the concurrent runs (killed runs are tested in
+    tests/test_apply.py, the rest in-process in tests/test_apply_hostile.py)."""
     import torch
 
     sandbox = work / "runs"
@@ -716,7 +716,6 @@ def run_cases(tally: Tally, work: Path, model: Path, quick: bool = False) -> Non
     before = snapshot(source)
     if quick:
         _concurrent(tally, sandbox, source, model)
-        _killed(tally, sandbox, source, model, delays=(3.0,))
         return
 
     def expect(label: str, args: list[str], codes: tuple[int, ...], words: str = "") -> RunResult:

@@ -371,6 +371,7 @@ def file_cases(rng: np.random.Generator, count: int) -> list[FileCase]:
     """`count` generated input files (DICOM, raster and NIfTI in about 5:2:1)."""
     bases = dicom_bases(rng)
     cases: list[FileCase] = []
+    used: set[bytes] = set()
     for index in range(count):
         pick = rng.random()
         if pick < 0.6:
@@ -382,6 +383,9 @@ def file_cases(rng: np.random.Generator, count: int) -> list[FileCase]:
             data, suffix, label = nifti_case(rng)
         name_label, name = NAMES[int(rng.integers(len(NAMES)))] if rng.random() < 0.3 else NAMES[0]
         rel = name(f"c{index:04d}", suffix)
+        if rel in used:  # a fixed hostile name is taken: one file per name
+            name_label, rel = "plain", NAMES[0][1](f"c{index:04d}", suffix)
+        used.add(rel)
         candidate = bool(suffix) or data[128:132] == b"DICM"
         cases.append(FileCase(rel, data, f"{label}; name {name_label}", candidate))
     cases += structural_cases(rng)

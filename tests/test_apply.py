@@ -22,7 +22,13 @@ import pipeline.apply.writer
 from pipeline.apply import apply_folder, merge_parts
 from pipeline.apply.plan import resolve_part
 from pipeline.apply.stream import prefetch
-from pipeline.checkpoint import SHIPPED_MODEL, build_checkpoint, load_model, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (
+    SHIPPED_MODEL,
+    build_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.errors import PipelineError

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
 from pipeline.checkpoint import load_model
+from pipeline.cli import main
 
 TINY = [
     "--set", "train.epochs=2", "--set", "data.max_train=400", "--set", "data.max_val=50",

@@ -49,7 +49,12 @@ from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries

@@ -8,8 +8,10 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,10 +52,25 @@ class RunResult:
     checkpoint: Path | None = None
 
 
+def source_commit() -> str | None:
+    """The git commit of the running code (``+dirty`` with uncommitted changes); None outside a checkout."""
+    root = str(Path(pipeline.__file__).resolve().parent.parent)
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
+
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved beside every result."""
     return {
         "package": pipeline.__version__,
+        "commit": source_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
@@ -122,7 +139,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
-        figures["Examples: clean / noisy / each method (zoomed crop and residual of the first)"] = report.example_panel_figure(
+        figures["Examples: clean / noisy / each method with PSNR and SSIM; a zoomed crop of the most detailed part (outlined); each method's error (output − clean) on a symmetric scale"] = report.example_panel_figure(
             result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
         )
     figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
@@ -143,7 +160,14 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
     html_path = run_dir / "report.html"
     if cfg.report.html:
-        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines)
+        env = json.loads((run_dir / "environment.json").read_text())
+        facts = {
+            "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "commit": env.get("commit") or "unknown (not a git checkout)",
+            "version": env.get("package", ""),
+            "run folder": str(run_dir),
+        }
+        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines, facts)
     return summary, html_path if cfg.report.html else run_dir / "report.md"
 
 
@@ -159,6 +183,11 @@ def _noise_words(cfg: Config) -> str:
     return n.kind
 
 
+def _say(message: str) -> None:
+    """One line on stdout about what the run is doing now (flushed, so logs show it at once)."""
+    print(message, flush=True)
+
+
 def run(cfg: Config) -> RunResult:
     """Run the stages a config lists; return the run folder, summary and report path."""
     if cfg.run.threads:
@@ -167,6 +196,8 @@ def run(cfg: Config) -> RunResult:
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
+        _say(f"run folder: {run_dir}")
+        _say(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
@@ -179,6 +210,8 @@ def run(cfg: Config) -> RunResult:
     train_log: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
+        if is_main:
+            _say(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
         t0 = time.perf_counter()
         out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
         extra["training_seconds"] = time.perf_counter() - t0
@@ -193,8 +226,11 @@ def run(cfg: Config) -> RunResult:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
         methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
+        _say(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+             f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({_noise_words(cfg)})")
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
+            _say("writing the report (summary, figures, report.html)")
             result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.bench.conditions import center_crop, cxr_noise_conditions, cxr_test_images
+from pipeline.bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
 from pipeline.bench.quality import run_table, summarize_table
 from pipeline.bench.settings import PROJECT_ROOT, Settings
 from pipeline.denoiser import Renamed
@@ -34,7 +34,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
         raise SystemExit(f"{results} records no settings (written before they were stored); run scripts/benchmark.py again")
     settings = Settings.from_dict(recorded["provenance"]["settings"])  # its seed, folders, crop
     images, _ = cxr_test_images(settings)
-    crops = [center_crop(img, recorded["crop"]) for img in images]
+    crops = [crop_scan(img, recorded["crop"]) for img in images]
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
         raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")
     torch.set_num_threads(threads)

@@ -12,8 +12,7 @@ from pipeline.baselines import make_baseline
 from pipeline.bench.settings import PROJECT_ROOT, Settings
 from pipeline.config import NoiseConfig, load_config
 from pipeline.denoiser import Denoiser
-from pipeline.image import ScanImage
-from pipeline.image import center_crop as crop_pixels
+from pipeline.image import ScanImage, center_crop
 from pipeline.ingest import load_splits
 from pipeline.ingest.folder import load_folder
 
@@ -35,11 +34,11 @@ def mnist_test_images(settings: Settings) -> tuple[list[ScanImage], str]:
     return splits.test, splits.description
 
 
-def center_crop(image: ScanImage, size: int | None) -> ScanImage:
+def crop_scan(image: ScanImage, size: int | None) -> ScanImage:
     """The central size x size region (a smaller side is kept whole)."""
     if size is None:
         return image
-    return replace(image, pixels=np.ascontiguousarray(crop_pixels(image.pixels, size)))
+    return replace(image, pixels=np.ascontiguousarray(center_crop(image.pixels, size)))
 
 
 def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str]]:

@@ -11,8 +11,8 @@ from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import (
     BASELINE_SIGMA,
     CXR_TRAIN_NOTE,
-    center_crop,
     classical_methods,
+    crop_scan,
     cxr_noise_conditions,
     cxr_test_images,
     describe_images,
@@ -123,7 +123,7 @@ def run_conditions(
 
 def quality_cxr(settings: Settings, images: list[ScanImage], failures: list[str]) -> dict[str, Any]:
     """Radiographs (center crops): noisy, BM3D, NLM, TV and the conv/unet/dncnn checkpoints."""
-    cropped = [center_crop(img, settings.cxr_crop) for img in images]
+    cropped = [crop_scan(img, settings.cxr_crop) for img in images]
     entries = [require_size(cxr_entry(name, settings), None) for name in CXR_NETWORKS]
     methods = [NoisyInput(), *classical_methods(), *model_methods(entries)]
     skipped = {e.name: e.skipped for e in entries if e.skipped}

@@ -258,18 +258,24 @@ class FromUnitRange(Transform):
         return out
 
 
-class ToUnitRanged(MapTransform):
-    """Dictionary form of :class:`ToUnitRange`."""
+class _EachKey(MapTransform):
+    """Dictionary form of an array transform: ``data[key] = self.transform(data[key])`` for each key."""
 
-    def __init__(self, keys: KeysCollection, value_range: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = ToUnitRange(value_range)
+    transform: Transform
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.transform(d[key])
         return d
+
+
+class ToUnitRanged(_EachKey):
+    """Dictionary form of :class:`ToUnitRange`."""
+
+    def __init__(self, keys: KeysCollection, value_range: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = ToUnitRange(value_range)
 
 
 class FromUnitRanged(MapTransform):
@@ -330,7 +336,7 @@ class Denoise(Transform):
         return _like(mapping.from_unit(out, x.dtype), img)
 
 
-class Denoised(MapTransform):
+class Denoised(_EachKey):
     """Dictionary form of :class:`Denoise`: denoise ``data[key]`` for each key with one model."""
 
     def __init__(self, keys: KeysCollection, model: str | Path | nn.Module | None = None, device: str = "auto",
@@ -338,13 +344,7 @@ class Denoised(MapTransform):
                  batch_size: int = DEFAULT_BATCH_SIZE, value_range: Sequence[float] | None = None,
                  columns_first: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.denoise = Denoise(model, device, tile_size, overlap, batch_size, value_range, columns_first)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.denoise(d[key])
-        return d
+        self.transform = Denoise(model, device, tile_size, overlap, batch_size, value_range, columns_first)
 
 
 class TileInferer(SlidingWindowInferer):

@@ -21,7 +21,12 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline.export import TOLERANCE, load_exported_model
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.io import detect_format, read_image
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.config import InferenceConfig
+from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
 
@@ -49,7 +50,9 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tupl
 
 
 class ModelDenoiser:
-    """A trained network as a function from a float32 (H, W) image to its denoised version.
+    """A trained network as a :class:`~pipeline.denoiser.Denoiser`: float32 (H, W) image in, denoised image out.
+
+    Blind: offered noise facts (``sigma``, ``psd``) are not used.
 
     Parameters
     ----------
@@ -104,7 +107,10 @@ class ModelDenoiser:
         padded, (h, w) = _pad_to_multiple(x, self.multiple)
         return self.model(padded)[..., :h, :w]
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    kind: Kind = "model"
+    takes: tuple[NoiseFact, ...] = ()
+
+    def __call__(self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32))[None, None]
         return self.denoise_tensor(x)[0, 0].cpu().numpy()
 

@@ -9,6 +9,7 @@ where an uninterrupted run would be, and ``torchrun`` workers see disjoint shard
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from pipeline.metrics import psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
 from pipeline.records import write_csv
+
+log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "samples_per_second")
 
@@ -246,7 +249,7 @@ def train(
                 save_checkpoint(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
             val_words = f"val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else "not validated"
-            tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, {val_words} ({seconds:.1f} s)")
+            log.info("epoch %d/%d: train loss %.4f, %s (%.1f s)", epoch + 1, tc.epochs, train_loss, val_words, seconds)
         if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
             stopped_early = True
             break

@@ -143,3 +143,40 @@ def test_evaluate_a_folder_with_the_shipped_model(tmp_path, capsys) -> None:
     shipped = load_model(None).method_name  # e.g. "unet:cxr_shipped_refine"
     assert set(methods) == {"noisy", shipped, "tv"} and methods["noisy"]["n"] == 2
     assert methods[shipped]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 5
+
+
+def test_bare_evaluate_asks_for_data_instead_of_scoring_mnist(tmp_path) -> None:
+    assert_clean_error(run_cli("evaluate", "--set", f"run.output_dir={tmp_path}"), "--data FOLDER", "CONFIG")
+    assert not any(tmp_path.iterdir())
+
+
+def test_evaluate_missing_data_names_the_option(tmp_path) -> None:
+    assert_clean_error(run_cli("evaluate", "--data", str(tmp_path / "missing")), f"--data {tmp_path / 'missing'}", "no such folder")
+
+
+def test_unknown_baseline_is_named_with_the_allowed_ones(tmp_path) -> None:
+    proc = run_cli("evaluate", "--data", str(tmp_path), "--baselines", "nlm,bm4d")
+    assert_clean_error(proc, "unknown baseline 'bm4d'", "bm3d, nlm, tv, wavelet, median")
+    assert "evaluate.baselines.1" not in proc.stderr
+
+
+def test_help_says_where_runs_go_and_defaults_list_allowed_values() -> None:
+    assert "runs/<run.name>/<timestamp>/ under the current directory" in " ".join(run_cli("run", "--help").stdout.split())
+    assert "--set noise.sigma=0.098" in run_cli("evaluate", "--help").stdout
+    lines = run_cli("config", "--defaults").stdout.splitlines()
+    assert any(line.strip().startswith("optimizer:") and "One of: adadelta, adam, adamw." in line for line in lines)
+    assert any(line.strip().startswith("baselines:") and "Any of: bm3d, nlm, tv, wavelet, median." in line for line in lines)
+
+
+def test_warnings_print_once_as_one_line_without_source(capsys) -> None:
+    import warnings
+
+    from pipeline.cli import _WarningPrinter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _WarningPrinter()
+        for _ in range(3):
+            warnings.warn("a.dcm: no DICOM file meta information (old ACR-NEMA style file)", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "warning: a.dcm: no DICOM file meta information (old ACR-NEMA style file)\n"

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import path_from_text, short_text
 from pipeline.io import read_image
 from pipeline.report import write_apply_report
 
@@ -39,10 +40,10 @@ def report_examples(rows: Sequence[Mapping[str, Any]], output_dir: Path, count: 
         if len(examples) == count:
             break
         try:
-            noisy = _thumbnail(_first_image(Path(row["input"])))
-            denoised = _thumbnail(_first_image(output_dir / row["output"]))
+            noisy = _thumbnail(_first_image(Path(path_from_text(row["input"]))))
+            denoised = _thumbnail(_first_image(output_dir / path_from_text(row["output"])))
         except Exception as err:  # noqa: BLE001 - an example that cannot be shown is left out
-            log.warning("no report example of %s (%s)", row["input"], err)
+            log.warning("no report example of %s (%s)", row["input"], short_text(str(err), 200))
             continue
         if noisy.shape == denoised.shape:
             examples.append({

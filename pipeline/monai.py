@@ -231,6 +231,8 @@ class ToUnitRange(Transform):
         self.value_range = value_range
 
     def __call__(self, img: Any) -> Any:
+        if isinstance(img, MetaTensor) and UNIT_RANGE_KEY in img.meta:
+            return img  # mapped already (ScanReader, or an earlier ToUnitRange)
         x = _as_tensor(img)
         mapping = UnitRange.of(img, self.value_range)
         out = MetaTensor(mapping.to_unit(x.as_tensor() if isinstance(x, MetaTensor) else x))
@@ -254,8 +256,7 @@ class FromUnitRange(Transform):
             raise PipelineError(f"no {UNIT_RANGE_KEY} in the meta data: run ToUnitRange(d) on this image first")
         x = _as_tensor(img)
         values = UnitRange.from_record(meta[UNIT_RANGE_KEY]).from_unit(x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype)
-        out = MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
-        return out
+        return MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
 
 
 class _EachKey(MapTransform):

@@ -18,7 +18,7 @@ from pipeline.errors import PipelineError
 from pipeline.export import sample_batch
 from pipeline.inference import ModelDenoiser
 from pipeline.io import read_image
-from pipeline.monai import Denoise, Denoised, FromUnitRanged, ScanReader, TileInferer, UnitRange
+from pipeline.monai import Denoise, Denoised, FromUnitRanged, ScanReader, TileInferer, ToUnitRanged, UnitRange
 
 TOL = 1e-4
 
@@ -111,6 +111,7 @@ def test_scan_reader_gives_the_pipeline_pixels_and_restores_file_values(tmp_path
     expected, _ = _pipeline_result(path, network, None)
     assert data["image"].shape == (1, 52, 40)  # columns first, as MONAI's readers
     assert np.abs(data["image"][0].numpy().T - expected).max() <= TOL
+    assert ToUnitRanged("image")(data)["image"] is data["image"]  # already in [0, 1]: left as it is
     restored = FromUnitRanged("image", ref_key="image")(data)["image"]
     assert np.abs(restored[0].numpy().T - expected * 65535.0).max() <= TOL * 65535.0
 

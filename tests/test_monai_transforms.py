@@ -18,7 +18,15 @@ from pipeline.errors import PipelineError
 from pipeline.export import sample_batch
 from pipeline.inference import ModelDenoiser
 from pipeline.io import read_image
-from pipeline.monai import Denoise, Denoised, FromUnitRanged, ScanReader, TileInferer, ToUnitRanged, UnitRange
+from pipeline.monai import (
+    Denoise,
+    Denoised,
+    FromUnitRanged,
+    ScanReader,
+    TileInferer,
+    ToUnitRanged,
+    UnitRange,
+)
 
 TOL = 1e-4
 

@@ -6,9 +6,12 @@ Errors a user can cause end in one line on stderr and exit status 2, never a tra
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from pathlib import Path
+
+from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.apply import apply_folder
@@ -186,30 +189,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _WarningPrinter:
-    """Show each distinct warning once as one ``warning: ...`` line on stderr.
+class _WarningPrinter(logging.Handler):
+    """Show each distinct warning (``warnings.warn`` or a logged warning) once, as one
+    ``warning: ...`` line on stderr.
 
     No source line; printed through tqdm, so a progress bar on the terminal is redrawn
     below the message instead of being broken by it.
     """
 
     def __init__(self) -> None:
+        super().__init__(logging.WARNING)
         self.seen: set[str] = set()
 
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = str(message)
+    def show(self, text: str) -> None:
         if text in self.seen:
             return
         self.seen.add(text)
-        from tqdm import tqdm
-
         tqdm.write(f"warning: {text}", file=sys.stderr)
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """The ``warnings.showwarning`` interface."""
+        self.show(str(message))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """The logging interface."""
+        self.show(record.getMessage())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
+    printer = _WarningPrinter()
+    logger = logging.getLogger("pipeline")
+    shown_before, warnings.showwarning = warnings.showwarning, printer
+    logger.addHandler(printer)
+    propagate, logger.propagate = logger.propagate, False
     try:
         return int(args.func(args) or 0)
     except PipelineError as err:
@@ -220,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = shown_before
+        logger.removeHandler(printer)
+        logger.propagate = propagate
 
 
 if __name__ == "__main__":

@@ -156,7 +156,29 @@ def test_apply_report_in_chromium(browser, tmp_path) -> None:
     from test_apply_report import make_apply_folder
 
     inputs, outputs, rows = make_apply_folder(tmp_path)
-    check_page(browser, write_apply_report(rows, outputs, inputs)["html"])
+    page_file = write_apply_report(rows, outputs, inputs)["html"]
+    check_page(browser, page_file)
+
+    page = browser.new_page(viewport={"width": WIDE, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(page_file.resolve().as_uri(), wait_until="load")
+    scan = page.locator("section.scan").first
+    scan.locator("input[type=range]").fill("20")
+    assert "20%" in scan.locator("img.top").evaluate("img => img.style.clipPath")
+    scan.locator("button[data-mode=removed]").click()
+    base = scan.locator("img.base")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=base.element_handle())
+    assert base.get_attribute("src").endswith("_removed.png")
+    assert scan.locator("img.top").evaluate("img => getComputedStyle(img).visibility") == "hidden"
+    scan.locator("button.zoom").click()  # native size: the picture is as wide as the scan
+    width = base.evaluate("img => img.getBoundingClientRect().width")
+    assert width == base.evaluate("img => img.naturalWidth")
+    page.locator("th", has_text="noise before").click()
+    cells = page.locator("table.sortable tbody tr td:nth-child(4)").all_inner_texts()
+    assert cells == sorted(cells, key=float) and len(cells) == len(rows)
+    assert errors == []
+    page.close()
 
 
 @pytest.mark.parametrize(

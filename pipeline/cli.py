@@ -1,17 +1,15 @@
 """The `denoise` command: a thin layer over the Python API (no logic of its own).
 
-Errors a user can cause end in one line on stderr and exit status 2, never a traceback.
+Errors a user can cause end in one line on stderr and exit status 2, never a traceback;
+any other error is a bug and ends in one line and exit status 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import warnings
 from pathlib import Path
-
-from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.apply import apply_folder
@@ -22,6 +20,7 @@ from pipeline.config import describe_defaults, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
+from pipeline.logs import setup_logging, verbosity_level
 from pipeline.runner import compare, format_summary, run
 
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
@@ -105,7 +104,8 @@ def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
     parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+                        "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
@@ -140,17 +140,42 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _verbosity_options(default: object) -> argparse.ArgumentParser:
+    """``-q``/``-v``, accepted before and after the command name."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-q", "--quiet", action="count", default=default, help="fewer messages: warnings only (-qq: errors only)")
+    options.add_argument("-v", "--verbose", action="count", default=default, help="more messages (debug details)")
+    return options
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "monai-bundle":
+        from pipeline.bundle import write_bundle
+
+        result = write_bundle(args.model, args.output)
+    else:
+        from pipeline.export import export_model
+
+        result = export_model(args.model, args.format, args.output)
+    print(result.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.")
+    parser = argparse.ArgumentParser(
+        prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
+        parents=[_verbosity_options(0)],
+    )
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    verbosity = [_verbosity_options(argparse.SUPPRESS)]  # after the command, not overwriting the values before it
 
-    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)",
+    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)", parents=verbosity,
                        description=f"Run the stages a config lists (train, evaluate, report); {RUNS_WHERE}.")
     _add_config_args(p, config_required=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise",
+    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity,
                        description="Add seeded synthetic noise to clean images and score models and baselines on them; "
                        f"needs --data or a CONFIG. The noise is the config's (default Gaussian sigma 0.5); {RUNS_WHERE}.")
     _add_config_args(p, config_required=False, example="noise.sigma=0.098")
@@ -160,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images",
+    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images", parents=verbosity,
                        description=f"Train several configs, then compare them with baselines on the first one's test images; {RUNS_WHERE}.")
     p.add_argument("configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -169,11 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
+    p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
+    p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
+    p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")
+    p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
     p.add_argument("name", choices=["mnist", "openi"],
                    help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)")
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
@@ -181,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="print nothing but errors and the final line")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved")
+    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved", parents=verbosity)
     _add_config_args(p, config_required=False)
     p.add_argument("--defaults", action="store_true",
                    help="print every field with its default, its allowed values and description")
@@ -189,53 +220,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _WarningPrinter(logging.Handler):
-    """Show each distinct warning (``warnings.warn`` or a logged warning) once, as one
-    ``warning: ...`` line on stderr.
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message for an error the user or the environment caused, else None."""
+    from pipeline.errors import path_text, short_text
+
+    if isinstance(err, PipelineError):
+        return str(err)
+    if isinstance(err, OSError) and err.strerror:  # disk full, read-only, a file as a folder...
+        where = f"{path_text(err.filename)}: " if err.filename is not None else ""
+        return f"{where}{err.strerror}; check the path, its permissions and free space"
+    if isinstance(err, MemoryError):
+        return "out of memory; process fewer or smaller images at a time (e.g. a smaller --tile-size)"
+    if isinstance(err, RecursionError):
+        return short_text(f"input nested too deeply ({err})")
+    return None
+
+
+class _WarningPrinter:
+    """Show each distinct warning once as one ``warning: ...`` line on stderr.
 
     No source line; printed through tqdm, so a progress bar on the terminal is redrawn
     below the message instead of being broken by it.
     """
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
         self.seen: set[str] = set()
 
-    def show(self, text: str) -> None:
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
         if text in self.seen:
             return
         self.seen.add(text)
+        from tqdm import tqdm
+
         tqdm.write(f"warning: {text}", file=sys.stderr)
-
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        """The ``warnings.showwarning`` interface."""
-        self.show(str(message))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """The logging interface."""
-        self.show(record.getMessage())
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
+    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    printer = _WarningPrinter()
-    logger = logging.getLogger("pipeline")
-    shown_before, warnings.showwarning = warnings.showwarning, printer
-    logger.addHandler(printer)
-    propagate, logger.propagate = logger.propagate, False
+    setup_logging(verbosity_level(args.quiet, args.verbose))
+    shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
     try:
         return int(args.func(args) or 0)
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - one line instead of a traceback
+        from pipeline.errors import short_text
+
+        message = _user_error(err)
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        if os.environ.get("DENOISE_DEBUG"):
+            raise
+        print(f"error: internal error ({short_text(f'{type(err).__name__}: {err}', 200)}); this is "
+              "a bug: please report it with the command (DENOISE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 3
     finally:
         warnings.showwarning = shown_before
-        logger.removeHandler(printer)
-        logger.propagate = propagate
 
 
 if __name__ == "__main__":

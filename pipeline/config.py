@@ -10,26 +10,49 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, short_text
+
+#: A config file larger than this (bytes) is refused unread: real configs are a few KB.
+MAX_CONFIG_BYTES = 1 << 20
+#: Most values (counted through every alias) and deepest nesting a config may have; a
+#: YAML alias bomb or a deeply nested file is refused at once instead of exhausting memory.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 32
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
+    """Base of every config section: unknown keys are errors, assignments are validated,
+    floats must be finite (``.inf`` and ``.nan`` are refused)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
     name: str = Field("run", description="Name of the run; the run folder is <output_dir>/<name>/<timestamp>.")
-    seed: int = Field(0, description="One seed for data order, noise and initialisation.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="One seed for data order, noise and initialisation (0 to 2**32-1).")
     output_dir: Path = Field(Path("runs"), description="Folder under which run folders are made.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and denoise; auto picks cuda when present.")
     stages: list[Literal["train", "evaluate", "report"]] = Field(
         ["train", "evaluate", "report"], description="Stages to run, in order."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, name: str) -> str:
+        """The run name is one folder name, so the run folder stays inside output_dir."""
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+            raise ValueError("must be one folder name (no '/', '\\', '..' or NUL; 1-200 characters)")
+        return name
+
+
+class GroupsConfig(Section):
+    csv: Path | None = Field(None, description="Metadata CSV mapping image files to patients (None: only DICOM PatientID and group_pattern).")
+    file_column: str = Field("filename", description="CSV column with the image's file name.")
+    group_column: str = Field("patientid", description="CSV column with the patient (group) id.")
+    dicom_patient_id: bool = Field(True, description="Group DICOM files by their PatientID tag when the CSV does not list them.")
 
 
 class DataConfig(Section):
@@ -51,6 +74,12 @@ class DataConfig(Section):
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
     group_pattern: str | None = Field(
         None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
+    )
+    groups: GroupsConfig | None = Field(
+        None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
+    )
+    test_also_from_root: bool = Field(
+        False, description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise."
     )
     frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
     strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")
@@ -79,8 +108,16 @@ class DataConfig(Section):
         return self
 
 
+#: Noise kinds a ``mixed`` model may draw from.
+MixableNoise = Literal["gaussian", "poisson_gaussian", "xray"]
+
+#: Defaults of ``photons`` and ``read_noise`` per kind (None in a config means these).
+PHOTONS_DEFAULT = {"xray": 2000.0, "other": 1e4}
+READ_NOISE_DEFAULT = {"xray": 3.0, "other": 10.0}
+
+
 class NoiseConfig(Section):
-    kind: Literal["gaussian", "poisson_gaussian", "salt_pepper", "speckle", "mixed"] = Field(
+    kind: Literal["gaussian", "poisson_gaussian", "xray", "salt_pepper", "speckle", "mixed"] = Field(
         "gaussian", description="Noise model (see pipeline.noise)."
     )
     sigma: float = Field(0.5, ge=0.0, description="Gaussian: std in [0,1] units (the tutorial's noise factor 0.5).")
@@ -88,13 +125,68 @@ class NoiseConfig(Section):
         None, ge=0.0, description="Gaussian: draw sigma uniformly in [sigma, sigma_max] per image (blind training)."
     )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
-    photons: float = Field(1e4, gt=0, description="Poisson-Gaussian: photons per pixel at full signal (full dose).")
+    photons: float | None = Field(
+        None, gt=0,
+        description="Poisson-Gaussian: photons per pixel at full signal; xray: photons per pixel of an unattenuated ray at full dose (try 1e3-1e4). None: 1e4, or 2000 for xray (also when mixed includes xray).",
+    )
     photons_min: float | None = Field(None, gt=0, description="Poisson-Gaussian: draw photons log-uniformly in [photons_min, photons].")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian: dose fraction of the full dose (0.25 = quarter dose).")
-    read_noise: float = Field(10.0, ge=0, description="Poisson-Gaussian: electronic (read) noise std in photon counts.")
+    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian and xray: dose fraction of the full dose (0.25 = quarter dose).")
+    dose_max: float | None = Field(
+        None, gt=0, le=1.0, description="xray: draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training)."
+    )
+    read_noise: float | None = Field(
+        None, ge=0, description="Poisson-Gaussian and xray: electronic (read) noise std in photon counts. None: 10, or 3 for xray."
+    )
+    mu: float = Field(3.0, gt=0, description="xray: attenuation of a display value p (transmission exp(-mu p)); 3.0 is a 20:1 range of transmitted intensity.")
+    kernel_a: float | list[float] = Field(
+        0.3, description="xray: detector kernel [a, 1, a] (normalised to unit energy) correlating quantum noise; one a, or [a_rows, a_cols] per axis; 0: white."
+    )
+    kernel_a_max: float | list[float] | None = Field(
+        None, description="xray: draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch (blind training)."
+    )
+    mixed_kinds: list[MixableNoise] = Field(
+        ["gaussian", "poisson_gaussian"], min_length=1, description="mixed: kinds drawn per image with equal probability."
+    )
     amount: float = Field(0.05, ge=0, le=1, description="Salt-and-pepper: fraction of pixels replaced.")
     speckle_sigma: float = Field(0.1, ge=0, description="Speckle: std of the multiplicative noise.")
     fresh_each_epoch: bool = Field(True, description="Draw new training noise each epoch (False: one fixed noisy set).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        """Fill photons and read_noise left out (or None) with the kind's default."""
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "gaussian")
+        xray = kind == "xray" or (kind == "mixed" and "xray" in (data.get("mixed_kinds") or []))
+        key = "xray" if xray else "other"
+        data = dict(data)
+        if data.get("photons") is None:
+            data["photons"] = PHOTONS_DEFAULT[key]
+        if data.get("read_noise") is None:
+            data["read_noise"] = READ_NOISE_DEFAULT[key]
+        return data
+
+    @model_validator(mode="after")
+    def _check_xray_ranges(self) -> NoiseConfig:
+        if self.dose_max is not None and self.dose_max < self.dose:
+            raise ValueError(f"dose_max ({self.dose_max}) must be at least dose ({self.dose})")
+        low = kernel_axes(self.kernel_a, "kernel_a")
+        if self.kernel_a_max is not None:
+            high = kernel_axes(self.kernel_a_max, "kernel_a_max")
+            if any(h < lo for lo, h in zip(low, high)):
+                raise ValueError(f"kernel_a_max {self.kernel_a_max} must be at least kernel_a {self.kernel_a} on each axis")
+        return self
+
+
+def kernel_axes(value: float | list[float], name: str) -> tuple[float, float]:
+    """(a_rows, a_cols) of a kernel_a value; a must lie in [0, 1]."""
+    pair = [value, value] if isinstance(value, (int, float)) else list(value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be one number or [a_rows, a_cols]; got {value}")
+    if any(not 0.0 <= a <= 1.0 for a in pair):
+        raise ValueError(f"{name} values must lie in [0, 1]; got {value}")
+    return float(pair[0]), float(pair[1])
 
 
 class ModelConfig(Section):
@@ -146,13 +238,13 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
-    tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
-    batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
 
 
 class InferenceConfig(Section):
     """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+
+    Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
+    has the same settings as options).
 
     Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
     overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
@@ -180,6 +272,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,7 +290,7 @@ def _format_errors(err: ValidationError, origin: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)")
         else:
-            lines.append(f"  {path}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  {path}: {e['msg']} (got {short_text(repr(e.get('input')), 80)})")
     return "\n".join(lines)
 
 
@@ -205,7 +298,7 @@ def _parse_value(text: str) -> Any:
     """Parse an override's value as YAML (numbers, booleans, lists), else keep the string."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -226,8 +319,29 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _check_size(raw: Any, origin: str) -> None:
+    """ConfigError when `raw` nests deeper than MAX_CONFIG_DEPTH or holds (counting every
+    alias each time it is used) more than MAX_CONFIG_VALUES values."""
+    budget = MAX_CONFIG_VALUES
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(f"{origin}: too many values (over {MAX_CONFIG_VALUES:,}, counting "
+                              "YAML aliases each time they are used); a config is a few dozen fields")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{origin}: nested deeper than {MAX_CONFIG_DEPTH} levels; a config has "
+                              "sections of fields, a few levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for pair in node.items() for v in pair)
+        elif isinstance(node, (list, tuple, set)):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def config_from_dict(raw: dict[str, Any], origin: str = "config") -> Config:
     """Validate a raw dictionary; errors name the key path and what is allowed."""
+    _check_size(raw, origin)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -244,12 +358,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = Path(path)
         origin = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        loaded = _read_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -257,6 +366,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = loaded
     apply_overrides(raw, list(overrides or []))
     return config_from_dict(raw, origin)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {path} is UTF-16 text; save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {short_text(str(err))}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply to be a config") from None
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -1,8 +1,10 @@
 """Evaluation: every method on the same clean images and the same seeded noise.
 
-A method is a function from a noisy float32 (H, W) image in [0, 1] to its denoised version:
-a trained model (:class:`pipeline.denoise.ModelDenoiser`) or a classical baseline
-(:mod:`pipeline.baselines`). Pixels are normalised by each image's real range (e.g. 4095
+A method is a :class:`~pipeline.denoiser.Denoiser`: a trained model
+(:class:`pipeline.inference.ModelDenoiser`), a classical baseline
+(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is
+known about the noise (its power spectrum for correlated noise, else its true std) and uses
+what it takes; the rows record what it was given (``noise_given``). Pixels are normalised by each image's real range (e.g. 4095
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
 Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
@@ -12,7 +14,7 @@ skips (image, method) pairs already there, so an interrupted evaluation resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.baselines import make_baseline
+from pipeline.denoiser import Denoiser, noise_given
 from pipeline.image import ScanImage
-from pipeline.metrics import psnr, ssim
+from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
 from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, write_csv
 
-#: Baselines that are given the noise's true standard deviation (others estimate it).
-SIGMA_GIVEN = ("bm3d", "tv")
 #: The first columns of ``metrics.csv`` (extra keys of a row follow them).
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
@@ -54,46 +54,17 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
         {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
         for row in read_csv(path)
     ]
-
-
-@dataclass
-class Method:
-    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it)."""
-
-    name: str
-    fn: Callable[[np.ndarray, float], np.ndarray]
-    kind: str = "model"  # "input", "model" or "baseline"
-
-
-def noisy_input_method() -> Method:
-    """The noisy image itself, as the reference row every table starts from."""
-    return Method("noisy", lambda noisy, sigma: noisy, "input")
-
-
-def baseline_method(name: str) -> Method:
-    """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
-    make_baseline(name, 0.1)  # fail early on unknown names or a missing package
-    if name in SIGMA_GIVEN:
-        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline")
-    fn = make_baseline(name, None)
-    return Method(name, lambda noisy, sigma: fn(noisy), "baseline")
-
-
-def model_method(name: str, denoiser: Callable[[np.ndarray], np.ndarray]) -> Method:
-    return Method(name, lambda noisy, sigma: denoiser(noisy), "model")
-
-
 @dataclass
 class EvalResult:
     """Metric rows (one per image and method) and a few examples for the figures."""
 
     rows: list[dict[str, Any]]
     examples: list[dict[str, Any]] = field(default_factory=list)
-    methods: list[Method] = field(default_factory=list)
+    methods: list[Denoiser] = field(default_factory=list)
 
 
 def evaluate(
-    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Method], out_dir: Path,
+    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
     """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come."""
@@ -106,13 +77,17 @@ def evaluate(
         clean = img.pixels
         noisy = noise(clean, noise_rng(seed, "test", 0, index))
         sigma = noise.std(clean)
+        psd = _noise_psd(noise, clean, methods)
+        detail = detail_highpass(clean)
         keep = index < n_examples
         example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
         for method in methods:
             if (name, method.name) in done and not keep:
                 continue
+            given = noise_given(method, psd is not None)
             t0 = time.perf_counter()
-            out = np.clip(method.fn(noisy, sigma), 0.0, 1.0).astype(np.float32)
+            raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+            out = np.clip(raw, 0.0, 1.0).astype(np.float32)
             seconds = time.perf_counter() - t0
             if method.kind != "input":
                 example["outputs"][method.name] = out
@@ -121,12 +96,30 @@ def evaluate(
             row = {
                 "image": name, "method": method.name, "kind": method.kind,
                 "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma,
+                "detail_loss": detail_loss(clean, out, detail),
+                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
             }
             append_metrics_row(row, csv_path)
         if keep:
             examples.append(example)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
+
+
+def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Method -> the noise information it was given ("psd", "sigma", or both joined), from metric rows."""
+    given: dict[str, set[str]] = {}
+    for row in rows:
+        if row.get("noise_given"):
+            given.setdefault(row["method"], set()).add(str(row["noise_given"]))
+    return {name: "/".join(sorted(kinds)) for name, kinds in given.items()}
+
+
+def _noise_psd(noise: NoiseModel, clean: np.ndarray, methods: list[Denoiser]) -> np.ndarray | None:
+    """The noise's power spectrum on this image when it has one and a method takes it."""
+    psd = getattr(noise, "psd", None)
+    if psd is None or not any("psd" in m.takes for m in methods):
+        return None
+    return psd(clean, clean.shape)
 
 
 def _unique_names(images: list[ScanImage]) -> list[str]:

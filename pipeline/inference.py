@@ -10,15 +10,18 @@ image alone, not with the network's activations over it. Whole folders are
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import SlidingWindowInferer
+from pydantic import ValidationError
 from torch import nn
 
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.config import InferenceConfig
+from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
 
@@ -47,7 +50,9 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tupl
 
 
 class ModelDenoiser:
-    """A trained network as a function from a float32 (H, W) image to its denoised version.
+    """A trained network as a :class:`~pipeline.denoiser.Denoiser`: float32 (H, W) image in, denoised image out.
+
+    Blind: offered noise facts (``sigma``, ``psd``) are not used.
 
     Parameters
     ----------
@@ -61,7 +66,7 @@ class ModelDenoiser:
 
     def __init__(
         self, model: nn.Module, device: str | torch.device = "cpu", tile_size: int | None = None,
-        overlap: float = 0.25, batch_size: int = 8, name: str = "model",
+        overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE, name: str = "model",
     ) -> None:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
@@ -78,6 +83,17 @@ class ModelDenoiser:
                 mode="gaussian", padding_mode="replicate",
             )
 
+    @classmethod
+    def from_settings(
+        cls, model: nn.Module, settings: InferenceConfig, device: str | torch.device | None = None, name: str = "model"
+    ) -> ModelDenoiser:
+        """A denoiser with the tile, overlap and batch settings of an ``inference`` config section.
+
+        `device` (e.g. the training device) replaces ``settings.device`` when given.
+        """
+        dev = resolve_device(settings.device) if device is None else device
+        return cls(model, dev, settings.tile_size, settings.overlap, settings.batch_size, name)
+
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch (N, 1, H, W) of one size on this denoiser's device."""
@@ -91,7 +107,10 @@ class ModelDenoiser:
         padded, (h, w) = _pad_to_multiple(x, self.multiple)
         return self.model(padded)[..., :h, :w]
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+    kind: Kind = "model"
+    takes: tuple[NoiseFact, ...] = ()
+
+    def __call__(self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32))[None, None]
         return self.denoise_tensor(x)[0, 0].cpu().numpy()
 
@@ -111,13 +130,19 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    model: str | Path | LoadedModel | None = None, device: str = "auto", tile_size: int | None = None,
-    overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
+    model: str | Path | LoadedModel | None = None, settings: InferenceConfig | None = None, **overrides: Any
 ) -> tuple[ModelDenoiser, LoadedModel]:
     """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
 
-    Under torchrun with CUDA each worker takes its own GPU.
+    `settings` (default: the package defaults) with `overrides` (``tile_size``, ``overlap``,
+    ``batch_size``, ``device``) decide tiles, batching and device; under torchrun with CUDA
+    each worker takes its own GPU.
     """
-    dev = local_device(resolve_device(device))
+    base = (settings or InferenceConfig()).model_dump()
+    try:
+        settings = InferenceConfig(**{**base, **overrides})
+    except ValidationError as err:
+        raise PipelineError(f"inference settings: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
+    dev = local_device(resolve_device(settings.device))
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
-    return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
+    return ModelDenoiser.from_settings(loaded.model, settings, dev, loaded.method_name), loaded

@@ -9,6 +9,7 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -27,23 +28,21 @@ import torch
 
 import pipeline
 from pipeline import report
+from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
+from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
-from pipeline.evaluate import (
-    EvalResult,
-    Method,
-    baseline_method,
-    evaluate,
-    model_method,
-    noisy_input_method,
-)
+from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
+from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
 from pipeline.records import write_json
 from pipeline.train import train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,20 +112,18 @@ def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     return Path(holder[0]), info.is_main
 
 
-def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
+def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Denoiser]:
     """Noisy input, the trained model, further checkpoints, then the classical baselines."""
-    methods = [noisy_input_method()]
+    methods: list[Denoiser] = [NoisyInput()]
     if trained is not None:
-        methods.append(model_method(cfg.model.name, trained))
+        methods.append(trained)  # named after its architecture
     for path in cfg.evaluate.models:
-        denoiser, _ = denoiser_from_checkpoint(
-            path, str(device), cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size
-        )
-        name = denoiser.name
-        if any(m.name == name for m in methods):
-            name = f"{name}:{Path(path).name}"
-        methods.append(model_method(name, denoiser))
-    methods += [baseline_method(name) for name in cfg.evaluate.baselines]
+        denoiser, _ = denoiser_from_checkpoint(path, cfg.inference)
+        if any(m.name == denoiser.name for m in methods):
+            methods.append(Renamed(denoiser, f"{denoiser.name}:{Path(path).name}"))
+        else:
+            methods.append(denoiser)
+    methods += [make_baseline(name) for name in cfg.evaluate.baselines]
     return methods
 
 
@@ -138,6 +135,9 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
     summary["n_test_images"] = len(splits.test)
     summary.update(extra)
+    given = noise_given_by_method(result.rows)
+    if given:
+        summary["noise_given"] = given
     write_json(summary, run_dir / "summary.json")
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
@@ -153,6 +153,10 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
         f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
         "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
     ]
+    if given:
+        lines.append("Noise given to baselines: " + "; ".join(
+            f"{name} the noise's {'power spectrum (PSD)' if kind == 'psd' else 'true std (sigma)' if kind == 'sigma' else kind}"
+            for name, kind in given.items()) + ".")
     if train_log:
         last = train_log[-1]
         lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, {sum(r['seconds'] for r in train_log):.0f} s.")
@@ -176,12 +180,10 @@ def _noise_words(cfg: Config) -> str:
         return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
     if n.kind == "poisson_gaussian":
         return f"{n.photons:g} photons at full dose, dose {n.dose}, read noise {n.read_noise}"
+    if n.kind == "xray":
+        dose = f"{n.dose}..{n.dose_max}" if n.dose_max else f"{n.dose}"
+        return f"X-ray, {n.photons:g} photons unattenuated at full dose, dose {dose}, mu {n.mu}, kernel a {n.kernel_a}, read noise {n.read_noise}"
     return n.kind
-
-
-def _say(message: str) -> None:
-    """One line on stdout about what the run is doing now (flushed, so logs show it at once)."""
-    print(message, flush=True)
 
 
 def run(cfg: Config) -> RunResult:
@@ -192,12 +194,14 @@ def run(cfg: Config) -> RunResult:
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
-        _say(f"run folder: {run_dir}")
-        _say(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
+        log.info(f"run folder: {run_dir}")
+        log.info(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
         write_failures_csv(splits.failures, run_dir / "failures.csv")
+    if is_main and splits.assignment:
+        write_split_csv(splits.assignment, run_dir / "split.csv")
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
     trained: ModelDenoiser | None = None
@@ -205,26 +209,26 @@ def run(cfg: Config) -> RunResult:
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
         if is_main:
-            _say(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
+            log.info(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
         t0 = time.perf_counter()
         out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
         extra["training_seconds"] = time.perf_counter() - t0
         extra["epochs_run"] = len(out.log)
         train_log = out.log
         result.checkpoint = out.best
-        trained = ModelDenoiser(out.model, device, cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size, cfg.model.name)
+        trained = ModelDenoiser.from_settings(out.model, cfg.inference, device, cfg.model.name)
     if not is_main:
         return result
     if "evaluate" in cfg.run.stages:
         if not splits.test:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
-        methods = build_methods(cfg, trained, device)
+        methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
-        _say(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+        log.info(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
              f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({_noise_words(cfg)})")
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
-            _say("writing the report (summary, figures, report.html)")
+            log.info("writing the report (summary, figures, report.html)")
             result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
 

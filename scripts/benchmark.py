@@ -47,13 +47,9 @@ if str(PROJECT_ROOT) not in sys.path:
 from pipeline import report
 from pipeline.config import Config, ModelConfig, NoiseConfig, TrainConfig, load_config
 from pipeline.checkpoint import SHIPPED_MODEL, load_model
-from pipeline.evaluate import (
-    Method,
-    baseline_method,
-    evaluate,
-    model_method,
-    noisy_input_method,
-)
+from pipeline.baselines import make_baseline
+from pipeline.denoiser import Denoiser, NoisyInput, Renamed
+from pipeline.evaluate import evaluate
 from pipeline.image import ScanImage
 from pipeline.image import center_crop as crop_pixels
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
@@ -291,7 +287,7 @@ def load_entry(name: str, path: str | None, settings: Settings, origin: str = "g
     from pipeline.errors import PipelineError
 
     try:
-        denoiser, loaded = denoiser_from_checkpoint(path, quality_device(settings), settings.tile_size)
+        denoiser, loaded = denoiser_from_checkpoint(path, device=quality_device(settings), tile_size=settings.tile_size)
     except PipelineError as err:
         return ModelEntry(name, skipped=f"checkpoint unusable: {err}")
     cfg = loaded.config
@@ -362,12 +358,12 @@ def cxr_entry(name: str, settings: Settings) -> ModelEntry:
 # --------------------------------------------------------------------------- quality
 
 
-def model_methods(entries: list[ModelEntry]) -> list[Method]:
-    return [model_method(e.name, e.denoiser) for e in entries if e.denoiser is not None]
+def model_methods(entries: list[ModelEntry]) -> list[Denoiser]:
+    return [Renamed(e.denoiser, e.name) for e in entries if e.denoiser is not None]
 
 
 def run_table(
-    images: list[ScanImage], noise: NoiseModel, methods: list[Method], bm3d_images: int, folder: Path,
+    images: list[ScanImage], noise: NoiseModel, methods: list[Denoiser], bm3d_images: int, folder: Path,
     seed: int,
 ) -> list[dict[str, Any]]:
     """Evaluate methods (BM3D on the first `bm3d_images` only) on the same seeded noise; all rows."""
@@ -375,7 +371,7 @@ def run_table(
     (folder / "metrics.csv").unlink(missing_ok=True)  # a benchmark never reuses old rows
     rows = evaluate(images, noise, seed, methods, folder, n_examples=0, progress=False).rows
     if bm3d_images > 0:
-        rows = evaluate(images[:bm3d_images], noise, seed, [baseline_method("bm3d")], folder, 0, False).rows
+        rows = evaluate(images[:bm3d_images], noise, seed, [make_baseline("bm3d")], folder, 0, False).rows
     return rows
 
 
@@ -416,7 +412,7 @@ def quality_mnist(settings: Settings) -> dict[str, Any]:
     images, description = mnist_test_images(settings)
     noise_cfg = load_config(PROJECT_ROOT / "configs" / "mnist_conv.yaml").noise
     entries = [require_size(mnist_entry(name, settings), images[0].pixels.shape[0]) for name in ("dense", "conv", "best")]
-    methods = [noisy_input_method(), baseline_method("tv"), baseline_method("nlm"), *model_methods(entries)]
+    methods = [NoisyInput(), make_baseline("tv"), make_baseline("nlm"), *model_methods(entries)]
     n_bm3d = min(settings.mnist_bm3d_images, len(images)) if settings.bm3d else 0
     log(f"MNIST: {len(images)} images ({n_bm3d} for BM3D), methods {[m.name for m in methods]}")
     rows = run_table(images, make_noise(noise_cfg), methods, n_bm3d, settings.work / "mnist", settings.seed)
@@ -474,13 +470,13 @@ def cxr_noise_conditions() -> dict[str, tuple[str, NoiseConfig]]:
     return conditions
 
 
-def classical_methods() -> list[Method]:
+def classical_methods() -> list[Denoiser]:
     """NLM and TV (BM3D runs separately so it can take a subset)."""
-    return [baseline_method("nlm"), baseline_method("tv")]
+    return [make_baseline("nlm"), make_baseline("tv")]
 
 
 def run_conditions(
-    images: list[ScanImage], methods: list[Method], settings: Settings, folder: Path,
+    images: list[ScanImage], methods: list[Denoiser], settings: Settings, folder: Path,
 ) -> dict[str, Any]:
     """Every noise condition: rows, then a summary against BM3D (when it ran)."""
     reference = "bm3d" if settings.bm3d else None
@@ -501,7 +497,7 @@ def quality_cxr(settings: Settings, images: list[ScanImage], failures: list[str]
     """Radiographs (center crops): noisy, BM3D, NLM, TV and the conv/unet/dncnn checkpoints."""
     cropped = [center_crop(img, settings.cxr_crop) for img in images]
     entries = [require_size(cxr_entry(name, settings), None) for name in CXR_NETWORKS]
-    methods = [noisy_input_method(), *classical_methods(), *model_methods(entries)]
+    methods = [NoisyInput(), *classical_methods(), *model_methods(entries)]
     skipped = {e.name: e.skipped for e in entries if e.skipped}
     if not settings.bm3d:
         skipped["bm3d"] = "left out (--skip-bm3d)"
@@ -560,7 +556,7 @@ def quality_cxr_lowres(settings: Settings, images: list[ScanImage]) -> dict[str,
         return {"provenance": provenance(settings), "skipped": skipped, "conditions": {},
                 "note": f"every test image's patient is in the low-res training data ({dropped})"}
     small = [resize_image(img, LOWRES_SIZE) for img in kept]
-    methods = [noisy_input_method(), *classical_methods(), *model_methods(entries)]
+    methods = [NoisyInput(), *classical_methods(), *model_methods(entries)]
     return {
         "provenance": provenance(settings),
         "data": f"{len(small)} of the radiographs, whole images downscaled to {LOWRES_SIZE}x{LOWRES_SIZE} (bilinear)",
@@ -720,25 +716,24 @@ def speed_networks(settings: Settings) -> list[Network]:
     return nets
 
 
-def image_methods(settings: Settings, nets: list[Network], device: torch.device) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+def image_methods(settings: Settings, nets: list[Network], device: torch.device) -> dict[str, Denoiser]:
     """Denoisers timed on whole images: the baselines (CPU only) and fully convolutional networks."""
-    methods: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {}
+    methods: dict[str, Denoiser] = {}
     if device.type == "cpu":
         names = (["bm3d"] if settings.bm3d else []) + ["nlm", "tv"]
-        methods.update({name: baseline_method(name).fn for name in names})
+        methods.update({name: make_baseline(name) for name in names})
     for net in nets:
         if getattr(net.model, "fixed_size", None) is None and not net.name.startswith("mnist_"):
-            denoiser = ModelDenoiser(net.model, device, settings.tile_size)
-            methods[net.name] = lambda noisy, sigma, d=denoiser: d(noisy)
+            methods[net.name] = ModelDenoiser(net.model, device, settings.tile_size)
     return methods
 
 
-def time_method(name: str, fn: Callable[[np.ndarray, float], np.ndarray], side: int, settings: Settings, device: torch.device) -> dict[str, Any]:
+def time_method(name: str, fn: Denoiser, side: int, settings: Settings, device: torch.device) -> dict[str, Any]:
     """Megapixels/s of one method at one size (or why it was not measured)."""
     if name == "bm3d" and side > settings.bm3d_max_size:
         return {"skipped": f"not measured: BM3D above {settings.bm3d_max_size}² (~35 s/MP; --bm3d-max-size {side} measures it)"}
     noisy, sigma = speed_image(side, settings.seed)
-    timing = time_call(lambda: fn(noisy, sigma), settings.repeats, settings.slow_seconds, device)
+    timing = time_call(lambda: fn(noisy, sigma=sigma), settings.repeats, settings.slow_seconds, device)
     return {**timing, "megapixels_per_second": side * side / 1e6 / timing["median_s"]}
 
 

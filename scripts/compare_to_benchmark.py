@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from pipeline.inference import denoiser_from_checkpoint
-from pipeline.evaluate import model_method
+from pipeline.denoiser import Renamed
 from pipeline.noise import make_noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
         raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")
     torch.set_num_threads(threads)
-    methods = [model_method(path, denoiser_from_checkpoint(path, "cpu", tile_size=512)[0]) for path in checkpoints]
+    methods = [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], path) for path in checkpoints]
     rows = []
     for key, (label, noise_cfg) in bench.cxr_noise_conditions().items():
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.baselines import BASELINES, Method, make_baseline
+from pipeline.baselines import BASELINES, Baseline, make_baseline
+from pipeline.denoiser import Denoiser
 from pipeline.errors import MissingDependencyError
 from pipeline.metrics import psnr
 
@@ -28,7 +29,7 @@ def test_names_match_the_config():
 def test_baseline_improves_psnr(name, sigma, noisy_pair):
     clean, noisy = noisy_pair
     method = make_baseline(name, sigma=sigma)
-    assert isinstance(method, Method) and method.name == name
+    assert isinstance(method, Baseline) and isinstance(method, Denoiser) and method.name == name
     out = method(noisy)
     assert out.shape == clean.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0
@@ -64,3 +65,23 @@ def test_missing_bm3d_names_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` fail
     with pytest.raises(MissingDependencyError, match="pip install bm3d"):
         make_baseline("bm3d", sigma=0.1)
+
+
+def test_bm3d_given_the_psd_beats_bm3d_given_sigma_on_correlated_noise(smooth_image):
+    from pipeline.config import NoiseConfig
+    from pipeline.noise import make_noise
+
+    noise = make_noise(NoiseConfig(kind="xray", dose=0.1, kernel_a=0.4))
+    noisy = noise(smooth_image, np.random.default_rng(0))
+    with_sigma = make_baseline("bm3d", sigma=noise.std(smooth_image))(noisy)
+    with_psd = make_baseline("bm3d", psd=noise.psd(smooth_image, smooth_image.shape))(noisy)
+    assert with_psd.shape == smooth_image.shape and with_psd.dtype == np.float32
+    assert psnr(smooth_image, with_psd, data_range=1.0) > psnr(smooth_image, with_sigma, data_range=1.0) + 1.0
+
+
+def test_psd_only_for_bm3d_and_of_the_images_shape(noisy_pair):
+    _, noisy = noisy_pair
+    with pytest.raises(ValueError, match="only bm3d"):
+        make_baseline("tv", psd=np.ones((4, 4)))
+    with pytest.raises(ValueError, match="shape"):
+        make_baseline("bm3d", psd=np.ones((4, 4)))(noisy)

@@ -168,6 +168,20 @@ def test_help_says_where_runs_go_and_defaults_list_allowed_values() -> None:
     assert any(line.strip().startswith("baselines:") and "Any of: bm3d, nlm, tv, wavelet, median." in line for line in lines)
 
 
+def test_warnings_print_once_as_one_line_without_source(capsys) -> None:
+    import warnings
+
+    from pipeline.cli import _WarningPrinter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _WarningPrinter()
+        for _ in range(3):
+            warnings.warn("a.dcm: no DICOM file meta information (old ACR-NEMA style file)", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "warning: a.dcm: no DICOM file meta information (old ACR-NEMA style file)\n"
+
+
 def _acr_nema_file(path: Path) -> Path:
     """A small old-style DICOM file: no preamble, no file meta information."""
     from pydicom.dataset import Dataset

@@ -72,9 +72,11 @@ def test_unet_size_multiple_follows_levels() -> None:
 def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> None:
     import numpy as np
 
+    from pipeline.denoiser import Denoiser
     from pipeline.inference import ModelDenoiser
 
     denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), tile_size=64)
+    assert isinstance(denoiser, Denoiser) and denoiser.takes == ()
     for shape in [(20, 600), (130, 70), (257, 255)]:
         out = denoiser(np.random.default_rng(0).random(shape, dtype=np.float32))
         assert out.shape == shape and out.dtype == np.float32

@@ -8,6 +8,7 @@ list split by :mod:`~pipeline.apply.plan`. See :mod:`pipeline.apply` for the beh
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -45,10 +46,12 @@ from pipeline.apply.records import (
     record_paths,
 )
 from pipeline.apply.stream import prefetch
-from pipeline.apply.writer import check_target, output_writer, remove_path, write_atomic
+from pipeline.apply.writer import check_target, output_lock, output_writer, remove_path, write_atomic
 from pipeline.checkpoint import LoadedModel
+from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
-from pipeline.errors import ImageReadError, PipelineError
+from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
+from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
 from pipeline.ingest.failures import Failure, write_failures_csv
@@ -65,6 +68,8 @@ OUTPUT_FORMATS = ("dicom", "png", "tiff", "nifti")
 RUN_FILE = ".denoise-apply.json"
 
 Row = dict[str, Any]
+#: Write errors that stop the run (exit 2): the output folder itself is unusable.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class _Context:
     """Everything the per-file work needs."""
 
     output_dir: Path
-    denoiser: ModelDenoiser
+    denoiser: Denoiser
     series: DerivedSeries
     model_label: str
     model_sha: str
@@ -139,11 +144,19 @@ def _file_sha256(path: Path) -> str:
 
 
 def _reason(path: Path, err: BaseException) -> str:
-    """A one-line failure reason that names the file."""
-    text = " ".join(str(err).split())
-    if not isinstance(err, PipelineError):
-        text = f"unexpected {type(err).__name__}: {text}"
-    return text if str(path) in text or path.name in text else f"{path}: {text}"
+    """A short one-line failure reason that names the file (by name: the path has its own column).
+
+    PipelineError messages are the tool's own; OSError gives the system's words; anything
+    else is marked unexpected and cut to its type and first line.
+    """
+    if isinstance(err, PipelineError):
+        text = str(err)
+    elif isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror} ({errno.errorcode.get(err.errno or 0, 'OSError')})"
+    else:
+        text = f"unexpected {library_detail(err, 200)}"
+    text = text.replace(str(path), path_text(path.name))
+    return short_text(text if text.startswith(path_text(path.name)) else f"{path_text(path.name)}: {text}")
 
 
 def _noise(images: Sequence[ScanImage]) -> float:
@@ -191,15 +204,17 @@ def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Conte
     if not images:
         raise PipelineError(f"{job.source}: holds no image")
     outputs = [image.with_pixels(ctx.denoiser(image.pixels)) for image in images]
+    if not all(np.isfinite(out.pixels).all() for out in outputs):
+        raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
     h, w = images[0].pixels.shape
     row: Row = {
-        "input": str(job.source), "frames": len(images), "height": h, "width": w,
+        "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
         NOISE_BEFORE: round(_noise(images), 6), NOISE_AFTER: round(_noise(outputs), 6),
         "model": ctx.model_label, "model_sha256": ctx.model_sha,
     }
     final, write = output_writer(job, outputs, ctx.write_options)
-    row["output"] = final.relative_to(ctx.output_dir).as_posix()
+    row["output"] = path_text(final.relative_to(ctx.output_dir).as_posix())
     final.parent.mkdir(parents=True, exist_ok=True)
 
     def record() -> None:
@@ -225,6 +240,13 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
                     raise images
                 megapixels += _process(job, images, seconds, ctx)["megapixels"]
                 done += 1
+            except OSError as err:
+                if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way
+                    raise PipelineError(
+                        f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
+                        "make room (or make it writable) and rerun: finished outputs are kept"
+                    ) from err
+                failures.append(Failure(job.source, _reason(job.source, err)))
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
                 failures.append(Failure(job.source, _reason(job.source, err)))
             bar.set_postfix_str(f"{megapixels / max(time.perf_counter() - start, 1e-9):.2f} MP/s, {len(failures)} failed")
@@ -287,7 +309,8 @@ def apply_folder(
     Parameters
     ----------
     input_dir, output_dir : folders; they must not contain one another.
-    model : checkpoint file, run folder, a loaded model, or None for the shipped model.
+    model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, a
+        loaded model, or None for the shipped model.
     fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``); None: as each input.
     tile_size, overlap, batch_size : tiled inference (None: whole images); tiles per pass.
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -304,20 +327,34 @@ def apply_folder(
     fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
     num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
-    denoiser, loaded = denoiser_from_checkpoint(model, device, tile_size, overlap, batch_size)
+    if is_exported(model):  # a TorchScript or ONNX file from `denoise export`
+        model = load_exported_model(model)
+    denoiser, loaded = denoiser_from_checkpoint(
+        model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
+    )
     model_sha = _file_sha256(loaded.path)
     dest.mkdir(parents=True, exist_ok=True)
+    with output_lock(dest, num_parts, part_id):
+        return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
+                             torchrun, progress, report, start)
+
+
+def _apply_locked(
+    source: Path, dest: Path, loaded: LoadedModel, denoiser: ModelDenoiser, model_sha: str, fmt: str | None,
+    overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
+) -> ApplyResult:
+    """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
     series = _derived_series(dest, model_sha)
 
     jobs = plan_jobs(source, dest, fmt)[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
     todo, finished = split_finished(jobs, overwrite)
-    check_unchanged_model(dest, {str(job.source) for job in finished}, model_sha)
+    check_unchanged_model(dest, {path_text(job.source) for job in finished}, model_sha)
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)
-    prepare_manifest(manifest, dest, {str(job.source) for job in todo})
+    prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
     description = f"Denoised ({loaded.config.model.name} {model_sha[:8]}) denoise-pipeline {__version__}"
     ctx = _Context(dest, denoiser, series, loaded.identity, model_sha, manifest, description)

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from pipeline import __version__
 from pipeline.apply.records import NOISE_AFTER, NOISE_BEFORE
+from pipeline.errors import path_from_text, path_text, short_text
 from pipeline.io import read_image
 from pipeline.metrics import paired_difference
 from pipeline.report import (
@@ -64,10 +65,10 @@ def noise_of(row: Row) -> tuple[float, float]:
 
 def relative_input(row: Row, input_dir: Path | None) -> str:
     """The row's input path relative to IN (as given when it is outside IN or IN is unknown)."""
-    path = Path(str(row.get("input", "")))
+    path = Path(str(row.get("input", "")))  # as the manifest records it: printable text
     if input_dir is not None:
         try:
-            return path.relative_to(input_dir).as_posix()
+            return path.relative_to(path_text(input_dir)).as_posix()
         except ValueError:
             pass
     return path.as_posix()
@@ -176,8 +177,8 @@ class ScanView:
 
 def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) -> ScanView:
     """Read a sampled scan and its output; write its full-resolution views beside the report."""
-    before_img = _first_image(Path(str(row["input"])))
-    after_img = _first_image(output_dir / str(row["output"]))
+    before_img = _first_image(Path(path_from_text(str(row["input"]))))
+    after_img = _first_image(output_dir / path_from_text(str(row["output"])))
     if before_img.shape != after_img.shape:
         raise ValueError(f"input {before_img.shape} and output {after_img.shape} differ in size")
     removed = before_img - after_img
@@ -372,7 +373,7 @@ def _command_line() -> str:
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     if program == "__main__.py":
         program = "python -m pipeline"
-    return " ".join([program, *(shlex.quote(a) for a in sys.argv[1:])])
+    return " ".join([program, *(shlex.quote(path_text(a)) for a in sys.argv[1:])])
 
 
 def _summary_lines(rows: Sequence[Row], shown: int) -> list[str]:
@@ -421,8 +422,8 @@ def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dic
         "model": "; ".join(models) or "unknown",
         "sha256": "; ".join(checksums) or "unknown",
         "version": f"denoise-pipeline {__version__}",
-        "IN": str(input_dir) if input_dir is not None else "unknown",
-        "OUT": str(output_dir),
+        "IN": path_text(input_dir) if input_dir is not None else "unknown",
+        "OUT": path_text(output_dir),
         "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "command": _command_line(),
     }
@@ -475,7 +476,7 @@ def write_apply_report(
             try:
                 views.append(make_view(len(views), row, output_dir, input_dir))
             except Exception as err:  # noqa: BLE001 - a scan that cannot be shown is left out
-                log.warning("no view of %s in the report (%s)", row.get("input"), err)
+                log.warning("no view of %s in the report (%s)", row.get("input"), short_text(str(err), 200))
     facts = _facts(rows, output_dir, input_dir)
     lines = _summary_lines(rows, len(views))
     written: dict[str, Path] = {}

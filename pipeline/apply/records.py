@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, path_from_text
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.records import append_csv_row, read_csv, write_csv
 
@@ -52,7 +52,7 @@ def _latest_rows(rows: Iterable[Mapping[str, Any]], output_dir: Path) -> list[Ro
             latest[key] = dict(row)
     return [
         row for key, row in sorted(latest.items())
-        if row.get("output") and os.path.lexists(output_dir / str(row["output"]))
+        if row.get("output") and os.path.lexists(output_dir / path_from_text(str(row["output"])))
     ]
 
 

@@ -18,6 +18,55 @@ from pipeline.image import ImageMeta, ScanImage
 #: The formats a writer can produce.
 WRITABLE_FORMATS = ("dicom", "png", "tiff", "nifti")
 
+#: Default largest number of pixels (all frames, pages or slices together) a file may
+#: declare: 2**28, e.g. a 512x512x1024 volume, 16 times a 4300x3500 radiograph (1 GiB as
+#: float32). Files declaring more are refused from their header, before decoding.
+DEFAULT_MAX_PIXELS = 2**28
+#: Environment variable that overrides :data:`DEFAULT_MAX_PIXELS` (an integer).
+MAX_PIXELS_VARIABLE = "DENOISE_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The pixel limit: ``$DENOISE_MAX_PIXELS`` when set to a positive integer, else the default."""
+    import os
+
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    return DEFAULT_MAX_PIXELS
+
+
+def check_pixel_count(path: Path, shape: tuple[int, ...] | list[int], what: str) -> None:
+    """ImageReadError when a header declares more pixels than :func:`max_pixels` allows.
+
+    Parameters
+    ----------
+    path : the file (named in the message).
+    shape : the declared sizes, e.g. (frames, rows, columns); all of them are multiplied.
+    what : what the sizes are, e.g. ``"3 frames of 512x512"``, for the message.
+    """
+    count = 1
+    for size in shape:
+        count *= max(int(size), 0)
+    limit = max_pixels()
+    if count > limit:
+        raise ImageReadError(
+            f"{path}: declares {count:,} pixels ({what}), above the limit of {limit:,}; "
+            f"raise it with the environment variable {MAX_PIXELS_VARIABLE} if the file is genuine"
+        )
+
+
+def check_finite(path: Path, values: np.ndarray) -> None:
+    """ImageReadError when float `values` hold NaN or infinite values (refused, not guessed)."""
+    if values.dtype.kind not in "fc":
+        return
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ImageReadError(
+            f"{path}: {bad} pixel value(s) are NaN or infinite; a denoiser cannot use them "
+            "(replace them with finite values, e.g. the image minimum, and retry)"
+        )
+
 
 def check_file(path: str | Path, what: str) -> Path:
     """Return `path` as a Path, or raise ImageReadError if it is missing, a folder or empty.

@@ -33,7 +33,12 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from pipeline.apply import apply_folder
 from pipeline.bundle import write_bundle
-from pipeline.inference import denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.io import read_image
 
 TOLERANCE = 1e-4
@@ -82,7 +87,9 @@ def compare(inputs: list[Path], model: Path | None, work: Path) -> list[dict[str
     bundle = write_bundle(model, work / "bundle").path
     run_bundle(bundle, scans, work / "bundle_out")
     apply_folder(scans, work / "apply_out", model, device="cpu", progress=False, report=False)
-    denoiser, _ = denoiser_from_checkpoint(model, device="cpu")  # the package's tile settings, as apply
+    denoiser, _ = denoiser_from_checkpoint(
+        model, device="cpu", tile_size=DEFAULT_TILE_SIZE, overlap=DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH_SIZE
+    )
     written = {Path(p).name.split(".")[0]: p for p in (work / "apply_out").iterdir() if not p.name.startswith(".")}
     rows = []
     for path in files:

@@ -36,6 +36,8 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    NOISE_AFTER,
+    NOISE_BEFORE,
     append_manifest_row,
     check_unchanged_model,
     manifest_rows,
@@ -219,7 +221,7 @@ def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Conte
     row: Row = {
         "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
-        "noise_before": round(_noise(images), 6), "noise_after": round(_noise(outputs), 6),
+        NOISE_BEFORE: round(_noise(images), 6), NOISE_AFTER: round(_noise(outputs), 6),
         "model": ctx.model_label, "model_sha256": ctx.model_sha,
     }
     final, write = output_writer(job, outputs, ctx.write_options)
@@ -276,7 +278,9 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
     return None if fmt is None else fmt.lower()
 
 
-def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool) -> tuple[bool, Path | None]:
+def _finish(
+    input_dir: Path, output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool
+) -> tuple[bool, Path | None]:
     """Merge part files and write the report where this process is the one to do it.
 
     That is a single-process run, or torchrun's rank 0 once every rank is done. Returns
@@ -291,7 +295,7 @@ def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, repo
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir) if report and finishes else None
+    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
     return merged, report_path
 
 
@@ -372,7 +376,7 @@ def _apply_locked(
     finally:
         write_failures_csv(failures, failures_csv)
 
-    merged, report_path = _finish(dest, num_parts, part_id, torchrun, report)
+    merged, report_path = _finish(source, dest, num_parts, part_id, torchrun, report)
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(

@@ -371,6 +371,7 @@ def file_cases(rng: np.random.Generator, count: int) -> list[FileCase]:
     """`count` generated input files (DICOM, raster and NIfTI in about 5:2:1)."""
     bases = dicom_bases(rng)
     cases: list[FileCase] = []
+    used: set[bytes] = set()
     for index in range(count):
         pick = rng.random()
         if pick < 0.6:
@@ -382,6 +383,9 @@ def file_cases(rng: np.random.Generator, count: int) -> list[FileCase]:
             data, suffix, label = nifti_case(rng)
         name_label, name = NAMES[int(rng.integers(len(NAMES)))] if rng.random() < 0.3 else NAMES[0]
         rel = name(f"c{index:04d}", suffix)
+        if rel in used:  # a fixed hostile name is taken: one file per name
+            name_label, rel = "plain", NAMES[0][1](f"c{index:04d}", suffix)
+        used.add(rel)
         candidate = bool(suffix) or data[128:132] == b"DICM"
         cases.append(FileCase(rel, data, f"{label}; name {name_label}", candidate))
     cases += structural_cases(rng)
@@ -401,11 +405,11 @@ def structural_cases(rng: np.random.Generator) -> list[FileCase]:
     jpeg = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8)).save(jpeg, format="JPEG")
     return [
-        FileCase(b"clash/a.tif", buffer.getvalue(), "3-page tiff beside a.frames/"),
-        FileCase(b"clash/a.frames/y.png", png, "png inside a folder named like a frames folder"),
-        FileCase(b"clash/x.png", png, "x.png beside x.jpg"),
-        FileCase(b"clash/x.jpg", jpeg.getvalue(), "x.jpg beside x.png"),
-        FileCase(b"clash/b.partial-1.png", png, "name that looks like a temporary output"),
+        FileCase(b"clash/a.tif", buffer.getvalue(), "clash: 3-page tiff beside a.frames/"),
+        FileCase(b"clash/a.frames/y.png", png, "clash: png inside a folder named like a frames folder"),
+        FileCase(b"clash/x.png", png, "clash: x.png beside x.jpg"),
+        FileCase(b"clash/x.jpg", jpeg.getvalue(), "clash: x.jpg beside x.png"),
+        FileCase(b"clash/b.partial-1.png", png, "clash: a name that looks like a temporary output"),
         FileCase(b"clash/notes.txt", b"not an image", "text file (ignored)", candidate=False),
     ]
 
@@ -626,7 +630,7 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
             if _escaped(case.rel) in by_input:
                 tally.violate("wrong-record", f"{label}: ignored file {case.rel!r} was recorded")
             continue
-        tally.cases[case.label.split(";")[0].split(",")[0].split(" ")[0]] += 1
+        tally.cases[case.label.split(";")[0].split(",")[0].split(" ")[0].rstrip(":")] += 1
         records = by_input.get(_escaped(case.rel), []) or _folder_record(by_input, case.rel)
         kinds = sorted(kind for kind, _ in records)
         if kinds not in (["out"], ["fail"]):
@@ -684,7 +688,7 @@ def file_campaign(tally: Tally, cases: list[FileCase], work: Path, model: Path, 
         write_inputs(source, batch)
         if long_path and start == 0:
             rel = long_path_case(source)
-            batch = [*batch, FileCase(rel, b"", "png path over 4096 characters")]
+            batch = [*batch, FileCase(rel, b"", "long-path: png path over 4096 characters")]
         before = snapshot(source)
         try:
             result = run_apply(apply_args(source, dest, model), sandbox)

@@ -22,7 +22,7 @@ import pipeline.apply.writer
 from pipeline.apply import apply_folder, merge_parts
 from pipeline.apply.examples import VIEWS
 from pipeline.apply.plan import resolve_part
-from pipeline.apply.stream import prefetch
+from pipeline.apply.stream import WriteBehind, prefetch
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
     build_checkpoint,
@@ -338,6 +338,35 @@ def test_prefetch_reads_a_bounded_number_of_files_ahead() -> None:
     assert results[:5] == [0, 10, 20, "bad file", 40] and len(results) == 20
     assert max(lead) <= 3  # queue of 2 plus the one in the reader's hands
     assert not [t for t in threading.enumerate() if t.name == "denoise-reader"]
+
+
+def test_write_behind_runs_calls_in_order_with_a_bounded_queue() -> None:
+    done: list[int] = []
+    waiting = []
+    writer = WriteBehind(depth=1)
+    for i in range(6):
+        writer.submit(lambda i=i: (time.sleep(0.002), done.append(i)))
+        waiting.append(i + 1 - len(done))
+    writer.close()
+    assert done == list(range(6)) and max(waiting) <= 1  # never more than one call pending
+    failing = WriteBehind()
+    failing.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.close()
+
+
+def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: Path) -> None:
+    """Reading, tiled in-place denoising and writing give the values of the network on the decoded array."""
+    from pipeline.inference import denoiser_from_checkpoint
+    from pipeline.io import read_image
+
+    src = _png_folder(tmp_path / "in", n=1, size=150)
+    apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, batch_size=3, device="cpu", progress=False,
+                 report=False)
+    denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", tile_size=32, batch_size=3)
+    expected = denoiser(read_image(src / "img0.png")[0].pixels)
+    written = np.asarray(Image.open(tmp_path / "out" / "img0.png")).astype(np.float64)
+    assert np.array_equal(written, np.rint(expected.astype(np.float64) * 65535))
 
 
 # --------------------------------------------------------------------------- scale-out

@@ -24,7 +24,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (
+    build_checkpoint,
+    checkpoint_model_config,
+    read_checkpoint,
+    save_checkpoint,
+)
 from pipeline.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError

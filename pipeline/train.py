@@ -34,6 +34,7 @@ from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
+from pipeline.selfsupervised import Objective, make_objective, step_generator
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "samples_per_second")
 
@@ -113,6 +114,11 @@ def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.
     std = (noisy - clean).flatten(1).std(dim=1).clamp_min(NOISE_STD_FLOOR)
     weights = 1.0 / std
     return (losses * (weights / weights.mean())).mean()
+
+
+def supervised_objective(loss_fn, weighting: str) -> Objective:
+    """The supervised objective: the (weighted) loss between the network's output and the clean batch."""
+    return lambda forward, noisy, clean, generator: weighted_loss(loss_fn, forward(noisy), clean, noisy, weighting)
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -217,6 +223,10 @@ def train(
     )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
     loss_fn = make_loss(tc.loss)
+    if tc.objective == "supervised":
+        objective = supervised_objective(loss_fn, tc.loss_weighting)
+    else:
+        objective = make_objective(tc.objective, tc.self_supervised)
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1)) if tc.schedule == "cosine" else None
     state: dict[str, Any] = {"best_val_psnr": -math.inf, "bad_epochs": 0, "log": []}
@@ -239,12 +249,15 @@ def train(
         net.train()
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (tc.progress and info.is_main), leave=False)
-        for noisy, clean in bar:
+        for step, (noisy, clean) in enumerate(bar):
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = net(noisy)
-            loss = weighted_loss(loss_fn, out.float(), clean, noisy, tc.loss_weighting)
+
+            def forward(x: torch.Tensor) -> torch.Tensor:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    return net(x).float()
+
+            loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
             loss.backward()
             if tc.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
+    from pipeline.adapt import add_adapt_arguments, adapt_from_args
+
+    add_adapt_arguments(p)
+    p.set_defaults(func=adapt_from_args)
+
     p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
     p.add_argument("name", choices=["mnist", "openi"])
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")

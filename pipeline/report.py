@@ -626,9 +626,27 @@ def write_apply_report(
         figures["Examples: input, output; crop and residual (output minus input)"] = written[
             "examples"
         ]
-    links = [
-        f"![{caption}]({path.relative_to(out_dir).as_posix()})" for caption, path in figures.items()
-    ]
-    written["markdown"] = _write_md(out_dir / "report.md", title, [*lines, "", *links], [table])
-    written["html"] = _write_html(out_dir / "report.html", title, lines, [table], figures, [])
+    written.update(write_page(out_dir, title, lines, [table], figures))
     return written
+
+
+def write_page(
+    out_dir: str | Path,
+    title: str,
+    lines: Sequence[str],
+    tables: Sequence[Table],
+    figures: Mapping[str, Path],
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """report.md and the self-contained report.html in `out_dir` (figures inside it).
+
+    Returns ``{"markdown": path, "html": path}``.
+    """
+    out_dir = Path(out_dir)
+    links = [
+        f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})" for caption, path in figures.items()
+    ]
+    return {
+        "markdown": _write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),
+        "html": _write_html(out_dir / "report.html", title, lines, tables, figures, notes),
+    }

@@ -170,8 +170,9 @@ def adapt_config(
     threads: int | None, progress: bool, n_images: int, overrides: list[str],
 ) -> Config:
     """The source model's config with the adapt settings (resolved and validated)."""
-    ckpt = torch.load(source, map_location="cpu", weights_only=True)
-    raw = ckpt["config"]
+    from pipeline.checkpoint import read_checkpoint
+
+    raw = read_checkpoint(source, "--from")["config"]
     per_image = max(1, math.ceil(EPOCH_PATCHES / n_images))
     apply_overrides(raw, [
         *ADAPT_SETTINGS, "run.name=adapt", f"run.seed={seed}", f"run.output_dir={run_dir.parent}",
@@ -204,7 +205,9 @@ def _resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
         if run_dir.is_dir() and any(p.name not in ("config.yaml", "environment.json", "checkpoints") for p in run_dir.iterdir()):
             raise PipelineError(f"{run_dir} is not empty and holds no adapt checkpoint: give a new or empty folder as -o")
         return None, 0.0
-    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    from pipeline.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(last, "adapt resume")
     if _comparable(ckpt.get("config", {})) != _comparable(cfg.to_dict()):
         raise PipelineError(
             f"{run_dir} holds an adapt run with other settings (scans, model, method or options); "
@@ -232,7 +235,8 @@ def adapt(
     progress: bool = True, overrides: list[str] | None = None,
 ) -> AdaptResult:
     """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see the module docstring."""
-    from pipeline.denoise import checkpoint_path, resolve_device
+    from pipeline.checkpoint import checkpoint_path
+    from pipeline.inference import resolve_device
     from pipeline.train import train
 
     if minutes <= 0:
@@ -266,7 +270,7 @@ def adapt(
         out = train(cfg, [img.pixels for img in images], [], AsIs(), run_dir, dev)
         model = out.model
     else:  # the budget was spent before a kill: nothing left to train
-        from pipeline.denoise import load_model
+        from pipeline.checkpoint import load_model
 
         model = load_model(run_dir, dev).model
     train_seconds = time.perf_counter() - t0
@@ -317,7 +321,8 @@ def write_adapt_report(
 ) -> Path:
     """Denoise the first scans with the adapted model, add the checks to `record`, write report.html."""
     from pipeline import report
-    from pipeline.denoise import ModelDenoiser, load_model
+    from pipeline.checkpoint import load_model
+    from pipeline.inference import ModelDenoiser
 
     tile = cfg.evaluate.tile_size
     adapted = ModelDenoiser(model, device, tile, cfg.evaluate.tile_overlap, 4)
@@ -372,13 +377,9 @@ def write_adapt_report(
 
 
 def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
-    import csv
+    from pipeline.records import read_csv
 
-    path = run_dir / "train_log.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in csv.DictReader(fh)]
+    return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in read_csv(run_dir / "train_log.csv")]
 
 
 def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:

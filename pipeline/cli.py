@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.apply import apply_folder
+from pipeline.apply.api import OUTPUT_FORMATS
+from pipeline.checkpoint import SHIPPED_MODEL
+from pipeline.config import describe_defaults, load_config
 from pipeline.errors import PipelineError
+from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.ingest.fetch import fetch_dataset
+from pipeline.runner import compare, format_summary, run
 
 
 def _add_config_args(p: argparse.ArgumentParser, config_required: bool) -> None:
@@ -20,9 +27,6 @@ def _add_config_args(p: argparse.ArgumentParser, config_required: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.runner import format_summary, run
-
     result = run(load_config(args.config, args.overrides))
     if result.summary:
         print(format_summary(result.summary))
@@ -33,10 +37,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.denoise import SHIPPED_MODEL
-    from pipeline.runner import format_summary, run
-
     overrides = ["run.stages=[evaluate, report]", *args.overrides]
     if args.config is None:
         overrides.insert(0, "run.name=evaluate")
@@ -54,9 +54,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
-    from pipeline.runner import compare, format_summary
-
     configs = [load_config(path, args.overrides) for path in args.configs]
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines is not None else None
     result = compare(configs, list(args.model), baselines)
@@ -66,16 +63,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from pipeline.ingest.fetch import fetch_dataset
-
     dest = fetch_dataset(args.name, args.dest, base_url=args.url, progress=not args.no_progress)
     print(f"{args.name} is ready in {dest}")
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from pipeline.config import describe_defaults, load_config
-
     if args.defaults or args.config is None:
         print(describe_defaults())
     else:
@@ -83,10 +76,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
-    from pipeline.batch import apply_from_args
+def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``denoise apply``."""
+    parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
+    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
+    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
+    parser.add_argument("--num-parts", type=int, help="split the sorted file list into this many parts (independent jobs)")
+    parser.add_argument("--part-id", type=int, help="the part this job handles: files i with i %% num-parts == part-id")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-report", action="store_true", help="no report.html")
 
-    return apply_from_args(args)
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Run ``denoise apply``; print a summary and where the records are; exit status."""
+    if (args.num_parts is None) != (args.part_id is None):
+        raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
+    result = apply_folder(
+        args.input, args.output, args.model, fmt=args.format, tile_size=args.tile_size,
+        overlap=args.overlap, device=args.device, batch_size=args.batch_size, overwrite=args.overwrite,
+        num_parts=args.num_parts, part_id=args.part_id, progress=not args.no_progress, report=not args.no_report,
+    )
+    print(result.summary())
+    print(f"manifest: {result.manifest}")
+    print(f"failures: {result.failures}" + (f" ({result.failed} files)" if result.failed else " (none)"))
+    if result.report is not None:
+        print(f"report: {result.report}")
+    elif result.num_parts > 1:
+        print(
+            "part files are merged into manifest.csv (and the report written) by torchrun's rank 0, "
+            "or else by one run without --num-parts once every part is done"
+        )
+    return result.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,8 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
-    from pipeline.batch import add_apply_arguments
-
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 

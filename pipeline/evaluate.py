@@ -12,7 +12,7 @@ skips (image, method) pairs already there, so an interrupted evaluation resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,40 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.baselines import make_baseline
 from pipeline.image import ScanImage
 from pipeline.metrics import psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
-from pipeline.report import append_metrics_row, read_metrics_csv
+from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, write_csv
 
 #: Baselines that are given the noise's true standard deviation (others estimate it).
 SIGMA_GIVEN = ("bm3d", "tv")
+#: The first columns of ``metrics.csv`` (extra keys of a row follow them).
+METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
+#: Columns kept as text when ``metrics.csv`` is read back.
+TEXT_COLUMNS: tuple[str, ...] = ("image", "method")
+
+
+def write_metrics_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write all rows (replacing the file atomically); columns: the standard ones, then extras."""
+    rows = list(rows)
+    return write_csv(rows, path, columns_of(rows, METRIC_COLUMNS))
+
+
+def append_metrics_row(row: Mapping[str, Any], path: str | Path) -> Path:
+    """Append one row (finished rows survive an interrupted evaluation); a new key widens the header."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return write_metrics_csv([row], path)
+    return append_csv_row(row, path)
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics CSV; numbers parsed back, empty cells None, ids kept as strings."""
+    return [
+        {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
+        for row in read_csv(path)
+    ]
 
 
 @dataclass
@@ -45,8 +72,6 @@ def noisy_input_method() -> Method:
 
 def baseline_method(name: str) -> Method:
     """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
-    from pipeline.baselines import make_baseline
-
     make_baseline(name, 0.1)  # fail early on unknown names or a missing package
     if name in SIGMA_GIVEN:
         return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline")

@@ -67,3 +67,14 @@ class ScanImage:
     def with_pixels(self, pixels: np.ndarray) -> ScanImage:
         """A copy carrying new pixels (e.g. denoised) and the same metadata."""
         return replace(self, pixels=np.clip(np.asarray(pixels, np.float32), 0.0, 1.0))
+
+
+def center_crop(pixels: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """The central `height` x `width` (default square) part of a 2-D array, a view.
+
+    A side larger than the array's keeps that whole side.
+    """
+    width = height if width is None else width
+    h, w = pixels.shape[-2:]
+    top, left = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    return pixels[..., top : top + height, left : left + width]

@@ -1,4 +1,4 @@
-"""Results of an evaluation as files: per-image CSV, summary JSON, markdown, figures, HTML.
+"""Results of an evaluation as files: markdown, figures, HTML.
 
 A metrics row is a dict with ``image`` (id), ``method``, ``psnr``, ``ssim`` and ``seconds``
 plus any extra keys. Figures are drawn on :class:`matplotlib.figure.Figure` objects
@@ -10,11 +10,8 @@ opens offline.
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,96 +20,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.baselines import BASELINES
+from pipeline.image import center_crop
 from pipeline.metrics import paired_difference, psnr, summarize
 
-METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
-TEXT_COLUMNS: tuple[str, ...] = ("image", "method")
 NOISY = "noisy"
 FIGURE_DPI = 100
 PANEL_INCHES = 2.2
 
 Row = Mapping[str, Any]
 Table = tuple[list[str], list[list[str]]]
-
-
-# --------------------------------------------------------------------------- metrics CSV
-
-
-def _columns(rows: Iterable[Row]) -> list[str]:
-    """The standard metric columns first, then extra keys in order of appearance."""
-    columns = list(METRIC_COLUMNS)
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    return columns
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _parse(column: str, text: str | None) -> Any:
-    """CSV text back to a value: ids stay strings, empty is None, numbers become numbers."""
-    if column in TEXT_COLUMNS:
-        return text or ""
-    if text is None or text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def write_metrics_csv(rows: Iterable[Row], path: str | Path) -> Path:
-    """Write all rows (replacing the file atomically); columns: standard ones, then extras."""
-    rows, path = list(rows), Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_columns(rows), restval="")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    os.replace(tmp, path)
-    return path
-
-
-def _drop_partial_line(path: Path) -> None:
-    """Cut a last line left without its newline by an interrupted write."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def append_metrics_row(row: Row, path: str | Path) -> Path:
-    """Append one row, writing the header first when the file is new or empty.
-
-    Finished rows survive an interrupted evaluation. A row with a key the header lacks
-    rewrites the file once with the widened header (earlier rows keep their values).
-    """
-    path = Path(path)
-    if path.is_file():
-        _drop_partial_line(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return write_metrics_csv([row], path)
-    with path.open(newline="") as f:
-        header = next(csv.reader(f), [])
-    if set(row) - set(header):
-        return write_metrics_csv([*read_metrics_csv(path), row], path)
-    with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=header, restval="").writerow(
-            {k: _cell(v) for k, v in row.items()}
-        )
-    return path
-
-
-def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a metrics CSV; numbers parsed back, empty cells None, ids kept as strings."""
-    with Path(path).open(newline="") as f:
-        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 # --------------------------------------------------------------------------- summaries
@@ -206,29 +122,6 @@ def summarize_methods(
     return {"reference": reference, "reference_rule": rule, "methods": methods}
 
 
-def _json_safe(obj: Any) -> Any:
-    """Plain JSON values: NaN/inf become null, numpy scalars and paths become Python ones."""
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_summary_json(summary: Mapping[str, Any], path: str | Path) -> Path:
-    """Write a summary as indented JSON (undefined statistics as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------- tables
 
 
@@ -278,7 +171,8 @@ def _reference_line(summary: Mapping[str, Any]) -> str:
     )
 
 
-def _md_table(table: Table) -> list[str]:
+def markdown_table(table: Table) -> list[str]:
+    """A table as markdown lines (``|`` in cells escaped)."""
     header, rows = table
 
     def line(cells: Sequence[str]) -> str:
@@ -292,7 +186,7 @@ def _write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequen
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [f"# {title}", "", *lines, ""]
     for table in tables:
-        out += [*_md_table(table), ""]
+        out += [*markdown_table(table), ""]
     path.write_text("\n".join(out))
     return path
 
@@ -338,11 +232,10 @@ def _show(ax: Any, image: np.ndarray | None, title: str = "", **kwargs: Any) -> 
     return ax.imshow(image, **kwargs)
 
 
-def _center_crop(image: np.ndarray, fraction: float) -> np.ndarray:
-    h, w = image.shape
-    side = min(h, w, max(8, round(min(h, w) * fraction)))
-    top, left = (h - side) // 2, (w - side) // 2
-    return image[top : top + side, left : left + side]
+def _crop_side(shape: tuple[int, ...], fraction: float) -> int:
+    """Side of the zoomed crop: `fraction` of the shorter side, at least 8 pixels."""
+    short = min(shape)
+    return min(short, max(8, round(short * fraction)))
 
 
 def example_panel_figure(
@@ -391,7 +284,7 @@ def example_panel_figure(
     residuals: dict[int, np.ndarray] = {}
     for c, column in enumerate(columns):
         img = image_of(first, column)
-        _show(crop_row[c], None if img is None else _center_crop(img, crop_fraction))
+        _show(crop_row[c], None if img is None else center_crop(img, _crop_side(img.shape, crop_fraction)))
         if img is not None and column != base_name:
             residuals[c] = img - base
     crop_row[0].set_ylabel(f"{first.get('image', 0)}: crop", fontsize=8)

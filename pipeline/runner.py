@@ -8,7 +8,6 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -18,12 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import monai
 import numpy as np
+import pydicom
+import skimage
 import torch
 
 import pipeline
+from pipeline import report
 from pipeline.config import Config, save_config
-from pipeline.denoise import ModelDenoiser, denoiser_from_checkpoint, resolve_device
+from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
 from pipeline.evaluate import (
     EvalResult,
@@ -33,8 +36,12 @@ from pipeline.evaluate import (
     model_method,
     noisy_input_method,
 )
+from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
+from pipeline.ingest.failures import write_failures_csv
 from pipeline.noise import make_noise
+from pipeline.records import write_json
+from pipeline.train import train
 
 
 @dataclass
@@ -49,10 +56,6 @@ class RunResult:
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved beside every result."""
-    import monai
-    import pydicom
-    import skimage
-
     return {
         "package": pipeline.__version__,
         "python": sys.version.split()[0],
@@ -85,16 +88,12 @@ def make_run_dir(cfg: Config) -> Path:
 
 def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     """The run folder, made by rank 0 and shared with the other torchrun workers."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    info = init_distributed(resolve_device(cfg.run.device))
+    if not info.launched:
         return make_run_dir(cfg), True
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if resolve_device(cfg.run.device).type == "cuda" else "gloo")
-    holder = [str(make_run_dir(cfg)) if dist.get_rank() == 0 else ""]
-    dist.broadcast_object_list(holder, src=0)
-    return Path(holder[0]), dist.get_rank() == 0
+    holder = [str(make_run_dir(cfg)) if info.is_main else ""]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return Path(holder[0]), info.is_main
 
 
 def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
@@ -116,15 +115,13 @@ def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.devi
 
 def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, train_log: list[dict[str, Any]], extra: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     """summary.json, report.md, figures/ and report.html for an evaluated run."""
-    from pipeline import report
-
     summary = report.summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
     summary["data"] = splits.description
     summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
     summary["n_test_images"] = len(splits.test)
     summary.update(extra)
-    report.write_summary_json(summary, run_dir / "summary.json")
+    write_json(summary, run_dir / "summary.json")
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
@@ -167,10 +164,8 @@ def run(cfg: Config) -> RunResult:
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
         save_config(cfg, run_dir / "config.yaml")
-        (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
+        write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
-        from pipeline.ingest.failures import write_failures_csv
-
         write_failures_csv(splits.failures, run_dir / "failures.csv")
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
@@ -178,8 +173,6 @@ def run(cfg: Config) -> RunResult:
     train_log: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
-        from pipeline.train import train
-
         t0 = time.perf_counter()
         out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
         extra["training_seconds"] = time.perf_counter() - t0

@@ -9,9 +9,7 @@ where an uninterrupted run would be, and ``torchrun`` workers see disjoint shard
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +23,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-import pipeline
+from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_checkpoint, save_checkpoint
 from pipeline.config import Config, ModelConfig, TrainConfig
-from pipeline.denoise import ModelDenoiser, resolve_device
+from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError
+from pipeline.inference import ModelDenoiser, resolve_device
 from pipeline.ingest.patches import PatchSampler, at_scales
 from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
+from pipeline.records import write_csv
 from pipeline.selfsupervised import Objective, make_objective, step_generator
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "samples_per_second")
@@ -130,29 +130,6 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @dataclass
-class DistInfo:
-    """Rank and world size of this process (1 process when not launched by torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, nccl on GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-@dataclass
 class TrainResult:
     """What training produced: checkpoint paths, the per-epoch log and the trained model."""
 
@@ -161,24 +138,6 @@ class TrainResult:
     log: list[dict[str, Any]]
     model: nn.Module
     stopped_early: bool = False
-
-
-def _checkpoint(model: nn.Module, optimizer, scheduler, cfg: Config, epoch: int, state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": epoch,
-        "config": cfg.to_dict(),
-        "version": pipeline.__version__,
-        "state": state,
-    }
-
-
-def _save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def validate(model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, tile_size: int | None) -> tuple[float, float]:
@@ -202,8 +161,7 @@ def train(
     tc = cfg.train
     device = resolve_device(cfg.run.device) if device is None else torch.device(device)
     info = init_distributed(device)
-    if device.type == "cuda" and info.world > 1:
-        device = torch.device("cuda", info.local_rank)
+    device = local_device(device, info)
     seed = cfg.run.seed
     torch.manual_seed(seed)
     model = build_model(cfg.model).to(device)
@@ -294,10 +252,10 @@ def train(
             else:
                 state["bad_epochs"] += 1
         if info.is_main:
-            ckpt = _checkpoint(model, optimizer, scheduler, cfg, epoch + 1, state)
-            _save(ckpt, ckpt_dir / "last.pt")
+            ckpt = build_checkpoint(model, cfg, epoch=epoch + 1, optimizer=optimizer, scheduler=scheduler, state=state)
+            save_checkpoint(ckpt, ckpt_dir / "last.pt")
             if improved:
-                _save(ckpt, ckpt_dir / "best.pt")
+                save_checkpoint(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
             val_words = f"val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else "not validated"
             tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, {val_words} ({seconds:.1f} s)")
@@ -308,34 +266,18 @@ def train(
             stopped_early = True
             break
     if info.is_main and not (ckpt_dir / "last.pt").exists():
-        ckpt = _checkpoint(model, optimizer, scheduler, cfg, start_epoch, state)
-        _save(ckpt, ckpt_dir / "last.pt")
-        _save(ckpt, ckpt_dir / "best.pt")
+        ckpt = build_checkpoint(model, cfg, epoch=start_epoch, optimizer=optimizer, scheduler=scheduler, state=state)
+        save_checkpoint(ckpt, ckpt_dir / "last.pt")
+        save_checkpoint(ckpt, ckpt_dir / "best.pt")
         write_log(state["log"], out_dir / "train_log.csv")
     if info.world > 1:
         dist.barrier()
-    best = torch.load(ckpt_dir / "best.pt", map_location=device, weights_only=True)
-    model.load_state_dict(best["model_state"])
+    model.load_state_dict(read_checkpoint(ckpt_dir / "best.pt", "best checkpoint")["model_state"])
     return TrainResult(ckpt_dir / "best.pt", ckpt_dir / "last.pt", state["log"], model, stopped_early)
 
 
-def _checkpoint_model(ckpt: dict[str, Any]) -> ModelConfig | None:
-    """The model section a checkpoint was trained with (defaults filled in), or None."""
-    raw = ckpt.get("config", {}).get("model") if isinstance(ckpt, dict) else None
-    try:
-        return ModelConfig(**raw) if isinstance(raw, dict) else None
-    except ValueError:
-        return None
-
-
-def _load_checkpoint(path: Path, what: str) -> dict[str, Any]:
-    if not Path(path).is_file():
-        raise PipelineError(f"{what}: checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:
-    if _checkpoint_model(ckpt) != cfg.model:
+    if checkpoint_model_config(ckpt) != cfg.model:
         raise PipelineError(
             f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
         )
@@ -343,7 +285,7 @@ def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str
 
 def _load_matching(path: Path, cfg: Config, what: str) -> dict[str, Any]:
     """A checkpoint whose model section equals this config's (else a clear error)."""
-    ckpt = _load_checkpoint(path, what)
+    ckpt = read_checkpoint(path, what)
     _require_same_model(ckpt, path, cfg, what)
     return ckpt
 
@@ -359,8 +301,8 @@ def _adds_refinement_head(theirs: ModelConfig | None, ours: ModelConfig) -> bool
 def _init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
     """Fine-tuning start: the same model, or the same U-Net without the refinement head (which starts at zero)."""
     what = "train.init_from"
-    ckpt = _load_checkpoint(path, what)
-    if not _adds_refinement_head(_checkpoint_model(ckpt), cfg.model):
+    ckpt = read_checkpoint(path, what)
+    if not _adds_refinement_head(checkpoint_model_config(ckpt), cfg.model):
         _require_same_model(ckpt, path, cfg, what, " (or the same unet with refine_channels: 0, to add a refinement head)")
         model.load_state_dict(ckpt["model_state"])
         return
@@ -395,8 +337,5 @@ def _broadcast(a: float, b: float, device: torch.device, info: DistInfo) -> tupl
 
 
 def write_log(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write the per-epoch training log as CSV (rewritten whole each epoch: it is small)."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """Write the per-epoch training log as CSV (replaced whole each epoch: it is small)."""
+    write_csv(rows, path, LOG_FIELDS)

@@ -34,7 +34,9 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline import __version__
-from pipeline.batch import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.config import InferenceConfig
+
+DEFAULTS = InferenceConfig()  # the package's tile settings (pipeline.config imports no torch)
 
 
 def make_scan(path: Path, size: int, seed: int = 0) -> Path:
@@ -56,7 +58,7 @@ def make_untrained(name: str, path: Path) -> Path:
     """Save an untrained network of architecture `name` as a checkpoint (seed 0)."""
     import torch
 
-    import pipeline
+    from pipeline.checkpoint import build_checkpoint, save_checkpoint
     from pipeline.config import Config
     from pipeline.models import build_model
 
@@ -65,11 +67,7 @@ def make_untrained(name: str, path: Path) -> Path:
     cfg.run.name = f"untrained-{name}"
     torch.manual_seed(0)
     model = build_model(cfg.model)
-    torch.save({
-        "model_state": model.state_dict(), "optimizer_state": {}, "scheduler_state": None, "epoch": 0,
-        "config": cfg.to_dict(), "version": pipeline.__version__, "state": {},
-    }, path)
-    return path
+    return save_checkpoint(build_checkpoint(model, cfg), path)
 
 
 def run_child(cmd: list[str]) -> tuple[int, float, float]:
@@ -85,7 +83,8 @@ def run_child(cmd: list[str]) -> tuple[int, float, float]:
 def baseline_cmd(model: Path | None, device: str) -> list[str]:
     """A child that imports the package and loads the model, and does nothing else."""
     code = (
-        "import sys; import pipeline.batch; from pipeline.denoise import load_model, resolve_device; "
+        "import sys; import pipeline.apply; from pipeline.checkpoint import load_model; "
+        "from pipeline.inference import resolve_device; "
         f"load_model(sys.argv[1] if sys.argv[1] != '-' else None, resolve_device({device!r}))"
     )
     return [sys.executable, "-c", code, str(model) if model else "-"]
@@ -152,9 +151,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--untrained", choices=("conv", "unet", "dncnn"),
                         help="measure an untrained network of this architecture instead")
     parser.add_argument("--size", type=int, default=4096, help="side of the generated scan (default 4096)")
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size)
+    parser.add_argument("--overlap", type=float, default=DEFAULTS.overlap)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "apply.json",
                         help="JSON file to write (default benchmarks/apply.json)")

@@ -46,7 +46,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from pipeline import report
 from pipeline.config import Config, ModelConfig, NoiseConfig, TrainConfig, load_config
-from pipeline.denoise import SHIPPED_MODEL, ModelDenoiser, denoiser_from_checkpoint, load_model
+from pipeline.checkpoint import SHIPPED_MODEL, load_model
 from pipeline.evaluate import (
     Method,
     baseline_method,
@@ -55,8 +55,11 @@ from pipeline.evaluate import (
     noisy_input_method,
 )
 from pipeline.image import ScanImage
+from pipeline.image import center_crop as crop_pixels
+from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
 from pipeline.models import build_model, count_parameters
 from pipeline.noise import NoiseModel, make_noise, noise_rng
+from pipeline.records import write_json
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 CXR_TEST_DIRS = [
@@ -438,9 +441,7 @@ def center_crop(image: ScanImage, size: int | None) -> ScanImage:
     """The central size x size region (a smaller side is kept whole)."""
     if size is None:
         return image
-    h, w = image.pixels.shape
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return replace(image, pixels=np.ascontiguousarray(image.pixels[top:top + size, left:left + size]))
+    return replace(image, pixels=np.ascontiguousarray(crop_pixels(image.pixels, size)))
 
 
 def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str]]:
@@ -943,11 +944,8 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A markdown table."""
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows), ""]
+    """A markdown table followed by an empty line."""
+    return [*report.markdown_table((header, rows)), ""]
 
 
 def fmt(x: Any, digits: int = 2, signed: bool = False) -> str:
@@ -1200,7 +1198,7 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
     results["headline"] = headline(results)
     results["last_run"] = {**provenance(settings), "parts": list(settings.parts), "seconds": time.perf_counter() - started,
                            "work_dir": str(settings.work)}
-    report.write_summary_json(results, settings.out / "results.json")
+    write_json(results, settings.out / "results.json")
     (settings.out / "RESULTS.md").write_text(render_markdown(results))
     return results
 

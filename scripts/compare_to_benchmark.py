@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.denoise import denoiser_from_checkpoint
+from pipeline.inference import denoiser_from_checkpoint
 from pipeline.evaluate import model_method
 from pipeline.noise import make_noise
 

@@ -10,14 +10,12 @@ provenance, readable without torch).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
-from pipeline.denoise import SHIPPED_MODEL, checkpoint_path
+from pipeline.checkpoint import SHIPPED_MODEL, checkpoint_path, read_checkpoint, save_checkpoint, strip_training_state
+from pipeline.records import write_json
 
 DATA_PROVENANCE = (
     "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 10 radiographs "
@@ -55,7 +53,7 @@ def main() -> None:
     parser.add_argument("--dest", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
     source = checkpoint_path(args.run)
-    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(source)
     log = ckpt.get("state", {}).get("log", [])
     provenance = {
         "source_checkpoint": str(source),
@@ -69,13 +67,8 @@ def main() -> None:
         "commit_when_shipped": git_commit(),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    shipped = {
-        "model_state": ckpt["model_state"], "config": ckpt["config"], "version": ckpt["version"],
-        "epoch": ckpt["epoch"], "provenance": provenance,
-    }
-    args.dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(shipped, args.dest)
-    args.dest.with_suffix(".json").write_text(json.dumps(provenance, indent=2) + "\n")
+    save_checkpoint({**strip_training_state(ckpt), "provenance": provenance}, args.dest)
+    write_json(provenance, args.dest.with_suffix(".json"))
     print(f"shipped {source} -> {args.dest} ({args.dest.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -19,8 +19,6 @@ optimizer state (small enough to copy back from a lent machine).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import subprocess
 import sys
@@ -28,7 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
+from pipeline.checkpoint import read_checkpoint, save_checkpoint, strip_training_state
+from pipeline.records import read_csv, write_json
 
 BUDGET_SHARE = 0.92
 """Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final validation."""
@@ -48,8 +47,7 @@ class Variant:
 
 def _log_rows(train_log: Path) -> list[dict[str, float]]:
     """A train_log.csv's rows with every value as a float (nan where a field is empty)."""
-    with open(train_log) as fh:
-        return [{k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(fh)]
+    return [{k: float(v) if v else math.nan for k, v in row.items()} for row in read_csv(train_log)]
 
 
 def seconds_per_epoch(train_log: Path) -> float:
@@ -102,12 +100,8 @@ def _best_val_psnr(train_log: Path) -> float:
 
 
 def export_checkpoint(src: Path, dest: Path) -> None:
-    """Copy a checkpoint without its optimizer and scheduler state."""
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    ckpt["optimizer_state"] = None
-    ckpt["scheduler_state"] = None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, dest)
+    """Copy a checkpoint without its training state (optimizer, scheduler, training loop)."""
+    save_checkpoint(strip_training_state(read_checkpoint(src)), dest)
 
 
 def sweep(
@@ -151,7 +145,7 @@ def sweep(
         best = run_dir / "checkpoints" / "best.pt"
         if export is not None and best.is_file():
             export_checkpoint(best, export / f"{v.name}.pt")
-    (out / "sweep.json").write_text(json.dumps([asdict(v) for v in variants], indent=2))
+    write_json([asdict(v) for v in variants], out / "sweep.json")
     return variants
 
 

@@ -60,11 +60,11 @@ def _log(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_adapt_reads_only_the_noisy_scans_and_writes_a_run_folder(tmp_path, tiny_model, noisy_scans, monkeypatch):
-    import pipeline.io as io
+    import pipeline.ingest.folder as folder
 
     read: list[Path] = []
-    real_read = io.read_image
-    monkeypatch.setattr(io, "read_image", lambda path: read.append(Path(path)) or real_read(path))
+    real_read = folder.read_image
+    monkeypatch.setattr(folder, "read_image", lambda path: read.append(Path(path)) or real_read(path))
     result = adapt(noisy_scans, tmp_path / "run", tiny_model, minutes=0.05, threads=1, progress=False,
                    overrides=["data.patch_size=32", "train.batch_size=4"])
     assert read and all(p.parent == noisy_scans for p in read)

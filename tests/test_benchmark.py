@@ -14,7 +14,8 @@ from script_loading import load_script
 
 from pipeline.config import Config, ModelConfig
 from pipeline.models import build_model
-from pipeline.train import _checkpoint, make_optimizer
+from pipeline.checkpoint import build_checkpoint, save_checkpoint
+from pipeline.train import make_optimizer
 
 #: MACs per pixel of ConvAutoencoder(features=4): 36 (1->4) + 36 (4->4 at 1/4) + 9 (at 1/16)
 #: + 36 (at 1/4) + 36 (4->1), 3x3 kernels.
@@ -26,7 +27,7 @@ def tiny_conv_checkpoint(path: Path) -> Path:
     cfg = Config(model=ModelConfig(name="conv", features=4))
     torch.manual_seed(0)
     model = build_model(cfg.model)
-    torch.save(_checkpoint(model, make_optimizer(model.parameters(), cfg.train), None, cfg, 1, {}), path)
+    save_checkpoint(build_checkpoint(model, cfg, epoch=1, optimizer=make_optimizer(model.parameters(), cfg.train)), path)
     return path
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.denoise import load_model
+from pipeline.checkpoint import load_model
 
 TINY = [
     "--set", "train.epochs=2", "--set", "data.max_train=400", "--set", "data.max_val=50",

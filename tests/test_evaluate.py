@@ -7,12 +7,19 @@ import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from pipeline.evaluate import Method, baseline_method, evaluate, noisy_input_method
+from pipeline.evaluate import (
+    Method,
+    append_metrics_row,
+    baseline_method,
+    evaluate,
+    noisy_input_method,
+    read_metrics_csv,
+    write_metrics_csv,
+)
 from pipeline.image import ScanImage
 from pipeline.io import read_image
 from pipeline.metrics import psnr, ssim
 from pipeline.noise import GaussianNoise
-from pipeline.report import read_metrics_csv
 
 
 def images(smooth_image: np.ndarray, n: int = 3) -> list[ScanImage]:
@@ -85,3 +92,44 @@ def test_12bit_data_in_uint16_uses_range_4095(tmp_path, rng) -> None:
     assert abs(in_pipeline - on_stored) < 1e-4
     assert abs(wrong - on_stored - 20 * np.log10(65535 / 4095)) < 1e-9
     assert abs(ssim(a.pixels, b.pixels, data_range=1.0) - ssim(clean.astype(float), noisy.astype(float), data_range=4095)) < 1e-4
+
+
+def _metric_rows() -> list[dict]:
+    """Twelve metric rows: three images by four methods."""
+    methods = ("noisy", "tv", "bm3d", "model")
+    return [
+        {"image": f"{i:03d}", "method": m, "psnr": 10.0 + 2.5 * k + i, "ssim": 0.2 * k + 0.05 * i, "seconds": 0.5 * k}
+        for k, m in enumerate(methods)
+        for i in range(3)
+    ]
+
+
+def test_csv_append_resume_keeps_rows(tmp_path):
+    path = tmp_path / "metrics.csv"
+    rows = _metric_rows()
+    for row in rows[:5]:
+        append_metrics_row(row, path)
+    with path.open("a") as f:  # an interrupted write leaves half a row
+        f.write("002,tv,15.")
+    for row in rows[5:]:
+        append_metrics_row(row, path)
+    back = read_metrics_csv(path)
+    assert back == rows
+    assert path.read_text().count("image,method") == 1
+    assert back[0]["image"] == "000"  # ids stay strings
+
+
+def test_csv_new_column_widens_header(tmp_path):
+    path = tmp_path / "metrics.csv"
+    append_metrics_row(
+        {"image": "a", "method": "tv", "psnr": 0.1 + 0.2, "ssim": 0.5, "seconds": 1}, path
+    )
+    append_metrics_row(
+        {"image": "b", "method": "bm3d", "psnr": 20.0, "ssim": 0.7, "seconds": 2.5, "sigma": 0.1},
+        path,
+    )
+    back = read_metrics_csv(path)
+    assert back[0]["psnr"] == 0.1 + 0.2 and back[0]["sigma"] is None
+    assert back[1]["sigma"] == 0.1
+    write_metrics_csv(back, path)
+    assert read_metrics_csv(path) == back

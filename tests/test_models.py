@@ -72,7 +72,7 @@ def test_unet_size_multiple_follows_levels() -> None:
 def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> None:
     import numpy as np
 
-    from pipeline.denoise import ModelDenoiser
+    from pipeline.inference import ModelDenoiser
 
     denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), tile_size=64)
     for shape in [(20, 600), (130, 70), (257, 255)]:

@@ -1,4 +1,4 @@
-"""Report writers: resumable CSV, exact summaries, self-contained HTML, figures."""
+"""Report writers: exact summaries, self-contained HTML, figures."""
 
 from __future__ import annotations
 
@@ -9,18 +9,15 @@ import re
 import numpy as np
 import pytest
 
+from pipeline.records import write_json
 from pipeline.report import (
-    append_metrics_row,
     distribution_figure,
     example_panel_figure,
     loss_curve_figure,
-    read_metrics_csv,
     summarize_methods,
     write_apply_report,
-    write_metrics_csv,
     write_report_html,
     write_report_md,
-    write_summary_json,
 )
 
 T_975_DF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
@@ -47,37 +44,6 @@ def _assert_self_contained(text: str) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*https?://""", text, re.IGNORECASE)
     assert "http://" not in text and "https://" not in text
     assert "<script" not in text.lower() and "<link" not in text.lower()
-
-
-def test_csv_append_resume_keeps_rows(tmp_path):
-    path = tmp_path / "metrics.csv"
-    rows = _rows()
-    for row in rows[:5]:
-        append_metrics_row(row, path)
-    with path.open("a") as f:  # an interrupted write leaves half a row
-        f.write("002,tv,15.")
-    for row in rows[5:]:
-        append_metrics_row(row, path)
-    back = read_metrics_csv(path)
-    assert back == rows
-    assert path.read_text().count("image,method") == 1
-    assert back[0]["image"] == "000"  # ids stay strings
-
-
-def test_csv_new_column_widens_header(tmp_path):
-    path = tmp_path / "metrics.csv"
-    append_metrics_row(
-        {"image": "a", "method": "tv", "psnr": 0.1 + 0.2, "ssim": 0.5, "seconds": 1}, path
-    )
-    append_metrics_row(
-        {"image": "b", "method": "bm3d", "psnr": 20.0, "ssim": 0.7, "seconds": 2.5, "sigma": 0.1},
-        path,
-    )
-    back = read_metrics_csv(path)
-    assert back[0]["psnr"] == 0.1 + 0.2 and back[0]["sigma"] is None
-    assert back[1]["sigma"] == 0.1
-    write_metrics_csv(back, path)
-    assert read_metrics_csv(path) == back
 
 
 def test_summary_numbers_exact():
@@ -123,7 +89,7 @@ def test_summary_reference_choice():
 
 def test_summary_json_and_markdown(tmp_path):
     summary = summarize_methods(_rows())
-    data = json.loads(write_summary_json(summary, tmp_path / "summary.json").read_text())
+    data = json.loads(write_json(summary, tmp_path / "summary.json").read_text())
     assert data["reference"] == "bm3d"
     assert data["methods"]["noisy"]["images_per_second"] is None
     md = write_report_md(summary, tmp_path / "report.md", "MNIST", ["noise: gaussian 0.5"])

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.denoise import load_model
+from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
 from pipeline.runner import run
 from pipeline.train import NOISE_STD_FLOOR, make_loss, weighted_loss

@@ -40,4 +40,4 @@ def test_sweep_trains_each_variant_for_its_planned_epochs(tmp_path) -> None:
         resolved = yaml.safe_load((Path(v.run_dir) / "config.yaml").read_text())
         assert resolved["train"]["epochs"] == v.epochs and resolved["run"]["name"] == v.name
         exported = torch.load(tmp_path / "exported" / f"{v.name}.pt", weights_only=True)
-        assert exported["optimizer_state"] is None and exported["config"]["model"]["features"] == features[v.name]
+        assert "optimizer_state" not in exported and exported["config"]["model"]["features"] == features[v.name]

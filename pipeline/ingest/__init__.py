@@ -6,14 +6,22 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.config import DataConfig
-from pipeline.image import ImageMeta, ScanImage
+from pipeline.errors import PipelineError
+from pipeline.image import ImageMeta, ScanImage, center_crop
+from pipeline.ingest.failures import Failure
+from pipeline.ingest.folder import load_folder, read_files
+from pipeline.ingest.mnist import load_mnist
+from pipeline.ingest.openi import load_openi
+from pipeline.ingest.splits import group_of, split_groups
+from pipeline.metrics import estimate_noise_sigma
+
+__all__ = ["DataSplits", "drop_noisy_references", "group_of", "load_splits", "own_noise", "split_groups"]
 
 
 @dataclass
@@ -39,14 +47,10 @@ def _mnist_images(array: np.ndarray, source: Path, start: int = 0) -> list[ScanI
 
 
 def _split_mnist(cfg: DataConfig) -> DataSplits:
-    from pipeline.ingest.mnist import load_mnist
-
     train_set, test_set = load_mnist(cfg.root)
     n = len(train_set.images)
     use_t10k = test_set is not None and cfg.mnist_test_set in ("auto", "t10k")
     if cfg.mnist_test_set == "t10k" and test_set is None:
-        from pipeline.errors import PipelineError
-
         raise PipelineError(f"data.mnist_test_set is t10k but no t10k-images-idx3-ubyte[.gz] is in {cfg.root}")
     n_test = 0 if use_t10k else round(n * cfg.test_fraction)
     n_val = round(n * cfg.val_fraction)
@@ -64,41 +68,12 @@ def _split_mnist(cfg: DataConfig) -> DataSplits:
     return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin)
 
 
-def group_of(path: Path, pattern: str | None) -> str:
-    """Patient (group) key of a file: the regex's first group on the file name, else the path."""
-    if pattern:
-        match = re.search(pattern, path.name)
-        if match:
-            return match.group(1)
-    return str(path)
-
-
-def split_groups(keys: list[str], val_fraction: float, test_fraction: float, seed: int) -> list[str]:
-    """Assign each key's group to 'train', 'val' or 'test', deterministically from `seed`.
-
-    Whole groups move together, so no patient's images cross splits. At least one group
-    goes to train; val and test get theirs by fraction (rounded, at least one when the
-    fraction is non-zero and groups remain).
-    """
-    groups = sorted(set(keys))
-    order = np.random.default_rng(seed).permutation(len(groups))
-    n = len(groups)
-    n_test = min(n - 1, max(1 if test_fraction > 0 else 0, round(n * test_fraction))) if n > 1 else 0
-    n_val = min(n - 1 - n_test, max(1 if val_fraction > 0 else 0, round(n * val_fraction))) if n > 1 else 0
-    assignment: dict[str, str] = {}
-    for rank, idx in enumerate(order):
-        assignment[groups[idx]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
-    return [assignment[k] for k in keys]
-
-
 def _names(roots: Path | list[Path]) -> str:
     return ", ".join(str(r) for r in (roots if isinstance(roots, list) else [roots]))
 
 
 def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[ScanImage], list]:
     """Images of one folder, or of a list of folders and single files, in the order given."""
-    from pipeline.ingest.folder import load_folder, read_files
-
     images: list[ScanImage] = []
     failures: list = []
     for entry in entries if isinstance(entries, list) else [entries]:
@@ -112,8 +87,6 @@ def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[Sca
 
 
 def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
-    from pipeline.errors import PipelineError
-
     if cfg.root is None and cfg.test_root is not None:
         test, failures = _load_sources(cfg.test_root, cfg)
         return DataSplits([], [], _limit(test, cfg.max_test), f"folder {_names(cfg.test_root)} (all images as test)", failures)
@@ -143,8 +116,6 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
 
 
 def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
-    from pipeline.errors import PipelineError
-    from pipeline.ingest.openi import load_openi
 
     if cfg.root is None:
         raise PipelineError(
@@ -166,10 +137,8 @@ def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
 
 def own_noise(image: np.ndarray) -> float:
     """Estimated noise std of an image that is meant to be clean, on its central half."""
-    from pipeline.metrics import estimate_noise_sigma
-
     h, w = image.shape
-    return estimate_noise_sigma(image[h // 4: h - h // 4, w // 4: w - w // 4])
+    return estimate_noise_sigma(center_crop(image, h - 2 * (h // 4), w - 2 * (w // 4)))
 
 
 def drop_noisy_references(images: list[ScanImage], limit: float | None) -> tuple[list[ScanImage], list]:
@@ -178,8 +147,6 @@ def drop_noisy_references(images: list[ScanImage], limit: float | None) -> tuple
     A model learns to keep whatever noise its clean references carry, so a reference noisier
     than `limit` would teach it to leave that much noise in. None keeps every image.
     """
-    from pipeline.ingest.failures import Failure
-
     if limit is None:
         return images, []
     kept: list[ScanImage] = []

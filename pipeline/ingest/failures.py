@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.records import write_csv
 
 FAILURE_COLUMNS = ("path", "reason")
 
@@ -28,13 +29,7 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
     """Write `failures` as a CSV with the columns ``path, reason``; return its path.
 
     The parent folder is created when needed. The header is written even when there are
-    no failures, so the file always parses.
+    no failures, so the file always parses; the file is replaced atomically.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(FAILURE_COLUMNS)
-        for failure in failures:
-            writer.writerow((str(failure.path), " ".join(failure.reason.split())))
-    return path
+    rows = ({"path": str(f.path), "reason": " ".join(f.reason.split())} for f in failures)
+    return write_csv(rows, path, FAILURE_COLUMNS)

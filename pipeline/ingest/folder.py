@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.errors import ImageReadError, MissingDependencyError, PipelineError
 from pipeline.image import ScanImage
 from pipeline.ingest.failures import Failure
+from pipeline.io import SUPPORTED_SUFFIXES, detect_format, read_image
 
 STRICT_HINT = "stopped because data.strict is on (turn it off to skip unreadable files)"
 
@@ -57,16 +58,12 @@ def list_files(root: Path) -> list[Path]:
 
 def has_supported_suffix(path: Path) -> bool:
     """Whether the file name ends with one of :data:`pipeline.io.SUPPORTED_SUFFIXES`."""
-    from pipeline.io import SUPPORTED_SUFFIXES
-
     name = path.name.lower()
     return any(name.endswith(suffix) for suffix in SUPPORTED_SUFFIXES)
 
 
 def _is_unnamed_dicom(path: Path) -> bool:
     """Whether a file without a supported suffix is DICOM (e.g. ``IM0001``, ``1.2.840….5``)."""
-    from pipeline.io import detect_format
-
     try:
         return detect_format(path) == "dicom"
     except (OSError, PipelineError):
@@ -160,8 +157,6 @@ def read_files(
     -------
     The images (a multi-frame file gives several) and the files that failed, with reasons.
     """
-    from pipeline.io import read_image
-
     images: list[ScanImage] = []
     failures: list[Failure] = []
     for path in paths:

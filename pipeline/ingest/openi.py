@@ -44,6 +44,7 @@ from pipeline.errors import PipelineError
 from pipeline.image import ScanImage
 from pipeline.ingest.failures import Failure
 from pipeline.ingest.folder import list_files, read_files
+from pipeline.ingest.splits import split_groups
 
 FRONTAL = "frontal"
 LATERAL = "lateral"
@@ -253,11 +254,9 @@ def split_by_report(
 ) -> dict[str, list[OpenIRecord]]:
     """Split records into ``train``/``val``/``test`` by report, deterministically from `seed`.
 
-    Whole reports move together (see :func:`pipeline.ingest.split_groups`), so no patient's
+    Whole reports move together (see :func:`pipeline.ingest.splits.split_groups`), so no patient's
     images cross splits; each split keeps the records' order.
     """
-    from pipeline.ingest import split_groups
-
     where = split_groups([str(r.report_id) for r in records], val_fraction, test_fraction, seed)
     return {name: [r for r, w in zip(records, where) if w == name] for name in SPLITS}
 

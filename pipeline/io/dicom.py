@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import __version__
 from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import (
@@ -488,8 +489,6 @@ def _secondary_capture_requirements(ds) -> None:
 
 def _mark_derived(ds, description: str | None, derivation: str | None) -> None:
     """ImageType, descriptions and creation times that mark `ds` as derived by this tool."""
-    from pipeline import __version__
-
     values = _multi_values(ds.get("ImageType"))
     ds.ImageType = ["DERIVED", "SECONDARY", *values[2:]]
     tool = f"denoise-pipeline {__version__}"
@@ -506,8 +505,6 @@ def _mark_derived(ds, description: str | None, derivation: str | None) -> None:
 def _new_file_meta(ds) -> None:
     """Fresh file meta: Explicit VR Little Endian, media storage UIDs equal to the SOP's."""
     from pydicom.dataset import FileMetaDataset
-
-    from pipeline import __version__
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID

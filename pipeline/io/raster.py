@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import check_file, data_range, file_values, integer_range, normalise
+from pipeline.io.formats import detect_format
 
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
 #: TIFF PhotometricInterpretation codes (tag 262) handled here.
@@ -41,8 +42,6 @@ def read_raster(path: str | Path, fmt: str | None = None) -> list[ScanImage]:
     """
     path = check_file(path, (fmt or "image").upper())
     if fmt is None:
-        from pipeline.io import detect_format
-
         fmt = detect_format(path)
     if fmt == "tiff":
         pages, extra = _read_tiff(path)

@@ -18,12 +18,16 @@ import pytest
 import torch
 from PIL import Image
 
-import pipeline
-from pipeline.batch import _prefetch, _read_csv, _resolve_part, apply_folder, merge_parts
+import pipeline.apply.writer
+from pipeline.apply import apply_folder, merge_parts
+from pipeline.apply.plan import resolve_part
+from pipeline.apply.stream import prefetch
+from pipeline.checkpoint import SHIPPED_MODEL, build_checkpoint, load_model, read_checkpoint, save_checkpoint
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.models import build_model
+from pipeline.records import read_csv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--tile-size", "32", "--no-progress", "--device", "cpu"]
@@ -44,12 +48,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg.run.name = "tiny"
     torch.manual_seed(0)
     model = build_model(cfg.model)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    torch.save({
-        "model_state": model.state_dict(), "optimizer_state": {}, "scheduler_state": None, "epoch": 0,
-        "config": cfg.to_dict(), "version": pipeline.__version__, "state": {},
-    }, path)
-    return path
+    return save_checkpoint(build_checkpoint(model, cfg), tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
 def _noisy(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -280,15 +279,13 @@ def test_killed_run_resumes_to_byte_identical_outputs(tmp_path: Path, checkpoint
 def test_failed_write_leaves_neither_partial_nor_final_file(
     tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pipeline.io
-
     src = _png_folder(tmp_path / "in", n=2)
 
     def half_then_fail(image, path, fmt=None, **options):
         Path(path).write_bytes(b"half a PNG")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(pipeline.io, "write_image", half_then_fail)
+    monkeypatch.setattr(pipeline.apply.writer, "write_image", half_then_fail)
     result = apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, progress=False)
     assert (result.done, result.failed, result.report) == (0, 2, None)
     assert _outputs(tmp_path / "out") == {}
@@ -300,9 +297,9 @@ def test_resume_with_another_model_is_refused(tmp_path: Path, checkpoint: Path) 
     src = _png_folder(tmp_path / "in", n=1)
     apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, progress=False, report=False)
     other = tmp_path / "other.pt"
-    state = torch.load(checkpoint, weights_only=True)
+    state = read_checkpoint(checkpoint)
     state["model_state"] = {k: v + 0.01 for k, v in state["model_state"].items()}
-    torch.save(state, other)
+    save_checkpoint(state, other)
     with pytest.raises(PipelineError, match="another model"):
         apply_folder(src, tmp_path / "out", other, tile_size=32, progress=False, report=False)
     redo = apply_folder(src, tmp_path / "out", other, tile_size=32, progress=False, report=False, overwrite=True)
@@ -312,7 +309,7 @@ def test_resume_with_another_model_is_refused(tmp_path: Path, checkpoint: Path) 
 def test_partial_last_csv_line_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
     path.write_text("input,output\na,b\nc,d")  # the last row was cut by a kill
-    assert _read_csv(path) == [{"input": "a", "output": "b"}]
+    assert read_csv(path) == [{"input": "a", "output": "b"}]
 
 
 def test_prefetch_reads_a_bounded_number_of_files_ahead() -> None:
@@ -326,7 +323,7 @@ def test_prefetch_reads_a_bounded_number_of_files_ahead() -> None:
         return i * 10
 
     results = []
-    for consumed, (item, value, seconds) in enumerate(_prefetch(range(20), load, depth=2), start=1):
+    for consumed, (item, value, seconds) in enumerate(prefetch(range(20), load, depth=2), start=1):
         time.sleep(0.005)
         lead.append(len(loaded) - consumed)
         results.append(value if not isinstance(value, Exception) else str(value))
@@ -340,11 +337,11 @@ def test_prefetch_reads_a_bounded_number_of_files_ahead() -> None:
 
 
 def test_resolve_part_from_arguments_and_torchrun_env() -> None:
-    assert _resolve_part(None, None, {}) == (1, 0, False)
-    assert _resolve_part(None, None, {"WORLD_SIZE": "4", "RANK": "3"}) == (4, 3, True)
-    assert _resolve_part(3, 1, {"WORLD_SIZE": "4", "RANK": "3"}) == (3, 1, False)
+    assert resolve_part(None, None, {}) == (1, 0, False)
+    assert resolve_part(None, None, {"WORLD_SIZE": "4", "RANK": "3"}) == (4, 3, True)
+    assert resolve_part(3, 1, {"WORLD_SIZE": "4", "RANK": "3"}) == (3, 1, False)
     with pytest.raises(PipelineError, match="part 2 of 2"):
-        _resolve_part(2, 2, {})
+        resolve_part(2, 2, {})
 
 
 def _assert_each_output_once(src: Path, out: Path, rows: list[dict[str, str]]) -> None:
@@ -396,8 +393,8 @@ def test_merge_keeps_the_newest_row_per_input(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["failures.csv", "manifest.csv"]
 
 
-def test_python_api_from_pipeline_denoise(tmp_path: Path, checkpoint: Path) -> None:
-    from pipeline.denoise import apply_folder as api
+def test_python_api_from_pipeline(tmp_path: Path, checkpoint: Path) -> None:
+    from pipeline import apply_folder as api
 
     src = _png_folder(tmp_path / "in", n=2, size=32)
     result = api(src, tmp_path / "out", checkpoint, progress=False, report=False)
@@ -444,8 +441,6 @@ def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkp
 
 
 def test_shipped_model_is_the_default_and_denoises(tmp_path: Path) -> None:
-    from pipeline.denoise import SHIPPED_MODEL, load_model
-
     loaded = load_model(None)
     assert loaded.path == SHIPPED_MODEL and SHIPPED_MODEL.stat().st_size < 10 * 1024 * 1024
     assert loaded.config.model.name == "unet" and loaded.meta["provenance"]["training_data"]

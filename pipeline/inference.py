@@ -1,28 +1,31 @@
-"""Inference: trained models on arrays, in tiles for large images, and on whole folders.
+"""Inference: a trained model on arrays, in batched tiles for large images, on a chosen device.
 
 A :class:`ModelDenoiser` maps one float32 (H, W) image in [0, 1] to its denoised version,
 the same interface as the classical baselines (:mod:`pipeline.baselines`). Images larger
 than ``tile_size`` go through MONAI's ``SlidingWindowInferer``, so memory grows with the
-image alone, not with the network's activations over it.
+image alone, not with the network's activations over it. Whole folders are
+:mod:`pipeline.apply`; checkpoints are :mod:`pipeline.checkpoint`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.inferers import SlidingWindowInferer
 from torch import nn
 
-from pipeline.config import Config, config_from_dict
+from pipeline.checkpoint import LoadedModel, load_model
+from pipeline.config import InferenceConfig
+from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
-from pipeline.models import build_model
 
-#: The radiograph model shipped inside the package (used when no --model is given).
-SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "cxr_default.pt"
+#: Tile settings used when none are given: those of :class:`pipeline.config.InferenceConfig`.
+DEFAULT_TILE_SIZE: int | None = InferenceConfig().tile_size
+DEFAULT_OVERLAP: float = InferenceConfig().overlap
+DEFAULT_BATCH_SIZE: int = InferenceConfig().batch_size
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -32,60 +35,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise PipelineError("device 'cuda' was asked for but torch sees no GPU here; use --device cpu")
     return torch.device(name)
-
-
-@dataclass
-class LoadedModel:
-    """A network with its weights, the config it was trained with, and its checkpoint path."""
-
-    model: nn.Module
-    config: Config
-    path: Path
-    meta: dict[str, Any]
-
-    @property
-    def method_name(self) -> str:
-        """Name in result tables: ``<model>:<run name>``."""
-        return f"{self.config.model.name}:{self.config.run.name}"
-
-    @property
-    def identity(self) -> str:
-        """Short description for reports and DICOM DerivationDescription."""
-        return f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, seed {self.config.run.seed})"
-
-
-def checkpoint_path(path: str | Path | None) -> Path:
-    """A checkpoint file from a file path, a run folder (its best.pt) or None (the shipped model)."""
-    if path is None:
-        if not SHIPPED_MODEL.is_file():
-            raise PipelineError(f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT")
-        return SHIPPED_MODEL
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt", path / "checkpoints" / "last.pt"):
-            if candidate.is_file():
-                return candidate
-        raise PipelineError(f"no checkpoint in run folder {path} (expected checkpoints/best.pt)")
-    if not path.is_file():
-        raise PipelineError(f"model checkpoint not found: {path}")
-    return path
-
-
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a checkpoint written by :mod:`pipeline.train` (safely: ``weights_only=True``)."""
-    ckpt_file = checkpoint_path(path)
-    try:
-        ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PipelineError(f"{ckpt_file} is not a readable checkpoint of this tool ({err})") from None
-    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
-        raise PipelineError(f"{ckpt_file} is not a checkpoint of this tool (no model_state/config)")
-    config = config_from_dict(ckpt["config"], origin=f"config inside {ckpt_file}")
-    model = build_model(config.model)
-    model.load_state_dict(ckpt["model_state"])
-    model.eval().to(device)
-    meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state", "scheduler_state")}
-    return LoadedModel(model, config, ckpt_file, meta)
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -124,8 +73,6 @@ class ModelDenoiser:
         self.name = name
         self._inferer = None
         if self.tile_size is not None and self.fixed_size is None:
-            from monai.inferers import SlidingWindowInferer
-
             self._inferer = SlidingWindowInferer(
                 roi_size=(self.tile_size, self.tile_size), sw_batch_size=batch_size, overlap=overlap,
                 mode="gaussian", padding_mode="replicate",
@@ -164,17 +111,13 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    path: str | Path | None = None, device: str = "auto", tile_size: int | None = None,
-    overlap: float = 0.25, batch_size: int = 8,
+    model: str | Path | LoadedModel | None = None, device: str = "auto", tile_size: int | None = None,
+    overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[ModelDenoiser, LoadedModel]:
-    """Load a checkpoint (or the shipped model) and wrap it as a :class:`ModelDenoiser`."""
-    dev = resolve_device(device)
-    loaded = load_model(path, dev)
+    """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
+
+    Under torchrun with CUDA each worker takes its own GPU.
+    """
+    dev = local_device(resolve_device(device))
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
     return ModelDenoiser(loaded.model, dev, tile_size, overlap, batch_size, name=loaded.method_name), loaded
-
-
-def apply_folder(*args, **kwargs):
-    """Denoise every supported image under a folder into another; see :func:`pipeline.batch.apply_folder`."""
-    from pipeline.batch import apply_folder as _apply_folder  # batch imports this module
-
-    return _apply_folder(*args, **kwargs)

@@ -1,0 +1,178 @@
+"""Planning a folder run: which files, their output names, which part of the list, what is finished.
+
+Outputs mirror the input tree. ``x.jpg`` -> ``x.png``; a DICOM without a suffix gets
+``.dcm``; when two inputs would get one output name (``x.jpg`` beside ``x.png``), the one
+whose suffix changes is named ``x_jpg.png``; a clash that remains is a failure. A file with
+several frames gets the folder ``<name>.frames/`` (except a NIfTI volume). The sorted file
+list is split disjointly: file ``i`` goes to part ``i % num_parts``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pipeline.distributed import torchrun_info
+from pipeline.errors import PipelineError
+from pipeline.ingest.folder import scan_folder
+from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format, output_suffix
+from pipeline.records import PARTIAL_TAG
+
+FRAMES_SUFFIX = ".frames"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file, where its output goes, and why it cannot be read (if known already)."""
+
+    source: Path
+    target: Path
+    frames_dir: Path
+    fmt: str
+    problem: str | None = None
+
+    @property
+    def finals(self) -> tuple[Path, Path]:
+        """Both possible final outputs: a single file, or a frames folder."""
+        return self.target, self.frames_dir
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether `path` is `root` or lies under it (no resolving)."""
+    return path == root or root in path.parents
+
+
+def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
+    """Resolved (input, output) folders; PipelineError when they overlap or IN is missing."""
+    source, dest = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if not source.is_dir():
+        raise PipelineError(f"input folder not found: {input_dir} (give the folder that holds the scans)")
+    if is_within(dest, source):
+        raise PipelineError(
+            f"output folder {output_dir} is {'the input folder' if dest == source else 'inside the input folder'} "
+            f"{input_dir}: choose an output folder outside it (inputs are never modified)"
+        )
+    if is_within(source, dest):
+        raise PipelineError(f"input folder {input_dir} is inside the output folder {output_dir}: choose another output folder")
+    if dest.exists() and not dest.is_dir():
+        raise PipelineError(f"output {output_dir} is a file, not a folder")
+    return source, dest
+
+
+def resolve_part(
+    num_parts: int | None = None, part_id: int | None = None, env: Mapping[str, str] | None = None
+) -> tuple[int, int, bool]:
+    """(num_parts, part_id, from_torchrun): explicit values, else torchrun's WORLD_SIZE/RANK, else (1, 0)."""
+    info = torchrun_info(env)
+    from_env = num_parts is None and part_id is None and info.launched
+    if from_env:
+        num_parts, part_id = info.world, info.rank
+    num_parts = 1 if num_parts is None else int(num_parts)
+    part_id = 0 if part_id is None else int(part_id)
+    if num_parts < 1 or not 0 <= part_id < num_parts:
+        raise PipelineError(f"part {part_id} of {num_parts} does not exist: use --num-parts P >= 1 and 0 <= --part-id < P")
+    return num_parts, part_id, from_env
+
+
+def strip_suffix(name: str) -> str:
+    """`name` without a supported image suffix (names of suffix-less DICOMs are kept whole)."""
+    lower = name.lower()
+    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _output_format(source: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    try:
+        return default_output_format(detect_format(source) or "png")
+    except OSError:
+        return "png"  # unreadable: the read fails and names the reason
+
+
+def _make_job(source: Path, input_dir: Path, output_dir: Path, fmt: str | None, problem: str | None, tag: str = "") -> Job:
+    rel = source.relative_to(input_dir)
+    out_fmt = _output_format(source, fmt)
+    base = strip_suffix(rel.name) + tag
+    parent = output_dir.joinpath(*rel.parts[:-1])
+    return Job(source, parent / (base + output_suffix(out_fmt, source)), parent / (base + FRAMES_SUFFIX), out_fmt, problem)
+
+
+def _suffix_tag(source: Path) -> str:
+    """``_jpg`` for ``x.jpg``: tells apart inputs that would share an output name."""
+    suffix = source.name[len(strip_suffix(source.name)):]
+    return "_" + (suffix.lstrip(".").replace(".", "_").lower() or "noext")
+
+
+def _keeps_suffix(job: Job) -> bool:
+    """Whether the output name ends like the source name (``x.png`` -> ``x.png``)."""
+    suffix = job.target.name[len(strip_suffix(job.target.name)):]
+    return job.source.name.lower().endswith(suffix.lower())
+
+
+def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str | None) -> list[Job]:
+    """Rename outputs claimed by several inputs; a clash that remains is a failure."""
+    counts = Counter(job.target for job in jobs)
+    renamed = [
+        _make_job(job.source, input_dir, output_dir, fmt, job.problem, _suffix_tag(job.source))
+        if counts[job.target] > 1 and not _keeps_suffix(job)
+        else job
+        for job in jobs
+    ]
+    first: dict[Path, Path] = {}
+    result = []
+    for job in renamed:
+        owner = first.setdefault(job.target, job.source)
+        if owner != job.source and job.problem is None:
+            job = replace(job, problem=f"{job.source}: its output name {job.target.name} is also that of {owner}; rename one of them")
+        result.append(job)
+    return result
+
+
+def plan_jobs(input_dir: Path, output_dir: Path, fmt: str | None = None) -> list[Job]:
+    """Every candidate file under `input_dir` (sorted) with its output paths."""
+    scan = scan_folder(input_dir)
+    problems = {f.path: f.reason for f in scan.failures}
+    sources = sorted([*scan.files, *problems], key=lambda p: p.relative_to(input_dir).parts)
+    jobs = [_make_job(p, input_dir, output_dir, fmt, problems.get(p)) for p in sources]
+    return _disambiguate(jobs, input_dir, output_dir, fmt)
+
+
+def finished_output(job: Job) -> Path | None:
+    """The complete output of `job` under its final name, if there is one."""
+    if job.target.is_file() and not job.target.is_symlink():
+        return job.target
+    if job.frames_dir.is_dir() and not job.frames_dir.is_symlink():
+        return job.frames_dir
+    return None
+
+
+def split_finished(jobs: Sequence[Job], overwrite: bool) -> tuple[list[Job], list[Job]]:
+    """(to do, already finished) — everything is to do with `overwrite`."""
+    if overwrite:
+        return list(jobs), []
+    finished = [job for job in jobs if job.problem is None and finished_output(job) is not None]
+    kept = {job.source for job in finished}
+    return [job for job in jobs if job.source not in kept], finished
+
+
+def stale_temporaries(jobs: Sequence[Job]) -> list[Path]:
+    """Temporary outputs of `jobs` left by killed runs (one listing per folder)."""
+    names: dict[Path, set[str]] = {}
+    for job in jobs:
+        for final in job.finals:
+            names.setdefault(final.parent, set()).add(final.name)
+    stale = []
+    for folder, owned in names.items():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in os.scandir(folder):
+            temporary = entry.name.startswith(".") and PARTIAL_TAG in entry.name
+            if temporary and entry.name[1 : entry.name.rindex(PARTIAL_TAG)] in owned:
+                stale.append(Path(entry.path))
+    return stale

@@ -1,0 +1,151 @@
+"""Checkpoints: the one place that builds, saves, loads and versions them.
+
+A checkpoint is a dict that ``torch.load(weights_only=True)`` can read (tensors, numbers,
+strings, lists and dicts only):
+
+``format_version``
+    :data:`FORMAT_VERSION`; files written before the key existed count as version 1 and
+    load the same way.
+``model_state``, ``config``, ``version``, ``epoch``
+    the weights, the resolved config they were trained with (a dict), the package version
+    and the epochs trained.
+``optimizer_state``, ``scheduler_state``, ``state``
+    what resuming needs (training state); :func:`strip_training_state` removes it for
+    shipping or copying.
+anything else, e.g. ``provenance``
+    kept as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline import __version__
+from pipeline.config import Config, ModelConfig, config_from_dict
+from pipeline.errors import PipelineError
+from pipeline.models import build_model
+from pipeline.records import replacing
+
+#: Version of the checkpoint layout written by :func:`build_checkpoint`.
+FORMAT_VERSION = 2
+#: Keys only resuming needs.
+TRAINING_STATE_KEYS = ("optimizer_state", "scheduler_state", "state")
+#: The radiograph model shipped inside the package (used when no model is given).
+SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "cxr_default.pt"
+
+
+def build_checkpoint(
+    model: nn.Module, cfg: Config, *, epoch: int = 0, optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None, state: dict[str, Any] | None = None, **extra: Any,
+) -> dict[str, Any]:
+    """A checkpoint of `model` trained with `cfg`; training state included when given."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "version": __version__,
+        "state": state if state is not None else {},
+        **extra,
+    }
+
+
+def strip_training_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `ckpt` without optimizer, scheduler and training-loop state (weights, config and the rest kept)."""
+    return {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS}
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
+    """Write `ckpt` to `path` atomically (a crash leaves the previous file); the folder is created."""
+    with replacing(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[str, Any]:
+    """A checkpoint dict, read safely (``weights_only=True``); PipelineError names `what` and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{what}: checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise PipelineError(f"{what}: {path} is not a readable checkpoint of this tool ({err})") from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
+        raise PipelineError(f"{what}: {path} is not a checkpoint of this tool (no model_state/config)")
+    version = ckpt.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise PipelineError(
+            f"{what}: {path} has checkpoint format {version}, newer than this version reads "
+            f"({FORMAT_VERSION}); upgrade denoise-pipeline"
+        )
+    return ckpt
+
+
+def checkpoint_model_config(ckpt: dict[str, Any]) -> ModelConfig | None:
+    """The model section a checkpoint was trained with (defaults filled in), or None."""
+    raw = ckpt.get("config", {}).get("model") if isinstance(ckpt, dict) else None
+    try:
+        return ModelConfig(**raw) if isinstance(raw, dict) else None
+    except ValueError:
+        return None
+
+
+def checkpoint_path(path: str | Path | None) -> Path:
+    """A checkpoint file from a file path, a run folder (its best.pt) or None (the shipped model)."""
+    if path is None:
+        if not SHIPPED_MODEL.is_file():
+            raise PipelineError(f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT")
+        return SHIPPED_MODEL
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt", path / "checkpoints" / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise PipelineError(f"no checkpoint in run folder {path} (expected checkpoints/best.pt)")
+    if not path.is_file():
+        raise PipelineError(f"model checkpoint not found: {path}")
+    return path
+
+
+@dataclass
+class LoadedModel:
+    """A network with its weights, the config it was trained with, and its checkpoint path.
+
+    ``meta`` holds the checkpoint's other entries (version, epoch, provenance...) without
+    the weights and the optimizer and scheduler state.
+    """
+
+    model: nn.Module
+    config: Config
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def method_name(self) -> str:
+        """Name in result tables: ``<model>:<run name>``."""
+        return f"{self.config.model.name}:{self.config.run.name}"
+
+    @property
+    def identity(self) -> str:
+        """Short description for reports and DICOM DerivationDescription."""
+        return f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, seed {self.config.run.seed})"
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Build the network of a checkpoint (file, run folder, or None for the shipped model) with its weights."""
+    ckpt_file = checkpoint_path(path)
+    ckpt = read_checkpoint(ckpt_file)
+    config = config_from_dict(ckpt["config"], origin=f"config inside {ckpt_file}")
+    model = build_model(config.model)
+    model.load_state_dict(ckpt["model_state"])
+    model.eval().to(device)
+    meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state", "scheduler_state")}
+    return LoadedModel(model, config, ckpt_file, meta)

@@ -79,8 +79,16 @@ class DataConfig(Section):
         return self
 
 
+#: Noise kinds a ``mixed`` model may draw from.
+MixableNoise = Literal["gaussian", "poisson_gaussian", "xray"]
+
+#: Defaults of ``photons`` and ``read_noise`` per kind (None in a config means these).
+PHOTONS_DEFAULT = {"xray": 2000.0, "other": 1e4}
+READ_NOISE_DEFAULT = {"xray": 3.0, "other": 10.0}
+
+
 class NoiseConfig(Section):
-    kind: Literal["gaussian", "poisson_gaussian", "salt_pepper", "speckle", "mixed"] = Field(
+    kind: Literal["gaussian", "poisson_gaussian", "xray", "salt_pepper", "speckle", "mixed"] = Field(
         "gaussian", description="Noise model (see pipeline.noise)."
     )
     sigma: float = Field(0.5, ge=0.0, description="Gaussian: std in [0,1] units (the tutorial's noise factor 0.5).")
@@ -88,13 +96,68 @@ class NoiseConfig(Section):
         None, ge=0.0, description="Gaussian: draw sigma uniformly in [sigma, sigma_max] per image (blind training)."
     )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
-    photons: float = Field(1e4, gt=0, description="Poisson-Gaussian: photons per pixel at full signal (full dose).")
+    photons: float | None = Field(
+        None, gt=0,
+        description="Poisson-Gaussian: photons per pixel at full signal; xray: photons per pixel of an unattenuated ray at full dose (try 1e3-1e4). None: 1e4, or 2000 for xray (also when mixed includes xray).",
+    )
     photons_min: float | None = Field(None, gt=0, description="Poisson-Gaussian: draw photons log-uniformly in [photons_min, photons].")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian: dose fraction of the full dose (0.25 = quarter dose).")
-    read_noise: float = Field(10.0, ge=0, description="Poisson-Gaussian: electronic (read) noise std in photon counts.")
+    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian and xray: dose fraction of the full dose (0.25 = quarter dose).")
+    dose_max: float | None = Field(
+        None, gt=0, le=1.0, description="xray: draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training)."
+    )
+    read_noise: float | None = Field(
+        None, ge=0, description="Poisson-Gaussian and xray: electronic (read) noise std in photon counts. None: 10, or 3 for xray."
+    )
+    mu: float = Field(3.0, gt=0, description="xray: attenuation of a display value p (transmission exp(-mu p)); 3.0 is a 20:1 range of transmitted intensity.")
+    kernel_a: float | list[float] = Field(
+        0.3, description="xray: detector kernel [a, 1, a] (normalised to unit energy) correlating quantum noise; one a, or [a_rows, a_cols] per axis; 0: white."
+    )
+    kernel_a_max: float | list[float] | None = Field(
+        None, description="xray: draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch (blind training)."
+    )
+    mixed_kinds: list[MixableNoise] = Field(
+        ["gaussian", "poisson_gaussian"], min_length=1, description="mixed: kinds drawn per image with equal probability."
+    )
     amount: float = Field(0.05, ge=0, le=1, description="Salt-and-pepper: fraction of pixels replaced.")
     speckle_sigma: float = Field(0.1, ge=0, description="Speckle: std of the multiplicative noise.")
     fresh_each_epoch: bool = Field(True, description="Draw new training noise each epoch (False: one fixed noisy set).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        """Fill photons and read_noise left out (or None) with the kind's default."""
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "gaussian")
+        xray = kind == "xray" or (kind == "mixed" and "xray" in (data.get("mixed_kinds") or []))
+        key = "xray" if xray else "other"
+        data = dict(data)
+        if data.get("photons") is None:
+            data["photons"] = PHOTONS_DEFAULT[key]
+        if data.get("read_noise") is None:
+            data["read_noise"] = READ_NOISE_DEFAULT[key]
+        return data
+
+    @model_validator(mode="after")
+    def _check_xray_ranges(self) -> NoiseConfig:
+        if self.dose_max is not None and self.dose_max < self.dose:
+            raise ValueError(f"dose_max ({self.dose_max}) must be at least dose ({self.dose})")
+        low = kernel_axes(self.kernel_a, "kernel_a")
+        if self.kernel_a_max is not None:
+            high = kernel_axes(self.kernel_a_max, "kernel_a_max")
+            if any(h < lo for lo, h in zip(low, high)):
+                raise ValueError(f"kernel_a_max {self.kernel_a_max} must be at least kernel_a {self.kernel_a} on each axis")
+        return self
+
+
+def kernel_axes(value: float | list[float], name: str) -> tuple[float, float]:
+    """(a_rows, a_cols) of a kernel_a value; a must lie in [0, 1]."""
+    pair = [value, value] if isinstance(value, (int, float)) else list(value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be one number or [a_rows, a_cols]; got {value}")
+    if any(not 0.0 <= a <= 1.0 for a in pair):
+        raise ValueError(f"{name} values must lie in [0, 1]; got {value}")
+    return float(pair[0]), float(pair[1])
 
 
 class ModelConfig(Section):

@@ -54,15 +54,22 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
         {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
         for row in read_csv(path)
     ]
+#: Baselines given the noise power spectrum instead when the noise model has one (correlated noise).
+PSD_GIVEN = ("bm3d",)
 
 
 @dataclass
 class Method:
-    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it)."""
+    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it).
+
+    ``psd_fn(noisy, psd)``, when set, is used instead for noise models that have a power
+    spectrum (``noise.psd``, e.g. correlated X-ray noise); rows record which one ran.
+    """
 
     name: str
     fn: Callable[[np.ndarray, float], np.ndarray]
     kind: str = "model"  # "input", "model" or "baseline"
+    psd_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 def noisy_input_method() -> Method:
@@ -74,7 +81,8 @@ def baseline_method(name: str) -> Method:
     """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
     make_baseline(name, 0.1)  # fail early on unknown names or a missing package
     if name in SIGMA_GIVEN:
-        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline")
+        psd_fn = (lambda noisy, psd: make_baseline(name, psd=psd)(noisy)) if name in PSD_GIVEN else None
+        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline", psd_fn)
     fn = make_baseline(name, None)
     return Method(name, lambda noisy, sigma: fn(noisy), "baseline")
 
@@ -106,13 +114,16 @@ def evaluate(
         clean = img.pixels
         noisy = noise(clean, noise_rng(seed, "test", 0, index))
         sigma = noise.std(clean)
+        psd = _noise_psd(noise, clean, methods)
         keep = index < n_examples
         example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
         for method in methods:
             if (name, method.name) in done and not keep:
                 continue
+            given = noise_given(method, psd is not None)
             t0 = time.perf_counter()
-            out = np.clip(method.fn(noisy, sigma), 0.0, 1.0).astype(np.float32)
+            raw = method.psd_fn(noisy, psd) if given == "psd" else method.fn(noisy, sigma)  # type: ignore[misc]
+            out = np.clip(raw, 0.0, 1.0).astype(np.float32)
             seconds = time.perf_counter() - t0
             if method.kind != "input":
                 example["outputs"][method.name] = out
@@ -121,12 +132,38 @@ def evaluate(
             row = {
                 "image": name, "method": method.name, "kind": method.kind,
                 "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma,
+                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
             }
             append_metrics_row(row, csv_path)
         if keep:
             examples.append(example)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
+
+
+def noise_given(method: Method, has_psd: bool) -> str:
+    """What a method is told about the noise: "psd", "sigma" (its true std) or "" (nothing)."""
+    if method.kind != "baseline":
+        return ""
+    if has_psd and method.psd_fn is not None:
+        return "psd"
+    return "sigma" if method.name in SIGMA_GIVEN else ""
+
+
+def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Method -> the noise information it was given ("psd", "sigma", or both joined), from metric rows."""
+    given: dict[str, set[str]] = {}
+    for row in rows:
+        if row.get("noise_given"):
+            given.setdefault(row["method"], set()).add(str(row["noise_given"]))
+    return {name: "/".join(sorted(kinds)) for name, kinds in given.items()}
+
+
+def _noise_psd(noise: NoiseModel, clean: np.ndarray, methods: list[Method]) -> np.ndarray | None:
+    """The noise's power spectrum on this image when it has one and a method takes it."""
+    psd = getattr(noise, "psd", None)
+    if psd is None or not any(m.psd_fn is not None for m in methods):
+        return None
+    return psd(clean, clean.shape)
 
 
 def _unique_names(images: list[ScanImage]) -> list[str]:

@@ -10,16 +10,19 @@ Physical meaning
 - ``gaussian``: additive white noise of std ``sigma`` (in [0, 1] units; the tutorial's
   "noise factor" 0.5 is sigma 0.5). With ``sigma_max`` each image draws its own sigma
   uniformly in [sigma, sigma_max], for training blind models.
-- ``poisson_gaussian``: X-ray quantum noise plus electronic noise. The image is taken as
-  the detector signal; full signal (1.0) corresponds to ``photons`` quanta per pixel at full
+- ``poisson_gaussian``: quantum plus electronic noise in the *linear* domain. The image is
+  taken as the detector signal itself (bright = many photons = relatively little noise),
+  which fits a raw photon-counting image, not a displayed radiograph (see ``xray``); full signal (1.0) corresponds to ``photons`` quanta per pixel at full
   dose, and a ``dose`` fraction scales the count down (a simulated low-dose acquisition of
   the same patient). Counts are Poisson-sampled, Gaussian read noise of ``read_noise``
   counts is added, and the result is scaled back to [0, 1] by the expected full-signal
   count. Lower dose or fewer photons mean relatively more noise.
+- ``xray``: low-dose radiography in the log domain, where bright means attenuating (see
+  :class:`XrayNoise` for the physics and its sources).
 - ``salt_pepper``: a fraction ``amount`` of pixels replaced by 0 or 1 (dead/hot pixels).
 - ``speckle``: multiplicative noise ``x + x * N(0, speckle_sigma)``.
-- ``mixed``: per image, gaussian or poisson_gaussian with equal probability (blind
-  training over both families).
+- ``mixed``: per image, one of ``mixed_kinds`` (gaussian, poisson_gaussian, xray) with
+  equal probability (blind training over several families).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.config import NoiseConfig
+from scipy.ndimage import correlate1d
+
+from pipeline.config import NoiseConfig, kernel_axes
 
 #: Purposes that get separate noise streams from one seed.
 STREAMS = {"train": 1, "val": 2, "test": 3}
@@ -107,6 +112,148 @@ class PoissonGaussianNoise:
         return float(np.sqrt(np.mean(variance)))
 
 
+#: Counts at or below this are read as this (a ray absorbed completely), so the log is finite.
+XRAY_MIN_COUNT = 0.5
+
+#: Gauss-Hermite nodes for the expected squared error of the log transform (std and psd).
+_HERMITE_NODES = 48
+
+
+def detector_kernel_1d(a: float) -> np.ndarray:
+    """The [a, 1, a] kernel scaled to unit energy (sum of squares 1)."""
+    k = np.array([a, 1.0, a])
+    return k / np.sqrt(np.sum(k**2))
+
+
+def neighbour_correlation(a: float) -> float:
+    """Correlation of noise filtered by :func:`detector_kernel_1d` (a) with its next pixel along that axis."""
+    k = detector_kernel_1d(a)
+    return float(np.sum(k[:-1] * k[1:]))
+
+
+@dataclass(frozen=True)
+class XrayNoise:
+    """Low-dose radiograph noise: pre-log Poisson quanta, detector blur, read noise, log.
+
+    Physics. A displayed radiograph (MONOCHROME2, bright = attenuating) shows line integrals
+    of attenuation, so a display value ``p`` in [0, 1] is taken as one: the transmission is
+    ``T = exp(-mu * p)`` (``mu`` 3 spans a 20:1 range of transmitted intensity). A ray that
+    crosses nothing delivers ``photons`` quanta (N0) per pixel at full dose, so the expected
+    count is ``lambda = N0 * dose * T``: bone and mediastinum (bright) get the fewest photons
+    and the most noise. Quantum noise ``Poisson(lambda) - lambda`` is spread over
+    neighbouring pixels by the scintillator, modelled as a separable 3x3 kernel built from
+    ``[a, 1, a]`` with unit energy (variance kept, neighbours correlated; ``kernel_a`` per
+    axis for anisotropic detectors). Electronic noise of ``read_noise`` counts is white and
+    added after. The noisy counts go back to display values with the log,
+    ``p' = -ln(max(counts, eps) / (N0 * dose)) / mu``, clipped to [0, 1]. The per-pixel
+    variance is about ``(lambda + read_noise**2) / (mu * lambda)**2``.
+
+    Sources. Pre-log Poisson plus electronic Gaussian noise is the usual low-dose
+    simulation (Zeng et al. 2015, "A simple low-dose x-ray CT simulation from high-dose scan",
+    IEEE TNS); DeepDRR (Unberath et al. 2018) adds Poisson noise to simulated radiographs and
+    correlates it by the detector's response; Veldkamp et al. 2009 (Med. Phys., "A technique
+    for simulating the effect of dose reduction on image quality in digital chest
+    radiography") measure and reproduce the correlated (coloured) noise of chest detectors.
+    Published tools use about 10^3 to 10^4 photons per pixel at full dose.
+
+    deepinv's ``LogPoissonNoise`` has the uncorrelated core (``-log(Poisson(N0 e^(-mu x))/N0)/mu``)
+    but is not used: it has no detector correlation, read noise, dose or floor on the count
+    (a zero count gives infinity), draws from a torch Generator instead of the numpy one
+    every model here takes, and installing deepinv needs torchvision, which would replace
+    this environment's torch.
+
+    Blind training: with ``dose_max`` each call draws the dose log-uniformly in
+    [dose, dose_max]; with ``kernel_a_max`` each axis's a uniformly in [kernel_a, kernel_a_max].
+    """
+
+    photons: float = 2000.0
+    dose: float = 1.0
+    read_noise: float = 3.0
+    mu: float = 3.0
+    kernel_a: tuple[float, float] = (0.3, 0.3)
+    dose_max: float | None = None
+    kernel_a_max: tuple[float, float] | None = None
+    clip: bool = True
+
+    def _draw(self, rng: np.random.Generator) -> tuple[float, tuple[float, float]]:
+        dose = self.dose
+        if self.dose_max is not None and self.dose_max > self.dose:
+            dose = float(np.exp(rng.uniform(np.log(self.dose), np.log(self.dose_max))))
+        a = self.kernel_a
+        if self.kernel_a_max is not None:
+            a = (float(rng.uniform(a[0], self.kernel_a_max[0])), float(rng.uniform(a[1], self.kernel_a_max[1])))
+        return dose, a
+
+    def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        dose, (a_rows, a_cols) = self._draw(rng)
+        full = self.photons * dose
+        expected = full * np.exp(-self.mu * np.clip(clean, 0.0, 1.0).astype(np.float64))
+        quanta = rng.poisson(expected) - expected
+        if clean.ndim >= 2:
+            quanta = correlate1d(quanta, detector_kernel_1d(a_rows), axis=-2, mode="reflect")
+        quanta = correlate1d(quanta, detector_kernel_1d(a_cols), axis=-1, mode="reflect")
+        counts = expected + quanta + self.read_noise * rng.standard_normal(clean.shape)
+        display = -np.log(np.maximum(counts, XRAY_MIN_COUNT) / full) / self.mu
+        return _finish(display, self.clip)
+
+    def _nominal(self) -> tuple[float, tuple[float, float]]:
+        """Dose and kernel a for std/psd: the geometric-mean dose and mid-range a of a blind model."""
+        dose = self.dose if self.dose_max is None else float(np.sqrt(self.dose * self.dose_max))
+        a = self.kernel_a
+        if self.kernel_a_max is not None:
+            a = (0.5 * (a[0] + self.kernel_a_max[0]), 0.5 * (a[1] + self.kernel_a_max[1]))
+        return dose, a
+
+    def _error_parts(self, clean: np.ndarray, dose: float) -> tuple[float, float]:
+        """Mean squared display error split into its quantum and read-noise parts.
+
+        Per pixel, counts are taken as Gaussian with the Poisson mean and the Poisson plus
+        read variance, pushed through the log, floor and clip by Gauss-Hermite quadrature
+        (exact for the transform, second order for the count distribution). The quantum
+        share of each pixel's error is lambda / (lambda + read_noise**2).
+        """
+        full = self.photons * dose
+        p = np.clip(np.asarray(clean, np.float64), 0.0, 1.0)
+        levels, inverse = np.unique(np.round(p, 4), return_inverse=True)
+        lam = full * np.exp(-self.mu * levels)
+        x, w = np.polynomial.hermite_e.hermegauss(_HERMITE_NODES)
+        counts = lam[:, None] + np.sqrt(lam + self.read_noise**2)[:, None] * x[None, :]
+        display = -np.log(np.maximum(counts, XRAY_MIN_COUNT) / full) / self.mu
+        if self.clip:
+            display = np.clip(display, 0.0, 1.0)
+        error = ((display - levels[:, None]) ** 2) @ (w / w.sum())
+        share = lam / (lam + self.read_noise**2)
+        per_pixel = error[inverse.reshape(p.shape)]
+        quantum = share[inverse.reshape(p.shape)] * per_pixel
+        return float(np.mean(quantum)), float(np.mean(per_pixel - quantum))
+
+    def std(self, clean: np.ndarray) -> float:
+        """True RMS of (noisy - clean) over the image (at the nominal dose of a blind model)."""
+        quantum, read = self._error_parts(clean, self._nominal()[0])
+        return float(np.sqrt(quantum + read))
+
+    def psd(self, clean: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Stationary noise power spectrum of this noise on `clean`, for BM3D's ``sigma_psd``.
+
+        The (H, W) array of E|FFT2(noise)|^2 (unnormalised FFT, the ``bm3d`` package's
+        convention, where white noise of std s has s^2 * H * W everywhere): the quantum part
+        has the detector kernel's shape, the read-noise part is flat, and together they hold
+        the image's mean squared noise (:meth:`std` squared).
+        """
+        dose, (a_rows, a_cols) = self._nominal()
+        quantum, read = self._error_parts(clean, dose)
+        rows = _kernel_response(a_rows, shape[0])
+        cols = _kernel_response(a_cols, shape[1])
+        return (shape[0] * shape[1] * (quantum * np.outer(rows, cols) + read)).astype(np.float64)
+
+
+def _kernel_response(a: float, n: int) -> np.ndarray:
+    """|DFT|^2 of the unit-energy [a, 1, a] kernel at the n frequencies of an n-point FFT (mean 1)."""
+    k = detector_kernel_1d(a)
+    f = np.fft.fftfreq(n)
+    return (k[1] + 2 * k[0] * np.cos(2 * np.pi * f)) ** 2
+
+
 @dataclass(frozen=True)
 class SaltPepperNoise:
     """A fraction `amount` of pixels set to 0 or 1 with equal probability."""
@@ -139,30 +286,34 @@ class SpeckleNoise:
 
 @dataclass(frozen=True)
 class MixedNoise:
-    """Gaussian or Poisson-Gaussian noise, chosen per image with equal probability."""
+    """One of several noise models, chosen per image with equal probability."""
 
-    gaussian: GaussianNoise
-    poisson_gaussian: PoissonGaussianNoise
+    models: tuple[NoiseModel, ...]
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        model = self.gaussian if rng.random() < 0.5 else self.poisson_gaussian
-        return model(clean, rng)
+        index = min(int(rng.random() * len(self.models)), len(self.models) - 1)  # 2 models: as before, r < 0.5
+        return self.models[index](clean, rng)
 
     def std(self, clean: np.ndarray) -> float:
-        return 0.5 * (self.gaussian.std(clean) + self.poisson_gaussian.std(clean))
+        return float(np.mean([m.std(clean) for m in self.models]))
 
 
 def make_noise(cfg: NoiseConfig) -> NoiseModel:
     """Build the noise model a config section describes."""
-    gaussian = GaussianNoise(cfg.sigma, cfg.sigma_max, cfg.clip)
-    poisson = PoissonGaussianNoise(cfg.photons, cfg.dose, cfg.read_noise, cfg.photons_min, cfg.clip)
+    photons = float(cfg.photons)  # filled in by NoiseConfig when left out
+    read_noise = float(cfg.read_noise)
     models: dict[str, NoiseModel] = {
-        "gaussian": gaussian,
-        "poisson_gaussian": poisson,
+        "gaussian": GaussianNoise(cfg.sigma, cfg.sigma_max, cfg.clip),
+        "poisson_gaussian": PoissonGaussianNoise(photons, cfg.dose, read_noise, cfg.photons_min, cfg.clip),
+        "xray": XrayNoise(
+            photons, cfg.dose, read_noise, cfg.mu, kernel_axes(cfg.kernel_a, "kernel_a"), cfg.dose_max,
+            None if cfg.kernel_a_max is None else kernel_axes(cfg.kernel_a_max, "kernel_a_max"), cfg.clip,
+        ),
         "salt_pepper": SaltPepperNoise(cfg.amount),
         "speckle": SpeckleNoise(cfg.speckle_sigma, cfg.clip),
-        "mixed": MixedNoise(gaussian, poisson),
     }
+    if cfg.kind == "mixed":
+        return MixedNoise(tuple(models[k] for k in cfg.mixed_kinds))
     return models[cfg.kind]
 
 

@@ -34,6 +34,7 @@ from pipeline.evaluate import (
     baseline_method,
     evaluate,
     model_method,
+    noise_given_by_method,
     noisy_input_method,
 )
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
@@ -121,6 +122,9 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
     summary["n_test_images"] = len(splits.test)
     summary.update(extra)
+    given = noise_given_by_method(result.rows)
+    if given:
+        summary["noise_given"] = given
     write_json(summary, run_dir / "summary.json")
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
@@ -136,6 +140,10 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
         f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
         "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
     ]
+    if given:
+        lines.append("Noise given to baselines: " + "; ".join(
+            f"{name} the noise's {'power spectrum (PSD)' if kind == 'psd' else 'true std (sigma)' if kind == 'sigma' else kind}"
+            for name, kind in given.items()) + ".")
     if train_log:
         last = train_log[-1]
         lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, {sum(r['seconds'] for r in train_log):.0f} s.")
@@ -152,6 +160,9 @@ def _noise_words(cfg: Config) -> str:
         return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
     if n.kind == "poisson_gaussian":
         return f"{n.photons:g} photons at full dose, dose {n.dose}, read noise {n.read_noise}"
+    if n.kind == "xray":
+        dose = f"{n.dose}..{n.dose_max}" if n.dose_max else f"{n.dose}"
+        return f"X-ray, {n.photons:g} photons unattenuated at full dose, dose {dose}, mu {n.mu}, kernel a {n.kernel_a}, read noise {n.read_noise}"
     return n.kind
 
 

@@ -64,3 +64,23 @@ def test_missing_bm3d_names_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` fail
     with pytest.raises(MissingDependencyError, match="pip install bm3d"):
         make_baseline("bm3d", sigma=0.1)
+
+
+def test_bm3d_given_the_psd_beats_bm3d_given_sigma_on_correlated_noise(smooth_image):
+    from pipeline.config import NoiseConfig
+    from pipeline.noise import make_noise
+
+    noise = make_noise(NoiseConfig(kind="xray", dose=0.1, kernel_a=0.4))
+    noisy = noise(smooth_image, np.random.default_rng(0))
+    with_sigma = make_baseline("bm3d", sigma=noise.std(smooth_image))(noisy)
+    with_psd = make_baseline("bm3d", psd=noise.psd(smooth_image, smooth_image.shape))(noisy)
+    assert with_psd.shape == smooth_image.shape and with_psd.dtype == np.float32
+    assert psnr(smooth_image, with_psd, data_range=1.0) > psnr(smooth_image, with_sigma, data_range=1.0) + 1.0
+
+
+def test_psd_only_for_bm3d_and_of_the_images_shape(noisy_pair):
+    _, noisy = noisy_pair
+    with pytest.raises(ValueError, match="only bm3d"):
+        make_baseline("tv", psd=np.ones((4, 4)))
+    with pytest.raises(ValueError, match="shape"):
+        make_baseline("bm3d", psd=np.ones((4, 4)))(noisy)

@@ -133,3 +133,24 @@ def test_csv_new_column_widens_header(tmp_path):
     assert back[1]["sigma"] == 0.1
     write_metrics_csv(back, path)
     assert read_metrics_csv(path) == back
+def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smooth_image) -> None:
+    from pipeline.evaluate import noise_given_by_method
+    from pipeline.noise import XrayNoise
+
+    got: list[tuple[str, tuple[int, ...]]] = []
+
+    def by_sigma(noisy: np.ndarray, sigma: float) -> np.ndarray:
+        got.append(("sigma", ()))
+        return noisy
+
+    def by_psd(noisy: np.ndarray, psd: np.ndarray) -> np.ndarray:
+        got.append(("psd", psd.shape))
+        return noisy
+
+    methods = [noisy_input_method(), Method("bm3d", by_sigma, "baseline", by_psd), baseline_method("tv")]
+    rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
+    assert got == [("psd", smooth_image.shape)] * 2
+    assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
+    got.clear()
+    rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
+    assert got == [("sigma", ())] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from pipeline.config import NoiseConfig
-from pipeline.noise import GaussianNoise, PoissonGaussianNoise, add_noise, make_noise, noise_rng
+from pipeline.noise import (
+    GaussianNoise,
+    PoissonGaussianNoise,
+    XrayNoise,
+    add_noise,
+    make_noise,
+    neighbour_correlation,
+    noise_rng,
+)
 
 
 def test_same_seed_same_noise_different_seed_different(smooth_image) -> None:
@@ -22,14 +30,15 @@ def test_same_seed_same_noise_different_seed_different(smooth_image) -> None:
     assert not np.array_equal(a, c) and not np.array_equal(a, d)
 
 
-def test_noise_identical_in_another_process(smooth_image) -> None:
-    here = add_noise([smooth_image], make_noise(NoiseConfig(kind="poisson_gaussian", photons=500)), 11, "test")[0]
+@pytest.mark.parametrize("kind", ["poisson_gaussian", "xray"])
+def test_noise_identical_in_another_process(kind: str, smooth_image) -> None:
+    here = add_noise([smooth_image], make_noise(NoiseConfig(kind=kind, photons=500)), 11, "test")[0]
     code = (
         "import numpy as np, sys\n"
         "from pipeline.config import NoiseConfig\n"
         "from pipeline.noise import add_noise, make_noise\n"
         "img = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(64, 64)\n"
-        "out = add_noise([img], make_noise(NoiseConfig(kind='poisson_gaussian', photons=500)), 11, 'test')[0]\n"
+        f"out = add_noise([img], make_noise(NoiseConfig(kind={kind!r}, photons=500)), 11, 'test')[0]\n"
         "sys.stdout.buffer.write(out.tobytes())\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], input=smooth_image.tobytes(), capture_output=True, check=True)
@@ -82,6 +91,89 @@ def test_salt_pepper_and_speckle(rng, smooth_image) -> None:
     sk = make_noise(NoiseConfig(kind="speckle", speckle_sigma=0.2, clip=False))(smooth_image, rng)
     rel = (sk - smooth_image) / smooth_image
     assert abs(float(rel.std()) - 0.2) < 0.02
+
+
+def _flat_xray_noise(level: float, **kwargs) -> tuple[XrayNoise, np.ndarray]:
+    model = make_noise(NoiseConfig(kind="xray", clip=False, **kwargs))
+    clean = np.full((256, 256), level, np.float32)
+    return model, model(clean, np.random.default_rng([7, int(level * 100)])) - clean
+
+
+@pytest.mark.parametrize(("level", "dose"), [(0.2, 1.0), (0.5, 1.0), (0.8, 1.0), (0.2, 0.25), (0.5, 0.25)])
+def test_xray_flat_field_variance_follows_the_log_transform(level: float, dose: float) -> None:
+    """Variance 1/(mu^2 lambda) + read term (delta method; the unit-energy kernel keeps it).
+
+    The delta method holds where lambda is large: these levels have 111 to 1100 photons.
+    """
+    model, noise = _flat_xray_noise(level, dose=dose)
+    lam = 2000 * dose * np.exp(-3.0 * level)
+    expected = (lam + 3.0**2) / (3.0 * lam) ** 2
+    assert abs(float(noise.var()) / expected - 1) < 0.05
+    assert abs(model.std(np.full((8, 8), level, np.float32)) ** 2 / expected - 1) < 0.05
+
+
+@pytest.mark.parametrize("kernel_a", [0.0, 0.3, [0.5, 0.1]])
+def test_xray_neighbour_correlation_is_the_kernels(kernel_a) -> None:
+    _, noise = _flat_xray_noise(0.3, kernel_a=kernel_a, read_noise=0.0)
+    a_rows, a_cols = (kernel_a, kernel_a) if isinstance(kernel_a, float) else kernel_a
+    across = np.corrcoef(noise[:, :-1].ravel(), noise[:, 1:].ravel())[0, 1]
+    down = np.corrcoef(noise[:-1].ravel(), noise[1:].ravel())[0, 1]
+    assert abs(across - neighbour_correlation(a_cols)) < 0.05
+    assert abs(down - neighbour_correlation(a_rows)) < 0.05
+
+
+def test_xray_darker_display_values_are_less_noisy() -> None:
+    stds = [float(_flat_xray_noise(level)[1].std()) for level in (0.1, 0.4, 0.7, 0.95)]
+    assert stds == sorted(stds) and stds[-1] > 3 * stds[0]
+
+
+def test_xray_noise_is_clipped_and_lower_dose_noisier(smooth_image) -> None:
+    rms = []
+    for dose in (1.0, 0.25, 0.1):
+        model = make_noise(NoiseConfig(kind="xray", dose=dose))
+        noisy = model(smooth_image, np.random.default_rng(0))
+        assert noisy.dtype == np.float32 and noisy.min() >= 0.0 and noisy.max() <= 1.0
+        rms.append(float(np.sqrt(np.mean((noisy - smooth_image) ** 2))))
+        assert abs(rms[-1] / model.std(smooth_image) - 1) < 0.1
+    assert rms == sorted(rms)
+
+
+def test_xray_psd_holds_the_noise_power_with_the_kernels_shape() -> None:
+    model, noise = _flat_xray_noise(0.5, kernel_a=[0.3, 0.1])
+    psd = model.psd(np.full((8, 8), 0.5, np.float32), noise.shape)
+    assert psd.shape == noise.shape
+    assert abs(psd.mean() / noise.size / noise.var() - 1) < 0.05  # Parseval
+    measured = np.abs(np.fft.fft2(noise)) ** 2
+    # averaged over the lowest and highest row frequencies: the [a,1,a] kernel passes lows, damps highs
+    low, high = measured[:8].mean() / psd[:8].mean(), measured[120:136].mean() / psd[120:136].mean()
+    assert abs(low - 1) < 0.15 and abs(high - 1) < 0.15 and psd[0, 0] > 2 * psd[128, 0]
+
+
+def test_xray_blind_ranges_vary_per_image(smooth_image) -> None:
+    model = make_noise(NoiseConfig(kind="xray", dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5))
+    draws = [model._draw(noise_rng(0, "train", 0, i)) for i in range(40)]
+    doses = np.array([d for d, _ in draws])
+    assert doses.min() >= 0.05 and doses.max() <= 1.0 and np.mean(doses < np.sqrt(0.05)) > 0.25  # log-uniform
+    a = np.array([k for _, k in draws])
+    assert a.min() >= 0 and a.max() <= 0.5 and not np.allclose(a[:, 0], a[:, 1])
+
+
+def test_xray_config_defaults_and_checks() -> None:
+    cfg = NoiseConfig(kind="xray")
+    assert (cfg.photons, cfg.read_noise, cfg.mu, cfg.kernel_a) == (2000.0, 3.0, 3.0, 0.3)
+    assert NoiseConfig(kind="poisson_gaussian").photons == 1e4
+    assert NoiseConfig(kind="mixed", mixed_kinds=["gaussian", "xray"]).photons == 2000.0
+    for bad in ({"dose": 0.5, "dose_max": 0.2}, {"kernel_a": [0.1, 0.2, 0.3]}, {"kernel_a": 1.5},
+                {"kernel_a": 0.3, "kernel_a_max": 0.1}):
+        with pytest.raises(ValueError):
+            NoiseConfig(kind="xray", **bad)
+
+
+def test_mixed_can_draw_xray(smooth_image) -> None:
+    noise = make_noise(NoiseConfig(kind="mixed", mixed_kinds=["gaussian", "xray"], sigma=0.0, clip=False))
+    # sigma 0 leaves the image as it is; xray noise changes it.
+    changed = [not np.array_equal(noise(smooth_image, noise_rng(0, "train", 0, i)), smooth_image) for i in range(12)]
+    assert any(changed) and not all(changed)
 
 
 def test_mixed_uses_both_families(smooth_image) -> None:

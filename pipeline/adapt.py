@@ -46,8 +46,10 @@ from pipeline.image import ScanImage
 
 #: Self-supervised method used when none is named (see benchmarks/RESULTS.md, adapt section).
 DEFAULT_METHOD = "blindspot"
-#: Patches per epoch (an epoch is the unit of checkpoints, resume and the time check).
-EPOCH_PATCHES = 256
+#: Patches per epoch. An epoch is the unit of checkpoints, resume and the time check, so it
+#: is kept short: 64 patches of 128^2 take 5-10 s on 2 idle cores (about 40 s when the
+#: cores are shared with a dozen other processes).
+EPOCH_PATCHES = 64
 #: Upper bound of epochs; the time budget ends adapting long before.
 MAX_EPOCHS = 100_000
 #: Side of the central crop the noise estimates and checks are computed on.
@@ -66,7 +68,7 @@ ADAPT_SETTINGS = [
     "run.stages=[train]", "data.kind=folder", "data.val_fraction=0.0", "data.test_fraction=0.0",
     "data.test_root=null", "data.patch_size=128", "data.min_patch_std=0.0", "data.augment=true",
     "data.max_clean_noise=null", "data.train_scales=[1.0]", "data.resize=null",
-    "train.batch_size=8", "train.loss=mse", "train.loss_weighting=none", "train.optimizer=adam",
+    "train.batch_size=4", "train.loss=mse", "train.loss_weighting=none", "train.optimizer=adam",
     "train.lr=0.0001", "train.weight_decay=0.0", "train.schedule=none", "train.grad_clip=1.0",
     "train.validate_every=1", "train.early_stop_patience=null", "train.workers=0",
     f"train.epochs={MAX_EPOCHS}", "evaluate.baselines=[]", "evaluate.models=[]", "evaluate.noise=null",
@@ -185,8 +187,6 @@ def adapt_config(
     cfg = config_from_dict(raw, "adapt settings")
     if cfg.model.name == "dense":
         raise PipelineError(f"{source} is a dense model of fixed image size; adapt needs a convolutional model (unet, dncnn, conv)")
-    if cfg.train.objective == "supervised":
-        raise PipelineError("adapt has no clean images: choose a self-supervised method (blindspot or subsample)")
     return cfg
 
 
@@ -249,6 +249,8 @@ def adapt(
         torch.set_num_threads(threads)
     images, failures = _load_scans(scans)
     cfg = adapt_config(source_path, scans, run_dir, method, minutes, seed, threads, progress, len(images), list(overrides or []))
+    if cfg.train.objective == "supervised":
+        raise PipelineError("adapt has no clean images: choose a self-supervised method (blindspot or subsample)")
     resume, spent = _resume_point(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is not None:

@@ -176,7 +176,7 @@ class ModelConfig(Section):
 class SelfSupervisedConfig(Section):
     """Settings of the self-supervised objectives (see pipeline.selfsupervised)."""
 
-    mask_fraction: float = Field(0.005, gt=0, lt=0.5, description="blindspot: share of pixels that are blind-spot centres.")
+    mask_fraction: float = Field(0.01, gt=0, lt=0.5, description="blindspot: share of pixels that are blind-spot centres.")
     span: list[int] = Field(
         [2, 2], min_length=2, max_length=2,
         description="blindspot: half-widths (rows, columns) of the box hidden around each centre; cover the noise's correlation length ([0, 0]: plain Noise2Void).",

@@ -68,7 +68,7 @@ class BlindSpot:
         than the box on each side.
     """
 
-    fraction: float = 0.005
+    fraction: float = 0.01
     span: tuple[int, int] = (2, 2)
     margin: int = 2
 

@@ -27,7 +27,7 @@ from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_
 from pipeline.config import Config, ModelConfig, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError
-from pipeline.inference import ModelDenoiser, resolve_device
+from pipeline.inference import ModelDenoiser, pad_to_multiple, resolve_device
 from pipeline.ingest.patches import PatchSampler, at_scales
 from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
@@ -197,6 +197,7 @@ def train(
     if info.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = tc.amp and device.type == "cuda"
+    multiple = int(getattr(model, "size_multiple", 1))
     tile = cfg.evaluate.tile_size
     started = time.perf_counter()
     stopped_early = False
@@ -211,9 +212,10 @@ def train(
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
 
-            def forward(x: torch.Tensor) -> torch.Tensor:
+            def forward(x: torch.Tensor) -> torch.Tensor:  # padded to the network's size multiple (sub-images may not be)
+                padded, (h, w) = pad_to_multiple(x, multiple)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    return net(x).float()
+                    return net(padded).float()[..., :h, :w]
 
             loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
             loss.backward()

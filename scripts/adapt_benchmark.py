@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": args.minutes, "threads": args.threads, "cpu_count": os.cpu_count(),
         "score_crop": args.score_crop or None, "conditions": {},
     }
+    earlier = args.out / "results.json"
+    if earlier.is_file():  # conditions scored by an earlier invocation are kept
+        results["conditions"] = json.loads(earlier.read_text()).get("conditions", {})
     for key in args.conditions.split(","):
         label, noise_cfg = CONDITIONS[key]
         folder = args.out / key
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(adapted) == 2:
             comparisons.append((adapted[0], adapted[1]))
         results["conditions"][key] = {
-            "label": label, "noise": noise_cfg.model_dump(mode="json"), "runs": runs, "rows": rows,
+            "command": results["command"], "date": results["date"], "label": label, "noise": noise_cfg.model_dump(mode="json"), "runs": runs, "rows": rows,
             "summary": summarize_rows(rows, comparisons),
         }
         (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))

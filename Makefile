@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/denoise run configs/mnist_conv.yaml --set train.progress=false
+	$(VENV)/bin/denoise run configs/mnist_conv.yaml
 
 test: install
 	$(VENV)/bin/pytest -q

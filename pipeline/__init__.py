@@ -8,7 +8,11 @@ Stages (each usable alone): :mod:`pipeline.ingest`, :mod:`pipeline.noise`,
 
 from typing import Any
 
+from pipeline._mplcache import use_private_matplotlib_cache
+
 __version__ = "0.1.0"
+
+use_private_matplotlib_cache()  # before anything imports matplotlib: no cache in $HOME
 
 __all__ = ["__version__", "apply_folder"]
 

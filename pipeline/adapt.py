@@ -326,9 +326,8 @@ def write_adapt_report(
     from pipeline.checkpoint import load_model
     from pipeline.inference import ModelDenoiser
 
-    tile = cfg.evaluate.tile_size
-    adapted = ModelDenoiser(model, device, tile, cfg.evaluate.tile_overlap, 4)
-    original = ModelDenoiser(load_model(source, device).model, device, tile, cfg.evaluate.tile_overlap, 4)
+    adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
+    original = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
     rows, maps, examples = [], [], []
     for i, img in enumerate(images[:REPORT_SCANS]):
         out = adapted(img.pixels)

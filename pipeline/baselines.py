@@ -1,10 +1,13 @@
 """Classical denoisers behind one interface, for comparison with the learned models.
 
-``make_baseline(name, sigma)`` returns a :class:`Method`: a callable with a ``name`` that
-maps a float32 (H, W) image in [0, 1] to a float32 (H, W) image in [0, 1].
+``make_baseline(name, sigma)`` returns a :class:`Baseline`, a
+:class:`~pipeline.denoiser.Denoiser` like the trained models: it maps a float32 (H, W)
+image in [0, 1] to a float32 (H, W) image in [0, 1].
 
-``sigma`` is the Gaussian noise std in [0, 1] units. Evaluations on synthetic noise pass
-the true value; ``None`` estimates it per image with
+``sigma`` is the Gaussian noise std in [0, 1] units: fixed when the baseline is made, else
+offered per call (``baseline(image, sigma=...)``) and used by those that take it
+(:data:`TAKES`: ``bm3d`` and ``tv``; the others estimate it, as their parameters were
+chosen with it estimated), else estimated per image with
 :func:`pipeline.metrics.estimate_noise_sigma` (which underestimates strong, clipped noise).
 
 Parameter choices (checked on MNIST digits, a camera crop and a smooth synthetic image at
@@ -33,6 +36,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, denoise_wavelet
 
+from pipeline.denoiser import Kind, NoiseFact
 from pipeline.errors import require
 from pipeline.metrics import estimate_noise_sigma
 
@@ -43,33 +47,50 @@ NLM_PATCH_SIZE = 5
 NLM_PATCH_DISTANCE = 6
 TV_WEIGHT_FACTOR = 0.7
 
-Denoiser = Callable[[np.ndarray, "float | None"], np.ndarray]
+#: The noise facts each baseline uses when a caller offers them (preferred first).
+TAKES: dict[str, tuple[NoiseFact, ...]] = {"bm3d": ("psd", "sigma"), "tv": ("sigma",)}
+
+SigmaFn = Callable[[np.ndarray, "float | None"], np.ndarray]
+PsdFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class Method:
-    """A named denoiser: ``method(image) -> image``, float32 (H, W) in [0, 1] both ways.
+class Baseline:
+    """A classical denoiser (a :class:`~pipeline.denoiser.Denoiser`), float32 (H, W) in [0, 1] both ways.
 
     Attributes
     ----------
     name : the method's name in tables (e.g. ``"bm3d"``).
     fn : ``fn(image, sigma) -> array``; ``sigma`` may be None (estimate it or ignore it).
-    sigma : noise std in [0, 1] units given to ``fn``; None: estimated per image.
+    sigma : noise std in [0, 1] units always given to ``fn``; None: the one offered per
+        call when ``"sigma"`` is in `takes`, else estimated per image.
+    psd_fn : ``psd_fn(image, psd) -> array`` for correlated noise, used when a PSD is
+        offered and ``"psd"`` is in `takes`.
+    psd : a noise power spectrum always given to ``psd_fn``.
+    takes : the noise facts used when offered per call.
     """
 
     name: str
-    fn: Denoiser
+    fn: SigmaFn
     sigma: float | None = None
+    psd_fn: PsdFn | None = None
+    psd: np.ndarray | None = None
+    takes: tuple[NoiseFact, ...] = ()
+    kind: Kind = "baseline"
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"{self.name}: expected a 2-D (H, W) image; got shape {image.shape}")
-        out = np.asarray(self.fn(image, self.sigma)).reshape(image.shape)
-        return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+        psd = self.psd if self.psd is not None else psd if "psd" in self.takes else None
+        if psd is not None and self.psd_fn is not None:
+            out = self.psd_fn(image, psd)
+        else:
+            out = self.fn(image, self.sigma if self.sigma is not None else sigma if "sigma" in self.takes else None)
+        return np.clip(np.asarray(out).reshape(image.shape), 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def _with_sigma(fn: Callable[[np.ndarray, float], np.ndarray]) -> Denoiser:
+def _with_sigma(fn: Callable[[np.ndarray, float], np.ndarray]) -> SigmaFn:
     """Resolve a None sigma to an estimate; return the input unchanged when sigma is 0."""
 
     def run(image: np.ndarray, sigma: float | None) -> np.ndarray:
@@ -109,7 +130,8 @@ def _bm3d(module, image: np.ndarray, sigma: float) -> np.ndarray:
     return module.bm3d(image, sigma_psd=sigma)
 
 
-def _bm3d_psd(module, psd: np.ndarray, image: np.ndarray, sigma: float | None) -> np.ndarray:
+def _bm3d_psd(module, image: np.ndarray, psd: np.ndarray) -> np.ndarray:
+    psd = np.asarray(psd, dtype=np.float64)
     if psd.shape != image.shape:
         raise ValueError(f"bm3d: the noise PSD has shape {psd.shape}, the image {image.shape}; they must match")
     return module.bm3d(image, sigma_psd=psd)
@@ -125,7 +147,7 @@ def _bm3d_module():
     return module
 
 
-def make_baseline(name: str, sigma: float | None = None, psd: np.ndarray | None = None) -> Method:
+def make_baseline(name: str, sigma: float | None = None, psd: np.ndarray | None = None) -> Baseline:
     """A classical denoiser by name (one of :data:`BASELINES`).
 
     Parameters
@@ -144,10 +166,11 @@ def make_baseline(name: str, sigma: float | None = None, psd: np.ndarray | None 
         raise ValueError(f"sigma must be >= 0 (or None to estimate it); got {sigma!r}")
     if psd is not None and name != "bm3d":
         raise ValueError(f"only bm3d takes a noise PSD, not {name}")
-    if name == "bm3d" and psd is not None:
-        fn: Denoiser = partial(_bm3d_psd, _bm3d_module(), np.asarray(psd, dtype=np.float64))
-    elif name == "bm3d":
-        fn = _with_sigma(partial(_bm3d, _bm3d_module()))
+    psd_fn: PsdFn | None = None
+    if name == "bm3d":
+        module = _bm3d_module()
+        fn: SigmaFn = _with_sigma(partial(_bm3d, module))
+        psd_fn = partial(_bm3d_psd, module)
     elif name == "nlm":
         fn = _with_sigma(_nlm)
     elif name == "tv":
@@ -158,4 +181,7 @@ def make_baseline(name: str, sigma: float | None = None, psd: np.ndarray | None 
         fn = _median
     else:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    return Method(name=name, fn=fn, sigma=None if sigma is None else float(sigma))
+    return Baseline(
+        name=name, fn=fn, sigma=None if sigma is None else float(sigma), psd_fn=psd_fn, psd=psd,
+        takes=TAKES.get(name, ()),
+    )

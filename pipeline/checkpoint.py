@@ -4,8 +4,10 @@ A checkpoint is a dict that ``torch.load(weights_only=True)`` can read (tensors,
 strings, lists and dicts only):
 
 ``format_version``
-    :data:`FORMAT_VERSION`; files written before the key existed count as version 1 and
-    load the same way.
+    :data:`FORMAT_VERSION`. Files written before the key existed count as version 1 and
+    are upgraded when read: their config's ``evaluate.tile_size``/``tile_overlap`` become
+    the ``inference`` section (``evaluate.batch_size`` counted images, not tiles, and is
+    dropped).
 ``model_state``, ``config``, ``version``, ``epoch``
     the weights, the resolved config they were trained with (a dict), the package version
     and the epochs trained.
@@ -18,6 +20,7 @@ anything else, e.g. ``provenance``
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.config import Config, ModelConfig, config_from_dict
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, library_detail
 from pipeline.models import build_model
 from pipeline.records import replacing
 
@@ -75,9 +78,13 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
     if not path.is_file():
         raise PipelineError(f"{what}: checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PipelineError(f"{what}: {path} is not a readable checkpoint of this tool ({err})") from None
+        raise PipelineError(
+            f"{what}: {path} is not a readable checkpoint of this tool ({library_detail(err, 160)})"
+        ) from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
         raise PipelineError(f"{what}: {path} is not a checkpoint of this tool (no model_state/config)")
     version = ckpt.get("format_version", 1)
@@ -86,12 +93,27 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
             f"{what}: {path} has checkpoint format {version}, newer than this version reads "
             f"({FORMAT_VERSION}); upgrade denoise-pipeline"
         )
-    return ckpt
+    return _upgrade(ckpt) if version < FORMAT_VERSION else ckpt
+
+
+def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 checkpoint in the current layout (its config's tile settings moved to ``inference``)."""
+    config = dict(ckpt["config"])
+    evaluate = dict(config.get("evaluate") or {})
+    inference = dict(config.get("inference") or {})
+    if "tile_size" in evaluate:
+        inference["tile_size"] = evaluate.pop("tile_size")
+    if "tile_overlap" in evaluate:
+        inference["overlap"] = evaluate.pop("tile_overlap")
+    evaluate.pop("batch_size", None)
+    config["evaluate"], config["inference"] = evaluate, inference
+    return {**ckpt, "config": config, "format_version": FORMAT_VERSION}
 
 
 def checkpoint_model_config(ckpt: dict[str, Any]) -> ModelConfig | None:
     """The model section a checkpoint was trained with (defaults filled in), or None."""
-    raw = ckpt.get("config", {}).get("model") if isinstance(ckpt, dict) else None
+    config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    raw = config.get("model") if isinstance(config, dict) else None
     try:
         return ModelConfig(**raw) if isinstance(raw, dict) else None
     except ValueError:
@@ -143,9 +165,25 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     """Build the network of a checkpoint (file, run folder, or None for the shipped model) with its weights."""
     ckpt_file = checkpoint_path(path)
     ckpt = read_checkpoint(ckpt_file)
+    if not isinstance(ckpt["config"], dict):
+        raise PipelineError(f"{ckpt_file} is not a checkpoint of this tool (its config is not a mapping)")
     config = config_from_dict(ckpt["config"], origin=f"config inside {ckpt_file}")
     model = build_model(config.model)
-    model.load_state_dict(ckpt["model_state"])
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except Exception as err:  # noqa: BLE001 - missing, extra or misshapen tensors
+        raise PipelineError(
+            f"{ckpt_file}: its weights do not fit its {config.model.name} model section (a damaged "
+            f"checkpoint, or one of another architecture): {library_detail(err, 120)}"
+        ) from None
+    _check_finite_weights(model, ckpt_file)
     model.eval().to(device)
     meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state", "scheduler_state")}
     return LoadedModel(model, config, ckpt_file, meta)
+
+
+def _check_finite_weights(model: nn.Module, path: Path) -> None:
+    """PipelineError when a weight is NaN or infinite (the outputs would be NaN: black images)."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PipelineError(f"{path}: weight {name} holds NaN or infinite values; the checkpoint is unusable")

@@ -1,29 +1,46 @@
 """The `denoise` command: a thin layer over the Python API (no logic of its own).
 
-Errors a user can cause end in one line on stderr and exit status 2, never a traceback.
+Errors a user can cause end in one line on stderr and exit status 2, never a traceback;
+any other error is a bug and ends in one line and exit status 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
+from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import describe_defaults, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
+from pipeline.logs import setup_logging, verbosity_level
 from pipeline.runner import compare, format_summary, run
 
+RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
 
-def _add_config_args(p: argparse.ArgumentParser, config_required: bool) -> None:
+
+def _add_config_args(p: argparse.ArgumentParser, config_required: bool, example: str = "train.epochs=5") -> None:
     p.add_argument("config", nargs=None if config_required else "?", type=Path, help="YAML config file (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.epochs=5 (repeatable)")
+                   help=f"override a config field, e.g. --set {example} (repeatable)")
+
+
+def _baseline_names(text: str) -> list[str]:
+    """The names of a comma-separated --baselines value; an unknown one is a user error."""
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        raise PipelineError(
+            f"--baselines: unknown baseline {', '.join(map(repr, unknown))}; choose from {', '.join(BASELINES)}"
+        )
+    return names
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -37,13 +54,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.config is None and args.data is None:
+        raise PipelineError(
+            "evaluate needs clean test images: --data FOLDER (every image in it gets synthetic noise), "
+            "or a CONFIG whose data section names them (e.g. configs/cxr_quick.yaml)"
+        )
+    if args.data is not None and not args.data.exists():
+        raise PipelineError(f"--data {args.data}: no such folder or file (give a folder of clean images)")
     overrides = ["run.stages=[evaluate, report]", *args.overrides]
     if args.config is None:
         overrides.insert(0, "run.name=evaluate")
     if args.data is not None:
         overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
     if args.baselines:
-        overrides.append(f"evaluate.baselines=[{args.baselines}]")
+        overrides.append(f"evaluate.baselines=[{', '.join(_baseline_names(args.baselines))}]")
     cfg = load_config(args.config, overrides)
     models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
     cfg.evaluate.models = models
@@ -54,8 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    baselines = _baseline_names(args.baselines) if args.baselines is not None else None
     configs = [load_config(path, args.overrides) for path in args.configs]
-    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()] if args.baselines is not None else None
     result = compare(configs, list(args.model), baselines)
     print(format_summary(result.summary))
     print(f"report: {result.report}")
@@ -80,7 +104,8 @@ def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
     parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+                        "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
@@ -115,24 +140,53 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _verbosity_options(default: object) -> argparse.ArgumentParser:
+    """``-q``/``-v``, accepted before and after the command name."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("-q", "--quiet", action="count", default=default, help="fewer messages: warnings only (-qq: errors only)")
+    options.add_argument("-v", "--verbose", action="count", default=default, help="more messages (debug details)")
+    return options
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "monai-bundle":
+        from pipeline.bundle import write_bundle
+
+        result = write_bundle(args.model, args.output)
+    else:
+        from pipeline.export import export_model
+
+        result = export_model(args.model, args.format, args.output)
+    print(result.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.")
+    parser = argparse.ArgumentParser(
+        prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
+        parents=[_verbosity_options(0)],
+    )
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    verbosity = [_verbosity_options(argparse.SUPPRESS)]  # after the command, not overwriting the values before it
 
-    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)")
+    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)", parents=verbosity,
+                       description=f"Run the stages a config lists (train, evaluate, report); {RUNS_WHERE}.")
     _add_config_args(p, config_required=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise")
-    _add_config_args(p, config_required=False)
-    p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them)")
+    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity,
+                       description="Add seeded synthetic noise to clean images and score models and baselines on them; "
+                       f"needs --data or a CONFIG. The noise is the config's (default Gaussian sigma 0.5); {RUNS_WHERE}.")
+    _add_config_args(p, config_required=False, example="noise.sigma=0.098")
+    p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them); replaces the config's data")
     p.add_argument("--model", action="append", default=[], type=Path,
                    help="checkpoint or run folder (repeatable); default: the shipped radiograph model")
     p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images")
+    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images", parents=verbosity,
+                       description=f"Train several configs, then compare them with baselines on the first one's test images; {RUNS_WHERE}.")
     p.add_argument("configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field in every config, e.g. --set train.epochs=5")
@@ -140,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("apply", help="denoise every image under a folder into another folder")
+    p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
@@ -150,31 +204,96 @@ def build_parser() -> argparse.ArgumentParser:
     add_adapt_arguments(p)
     p.set_defaults(func=adapt_from_args)
 
-    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums")
-    p.add_argument("name", choices=["mnist", "openi"])
+    p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
+    p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")
+    p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
+    p.add_argument("name", choices=["mnist", "openi"],
+                   help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)")
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
     p.add_argument("--url", help="base URL of a mirror (default: the public source)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="print nothing but errors and the final line")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved")
+    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved", parents=verbosity)
     _add_config_args(p, config_required=False)
-    p.add_argument("--defaults", action="store_true", help="print every field with its default and description")
+    p.add_argument("--defaults", action="store_true",
+                   help="print every field with its default, its allowed values and description")
     p.set_defaults(func=cmd_config)
     return parser
 
 
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message for an error the user or the environment caused, else None."""
+    from pipeline.errors import path_text, short_text
+
+    if isinstance(err, PipelineError):
+        return str(err)
+    if isinstance(err, OSError) and err.strerror:  # disk full, read-only, a file as a folder...
+        where = f"{path_text(err.filename)}: " if err.filename is not None else ""
+        return f"{where}{err.strerror}; check the path, its permissions and free space"
+    if isinstance(err, MemoryError):
+        return "out of memory; process fewer or smaller images at a time (e.g. a smaller --tile-size)"
+    if isinstance(err, RecursionError):
+        return short_text(f"input nested too deeply ({err})")
+    return None
+
+
+class _WarningPrinter:
+    """Show each distinct warning once as one ``warning: ...`` line on stderr.
+
+    No source line; printed through tqdm, so a progress bar on the terminal is redrawn
+    below the message instead of being broken by it.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message)
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
+    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(verbosity_level(args.quiet, args.verbose))
+    shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
     try:
         return int(args.func(args) or 0)
-    except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - one line instead of a traceback
+        from pipeline.errors import short_text
+
+        message = _user_error(err)
+        if message is not None:
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        if os.environ.get("DENOISE_DEBUG"):
+            raise
+        print(f"error: internal error ({short_text(f'{type(err).__name__}: {err}', 200)}); this is "
+              "a bug: please report it with the command (DENOISE_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 3
+    finally:
+        warnings.showwarning = shown_before
 
 
 if __name__ == "__main__":

@@ -7,29 +7,52 @@ key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, short_text
+
+#: A config file larger than this (bytes) is refused unread: real configs are a few KB.
+MAX_CONFIG_BYTES = 1 << 20
+#: Most values (counted through every alias) and deepest nesting a config may have; a
+#: YAML alias bomb or a deeply nested file is refused at once instead of exhausting memory.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 32
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
+    """Base of every config section: unknown keys are errors, assignments are validated,
+    floats must be finite (``.inf`` and ``.nan`` are refused)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
     name: str = Field("run", description="Name of the run; the run folder is <output_dir>/<name>/<timestamp>.")
-    seed: int = Field(0, description="One seed for data order, noise and initialisation.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="One seed for data order, noise and initialisation (0 to 2**32-1).")
     output_dir: Path = Field(Path("runs"), description="Folder under which run folders are made.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train and denoise; auto picks cuda when present.")
     stages: list[Literal["train", "evaluate", "report"]] = Field(
         ["train", "evaluate", "report"], description="Stages to run, in order."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (None: torch's default).")
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, name: str) -> str:
+        """The run name is one folder name, so the run folder stays inside output_dir."""
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or len(name) > 200:
+            raise ValueError("must be one folder name (no '/', '\\', '..' or NUL; 1-200 characters)")
+        return name
+
+
+class GroupsConfig(Section):
+    csv: Path | None = Field(None, description="Metadata CSV mapping image files to patients (None: only DICOM PatientID and group_pattern).")
+    file_column: str = Field("filename", description="CSV column with the image's file name.")
+    group_column: str = Field("patientid", description="CSV column with the patient (group) id.")
+    dicom_patient_id: bool = Field(True, description="Group DICOM files by their PatientID tag when the CSV does not list them.")
 
 
 class DataConfig(Section):
@@ -51,6 +74,12 @@ class DataConfig(Section):
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
     group_pattern: str | None = Field(
         None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
+    )
+    groups: GroupsConfig | None = Field(
+        None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
+    )
+    test_also_from_root: bool = Field(
+        False, description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise."
     )
     frontal_only: bool = Field(False, description="OpenI: keep frontal views only (from the DICOM header or report).")
     strict: bool = Field(False, description="Folder: stop at the first unreadable file instead of skipping it.")
@@ -236,13 +265,13 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
-    tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    tile_overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles.")
-    batch_size: int = Field(64, ge=1, description="Images per batch at inference.")
 
 
 class InferenceConfig(Section):
     """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+
+    Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
+    has the same settings as options).
 
     Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
     overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
@@ -270,6 +299,7 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -287,7 +317,7 @@ def _format_errors(err: ValidationError, origin: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)")
         else:
-            lines.append(f"  {path}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  {path}: {e['msg']} (got {short_text(repr(e.get('input')), 80)})")
     return "\n".join(lines)
 
 
@@ -295,7 +325,7 @@ def _parse_value(text: str) -> Any:
     """Parse an override's value as YAML (numbers, booleans, lists), else keep the string."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -316,8 +346,29 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def _check_size(raw: Any, origin: str) -> None:
+    """ConfigError when `raw` nests deeper than MAX_CONFIG_DEPTH or holds (counting every
+    alias each time it is used) more than MAX_CONFIG_VALUES values."""
+    budget = MAX_CONFIG_VALUES
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(f"{origin}: too many values (over {MAX_CONFIG_VALUES:,}, counting "
+                              "YAML aliases each time they are used); a config is a few dozen fields")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{origin}: nested deeper than {MAX_CONFIG_DEPTH} levels; a config has "
+                              "sections of fields, a few levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for pair in node.items() for v in pair)
+        elif isinstance(node, (list, tuple, set)):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def config_from_dict(raw: dict[str, Any], origin: str = "config") -> Config:
     """Validate a raw dictionary; errors name the key path and what is allowed."""
+    _check_size(raw, origin)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -334,12 +385,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = Path(path)
         origin = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        loaded = _read_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -349,13 +395,45 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(raw, origin)
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})")
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {path} is UTF-16 text; save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {short_text(str(err))}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply to be a config") from None
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config (every field, seed included) as YAML."""
     Path(path).write_text(cfg.to_yaml())
 
 
+def _allowed_values(annotation: Any) -> list[Any]:
+    """The values a field admits when its type is (a list or optional of) a Literal, else []."""
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    return [v for arg in get_args(annotation) for v in _allowed_values(arg)]
+
+
 def describe_defaults() -> str:
-    """Every field with its default and description, for `denoise config --defaults`."""
+    """Every field with its default, allowed values and description, for `denoise config --defaults`."""
     lines: list[str] = []
     for section_name, section_field in Config.model_fields.items():
         section_cls = section_field.default_factory  # type: ignore[assignment]
@@ -366,5 +444,8 @@ def describe_defaults() -> str:
                 default = default.model_dump(mode="json")
             if isinstance(default, Path):
                 default = str(default)
-            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}")
+            allowed = _allowed_values(f.annotation)
+            words = "Any of" if get_origin(f.annotation) is list else "One of"
+            choices = f" {words}: {', '.join(map(str, allowed))}." if allowed else ""
+            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}{choices}")
     return "\n".join(lines)

@@ -18,6 +18,10 @@ class ImageReadError(PipelineError):
     """A file could not be read as an image; the message names the file and the reason."""
 
 
+class ImageWriteError(PipelineError):
+    """An image could not be encoded in the chosen format; the message names the output."""
+
+
 class MissingDependencyError(PipelineError):
     """An optional package is needed; the message names the package to install."""
 
@@ -33,3 +37,45 @@ def require(module: str, package: str, purpose: str):
             f"{purpose} needs the Python package '{package}': install it with "
             f"`pip install {package}`"
         ) from exc
+
+
+#: Longest failure reason recorded (characters); longer texts are cut with an ellipsis.
+MAX_REASON_CHARS = 300
+
+
+def path_text(path: object) -> str:
+    """`path` as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes.
+
+    File names are bytes on POSIX; Python keeps undecodable ones as lone surrogates,
+    which cannot be written to a UTF-8 file or terminal.
+    """
+    import os
+
+    raw = os.fsencode(path) if not isinstance(path, bytes) else path
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def path_from_text(text: str) -> str:
+    """Inverse of :func:`path_text`: ``\\xNN`` escapes back to the bytes of the name."""
+    import os
+    import re
+
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8", "surrogateescape"))
+    return os.fsdecode(raw)
+
+
+def short_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """One printable line of at most `limit` characters (control bytes escaped, cut with '...')."""
+    line = " ".join(path_text(text.encode("utf-8", "surrogateescape")).split())
+    line = "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def library_detail(exc: BaseException, limit: int = 120) -> str:
+    """A short description of a third-party library's exception, for an error message.
+
+    Only the exception's type and the first line of its message, cut to `limit`
+    characters: libraries may quote whole header fields or raw bytes.
+    """
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return short_text(f"{type(exc).__name__}: {first}" if first else type(exc).__name__, limit)

@@ -1,8 +1,10 @@
 """Evaluation: every method on the same clean images and the same seeded noise.
 
-A method is a function from a noisy float32 (H, W) image in [0, 1] to its denoised version:
-a trained model (:class:`pipeline.denoise.ModelDenoiser`) or a classical baseline
-(:mod:`pipeline.baselines`). Pixels are normalised by each image's real range (e.g. 4095
+A method is a :class:`~pipeline.denoiser.Denoiser`: a trained model
+(:class:`pipeline.inference.ModelDenoiser`), a classical baseline
+(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is
+known about the noise (its power spectrum for correlated noise, else its true std) and uses
+what it takes; the rows record what it was given (``noise_given``). Pixels are normalised by each image's real range (e.g. 4095
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
 Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
@@ -20,14 +22,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.baselines import make_baseline
+from pipeline.denoiser import Denoiser, noise_given
 from pipeline.image import ScanImage
-from pipeline.metrics import psnr, ssim
+from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
 from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, write_csv
 
-#: Baselines that are given the noise's true standard deviation (others estimate it).
-SIGMA_GIVEN = ("bm3d", "tv")
 #: The first columns of ``metrics.csv`` (extra keys of a row follow them).
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
@@ -54,99 +54,116 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
         {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
         for row in read_csv(path)
     ]
-#: Baselines given the noise power spectrum instead when the noise model has one (correlated noise).
-PSD_GIVEN = ("bm3d",)
-
-
-@dataclass
-class Method:
-    """A named denoiser. ``fn(noisy, sigma)`` gets the noise's true std (baselines may use it).
-
-    ``psd_fn(noisy, psd)``, when set, is used instead for noise models that have a power
-    spectrum (``noise.psd``, e.g. correlated X-ray noise); rows record which one ran.
-    """
-
-    name: str
-    fn: Callable[[np.ndarray, float], np.ndarray]
-    kind: str = "model"  # "input", "model" or "baseline"
-    psd_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-
-
-def noisy_input_method() -> Method:
-    """The noisy image itself, as the reference row every table starts from."""
-    return Method("noisy", lambda noisy, sigma: noisy, "input")
-
-
-def baseline_method(name: str) -> Method:
-    """A classical baseline by name (bm3d, nlm, tv, wavelet, median)."""
-    make_baseline(name, 0.1)  # fail early on unknown names or a missing package
-    if name in SIGMA_GIVEN:
-        psd_fn = (lambda noisy, psd: make_baseline(name, psd=psd)(noisy)) if name in PSD_GIVEN else None
-        return Method(name, lambda noisy, sigma: make_baseline(name, sigma)(noisy), "baseline", psd_fn)
-    fn = make_baseline(name, None)
-    return Method(name, lambda noisy, sigma: fn(noisy), "baseline")
-
-
-def model_method(name: str, denoiser: Callable[[np.ndarray], np.ndarray]) -> Method:
-    return Method(name, lambda noisy, sigma: denoiser(noisy), "model")
-
-
 @dataclass
 class EvalResult:
     """Metric rows (one per image and method) and a few examples for the figures."""
 
     rows: list[dict[str, Any]]
     examples: list[dict[str, Any]] = field(default_factory=list)
-    methods: list[Method] = field(default_factory=list)
+    methods: list[Denoiser] = field(default_factory=list)
+
+
+#: Images noised together and given to a model as batches (its own batch size), so that its
+#: time per image is what it costs in use rather than one forward pass per image. A chunk
+#: holds at most this many images and this many pixels.
+CHUNK_IMAGES = 64
+CHUNK_PIXELS = 16_000_000
+
+
+def _chunks(images: list[ScanImage]) -> list[range]:
+    """Consecutive index ranges of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one image)."""
+    chunks, start, pixels = [], 0, 0
+    for index, img in enumerate(images):
+        if index > start and (index - start == CHUNK_IMAGES or pixels + img.pixels.size > CHUNK_PIXELS):
+            chunks.append(range(start, index))
+            start, pixels = index, 0
+        pixels += img.pixels.size
+    if start < len(images):
+        chunks.append(range(start, len(images)))
+    return chunks
+
+
+def _batch_function(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
+    """The method's ``denoise_many`` (a model's batched inference) when it takes no noise facts."""
+    inner = getattr(method, "inner", method)  # a Renamed model
+    many = getattr(inner, "denoise_many", None)
+    return many if many is not None and not method.takes else None
+
+
+def _batched_outputs(
+    methods: list[Denoiser], noisy: dict[int, np.ndarray], wanted: Callable[[int, str], bool]
+) -> dict[tuple[int, str], tuple[np.ndarray, float]]:
+    """(output, seconds per image) of each batchable method on the chunk's images it still needs."""
+    results: dict[tuple[int, str], tuple[np.ndarray, float]] = {}
+    for method in methods:
+        many = _batch_function(method)
+        todo = [i for i in noisy if wanted(i, method.name)]
+        if many is None or not todo:
+            continue
+        t0 = time.perf_counter()
+        outputs = many([noisy[i] for i in todo])
+        per_image = (time.perf_counter() - t0) / len(todo)
+        for i, out in zip(todo, outputs):
+            results[(i, method.name)] = (out, per_image)
+    return results
 
 
 def evaluate(
-    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Method], out_dir: Path,
+    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
-    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come."""
+    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come.
+
+    Models run on batches of a chunk of images (:data:`CHUNK_IMAGES`), each image's
+    ``seconds`` being the batch's time divided by its images; the other methods run one
+    image at a time.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "metrics.csv"
     done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
-    for index, (img, name) in enumerate(tqdm(list(zip(images, names)), desc="evaluate", disable=not progress)):
-        clean = img.pixels
-        noisy = noise(clean, noise_rng(seed, "test", 0, index))
-        sigma = noise.std(clean)
-        psd = _noise_psd(noise, clean, methods)
-        keep = index < n_examples
-        example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
-        for method in methods:
-            if (name, method.name) in done and not keep:
-                continue
-            given = noise_given(method, psd is not None)
-            t0 = time.perf_counter()
-            raw = method.psd_fn(noisy, psd) if given == "psd" else method.fn(noisy, sigma)  # type: ignore[misc]
-            out = np.clip(raw, 0.0, 1.0).astype(np.float32)
-            seconds = time.perf_counter() - t0
-            if method.kind != "input":
-                example["outputs"][method.name] = out
-            if (name, method.name) in done:
-                continue
-            row = {
-                "image": name, "method": method.name, "kind": method.kind,
-                "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
-            }
-            append_metrics_row(row, csv_path)
-        if keep:
-            examples.append(example)
+
+    def wanted(index: int, method: str) -> bool:
+        return (names[index], method) not in done or index < n_examples
+
+    with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
+        for chunk in _chunks(images):
+            noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in chunk}
+            batched = _batched_outputs(methods, noisy_of, wanted)
+            for index in chunk:
+                name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
+                sigma = noise.std(clean)
+                psd = _noise_psd(noise, clean, methods)
+                detail = detail_highpass(clean)
+                keep = index < n_examples
+                example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
+                for method in methods:
+                    if not wanted(index, method.name):
+                        continue
+                    given = noise_given(method, psd is not None)
+                    if (index, method.name) in batched:
+                        raw, seconds = batched[(index, method.name)]
+                    else:
+                        t0 = time.perf_counter()
+                        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+                        seconds = time.perf_counter() - t0
+                    out = np.clip(raw, 0.0, 1.0).astype(np.float32)
+                    if method.kind != "input":
+                        example["outputs"][method.name] = out
+                    if (name, method.name) in done:
+                        continue
+                    row = {
+                        "image": name, "method": method.name, "kind": method.kind,
+                        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+                        "detail_loss": detail_loss(clean, out, detail),
+                        "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
+                    }
+                    append_metrics_row(row, csv_path)
+                if keep:
+                    examples.append(example)
+                bar.update(1)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
-
-
-def noise_given(method: Method, has_psd: bool) -> str:
-    """What a method is told about the noise: "psd", "sigma" (its true std) or "" (nothing)."""
-    if method.kind != "baseline":
-        return ""
-    if has_psd and method.psd_fn is not None:
-        return "psd"
-    return "sigma" if method.name in SIGMA_GIVEN else ""
 
 
 def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -158,10 +175,10 @@ def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {name: "/".join(sorted(kinds)) for name, kinds in given.items()}
 
 
-def _noise_psd(noise: NoiseModel, clean: np.ndarray, methods: list[Method]) -> np.ndarray | None:
+def _noise_psd(noise: NoiseModel, clean: np.ndarray, methods: list[Denoiser]) -> np.ndarray | None:
     """The noise's power spectrum on this image when it has one and a method takes it."""
     psd = getattr(noise, "psd", None)
-    if psd is None or not any(m.psd_fn is not None for m in methods):
+    if psd is None or not any("psd" in m.takes for m in methods):
         return None
     return psd(clean, clean.shape)
 

@@ -28,6 +28,8 @@ import numpy as np
 
 #: Marks a temporary file beside its final name: ``.<name>.partial-<pid>``.
 PARTIAL_TAG = ".partial-"
+#: Largest CSV field read (characters): older versions could write very long failure reasons.
+MAX_FIELD_CHARS = 1 << 30
 
 Row = Mapping[str, Any]
 
@@ -127,7 +129,8 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))  # records of older versions
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     return list(csv.DictReader(io.StringIO(text, newline="")))

@@ -20,8 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.baselines import BASELINES
-from pipeline.image import center_crop
-from pipeline.metrics import paired_difference, psnr, summarize
+from pipeline.metrics import paired_difference, psnr, ssim, summarize
 
 NOISY = "noisy"
 FIGURE_DPI = 100
@@ -34,7 +33,7 @@ Table = tuple[list[str], list[list[str]]]
 # --------------------------------------------------------------------------- summaries
 
 
-def _number(value: Any) -> float:
+def as_float(value: Any) -> float:
     """A float, or NaN for None / empty / non-numeric values."""
     try:
         return float(value)
@@ -63,7 +62,7 @@ def _choose_reference(
     if candidates:
 
         def mean_psnr(method: str) -> float:
-            mean = summarize([_number(r.get("psnr")) for r in table[method].values()])["mean"]
+            mean = summarize([as_float(r.get("psnr")) for r in table[method].values()])["mean"]
             return mean if math.isfinite(mean) else -math.inf
 
         return max(candidates, key=mean_psnr), "best classical baseline by mean PSNR"
@@ -88,8 +87,10 @@ def summarize_methods(
 
     Returns
     -------
-    ``{"reference", "reference_rule", "methods": {name: {"n", "psnr", "ssim",
-    "seconds_per_image", "images_per_second", "vs_reference"}}}`` where ``psnr`` and
+    ``{"reference", "reference_rule", "methods": {name: {"n", "kind", "psnr", "ssim",
+    "seconds_per_image", "images_per_second", "vs_reference"}}}`` where ``kind`` is the rows'
+    ``kind`` (input, model, baseline; None when absent), the times are NaN for the noisy
+    input (nothing is computed), ``psnr`` and
     ``ssim`` are :func:`pipeline.metrics.summarize` dicts and ``vs_reference`` maps
     ``psnr``/``ssim`` to :func:`pipeline.metrics.paired_difference` of method minus
     reference over the images both have (None without a reference).
@@ -98,12 +99,15 @@ def summarize_methods(
     reference, rule = _choose_reference(table, reference_method, baselines)
     methods: dict[str, Any] = {}
     for method, by_image in table.items():
-        seconds = [s for s in (_number(r.get("seconds")) for r in by_image.values()) if s >= 0]
+        kind = next((str(r["kind"]) for r in by_image.values() if r.get("kind")), None)
+        timed = kind != "input" and method != NOISY  # the noisy input costs nothing to "compute"
+        seconds = [s for s in (as_float(r.get("seconds")) for r in by_image.values()) if s >= 0 and timed]
         total = sum(seconds)
         entry: dict[str, Any] = {
             "n": len(by_image),
-            "psnr": summarize([_number(r.get("psnr")) for r in by_image.values()]),
-            "ssim": summarize([_number(r.get("ssim")) for r in by_image.values()]),
+            "kind": kind,
+            "psnr": summarize([as_float(r.get("psnr")) for r in by_image.values()]),
+            "ssim": summarize([as_float(r.get("ssim")) for r in by_image.values()]),
             "seconds_per_image": total / len(seconds) if seconds else math.nan,
             "images_per_second": len(seconds) / total if total > 0 else math.nan,
             "vs_reference": None,
@@ -113,8 +117,8 @@ def summarize_methods(
             common = [image for image in by_image if image in ref]
             entry["vs_reference"] = {
                 key: paired_difference(
-                    [_number(by_image[i].get(key)) for i in common],
-                    [_number(ref[i].get(key)) for i in common],
+                    [as_float(by_image[i].get(key)) for i in common],
+                    [as_float(ref[i].get(key)) for i in common],
                 )
                 for key in ("psnr", "ssim")
             }
@@ -126,18 +130,18 @@ def summarize_methods(
 
 
 def _fmt(value: Any, digits: int, signed: bool = False) -> str:
-    x = _number(value)
+    x = as_float(value)
     if math.isnan(x):
         return "–"
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def _fmt_ci(stat: Mapping[str, Any] | None, digits: int, signed: bool = False) -> str:
+def format_ci(stat: Mapping[str, Any] | None, digits: int, signed: bool = False) -> str:
     """``mean [low, high]``, or the mean alone when the interval is undefined."""
     if not stat:
         return "–"
     mean = _fmt(stat.get("mean"), digits, signed)
-    if math.isnan(_number(stat.get("ci_low"))):
+    if math.isnan(as_float(stat.get("ci_low"))):
         return mean
     low, high = _fmt(stat["ci_low"], digits, signed), _fmt(stat["ci_high"], digits, signed)
     return f"{mean} [{low}, {high}]"
@@ -152,13 +156,44 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
     header.append("images/s")
     rows = []
     for method, e in summary["methods"].items():
-        row = [method, str(e["n"]), _fmt_ci(e["psnr"], 2), _fmt_ci(e["ssim"], 3)]
+        row = [method, str(e["n"]), format_ci(e["psnr"], 2), format_ci(e["ssim"], 3)]
         if ref:
             diff = e.get("vs_reference") or {}
-            row += [_fmt_ci(diff.get("psnr"), 2, True), _fmt_ci(diff.get("ssim"), 3, True)]
-        row.append(_fmt(e.get("images_per_second"), 2))
+            row += [format_ci(diff.get("psnr"), 2, True), format_ci(diff.get("ssim"), 3, True)]
+        row.append(_fmt(e.get("images_per_second"), 2))  # "–" for the noisy input
         rows.append(row)
     return header, rows
+
+
+#: What the method codes in the tables stand for (trained models: see :func:`describe_method`).
+METHOD_WORDS: dict[str, str] = {
+    NOISY: "the noisy input itself, not denoised (the starting point)",
+    "bm3d": "BM3D, block-matching and 3-D collaborative filtering (given the true noise level)",
+    "nlm": "non-local means (noise level estimated per image)",
+    "tv": "total-variation denoising, Chambolle's algorithm (given the true noise level)",
+    "wavelet": "wavelet soft thresholding, BayesShrink (noise level estimated per image)",
+    "median": "3×3 median filter",
+}
+MODEL_WORDS: dict[str, str] = {
+    "dense": "dense autoencoder",
+    "conv": "convolutional autoencoder",
+    "unet": "residual U-Net",
+    "dncnn": "DnCNN",
+}
+
+
+def describe_method(name: str) -> str:
+    """A method code in words: ``tv`` → total-variation denoising ...; ``unet:x`` → trained residual U-Net (x)."""
+    if name in METHOD_WORDS:
+        return METHOD_WORDS[name]
+    network, _, origin = name.partition(":")
+    words = MODEL_WORDS.get(network, network)
+    return f"trained {words}" + (f" ({origin})" if origin else "")
+
+
+def method_lines(methods: Iterable[str]) -> list[str]:
+    """``code: words`` for each method, for the text under a table."""
+    return [f"{name}: {describe_method(name)}" for name in methods]
 
 
 def _reference_line(summary: Mapping[str, Any]) -> str:
@@ -181,7 +216,7 @@ def markdown_table(table: Table) -> list[str]:
     return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
 
 
-def _write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequence[Table]) -> Path:
+def write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequence[Table]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [f"# {title}", "", *lines, ""]
@@ -198,8 +233,10 @@ def write_report_md(
     extra_lines: Sequence[str] = (),
 ) -> Path:
     """A short markdown report: the method table and any extra lines (setup, notes)."""
-    return _write_md(
-        path, title, [_reference_line(summary), "", *extra_lines], [summary_table(summary)]
+    methods = [f"- {line}" for line in method_lines(summary["methods"])]
+    return write_md(
+        path, title, [_reference_line(summary), "", *extra_lines, "", "Methods:", "", *methods],
+        [summary_table(summary)],
     )
 
 
@@ -224,34 +261,92 @@ def _show(ax: Any, image: np.ndarray | None, title: str = "", **kwargs: Any) -> 
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
     if image is None:
-        ax.set_frame_on(False)  # blank, but keeps a row label set with set_ylabel
+        ax.set_frame_on(False)
         return None
     kwargs = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0, "interpolation": "antialiased", **kwargs}
     return ax.imshow(image, **kwargs)
 
 
-def _crop_side(shape: tuple[int, ...], fraction: float) -> int:
-    """Side of the zoomed crop: `fraction` of the shorter side, at least 8 pixels."""
-    short = min(shape)
-    return min(short, max(8, round(short * fraction)))
+def _block_mean(image: np.ndarray, step: int) -> np.ndarray:
+    """Mean of each step x step block (the image cut to whole blocks)."""
+    if step <= 1:
+        return image.astype(np.float32)
+    h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    return image[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3), dtype=np.float32)
+
+
+def detail_crop(image: np.ndarray, side: int, margin: float = 0.08) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the square window with the most local detail.
+
+    Detail is the gradient magnitude (on a copy reduced to about 256 px), clipped at its
+    95th percentile so that a few strong edges (collimator borders, burned-in markers) do
+    not outweigh texture such as ribs and vessels, and averaged over the window. Windows
+    closer than ``margin`` (a fraction of the side) to the border are not considered when
+    the image leaves room for that. Give it the cleanest version of the image at hand: the
+    clean reference, else the denoised output.
+    """
+    h, w = image.shape
+    side = int(min(side, h, w))
+    step = max(1, min(h, w) // 256)
+    small = _block_mean(np.asarray(image, dtype=np.float32), step)
+    gy, gx = np.gradient(small)
+    detail = np.hypot(gx, gy)
+    detail = np.minimum(detail, np.percentile(detail, 95))
+    k = max(1, min(side // step, *small.shape))
+    sums = np.pad(detail.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    windows = sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]  # [i, j]: top-left (i, j)
+    rows, cols = windows.shape
+    mi, mj = int(margin * small.shape[0]), int(margin * small.shape[1])
+    if rows > 2 * mi and cols > 2 * mj:
+        windows = windows[mi : rows - mi, mj : cols - mj]
+    else:
+        mi = mj = 0
+    i, j = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    top, left = min((int(i) + mi) * step, h - side), min((int(j) + mj) * step, w - side)
+    return top, left, side
+
+
+#: Images smaller than this (on their short side) get no zoomed crop: they are shown whole.
+MIN_CROP_IMAGE = 96
+SMALL_IMAGE_PANEL_INCHES = 1.5
+
+
+def _outline(ax: Any, crop: tuple[int, int, int]) -> None:
+    from matplotlib.patches import Rectangle
+
+    top, left, side = crop
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor="#ffcc00", linewidth=1.2))
+
+
+def _example_label(text: str, width: int) -> str:
+    """An example's id on at most two lines of about ``width`` characters (middle elided)."""
+    if len(text) <= width:
+        return text
+    if len(text) <= 2 * width:
+        return text[:width] + "\n" + text[width:]
+    half = width - 1
+    return text[:half] + "…\n…" + text[-half:]
 
 
 def example_panel_figure(
     examples: Sequence[Mapping[str, Any]], path: str | Path, crop_fraction: float = 0.25
 ) -> Path:
-    """Example grid: one row per example, columns clean / noisy / each method.
+    """Example grid: for each example a row clean / noisy / each method, labelled with PSNR
+    and SSIM when there is a clean image; a zoomed crop on the most detailed part (outlined
+    on the full images; left out for images under :data:`MIN_CROP_IMAGE` px); and each
+    method's residual on a symmetric scale chosen from that example's residuals.
 
-    Two more rows show the first example: a central crop (``crop_fraction`` of the side)
-    and the residual of each column (minus clean when there is one, else minus noisy) on
-    one shared diverging scale. With a clean image, panels are labelled with their PSNR.
+    The residual is output minus clean when there is a clean image (the error left), else
+    input minus output (what the method removed).
 
     Parameters
     ----------
     examples : dicts ``{"image": id, "clean": array or None, "noisy": array,
         "outputs": {method: array}}``, arrays float (H, W) in [0, 1].
     path : PNG file to write.
+    crop_fraction : side of the zoomed crop as a fraction of the image's short side.
     """
     if not examples:
         raise ValueError("example_panel_figure needs at least one example")
@@ -260,71 +355,130 @@ def example_panel_figure(
     columns = (["clean"] if has_clean else []) + ["noisy"] + methods
 
     def image_of(ex: Mapping[str, Any], column: str) -> np.ndarray | None:
-        value = (
-            ex.get(column) if column in ("clean", "noisy") else ex.get("outputs", {}).get(column)
-        )
+        value = ex.get(column) if column in ("clean", "noisy") else ex.get("outputs", {}).get(column)
         return None if value is None else np.asarray(value, dtype=np.float32)
 
-    nrows, ncols = len(examples) + 2, len(columns)
-    fig = Figure(figsize=(PANEL_INCHES * ncols, PANEL_INCHES * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for r, ex in enumerate(examples):
+    def crop_of(ex: Mapping[str, Any]) -> tuple[int, int, int] | None:
+        reference = image_of(ex, "clean")
+        if reference is None:
+            outputs = [image_of(ex, m) for m in methods]
+            reference = next((o for o in outputs if o is not None), image_of(ex, "noisy"))
+        if min(reference.shape) < MIN_CROP_IMAGE:
+            return None
+        return detail_crop(reference, round(min(reference.shape) * crop_fraction))
+
+    crops = [crop_of(ex) for ex in examples]
+    row_counts = [3 if crop else 2 for crop in crops]
+    small = all(min(image_of(ex, "noisy").shape) < MIN_CROP_IMAGE for ex in examples)
+    inches = SMALL_IMAGE_PANEL_INCHES if small else PANEL_INCHES
+    ncols = len(columns)
+    label_height = 0.45
+    fig = Figure(
+        figsize=(inches * ncols + 1.2, sum(n * inches + label_height for n in row_counts)),
+        layout="constrained",
+    )
+    subfigs = fig.subfigures(len(examples), 1, squeeze=False,
+                             height_ratios=[n * inches + label_height for n in row_counts])[:, 0]
+    for ex, crop, nrows, sub in zip(examples, crops, row_counts, subfigs):
+        sub.suptitle(_example_label(str(ex.get("image", "")), 12 * ncols), fontsize=10,
+                     x=0.01, ha="left", fontweight="bold")
+        axes = sub.subplots(nrows, ncols, squeeze=False)
         clean = image_of(ex, "clean")
+        noisy = image_of(ex, "noisy")
+        residuals: dict[int, np.ndarray] = {}
         for c, column in enumerate(columns):
             img = image_of(ex, column)
-            _show(axes[r, c], img, column if r == 0 else "")
-            if img is not None and clean is not None and column != "clean":
-                axes[r, c].set_xlabel(f"{psnr(clean, img, data_range=1.0):.2f} dB", fontsize=8)
-        axes[r, 0].set_ylabel(str(ex.get("image", r)), fontsize=8)
-
-    first = examples[0]
-    base_name = "clean" if image_of(first, "clean") is not None else "noisy"
-    base = image_of(first, base_name)
-    crop_row, res_row = axes[-2], axes[-1]
-    residuals: dict[int, np.ndarray] = {}
-    for c, column in enumerate(columns):
-        img = image_of(first, column)
-        _show(crop_row[c], None if img is None else center_crop(img, _crop_side(img.shape, crop_fraction)))
-        if img is not None and column != base_name:
-            residuals[c] = img - base
-    crop_row[0].set_ylabel(f"{first.get('image', 0)}: crop", fontsize=8)
-    res_row[0].set_ylabel(f"minus {base_name}", fontsize=8)
-    limit = max([float(np.percentile(np.abs(r), 99.5)) for r in residuals.values()] + [1e-6])
-    shown = None
-    for c in range(ncols):
-        shown = _show(res_row[c], residuals.get(c), cmap="RdBu_r", vmin=-limit, vmax=limit) or shown
-    if shown is not None:
-        fig.colorbar(shown, ax=list(res_row), shrink=0.8, label="residual")
+            _show(axes[0, c], img, column)
+            if img is None:
+                continue
+            if clean is not None and column != "clean":
+                axes[0, c].set_xlabel(
+                    f"PSNR {psnr(clean, img, data_range=1.0):.2f} dB\nSSIM {ssim(clean, img, data_range=1.0):.3f}",
+                    fontsize=10,
+                )
+            if crop is not None:
+                _outline(axes[0, c], crop)
+                top, left, side = crop
+                _show(axes[1, c], img[top : top + side, left : left + side])
+            if column in methods:
+                residuals[c] = img - clean if clean is not None else noisy - img
+        res_axes = axes[-1]
+        if crop is not None:
+            axes[1, 0].set_ylabel(f"crop {crop[2]} px", fontsize=10)
+        words = "output − clean\n(error left)" if clean is not None else "input − output\n(removed)"
+        limit = max([float(np.percentile(np.abs(r), 99.5)) for r in residuals.values()] + [1e-6])
+        shown = None
+        for c in range(ncols):
+            shown = _show(res_axes[c], residuals.get(c), cmap="RdBu_r", vmin=-limit, vmax=limit) or shown
+        first_blank = next((c for c in range(ncols) if c not in residuals), None)
+        if first_blank is not None:
+            res_axes[first_blank].text(0.5, 0.5, words, ha="center", va="center", fontsize=10,
+                                       transform=res_axes[first_blank].transAxes)
+        if shown is not None:
+            sub.colorbar(shown, ax=list(res_axes), shrink=0.85, label=f"±{limit:.3g}")
     return save_figure(fig, path)
 
 
 def _values_by_method(rows: Iterable[Row], key: str) -> dict[str, list[float]]:
     values: dict[str, list[float]] = {}
     for row in rows:
-        x = _number(row.get(key))
+        x = as_float(row.get(key))
         values.setdefault(str(row["method"]), [])
         if math.isfinite(x):
             values[str(row["method"])].append(x)
     return values
 
 
+#: Below this many images per method, the distribution figure also shows each image's value.
+FEW_POINTS = 10
+
+
 def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
-    """Box plots of per-image PSNR and SSIM per method (non-finite values left out)."""
+    """Box plots of per-image PSNR and SSIM per method (non-finite values left out).
+
+    Boxes span the quartiles, the line is the median, the triangle the mean; methods with
+    fewer than :data:`FEW_POINTS` images also show every image as a dot (and then no
+    separate outlier circles).
+    """
+    from matplotlib.lines import Line2D
+
     rows = list(rows)
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    for ax, (key, label) in zip(fig.subplots(1, 2), [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]):
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
+    keys = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
+    few = any(0 < len(v) < FEW_POINTS for key, _ in keys for v in _values_by_method(rows, key).values())
+    for ax, (key, label) in zip(fig.subplots(1, 2), keys):
         values = _values_by_method(rows, key)
         names = list(values)
-        ax.boxplot([v or [math.nan] for v in values.values()], showmeans=True)
+        ax.boxplot(
+            [v or [math.nan] for v in values.values()], showmeans=True, showfliers=not few,
+            medianprops={"color": "tab:orange", "linewidth": 1.5},
+            meanprops={"marker": "^", "markerfacecolor": "tab:green", "markeredgecolor": "tab:green"},
+        )
+        for position, v in enumerate(values.values(), start=1):
+            if 0 < len(v) < FEW_POINTS:
+                offsets = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
+                ax.scatter(position + offsets, v, s=14, color="tab:blue", alpha=0.7, zorder=3)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
+    handles = [
+        Line2D([], [], color="tab:orange", linewidth=1.5, label="median"),
+        Line2D([], [], color="tab:green", marker="^", linestyle="none", label="mean"),
+        Line2D([], [], color="black", linewidth=0, marker="s", markerfacecolor="none", markersize=9,
+               label="box: middle half of the images"),
+    ]
+    if few:
+        handles.append(Line2D([], [], color="tab:blue", marker="o", linestyle="none", alpha=0.7, label="one image"))
+    else:
+        handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="none",
+                              label="outlier (beyond 1.5 box heights)"))
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
     return save_figure(fig, path)
 
 
 def _series(rows: Sequence[Row], key: str) -> tuple[list[float], list[float]]:
     """(epoch, value) pairs of a training-log column where both are finite."""
-    pairs = [(_number(r.get("epoch")), _number(r.get(key))) for r in rows]
+    pairs = [(as_float(r.get("epoch")), as_float(r.get(key))) for r in rows]
     kept = [(e, v) for e, v in pairs if math.isfinite(e) and math.isfinite(v)]
     return [e for e, _ in kept], [v for _, v in kept]
 
@@ -349,29 +503,22 @@ def loss_curve_figure(train_log_rows: Iterable[Row], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def noise_figure(manifest_rows: Iterable[Row], path: str | Path) -> Path:
-    """Estimated noise after versus before denoising, one point per image."""
-    before, after = _noise_pairs(manifest_rows)
-    fig = Figure(figsize=(4.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    ax.scatter(before, after, s=12, alpha=0.7)
-    top = max(before + after + [1e-3])
-    ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="no change")
-    ax.set(xlabel="estimated noise before", ylabel="estimated noise after", xlim=(0, top * 1.05))
-    ax.set_ylim(0, top * 1.05)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
 # --------------------------------------------------------------------------- HTML
 
 _STYLE = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
+* { box-sizing: border-box; }
+body { font-family: sans-serif; line-height: 1.4; margin: 1em auto; padding: 0 1em;
+       max-width: 1200px; color: #222; overflow-wrap: anywhere; }
+header p.meta { color: #444; margin: 0.2em 0 1.2em; }
+header p.meta span { margin-right: 1.2em; display: inline-block; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.9em; overflow-wrap: normal; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #eee; }
+dl.methods { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; font-size: 0.95em; }
+dl.methods dt { font-family: monospace; font-weight: bold; }
+dl.methods dd { margin: 0; }
 figure { margin: 1.5em 0; }
 img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
@@ -384,7 +531,34 @@ def _html_table(table: Table) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def html_header(title: str, facts: Mapping[str, str]) -> str:
+    """The page's title and a line of facts (date, commit, folder, ...)."""
+    items = "".join(
+        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in facts.items() if v
+    )
+    meta = f'<p class="meta">{items}</p>' if items else ""
+    return f"<header><h1>{html.escape(title)}</h1>{meta}</header>"
+
+
+def _html_methods(methods: Iterable[str]) -> str:
+    items = "".join(
+        f"<dt>{html.escape(name)}</dt><dd>{html.escape(describe_method(name))}</dd>" for name in methods
+    )
+    return f'<dl class="methods">{items}</dl>'
+
+
+def html_page(title: str, body: str, style: str = "", script: str = "") -> str:
+    """A whole self-contained page: viewport meta tag, inline style (and script), the body."""
+    tail = f"<script>{script}</script>" if script else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{style}</style></head>\n<body>\n"
+        f"{body}\n{tail}</body></html>\n"
+    )
 
 
 def _write_html(
@@ -394,11 +568,15 @@ def _write_html(
     tables: Sequence[Table],
     figures: Mapping[str, str | Path],
     notes: Sequence[str],
+    facts: Mapping[str, str] | None = None,
+    methods: Sequence[str] = (),
 ) -> Path:
     """One self-contained page: inline style, tables, figures as data URIs, notes."""
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts = [html_header(title, facts or {})]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines if line]
     parts += [_html_table(t) for t in tables]
+    if methods:
+        parts.append(_html_methods(methods))
     for caption, fig_path in figures.items():
         if not Path(fig_path).is_file():
             raise FileNotFoundError(f"figure {caption!r} not found: {fig_path}")
@@ -410,15 +588,10 @@ def _write_html(
         parts.append("<h2>Notes</h2><ul>")
         parts += [f"<li>{html.escape(n)}</li>" for n in notes]
         parts.append("</ul>")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
-    )
+    full_title = " · ".join([title, *(str(v) for k, v in (facts or {}).items() if k == "date" and v)])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    path.write_text(html_page(full_title, "\n".join(parts)), encoding="utf-8")
     return path
 
 
@@ -428,99 +601,19 @@ def write_report_html(
     summary: Mapping[str, Any] | None,
     figures: Mapping[str, str | Path],
     notes: Sequence[str] = (),
+    facts: Mapping[str, str] | None = None,
 ) -> Path:
-    """Self-contained HTML report: the method table, figures (keyed by caption), notes.
+    """Self-contained HTML report: a header (title and ``facts`` such as date, commit and
+    run folder), the method table with the method codes spelled out, figures (keyed by
+    caption), notes.
 
     Nothing is loaded from outside the file: the style is inline and every figure is a
     base64 PNG data URI, so it opens offline.
     """
     lines = [] if summary is None else [_reference_line(summary)]
     tables = [] if summary is None else [summary_table(summary)]
-    return _write_html(path, title, lines, tables, figures, notes)
-
-
-# --------------------------------------------------------------------------- real scans
-
-
-def _noise_pairs(manifest_rows: Iterable[Row]) -> tuple[list[float], list[float]]:
-    """(before, after) estimated noise of the rows where both are known."""
-    pairs = [(_number(r.get("noise_before")), _number(r.get("noise_after"))) for r in manifest_rows]
-    kept = [(b, a) for b, a in pairs if math.isfinite(b) and math.isfinite(a)]
-    return [b for b, _ in kept], [a for _, a in kept]
-
-
-def apply_table(manifest_rows: Iterable[Row]) -> Table:
-    """Per-image table of a ``denoise apply`` manifest: noise before/after, change, time."""
-    header = ["input", "output", "noise before", "noise after", "change", "seconds"]
-    rows = []
-    for r in manifest_rows:
-        before, after = _number(r.get("noise_before")), _number(r.get("noise_after"))
-        change = 100.0 * (after - before) / before if before > 0 else math.nan
-        rows.append(
-            [
-                Path(str(r.get("input", ""))).name,
-                Path(str(r.get("output") or "")).name or "–",
-                _fmt(before, 4),
-                _fmt(after, 4),
-                "–" if math.isnan(change) else f"{change:+.1f}%",
-                _fmt(r.get("seconds"), 2),
-            ]
-        )
-    return header, rows
-
-
-def _apply_lines(manifest_rows: Sequence[Row]) -> list[str]:
-    before, after = _noise_pairs(manifest_rows)
-    seconds = [s for s in (_number(r.get("seconds")) for r in manifest_rows) if math.isfinite(s)]
-    intro = (
-        f"{len(manifest_rows)} images; no clean reference, so noise is estimated "
-        "(wavelet MAD, in [0, 1] units) before and after denoising."
-    )
-    lines = [intro]
-    if before:
-        diff = paired_difference(after, before)
-        lines.append(
-            f"Mean estimated noise {np.mean(before):.4f} before, {np.mean(after):.4f} after; "
-            f"mean change {_fmt_ci(diff, 4, True)} (95% CI, {diff['n']} images)."
-        )
-    if seconds and sum(seconds) > 0:
-        lines.append(f"{sum(seconds):.1f} s in total, {len(seconds) / sum(seconds):.2f} images/s.")
-    return lines
-
-
-def write_apply_report(
-    manifest_rows: Iterable[Row],
-    examples: Sequence[Mapping[str, Any]],
-    out_dir: str | Path,
-    title: str = "Denoising of real scans",
-) -> dict[str, Path]:
-    """report.md and report.html for scans without a clean reference.
-
-    Parameters
-    ----------
-    manifest_rows : rows of the ``denoise apply`` manifest (``input``, ``output``,
-        ``noise_before``, ``noise_after``, ``seconds``, ...); values may be CSV strings.
-    examples : example dicts as for :func:`example_panel_figure` (``clean`` None); may be empty.
-    out_dir : folder for ``report.md``, ``report.html`` and ``figures/``.
-
-    Returns
-    -------
-    ``{"markdown", "html", and each figure written: "noise", "examples"}`` paths.
-    """
-    rows, out_dir = list(manifest_rows), Path(out_dir)
-    lines, table = _apply_lines(rows), apply_table(rows)
-    written: dict[str, Path] = {}
-    figures: dict[str, Path] = {}
-    if _noise_pairs(rows)[0]:
-        written["noise"] = noise_figure(rows, out_dir / "figures" / "noise_before_after.png")
-        figures["Estimated noise after versus before denoising"] = written["noise"]
-    if examples:
-        written["examples"] = example_panel_figure(examples, out_dir / "figures" / "examples.png")
-        figures["Examples: input, output; crop and residual (output minus input)"] = written[
-            "examples"
-        ]
-    written.update(write_page(out_dir, title, lines, [table], figures))
-    return written
+    methods = [] if summary is None else list(summary["methods"])
+    return _write_html(path, title, lines, tables, figures, notes, facts, methods)
 
 
 def write_page(
@@ -540,6 +633,6 @@ def write_page(
         f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})" for caption, path in figures.items()
     ]
     return {
-        "markdown": _write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),
+        "markdown": write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),
         "html": _write_html(out_dir / "report.html", title, lines, tables, figures, notes),
     }

@@ -8,8 +8,11 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,24 +28,21 @@ import torch
 
 import pipeline
 from pipeline import report
+from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
+from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
-from pipeline.evaluate import (
-    EvalResult,
-    Method,
-    baseline_method,
-    evaluate,
-    model_method,
-    noise_given_by_method,
-    noisy_input_method,
-)
+from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
+from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
 from pipeline.records import write_json
 from pipeline.train import train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,10 +55,25 @@ class RunResult:
     checkpoint: Path | None = None
 
 
+def source_commit() -> str | None:
+    """The git commit of the running code (``+dirty`` with uncommitted changes); None outside a checkout."""
+    root = str(Path(pipeline.__file__).resolve().parent.parent)
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
+
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def environment() -> dict[str, Any]:
     """Versions and hardware, saved beside every result."""
     return {
         "package": pipeline.__version__,
+        "commit": source_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "processor": platform.machine(),
@@ -97,20 +112,18 @@ def _shared_run_dir(cfg: Config) -> tuple[Path, bool]:
     return Path(holder[0]), info.is_main
 
 
-def build_methods(cfg: Config, trained: ModelDenoiser | None, device: torch.device) -> list[Method]:
+def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Denoiser]:
     """Noisy input, the trained model, further checkpoints, then the classical baselines."""
-    methods = [noisy_input_method()]
+    methods: list[Denoiser] = [NoisyInput()]
     if trained is not None:
-        methods.append(model_method(cfg.model.name, trained))
+        methods.append(trained)  # named after its architecture
     for path in cfg.evaluate.models:
-        denoiser, _ = denoiser_from_checkpoint(
-            path, str(device), cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size
-        )
-        name = denoiser.name
-        if any(m.name == name for m in methods):
-            name = f"{name}:{Path(path).name}"
-        methods.append(model_method(name, denoiser))
-    methods += [baseline_method(name) for name in cfg.evaluate.baselines]
+        denoiser, _ = denoiser_from_checkpoint(path, cfg.inference)
+        if any(m.name == denoiser.name for m in methods):
+            methods.append(Renamed(denoiser, f"{denoiser.name}:{Path(path).name}"))
+        else:
+            methods.append(denoiser)
+    methods += [make_baseline(name) for name in cfg.evaluate.baselines]
     return methods
 
 
@@ -129,7 +142,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
-        figures["Examples: clean / noisy / each method (zoomed crop and residual of the first)"] = report.example_panel_figure(
+        figures["Examples: clean / noisy / each method with PSNR and SSIM; a zoomed crop of the most detailed part (outlined); each method's error (output − clean) on a symmetric scale"] = report.example_panel_figure(
             result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
         )
     figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
@@ -150,7 +163,14 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
     html_path = run_dir / "report.html"
     if cfg.report.html:
-        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines)
+        env = json.loads((run_dir / "environment.json").read_text())
+        facts = {
+            "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+            "commit": env.get("commit") or "unknown (not a git checkout)",
+            "version": env.get("package", ""),
+            "run folder": str(run_dir),
+        }
+        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines, facts)
     return summary, html_path if cfg.report.html else run_dir / "report.md"
 
 
@@ -174,32 +194,41 @@ def run(cfg: Config) -> RunResult:
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
+        log.info(f"run folder: {run_dir}")
+        log.info(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
         write_failures_csv(splits.failures, run_dir / "failures.csv")
+    if is_main and splits.assignment:
+        write_split_csv(splits.assignment, run_dir / "split.csv")
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
     trained: ModelDenoiser | None = None
     train_log: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
+        if is_main:
+            log.info(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
         t0 = time.perf_counter()
         out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
         extra["training_seconds"] = time.perf_counter() - t0
         extra["epochs_run"] = len(out.log)
         train_log = out.log
         result.checkpoint = out.best
-        trained = ModelDenoiser(out.model, device, cfg.evaluate.tile_size, cfg.evaluate.tile_overlap, cfg.evaluate.batch_size, cfg.model.name)
+        trained = ModelDenoiser.from_settings(out.model, cfg.inference, device, cfg.model.name)
     if not is_main:
         return result
     if "evaluate" in cfg.run.stages:
         if not splits.test:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
-        methods = build_methods(cfg, trained, device)
+        methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
+        log.info(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+             f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({_noise_words(cfg)})")
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
+            log.info("writing the report (summary, figures, report.html)")
             result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
 

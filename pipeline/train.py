@@ -9,6 +9,7 @@ where an uninterrupted run would be, and ``torchrun`` workers see disjoint shard
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -23,8 +24,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_checkpoint, save_checkpoint
-from pipeline.config import Config, ModelConfig, TrainConfig
+from pipeline.checkpoint import (
+    build_checkpoint,
+    checkpoint_model_config,
+    read_checkpoint,
+    save_checkpoint,
+)
+from pipeline.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError
 from pipeline.inference import ModelDenoiser, pad_to_multiple, resolve_device
@@ -35,6 +41,8 @@ from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
 from pipeline.records import write_csv
 from pipeline.selfsupervised import Objective, make_objective, step_generator
+
+log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_psnr", "lr", "seconds", "samples_per_second")
 
@@ -140,12 +148,14 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def validate(model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, tile_size: int | None) -> tuple[float, float]:
+def validate(
+    model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, settings: InferenceConfig
+) -> tuple[float, float]:
     """Mean loss and mean PSNR (data range 1) of the model on fixed noisy validation images."""
     if not noisy:
         return float("nan"), float("nan")
     model.eval()
-    denoiser = ModelDenoiser(model, device, tile_size=tile_size, batch_size=64)
+    denoiser = ModelDenoiser.from_settings(model, settings, device)
     outputs = denoiser.denoise_many(noisy)
     losses = [float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None])) for o, c in zip(outputs, clean)]
     psnrs = [psnr(c, o, data_range=1.0) for o, c in zip(outputs, clean)]
@@ -198,7 +208,6 @@ def train(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = tc.amp and device.type == "cuda"
     multiple = int(getattr(model, "size_multiple", 1))
-    tile = cfg.evaluate.tile_size
     started = time.perf_counter()
     stopped_early = False
     for epoch in range(start_epoch, tc.epochs):
@@ -235,7 +244,7 @@ def train(
         val_loss = val_psnr = float("nan")
         if validated:
             if info.is_main:
-                val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, tile)
+                val_loss, val_psnr = validate(model, val_noisy, val_images, loss_fn, device, cfg.inference)
             val_psnr, val_loss = _broadcast(val_psnr, val_loss, device, info)
         seconds = time.perf_counter() - t0
         row = {
@@ -260,7 +269,7 @@ def train(
                 save_checkpoint(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
             val_words = f"val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else "not validated"
-            tqdm.write(f"epoch {epoch + 1}/{tc.epochs}: train loss {train_loss:.4f}, {val_words} ({seconds:.1f} s)")
+            log.info("epoch %d/%d: train loss %.4f, %s (%.1f s)", epoch + 1, tc.epochs, train_loss, val_words, seconds)
         if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
             stopped_early = True
             break

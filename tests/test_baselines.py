@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.baselines import BASELINES, Method, make_baseline
+from pipeline.baselines import BASELINES, Baseline, make_baseline
+from pipeline.denoiser import Denoiser
 from pipeline.errors import MissingDependencyError
 from pipeline.metrics import psnr
 
@@ -28,7 +29,7 @@ def test_names_match_the_config():
 def test_baseline_improves_psnr(name, sigma, noisy_pair):
     clean, noisy = noisy_pair
     method = make_baseline(name, sigma=sigma)
-    assert isinstance(method, Method) and method.name == name
+    assert isinstance(method, Baseline) and isinstance(method, Denoiser) and method.name == name
     out = method(noisy)
     assert out.shape == clean.shape and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() <= 1.0

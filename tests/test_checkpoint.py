@@ -57,3 +57,15 @@ def test_older_files_load_and_newer_ones_are_refused(tmp_path: Path) -> None:
         read_checkpoint(tmp_path / "other.pt")
     with pytest.raises(PipelineError, match="not found"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_version_1_tile_settings_move_to_the_inference_section(tmp_path: Path) -> None:
+    model, cfg = _tiny()
+    old = build_checkpoint(model, cfg)
+    del old["format_version"]
+    del old["config"]["inference"]
+    old["config"]["evaluate"].update(tile_size=256, tile_overlap=0.5, batch_size=64)
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_model(tmp_path / "v1.pt")
+    assert (loaded.config.inference.tile_size, loaded.config.inference.overlap) == (256, 0.5)
+    assert loaded.config.inference.batch_size == 4 and loaded.meta["format_version"] == FORMAT_VERSION

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
 from pipeline.checkpoint import load_model
+from pipeline.cli import main
 
 TINY = [
     "--set", "train.epochs=2", "--set", "data.max_train=400", "--set", "data.max_val=50",
@@ -143,3 +143,86 @@ def test_evaluate_a_folder_with_the_shipped_model(tmp_path, capsys) -> None:
     shipped = load_model(None).method_name  # e.g. "unet:cxr_shipped_refine"
     assert set(methods) == {"noisy", shipped, "tv"} and methods["noisy"]["n"] == 2
     assert methods[shipped]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 5
+
+
+def test_bare_evaluate_asks_for_data_instead_of_scoring_mnist(tmp_path) -> None:
+    assert_clean_error(run_cli("evaluate", "--set", f"run.output_dir={tmp_path}"), "--data FOLDER", "CONFIG")
+    assert not any(tmp_path.iterdir())
+
+
+def test_evaluate_missing_data_names_the_option(tmp_path) -> None:
+    assert_clean_error(run_cli("evaluate", "--data", str(tmp_path / "missing")), f"--data {tmp_path / 'missing'}", "no such folder")
+
+
+def test_unknown_baseline_is_named_with_the_allowed_ones(tmp_path) -> None:
+    proc = run_cli("evaluate", "--data", str(tmp_path), "--baselines", "nlm,bm4d")
+    assert_clean_error(proc, "unknown baseline 'bm4d'", "bm3d, nlm, tv, wavelet, median")
+    assert "evaluate.baselines.1" not in proc.stderr
+
+
+def test_help_says_where_runs_go_and_defaults_list_allowed_values() -> None:
+    assert "runs/<run.name>/<timestamp>/ under the current directory" in " ".join(run_cli("run", "--help").stdout.split())
+    assert "--set noise.sigma=0.098" in run_cli("evaluate", "--help").stdout
+    lines = run_cli("config", "--defaults").stdout.splitlines()
+    assert any(line.strip().startswith("optimizer:") and "One of: adadelta, adam, adamw." in line for line in lines)
+    assert any(line.strip().startswith("baselines:") and "Any of: bm3d, nlm, tv, wavelet, median." in line for line in lines)
+
+
+def test_warnings_print_once_as_one_line_without_source(capsys) -> None:
+    import warnings
+
+    from pipeline.cli import _WarningPrinter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _WarningPrinter()
+        for _ in range(3):
+            warnings.warn("a.dcm: no DICOM file meta information (old ACR-NEMA style file)", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "warning: a.dcm: no DICOM file meta information (old ACR-NEMA style file)\n"
+
+
+def _acr_nema_file(path: Path) -> Path:
+    """A small old-style DICOM file: no preamble, no file meta information."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.Modality = "Test^ACR", "1", "CR"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.3.4", "1.2.3.4.5", "1.2.3.4.5.6"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.Rows = ds.Columns = 64
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 10, 9, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = np.random.default_rng(0).integers(0, 1024, (64, 64)).astype("<u2").tobytes()
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    return path
+
+
+def test_acr_nema_warning_once_without_source_line_and_not_on_a_rerun(tmp_path, capsys) -> None:
+    src = tmp_path / "in" / "old"
+    src.mkdir(parents=True)
+    _acr_nema_file(src / "chest.dcm")
+    args = ["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "ACR-NEMA" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "chest.dcm" in lines[0], err
+    assert "warnings.warn" not in err and "UserWarning" not in err  # no source line
+    assert "ACR-NEMA" not in (tmp_path / "out" / "report.html").read_text()
+    assert main(args) == 0  # every file is finished: skipped, the report is written again
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_logged_warnings_print_as_one_warning_line(capsys, monkeypatch) -> None:
+    import logging
+
+    from pipeline import cli
+
+    def warn_twice(args) -> int:
+        for _ in range(2):
+            logging.getLogger("pipeline.apply.examples").warning("no view of %s in the report", "a.png")
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_config", warn_twice)  # build_parser looks it up when called
+    assert cli.main(["config"]) == 0
+    assert capsys.readouterr().err == "warning: no view of a.png in the report\n"

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from pipeline.baselines import make_baseline
+from pipeline.denoiser import NoisyInput
 from pipeline.evaluate import (
-    Method,
     append_metrics_row,
-    baseline_method,
     evaluate,
-    noisy_input_method,
     read_metrics_csv,
     write_metrics_csv,
 )
@@ -22,23 +23,33 @@ from pipeline.metrics import psnr, ssim
 from pipeline.noise import GaussianNoise
 
 
+@dataclass
+class Recorder:
+    """A test denoiser that records what it is given and returns its input."""
+
+    name: str
+    takes: tuple[str, ...] = ()
+    kind: str = "baseline"
+    calls: list[tuple[np.ndarray, dict]] = field(default_factory=list)
+
+    def __call__(self, image: np.ndarray, **noise) -> np.ndarray:
+        self.calls.append((image.copy(), noise))
+        return image
+
+
 def images(smooth_image: np.ndarray, n: int = 3) -> list[ScanImage]:
     return [ScanImage(np.roll(smooth_image, 7 * i, axis=1)) for i in range(n)]
 
 
 def test_every_method_sees_the_same_noisy_image(tmp_path, smooth_image) -> None:
-    seen: dict[str, list[np.ndarray]] = {"a": [], "b": []}
-
-    def recorder(key: str) -> Method:
-        return Method(key, lambda noisy, sigma: seen[key].append(noisy.copy()) or noisy)
-
-    evaluate(images(smooth_image), GaussianNoise(0.1), 0, [recorder("a"), recorder("b")], tmp_path, progress=False)
-    assert all(np.array_equal(x, y) for x, y in zip(seen["a"], seen["b"]))
-    assert not np.array_equal(seen["a"][0], seen["a"][1])
+    a, b = Recorder("a"), Recorder("b")
+    evaluate(images(smooth_image), GaussianNoise(0.1), 0, [a, b], tmp_path, progress=False)
+    assert all(np.array_equal(x, y) for (x, _), (y, _) in zip(a.calls, b.calls))
+    assert not np.array_equal(a.calls[0][0], a.calls[1][0])
 
 
 def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> None:
-    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [noisy_input_method(), baseline_method("tv")], tmp_path, progress=False)
+    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [NoisyInput(), make_baseline("tv")], tmp_path, progress=False)
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     assert len(rows) == 6 and len(result.examples) == 3
     by = {(r["image"], r["method"]): r for r in rows}
@@ -48,18 +59,33 @@ def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> Non
     assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
 
 
+@dataclass
+class BatchRecorder(Recorder):
+    """A test model that can take a batch; records the batch sizes it was given."""
+
+    batches: list[int] = field(default_factory=list)
+
+    def denoise_many(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        self.batches.append(len(batch))
+        return [image * 0.5 for image in batch]
+
+
+def test_models_run_on_batches_and_share_the_batch_time(tmp_path, smooth_image) -> None:
+    model = BatchRecorder("m", kind="model")
+    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [NoisyInput(), model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5] and model.calls == []  # one batch, never one image at a time
+    rows = [r for r in read_metrics_csv(tmp_path / "metrics.csv") if r["method"] == "m"]
+    assert len(rows) == 5 and len({r["seconds"] for r in rows}) == 1
+    evaluate(images(smooth_image, 7), GaussianNoise(0.1), 0, [model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5, 3], "a rerun batches the two new images and the example only"
+
+
 def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
-    calls = {"n": 0}
-
-    def counting(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        calls["n"] += 1
-        return noisy
-
-    methods = [Method("m", counting)]
-    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
-    assert calls["n"] == 2
-    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, methods, tmp_path, n_examples=0, progress=False)
-    assert calls["n"] == 4, "the two images already in metrics.csv must be skipped"
+    counting = Recorder("m", kind="model")
+    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    assert len(counting.calls) == 2
+    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    assert len(counting.calls) == 4, "the two images already in metrics.csv must be skipped"
     assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
 
 
@@ -133,24 +159,18 @@ def test_csv_new_column_widens_header(tmp_path):
     assert back[1]["sigma"] == 0.1
     write_metrics_csv(back, path)
     assert read_metrics_csv(path) == back
+
+
 def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smooth_image) -> None:
     from pipeline.evaluate import noise_given_by_method
     from pipeline.noise import XrayNoise
 
-    got: list[tuple[str, tuple[int, ...]]] = []
-
-    def by_sigma(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        got.append(("sigma", ()))
-        return noisy
-
-    def by_psd(noisy: np.ndarray, psd: np.ndarray) -> np.ndarray:
-        got.append(("psd", psd.shape))
-        return noisy
-
-    methods = [noisy_input_method(), Method("bm3d", by_sigma, "baseline", by_psd), baseline_method("tv")]
+    bm3d = Recorder("bm3d", takes=("psd", "sigma"))
+    methods = [NoisyInput(), bm3d, make_baseline("tv")]
     rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
-    assert got == [("psd", smooth_image.shape)] * 2
+    assert [(list(noise), noise["psd"].shape) for _, noise in bm3d.calls] == [(["psd"], smooth_image.shape)] * 2
     assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
-    got.clear()
+    assert all(-1 <= r["detail_loss"] <= 1 for r in rows)
+    bm3d.calls.clear()
     rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
-    assert got == [("sigma", ())] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"
+    assert [list(noise) for _, noise in bm3d.calls] == [["sigma"]] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"

@@ -11,11 +11,12 @@ import pytest
 
 from pipeline.records import write_json
 from pipeline.report import (
+    describe_method,
+    detail_crop,
     distribution_figure,
     example_panel_figure,
     loss_curve_figure,
     summarize_methods,
-    write_apply_report,
     write_report_html,
     write_report_md,
 )
@@ -144,40 +145,40 @@ def test_figures_and_html(tmp_path, rng):
     )
     text = page.read_text()
     assert "<table" in text and "<td>model</td>" in text and "Run &lt;1&gt;" in text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+    assert "<dt>tv</dt><dd>total-variation denoising" in text
     assert text.count("data:image/png;base64,") == 3
     assert "seed 0 &amp; sigma 0.5" in text
     _assert_self_contained(text)
 
 
-def test_apply_report(tmp_path, rng):
-    manifest = [
-        {
-            "input": "/scans/a.dcm",
-            "output": "/out/a.dcm",
-            "noise_before": "0.02",
-            "noise_after": "0.005",
-            "seconds": "1.5",
-        },
-        {
-            "input": "/scans/b.png",
-            "output": "/out/b.png",
-            "noise_before": "0.04",
-            "noise_after": "0.01",
-            "seconds": "0.5",
-        },
-        {
-            "input": "/scans/c.png",
-            "output": "",
-            "noise_before": "",
-            "noise_after": "",
-            "seconds": "",
-        },
-    ]
-    written = write_apply_report(manifest, _examples(rng, clean=False), tmp_path / "apply")
-    md = written["markdown"].read_text()
-    assert "| a.dcm | a.dcm | 0.0200 | 0.0050 | -75.0% | 1.50 |" in md
-    assert "| c.png | – | – | – | – | – |" in md
-    assert "![" in md and written["examples"].is_file() and written["noise"].is_file()
-    html = written["html"].read_text()
-    assert html.count("data:image/png;base64,") == 2 and "b.png" in html
-    _assert_self_contained(html)
+def test_detail_crop_lands_on_texture_not_on_flat_background_or_one_edge():
+    rng = np.random.default_rng(3)
+    image = np.full((400, 300), 0.2, np.float32)
+    image[:, 150:] = 0.9  # one strong straight edge (a collimator border)
+    image[250:330, 40:120] += 0.1 * rng.standard_normal((80, 80)).astype(np.float32)  # texture
+    top, left, side = detail_crop(image, 64)
+    assert side == 64
+    assert 250 - 16 <= top <= 330 - 48 and 40 - 16 <= left <= 120 - 48
+
+
+def test_detail_crop_keeps_inside_small_and_odd_images():
+    for shape in [(28, 28), (97, 301), (301, 97)]:
+        image = np.random.default_rng(0).random(shape).astype(np.float32)
+        top, left, side = detail_crop(image, 40)
+        assert side == min(40, *shape)
+        assert 0 <= top <= shape[0] - side and 0 <= left <= shape[1] - side
+
+
+def test_method_codes_in_words():
+    assert describe_method("nlm").startswith("non-local means")
+    assert describe_method("unet:cxr_shipped_refine") == "trained residual U-Net (cxr_shipped_refine)"
+    assert describe_method("mystery") == "trained mystery"
+
+
+def test_noisy_input_has_no_throughput(tmp_path):
+    rows = [{**r, "kind": "input" if r["method"] == "noisy" else "model", "seconds": 0.001} for r in _rows()]
+    summary = summarize_methods(rows)
+    assert math.isnan(summary["methods"]["noisy"]["images_per_second"])
+    assert summary["methods"]["model"]["images_per_second"] == pytest.approx(1000.0)
+    assert summary["methods"]["noisy"]["kind"] == "input"

@@ -8,14 +8,16 @@ list split by :mod:`~pipeline.apply.plan`. See :mod:`pipeline.apply` for the beh
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    NOISE_AFTER,
+    NOISE_BEFORE,
     append_manifest_row,
     check_unchanged_model,
     manifest_rows,
@@ -42,13 +46,26 @@ from pipeline.apply.records import (
     prepare_manifest,
     record_paths,
 )
-from pipeline.apply.stream import prefetch
-from pipeline.apply.writer import check_target, output_writer, remove_path, write_atomic
+from pipeline.apply.stream import WriteBehind, prefetch
+from pipeline.apply.writer import (
+    check_target,
+    output_lock,
+    output_writer,
+    remove_path,
+    write_atomic,
+)
 from pipeline.checkpoint import LoadedModel
+from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
-from pipeline.errors import ImageReadError, PipelineError
+from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
+from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries
@@ -63,6 +80,8 @@ OUTPUT_FORMATS = ("dicom", "png", "tiff", "nifti")
 RUN_FILE = ".denoise-apply.json"
 
 Row = dict[str, Any]
+#: Write errors that stop the run (exit 2): the output folder itself is unusable.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -109,7 +128,7 @@ class _Context:
     """Everything the per-file work needs."""
 
     output_dir: Path
-    denoiser: ModelDenoiser
+    denoiser: Denoiser
     series: DerivedSeries
     model_label: str
     model_sha: str
@@ -137,11 +156,19 @@ def _file_sha256(path: Path) -> str:
 
 
 def _reason(path: Path, err: BaseException) -> str:
-    """A one-line failure reason that names the file."""
-    text = " ".join(str(err).split())
-    if not isinstance(err, PipelineError):
-        text = f"unexpected {type(err).__name__}: {text}"
-    return text if str(path) in text or path.name in text else f"{path}: {text}"
+    """A short one-line failure reason that names the file (by name: the path has its own column).
+
+    PipelineError messages are the tool's own; OSError gives the system's words; anything
+    else is marked unexpected and cut to its type and first line.
+    """
+    if isinstance(err, PipelineError):
+        text = str(err)
+    elif isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror} ({errno.errorcode.get(err.errno or 0, 'OSError')})"
+    else:
+        text = f"unexpected {library_detail(err, 200)}"
+    text = text.replace(str(path), path_text(path.name))
+    return short_text(text if text.startswith(path_text(path.name)) else f"{path_text(path.name)}: {text}")
 
 
 def _noise(images: Sequence[ScanImage]) -> float:
@@ -182,26 +209,40 @@ def _read_job(job: Job, output_dir: Path) -> list[ScanImage]:
     return read_image(job.source)
 
 
-def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Context) -> Row:
-    """Denoise, write and record one file; returns its manifest row."""
-    start = time.perf_counter()
+def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[ScanImage], Row]:
+    """Denoise one file's images in place; returns the outputs and the start of its manifest row.
+
+    The input noise is estimated first: the denoised pixels overwrite the input arrays (the
+    reader made them for this file alone), so no second whole-image buffer is needed.
+    """
     check_target(job, ctx.output_dir)
     if not images:
         raise PipelineError(f"{job.source}: holds no image")
-    outputs = [image.with_pixels(ctx.denoiser(image.pixels)) for image in images]
     h, w = images[0].pixels.shape
     row: Row = {
-        "input": str(job.source), "frames": len(images), "height": h, "width": w,
+        "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
-        "noise_before": round(_noise(images), 6), "noise_after": round(_noise(outputs), 6),
-        "model": ctx.model_label, "model_sha256": ctx.model_sha,
+        NOISE_BEFORE: round(_noise(images), 6),
     }
+    outputs = [replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images]
+    return outputs, row
+
+
+def _write(job: Job, outputs: list[ScanImage], row: Row, started: float, ctx: _Context) -> None:
+    """Estimate the output noise, write `outputs` atomically and append the manifest row.
+
+    `started` is the :func:`time.perf_counter` value from which the file's time is counted
+    (its reading time is already in ``row["seconds"]``).
+    """
+    if not all(np.isfinite(out.pixels).all() for out in outputs):
+        raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
+    row.update({NOISE_AFTER: round(_noise(outputs), 6), "model": ctx.model_label, "model_sha256": ctx.model_sha})
     final, write = output_writer(job, outputs, ctx.write_options)
-    row["output"] = final.relative_to(ctx.output_dir).as_posix()
+    row["output"] = path_text(final.relative_to(ctx.output_dir).as_posix())
     final.parent.mkdir(parents=True, exist_ok=True)
 
     def record() -> None:
-        row["seconds"] = round(read_seconds + time.perf_counter() - start, 3)
+        row["seconds"] = round(row["seconds"] + time.perf_counter() - started, 3)
         row["finished"] = _now()
         append_manifest_row(row, ctx.manifest)
 
@@ -209,24 +250,62 @@ def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Conte
     for other in job.finals:
         if other != final:
             remove_path(other)  # an output of another shape left by an earlier run
-    return row
 
 
 def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> tuple[int, list[Failure]]:
-    """Denoise `jobs` with a bounded read-ahead; returns (done, failures)."""
+    """Denoise `jobs`, reading ahead and writing behind; returns (done, failures).
+
+    Three stages overlap: the reader thread decodes the next files, this thread runs the
+    network, and the writer thread estimates the output noise, encodes and writes the
+    previous file. Failures of any stage are recorded per file, in the files' order.
+    """
     done, megapixels, start = 0, 0.0, time.perf_counter()
     failures: list[Failure] = []
-    with tqdm(total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for job, images, seconds in prefetch(jobs, lambda j: _read_job(j, ctx.output_dir)):
-            try:
-                if isinstance(images, Exception):
-                    raise images
-                megapixels += _process(job, images, seconds, ctx)["megapixels"]
-                done += 1
-            except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
-                failures.append(Failure(job.source, _reason(job.source, err)))
-            bar.set_postfix_str(f"{megapixels / max(time.perf_counter() - start, 1e-9):.2f} MP/s, {len(failures)} failed")
-            bar.update(1)
+    lock = threading.Lock()
+
+    def fail(job: Job, err: BaseException) -> None:
+        with lock:
+            failures.append(Failure(job.source, _reason(job.source, err)))
+
+    def write(job: Job, outputs: list[ScanImage], row: Row, started: float) -> None:
+        nonlocal done, megapixels
+        try:
+            _write(job, outputs, row, started, ctx)
+        except OSError as err:
+            if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way: stop the run
+                raise PipelineError(
+                    f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
+                    "make room (or make it writable) and rerun: finished outputs are kept"
+                ) from err
+            fail(job, err)
+            return
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
+            fail(job, err)
+            return
+        with lock:
+            done += 1
+            megapixels += row["megapixels"]
+
+    writer = WriteBehind()
+    try:
+        with tqdm(total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+            for job, images, seconds in prefetch(jobs, lambda j: _read_job(j, ctx.output_dir)):
+                started = time.perf_counter()
+                try:
+                    if isinstance(images, Exception):
+                        raise images
+                    outputs, row = _denoise(job, images, ctx)
+                    row["seconds"] = seconds
+                except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
+                    fail(job, err)
+                else:  # raises the error that stopped the writer, if any
+                    writer.submit(lambda j=job, o=outputs, r=row, t=started: write(j, o, r, t))
+                with lock:
+                    rate = megapixels / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix_str(f"{rate:.2f} MP/s, {len(failures)} failed")
+                bar.update(1)
+    finally:
+        writer.close()
     return done, failures
 
 
@@ -243,7 +322,9 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
     return None if fmt is None else fmt.lower()
 
 
-def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool) -> tuple[bool, Path | None]:
+def _finish(
+    input_dir: Path, output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool
+) -> tuple[bool, Path | None]:
     """Merge part files and write the report where this process is the one to do it.
 
     That is a single-process run, or torchrun's rank 0 once every rank is done. Returns
@@ -258,7 +339,7 @@ def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, repo
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir) if report and finishes else None
+    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
     return merged, report_path
 
 
@@ -283,7 +364,8 @@ def apply_folder(
     Parameters
     ----------
     input_dir, output_dir : folders; they must not contain one another.
-    model : checkpoint file, run folder, a loaded model, or None for the shipped model.
+    model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, a
+        loaded model, or None for the shipped model.
     fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``); None: as each input.
     tile_size, overlap, batch_size : tiled inference (None: whole images); tiles per pass.
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -300,20 +382,34 @@ def apply_folder(
     fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
     num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
-    denoiser, loaded = denoiser_from_checkpoint(model, device, tile_size, overlap, batch_size)
+    if is_exported(model):  # a TorchScript or ONNX file from `denoise export`
+        model = load_exported_model(model)
+    denoiser, loaded = denoiser_from_checkpoint(
+        model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
+    )
     model_sha = _file_sha256(loaded.path)
     dest.mkdir(parents=True, exist_ok=True)
+    with output_lock(dest, num_parts, part_id):
+        return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
+                             torchrun, progress, report, start)
+
+
+def _apply_locked(
+    source: Path, dest: Path, loaded: LoadedModel, denoiser: Denoiser, model_sha: str, fmt: str | None,
+    overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
+) -> ApplyResult:
+    """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
     series = _derived_series(dest, model_sha)
 
     jobs = plan_jobs(source, dest, fmt)[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
     todo, finished = split_finished(jobs, overwrite)
-    check_unchanged_model(dest, {str(job.source) for job in finished}, model_sha)
+    check_unchanged_model(dest, {path_text(job.source) for job in finished}, model_sha)
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)
-    prepare_manifest(manifest, dest, {str(job.source) for job in todo})
+    prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
     description = f"Denoised ({loaded.config.model.name} {model_sha[:8]}) denoise-pipeline {__version__}"
     ctx = _Context(dest, denoiser, series, loaded.identity, model_sha, manifest, description)
@@ -324,7 +420,7 @@ def apply_folder(
     finally:
         write_failures_csv(failures, failures_csv)
 
-    merged, report_path = _finish(dest, num_parts, part_id, torchrun, report)
+    merged, report_path = _finish(source, dest, num_parts, part_id, torchrun, report)
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(

@@ -2,8 +2,11 @@
 
 Outputs mirror the input tree. ``x.jpg`` -> ``x.png``; a DICOM without a suffix gets
 ``.dcm``; when two inputs would get one output name (``x.jpg`` beside ``x.png``), the one
-whose suffix changes is named ``x_jpg.png``; a clash that remains is a failure. A file with
-several frames gets the folder ``<name>.frames/`` (except a NIfTI volume). The sorted file
+whose suffix changes is named ``x_jpg.png``; an output that would be the folder of other
+outputs (a multi-page ``a.tif`` beside an input folder ``a.frames/``) is named ``a_tif.frames``;
+an input folder ``figures/`` at the top is written to ``figures.input/`` (``OUT/figures/``
+holds the report's figures); a clash that remains is a failure. A file with several frames
+gets the folder ``<name>.frames/`` (except a NIfTI volume). The sorted file
 list is split disjointly: file ``i`` goes to part ``i % num_parts``.
 """
 
@@ -22,6 +25,10 @@ from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format
 from pipeline.records import PARTIAL_TAG
 
 FRAMES_SUFFIX = ".frames"
+#: Top-level folders of OUT that hold the report (figures); input folders of these names
+#: are written to ``<name>.input/`` instead, so a report never replaces an output.
+RESERVED_FOLDERS = frozenset({"figures"})
+INPUT_FOLDER_TAG = ".input"
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,10 @@ def _make_job(source: Path, input_dir: Path, output_dir: Path, fmt: str | None, 
     rel = source.relative_to(input_dir)
     out_fmt = _output_format(source, fmt)
     base = strip_suffix(rel.name) + tag
-    parent = output_dir.joinpath(*rel.parts[:-1])
+    folders = list(rel.parts[:-1])
+    if folders and folders[0] in RESERVED_FOLDERS:  # the report's figures live there
+        folders[0] += INPUT_FOLDER_TAG
+    parent = output_dir.joinpath(*folders)
     return Job(source, parent / (base + output_suffix(out_fmt, source)), parent / (base + FRAMES_SUFFIX), out_fmt, problem)
 
 
@@ -124,14 +134,41 @@ def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str |
         else job
         for job in jobs
     ]
+    folders = _output_folders(renamed, output_dir)
+    renamed = [
+        _make_job(job.source, input_dir, output_dir, fmt, job.problem, _suffix_tag(job.source))
+        if folders.keys() & set(job.finals) else job
+        for job in renamed
+    ]
+    folders = _output_folders(renamed, output_dir)
     first: dict[Path, Path] = {}
     result = []
     for job in renamed:
         owner = first.setdefault(job.target, job.source)
-        if owner != job.source and job.problem is None:
+        if job.problem is None and owner != job.source:
             job = replace(job, problem=f"{job.source}: its output name {job.target.name} is also that of {owner}; rename one of them")
+        elif job.problem is None and folders.keys() & set(job.finals):
+            clash = next(iter(folders.keys() & set(job.finals)))
+            job = replace(job, problem=f"{job.source}: its output {clash.name} is the folder of the output of "
+                                       f"{folders[clash]}; rename one of them")
         result.append(job)
     return result
+
+
+def _output_folders(jobs: Sequence[Job], output_dir: Path) -> dict[Path, Path]:
+    """Every folder under `output_dir` that holds some job's output, and one such job's source.
+
+    A job whose own output (file or frames folder) is one of these would replace, or be
+    written inside, another input's output: a multi-page ``a.tif`` beside an input folder
+    ``a.frames/``.
+    """
+    folders: dict[Path, Path] = {}
+    for job in jobs:
+        for parent in job.target.parents:
+            if parent == output_dir or output_dir not in parent.parents:
+                break
+            folders.setdefault(parent, job.source)
+    return folders
 
 
 def plan_jobs(input_dir: Path, output_dir: Path, fmt: str | None = None) -> list[Job]:
@@ -145,10 +182,13 @@ def plan_jobs(input_dir: Path, output_dir: Path, fmt: str | None = None) -> list
 
 def finished_output(job: Job) -> Path | None:
     """The complete output of `job` under its final name, if there is one."""
-    if job.target.is_file() and not job.target.is_symlink():
-        return job.target
-    if job.frames_dir.is_dir() and not job.frames_dir.is_symlink():
-        return job.frames_dir
+    try:
+        if job.target.is_file() and not job.target.is_symlink():
+            return job.target
+        if job.frames_dir.is_dir() and not job.frames_dir.is_symlink():
+            return job.frames_dir
+    except OSError:  # a path longer than the system allows: never written
+        return None
     return None
 
 
@@ -169,10 +209,31 @@ def stale_temporaries(jobs: Sequence[Job]) -> list[Path]:
             names.setdefault(final.parent, set()).add(final.name)
     stale = []
     for folder, owned in names.items():
-        if not folder.is_dir() or folder.is_symlink():
+        try:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            entries = list(os.scandir(folder))
+        except OSError:  # e.g. a path longer than the system allows: nothing written there
             continue
-        for entry in os.scandir(folder):
+        for entry in entries:
             temporary = entry.name.startswith(".") and PARTIAL_TAG in entry.name
-            if temporary and entry.name[1 : entry.name.rindex(PARTIAL_TAG)] in owned:
+            if temporary and entry.name[1 : entry.name.rindex(PARTIAL_TAG)] in owned and not _writer_alive(entry.name):
                 stale.append(Path(entry.path))
     return stale
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process whose id ends the temporary name `name` still runs (on this host).
+
+    Another run's live temporary file must not be deleted (two runs on one OUT).
+    """
+    pid_text = name[name.rindex(PARTIAL_TAG) + len(PARTIAL_TAG):]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except PermissionError:  # it exists but belongs to another user
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,38 @@ from pipeline.image import ScanImage
 from pipeline.io import write_image
 from pipeline.io.nifti import write_volume
 from pipeline.records import partial_path
+
+LOCK_FILE = ".denoise-apply.lock"
+
+
+@contextmanager
+def output_lock(output_dir: Path, num_parts: int = 1, part_id: int = 0) -> Iterator[Path]:
+    """Hold the output folder (or, for a split run, this part of it) for one run.
+
+    A second run of the same part on the same folder, while the first is alive, gets a
+    PipelineError at once (two writers would duplicate manifest rows). The lock is an
+    advisory ``flock`` on ``OUT/.denoise-apply.lock`` (``...part-K-of-P.lock`` for a
+    part): the system releases it when the process ends, even when it is killed.
+    """
+    name = LOCK_FILE if num_parts == 1 else LOCK_FILE.replace(".lock", f".part-{part_id}-of-{num_parts}.lock")
+    path = output_dir / name
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield path
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(
+                f"{output_dir} is in use by another denoise apply run ({name} is locked); wait for it "
+                "to finish or choose another output folder"
+            ) from None
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remove_path(path: Path) -> None:

@@ -16,6 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.image import ImageMeta, ScanImage, center_crop
 from pipeline.ingest.failures import Failure
 from pipeline.ingest.folder import load_folder, read_files
+from pipeline.ingest.groups import group_keys
 from pipeline.ingest.mnist import load_mnist
 from pipeline.ingest.openi import load_openi
 from pipeline.ingest.splits import group_of, split_groups
@@ -33,6 +34,8 @@ class DataSplits:
     test: list[ScanImage]
     description: str
     failures: list = field(default_factory=list)
+    assignment: list[dict[str, str]] = field(default_factory=list)
+    """Folder data: one row per image (file, patient, split), written to the run's split.csv."""
 
 
 def _limit(images: list[ScanImage], n: int | None) -> list[ScanImage]:
@@ -95,24 +98,53 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
     images, failures = _load_sources(cfg.root, cfg)
     if not images:
         raise PipelineError(f"no readable images in {_names(cfg.root)} ({len(failures)} files failed)")
-    images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
-    failures = failures + too_noisy
+    by = "patient" if cfg.group_pattern or cfg.groups is not None else "file"
+    test: list[ScanImage] = []
+    test_keys: list[str] = []
+    if cfg.test_root is not None and cfg.test_also_from_root:
+        # Split every patient first, so the test part is never filtered; then drop noisy references.
+        keys = group_keys(images, cfg)
+        where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
+        test = [img for img, w in zip(images, where) if w == "test"]
+        test_keys = [k for k, w in zip(keys, where) if w == "test"]
+        rest = [(img, k, w) for img, k, w in zip(images, keys, where) if w != "test"]
+        kept, too_noisy = drop_noisy_references([r[0] for r in rest], cfg.max_clean_noise)
+        kept_ids = {id(img) for img in kept}
+        rest = [r for r in rest if id(r[0]) in kept_ids]
+        images, keys, where = [r[0] for r in rest], [r[1] for r in rest], [r[2] for r in rest]
+        failures = failures + too_noisy
+        origin = f"folder {_names(cfg.root)} split by {by} with seed {seed} (test also {_names(cfg.test_root)})"
+    else:
+        images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
+        failures = failures + too_noisy
+        keys = group_keys(images, cfg)
+        if cfg.test_root is not None:
+            where = split_groups(keys, cfg.val_fraction, 0.0, seed)
+            origin = f"folder {_names(cfg.root)} (train/val by {by}), test {_names(cfg.test_root)}"
+        else:
+            where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
+            test = [img for img, w in zip(images, where) if w == "test"]
+            test_keys = [k for k, w in zip(keys, where) if w == "test"]
+            origin = f"folder {_names(cfg.root)} split by {by} with seed {seed}"
     if not images:
         raise PipelineError(f"every image in {_names(cfg.root)} is noisier than data.max_clean_noise={cfg.max_clean_noise}")
     if cfg.test_root is not None:
-        test, test_failures = _load_sources(cfg.test_root, cfg)
+        extra_test, test_failures = _load_sources(cfg.test_root, cfg)
         failures = failures + test_failures
-        keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
-        where = split_groups(keys, cfg.val_fraction, 0.0, seed)
-        origin = f"folder {_names(cfg.root)} (train/val by {'patient' if cfg.group_pattern else 'file'}), test {_names(cfg.test_root)}"
-    else:
-        keys = [group_of(img.meta.source, cfg.group_pattern) for img in images]
-        where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
-        test = [img for img, w in zip(images, where) if w == "test"]
-        origin = f"folder {_names(cfg.root)} split by {'patient' if cfg.group_pattern else 'file'} with seed {seed}"
+        test, test_keys = test + extra_test, test_keys + group_keys(extra_test, cfg, warn=False)
     train = [img for img, w in zip(images, where) if w == "train"]
     val = [img for img, w in zip(images, where) if w == "val"]
-    return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin, failures)
+    train, val, test = _limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test)
+    assignment = [
+        {"file": str(img.meta.source or img.meta.name), "patient": key, "split": split}
+        for split, part, part_keys in (
+            ("train", train, [k for k, w in zip(keys, where) if w == "train"]),
+            ("val", val, [k for k, w in zip(keys, where) if w == "val"]),
+            ("test", test, test_keys),
+        )
+        for img, key in zip(part, part_keys)
+    ]
+    return DataSplits(train, val, test, origin, failures, assignment)
 
 
 def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:

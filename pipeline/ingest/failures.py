@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import path_text, short_text
 from pipeline.records import write_csv
 
 FAILURE_COLUMNS = ("path", "reason")
@@ -29,7 +30,9 @@ def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
     """Write `failures` as a CSV with the columns ``path, reason``; return its path.
 
     The parent folder is created when needed. The header is written even when there are
-    no failures, so the file always parses; the file is replaced atomically.
+    no failures, so the file always parses; the file is replaced atomically. Paths that
+    are not UTF-8 are written with ``\\xNN`` escapes; reasons are cut to one line of at
+    most 300 characters.
     """
-    rows = ({"path": str(f.path), "reason": " ".join(f.reason.split())} for f in failures)
+    rows = ({"path": path_text(f.path), "reason": short_text(f.reason)} for f in failures)
     return write_csv(rows, path, FAILURE_COLUMNS)

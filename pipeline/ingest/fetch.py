@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import sys
 import tarfile
@@ -30,6 +31,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 ENV_BASE_URL = "DENOISE_DATA_URL"
 CHUNK = 1 << 20
@@ -85,8 +88,9 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def _say(progress: bool, message: str) -> None:
+    """A progress step (logged at INFO level when progress is shown)."""
     if progress:
-        print(message, file=sys.stderr, flush=True)
+        log.info(message)
 
 
 def file_digests(path: Path) -> dict[str, str]:
@@ -302,7 +306,8 @@ def fetch_dataset(
         and ``NLMCXR_dcm/``; the DICOM archive is by far the largest).
     dest: the folder to fill; files already there and complete are not fetched again.
     base_url: a mirror to use instead of the public address (also ``$DENOISE_DATA_URL``).
-    progress: print progress and the recorded sha256 of each file to stderr.
+    progress: show each step, the bytes downloaded so far and the sha256 of files without a
+        published checksum (steps are logged at INFO level, the byte count goes to stderr).
     manifest: files (with their checksums) to use instead of the built-in list.
     files: names of the files to fetch (default: all of the manifest), e.g. to skip the
         OpenI DICOM archive.

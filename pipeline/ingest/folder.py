@@ -9,6 +9,8 @@ Rules
   is a candidate; a file with any other name is a candidate only when
   :func:`pipeline.io.detect_format` finds it is DICOM (DICOM files are often named
   without a suffix), and is otherwise ignored silently.
+- A folder that cannot be listed (no permission, a path longer than the system allows) is
+  a Failure too, so that no file is skipped without a record.
 - A candidate that cannot be used (empty, unreadable, corrupt, colour, missing decoder)
   is a :class:`~pipeline.ingest.failures.Failure` with its reason, or, with
   ``strict=True``, stops the load with a :class:`PipelineError` naming the file.
@@ -47,10 +49,14 @@ class FolderScan:
     failures: list[Failure] = field(default_factory=list)
 
 
-def list_files(root: Path) -> list[Path]:
-    """Every non-hidden file under `root` (recursive), sorted by relative path."""
+def list_files(root: Path, unlisted: list[OSError] | None = None) -> list[Path]:
+    """Every non-hidden file under `root` (recursive), sorted by relative path.
+
+    Folders that cannot be listed (no permission, a path over PATH_MAX) are skipped; their
+    errors are appended to `unlisted` when given (``err.filename`` names the folder).
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None if unlisted is None else unlisted.append):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
     return sorted(found, key=lambda p: p.relative_to(root).parts)
@@ -103,7 +109,8 @@ def scan_folder(root: str | Path, strict: bool = False) -> FolderScan:
     """
     root = _check_root(root)
     scan = FolderScan(root)
-    for path in list_files(root):
+    unlisted: list[OSError] = []
+    for path in list_files(root, unlisted):
         if not (has_supported_suffix(path) or _is_unnamed_dicom(path)):
             continue
         reason = _unusable_reason(path)
@@ -113,6 +120,12 @@ def scan_folder(root: str | Path, strict: bool = False) -> FolderScan:
             raise ImageReadError(f"{reason}; {STRICT_HINT}")
         else:
             scan.failures.append(Failure(path, reason))
+    for err in unlisted:  # a folder whose files cannot even be named is recorded, not dropped
+        folder = Path(err.filename) if err.filename else root
+        reason = f"cannot list this folder ({err.strerror or err}); the files in it are not read"
+        if strict:
+            raise PipelineError(f"{folder}: {reason}; {STRICT_HINT}")
+        scan.failures.append(Failure(folder, reason))
     return scan
 
 

@@ -18,6 +18,7 @@ Endian, never compressed. Share one :class:`DerivedSeries` across all files of a
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import uuid
 import warnings
@@ -28,16 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import __version__
-from pipeline.errors import ImageReadError
+from pipeline.errors import ImageReadError, library_detail, short_text
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import (
     check_file,
+    check_pixel_count,
     denormalise,
     file_values,
     integer_range,
     normalise,
     quantise,
 )
+
+log = logging.getLogger(__name__)
 
 # ``pydicom.uid`` names, as strings so that importing this module stays cheap.
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -99,8 +103,14 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
     frames = _decode_frames(ds, path)
     del ds.PixelData  # the writer needs the header only; keep memory low
 
-    mapping = _ModalityMap(ds)
-    vmin, vmax = mapping.value_range
+    try:
+        mapping = _ModalityMap(ds)
+        vmin, vmax = mapping.value_range
+    except Exception as exc:  # noqa: BLE001 - a malformed Modality LUT Sequence
+        raise ImageReadError(
+            f"{path}: invalid modality transform ({type(exc).__name__}); check the Modality "
+            "LUT Sequence and the rescale tags"
+        ) from exc
     photometric = str(ds.PhotometricInterpretation)
     multi = len(frames) > 1 or "NumberOfFrames" in ds
     extra = {
@@ -143,13 +153,15 @@ def _read_dataset(path: Path):
         try:
             ds = pydicom.dcmread(path, force=not has_marker)
         except Exception as exc:  # pydicom raises many types on garbage
-            raise ImageReadError(f"{path}: not a readable DICOM file ({exc})") from exc
+            raise ImageReadError(
+                f"{path}: not a readable DICOM file ({type(exc).__name__} while parsing)"
+            ) from exc
     truncated = False
     for item in caught:
         if "end of file" in str(item.message).lower():
             truncated = True
         else:
-            warnings.warn(f"{path}: {item.message}", stacklevel=3)
+            log.warning("%s: %s", path, item.message)
 
     if not has_marker and not any(tag in ds for tag in _IDENTIFYING_TAGS):
         raise ImageReadError(
@@ -164,10 +176,9 @@ def _read_dataset(path: Path):
             syntax = _IMPLICIT_LE
         else:
             syntax = _EXPLICIT_LE if little is not False else _EXPLICIT_BE
-        warnings.warn(
-            f"{path}: no DICOM file meta information (old ACR-NEMA style file); assuming "
-            f"the {UID(syntax).name} transfer syntax",
-            stacklevel=3,
+        log.warning(
+            "%s: no DICOM file meta information (old ACR-NEMA style file); assuming the %s transfer syntax",
+            path, UID(syntax).name,
         )
         if meta is None:
             ds.file_meta = FileMetaDataset()
@@ -179,6 +190,9 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
     """Raise ImageReadError unless `ds` holds complete grayscale integer pixel data."""
     from pydicom.uid import UID
 
+    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    if not syntax.is_transfer_syntax:
+        raise ImageReadError(f"{path}: unknown transfer syntax {short_text(repr(str(syntax)), 70)}")
     sop_class = ds.get("SOPClassUID")
     kind = f"{UID(str(sop_class)).name} " if sop_class else ""
     if "PixelData" not in ds:
@@ -193,8 +207,7 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
         if keyword not in ds:
             raise ImageReadError(f"{path}: incomplete pixel module: {keyword} is missing")
     if "PhotometricInterpretation" not in ds and int(ds.get("SamplesPerPixel", 1)) == 1:
-        warnings.warn(f"{path}: no Photometric Interpretation; assuming MONOCHROME2",
-                      stacklevel=3)
+        log.warning("%s: no Photometric Interpretation; assuming MONOCHROME2", path)
         ds.PhotometricInterpretation = "MONOCHROME2"
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if int(ds.get("SamplesPerPixel", 1)) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -204,14 +217,69 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
         )
     if "BitsStored" not in ds:
         ds.BitsStored = ds.BitsAllocated
+    try:
+        allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    except (TypeError, ValueError):
+        raise ImageReadError(f"{path}: BitsAllocated or BitsStored is not a number") from None
+    if allocated not in (8, 16, 32) or not 1 <= stored <= allocated:
+        raise ImageReadError(
+            f"{path}: unsupported bit depth (BitsAllocated {allocated}, BitsStored {stored}); "
+            "8, 16 or 32 bits allocated and at most that many stored are supported"
+        )
+    if ds.get("ModalityLUTSequence") and stored > 16:
+        raise ImageReadError(f"{path}: a Modality LUT Sequence over {stored} stored bits is not supported")
+    rows, columns, frames = _declared_size(ds, path)
+    check_pixel_count(path, (frames, rows, columns), f"{frames} frame(s) of {rows}x{columns}")
+    _check_rescale(ds, path)
     syntax = ds.file_meta.TransferSyntaxUID
     if not UID(str(syntax)).is_encapsulated:
         from pydicom.pixels.utils import get_expected_length
 
-        expected, actual = get_expected_length(ds), len(ds.PixelData)
+        try:
+            expected, actual = get_expected_length(ds), len(ds.PixelData)
+        except Exception as exc:  # noqa: BLE001 - inconsistent pixel module values
+            raise ImageReadError(
+                f"{path}: inconsistent pixel module ({type(exc).__name__}); check Rows, "
+                "Columns, BitsAllocated and NumberOfFrames"
+            ) from exc
         if truncated or actual < expected:
             raise ImageReadError(
                 f"{path}: truncated pixel data ({actual} of the {expected} bytes expected)"
+            )
+        if actual > expected + 1 + (expected % 2):  # one pad byte makes the length even
+            raise ImageReadError(
+                f"{path}: pixel data is longer than its header declares ({actual} bytes for "
+                f"{frames} frame(s) of {rows}x{columns}, {expected} bytes); the header is wrong"
+            )
+
+
+def _declared_size(ds, path: Path) -> tuple[int, int, int]:
+    """(Rows, Columns, NumberOfFrames) from the header; ImageReadError when not positive."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError) as exc:
+        raise ImageReadError(f"{path}: Rows, Columns or NumberOfFrames is not a number") from exc
+    if rows < 1 or columns < 1 or frames < 1:
+        raise ImageReadError(
+            f"{path}: invalid image size (Rows {rows}, Columns {columns}, {frames} frame(s))"
+        )
+    return rows, columns, frames
+
+
+def _check_rescale(ds, path: Path) -> None:
+    """ImageReadError when RescaleSlope or RescaleIntercept is not a finite number."""
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = ds.get(keyword)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ImageReadError(f"{path}: {keyword} is not a number") from None
+        if not np.isfinite(number):
+            raise ImageReadError(
+                f"{path}: {keyword} is {number} (not finite); the modality values are undefined"
             )
 
 
@@ -235,12 +303,18 @@ def _decode_frames(ds, path: Path) -> list[np.ndarray]:
                 f"installed: install one with `pip install pylibjpeg {package}`"
             )
     try:
-        return [np.array(frame) for frame in iter_pixels(ds)]
+        frames = [np.array(frame) for frame in iter_pixels(ds)]
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ...
         raise ImageReadError(
             f"{path}: could not decode the pixel data ({syntax.name}); the file may be "
-            f"truncated or corrupt: {str(exc).strip().splitlines()[0]}"
+            f"truncated or corrupt ({library_detail(exc)})"
         ) from exc
+    declared = int(ds.get("NumberOfFrames") or 1)
+    if len(frames) != declared:
+        raise ImageReadError(
+            f"{path}: NumberOfFrames is {declared} but the pixel data holds {len(frames)} frame(s)"
+        )
+    return frames
 
 
 def _spacing(ds) -> tuple[float, float] | None:
@@ -254,6 +328,16 @@ def _spacing(ds) -> tuple[float, float] | None:
         if row > 0 and col > 0:
             return row, col
     return None
+
+
+def unit_range(ds) -> tuple[float, float, bool]:
+    """(value_min, value_max, invert) with which :func:`read_dicom` maps a dataset's values to [0, 1].
+
+    `ds` is a pydicom Dataset or any object with pydicom-style ``get(keyword)`` (e.g. the
+    tags MONAI's PydicomReader keeps); ``invert`` is True for MONOCHROME1.
+    """
+    low, high = _ModalityMap(ds).value_range
+    return low, high, str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
 
 
 class _ModalityMap:
@@ -329,7 +413,8 @@ class DerivedSeries:
     Attributes
     ----------
     run_id: identifies the run (default: a random UUID); reuse it to resume or split a run.
-    number_offset: new SeriesNumber = source SeriesNumber (0 when absent) + number_offset.
+    number_offset: new SeriesNumber = source SeriesNumber (0 when absent) + number_offset
+        (number_offset alone when the sum would not fit the IS value range).
     uids: the source -> new SeriesInstanceUID map built so far (for logs and reports).
     """
 
@@ -357,7 +442,9 @@ class DerivedSeries:
             base = int(str(source_number))
         except ValueError:
             base = 0
-        return base + self.number_offset
+        number = base + self.number_offset
+        # IS holds -2**31 .. 2**31-1: a source number near the top starts again from 0.
+        return number if -(2**31) <= number <= 2**31 - 1 else self.number_offset
 
 
 def write_dicom(

@@ -4,7 +4,9 @@ Reading: the array is taken as stored (scl_slope/scl_inter applied when defined)
 reorientation: image rows are the first voxel axis, columns the second, and a 3-D volume
 gives one ScanImage per index of the last axis (``meta.frame`` = slice index). Values are
 normalised by the *volume's* actual range, recorded in value_min/value_max, so every
-slice shares one mapping and the write-back is exact for integer data.
+slice shares one mapping and the write-back is exact for integer data. NaN or infinite
+values (also from an infinite scl_slope) are refused, and so is a header declaring more
+voxels than :func:`pipeline.io._values.max_pixels` allows (checked before decompressing).
 
 Writing: an explicit on-disk dtype (the source's, else uint8/uint16), the source affine
 (moved to the slice's position when one slice of a volume is written as a 2-D file; built
@@ -15,6 +17,7 @@ from the pixel spacing for non-NIfTI sources) and scl_slope/scl_inter left undef
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
@@ -22,7 +25,15 @@ import numpy as np
 
 from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
-from pipeline.io._values import check_file, data_range, file_values, normalise
+from pipeline.errors import library_detail
+from pipeline.io._values import (
+    check_file,
+    check_finite,
+    check_pixel_count,
+    data_range,
+    file_values,
+    normalise,
+)
 
 
 def read_nifti(path: str | Path) -> list[ScanImage]:
@@ -32,7 +43,10 @@ def read_nifti(path: str | Path) -> list[ScanImage]:
     try:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # nibabel raises ValueError/OSError on short data
-        raise ImageReadError(f"{path}: truncated or corrupt NIfTI data ({exc})") from exc
+        raise ImageReadError(
+            f"{path}: truncated or corrupt NIfTI data ({library_detail(exc)})"
+        ) from exc
+    check_finite(path, data)
     shape = data.shape
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -105,17 +119,17 @@ def write_volume(
 
 
 def _load(path: Path):
-    """(nibabel image, NIfTI version, gzipped) of `path`, whatever its suffix."""
+    """(nibabel image, NIfTI version, gzipped) of `path`, whatever its suffix.
+
+    The header is read first and its declared size checked against the pixel limit, so a
+    small compressed file declaring a huge volume is refused before it is decompressed.
+    """
     import nibabel as nib
 
-    raw = path.read_bytes()
-    gzipped = raw[:2] == b"\x1f\x8b"
-    if gzipped:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ImageReadError(f"{path}: truncated or corrupt gzip data ({exc})") from exc
-    sizes = {int.from_bytes(raw[:4], order) for order in ("little", "big")}
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    head = _read_bytes(path, gzipped, 540)
+    sizes = {int.from_bytes(head[:4], order) for order in ("little", "big")}
     if 348 in sizes:
         version, klass = 1, nib.Nifti1Image
     elif 540 in sizes:
@@ -123,9 +137,33 @@ def _load(path: Path):
     else:
         raise ImageReadError(f"{path}: not a NIfTI file (no NIfTI-1 or NIfTI-2 header)")
     try:
+        header = klass.header_class.from_fileobj(io.BytesIO(head))
+        shape = tuple(int(n) for n in header.get_data_shape())
+        offset = int(header.get_data_offset())
+        itemsize = np.dtype(header.get_data_dtype()).itemsize
+    except Exception as exc:  # nibabel raises HeaderDataError, ValueError, ...
+        raise ImageReadError(f"{path}: invalid NIfTI header ({library_detail(exc)})") from exc
+    check_pixel_count(path, shape, "x".join(map(str, shape)) or "no dimensions")
+    needed = max(offset, len(head)) + int(np.prod(shape, dtype=np.int64)) * itemsize
+    raw = _read_bytes(path, gzipped, needed)
+    try:
         return klass.from_bytes(raw), version, gzipped
     except Exception as exc:  # nibabel raises HeaderDataError, ValueError, ...
-        raise ImageReadError(f"{path}: invalid NIfTI file ({exc})") from exc
+        raise ImageReadError(f"{path}: invalid NIfTI file ({library_detail(exc)})") from exc
+
+
+def _read_bytes(path: Path, gzipped: bool, count: int) -> bytes:
+    """At most the first `count` bytes of `path`, decompressed when `gzipped`."""
+    try:
+        if gzipped:
+            with gzip.open(path, "rb") as handle:
+                return handle.read(count)
+        with open(path, "rb") as handle:
+            return handle.read(count)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageReadError(
+            f"{path}: truncated or corrupt gzip data ({library_detail(exc)})"
+        ) from exc
 
 
 def _affine(meta: ImageMeta) -> np.ndarray:

@@ -614,3 +614,25 @@ def write_report_html(
     tables = [] if summary is None else [summary_table(summary)]
     methods = [] if summary is None else list(summary["methods"])
     return _write_html(path, title, lines, tables, figures, notes, facts, methods)
+
+
+def write_page(
+    out_dir: str | Path,
+    title: str,
+    lines: Sequence[str],
+    tables: Sequence[Table],
+    figures: Mapping[str, Path],
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """report.md and the self-contained report.html in `out_dir` (figures inside it).
+
+    Returns ``{"markdown": path, "html": path}``.
+    """
+    out_dir = Path(out_dir)
+    links = [
+        f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})" for caption, path in figures.items()
+    ]
+    return {
+        "markdown": write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),
+        "html": _write_html(out_dir / "report.html", title, lines, tables, figures, notes),
+    }

@@ -7,12 +7,8 @@ known about the noise (its power spectrum for correlated noise, else its true st
 what it takes; the rows record what it was given (``noise_given``). Pixels are normalised by each image's real range (e.g. 4095
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
-Images go through in chunks (:data:`CHUNK_IMAGES`, :data:`CHUNK_PIXELS`): a blind trained
-model denoises a chunk in batches (:meth:`~pipeline.inference.ModelDenoiser.denoise_many`)
-and each image's ``seconds`` is the chunk's time divided by its images; other methods are
-timed one image at a time. Rows are appended to ``metrics.csv`` chunk by chunk, image by
-image; rerunning on the same folder skips (image, method) pairs already there, so an
-interrupted evaluation resumes.
+Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
+skips (image, method) pairs already there, so an interrupted evaluation resumes.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.denoiser import Denoiser, Renamed, noise_given
+from pipeline.denoiser import Denoiser, noise_given
 from pipeline.image import ScanImage
 from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
@@ -36,9 +32,6 @@ from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, w
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
 TEXT_COLUMNS: tuple[str, ...] = ("image", "method")
-#: Most images, and most pixels, evaluated as one chunk (batched methods see a chunk at once).
-CHUNK_IMAGES = 256
-CHUNK_PIXELS = 1 << 22
 
 
 def write_metrics_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
@@ -70,91 +63,107 @@ class EvalResult:
     methods: list[Denoiser] = field(default_factory=list)
 
 
+#: Images noised together and given to a model as batches (its own batch size), so that its
+#: time per image is what it costs in use rather than one forward pass per image. A chunk
+#: holds at most this many images and this many pixels.
+CHUNK_IMAGES = 64
+CHUNK_PIXELS = 16_000_000
+
+
+def _chunks(images: list[ScanImage]) -> list[range]:
+    """Consecutive index ranges of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one image)."""
+    chunks, start, pixels = [], 0, 0
+    for index, img in enumerate(images):
+        if index > start and (index - start == CHUNK_IMAGES or pixels + img.pixels.size > CHUNK_PIXELS):
+            chunks.append(range(start, index))
+            start, pixels = index, 0
+        pixels += img.pixels.size
+    if start < len(images):
+        chunks.append(range(start, len(images)))
+    return chunks
+
+
+def _batch_function(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
+    """The method's ``denoise_many`` (a model's batched inference) when it takes no noise facts."""
+    inner = getattr(method, "inner", method)  # a Renamed model
+    many = getattr(inner, "denoise_many", None)
+    return many if many is not None and not method.takes else None
+
+
+def _batched_outputs(
+    methods: list[Denoiser], noisy: dict[int, np.ndarray], wanted: Callable[[int, str], bool]
+) -> dict[tuple[int, str], tuple[np.ndarray, float]]:
+    """(output, seconds per image) of each batchable method on the chunk's images it still needs."""
+    results: dict[tuple[int, str], tuple[np.ndarray, float]] = {}
+    for method in methods:
+        many = _batch_function(method)
+        todo = [i for i in noisy if wanted(i, method.name)]
+        if many is None or not todo:
+            continue
+        t0 = time.perf_counter()
+        outputs = many([noisy[i] for i in todo])
+        per_image = (time.perf_counter() - t0) / len(todo)
+        for i, out in zip(todo, outputs):
+            results[(i, method.name)] = (out, per_image)
+    return results
+
+
 def evaluate(
     images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
-    """Run every method on every image; append rows to ``out_dir/metrics.csv`` chunk by chunk."""
+    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come.
+
+    Models run on batches of a chunk of images (:data:`CHUNK_IMAGES`), each image's
+    ``seconds`` being the batch's time divided by its images; the other methods run one
+    image at a time.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "metrics.csv"
     done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
+
+    def wanted(index: int, method: str) -> bool:
+        return (names[index], method) not in done or index < n_examples
+
     with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
-        for chunk in _chunks([img.pixels.size for img in images]):
-            clean = [images[i].pixels for i in chunk]
-            noisy = [noise(c, noise_rng(seed, "test", 0, i)) for c, i in zip(clean, chunk)]
-            sigma = [noise.std(c) for c in clean]
-            psd = [_noise_psd(noise, c, methods) for c in clean]
-            keep = [i < n_examples for i in chunk]
-            results = {
-                method.name: _run_method(method, noisy, sigma, psd,
-                                         [k for k, i in enumerate(chunk) if keep[k] or (names[i], method.name) not in done])
-                for method in methods
-            }
-            for k, i in enumerate(chunk):
-                name, detail = names[i], detail_highpass(clean[k])
-                example = {"image": name, "clean": clean[k], "noisy": noisy[k], "outputs": {}}
+        for chunk in _chunks(images):
+            noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in chunk}
+            batched = _batched_outputs(methods, noisy_of, wanted)
+            for index in chunk:
+                name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
+                sigma = noise.std(clean)
+                psd = _noise_psd(noise, clean, methods)
+                detail = detail_highpass(clean)
+                keep = index < n_examples
+                example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
                 for method in methods:
-                    if k not in results[method.name]:
+                    if not wanted(index, method.name):
                         continue
-                    out, seconds, given = results[method.name][k]
+                    given = noise_given(method, psd is not None)
+                    if (index, method.name) in batched:
+                        raw, seconds = batched[(index, method.name)]
+                    else:
+                        t0 = time.perf_counter()
+                        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+                        seconds = time.perf_counter() - t0
+                    out = np.clip(raw, 0.0, 1.0).astype(np.float32)
                     if method.kind != "input":
                         example["outputs"][method.name] = out
                     if (name, method.name) in done:
                         continue
-                    append_metrics_row({
+                    row = {
                         "image": name, "method": method.name, "kind": method.kind,
-                        "psnr": psnr(clean[k], out, data_range=1.0), "ssim": ssim(clean[k], out, data_range=1.0),
-                        "detail_loss": detail_loss(clean[k], out, detail),
-                        "seconds": seconds, "megapixels": clean[k].size / 1e6, "noise_std": sigma[k], "noise_given": given,
-                    }, csv_path)
-                if keep[k]:
+                        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+                        "detail_loss": detail_loss(clean, out, detail),
+                        "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
+                    }
+                    append_metrics_row(row, csv_path)
+                if keep:
                     examples.append(example)
-            bar.update(len(chunk))
+                bar.update(1)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
-
-
-def _chunks(sizes: list[int]) -> list[list[int]]:
-    """Consecutive image indices in chunks of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one)."""
-    chunks: list[list[int]] = [[]]
-    pixels = 0
-    for i, size in enumerate(sizes):
-        if chunks[-1] and (len(chunks[-1]) == CHUNK_IMAGES or pixels + size > CHUNK_PIXELS):
-            chunks.append([])
-            pixels = 0
-        chunks[-1].append(i)
-        pixels += size
-    return [c for c in chunks if c]
-
-
-def _batch_form(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
-    """A blind method's ``denoise_many`` (a trained model's batched form), else None."""
-    while isinstance(method, Renamed):
-        method = method.inner
-    return None if method.takes else getattr(method, "denoise_many", None)
-
-
-def _run_method(
-    method: Denoiser, noisy: list[np.ndarray], sigma: list[float], psd: list[np.ndarray | None], wanted: list[int],
-) -> dict[int, tuple[np.ndarray, float, str]]:
-    """``{k: (output clipped to [0, 1] as float32, seconds, noise given)}`` for the `wanted` images."""
-    results: dict[int, tuple[np.ndarray, float, str]] = {}
-    many = _batch_form(method)
-    if many is not None and wanted:
-        t0 = time.perf_counter()
-        outs = many([noisy[k] for k in wanted])
-        per_image = (time.perf_counter() - t0) / len(wanted)
-        for k, raw in zip(wanted, outs):
-            results[k] = (np.clip(raw, 0.0, 1.0).astype(np.float32), per_image, "")
-        return results
-    for k in wanted:
-        given = noise_given(method, psd[k] is not None)
-        t0 = time.perf_counter()
-        raw = method(noisy[k], psd=psd[k]) if given == "psd" else method(noisy[k], sigma=sigma[k]) if given else method(noisy[k])
-        out = np.clip(raw, 0.0, 1.0).astype(np.float32)
-        results[k] = (out, time.perf_counter() - t0, given)
-    return results
 
 
 def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:

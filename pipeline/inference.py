@@ -44,7 +44,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`x` padded at the bottom and right to sides that are multiples of `multiple`, and its (H, W)."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -154,7 +155,7 @@ class ModelDenoiser:
         return out
 
     def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (h, w) = _pad_to_multiple(x, self.multiple)
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
         return self.model(padded)[..., :h, :w]
 
     def _sliding_window(self, image: torch.Tensor, out: torch.Tensor) -> None:

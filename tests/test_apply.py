@@ -20,9 +20,16 @@ from PIL import Image
 
 import pipeline.apply.writer
 from pipeline.apply import apply_folder, merge_parts
+from pipeline.apply.examples import VIEWS
 from pipeline.apply.plan import resolve_part
 from pipeline.apply.stream import WriteBehind, prefetch
-from pipeline.checkpoint import SHIPPED_MODEL, build_checkpoint, load_model, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (
+    SHIPPED_MODEL,
+    build_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.errors import PipelineError
@@ -95,7 +102,7 @@ def _outputs(root: Path) -> dict[str, bytes]:
     records = {".csv", ".html", ".md"}
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix not in records and "figures" not in p.parts and not p.name.startswith(".")
+        if p.is_file() and p.suffix not in records and VIEWS not in p.parts and not p.name.startswith(".")
     }
 
 
@@ -148,9 +155,9 @@ def test_apply_mirrors_tree_keeps_bit_depth_and_records_failures(
     b16 = next(r for r in rows if r["output"] == "sub/b16.png")
     assert b16["input"] == str((scans / "sub" / "b16.png").resolve())
     assert (b16["frames"], b16["height"], b16["width"], b16["megapixels"]) == ("1", "70", "50", "0.0035")
-    assert float(b16["noise_before"]) > 0.02 and float(b16["seconds"]) > 0
+    assert float(b16["noise_before_fraction_of_range"]) > 0.02 and float(b16["seconds"]) > 0
     assert "conv model from tiny.pt" in b16["model"] and len(b16["model_sha256"]) == 16
-    assert (out / "report.html").is_file() and (out / "figures" / "examples.png").is_file()
+    assert (out / "report.html").is_file() and (out / VIEWS / "000_output.png").is_file()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]
 
 

@@ -60,40 +60,25 @@ def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> Non
     assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
 
 
-def test_blind_model_denoises_a_chunk_in_batches_like_one_by_one(tmp_path, smooth_image) -> None:
-    import torch
-
-    from pipeline.config import ModelConfig
-    from pipeline.denoiser import Renamed
-    from pipeline.inference import ModelDenoiser
-    from pipeline.models import build_model
-
-    torch.manual_seed(0)
-    model = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), batch_size=4)
-    calls: list[int] = []
-    many = model.denoise_many
-    model.denoise_many = lambda batch: calls.append(len(batch)) or many(batch)
-    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [Renamed(model, "batched")], tmp_path / "a",
-             n_examples=0, progress=False)
-    assert calls == [5]
-    one_by_one = evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0,
-                          [Renamed(_OneByOne(model), "batched")], tmp_path / "b", n_examples=0, progress=False).rows
-    batched = read_metrics_csv(tmp_path / "a" / "metrics.csv")
-    # batches change only float rounding in the convolutions
-    assert [r["psnr"] for r in batched] == pytest.approx([r["psnr"] for r in one_by_one], abs=1e-6)
-
-
 @dataclass
-class _OneByOne:
-    """A denoiser without a batch form, calling `inner` one image at a time."""
+class BatchRecorder(Recorder):
+    """A test model that can take a batch; records the batch sizes it was given."""
 
-    inner: object
-    name: str = "one"
-    kind: str = "model"
-    takes: tuple[str, ...] = ()
+    batches: list[int] = field(default_factory=list)
 
-    def __call__(self, image: np.ndarray, **noise) -> np.ndarray:
-        return self.inner(image)
+    def denoise_many(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        self.batches.append(len(batch))
+        return [image * 0.5 for image in batch]
+
+
+def test_models_run_on_batches_and_share_the_batch_time(tmp_path, smooth_image) -> None:
+    model = BatchRecorder("m", kind="model")
+    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [NoisyInput(), model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5] and model.calls == []  # one batch, never one image at a time
+    rows = [r for r in read_metrics_csv(tmp_path / "metrics.csv") if r["method"] == "m"]
+    assert len(rows) == 5 and len({r["seconds"] for r in rows}) == 1
+    evaluate(images(smooth_image, 7), GaussianNoise(0.1), 0, [model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5, 3], "a rerun batches the two new images and the example only"
 
 
 def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:

@@ -37,6 +37,8 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    NOISE_AFTER,
+    NOISE_BEFORE,
     append_manifest_row,
     check_unchanged_model,
     manifest_rows,
@@ -45,14 +47,25 @@ from pipeline.apply.records import (
     record_paths,
 )
 from pipeline.apply.stream import WriteBehind, prefetch
-from pipeline.apply.writer import check_target, output_lock, output_writer, remove_path, write_atomic
+from pipeline.apply.writer import (
+    check_target,
+    output_lock,
+    output_writer,
+    remove_path,
+    write_atomic,
+)
 from pipeline.checkpoint import LoadedModel
 from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
 from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries
@@ -209,7 +222,7 @@ def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[Sca
     row: Row = {
         "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
-        "noise_before": round(_noise(images), 6),
+        NOISE_BEFORE: round(_noise(images), 6),
     }
     outputs = [replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images]
     return outputs, row
@@ -223,7 +236,7 @@ def _write(job: Job, outputs: list[ScanImage], row: Row, started: float, ctx: _C
     """
     if not all(np.isfinite(out.pixels).all() for out in outputs):
         raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
-    row.update({"noise_after": round(_noise(outputs), 6), "model": ctx.model_label, "model_sha256": ctx.model_sha})
+    row.update({NOISE_AFTER: round(_noise(outputs), 6), "model": ctx.model_label, "model_sha256": ctx.model_sha})
     final, write = output_writer(job, outputs, ctx.write_options)
     row["output"] = path_text(final.relative_to(ctx.output_dir).as_posix())
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +322,9 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
     return None if fmt is None else fmt.lower()
 
 
-def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool) -> tuple[bool, Path | None]:
+def _finish(
+    input_dir: Path, output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool
+) -> tuple[bool, Path | None]:
     """Merge part files and write the report where this process is the one to do it.
 
     That is a single-process run, or torchrun's rank 0 once every rank is done. Returns
@@ -324,7 +339,7 @@ def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, repo
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir) if report and finishes else None
+    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
     return merged, report_path
 
 
@@ -380,7 +395,7 @@ def apply_folder(
 
 
 def _apply_locked(
-    source: Path, dest: Path, loaded: LoadedModel, denoiser: ModelDenoiser, model_sha: str, fmt: str | None,
+    source: Path, dest: Path, loaded: LoadedModel, denoiser: Denoiser, model_sha: str, fmt: str | None,
     overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
 ) -> ApplyResult:
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
@@ -405,7 +420,7 @@ def _apply_locked(
     finally:
         write_failures_csv(failures, failures_csv)
 
-    merged, report_path = _finish(dest, num_parts, part_id, torchrun, report)
+    merged, report_path = _finish(source, dest, num_parts, part_id, torchrun, report)
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(

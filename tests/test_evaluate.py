@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
-import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

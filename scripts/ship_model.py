@@ -1,6 +1,6 @@
 """Copy a run's best checkpoint into the package as the shipped radiograph model.
 
-    python scripts/ship_model.py runs/cxr_shipped_refine/<timestamp>
+    python scripts/ship_model.py runs/cxr_shipped_xray/<timestamp>
 
 Writes pipeline/weights/cxr_default.pt (weights + resolved config + version + provenance;
 no optimizer state, so it stays small) and pipeline/weights/cxr_default.json (the same
@@ -33,16 +33,22 @@ DATA_PROVENANCE = (
     "(pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR), 8 for training, 2 for "
     "validation. Held out for testing: the NIH ChestX-ray14 and openCXR radiographs. The SIIM image is "
     "NIH-derived with an anonymised patient id; its pixel correlation with every test image is at most "
-    "0.79 (not the same image); the NIH DICOM of the shared data is a test image and was not used."
+    "0.79 (not the same image); the NIH DICOM of the shared data is a test image and was not used. "
+    "Step 4 (configs/cxr_shipped_xray.yaml): the 67 radiographs of hannover_mhh_covid (35 patients, from "
+    "../shared/data/cxr/metadata/hannover_ccd_metadata.csv) and the same 3 DICOMs (grouped by PatientID), "
+    "split by patient with seed 0: a quarter of the patients for testing (with the NIH and openCXR "
+    "radiographs), 15% for validation (3 images used), the rest for training after leaving out the "
+    "references noisier than 1.53/255; the run's split.csv lists every file."
 )
-LAST_STEP_CONFIG = "configs/cxr_shipped_refine.yaml"
+LAST_STEP_CONFIG = "configs/cxr_shipped_xray.yaml"
 TRAINING_STEPS = [
     "1: denoise run configs/cxr_shipped.yaml (110 epochs from scratch)",
     (
         "2: denoise run configs/cxr_shipped.yaml --set run.name=cxr_shipped_ft --set train.init_from=<step 1 best.pt> "
         "--set train.epochs=180 --set train.lr=0.0005 --set train.max_train_seconds=2700 (stopped by time after epoch 146)"
     ),
-    f"3: denoise run {LAST_STEP_CONFIG} --set train.init_from=<step 2 best.pt>",
+    "3: denoise run configs/cxr_shipped_refine.yaml --set train.init_from=<step 2 best.pt>",
+    f"4: denoise run {LAST_STEP_CONFIG} --set train.init_from=<step 3 best.pt, the earlier pipeline/weights/cxr_default.pt>",
 ]
 
 

@@ -16,6 +16,11 @@ def test_shipped_model_scores_what_the_benchmark_recorded(cxr_dir: Path) -> None
     recorded = json.loads(RESULTS.read_text())["quality"]["cxr"]
     if recorded["models"].get("unet", {}).get("origin") != "shipped model":
         pytest.skip("the last benchmark run did not score the shipped model as 'unet'")
+    shipped = json.loads((ROOT / "pipeline" / "weights" / "cxr_default.json").read_text())
+    scored = (recorded["models"]["unet"].get("run"), recorded["models"]["unet"].get("checkpoint_epoch"))
+    if scored != (Path(shipped["source_checkpoint"]).parts[1], shipped["epoch"]):
+        pytest.skip(f"the shipped weights ({shipped['source_checkpoint']}, epoch {shipped['epoch']}) are not the ones the "
+                    f"last benchmark run scored ({scored[0]}, epoch {scored[1]}): rerun scripts/benchmark.py")
     rows = load_script("compare_to_benchmark").compare([str(ROOT / "pipeline" / "weights" / "cxr_default.pt")], RESULTS, threads=2)
     assert len(rows) == len(recorded["conditions"]) == 5
     for row, condition in zip(rows, recorded["conditions"].values()):

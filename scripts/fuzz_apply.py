@@ -507,7 +507,7 @@ def run_apply(args: list[str], sandbox: Path, timeout: int = RUN_TIMEOUT) -> Run
         (sandbox / name).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pipeline", "apply", *args], env=env, cwd=sandbox,
-                            capture_output=True, timeout=timeout)
+                            capture_output=True, timeout=timeout, check=False)
     return RunResult(result.returncode, result.stdout.decode("utf-8", "replace"),
                      result.stderr.decode("utf-8", "replace"), time.perf_counter() - start)
 
@@ -795,7 +795,7 @@ def _small_disk(tally: Tally, sandbox: Path, model: Path) -> None:
     mount = sandbox / "small-disk"
     mount.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)],
-                             capture_output=True).returncode == 0
+                             capture_output=True, check=False).returncode == 0
     if not mounted:
         tally.cases["skipped:full-disk (no tmpfs mount)"] += 1
         return
@@ -815,7 +815,7 @@ def _small_disk(tally: Tally, sandbox: Path, model: Path) -> None:
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         expect_run(tally, sandbox, "read-only-out", apply_args(source, mount / "out2", model), (2,), "Read-only")
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+        subprocess.run(["umount", str(mount)], capture_output=True, check=False)
 
 
 def _no_non_finite_outputs(tally: Tally, name: str, dest: Path) -> None:
@@ -900,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # the checks read damaged TIFFs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=int(os.environ.get("DENOISE_FUZZ_CASES", 700)),
+    parser.add_argument("--cases", type=int, default=int(os.environ.get("DENOISE_FUZZ_CASES", "700")),
                         help="generated file cases (default 700, or $DENOISE_FUZZ_CASES)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-run", type=int, default=FILES_PER_RUN, help="files per apply run")

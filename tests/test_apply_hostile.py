@@ -194,9 +194,8 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(tmp_path
 def test_second_run_on_a_busy_out_is_refused(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
-    with output_lock(tmp_path / "out"):
-        with pytest.raises(PipelineError, match="in use by another denoise apply run"):
-            apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    with output_lock(tmp_path / "out"), pytest.raises(PipelineError, match="in use by another denoise apply run"):
+        apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
     assert apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET).done == 1
 
 

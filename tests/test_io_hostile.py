@@ -175,7 +175,7 @@ def test_encapsulated_frames_must_match_number_of_frames(cxr_dir, tmp_path):
     assert "NumberOfFrames is 3 but the pixel data holds 1 frame(s)" in refused(tmp_path / "j.dcm")
 
 
-@pytest.mark.parametrize("tags", [dict(BitsStored=20), dict(BitsAllocated=12), dict(Rows=0)])
+@pytest.mark.parametrize("tags", [{"BitsStored": 20}, {"BitsAllocated": 12}, {"Rows": 0}])
 def test_impossible_pixel_module_values_are_refused(tmp_path, tags):
     message = refused(tiny_dicom(tmp_path / "b.dcm", **tags))
     assert "bit depth" in message or "invalid image size" in message

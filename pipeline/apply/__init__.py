@@ -19,9 +19,13 @@ Outputs
 
 Streaming and crash safety
 --------------------------
-A reader thread loads at most :data:`~pipeline.apply.stream.PREFETCH_FILES` files ahead of the denoiser, and
-images go through :class:`~pipeline.inference.ModelDenoiser` in tiles, so memory grows with
-neither the number of files nor the network's activations over a large image. Each output
+A reader thread loads at most :data:`~pipeline.apply.stream.PREFETCH_FILES` files ahead of the denoiser,
+images go through :class:`~pipeline.inference.ModelDenoiser` in tiles (denoised in place:
+the output overwrites the decoded input array), and a writer thread estimates the output
+noise, encodes and writes one file while the next is denoised
+(:class:`~pipeline.apply.stream.WriteBehind`), so memory grows with neither the number of
+files nor the network's activations over a large image. PNGs are written at zlib level 1
+(the stored values are the same as at any level). Each output
 is written to ``.<name>.partial-<pid>`` beside its final name and renamed (``os.replace``)
 when complete: the final name only ever holds a complete file. A rerun skips finished
 outputs (``overwrite`` redoes them) and deletes the temporary files a killed run left.

@@ -46,9 +46,9 @@ from pipeline.image import ScanImage
 
 #: Self-supervised method used when none is named (see benchmarks/RESULTS.md, adapt section).
 DEFAULT_METHOD = "blindspot"
-#: Patches per epoch. An epoch is the unit of checkpoints, resume and the time check, so it
-#: is kept short: 64 patches of 128^2 take 5-10 s on 2 idle cores (about 40 s when the
-#: cores are shared with a dozen other processes).
+#: Patches per epoch (rounded up to whole patches per scan). An epoch is the unit of
+#: checkpoints, resume and the time check, so it is kept short; on 2 cores shared with a
+#: dozen other processes one took 102-397 s (benchmarks/RESULTS.md).
 EPOCH_PATCHES = 64
 #: Upper bound of epochs; the time budget ends adapting long before.
 MAX_EPOCHS = 100_000

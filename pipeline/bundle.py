@@ -185,8 +185,9 @@ Model: {info['model']}; checkpoint `{info['source_checkpoint']}`, SHA-256 `{info
 
 ## Run
 
-Needs `pip install denoise-pipeline` (its network and reader), MONAI with `fire` and
-`pytorch-ignite`. From this folder:
+Needs the denoise-pipeline package installed (the network is
+`pipeline.bundle.bundle_network`, the reader `pipeline.monai.ScanReader`; its `bundle` extra
+adds `fire` and `pytorch-ignite`, which MONAI's command and evaluator need). From this folder:
 
 ```bash
 python -m monai.bundle run --config_file configs/inference.json --meta_file configs/metadata.json \\

@@ -198,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
+    from pipeline.adapt import add_adapt_arguments, adapt_from_args
+
+    add_adapt_arguments(p)
+    p.set_defaults(func=adapt_from_args)
+
     p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
     p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
     p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")

@@ -202,7 +202,34 @@ class ModelConfig(Section):
     residual: bool = Field(True, description="unet/dncnn: predict the noise and subtract it (True) or the clean image.")
 
 
+class SelfSupervisedConfig(Section):
+    """Settings of the self-supervised objectives (see pipeline.selfsupervised)."""
+
+    mask_fraction: float = Field(0.01, gt=0, lt=0.5, description="blindspot: share of pixels that are blind-spot centres.")
+    span: list[int] = Field(
+        [2, 2], min_length=2, max_length=2,
+        description="blindspot: half-widths (rows, columns) of the box hidden around each centre; cover the noise's correlation length ([0, 0]: plain Noise2Void).",
+    )
+    margin: int = Field(2, ge=1, description="blindspot: hidden pixels take the mean of visible pixels this far beyond the box.")
+    stride: int = Field(4, ge=2, description="subsample: cell side of the pixel-shuffle down-sampling.")
+    gap: int = Field(3, ge=1, description="subsample: least distance between the two pixels drawn from a cell.")
+    gamma: float = Field(1.0, ge=0, description="subsample: weight of Neighbor2Neighbor's regulariser.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SelfSupervisedConfig:
+        if any(s < 0 for s in self.span):
+            raise ValueError(f"span must not be negative, got {self.span}")
+        if self.gap >= self.stride:
+            raise ValueError(f"gap ({self.gap}) must be below stride ({self.stride}): two pixels of a cell are at most stride - 1 apart")
+        return self
+
+
 class TrainConfig(Section):
+    objective: Literal["supervised", "blindspot", "subsample"] = Field(
+        "supervised",
+        description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a structured mask) or subsample (Neighbor2Neighbor on pixel-shuffled cells): learn from the noisy images alone.",
+    )
+    self_supervised: SelfSupervisedConfig = Field(default_factory=SelfSupervisedConfig, description="Settings of the self-supervised objectives.")
     epochs: int = Field(100, ge=0, description="Training epochs.")
     batch_size: int = Field(256, ge=1, description="Images (or patches) per batch.")
     loss: Literal["bce", "mse", "l1", "ssim_mix"] = Field("bce", description="Training loss.")
@@ -413,6 +440,8 @@ def describe_defaults() -> str:
         lines.append(f"{section_name}:")
         for name, f in section_cls.model_fields.items():  # type: ignore[union-attr]
             default = f.default if f.default_factory is None else f.default_factory()
+            if isinstance(default, BaseModel):
+                default = default.model_dump(mode="json")
             if isinstance(default, Path):
                 default = str(default)
             allowed = _allowed_values(f.annotation)

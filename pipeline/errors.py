@@ -18,6 +18,10 @@ class ImageReadError(PipelineError):
     """A file could not be read as an image; the message names the file and the reason."""
 
 
+class ImageWriteError(PipelineError):
+    """An image could not be encoded in the chosen format; the message names the output."""
+
+
 class MissingDependencyError(PipelineError):
     """An optional package is needed; the message names the package to install."""
 

@@ -14,7 +14,7 @@ skips (image, method) pairs already there, so an interrupted evaluation resumes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,45 +63,106 @@ class EvalResult:
     methods: list[Denoiser] = field(default_factory=list)
 
 
+#: Images noised together and given to a model as batches (its own batch size), so that its
+#: time per image is what it costs in use rather than one forward pass per image. A chunk
+#: holds at most this many images and this many pixels.
+CHUNK_IMAGES = 64
+CHUNK_PIXELS = 16_000_000
+
+
+def _chunks(images: list[ScanImage]) -> list[range]:
+    """Consecutive index ranges of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one image)."""
+    chunks, start, pixels = [], 0, 0
+    for index, img in enumerate(images):
+        if index > start and (index - start == CHUNK_IMAGES or pixels + img.pixels.size > CHUNK_PIXELS):
+            chunks.append(range(start, index))
+            start, pixels = index, 0
+        pixels += img.pixels.size
+    if start < len(images):
+        chunks.append(range(start, len(images)))
+    return chunks
+
+
+def _batch_function(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
+    """The method's ``denoise_many`` (a model's batched inference) when it takes no noise facts."""
+    inner = getattr(method, "inner", method)  # a Renamed model
+    many = getattr(inner, "denoise_many", None)
+    return many if many is not None and not method.takes else None
+
+
+def _batched_outputs(
+    methods: list[Denoiser], noisy: dict[int, np.ndarray], wanted: Callable[[int, str], bool]
+) -> dict[tuple[int, str], tuple[np.ndarray, float]]:
+    """(output, seconds per image) of each batchable method on the chunk's images it still needs."""
+    results: dict[tuple[int, str], tuple[np.ndarray, float]] = {}
+    for method in methods:
+        many = _batch_function(method)
+        todo = [i for i in noisy if wanted(i, method.name)]
+        if many is None or not todo:
+            continue
+        t0 = time.perf_counter()
+        outputs = many([noisy[i] for i in todo])
+        per_image = (time.perf_counter() - t0) / len(todo)
+        for i, out in zip(todo, outputs):
+            results[(i, method.name)] = (out, per_image)
+    return results
+
+
 def evaluate(
     images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
 ) -> EvalResult:
-    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come."""
+    """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come.
+
+    Models run on batches of a chunk of images (:data:`CHUNK_IMAGES`), each image's
+    ``seconds`` being the batch's time divided by its images; the other methods run one
+    image at a time.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "metrics.csv"
     done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
-    for index, (img, name) in enumerate(tqdm(list(zip(images, names)), desc="evaluate", disable=not progress)):
-        clean = img.pixels
-        noisy = noise(clean, noise_rng(seed, "test", 0, index))
-        sigma = noise.std(clean)
-        psd = _noise_psd(noise, clean, methods)
-        detail = detail_highpass(clean)
-        keep = index < n_examples
-        example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
-        for method in methods:
-            if (name, method.name) in done and not keep:
-                continue
-            given = noise_given(method, psd is not None)
-            t0 = time.perf_counter()
-            raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
-            out = np.clip(raw, 0.0, 1.0).astype(np.float32)
-            seconds = time.perf_counter() - t0
-            if method.kind != "input":
-                example["outputs"][method.name] = out
-            if (name, method.name) in done:
-                continue
-            row = {
-                "image": name, "method": method.name, "kind": method.kind,
-                "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                "detail_loss": detail_loss(clean, out, detail),
-                "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
-            }
-            append_metrics_row(row, csv_path)
-        if keep:
-            examples.append(example)
+
+    def wanted(index: int, method: str) -> bool:
+        return (names[index], method) not in done or index < n_examples
+
+    with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
+        for chunk in _chunks(images):
+            noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in chunk}
+            batched = _batched_outputs(methods, noisy_of, wanted)
+            for index in chunk:
+                name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
+                sigma = noise.std(clean)
+                psd = _noise_psd(noise, clean, methods)
+                detail = detail_highpass(clean)
+                keep = index < n_examples
+                example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
+                for method in methods:
+                    if not wanted(index, method.name):
+                        continue
+                    given = noise_given(method, psd is not None)
+                    if (index, method.name) in batched:
+                        raw, seconds = batched[(index, method.name)]
+                    else:
+                        t0 = time.perf_counter()
+                        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+                        seconds = time.perf_counter() - t0
+                    out = np.clip(raw, 0.0, 1.0).astype(np.float32)
+                    if method.kind != "input":
+                        example["outputs"][method.name] = out
+                    if (name, method.name) in done:
+                        continue
+                    row = {
+                        "image": name, "method": method.name, "kind": method.kind,
+                        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+                        "detail_loss": detail_loss(clean, out, detail),
+                        "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
+                    }
+                    append_metrics_row(row, csv_path)
+                if keep:
+                    examples.append(example)
+                bar.update(1)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
 
 

@@ -2,9 +2,13 @@
 
 A :class:`ModelDenoiser` maps one float32 (H, W) image in [0, 1] to its denoised version,
 the same interface as the classical baselines (:mod:`pipeline.baselines`). Images larger
-than ``tile_size`` go through MONAI's ``SlidingWindowInferer``, so memory grows with the
-image alone, not with the network's activations over it. Whole folders are
-:mod:`pipeline.apply`; checkpoints are :mod:`pipeline.checkpoint`.
+than ``tile_size`` are denoised in overlapping tiles blended with Gaussian weights, the
+sliding window of MONAI's ``SlidingWindowInferer`` (same tile positions, weights and
+blending order, so the same output up to float rounding of differently batched tiles), done
+one band of tile rows at a time: besides the image and its output (which may be the same
+array) only a band of a few tile rows is held, so memory grows with the image alone, not
+with the network's activations over it. Whole folders are :mod:`pipeline.apply`;
+checkpoints are :mod:`pipeline.checkpoint`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.inferers import SlidingWindowInferer
+from monai.data.utils import compute_importance_map
 from pydantic import ValidationError
 from torch import nn
 
@@ -40,13 +44,60 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """`x` padded at the bottom and right to sides that are multiples of `multiple`, and its (H, W)."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
+    """Start offsets of the tiles along one side of `size` >= `tile` pixels (MONAI's positions).
+
+    Tiles step by ``int(tile * (1 - overlap))`` (at least 1) until one reaches the end; the
+    last one is moved back to end exactly at `size`.
+    """
+    step = tile if tile == size else max(int(tile * (1 - overlap)), 1)
+    count = next(i for i in range(size) if i * step + tile >= size) + 1
+    return [i * step - max(i * step + tile - size, 0) for i in range(count)]
+
+
+class _BandBlender:
+    """Weighted sums of tile outputs over a band of rows, flushed as the rows become final.
+
+    Rows above the next tile still to come get no more contributions: they are divided by
+    their summed weights, clamped to [0, 1] and copied to the output, and the band moves down.
+    """
+
+    def __init__(self, out: torch.Tensor, weights: torch.Tensor, height: int) -> None:
+        self.out = out
+        self.weights = weights
+        self.top = 0  # first row of the image held in the band
+        width = out.shape[-1]
+        self.sum = torch.zeros((height, width), dtype=torch.float32, device=weights.device)
+        self.weight_sum = torch.zeros_like(self.sum)
+
+    def add(self, tile: torch.Tensor, top: int, left: int) -> None:
+        """Add one tile's output (already multiplied by the weights) at (top, left)."""
+        rows = slice(top - self.top, top - self.top + tile.shape[-2])
+        cols = slice(left, left + tile.shape[-1])
+        self.sum[rows, cols] += tile
+        self.weight_sum[rows, cols] += self.weights
+
+    def flush(self, end: int) -> None:
+        """Write the image rows [top, end) to the output and drop them from the band."""
+        n = end - self.top
+        if n <= 0:
+            return
+        self.out[self.top : end] = (self.sum[:n] / self.weight_sum[:n]).clamp_(0, 1).to(self.out.device)
+        kept = self.sum.shape[0] - n
+        for band in (self.sum, self.weight_sum):
+            band[:kept] = band[n:].clone()
+            band[kept:] = 0
+        self.top = end
 
 
 class ModelDenoiser:
@@ -76,12 +127,11 @@ class ModelDenoiser:
         self.overlap = overlap
         self.batch_size = batch_size
         self.name = name
-        self._inferer = None
-        if self.tile_size is not None and self.fixed_size is None:
-            self._inferer = SlidingWindowInferer(
-                roi_size=(self.tile_size, self.tile_size), sw_batch_size=batch_size, overlap=overlap,
-                mode="gaussian", padding_mode="replicate",
-            )
+        self._weights: torch.Tensor | None = None
+
+    def _tiled(self, shape: tuple[int, ...]) -> bool:
+        """Whether an image of `shape` goes through the sliding window."""
+        return self.tile_size is not None and self.fixed_size is None and max(shape[-2:]) > self.tile_size
 
     @classmethod
     def from_settings(
@@ -96,23 +146,72 @@ class ModelDenoiser:
 
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoise a batch (N, 1, H, W) of one size on this denoiser's device."""
-        x = x.to(self.device, torch.float32)
-        h, w = x.shape[-2:]
-        if self._inferer is not None and max(h, w) > self.tile_size:
-            return self._inferer(x, self._forward_padded).clamp(0, 1)
-        return self._forward_padded(x)
+        """Denoise a batch (N, 1, H, W) of one size; the result is on this denoiser's device."""
+        if not self._tiled(x.shape):
+            return self._forward_padded(x.to(self.device, torch.float32))
+        out = torch.empty(x.shape, dtype=torch.float32, device=self.device)
+        for image, target in zip(x[:, 0], out[:, 0]):
+            self._sliding_window(image, target)
+        return out
 
     def _forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (h, w) = _pad_to_multiple(x, self.multiple)
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
         return self.model(padded)[..., :h, :w]
+
+    def _sliding_window(self, image: torch.Tensor, out: torch.Tensor) -> None:
+        """Denoise one (H, W) image in Gaussian-blended tiles into `out` (may be `image` itself).
+
+        Tiles are taken in row-major order, ``batch_size`` per forward pass. A side shorter
+        than the tile is first padded (replicate, both ends) to the tile size.
+        """
+        tile = self.tile_size
+        h, w = image.shape
+        pad_h, pad_w = max(tile - h, 0), max(tile - w, 0)
+        if pad_h or pad_w:
+            padded = F.pad(image[None, None], (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
+                           mode="replicate")[0, 0]
+            result = torch.empty_like(padded, device=out.device)
+            self._sliding_window(padded, result)
+            out[:] = result[pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
+            return
+        if self._weights is None:
+            self._weights = compute_importance_map((tile, tile), mode="gaussian", sigma_scale=0.125,
+                                                   device=self.device, dtype=torch.float32)
+        positions = [(top, left) for top in tile_starts(h, tile, self.overlap) for left in tile_starts(w, tile, self.overlap)]
+        batches = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
+        # the band spans from the first row of a batch's first tile row to the end of its last tile
+        height = max(batch[-1][0] + tile - batch[0][0] for batch in batches)
+        band = _BandBlender(out, self._weights, min(height, h))
+        for index, batch in enumerate(batches):
+            tiles = torch.stack([image[top : top + tile, left : left + tile] for top, left in batch])
+            outputs = self._forward_padded(tiles[:, None].to(self.device, torch.float32))[:, 0]
+            outputs *= self._weights
+            for output, (top, left) in zip(outputs, batch):
+                band.add(output, top, left)
+            band.flush(batches[index + 1][0][0] if index + 1 < len(batches) else h)
 
     kind: Kind = "model"
     takes: tuple[NoiseFact, ...] = ()
 
-    def __call__(self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(pixels, np.float32))[None, None]
-        return self.denoise_tensor(x)[0, 0].cpu().numpy()
+    def __call__(
+        self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The denoised image (float32); written into `out` when given, which may be `pixels` itself."""
+        pixels = np.ascontiguousarray(pixels, np.float32)
+        if out is not None and (out.shape != pixels.shape or out.dtype != np.float32 or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {pixels.shape}")
+        if not self._tiled(pixels.shape):
+            result = self.denoise_tensor(torch.from_numpy(pixels)[None, None])[0, 0].cpu().numpy()
+            if out is None:
+                return result
+            out[:] = result
+            return out
+        if out is None:
+            out = np.empty_like(pixels)
+        with torch.inference_mode():
+            self._sliding_window(torch.from_numpy(pixels), torch.from_numpy(out))
+        return out
 
     def denoise_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Denoise a list of images, batching consecutive images of the same shape."""

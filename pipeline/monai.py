@@ -231,6 +231,8 @@ class ToUnitRange(Transform):
         self.value_range = value_range
 
     def __call__(self, img: Any) -> Any:
+        if isinstance(img, MetaTensor) and UNIT_RANGE_KEY in img.meta:
+            return img  # mapped already (ScanReader, or an earlier ToUnitRange)
         x = _as_tensor(img)
         mapping = UnitRange.of(img, self.value_range)
         out = MetaTensor(mapping.to_unit(x.as_tensor() if isinstance(x, MetaTensor) else x))
@@ -254,22 +256,27 @@ class FromUnitRange(Transform):
             raise PipelineError(f"no {UNIT_RANGE_KEY} in the meta data: run ToUnitRange(d) on this image first")
         x = _as_tensor(img)
         values = UnitRange.from_record(meta[UNIT_RANGE_KEY]).from_unit(x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype)
-        out = MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
-        return out
+        return MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
 
 
-class ToUnitRanged(MapTransform):
-    """Dictionary form of :class:`ToUnitRange`."""
+class _EachKey(MapTransform):
+    """Dictionary form of an array transform: ``data[key] = self.transform(data[key])`` for each key."""
 
-    def __init__(self, keys: KeysCollection, value_range: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.transform = ToUnitRange(value_range)
+    transform: Transform
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.transform(d[key])
         return d
+
+
+class ToUnitRanged(_EachKey):
+    """Dictionary form of :class:`ToUnitRange`."""
+
+    def __init__(self, keys: KeysCollection, value_range: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = ToUnitRange(value_range)
 
 
 class FromUnitRanged(MapTransform):
@@ -330,7 +337,7 @@ class Denoise(Transform):
         return _like(mapping.from_unit(out, x.dtype), img)
 
 
-class Denoised(MapTransform):
+class Denoised(_EachKey):
     """Dictionary form of :class:`Denoise`: denoise ``data[key]`` for each key with one model."""
 
     def __init__(self, keys: KeysCollection, model: str | Path | nn.Module | None = None, device: str = "auto",
@@ -338,13 +345,7 @@ class Denoised(MapTransform):
                  batch_size: int = DEFAULT_BATCH_SIZE, value_range: Sequence[float] | None = None,
                  columns_first: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.denoise = Denoise(model, device, tile_size, overlap, batch_size, value_range, columns_first)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.denoise(d[key])
-        return d
+        self.transform = Denoise(model, device, tile_size, overlap, batch_size, value_range, columns_first)
 
 
 class TileInferer(SlidingWindowInferer):

@@ -33,7 +33,7 @@ Table = tuple[list[str], list[list[str]]]
 # --------------------------------------------------------------------------- summaries
 
 
-def _number(value: Any) -> float:
+def as_float(value: Any) -> float:
     """A float, or NaN for None / empty / non-numeric values."""
     try:
         return float(value)
@@ -62,7 +62,7 @@ def _choose_reference(
     if candidates:
 
         def mean_psnr(method: str) -> float:
-            mean = summarize([_number(r.get("psnr")) for r in table[method].values()])["mean"]
+            mean = summarize([as_float(r.get("psnr")) for r in table[method].values()])["mean"]
             return mean if math.isfinite(mean) else -math.inf
 
         return max(candidates, key=mean_psnr), "best classical baseline by mean PSNR"
@@ -101,13 +101,13 @@ def summarize_methods(
     for method, by_image in table.items():
         kind = next((str(r["kind"]) for r in by_image.values() if r.get("kind")), None)
         timed = kind != "input" and method != NOISY  # the noisy input costs nothing to "compute"
-        seconds = [s for s in (_number(r.get("seconds")) for r in by_image.values()) if s >= 0 and timed]
+        seconds = [s for s in (as_float(r.get("seconds")) for r in by_image.values()) if s >= 0 and timed]
         total = sum(seconds)
         entry: dict[str, Any] = {
             "n": len(by_image),
             "kind": kind,
-            "psnr": summarize([_number(r.get("psnr")) for r in by_image.values()]),
-            "ssim": summarize([_number(r.get("ssim")) for r in by_image.values()]),
+            "psnr": summarize([as_float(r.get("psnr")) for r in by_image.values()]),
+            "ssim": summarize([as_float(r.get("ssim")) for r in by_image.values()]),
             "seconds_per_image": total / len(seconds) if seconds else math.nan,
             "images_per_second": len(seconds) / total if total > 0 else math.nan,
             "vs_reference": None,
@@ -117,8 +117,8 @@ def summarize_methods(
             common = [image for image in by_image if image in ref]
             entry["vs_reference"] = {
                 key: paired_difference(
-                    [_number(by_image[i].get(key)) for i in common],
-                    [_number(ref[i].get(key)) for i in common],
+                    [as_float(by_image[i].get(key)) for i in common],
+                    [as_float(ref[i].get(key)) for i in common],
                 )
                 for key in ("psnr", "ssim")
             }
@@ -130,18 +130,18 @@ def summarize_methods(
 
 
 def _fmt(value: Any, digits: int, signed: bool = False) -> str:
-    x = _number(value)
+    x = as_float(value)
     if math.isnan(x):
         return "–"
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def _fmt_ci(stat: Mapping[str, Any] | None, digits: int, signed: bool = False) -> str:
+def format_ci(stat: Mapping[str, Any] | None, digits: int, signed: bool = False) -> str:
     """``mean [low, high]``, or the mean alone when the interval is undefined."""
     if not stat:
         return "–"
     mean = _fmt(stat.get("mean"), digits, signed)
-    if math.isnan(_number(stat.get("ci_low"))):
+    if math.isnan(as_float(stat.get("ci_low"))):
         return mean
     low, high = _fmt(stat["ci_low"], digits, signed), _fmt(stat["ci_high"], digits, signed)
     return f"{mean} [{low}, {high}]"
@@ -156,10 +156,10 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
     header.append("images/s")
     rows = []
     for method, e in summary["methods"].items():
-        row = [method, str(e["n"]), _fmt_ci(e["psnr"], 2), _fmt_ci(e["ssim"], 3)]
+        row = [method, str(e["n"]), format_ci(e["psnr"], 2), format_ci(e["ssim"], 3)]
         if ref:
             diff = e.get("vs_reference") or {}
-            row += [_fmt_ci(diff.get("psnr"), 2, True), _fmt_ci(diff.get("ssim"), 3, True)]
+            row += [format_ci(diff.get("psnr"), 2, True), format_ci(diff.get("ssim"), 3, True)]
         row.append(_fmt(e.get("images_per_second"), 2))  # "–" for the noisy input
         rows.append(row)
     return header, rows
@@ -216,7 +216,7 @@ def markdown_table(table: Table) -> list[str]:
     return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
 
 
-def _write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequence[Table]) -> Path:
+def write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequence[Table]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [f"# {title}", "", *lines, ""]
@@ -234,7 +234,7 @@ def write_report_md(
 ) -> Path:
     """A short markdown report: the method table and any extra lines (setup, notes)."""
     methods = [f"- {line}" for line in method_lines(summary["methods"])]
-    return _write_md(
+    return write_md(
         path, title, [_reference_line(summary), "", *extra_lines, "", "Methods:", "", *methods],
         [summary_table(summary)],
     )
@@ -422,7 +422,7 @@ def example_panel_figure(
 def _values_by_method(rows: Iterable[Row], key: str) -> dict[str, list[float]]:
     values: dict[str, list[float]] = {}
     for row in rows:
-        x = _number(row.get(key))
+        x = as_float(row.get(key))
         values.setdefault(str(row["method"]), [])
         if math.isfinite(x):
             values[str(row["method"])].append(x)
@@ -478,7 +478,7 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
 
 def _series(rows: Sequence[Row], key: str) -> tuple[list[float], list[float]]:
     """(epoch, value) pairs of a training-log column where both are finite."""
-    pairs = [(_number(r.get("epoch")), _number(r.get(key))) for r in rows]
+    pairs = [(as_float(r.get("epoch")), as_float(r.get(key))) for r in rows]
     kept = [(e, v) for e, v in pairs if math.isfinite(e) and math.isfinite(v)]
     return [e for e, _ in kept], [v for _, v in kept]
 
@@ -500,21 +500,6 @@ def loss_curve_figure(train_log_rows: Iterable[Row], path: str | Path) -> Path:
     psnr_ax.set(xlabel="epoch", ylabel="PSNR (dB)", title="validation PSNR")
     for ax in (loss_ax, psnr_ax):
         ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
-def noise_figure(manifest_rows: Iterable[Row], path: str | Path) -> Path:
-    """Estimated noise after versus before denoising, one point per image."""
-    before, after = _noise_pairs(manifest_rows)
-    fig = Figure(figsize=(4.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    ax.scatter(before, after, s=12, alpha=0.7)
-    top = max(before + after + [1e-3])
-    ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="no change")
-    ax.set(xlabel="estimated noise before", ylabel="estimated noise after", xlim=(0, top * 1.05))
-    ax.set_ylim(0, top * 1.05)
-    ax.legend()
-    ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
 
@@ -549,7 +534,7 @@ def _html_table(table: Table) -> str:
     return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _html_header(title: str, facts: Mapping[str, str]) -> str:
+def html_header(title: str, facts: Mapping[str, str]) -> str:
     """The page's title and a line of facts (date, commit, folder, ...)."""
     items = "".join(
         f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in facts.items() if v
@@ -587,7 +572,7 @@ def _write_html(
     methods: Sequence[str] = (),
 ) -> Path:
     """One self-contained page: inline style, tables, figures as data URIs, notes."""
-    parts = [_html_header(title, facts or {})]
+    parts = [html_header(title, facts or {})]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines if line]
     parts += [_html_table(t) for t in tables]
     if methods:
@@ -631,89 +616,23 @@ def write_report_html(
     return _write_html(path, title, lines, tables, figures, notes, facts, methods)
 
 
-# --------------------------------------------------------------------------- real scans
-
-
-def _noise_pairs(manifest_rows: Iterable[Row]) -> tuple[list[float], list[float]]:
-    """(before, after) estimated noise of the rows where both are known."""
-    pairs = [(_number(r.get("noise_before")), _number(r.get("noise_after"))) for r in manifest_rows]
-    kept = [(b, a) for b, a in pairs if math.isfinite(b) and math.isfinite(a)]
-    return [b for b, _ in kept], [a for _, a in kept]
-
-
-def apply_table(manifest_rows: Iterable[Row]) -> Table:
-    """Per-image table of a ``denoise apply`` manifest: noise before/after, change, time."""
-    header = ["input", "output", "noise before", "noise after", "change", "seconds"]
-    rows = []
-    for r in manifest_rows:
-        before, after = _number(r.get("noise_before")), _number(r.get("noise_after"))
-        change = 100.0 * (after - before) / before if before > 0 else math.nan
-        rows.append(
-            [
-                Path(str(r.get("input", ""))).name,
-                Path(str(r.get("output") or "")).name or "–",
-                _fmt(before, 4),
-                _fmt(after, 4),
-                "–" if math.isnan(change) else f"{change:+.1f}%",
-                _fmt(r.get("seconds"), 2),
-            ]
-        )
-    return header, rows
-
-
-def _apply_lines(manifest_rows: Sequence[Row]) -> list[str]:
-    before, after = _noise_pairs(manifest_rows)
-    seconds = [s for s in (_number(r.get("seconds")) for r in manifest_rows) if math.isfinite(s)]
-    intro = (
-        f"{len(manifest_rows)} images; no clean reference, so noise is estimated "
-        "(wavelet MAD, in [0, 1] units) before and after denoising."
-    )
-    lines = [intro]
-    if before:
-        diff = paired_difference(after, before)
-        lines.append(
-            f"Mean estimated noise {np.mean(before):.4f} before, {np.mean(after):.4f} after; "
-            f"mean change {_fmt_ci(diff, 4, True)} (95% CI, {diff['n']} images)."
-        )
-    if seconds and sum(seconds) > 0:
-        lines.append(f"{sum(seconds):.1f} s in total, {len(seconds) / sum(seconds):.2f} images/s.")
-    return lines
-
-
-def write_apply_report(
-    manifest_rows: Iterable[Row],
-    examples: Sequence[Mapping[str, Any]],
+def write_page(
     out_dir: str | Path,
-    title: str = "Denoising of real scans",
+    title: str,
+    lines: Sequence[str],
+    tables: Sequence[Table],
+    figures: Mapping[str, Path],
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """report.md and report.html for scans without a clean reference.
+    """report.md and the self-contained report.html in `out_dir` (figures inside it).
 
-    Parameters
-    ----------
-    manifest_rows : rows of the ``denoise apply`` manifest (``input``, ``output``,
-        ``noise_before``, ``noise_after``, ``seconds``, ...); values may be CSV strings.
-    examples : example dicts as for :func:`example_panel_figure` (``clean`` None); may be empty.
-    out_dir : folder for ``report.md``, ``report.html`` and ``figures/``.
-
-    Returns
-    -------
-    ``{"markdown", "html", and each figure written: "noise", "examples"}`` paths.
+    Returns ``{"markdown": path, "html": path}``.
     """
-    rows, out_dir = list(manifest_rows), Path(out_dir)
-    lines, table = _apply_lines(rows), apply_table(rows)
-    written: dict[str, Path] = {}
-    figures: dict[str, Path] = {}
-    if _noise_pairs(rows)[0]:
-        written["noise"] = noise_figure(rows, out_dir / "figures" / "noise_before_after.png")
-        figures["Estimated noise after versus before denoising"] = written["noise"]
-    if examples:
-        written["examples"] = example_panel_figure(examples, out_dir / "figures" / "examples.png")
-        figures["Examples: input, output; crop and residual (output minus input)"] = written[
-            "examples"
-        ]
+    out_dir = Path(out_dir)
     links = [
-        f"![{caption}]({path.relative_to(out_dir).as_posix()})" for caption, path in figures.items()
+        f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})" for caption, path in figures.items()
     ]
-    written["markdown"] = _write_md(out_dir / "report.md", title, [*lines, "", *links], [table])
-    written["html"] = _write_html(out_dir / "report.html", title, lines, [table], figures, [])
-    return written
+    return {
+        "markdown": write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),
+        "html": _write_html(out_dir / "report.html", title, lines, tables, figures, notes),
+    }

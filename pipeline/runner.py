@@ -9,6 +9,7 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -40,6 +41,8 @@ from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
 from pipeline.records import write_json
 from pipeline.train import train
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -183,11 +186,6 @@ def _noise_words(cfg: Config) -> str:
     return n.kind
 
 
-def _say(message: str) -> None:
-    """One line on stdout about what the run is doing now (flushed, so logs show it at once)."""
-    print(message, flush=True)
-
-
 def run(cfg: Config) -> RunResult:
     """Run the stages a config lists; return the run folder, summary and report path."""
     if cfg.run.threads:
@@ -196,8 +194,8 @@ def run(cfg: Config) -> RunResult:
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
-        _say(f"run folder: {run_dir}")
-        _say(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
+        log.info(f"run folder: {run_dir}")
+        log.info(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
@@ -211,7 +209,7 @@ def run(cfg: Config) -> RunResult:
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
         if is_main:
-            _say(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
+            log.info(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
         t0 = time.perf_counter()
         out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
         extra["training_seconds"] = time.perf_counter() - t0
@@ -226,11 +224,11 @@ def run(cfg: Config) -> RunResult:
             raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
         methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
-        _say(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+        log.info(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
              f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({_noise_words(cfg)})")
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
-            _say("writing the report (summary, figures, report.html)")
+            log.info("writing the report (summary, figures, report.html)")
             result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
 

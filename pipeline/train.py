@@ -24,17 +24,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from pipeline.checkpoint import build_checkpoint, checkpoint_model_config, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (
+    build_checkpoint,
+    checkpoint_model_config,
+    read_checkpoint,
+    save_checkpoint,
+)
 from pipeline.config import Config, InferenceConfig, ModelConfig, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.errors import PipelineError
-from pipeline.inference import ModelDenoiser, resolve_device
+from pipeline.inference import ModelDenoiser, pad_to_multiple, resolve_device
 from pipeline.ingest.patches import PatchSampler, at_scales
 from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
 from pipeline.records import write_csv
+from pipeline.selfsupervised import Objective, make_objective, step_generator
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,11 @@ def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.
     return (losses * (weights / weights.mean())).mean()
 
 
+def supervised_objective(loss_fn, weighting: str) -> Objective:
+    """The supervised objective: the (weighted) loss between the network's output and the clean batch."""
+    return lambda forward, noisy, clean, generator: weighted_loss(loss_fn, forward(noisy), clean, noisy, weighting)
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -180,6 +191,10 @@ def train(
     )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
     loss_fn = make_loss(tc.loss)
+    if tc.objective == "supervised":
+        objective = supervised_objective(loss_fn, tc.loss_weighting)
+    else:
+        objective = make_objective(tc.objective, tc.self_supervised)
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(tc.epochs, 1)) if tc.schedule == "cosine" else None
     state: dict[str, Any] = {"best_val_psnr": -math.inf, "bad_epochs": 0, "log": []}
@@ -192,6 +207,7 @@ def train(
     if info.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = tc.amp and device.type == "cuda"
+    multiple = int(getattr(model, "size_multiple", 1))
     started = time.perf_counter()
     stopped_early = False
     for epoch in range(start_epoch, tc.epochs):
@@ -201,12 +217,16 @@ def train(
         net.train()
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (tc.progress and info.is_main), leave=False)
-        for noisy, clean in bar:
+        for step, (noisy, clean) in enumerate(bar):
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                out = net(noisy)
-            loss = weighted_loss(loss_fn, out.float(), clean, noisy, tc.loss_weighting)
+
+            def forward(x: torch.Tensor) -> torch.Tensor:  # padded to the network's size multiple (sub-images may not be)
+                padded, (h, w) = pad_to_multiple(x, multiple)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    return net(padded).float()[..., :h, :w]
+
+            loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
             loss.backward()
             if tc.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

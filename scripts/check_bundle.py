@@ -87,7 +87,9 @@ def compare(inputs: list[Path], model: Path | None, work: Path) -> list[dict[str
     bundle = write_bundle(model, work / "bundle").path
     run_bundle(bundle, scans, work / "bundle_out")
     apply_folder(scans, work / "apply_out", model, device="cpu", progress=False, report=False)
-    denoiser, _ = denoiser_from_checkpoint(model, "cpu", DEFAULT_TILE_SIZE, DEFAULT_OVERLAP, DEFAULT_BATCH_SIZE)
+    denoiser, _ = denoiser_from_checkpoint(
+        model, device="cpu", tile_size=DEFAULT_TILE_SIZE, overlap=DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH_SIZE
+    )
     written = {Path(p).name.split(".")[0]: p for p in (work / "apply_out").iterdir() if not p.name.startswith(".")}
     rows = []
     for path in files:

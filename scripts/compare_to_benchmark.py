@@ -3,7 +3,7 @@
     python scripts/compare_to_benchmark.py pipeline/weights/cxr_default.pt runs/x/checkpoints/best.pt
 
 Uses the test radiographs, centre crop, noise conditions and seed of the last full run of
-``scripts/benchmark.py`` (``benchmarks/results.json``), so each checkpoint sees exactly the
+``scripts/benchmark.py``, read from the settings recorded in ``benchmarks/results.json``, so each checkpoint sees exactly the
 noisy images that BM3D saw there, without running BM3D again (about 9 minutes). Prints, per
 noise condition, each checkpoint's mean PSNR / SSIM and its mean ΔPSNR against BM3D (the mean
 of the paired differences; for confidence intervals run the benchmark itself).
@@ -13,38 +13,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from pipeline.inference import denoiser_from_checkpoint
+from pipeline.bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
+from pipeline.bench.quality import run_table, summarize_table
+from pipeline.bench.settings import PROJECT_ROOT, Settings
 from pipeline.denoiser import Renamed
+from pipeline.inference import denoiser_from_checkpoint
 from pipeline.noise import make_noise
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import benchmark as bench  # scripts/benchmark.py: its test images, crop, noise conditions and tables
 
 
 def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean."""
     recorded = json.loads(results.read_text())["quality"]["cxr"]
-    settings = bench.settings_from_args(shlex.split(recorded["provenance"]["command"])[2:])  # its seed, folders, crop
-    images, _ = bench.cxr_test_images(settings)
-    crops = [bench.center_crop(img, recorded["crop"]) for img in images]
+    if "settings" not in recorded["provenance"]:
+        raise SystemExit(f"{results} records no settings (written before they were stored); run scripts/benchmark.py again")
+    settings = Settings.from_dict(recorded["provenance"]["settings"])  # its seed, folders, crop
+    images, _ = cxr_test_images(settings)
+    crops = [crop_scan(img, recorded["crop"]) for img in images]
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
         raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")
     torch.set_num_threads(threads)
     methods = [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], path) for path in checkpoints]
     rows = []
-    for key, (label, noise_cfg) in bench.cxr_noise_conditions().items():
+    for key, (label, noise_cfg) in cxr_noise_conditions().items():
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]
         with tempfile.TemporaryDirectory() as tmp:
-            table = bench.run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)
-        summary = bench.summarize_table(table)["methods"]
+            table = run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)
+        summary = summarize_table(table)["methods"]
         for path in checkpoints:
             psnr, ssim = summary[path]["psnr"]["mean"], summary[path]["ssim"]["mean"]
             rows.append({"condition": label, "checkpoint": path, "psnr": psnr, "ssim": ssim,
@@ -55,7 +55,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="checkpoints or run folders")
-    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
+    p.add_argument("--results", type=Path, default=PROJECT_ROOT / "benchmarks" / "results.json")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     for row in compare(args.checkpoints, args.results, args.threads):

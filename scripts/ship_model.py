@@ -14,7 +14,13 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.checkpoint import SHIPPED_MODEL, checkpoint_path, read_checkpoint, save_checkpoint, strip_training_state
+from pipeline.checkpoint import (
+    SHIPPED_MODEL,
+    checkpoint_path,
+    read_checkpoint,
+    save_checkpoint,
+    strip_training_state,
+)
 from pipeline.records import write_json
 
 DATA_PROVENANCE = (

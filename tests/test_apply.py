@@ -20,9 +20,16 @@ from PIL import Image
 
 import pipeline.apply.writer
 from pipeline.apply import apply_folder, merge_parts
+from pipeline.apply.examples import VIEWS
 from pipeline.apply.plan import resolve_part
-from pipeline.apply.stream import prefetch
-from pipeline.checkpoint import SHIPPED_MODEL, build_checkpoint, load_model, read_checkpoint, save_checkpoint
+from pipeline.apply.stream import WriteBehind, prefetch
+from pipeline.checkpoint import (
+    SHIPPED_MODEL,
+    build_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.errors import PipelineError
@@ -95,7 +102,7 @@ def _outputs(root: Path) -> dict[str, bytes]:
     records = {".csv", ".html", ".md"}
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix not in records and "figures" not in p.parts and not p.name.startswith(".")
+        if p.is_file() and p.suffix not in records and VIEWS not in p.parts and not p.name.startswith(".")
     }
 
 
@@ -148,9 +155,9 @@ def test_apply_mirrors_tree_keeps_bit_depth_and_records_failures(
     b16 = next(r for r in rows if r["output"] == "sub/b16.png")
     assert b16["input"] == str((scans / "sub" / "b16.png").resolve())
     assert (b16["frames"], b16["height"], b16["width"], b16["megapixels"]) == ("1", "70", "50", "0.0035")
-    assert float(b16["noise_before"]) > 0.02 and float(b16["seconds"]) > 0
+    assert float(b16["noise_before_fraction_of_range"]) > 0.02 and float(b16["seconds"]) > 0
     assert "conv model from tiny.pt" in b16["model"] and len(b16["model_sha256"]) == 16
-    assert (out / "report.html").is_file() and (out / "figures" / "examples.png").is_file()
+    assert (out / "report.html").is_file() and (out / VIEWS / "000_output.png").is_file()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]
 
 
@@ -331,6 +338,35 @@ def test_prefetch_reads_a_bounded_number_of_files_ahead() -> None:
     assert results[:5] == [0, 10, 20, "bad file", 40] and len(results) == 20
     assert max(lead) <= 3  # queue of 2 plus the one in the reader's hands
     assert not [t for t in threading.enumerate() if t.name == "denoise-reader"]
+
+
+def test_write_behind_runs_calls_in_order_with_a_bounded_queue() -> None:
+    done: list[int] = []
+    waiting = []
+    writer = WriteBehind(depth=1)
+    for i in range(6):
+        writer.submit(lambda i=i: (time.sleep(0.002), done.append(i)))
+        waiting.append(i + 1 - len(done))
+    writer.close()
+    assert done == list(range(6)) and max(waiting) <= 1  # never more than one call pending
+    failing = WriteBehind()
+    failing.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.close()
+
+
+def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: Path) -> None:
+    """Reading, tiled in-place denoising and writing give the values of the network on the decoded array."""
+    from pipeline.inference import denoiser_from_checkpoint
+    from pipeline.io import read_image
+
+    src = _png_folder(tmp_path / "in", n=1, size=150)
+    apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, batch_size=3, device="cpu", progress=False,
+                 report=False)
+    denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", tile_size=32, batch_size=3)
+    expected = denoiser(read_image(src / "img0.png")[0].pixels)
+    written = np.asarray(Image.open(tmp_path / "out" / "img0.png")).astype(np.float64)
+    assert np.array_equal(written, np.rint(expected.astype(np.float64) * 65535))
 
 
 # --------------------------------------------------------------------------- scale-out

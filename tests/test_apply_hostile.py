@@ -24,6 +24,7 @@ from pipeline.apply.writer import output_lock
 from pipeline.checkpoint import load_model
 from pipeline.cli import main
 from pipeline.errors import PipelineError
+from pipeline.inference import ModelDenoiser
 from pipeline.io import read_image
 from pipeline.records import read_csv
 
@@ -131,7 +132,7 @@ def test_nan_weight_checkpoint_is_refused(tmp_path, capsys, model):
 
 def test_non_finite_model_output_is_a_failure_not_a_black_image(tmp_path, model, monkeypatch):
     png(tmp_path / "in" / "a.png")
-    monkeypatch.setattr(pipeline.apply.api.ModelDenoiser, "__call__", lambda self, pixels: pixels * np.nan)
+    monkeypatch.setattr(ModelDenoiser, "__call__", lambda self, pixels, **noise: pixels * np.nan)
     result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
     assert (result.done, result.failed) == (0, 1)
     assert not (tmp_path / "out" / "a.png").exists()
@@ -193,9 +194,8 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(tmp_path
 def test_second_run_on_a_busy_out_is_refused(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
-    with output_lock(tmp_path / "out"):
-        with pytest.raises(PipelineError, match="in use by another denoise apply run"):
-            apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    with output_lock(tmp_path / "out"), pytest.raises(PipelineError, match="in use by another denoise apply run"):
+        apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
     assert apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET).done == 1
 
 

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from script_loading import load_script
 
+from pipeline.bench.render import acceptance, render_acceptance
+from pipeline.bench.run import run_benchmark
+from pipeline.bench.settings import Settings, settings_from_args
+from pipeline.checkpoint import build_checkpoint, save_checkpoint
 from pipeline.config import Config, ModelConfig
 from pipeline.models import build_model
-from pipeline.checkpoint import build_checkpoint, save_checkpoint
 from pipeline.train import make_optimizer
 
 #: MACs per pixel of ConvAutoencoder(features=4): 36 (1->4) + 36 (4->4 at 1/4) + 9 (at 1/16)
@@ -43,7 +45,6 @@ def positive(x: Any) -> bool:
 
 
 def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: np.ndarray) -> None:
-    bench = load_script("benchmark")
     ckpt = str(tiny_conv_checkpoint(tmp_path / "conv.pt"))
     argv = [
         "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--skip-bm3d", "--no-train",
@@ -52,7 +53,8 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
         "--sizes", "32", "--repeats", "1", "--matmul-n", "128", "--train-patch", "16", "--train-batch", "2",
         "--no-apply-bench",
     ]
-    bench.run_benchmark(bench.settings_from_args(argv))
+    settings = settings_from_args(argv)
+    run_benchmark(settings)
 
     assert (tmp_path / "out" / "RESULTS.md").read_text().startswith("# Benchmarks")
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -83,11 +85,11 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
     assert positive(cpu["networks"]["conv"]["compute"]["32"]["fraction_of_peak"])
     assert positive(cpu["networks"]["mnist_dense"]["batch_inference"]["gflops"])
     assert "skipped" in results["speed"]["apply_memory"]
+    recorded = Settings.from_dict(cxr["provenance"]["settings"])  # settings stored as data
+    assert recorded == settings and cxr["provenance"]["settings"]["sizes"] == [32]
 
 
 def test_acceptance_rows_compare_the_shipped_model_with_bm3d() -> None:
-    bench = load_script("benchmark")
-
     def method(psnr: float, ssim: float, gain: float | None = None) -> dict[str, Any]:
         entry = {"psnr": {"mean": psnr}, "ssim": {"mean": ssim}}
         if gain is not None:
@@ -105,8 +107,8 @@ def test_acceptance_rows_compare_the_shipped_model_with_bm3d() -> None:
         }}},
         "speed": {"devices": {"cpu": {"images": {"unet": {"1024": {"megapixels_per_second": 5.0}}}}}},
     }
-    rows = bench.acceptance(results)
+    rows = acceptance(results)
     assert [(r["what"], r["met"]) for r in rows] == [("G25", False), ("PG05", True), ("PG25", False), ("speed, 1024² on the CPU", True)]
     results["quality"]["cxr"]["conditions"]["gaussian_25"] = condition("G25", 0.6, 0.91)
-    assert bench.acceptance(results)[0]["met"] is True
-    assert "| G25 |" in "\n".join(bench.render_acceptance(results))
+    assert acceptance(results)[0]["met"] is True
+    assert "| G25 |" in "\n".join(render_acceptance(results))

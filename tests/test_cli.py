@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
 from pipeline.checkpoint import load_model
+from pipeline.cli import main
 
 TINY = [
     "--set", "train.epochs=2", "--set", "data.max_train=400", "--set", "data.max_val=50",
@@ -180,3 +180,49 @@ def test_warnings_print_once_as_one_line_without_source(capsys) -> None:
             warnings.warn("a.dcm: no DICOM file meta information (old ACR-NEMA style file)", stacklevel=1)
     err = capsys.readouterr().err
     assert err == "warning: a.dcm: no DICOM file meta information (old ACR-NEMA style file)\n"
+
+
+def _acr_nema_file(path: Path) -> Path:
+    """A small old-style DICOM file: no preamble, no file meta information."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.Modality = "Test^ACR", "1", "CR"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.3.4", "1.2.3.4.5", "1.2.3.4.5.6"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.Rows = ds.Columns = 64
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 10, 9, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = np.random.default_rng(0).integers(0, 1024, (64, 64)).astype("<u2").tobytes()
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    return path
+
+
+def test_acr_nema_warning_once_without_source_line_and_not_on_a_rerun(tmp_path, capsys) -> None:
+    src = tmp_path / "in" / "old"
+    src.mkdir(parents=True)
+    _acr_nema_file(src / "chest.dcm")
+    args = ["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "ACR-NEMA" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "chest.dcm" in lines[0], err
+    assert "warnings.warn" not in err and "UserWarning" not in err  # no source line
+    assert "ACR-NEMA" not in (tmp_path / "out" / "report.html").read_text()
+    assert main(args) == 0  # every file is finished: skipped, the report is written again
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_logged_warnings_print_as_one_warning_line(capsys, monkeypatch) -> None:
+    import logging
+
+    from pipeline import cli
+
+    def warn_twice(args) -> int:
+        for _ in range(2):
+            logging.getLogger("pipeline.apply.examples").warning("no view of %s in the report", "a.png")
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_config", warn_twice)  # build_parser looks it up when called
+    assert cli.main(["config"]) == 0
+    assert capsys.readouterr().err == "warning: no view of a.png in the report\n"

@@ -59,6 +59,27 @@ def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> Non
     assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
 
 
+@dataclass
+class BatchRecorder(Recorder):
+    """A test model that can take a batch; records the batch sizes it was given."""
+
+    batches: list[int] = field(default_factory=list)
+
+    def denoise_many(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        self.batches.append(len(batch))
+        return [image * 0.5 for image in batch]
+
+
+def test_models_run_on_batches_and_share_the_batch_time(tmp_path, smooth_image) -> None:
+    model = BatchRecorder("m", kind="model")
+    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [NoisyInput(), model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5] and model.calls == []  # one batch, never one image at a time
+    rows = [r for r in read_metrics_csv(tmp_path / "metrics.csv") if r["method"] == "m"]
+    assert len(rows) == 5 and len({r["seconds"] for r in rows}) == 1
+    evaluate(images(smooth_image, 7), GaussianNoise(0.1), 0, [model], tmp_path, n_examples=1, progress=False)
+    assert model.batches == [5, 3], "a rerun batches the two new images and the example only"
+
+
 def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
     counting = Recorder("m", kind="model")
     evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)

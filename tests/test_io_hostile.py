@@ -175,7 +175,7 @@ def test_encapsulated_frames_must_match_number_of_frames(cxr_dir, tmp_path):
     assert "NumberOfFrames is 3 but the pixel data holds 1 frame(s)" in refused(tmp_path / "j.dcm")
 
 
-@pytest.mark.parametrize("tags", [dict(BitsStored=20), dict(BitsAllocated=12), dict(Rows=0)])
+@pytest.mark.parametrize("tags", [{"BitsStored": 20}, {"BitsAllocated": 12}, {"Rows": 0}])
 def test_impossible_pixel_module_values_are_refused(tmp_path, tags):
     message = refused(tiny_dicom(tmp_path / "b.dcm", **tags))
     assert "bit depth" in message or "invalid image size" in message
@@ -205,3 +205,39 @@ def test_reason_helpers_cut_escape_and_never_fail():
     assert path_text("caf\udce9.png") == "caf\\xe9.png"
     assert library_detail(ValueError(b"\x00" * 5000)).startswith("ValueError: b'")
     assert len(library_detail(ValueError(b"\x00" * 5000))) <= 120
+
+
+def test_a_decoder_panic_becomes_a_read_error(tmp_path, monkeypatch):
+    """A Rust decoder's panic is a BaseException (pyo3's PanicException), not an Exception."""
+    import pipeline.io
+
+    class Panic(BaseException):
+        pass
+
+    def panicking(path):
+        raise Panic("index out of bounds: the len is 3840 but the index is 3840")
+
+    monkeypatch.setattr(pipeline.io, "read_dicom", panicking)
+    path = tiny_dicom(tmp_path / "p.dcm")
+    assert "damaged or inconsistent DICOM file (Panic)" in refused(path)
+
+
+def test_unknown_transfer_syntax_is_named(tmp_path):
+    path = tiny_dicom(tmp_path / "t.dcm")
+    raw = path.read_bytes().replace(b"1.2.840.10008.1.2.1\0", b"1.2.3.4.5.6.7.8.9.0\0")
+    path.write_bytes(raw)
+    assert "unknown transfer syntax '1.2.3.4.5.6.7.8.9.0'" in refused(path)
+
+
+def test_header_element_the_writer_cannot_encode_is_a_write_error(tmp_path):
+    from pipeline.errors import ImageWriteError
+    from pipeline.io import write_image
+
+    path = tiny_dicom(tmp_path / "v.dcm")
+    raw = path.read_bytes()
+    at = raw.index(b"\x28\x00\x02\x00")  # (0028,0002) SamplesPerPixel: insert (0018,1190) before it
+    element = b"\x18\x00\x90\x11" + b"TS" + (4).to_bytes(2, "little") + b"1.5 "
+    path.write_bytes(raw[:at] + element + raw[at:])
+    image = read_image(path)[0]
+    with pytest.raises(ImageWriteError, match="cannot be written as DICOM"):
+        write_image(image, tmp_path / "out.dcm")

@@ -17,7 +17,6 @@ from pipeline.report import (
     example_panel_figure,
     loss_curve_figure,
     summarize_methods,
-    write_apply_report,
     write_report_html,
     write_report_md,
 )
@@ -151,40 +150,6 @@ def test_figures_and_html(tmp_path, rng):
     assert text.count("data:image/png;base64,") == 3
     assert "seed 0 &amp; sigma 0.5" in text
     _assert_self_contained(text)
-
-
-def test_apply_report(tmp_path, rng):
-    manifest = [
-        {
-            "input": "/scans/a.dcm",
-            "output": "/out/a.dcm",
-            "noise_before": "0.02",
-            "noise_after": "0.005",
-            "seconds": "1.5",
-        },
-        {
-            "input": "/scans/b.png",
-            "output": "/out/b.png",
-            "noise_before": "0.04",
-            "noise_after": "0.01",
-            "seconds": "0.5",
-        },
-        {
-            "input": "/scans/c.png",
-            "output": "",
-            "noise_before": "",
-            "noise_after": "",
-            "seconds": "",
-        },
-    ]
-    written = write_apply_report(manifest, _examples(rng, clean=False), tmp_path / "apply")
-    md = written["markdown"].read_text()
-    assert "| a.dcm | a.dcm | 0.0200 | 0.0050 | -75.0% | 1.50 |" in md
-    assert "| c.png | – | – | – | – | – |" in md
-    assert "![" in md and written["examples"].is_file() and written["noise"].is_file()
-    html = written["html"].read_text()
-    assert html.count("data:image/png;base64,") == 2 and "b.png" in html
-    _assert_self_contained(html)
 
 
 def test_detail_crop_lands_on_texture_not_on_flat_background_or_one_edge():

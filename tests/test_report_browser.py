@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.apply.examples import write_apply_report
 from pipeline.report import (
     distribution_figure,
     example_panel_figure,
     summarize_methods,
-    write_apply_report,
     write_report_html,
 )
 
@@ -152,17 +152,33 @@ def test_run_report_in_chromium(browser, tmp_path, rng) -> None:
     check_page(browser, page)
 
 
-def test_apply_report_in_chromium(browser, tmp_path, rng) -> None:
-    uid = "1.2.826.0.1.3680043.8.498.10368940475310924637281623"
-    manifest, examples = [], []
-    for i, shape in enumerate([(300, 240), (64, 64), (200, 200)]):
-        image = _scan(rng, shape)
-        noisy = np.clip(image + rng.normal(0, 0.05, shape), 0, 1).astype(np.float32)
-        rel = f"site{i}/patient {i}/{uid}.{i}.dcm"
-        manifest.append({"input": f"/in/{rel}", "output": f"/out/{rel}", "noise_before": 0.05, "noise_after": 0.01, "seconds": 1.0})
-        examples.append({"image": rel, "clean": None, "noisy": noisy, "outputs": {"model": image}})
-    written = write_apply_report(manifest, examples, tmp_path / "out")
-    check_page(browser, written["html"])
+def test_apply_report_in_chromium(browser, tmp_path) -> None:
+    from test_apply_report import make_apply_folder
+
+    inputs, outputs, rows = make_apply_folder(tmp_path)
+    page_file = write_apply_report(rows, outputs, inputs)["html"]
+    check_page(browser, page_file)
+
+    page = browser.new_page(viewport={"width": WIDE, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(page_file.resolve().as_uri(), wait_until="load")
+    scan = page.locator("section.scan").first
+    scan.locator("input[type=range]").fill("20")
+    assert "20%" in scan.locator("img.top").evaluate("img => img.style.clipPath")
+    scan.locator("button[data-mode=removed]").click()
+    base = scan.locator("img.base")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=base.element_handle())
+    assert base.get_attribute("src").endswith("_removed.png")
+    assert scan.locator("img.top").evaluate("img => getComputedStyle(img).visibility") == "hidden"
+    scan.locator("button.zoom").click()  # native size: the picture is as wide as the scan
+    width = base.evaluate("img => img.getBoundingClientRect().width")
+    assert width == base.evaluate("img => img.naturalWidth")
+    page.locator("th", has_text="noise before").click()
+    cells = page.locator("table.sortable tbody tr td:nth-child(4)").all_inner_texts()
+    assert cells == sorted(cells, key=float) and len(cells) == len(rows)
+    assert errors == []
+    page.close()
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import load_config
 from pipeline.checkpoint import load_model
+from pipeline.config import load_config
 from pipeline.errors import PipelineError
 from pipeline.runner import run
 from pipeline.train import NOISE_STD_FLOOR, make_loss, weighted_loss

@@ -13,10 +13,11 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    NOISE_AFTER,
+    NOISE_BEFORE,
     append_manifest_row,
     check_unchanged_model,
     manifest_rows,
@@ -43,15 +46,26 @@ from pipeline.apply.records import (
     prepare_manifest,
     record_paths,
 )
-from pipeline.apply.stream import prefetch
-from pipeline.apply.writer import check_target, output_lock, output_writer, remove_path, write_atomic
+from pipeline.apply.stream import WriteBehind, prefetch
+from pipeline.apply.writer import (
+    check_target,
+    output_lock,
+    output_writer,
+    remove_path,
+    write_atomic,
+)
 from pipeline.checkpoint import LoadedModel
 from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
 from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, ModelDenoiser, denoiser_from_checkpoint
+from pipeline.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    denoiser_from_checkpoint,
+)
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import read_image
 from pipeline.io.dicom import DerivedSeries
@@ -195,28 +209,40 @@ def _read_job(job: Job, output_dir: Path) -> list[ScanImage]:
     return read_image(job.source)
 
 
-def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Context) -> Row:
-    """Denoise, write and record one file; returns its manifest row."""
-    start = time.perf_counter()
+def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[ScanImage], Row]:
+    """Denoise one file's images in place; returns the outputs and the start of its manifest row.
+
+    The input noise is estimated first: the denoised pixels overwrite the input arrays (the
+    reader made them for this file alone), so no second whole-image buffer is needed.
+    """
     check_target(job, ctx.output_dir)
     if not images:
         raise PipelineError(f"{job.source}: holds no image")
-    outputs = [image.with_pixels(ctx.denoiser(image.pixels)) for image in images]
-    if not all(np.isfinite(out.pixels).all() for out in outputs):
-        raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
     h, w = images[0].pixels.shape
     row: Row = {
         "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
-        "noise_before": round(_noise(images), 6), "noise_after": round(_noise(outputs), 6),
-        "model": ctx.model_label, "model_sha256": ctx.model_sha,
+        NOISE_BEFORE: round(_noise(images), 6),
     }
+    outputs = [replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images]
+    return outputs, row
+
+
+def _write(job: Job, outputs: list[ScanImage], row: Row, started: float, ctx: _Context) -> None:
+    """Estimate the output noise, write `outputs` atomically and append the manifest row.
+
+    `started` is the :func:`time.perf_counter` value from which the file's time is counted
+    (its reading time is already in ``row["seconds"]``).
+    """
+    if not all(np.isfinite(out.pixels).all() for out in outputs):
+        raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
+    row.update({NOISE_AFTER: round(_noise(outputs), 6), "model": ctx.model_label, "model_sha256": ctx.model_sha})
     final, write = output_writer(job, outputs, ctx.write_options)
     row["output"] = path_text(final.relative_to(ctx.output_dir).as_posix())
     final.parent.mkdir(parents=True, exist_ok=True)
 
     def record() -> None:
-        row["seconds"] = round(read_seconds + time.perf_counter() - start, 3)
+        row["seconds"] = round(row["seconds"] + time.perf_counter() - started, 3)
         row["finished"] = _now()
         append_manifest_row(row, ctx.manifest)
 
@@ -224,31 +250,62 @@ def _process(job: Job, images: list[ScanImage], read_seconds: float, ctx: _Conte
     for other in job.finals:
         if other != final:
             remove_path(other)  # an output of another shape left by an earlier run
-    return row
 
 
 def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> tuple[int, list[Failure]]:
-    """Denoise `jobs` with a bounded read-ahead; returns (done, failures)."""
+    """Denoise `jobs`, reading ahead and writing behind; returns (done, failures).
+
+    Three stages overlap: the reader thread decodes the next files, this thread runs the
+    network, and the writer thread estimates the output noise, encodes and writes the
+    previous file. Failures of any stage are recorded per file, in the files' order.
+    """
     done, megapixels, start = 0, 0.0, time.perf_counter()
     failures: list[Failure] = []
-    with tqdm(total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for job, images, seconds in prefetch(jobs, lambda j: _read_job(j, ctx.output_dir)):
-            try:
-                if isinstance(images, Exception):
-                    raise images
-                megapixels += _process(job, images, seconds, ctx)["megapixels"]
-                done += 1
-            except OSError as err:
-                if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way
-                    raise PipelineError(
-                        f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
-                        "make room (or make it writable) and rerun: finished outputs are kept"
-                    ) from err
-                failures.append(Failure(job.source, _reason(job.source, err)))
-            except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
-                failures.append(Failure(job.source, _reason(job.source, err)))
-            bar.set_postfix_str(f"{megapixels / max(time.perf_counter() - start, 1e-9):.2f} MP/s, {len(failures)} failed")
-            bar.update(1)
+    lock = threading.Lock()
+
+    def fail(job: Job, err: BaseException) -> None:
+        with lock:
+            failures.append(Failure(job.source, _reason(job.source, err)))
+
+    def write(job: Job, outputs: list[ScanImage], row: Row, started: float) -> None:
+        nonlocal done, megapixels
+        try:
+            _write(job, outputs, row, started, ctx)
+        except OSError as err:
+            if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way: stop the run
+                raise PipelineError(
+                    f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
+                    "make room (or make it writable) and rerun: finished outputs are kept"
+                ) from err
+            fail(job, err)
+            return
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
+            fail(job, err)
+            return
+        with lock:
+            done += 1
+            megapixels += row["megapixels"]
+
+    writer = WriteBehind()
+    try:
+        with tqdm(total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+            for job, images, seconds in prefetch(jobs, lambda j: _read_job(j, ctx.output_dir)):
+                started = time.perf_counter()
+                try:
+                    if isinstance(images, Exception):
+                        raise images
+                    outputs, row = _denoise(job, images, ctx)
+                    row["seconds"] = seconds
+                except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
+                    fail(job, err)
+                else:  # raises the error that stopped the writer, if any
+                    writer.submit(lambda j=job, o=outputs, r=row, t=started: write(j, o, r, t))
+                with lock:
+                    rate = megapixels / max(time.perf_counter() - start, 1e-9)
+                    bar.set_postfix_str(f"{rate:.2f} MP/s, {len(failures)} failed")
+                bar.update(1)
+    finally:
+        writer.close()
     return done, failures
 
 
@@ -265,7 +322,9 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
     return None if fmt is None else fmt.lower()
 
 
-def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool) -> tuple[bool, Path | None]:
+def _finish(
+    input_dir: Path, output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool
+) -> tuple[bool, Path | None]:
     """Merge part files and write the report where this process is the one to do it.
 
     That is a single-process run, or torchrun's rank 0 once every rank is done. Returns
@@ -280,7 +339,7 @@ def _finish(output_dir: Path, num_parts: int, part_id: int, torchrun: bool, repo
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir) if report and finishes else None
+    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
     return merged, report_path
 
 
@@ -336,7 +395,7 @@ def apply_folder(
 
 
 def _apply_locked(
-    source: Path, dest: Path, loaded: LoadedModel, denoiser: ModelDenoiser, model_sha: str, fmt: str | None,
+    source: Path, dest: Path, loaded: LoadedModel, denoiser: Denoiser, model_sha: str, fmt: str | None,
     overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
 ) -> ApplyResult:
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
@@ -361,7 +420,7 @@ def _apply_locked(
     finally:
         write_failures_csv(failures, failures_csv)
 
-    merged, report_path = _finish(dest, num_parts, part_id, torchrun, report)
+    merged, report_path = _finish(source, dest, num_parts, part_id, torchrun, report)
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(

@@ -19,10 +19,14 @@ from pipeline.records import append_csv_row, read_csv, write_csv
 
 MANIFEST = "manifest.csv"
 FAILURES = "failures.csv"
+#: Estimated noise std before and after denoising, as a fraction of each image's full range.
+NOISE_BEFORE, NOISE_AFTER = "noise_before_fraction_of_range", "noise_after_fraction_of_range"
 MANIFEST_COLUMNS = (
     "input", "output", "frames", "height", "width", "megapixels", "seconds",
-    "noise_before", "noise_after", "model", "model_sha256", "finished",
+    NOISE_BEFORE, NOISE_AFTER, "model", "model_sha256", "finished",
 )
+#: Columns of manifests written by earlier versions, with their names now.
+RENAMED_COLUMNS = {"noise_before": NOISE_BEFORE, "noise_after": NOISE_AFTER}
 
 Row = dict[str, Any]
 
@@ -57,10 +61,15 @@ def _record_names(output_dir: Path, stem: str) -> list[Path]:
     return [output_dir / f"{stem}.csv", *sorted(output_dir.glob(f"{stem}.part-*.csv"))]
 
 
+def _read_manifest(path: Path) -> list[Row]:
+    """Rows of a manifest file; columns named by an earlier version get their names now."""
+    return [{RENAMED_COLUMNS.get(k, k): v for k, v in row.items()} for row in read_csv(path)]
+
+
 def manifest_rows(output_dir: Path) -> list[Row]:
     """The newest row per finished input, from ``manifest.csv`` and every part file."""
     return _latest_rows(
-        (row for path in _record_names(output_dir, "manifest") for row in read_csv(path)), output_dir
+        (row for path in _record_names(output_dir, "manifest") for row in _read_manifest(path)), output_dir
     )
 
 
@@ -108,5 +117,5 @@ def check_unchanged_model(output_dir: Path, kept_inputs: set[str], model_sha: st
 def prepare_manifest(path: Path, output_dir: Path, redo: set[str]) -> None:
     """Rewrite this process's manifest without rows of missing or to-be-redone outputs."""
     if path.is_file():
-        rows = [r for r in _latest_rows(read_csv(path), output_dir) if r["input"] not in redo]
+        rows = [r for r in _latest_rows(_read_manifest(path), output_dir) if r["input"] not in redo]
         write_csv(rows, path, MANIFEST_COLUMNS)

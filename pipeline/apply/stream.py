@@ -1,4 +1,9 @@
-"""Read-ahead: files are loaded by a background thread a bounded number ahead of their use."""
+"""Background threads around the denoiser: files are read ahead of it and written behind it.
+
+:func:`prefetch` loads files a bounded number ahead of their use; :class:`WriteBehind` runs
+the writing of finished outputs while the next file is denoised. Decoding (Pillow, pydicom),
+numpy conversions, zlib and torch release the GIL, so the three overlap.
+"""
 
 from __future__ import annotations
 
@@ -53,3 +58,52 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = PREFETCH_F
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+class WriteBehind:
+    """Runs submitted calls in order on one background thread, overlapping them with the caller.
+
+    At most `depth` calls are queued or running: :meth:`submit` waits for a free slot, so the
+    memory held by pending outputs stays bounded. A call should handle its own errors; one
+    that escapes stops the thread (later calls are dropped) and is raised again by the next
+    :meth:`submit` or by :meth:`close`, once.
+    """
+
+    def __init__(self, depth: int = 1, name: str = "denoise-writer") -> None:
+        self._slots = threading.Semaphore(depth)
+        self._calls: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._raised = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            try:
+                if self._error is None:
+                    call()
+            except BaseException as err:  # noqa: BLE001 - handed to close()
+                self._error = err
+            finally:
+                self._slots.release()
+
+    def _raise_error(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def submit(self, call: Callable[[], object]) -> None:
+        """Queue `call`, waiting while `depth` calls are already queued or running."""
+        self._slots.acquire()
+        try:
+            self._raise_error()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._calls.put(call)
+
+    def close(self) -> None:
+        """Wait for every submitted call; raise the first error that escaped one (unless raised already)."""
+        self._calls.put(None)
+        self._thread.join()
+        self._raise_error()

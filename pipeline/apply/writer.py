@@ -20,7 +20,6 @@ from pipeline.io import write_image
 from pipeline.io.nifti import write_volume
 from pipeline.records import partial_path
 
-
 LOCK_FILE = ".denoise-apply.lock"
 
 

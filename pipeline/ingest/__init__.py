@@ -16,9 +16,9 @@ from pipeline.errors import PipelineError
 from pipeline.image import ImageMeta, ScanImage, center_crop
 from pipeline.ingest.failures import Failure
 from pipeline.ingest.folder import load_folder, read_files
+from pipeline.ingest.groups import group_keys
 from pipeline.ingest.mnist import load_mnist
 from pipeline.ingest.openi import load_openi
-from pipeline.ingest.groups import group_keys
 from pipeline.ingest.splits import group_of, split_groups
 from pipeline.metrics import estimate_noise_sigma
 

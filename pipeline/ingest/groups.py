@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.config import DataConfig, GroupsConfig
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage
+from pipeline.records import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,4 @@ SPLIT_COLUMNS = ("file", "patient", "split")
 
 def write_split_csv(assignment: list[dict[str, str]], path: str | Path) -> Path:
     """Write which file went to which split, with its patient key (a run's ``split.csv``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SPLIT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(assignment)
-    return path
+    return write_csv(assignment, path, SPLIT_COLUMNS)

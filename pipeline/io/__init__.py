@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ImageReadError
+from pipeline.errors import ImageReadError, ImageWriteError, MissingDependencyError, library_detail
 from pipeline.image import ScanImage
 from pipeline.io._values import WRITABLE_FORMATS
 from pipeline.io.dicom import DerivedSeries, read_dicom, write_dicom
@@ -63,11 +63,23 @@ def read_image(path: str | Path) -> list[ScanImage]:
             f"{path}: unsupported file type; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
             " and DICOM files without a suffix"
         )
-    if fmt == "dicom":
-        return read_dicom(path)
-    if fmt == "nifti":
-        return read_nifti(path)
-    return read_raster(path, fmt)
+    try:
+        if fmt == "dicom":
+            return read_dicom(path)
+        if fmt == "nifti":
+            return read_nifti(path)
+        return read_raster(path, fmt)
+    except (ImageReadError, MissingDependencyError):
+        raise
+    except MemoryError:
+        raise ImageReadError(f"{path}: too large to decode in the memory available") from None
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - libraries raise many types on damaged files,
+        # even BaseException (a Rust decoder's panic). DICOM library messages may quote
+        # header values (patient data): the type only.
+        detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
+        raise ImageReadError(f"{path}: a damaged or inconsistent {fmt.upper()} file ({detail})") from exc
 
 
 def write_image(
@@ -93,6 +105,11 @@ def write_image(
         :class:`~pipeline.io.dicom.DerivedSeries` shared by all files of a run, the
         SeriesDescription, and the model identity for DerivationDescription.
     compress : NIfTI only: gzip the file; default: when `path` has a ``.gz`` suffix.
+
+    Raises
+    ------
+    ImageWriteError
+        The image cannot be encoded in `fmt` (OSError, e.g. a full disk, passes through).
     """
     fmt = default_output_format(image.meta.format) if fmt is None else canonical_format(fmt)
     if fmt not in WRITABLE_FORMATS:
@@ -101,9 +118,17 @@ def write_image(
             + (" (JPEG is lossy: it is never written)" if fmt == "jpeg" else "")
         )
     path = Path(path)
-    if fmt == "dicom":
-        return write_dicom(image, path, series=series, description=description,
-                           derivation=derivation)
-    if fmt == "nifti":
-        return write_nifti(image, path, compress=compress)
-    return write_raster(image, path, fmt)
+    try:
+        if fmt == "dicom":
+            return write_dicom(image, path, series=series, description=description,
+                               derivation=derivation)
+        if fmt == "nifti":
+            return write_nifti(image, path, compress=compress)
+        return write_raster(image, path, fmt)
+    except (OSError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise  # the disk's problem, not the image's: callers decide (a full disk stops a run)
+    except BaseException as exc:  # noqa: BLE001 - e.g. a source header element the writer cannot encode
+        detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
+        raise ImageWriteError(
+            f"{path.name}: the output cannot be written as {fmt.upper()} ({detail}); try another --format"
+        ) from exc

@@ -2,7 +2,9 @@
 
 Every reader maps file values ``v`` to pipeline pixels ``p = (v - vmin) / (vmax - vmin)``
 and records ``vmin``/``vmax`` in :class:`~pipeline.image.ImageMeta`; every writer inverts
-that mapping here, in float64, so that an unmodified image is written back exactly.
+that mapping here, in float64, so that an unmodified image is written back exactly. Whole
+images are converted a block of rows at a time (:data:`BLOCK_ELEMENTS`), so the float64
+temporaries stay a few MiB whatever the image size.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ from pipeline.image import ImageMeta, ScanImage
 
 #: The formats a writer can produce.
 WRITABLE_FORMATS = ("dicom", "png", "tiff", "nifti")
+#: Elements converted at a time (float64 temporaries of 8 MiB).
+BLOCK_ELEMENTS = 1 << 20
+
+
+def row_blocks(shape: tuple[int, ...]) -> list[slice | tuple[()]]:
+    """Slices of the first axis that cut an array of `shape` into blocks of about BLOCK_ELEMENTS."""
+    if not shape:
+        return [()]  # a 0-d array: one block, the whole
+    per_row = max(int(np.prod(shape[1:], dtype=np.int64)), 1)
+    step = max(BLOCK_ELEMENTS // per_row, 1)
+    return [slice(i, i + step) for i in range(0, shape[0], step)] or [slice(None)]
 
 #: Default largest number of pixels (all frames, pages or slices together) a file may
 #: declare: 2**28, e.g. a 512x512x1024 volume, 16 times a 4300x3500 radiograph (1 GiB as
@@ -107,9 +120,16 @@ def data_range(values: np.ndarray) -> tuple[float, float]:
 
 
 def normalise(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
-    """Map `values` so that `vmin` -> 0 and `vmax` -> 1; float32, clipped to [0, 1]."""
-    scaled = (np.asarray(values, dtype=np.float64) - vmin) / (float(vmax) - float(vmin))
-    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+    """Map `values` so that `vmin` -> 0 and `vmax` -> 1; float32, clipped to [0, 1].
+
+    Computed in float64 a block of rows at a time.
+    """
+    values = np.asarray(values)
+    unit = np.empty(values.shape, dtype=np.float32)
+    for rows in row_blocks(values.shape):
+        scaled = (np.asarray(values[rows], dtype=np.float64) - vmin) / (float(vmax) - float(vmin))
+        unit[rows] = np.clip(scaled, 0.0, 1.0, out=scaled)
+    return unit
 
 
 def denormalise(pixels: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
@@ -149,11 +169,12 @@ def file_values(image: ScanImage, fmt: str) -> tuple[np.ndarray, ImageMeta]:
         dtype = np.dtype(np.uint8 if meta.dtype == "uint8" else np.uint16)
         vmin, vmax = integer_range(dtype)
         bits = dtype.itemsize * 8
-    values = denormalise(image.pixels, vmin, vmax)
     if dtype.kind in "ui":
         lo, hi = integer_range(dtype)
-        values = quantise(values, dtype, max(lo, min(vmin, vmax)), min(hi, max(vmin, vmax)))
-    else:
-        values = values.astype(dtype)
+        lo, hi = max(lo, min(vmin, vmax)), min(hi, max(vmin, vmax))
+    values = np.empty(image.pixels.shape, dtype=dtype)
+    for rows in row_blocks(values.shape):  # float64 temporaries of one block only
+        block = denormalise(image.pixels[rows], vmin, vmax)
+        values[rows] = quantise(block, dtype, lo, hi) if dtype.kind in "ui" else block
     return values, replace(meta, dtype=dtype.name, value_min=vmin, value_max=vmax,
                            bits_stored=bits)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import __version__
-from pipeline.errors import ImageReadError, library_detail
+from pipeline.errors import ImageReadError, library_detail, short_text
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import (
     check_file,
@@ -190,6 +190,9 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
     """Raise ImageReadError unless `ds` holds complete grayscale integer pixel data."""
     from pydicom.uid import UID
 
+    syntax = UID(str(ds.file_meta.TransferSyntaxUID))
+    if not syntax.is_transfer_syntax:
+        raise ImageReadError(f"{path}: unknown transfer syntax {short_text(repr(str(syntax)), 70)}")
     sop_class = ds.get("SOPClassUID")
     kind = f"{UID(str(sop_class)).name} " if sop_class else ""
     if "PixelData" not in ds:

@@ -1,0 +1,434 @@
+"""``denoise adapt``: fine-tune a model on a user's own noisy scans, without clean images.
+
+The scans are read with the same readers as ``denoise apply`` (any format and size, DICOM
+MONOCHROME1 shown the usual way round). A model (default: the shipped one) is fine-tuned on
+random patches of the scans with a self-supervised objective (:mod:`pipeline.selfsupervised`)
+for a time budget. The result is an ordinary run folder::
+
+    RUN_DIR/config.yaml            resolved config (the source model's, with the adapt settings)
+    RUN_DIR/environment.json       versions, threads, load average at the start
+    RUN_DIR/checkpoints/{last,best}.pt
+    RUN_DIR/train_log.csv
+    RUN_DIR/adapt.json             scans, noise estimates, checks, timing
+    RUN_DIR/report.html, report.md, figures/
+
+so that ``denoise apply --model RUN_DIR`` uses the adapted model. Killed runs resume: the
+same command on the same RUN_DIR continues from ``last.pt`` with the time that is left.
+
+Checks without a clean reference (per scan, on the central crop of at most
+:data:`CHECK_CROP` pixels a side; ``removed`` = input − output):
+
+- noise estimate (wavelet MAD) of the input and of the output;
+- detail correlation: Pearson correlation of ``removed`` with the output's high-pass detail
+  (output minus its Gaussian blur of sigma :data:`DETAIL_SIGMA`). Near 0: what was removed
+  does not follow the anatomy's edges; clearly positive: anatomy was removed with the noise;
+- autocorrelation of ``removed`` at lag 1 along rows and along columns (and a small map):
+  the detector's noise is correlated over a pixel or two and no further; a removed part
+  correlated far beyond that holds structure, not noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.config import Config, apply_overrides, config_from_dict, save_config
+from pipeline.errors import PipelineError
+from pipeline.image import ScanImage
+
+#: Self-supervised method used when none is named (see benchmarks/RESULTS.md, adapt section).
+DEFAULT_METHOD = "blindspot"
+#: Patches per epoch (rounded up to whole patches per scan). An epoch is the unit of
+#: checkpoints, resume and the time check, so it is kept short; on 2 cores shared with a
+#: dozen other processes one took 102-397 s (benchmarks/RESULTS.md).
+EPOCH_PATCHES = 64
+#: Upper bound of epochs; the time budget ends adapting long before.
+MAX_EPOCHS = 100_000
+#: Side of the central crop the noise estimates and checks are computed on.
+CHECK_CROP = 1024
+#: Scans denoised for the report (the first ones in path order).
+REPORT_SCANS = 12
+#: Largest side of the report's example panels, and their number.
+EXAMPLE_SIDE = 512
+EXAMPLES = 3
+#: Gaussian sigma (pixels) that separates the output's detail from its smooth part.
+DETAIL_SIGMA = 2.0
+#: Half-width of the removed part's autocorrelation map.
+MAP_LAGS = 4
+#: Settings adapt puts over the source model's config (`overrides` come on top).
+ADAPT_SETTINGS = [
+    "run.stages=[train]", "data.kind=folder", "data.val_fraction=0.0", "data.test_fraction=0.0",
+    "data.test_root=null", "data.patch_size=128", "data.min_patch_std=0.0", "data.augment=true",
+    "data.max_clean_noise=null", "data.train_scales=[1.0]", "data.resize=null",
+    "train.batch_size=4", "train.loss=mse", "train.loss_weighting=none", "train.optimizer=adam",
+    "train.lr=0.0001", "train.weight_decay=0.0", "train.schedule=none", "train.grad_clip=1.0",
+    "train.validate_every=1", "train.early_stop_patience=null", "train.workers=0",
+    f"train.epochs={MAX_EPOCHS}", "evaluate.baselines=[]", "evaluate.models=[]", "evaluate.noise=null",
+]
+
+
+class AsIs:
+    """The 'noise model' of scans that are noisy already: they go to training unchanged."""
+
+    def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(clean, np.float32)
+
+    def std(self, clean: np.ndarray) -> float:
+        return 0.0
+
+
+@dataclass
+class AdaptResult:
+    """What adapting produced."""
+
+    run_dir: Path
+    checkpoint: Path
+    report: Path
+    record: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def central_crop(pixels: np.ndarray, side: int = CHECK_CROP) -> np.ndarray:
+    h, w = pixels.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return pixels[top : top + side, left : left + side]
+
+
+def noise_level(pixels: np.ndarray) -> float:
+    """Estimated noise std (wavelet MAD, [0, 1] units) on the central crop.
+
+    It is made for white noise: on correlated noise it reads low, since the finest wavelet
+    band holds only part of that noise's power.
+    """
+    from pipeline.metrics import estimate_noise_sigma
+
+    return estimate_noise_sigma(central_crop(pixels))
+
+
+def detail_correlation(noisy: np.ndarray, output: np.ndarray) -> float:
+    """Pearson correlation of the removed part (noisy − output) with the output's high-pass detail."""
+    from scipy.ndimage import gaussian_filter
+
+    noisy, output = central_crop(noisy).astype(np.float64), central_crop(output).astype(np.float64)
+    detail = output - gaussian_filter(output, DETAIL_SIGMA)
+    removed = noisy - output
+    if removed.std() == 0 or detail.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(removed.ravel(), detail.ravel())[0, 1])
+
+
+def autocorrelation_map(values: np.ndarray, lags: int = MAP_LAGS) -> np.ndarray:
+    """Normalised autocorrelation of `values` for row and column lags in [-lags, lags] (centre 1)."""
+    x = central_crop(values).astype(np.float64)
+    x = x - x.mean()
+    h, w = x.shape
+    spectrum = np.fft.rfft2(x, s=(2 * h, 2 * w))  # zero padded: linear, not circular, correlation
+    corr = np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * h, 2 * w))
+    corr = np.fft.fftshift(corr)[h - lags : h + lags + 1, w - lags : w + lags + 1]
+    return corr / corr[lags, lags] if corr[lags, lags] > 0 else np.full_like(corr, np.nan)
+
+
+def scan_checks(noisy: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+    """Noise before/after, detail correlation and the removed part's lag-1 autocorrelations."""
+    removed = noisy - output
+    corr = autocorrelation_map(removed)
+    c = MAP_LAGS
+    return {
+        "noise_before": noise_level(noisy),
+        "noise_after": noise_level(output),
+        "removed_std": float(central_crop(removed).std()),
+        "detail_correlation": detail_correlation(noisy, output),
+        "removed_lag1_rows": float(corr[c + 1, c]),  # neighbour one row down
+        "removed_lag1_columns": float(corr[c, c + 1]),  # neighbour one column right
+        "removed_autocorrelation": corr,
+    }
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _load_scans(scans: Path) -> tuple[list[ScanImage], list]:
+    from pipeline.ingest.folder import load_folder
+
+    images, failures = load_folder(scans)
+    if not images:
+        why = f"; {len(failures)} could not be read (first: {failures[0].reason})" if failures else ""
+        raise PipelineError(f"no readable scans under {scans}{why}: give a folder of PNG/JPEG/TIFF/DICOM/NIfTI scans")
+    return images, failures
+
+
+def adapt_config(
+    source: Path, scans: Path, run_dir: Path, method: str, minutes: float, seed: int,
+    threads: int | None, progress: bool, n_images: int, overrides: list[str],
+) -> Config:
+    """The source model's config with the adapt settings (resolved and validated)."""
+    from pipeline.checkpoint import read_checkpoint
+
+    raw = read_checkpoint(source, "--from")["config"]
+    per_image = max(1, math.ceil(EPOCH_PATCHES / n_images))
+    apply_overrides(raw, [
+        *ADAPT_SETTINGS, "run.name=adapt", f"run.seed={seed}", f"run.output_dir={run_dir.parent}",
+        f"run.threads={'null' if threads is None else threads}", f"data.root={scans}",
+        f"data.patches_per_image={per_image}", f"train.objective={method}",
+        f"train.init_from={source}", "train.resume=null", f"train.max_train_seconds={minutes * 60}",
+        f"train.progress={str(progress).lower()}",
+    ])
+    apply_overrides(raw, overrides)
+    cfg = config_from_dict(raw, "adapt settings")
+    if cfg.model.name == "dense":
+        raise PipelineError(f"{source} is a dense model of fixed image size; adapt needs a convolutional model (unet, dncnn, conv)")
+    return cfg
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config without the fields a resumed run may change (budget, resume point, progress, threads)."""
+    cfg = json.loads(json.dumps(cfg))
+    for section, key in (("train", "resume"), ("train", "max_train_seconds"), ("train", "progress"), ("run", "threads")):
+        cfg.get(section, {}).pop(key, None)
+    return cfg
+
+
+def _resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
+    """(last.pt to resume from or None, seconds already spent) for a RUN_DIR that may hold a killed run."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        if run_dir.is_dir() and any(p.name not in ("config.yaml", "environment.json", "checkpoints") for p in run_dir.iterdir()):
+            raise PipelineError(f"{run_dir} is not empty and holds no adapt checkpoint: give a new or empty folder as -o")
+        return None, 0.0
+    from pipeline.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(last, "adapt resume")
+    if _comparable(ckpt.get("config", {})) != _comparable(cfg.to_dict()):
+        raise PipelineError(
+            f"{run_dir} holds an adapt run with other settings (scans, model, method or options); "
+            "give a new folder as -o, or the same options to resume it"
+        )
+    spent = sum(float(row["seconds"]) for row in ckpt.get("state", {}).get("log", []))
+    return last, spent
+
+
+def _environment() -> dict[str, Any]:
+    from pipeline.runner import environment
+
+    env = environment()
+    if hasattr(os, "getloadavg"):
+        env["load_average_1_5_15_min"] = list(os.getloadavg())
+    return env
+
+
+# --------------------------------------------------------------------------- adapt
+
+
+def adapt(
+    scans: str | Path, run_dir: str | Path, source: str | Path | None = None, method: str = DEFAULT_METHOD,
+    minutes: float = 15.0, seed: int = 0, threads: int | None = None, device: str = "auto",
+    progress: bool = True, overrides: list[str] | None = None,
+) -> AdaptResult:
+    """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see the module docstring."""
+    from pipeline.checkpoint import checkpoint_path
+    from pipeline.inference import resolve_device
+    from pipeline.train import train
+
+    if minutes <= 0:
+        raise PipelineError(f"--minutes must be positive, got {minutes}")
+    scans, run_dir = Path(scans), Path(run_dir)
+    if not scans.exists():
+        raise PipelineError(f"scan folder not found: {scans}")
+    source_path = checkpoint_path(source)
+    if threads:
+        torch.set_num_threads(threads)
+    images, failures = _load_scans(scans)
+    cfg = adapt_config(source_path, scans, run_dir, method, minutes, seed, threads, progress, len(images), list(overrides or []))
+    if cfg.train.objective == "supervised":
+        raise PipelineError("adapt has no clean images: choose a self-supervised method (blindspot or subsample)")
+    resume, spent = _resume_point(cfg, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is not None:
+        cfg.train.resume = resume
+    remaining = minutes * 60 - spent
+    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / "environment.json").write_text(json.dumps(_environment(), indent=2))
+    if failures:
+        from pipeline.ingest.failures import write_failures_csv
+
+        write_failures_csv(failures, run_dir / "failures.csv")
+    before = [noise_level(img.pixels) for img in images]
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    if remaining > 0:
+        cfg.train.max_train_seconds = remaining
+        words = f"resuming after {spent:.0f} s" if resume is not None else "starting"
+        print(f"adapt: {words}; {len(images)} scans, {cfg.train.objective}, up to {remaining / 60:.1f} min left")
+        out = train(cfg, [img.pixels for img in images], [], AsIs(), run_dir, dev)
+        model = out.model
+    else:  # the budget was spent before a kill: nothing left to train
+        from pipeline.checkpoint import load_model
+
+        model = load_model(run_dir, dev).model
+    train_seconds = time.perf_counter() - t0
+    record = _record(cfg, source_path, scans, images, before, failures, minutes, spent, train_seconds)
+    record["epochs"] = len(_log_rows(run_dir))
+    report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg)
+    (run_dir / "adapt.json").write_text(json.dumps(record, indent=2))
+    return AdaptResult(run_dir, run_dir / "checkpoints" / "best.pt", report, record)
+
+
+def _record(
+    cfg: Config, source: Path, scans: Path, images: list[ScanImage], before: list[float], failures: list,
+    minutes: float, spent: float, seconds: float,
+) -> dict[str, Any]:
+    return {
+        "source_model": str(source),
+        "scans": str(scans),
+        "method": cfg.train.objective,
+        "self_supervised": cfg.train.self_supervised.model_dump(mode="json"),
+        "budget_minutes": minutes,
+        "seconds_before_resume": spent,
+        "seconds_this_run": seconds,
+        "patches_per_epoch": cfg.data.patches_per_image * len(images),
+        "threads": torch.get_num_threads(),
+        "n_scans": len(images),
+        "n_failed": len(failures),
+        "noise_estimate_before": {img.meta.name: b for img, b in zip(images, before)},
+        "noise_estimate_before_mean": float(np.mean(before)),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+    step = max(1, -(-max(pixels.shape) // EXAMPLE_SIDE))
+    return np.ascontiguousarray(pixels[::step, ::step], dtype=np.float32)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def write_adapt_report(
+    model: torch.nn.Module, source: Path, images: list[ScanImage], record: dict[str, Any], run_dir: Path,
+    device: torch.device, cfg: Config,
+) -> Path:
+    """Denoise the first scans with the adapted model, add the checks to `record`, write report.html."""
+    from pipeline import report
+    from pipeline.checkpoint import load_model
+    from pipeline.inference import ModelDenoiser
+
+    adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
+    original = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
+    rows, maps, examples = [], [], []
+    for i, img in enumerate(images[:REPORT_SCANS]):
+        out = adapted(img.pixels)
+        checks = scan_checks(img.pixels, out)
+        maps.append(checks.pop("removed_autocorrelation"))
+        rows.append({"scan": img.meta.name, "height": img.pixels.shape[0], "width": img.pixels.shape[1], **checks})
+        if i < EXAMPLES:
+            outputs = {"source model": _thumbnail(original(img.pixels)), "adapted": _thumbnail(out)}
+            examples.append({"image": img.meta.name, "clean": None, "noisy": _thumbnail(img.pixels), "outputs": outputs})
+    record["report_scans"] = rows
+    mean_map = np.nanmean(np.stack(maps), axis=0)
+    record["removed_autocorrelation_mean_map"] = mean_map.round(4).tolist()
+    summary = {k: _mean([r[k] for r in rows]) for k in ("noise_before", "noise_after", "detail_correlation", "removed_lag1_rows", "removed_lag1_columns")}
+    record["report_means"] = summary
+
+    fig_dir = run_dir / "figures"
+    figures = {
+        "Scans: input, the source model's output, the adapted model's output; crop and residual (output minus input) of the first":
+            report.example_panel_figure(examples, fig_dir / "examples.png"),
+        "Autocorrelation of the removed part (input minus output), mean over the report's scans; centre = lag 0":
+            autocorrelation_figure(mean_map, fig_dir / "removed_autocorrelation.png"),
+    }
+    if any(math.isfinite(float(r.get("train_loss", "nan"))) for r in _log_rows(run_dir)):
+        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(_log_rows(run_dir), fig_dir / "loss_curve.png")
+    header = ["scan", "size", "noise before", "noise after", "detail corr.", "removed lag-1 rows", "removed lag-1 columns"]
+    table = (header, [
+        [r["scan"], f"{r['height']}x{r['width']}", f"{r['noise_before']:.4f}", f"{r['noise_after']:.4f}",
+         f"{r['detail_correlation']:+.3f}", f"{r['removed_lag1_rows']:+.3f}", f"{r['removed_lag1_columns']:+.3f}"]
+        for r in rows
+    ])
+    lines = [
+        f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} objective "
+        f"(self-supervised: no clean image is used); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
+        f"of a {record['budget_minutes']:.1f} min budget, {torch.get_num_threads()} threads.",
+        f"Checks on the first {len(rows)} scans (central crop of at most {CHECK_CROP} pixels; removed = input − output). "
+        f"Mean estimated noise {summary['noise_before']:.4f} before, {summary['noise_after']:.4f} after "
+        "(wavelet MAD, [0, 1] units; it reads low on correlated noise).",
+        f"Detail correlation {summary['detail_correlation']:+.3f}: correlation of the removed part with the output's "
+        f"high-pass detail (output minus its Gaussian blur, sigma {DETAIL_SIGMA:g} px). Near 0: the removed part does not "
+        "follow the anatomy's edges; clearly positive (above about 0.1): anatomy was removed with the noise.",
+        f"Removed part's autocorrelation at lag 1: {summary['removed_lag1_rows']:+.3f} along rows, "
+        f"{summary['removed_lag1_columns']:+.3f} along columns. A detector's noise is correlated over a pixel or two "
+        "(0 for white noise, up to about 0.7 for a strongly blurring detector) and vanishes beyond; correlation that "
+        "stays high at larger lags in the map means the removed part holds structure, not noise.",
+    ]
+    written = report.write_page(run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures)
+    return written["html"]
+
+
+def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
+    from pipeline.records import read_csv
+
+    return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in read_csv(run_dir / "train_log.csv")]
+
+
+def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:
+    """The autocorrelation map as an image with its values written in."""
+    from matplotlib.figure import Figure
+
+    from pipeline.report import save_figure
+
+    lags = corr.shape[0] // 2
+    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    shown = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1, extent=(-lags - 0.5, lags + 0.5, lags + 0.5, -lags - 0.5))
+    for (i, j), v in np.ndenumerate(corr):
+        if math.isfinite(v):
+            ax.text(j - lags, i - lags, f"{v:.2f}", ha="center", va="center", fontsize=6)
+    ax.set(xlabel="column lag (px)", ylabel="row lag (px)")
+    fig.colorbar(shown, ax=ax, shrink=0.8)
+    return save_figure(fig, path)
+
+
+def add_adapt_arguments(parser: Any) -> None:
+    """Options of ``denoise adapt``."""
+    parser.add_argument("-i", "--input", type=Path, required=True, help="folder of noisy scans (anything `denoise apply` reads)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="run folder to write (rerun on it to resume after a kill)")
+    parser.add_argument("--from", dest="source", type=Path, help="checkpoint or run folder to start from (default: the shipped model)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=["blindspot", "subsample"], help=f"self-supervised objective (default: {DEFAULT_METHOD})")
+    parser.add_argument("--minutes", type=float, default=15.0, help="time budget for training, in minutes (default: 15)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]")
+
+
+def adapt_from_args(args: Any) -> int:
+    result = adapt(
+        args.input, args.output, args.source, args.method, args.minutes, args.seed, args.threads,
+        args.device, not args.no_progress, args.overrides,
+    )
+    means = result.record["report_means"]
+    print(
+        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; detail correlation "
+        f"{means['detail_correlation']:+.3f}; removed lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
+        f"{means['removed_lag1_columns']:+.3f} (columns)"
+    )
+    print(f"run folder: {result.run_dir}  (use it with: denoise apply --model {result.run_dir})")
+    print(f"report: {result.report}")
+    return 0
+
+

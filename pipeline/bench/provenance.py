@@ -1,0 +1,65 @@
+"""Where a figure comes from: command, settings, git commit, date, machine and versions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.bench.settings import PROJECT_ROOT, Settings
+from pipeline.runner import environment
+
+_logger = logging.getLogger("pipeline.bench")
+
+
+def log(message: str) -> None:
+    """A progress step of the benchmark (logged at INFO level), with the time."""
+    _logger.info("[%s] %s", f"{datetime.now():%H:%M:%S}", message)
+
+
+def git_commit() -> str:
+    """``git rev-parse HEAD``, with ``+dirty`` when the tree has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (platform's guess elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(settings: Settings) -> dict[str, Any]:
+    """Command, settings (as data), commit, date and machine, recorded with every figure."""
+    env = environment()
+    return {
+        "command": settings.command,
+        "settings": settings.to_dict(),
+        "git_commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": settings.quick,
+        "machine": {
+            "cpu_model": cpu_model(),
+            "cpu_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "gpu": env["cuda"],
+            "platform": env["platform"],
+        },
+        "versions": {k: env[k] for k in ("package", "python", "torch", "monai", "scikit_image", "numpy")},
+    }

@@ -1,0 +1,283 @@
+"""RESULTS.md: the headline, the acceptance targets and every table, rendered from results.json."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pipeline import report
+from pipeline.bench.conditions import CXR_TRAIN_NOTE
+from pipeline.bench.settings import CXR_NETWORKS, LOWRES_SIZE
+from pipeline.bench.speed import APPLY_SIZE
+
+HEADLINE_CONDITION = "gaussian_25"
+
+
+def best_cxr_model(condition: dict[str, Any]) -> str | None:
+    """The network with the highest mean PSNR in one radiograph condition."""
+    methods = condition["summary"]["methods"]
+    candidates = [m for m in CXR_NETWORKS if m in methods]
+    return max(candidates, key=lambda m: methods[m]["psnr"]["mean"]) if candidates else None
+
+
+def speed_ratio(speed: dict[str, Any] | None, model: str) -> dict[str, Any] | None:
+    """The model's CPU MP/s over BM3D's, at the largest size where BM3D was measured."""
+    if not speed:
+        return None
+    table = speed["devices"]["cpu"]["images"]
+    bm3d = {int(s): f for s, f in table.get("bm3d", {}).items() if "megapixels_per_second" in f}
+    mine = table.get(model, {})
+    common = [s for s in bm3d if "megapixels_per_second" in mine.get(str(s), {})]
+    if not common:
+        return None
+    side = max(common)
+    mp_model, mp_bm3d = mine[str(side)]["megapixels_per_second"], bm3d[side]["megapixels_per_second"]
+    return {"size": side, "model_mp_per_s": mp_model, "bm3d_mp_per_s": mp_bm3d, "ratio": mp_model / mp_bm3d}
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """Best radiograph model vs BM3D at sigma 25 (PSNR gain, speed ratio)."""
+    cxr = results.get("quality", {}).get("cxr", {})
+    condition = cxr.get("conditions", {}).get(HEADLINE_CONDITION)
+    if not condition:
+        return {"note": "no radiograph quality results (run --only quality)"}
+    model = best_cxr_model(condition)
+    if model is None:
+        return {"note": "no radiograph model was available: " + "; ".join(f"{k}: {v}" for k, v in cxr.get("skipped", {}).items())}
+    entry = condition["summary"]["methods"][model]
+    out: dict[str, Any] = {"condition": condition["label"], "best_model": model, "psnr": entry["psnr"], "ssim": entry["ssim"]}
+    if "bm3d" in condition["summary"]["methods"]:
+        out["bm3d_psnr"] = condition["summary"]["methods"]["bm3d"]["psnr"]
+        out["psnr_gain_vs_bm3d"] = entry["vs_reference"]["psnr"]
+        out["ssim_gain_vs_bm3d"] = entry["vs_reference"]["ssim"]
+    out["speed_vs_bm3d"] = speed_ratio(results.get("speed"), model)
+    return out
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table followed by an empty line."""
+    return [*report.markdown_table((header, rows)), ""]
+
+
+def fmt(x: Any, digits: int = 2, signed: bool = False) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def fmt_ci(stat: dict[str, Any] | None, digits: int = 2, signed: bool = False) -> str:
+    if not stat:
+        return "–"
+    text = fmt(stat.get("mean"), digits, signed)
+    if stat.get("ci_low") is None or not math.isfinite(float(stat["ci_low"])):
+        return text
+    return f"{text} [{fmt(stat['ci_low'], digits, signed)}, {fmt(stat['ci_high'], digits, signed)}]"
+
+
+def provenance_line(p: dict[str, Any]) -> str:
+    m = p["machine"]
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    quick = " **(quick mode: smoke-test sizes, not results)**" if p.get("quick") else ""
+    return (f"*Measured {p['date']} at commit `{p['git_commit']}` with `{p['command']}` on {m['cpu_model']}, "
+            f"{m['cpu_cores']} cores, {m['torch_threads']} torch threads{gpu}.*{quick}")
+
+
+def summary_rows(summary: dict[str, Any], skipped: dict[str, str], notes: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Method table (report.summary_table) plus a row per skipped method and a note column."""
+    header, rows = report.summary_table(summary)
+    header = [*header, "MP/s", "note"]
+    methods = list(summary["methods"].values())
+    rows = [[*r, fmt(m.get("megapixels_per_second"), 3), notes.get(r[0], "")] for r, m in zip(rows, methods)]
+    rows += [[name, "0", *["–"] * (len(header) - 3), f"skipped: {reason}"] for name, reason in skipped.items()]
+    return header, rows
+
+
+def mnist_notes(mnist: dict[str, Any]) -> dict[str, str]:
+    notes = {name: f"{info.get('origin', '')}; best checkpoint at epoch {info.get('checkpoint_epoch')}" for name, info in mnist["models"].items()}
+    if "dense" in notes:
+        notes["dense"] = "the tutorial's model: " + notes["dense"]
+    if mnist.get("n_bm3d_images"):
+        notes["bm3d"] = f"first {mnist['n_bm3d_images']} of the {mnist['n_images']} images, σ given"
+    return notes
+
+
+#: Issue 4's acceptance for the shipped radiograph model: (condition, minimum paired ΔPSNR vs BM3D in dB,
+#: whether its SSIM must be higher too), and its CPU speed floor in MP/s.
+ACCEPTANCE = (("gaussian_25", 0.5, True), ("poisson_gaussian_dose_0.05", 1.0, False), ("poisson_gaussian_dose_0.25", 1.0, False))
+ACCEPTANCE_MP_PER_S = 1.0
+ACCEPTANCE_MODEL = "unet"  # the shipped model unless --cxr-unet names another checkpoint
+
+
+def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shipped model against each acceptance target: what was asked, what was measured, met or not."""
+    conditions = results.get("quality", {}).get("cxr", {}).get("conditions", {})
+    rows: list[dict[str, Any]] = []
+    for key, min_gain, need_ssim in ACCEPTANCE:
+        methods = conditions.get(key, {}).get("summary", {}).get("methods", {})
+        if ACCEPTANCE_MODEL not in methods or "bm3d" not in methods:
+            continue
+        mine, bm3d = methods[ACCEPTANCE_MODEL], methods["bm3d"]
+        gain = mine["vs_reference"]["psnr"]
+        met = gain["mean"] >= min_gain and (not need_ssim or mine["ssim"]["mean"] > bm3d["ssim"]["mean"])
+        target = f"ΔPSNR ≥ +{min_gain:.1f} dB" + (" and higher SSIM" if need_ssim else "")
+        measured = (f"ΔPSNR {fmt_ci(gain, 2, True)} dB; SSIM {mine['ssim']['mean']:.3f} vs {bm3d['ssim']['mean']:.3f}")
+        rows.append({"what": conditions[key]["label"], "target": target, "measured": measured, "met": met})
+    speed = results.get("speed", {}).get("devices", {}).get("cpu", {}).get("images", {}).get(ACCEPTANCE_MODEL, {}).get("1024", {})
+    if "megapixels_per_second" in speed:
+        mp = speed["megapixels_per_second"]
+        rows.append({"what": "speed, 1024² on the CPU", "target": f"≥ {ACCEPTANCE_MP_PER_S:g} MP/s",
+                     "measured": f"{mp:.2f} MP/s", "met": mp >= ACCEPTANCE_MP_PER_S})
+    return rows
+
+
+def render_acceptance(results: dict[str, Any]) -> list[str]:
+    rows = acceptance(results)
+    if not rows:
+        return []
+    origin = results.get("quality", {}).get("cxr", {}).get("models", {}).get(ACCEPTANCE_MODEL, {}).get("origin", "origin not recorded")
+    lines = [f"`{ACCEPTANCE_MODEL}` ({origin}) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
+    return lines + md_table(["condition", "target", "measured", "met"],
+                            [[r["what"], r["target"], r["measured"], "yes" if r["met"] else "**no**"] for r in rows])
+
+
+def render_headline(results: dict[str, Any]) -> list[str]:
+    h = results.get("headline", {})
+    lines = ["## Headline", ""]
+    if "best_model" not in h:
+        lines += [f"Radiographs: {h.get('note', 'not measured')}", ""]
+    else:
+        gain = fmt_ci(h.get("psnr_gain_vs_bm3d"), 2, True) if "psnr_gain_vs_bm3d" in h else "– (BM3D not run)"
+        lines.append(f"**Radiographs, {h['condition']}: best model `{h['best_model']}` {fmt_ci(h['psnr'])} dB vs BM3D "
+                     f"{fmt_ci(h.get('bm3d_psnr'))} dB: ΔPSNR {gain} dB (paired, 95% CI).**")
+        s = h.get("speed_vs_bm3d")
+        if s:
+            lines.append(f"**Speed on CPU at {s['size']}²: {s['model_mp_per_s']:.3f} MP/s vs BM3D {s['bm3d_mp_per_s']:.4f} MP/s "
+                         f"= {s['ratio']:.0f}× BM3D's throughput.**")
+        else:
+            lines.append("Speed ratio: not measured in these results (run --only speed).")
+        lines.append("")
+    lines += render_acceptance(results)
+    mnist = results.get("quality", {}).get("mnist")
+    if mnist:
+        lines += [f"MNIST, Gaussian noise 0.5 ({mnist['test_set']}, {mnist['n_images']} images):", ""]
+        lines += md_table(*summary_rows(mnist["summary"], mnist["skipped"], mnist_notes(mnist)))
+    return lines
+
+
+def render_mnist(mnist: dict[str, Any]) -> list[str]:
+    lines = ["## Quality: MNIST details", "", provenance_line(mnist["provenance"]), "",
+             f"Data: {mnist['data']}; first {mnist['n_images']} test images. Noise: Gaussian σ=0.5, clipped, seed shared by all methods.", ""]
+    for name, info in mnist["models"].items():
+        lines.append(f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; trained on {info['train_data']}; {info['parameters']} parameters; `{info['checkpoint']}`")
+    if mnist.get("bm3d_subset"):
+        lines += ["", f"On BM3D's {mnist['n_bm3d_images']} images only (like-for-like means):", ""]
+        lines += md_table(*summary_rows(mnist["bm3d_subset"], {}, {}))
+    lines.append(f"Per-image rows: `{mnist['metrics_csv']}`")
+    return [*lines, ""]
+
+
+def render_cxr(cxr: dict[str, Any], title: str) -> list[str]:
+    lines = [f"## Quality: {title}", "", provenance_line(cxr["provenance"]), ""]
+    if not cxr.get("conditions"):
+        return [*lines, cxr.get("note", "not run") + "; " + "; ".join(f"{k}: {v}" for k, v in cxr.get("skipped", {}).items()), ""]
+    lines += [f"Data: {cxr['data']}" + (f", center-cropped to {cxr['crop']}²" if cxr.get("crop") else "") + ".",
+              f"Note: {cxr.get('training_note', CXR_TRAIN_NOTE)}.", f"Baselines: {cxr.get('baseline_sigma', '')}.", ""]
+    for name, info in cxr["models"].items():
+        lines.append(f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; trained on {info['train_data']} ({info['train_noise']} noise); `{info['checkpoint']}`")
+    lines.append("")
+    conditions = cxr["conditions"]
+    methods = list(next(iter(conditions.values()))["summary"]["methods"])
+    header = ["method", *[c["label"] for c in conditions.values()]]
+    rows = [[m, *[f"{fmt(c['summary']['methods'].get(m, {}).get('psnr', {}).get('mean'))} / "
+                  f"{fmt(c['summary']['methods'].get(m, {}).get('ssim', {}).get('mean'), 3)}" for c in conditions.values()]]
+            for m in methods]
+    lines += ["Mean PSNR (dB) / SSIM per noise:", "", *md_table(header, rows)]
+    for c in conditions.values():
+        lines += [f"### {c['label']}", "", *md_table(*summary_rows(c["summary"], cxr.get("skipped", {}), {}))]
+    return lines
+
+
+def render_speed_device(key: str, dev: dict[str, Any]) -> list[str]:
+    lines = [f"### {'CPU' if key == 'cpu' else 'GPU'}: {dev['device']} ({dev['torch_threads']} torch threads)", "",
+             f"Input: {dev['input']}. Matmul peak ({dev['matmul_peak']['n']}², float32): {dev['matmul_peak']['gflops']:.1f} GFLOP/s.", ""]
+    sizes = sorted({s for by in dev["images"].values() for s in by}, key=int)
+    header = ["method", *[f"{s}² MP/s (× BM3D)" for s in sizes], "runs"]
+    rows = []
+    for name, by in dev["images"].items():
+        cells = []
+        for s in sizes:
+            f = by.get(s, {})
+            if "megapixels_per_second" in f:
+                ratio = f" (×{f['ratio_to_bm3d']:.1f}{'*' if 'not measured' in f.get('ratio_basis', '') else ''})" if "ratio_to_bm3d" in f else ""
+                cells.append(f"{f['megapixels_per_second']:.4g}{ratio}")
+            else:
+                cells.append("skipped" if "skipped" in f else "–")
+        runs = max((len(f.get("runs_s", [])) for f in by.values()), default=0)
+        rows.append([name, *cells, f"median of {runs}"])
+    lines += md_table(header, rows)
+    lines += ["\\* ratio to BM3D at its largest measured size (BM3D not measured at this size).",
+              "BM3D above the --bm3d-max-size is skipped, not estimated.", ""]
+    header = ["network", "params", "MACs/pixel", *[f"GFLOP/s {s}² (% peak)" for s in sizes],
+              "batch of 256 small images", "training", "weights"]
+    rows = []
+    for name, n in dev["networks"].items():
+        comp = n["compute"]
+        cells = [f"{comp[s]['gflops']:.2f} ({100 * comp[s]['fraction_of_peak']:.1f}%)" if s in comp else "–" for s in sizes]
+        b = n.get("batch_inference")
+        batch = (f"{b['size']}²: {b['images_per_second']:.0f} img/s, {b['gflops']:.2f} GFLOP/s "
+                 f"({100 * b['fraction_of_peak']:.1f}%)") if b else "–"
+        t = n["training"]
+        rows.append([name, str(n["parameters"]), f"{n['macs_per_pixel']:.0f}", *cells, batch,
+                     f"{t['samples_per_second']:.1f} {t['unit']} ({t['sample']}, batch {t['batch']})", n["weights"]])
+    lines += md_table(header, rows)
+    note = ("MNIST and dense networks are timed on batches of 256 images at their own size. A fraction of "
+            "the matmul peak above 100% means the network's kernels ran faster than the 2048² matmul did.")
+    return [*lines, note, ""]
+
+
+def render_apply_memory(mem: dict[str, Any]) -> list[str]:
+    """Peak resident memory of `denoise apply`, one line per device."""
+    lines = [f"### Peak memory of `denoise apply` ({mem.get('size', APPLY_SIZE)}² 16-bit PNG, scripts/bench_apply.py)", ""]
+    if "skipped" in mem:
+        return [*lines, f"Skipped: {mem['skipped']}", ""]
+    for device, run in mem.get("runs", {}).items():
+        r = run.get("result")
+        if r is None:
+            lines.append(f"- {device}: skipped: {run['skipped']}")
+            continue
+        lines.append(f"- {device}: peak RSS **{r.get('peak_rss_mib')} MiB** (import + model load alone: "
+                     f"{r.get('baseline_rss_mib')} MiB), {r.get('megapixels_per_second')} MP/s, model {r.get('model')}, "
+                     f"settings {r.get('settings')}; `{run['command']}`")
+    return [*lines, ""]
+
+
+def render_speed(speed: dict[str, Any]) -> list[str]:
+    lines = ["## Speed", "", provenance_line(speed["provenance"]), ""]
+    if "gpu" in speed:
+        lines += [speed["gpu"] + ".", ""]
+    for key, dev in speed["devices"].items():
+        lines += render_speed_device(key, dev)
+    lines += render_apply_memory(speed.get("apply_memory", {}))
+    lines += ["", "Training throughput: training steps (forward, loss, backward, optimizer) on random tensors; data loading and noise excluded.",
+              "MACs counted with forward hooks on Conv2d/ConvTranspose2d/Linear; GFLOP/s = 2·MACs·pixels/s.", ""]
+    return lines
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """RESULTS.md: headline (radiographs vs BM3D, MNIST table), then detail tables."""
+    lines = ["# Benchmarks", "", "Written by `scripts/benchmark.py`; numbers in `results.json`.", ""]
+    lines += render_headline(results)
+    quality = results.get("quality", {})
+    if "mnist" in quality:
+        lines += render_mnist(quality["mnist"])
+    if "cxr" in quality:
+        lines += render_cxr(quality["cxr"], "radiographs")
+    if "cxr_lowres" in quality:
+        lines += render_cxr(quality["cxr_lowres"], f"radiographs at {LOWRES_SIZE}×{LOWRES_SIZE} (low-res models)")
+    if "speed" in results:
+        lines += render_speed(results["speed"])
+    return "\n".join(lines) + "\n"

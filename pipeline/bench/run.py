@@ -1,0 +1,56 @@
+"""Running a benchmark: the asked parts, merged with earlier results, written as results.json and RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.bench.provenance import log, provenance
+from pipeline.bench.quality import run_quality
+from pipeline.bench.render import headline, render_markdown
+from pipeline.bench.settings import Settings, settings_from_args
+from pipeline.bench.speed import run_speed
+from pipeline.logs import setup_logging
+from pipeline.records import write_json
+
+
+def load_previous(out: Path) -> dict[str, Any]:
+    """An earlier results.json in `out` (for --only), else empty."""
+    path = out / "results.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def run_benchmark(settings: Settings) -> dict[str, Any]:
+    """Run the asked parts, merge with earlier results for --only, write JSON and markdown."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    settings.work.mkdir(parents=True, exist_ok=True)
+    results = load_previous(settings.out) if len(settings.parts) == 1 else {}
+    started = time.perf_counter()
+    if "quality" in settings.parts:
+        results["quality"] = run_quality(settings)
+    if "speed" in settings.parts:
+        results["speed"] = run_speed(settings)
+    results["headline"] = headline(results)
+    results["last_run"] = {**provenance(settings), "parts": list(settings.parts), "seconds": time.perf_counter() - started,
+                           "work_dir": str(settings.work)}
+    write_json(results, settings.out / "results.json")
+    (settings.out / "RESULTS.md").write_text(render_markdown(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scripts/benchmark.py [options]``: parse, run, say where the results are."""
+    setup_logging()
+    settings = settings_from_args(argv)
+    results = run_benchmark(settings)
+    log(f"done in {results['last_run']['seconds']:.0f} s: {settings.out / 'RESULTS.md'}, "
+        f"{settings.out / 'results.json'} (work: {settings.work})")
+    return 0

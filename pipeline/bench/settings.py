@@ -1,0 +1,217 @@
+"""What a benchmark run measures: its settings (from the command line or a results.json), data folders, defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.checkpoint import SHIPPED_MODEL
+
+USAGE = """Benchmark on this machine: denoising quality (MNIST, radiographs) and speed.
+
+Writes ``<out>/RESULTS.md`` (headline first, then detail tables) and the machine-readable
+``<out>/results.json``. Every section records the command, git commit, date and machine
+it was measured with. Per-image metrics and any models trained here go to ``--work``
+(default ``runs/benchmark/<timestamp>``, git-ignored).
+
+    python scripts/benchmark.py                    # full run (see --help for the parts)
+    python scripts/benchmark.py --quick --out /tmp/bench   # smoke run, a few minutes
+    python scripts/benchmark.py --only speed       # one part; merged into an existing results.json
+
+Quality: every method of a table sees the same images and the same seeded noise
+(:func:`pipeline.evaluate.evaluate`, one seed); BM3D may run on the first N of them only,
+and its paired differences use those images. Speed: medians of several timed runs after
+a warm-up (a warm-up slower than ``--slow-seconds`` counts as the first run); ratios are
+taken within the same run.
+"""
+#: The checkout the benchmark runs in (its configs/, scripts/ and benchmarks/; ../shared/data beside it).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+CXR_TEST_DIRS = [
+    SHARED_DATA / "cxr" / "png" / "nih_chestxray14",
+    SHARED_DATA / "cxr" / "png" / "opencxr_tests",
+]
+#: Row order of the tables (methods not listed follow in order of appearance).
+ROW_ORDER = ("noisy", "tv", "nlm", "bm3d", "dense", "conv", "best", "unet", "dncnn", "dense64", "conv64")
+CXR_NETWORKS = ("conv", "unet", "dncnn")
+LOWRES_NETWORKS = ("dense64", "conv64")
+LOWRES_SIZE = 64
+LOWRES_DIR = SHARED_DATA / "cxr" / "lowres" / "nih1000_64px"
+#: Defaults of the full run and of --quick (explicit options override either).
+FULL: dict[str, Any] = {
+    "mnist_images": 1000, "mnist_bm3d_images": 200, "epochs": None, "max_train": None,
+    "cxr_crop": 512, "cxr_images": None, "sizes": [512, 1024, 2048], "bm3d_max_size": 1024,
+    "repeats": 3, "matmul_n": 2048, "train_patch": 128,
+}
+QUICK: dict[str, Any] = {
+    "mnist_images": 100, "mnist_bm3d_images": 10, "epochs": 2, "max_train": 2000,
+    "cxr_crop": 128, "cxr_images": 3, "sizes": [128, 256], "bm3d_max_size": 256,
+    "repeats": 2, "matmul_n": 2048, "train_patch": 64,
+}
+
+
+@dataclass
+class Settings:
+    """Everything a benchmark run needs, resolved from the command line.
+
+    Stored as data in every section of results.json (``provenance.settings``, see
+    :meth:`to_dict`), so a later script reads them back with :meth:`from_dict`.
+    """
+
+    out: Path
+    work: Path
+    parts: tuple[str, ...] = ("quality", "speed")
+    quick: bool = False
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    command: str = ""
+    mnist_root: Path | None = None
+    mnist_images: int = 1000
+    mnist_bm3d_images: int = 200
+    mnist_models: dict[str, str | None] = field(default_factory=dict)
+    epochs: int | None = None
+    max_train: int | None = None
+    train: bool = True
+    cxr_dirs: list[Path] = field(default_factory=lambda: list(CXR_TEST_DIRS))
+    cxr_crop: int | None = 512
+    cxr_images: int | None = None
+    cxr_models: dict[str, str | None] = field(default_factory=dict)
+    tile_size: int | None = None
+    bm3d: bool = True
+    sizes: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    bm3d_max_size: int = 1024
+    repeats: int = 3
+    slow_seconds: float = 10.0
+    matmul_n: int = 2048
+    train_patch: int = 128
+    train_batch: int = 16
+    apply_bench: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values; paths inside the checkout's folder (and ../shared) relative to the checkout."""
+        return {f.name: _to_json(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings recorded by :meth:`to_dict` (unknown keys are ignored; missing ones keep their defaults)."""
+        known = {f.name: f for f in fields(cls)}
+        values = {name: data[name] for name in known if name in data}
+        for name in ("out", "work", "mnist_root"):
+            if values.get(name) is not None:
+                values[name] = _from_json(values[name])
+        if "cxr_dirs" in values:
+            values["cxr_dirs"] = [_from_json(p) for p in values["cxr_dirs"]]
+        for name in ("mnist_models", "cxr_models"):
+            if name in values:
+                values[name] = {k: v if v is None or v == "none" else str(_from_json(v)) for k, v in values[name].items()}
+        if "parts" in values:
+            values["parts"] = tuple(values["parts"])
+        return cls(**values)
+
+
+def _to_json(value: Any) -> Any:
+    """`value` as JSON; a path (or a checkpoint path as text) under the checkout's folder made relative."""
+    if isinstance(value, (Path, str)) and Path(value).is_absolute() and Path(value).is_relative_to(PROJECT_ROOT.parent):
+        return os.path.relpath(value, PROJECT_ROOT)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _from_json(text: str) -> Path:
+    """A recorded path: relative ones are relative to the checkout."""
+    path = Path(text)
+    return path if path.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / path))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (defaults of None are filled from FULL or QUICK)."""
+    p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, few images, 2 epochs: a smoke run")
+    p.add_argument("--only", choices=["quality", "speed"], help="run one part (merged into an existing results.json)")
+    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks", help="where RESULTS.md and results.json go")
+    p.add_argument("--work", type=Path, help="per-image metrics and trained models (default runs/benchmark/<timestamp>)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed shared by every method")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: also measure the GPU when there is one")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, which follows OMP_NUM_THREADS)")
+    g = p.add_argument_group("MNIST (noise 0.5)")
+    g.add_argument("--mnist-root", type=Path, help="MNIST IDX folder (default ../shared/data/mnist when it has t10k, else the bundled sample)")
+    g.add_argument("--mnist-images", type=int, help="test images (full 1000, quick 100)")
+    g.add_argument("--mnist-bm3d-images", type=int, help="first N test images for BM3D, ~0.4 s each (full 200, quick 10)")
+    for name in ("dense", "conv", "best"):
+        g.add_argument(f"--mnist-{name}", metavar="RUN", help=f"{name} model: checkpoint or run folder")
+    g.add_argument("--epochs", type=int, help="epochs when training the MNIST models here (default: the configs' own; quick 2)")
+    g.add_argument("--max-train", type=int, help="training images when training here (default all; quick 2000)")
+    g.add_argument("--no-train", action="store_true", help="do not train missing MNIST models: skip them")
+    g = p.add_argument_group("radiographs")
+    g.add_argument("--cxr-dirs", type=Path, nargs="+", help="test image folders (default NIH + openCXR of ../shared/data)")
+    g.add_argument("--cxr-crop", type=int, help="center crop side, 0 = whole images (full 512, quick 128)")
+    g.add_argument("--cxr-images", type=int, help="use at most this many test images (default all; quick 3)")
+    for name in (*CXR_NETWORKS, *LOWRES_NETWORKS):
+        extra = " (default: the shipped model when present)" if name == "unet" else ""
+        g.add_argument(f"--cxr-{name}", metavar="RUN", help=f"{name} checkpoint or run folder; 'none' skips it{extra}")
+    g.add_argument("--tile-size", type=int, help="denoise large images in tiles of this size (default whole images)")
+    g.add_argument("--skip-bm3d", action="store_true", help="leave BM3D out everywhere")
+    g = p.add_argument_group("speed")
+    g.add_argument("--sizes", type=int, nargs="+", help="square sizes (full 512 1024 2048; quick 128 256)")
+    g.add_argument("--bm3d-max-size", type=int, help="measure BM3D only up to this size (~35 s/MP; full 1024)")
+    g.add_argument("--repeats", type=int, help="timed runs per figure after the warm-up (full 3, quick 2)")
+    g.add_argument("--slow-seconds", type=float, default=10.0, help="a warm-up slower than this counts as a timed run")
+    g.add_argument("--matmul-n", type=int, help="side of the float32 matmul that measures peak (2048)")
+    g.add_argument("--train-patch", type=int, help="patch side for training throughput (full 128, quick 64)")
+    g.add_argument("--train-batch", type=int, default=16, help="patches per training step (configs/cxr_shipped.yaml: 16)")
+    g.add_argument("--no-apply-bench", action="store_true", help="skip scripts/bench_apply.py (peak memory of `denoise apply`)")
+    return p
+
+
+def _pick(args: argparse.Namespace, name: str) -> Any:
+    value = getattr(args, name)
+    return value if value is not None else (QUICK if args.quick else FULL)[name]
+
+
+def _default_mnist_root() -> Path | None:
+    shared = SHARED_DATA / "mnist"
+    return shared if any(shared.glob("t10k-images-idx3-ubyte*")) else None
+
+
+def _cxr_model_arg(args: argparse.Namespace, name: str) -> str | None:
+    value = getattr(args, f"cxr_{name}")
+    if value is None and name == "unet" and SHIPPED_MODEL.is_file():
+        return str(SHIPPED_MODEL)
+    return value
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    """Parse the command line into :class:`Settings`."""
+    args = build_parser().parse_args(argv)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    crop = _pick(args, "cxr_crop")
+    return Settings(
+        out=args.out, work=args.work or PROJECT_ROOT / "runs" / "benchmark" / stamp,
+        parts=(args.only,) if args.only else ("quality", "speed"), quick=args.quick, seed=args.seed,
+        device=args.device, threads=args.threads,
+        command=shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
+        mnist_root=args.mnist_root if args.mnist_root is not None else _default_mnist_root(),
+        mnist_images=_pick(args, "mnist_images"), mnist_bm3d_images=_pick(args, "mnist_bm3d_images"),
+        mnist_models={n: getattr(args, f"mnist_{n}") for n in ("dense", "conv", "best")},
+        epochs=_pick(args, "epochs"), max_train=_pick(args, "max_train"), train=not args.no_train,
+        cxr_dirs=args.cxr_dirs or list(CXR_TEST_DIRS), cxr_crop=crop or None,
+        cxr_images=_pick(args, "cxr_images"),
+        cxr_models={n: _cxr_model_arg(args, n) for n in (*CXR_NETWORKS, *LOWRES_NETWORKS)},
+        tile_size=args.tile_size, bm3d=not args.skip_bm3d, sizes=_pick(args, "sizes"),
+        bm3d_max_size=_pick(args, "bm3d_max_size"), repeats=_pick(args, "repeats"),
+        slow_seconds=args.slow_seconds, matmul_n=_pick(args, "matmul_n"),
+        train_patch=_pick(args, "train_patch"), train_batch=args.train_batch,
+        apply_bench=not args.no_apply_bench,
+    )

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from pipeline.baselines import make_baseline
+from pipeline.bench.conditions import crop_scan
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
@@ -85,15 +85,6 @@ def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
         by_folder.setdefault(str(img.meta.source.parent if img.meta.source else ""), []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
-
-
-def center_crop(image: ScanImage, size: int) -> ScanImage:
-    """The central size x size region (a smaller side is kept whole); size 0: the whole image."""
-    if size <= 0:
-        return image
-    h, w = image.pixels.shape
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return replace(image, pixels=np.ascontiguousarray(image.pixels[top:top + size, left:left + size]))
 
 
 def lowres_images(images: list[ScanImage]) -> tuple[list[ScanImage], list[str]]:
@@ -157,7 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         description += f", whole images downscaled to {LOWRES_SIZE}x{LOWRES_SIZE}"
         methods, origins = model_methods(args.lowres)
     else:
-        images = [center_crop(img, args.crop) for img in images]
+        images = [crop_scan(img, args.crop if args.crop > 0 else None) for img in images]
         description += f", {'whole images' if args.crop <= 0 else f'central {args.crop}x{args.crop} crops'}"
         methods, origins = model_methods(args.model)
     bm3d_count = len(images) if args.bm3d_images is None else min(args.bm3d_images, len(images))

@@ -9,7 +9,6 @@ import torch
 
 from pipeline.checkpoint import (
     FORMAT_VERSION,
-    SHIPPED_MODEL,
     build_checkpoint,
     load_model,
     read_checkpoint,
@@ -45,9 +44,12 @@ def test_build_save_read_and_strip(tmp_path: Path) -> None:
 
 
 def test_older_files_load_and_newer_ones_are_refused(tmp_path: Path) -> None:
-    assert "format_version" not in torch.load(SHIPPED_MODEL, weights_only=True)  # written before versioning
     assert load_model(None).config.model.name == "unet"
     model, cfg = _tiny()
+    older = build_checkpoint(model, cfg)
+    del older["format_version"]  # as written before versioning
+    torch.save(older, tmp_path / "older.pt")
+    assert load_model(tmp_path / "older.pt").meta["format_version"] == FORMAT_VERSION
     newer = {**build_checkpoint(model, cfg), "format_version": FORMAT_VERSION + 1}
     torch.save(newer, tmp_path / "newer.pt")
     with pytest.raises(PipelineError, match="newer"):

@@ -359,19 +359,27 @@ def write_adapt_report(
         for r in rows
     ])
     lines = [
-        f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} objective "
-        f"(self-supervised: no clean image is used); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
-        f"of a {record['budget_minutes']:.1f} min budget, {torch.get_num_threads()} threads.",
-        f"Checks on the first {len(rows)} scans (central crop of at most {CHECK_CROP} pixels; removed = input − output). "
-        f"Mean estimated noise {summary['noise_before']:.4f} before, {summary['noise_after']:.4f} after "
-        "(wavelet MAD, [0, 1] units; it reads low on correlated noise).",
-        f"Detail correlation {summary['detail_correlation']:+.3f}: correlation of the removed part with the output's "
-        f"high-pass detail (output minus its Gaussian blur, sigma {DETAIL_SIGMA:g} px). Near 0: the removed part does not "
-        "follow the anatomy's edges; clearly positive (above about 0.1): anatomy was removed with the noise.",
-        f"Removed part's autocorrelation at lag 1: {summary['removed_lag1_rows']:+.3f} along rows, "
-        f"{summary['removed_lag1_columns']:+.3f} along columns. A detector's noise is correlated over a pixel or two "
-        "(0 for white noise, up to about 0.7 for a strongly blurring detector) and vanishes beyond; correlation that "
-        "stays high at larger lags in the map means the removed part holds structure, not noise.",
+        (
+            f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} objective "
+            f"(self-supervised: no clean image is used); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
+            f"of a {record['budget_minutes']:.1f} min budget, {torch.get_num_threads()} threads."
+        ),
+        (
+            f"Checks on the first {len(rows)} scans (central crop of at most {CHECK_CROP} pixels; removed = input − output). "
+            f"Mean estimated noise {summary['noise_before']:.4f} before, {summary['noise_after']:.4f} after "
+            "(wavelet MAD, [0, 1] units; it reads low on correlated noise)."
+        ),
+        (
+            f"Detail correlation {summary['detail_correlation']:+.3f}: correlation of the removed part with the output's "
+            f"high-pass detail (output minus its Gaussian blur, sigma {DETAIL_SIGMA:g} px). Near 0: the removed part does not "
+            "follow the anatomy's edges; clearly positive (above about 0.1): anatomy was removed with the noise."
+        ),
+        (
+            f"Removed part's autocorrelation at lag 1: {summary['removed_lag1_rows']:+.3f} along rows, "
+            f"{summary['removed_lag1_columns']:+.3f} along columns. A detector's noise is correlated over a pixel or two "
+            "(0 for white noise, up to about 0.7 for a strongly blurring detector) and vanishes beyond; correlation that "
+            "stays high at larger lags in the map means the removed part holds structure, not noise."
+        ),
     ]
     written = report.write_page(run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures)
     return written["html"]

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
-    from pipeline.adapt import add_adapt_arguments, adapt_from_args
+    from pipeline.adapt import adapt_from_args, add_adapt_arguments
 
     add_adapt_arguments(p)
     p.set_defaults(func=adapt_from_args)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - one line instead of a traceback
+    except Exception as err:
         from pipeline.errors import short_text
 
         message = _user_error(err)

@@ -281,7 +281,7 @@ class InferenceConfig(Section):
 
     tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
     overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles (0.25 = 25%).")
-    batch_size: int = Field(4, ge=1, description="Tiles (or whole images of one size) per forward pass.")
+    batch_size: int = Field(2, ge=1, description="Tiles (or whole images of one size) per forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the network runs; auto picks cuda when present.")
 
 

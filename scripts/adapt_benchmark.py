@@ -45,12 +45,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipeline.adapt import AsIs, adapt_config  # noqa: E402
-from pipeline.checkpoint import SHIPPED_MODEL, load_model  # noqa: E402
-from pipeline.config import NoiseConfig  # noqa: E402
-from pipeline.inference import ModelDenoiser  # noqa: E402
-from pipeline.metrics import paired_difference, psnr, ssim, summarize  # noqa: E402
-from pipeline.noise import make_noise, noise_rng  # noqa: E402
+from pipeline.adapt import adapt_config
+from pipeline.checkpoint import SHIPPED_MODEL, load_model
+from pipeline.config import NoiseConfig
+from pipeline.inference import ModelDenoiser
+from pipeline.metrics import paired_difference, psnr, ssim, summarize
+from pipeline.noise import make_noise, noise_rng
 
 DEFAULT_FOLDERS = [PROJECT_ROOT.parent / "shared" / "data" / "cxr" / "png" / name for name in ("nih_chestxray14", "opencxr_tests")]
 #: Files left out of the default test images: a resized copy of another test image.
@@ -200,7 +200,7 @@ def summarize_rows(rows: dict[str, list[dict[str, Any]]], comparisons: list[tupl
 
 def markdown(results: dict[str, Any]) -> str:
     lines = []
-    for key, cond in results["conditions"].items():
+    for cond in results["conditions"].values():
         lines += [f"#### {cond['label']}", "", "| method | PSNR (dB) | 95% CI | SSIM |", "|---|---|---|---|"]
         for m, s in cond["summary"]["methods"].items():
             p = s["psnr"]

@@ -15,7 +15,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
-from pipeline.config import Config
+from pipeline.config import Config, InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.models import build_model
 
@@ -70,4 +70,4 @@ def test_version_1_tile_settings_move_to_the_inference_section(tmp_path: Path) -
     torch.save(old, tmp_path / "v1.pt")
     loaded = load_model(tmp_path / "v1.pt")
     assert (loaded.config.inference.tile_size, loaded.config.inference.overlap) == (256, 0.5)
-    assert loaded.config.inference.batch_size == 4 and loaded.meta["format_version"] == FORMAT_VERSION
+    assert loaded.config.inference.batch_size == InferenceConfig().batch_size and loaded.meta["format_version"] == FORMAT_VERSION

@@ -75,7 +75,7 @@ def read_image(path: str | Path) -> list[ScanImage]:
         raise ImageReadError(f"{path}: too large to decode in the memory available") from None
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - libraries raise many types on damaged files,
+    except BaseException as exc:
         # even BaseException (a Rust decoder's panic). DICOM library messages may quote
         # header values (patient data): the type only.
         detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
@@ -127,7 +127,7 @@ def write_image(
         return write_raster(image, path, fmt)
     except (OSError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise  # the disk's problem, not the image's: callers decide (a full disk stops a run)
-    except BaseException as exc:  # noqa: BLE001 - e.g. a source header element the writer cannot encode
+    except BaseException as exc:
         detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
         raise ImageWriteError(
             f"{path.name}: the output cannot be written as {fmt.upper()} ({detail}); try another --format"

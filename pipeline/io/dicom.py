@@ -106,7 +106,7 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
     try:
         mapping = _ModalityMap(ds)
         vmin, vmax = mapping.value_range
-    except Exception as exc:  # noqa: BLE001 - a malformed Modality LUT Sequence
+    except Exception as exc:
         raise ImageReadError(
             f"{path}: invalid modality transform ({type(exc).__name__}); check the Modality "
             "LUT Sequence and the rescale tags"
@@ -237,7 +237,7 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
 
         try:
             expected, actual = get_expected_length(ds), len(ds.PixelData)
-        except Exception as exc:  # noqa: BLE001 - inconsistent pixel module values
+        except Exception as exc:
             raise ImageReadError(
                 f"{path}: inconsistent pixel module ({type(exc).__name__}); check Rows, "
                 "Columns, BitsAllocated and NumberOfFrames"

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError
+from pipeline.errors import ImageReadError, library_detail
 from pipeline.image import ImageMeta, ScanImage
-from pipeline.errors import library_detail
 from pipeline.io._values import (
     check_file,
     check_finite,

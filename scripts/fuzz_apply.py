@@ -60,8 +60,8 @@ MAX_REASON = 300
 FILES_PER_RUN = 25
 RUN_TIMEOUT = 300
 REPORT_ASSETS = ("report.html", "report.md", "manifest.csv", "failures.csv", ".denoise-apply.json")
-#: Where the report's figures go (hidden: no input can be planned there).
-REPORT_FOLDER = ".report/"
+#: Where the report's images go (an input folder of that name is written beside it).
+REPORT_FOLDER = "report_views/"
 
 
 # --------------------------------------------------------------------------- cases
@@ -360,8 +360,8 @@ NAMES: list[tuple[str, Callable[[str, str], bytes]]] = [
     ("long-name", lambda s, x: (s + "_" + "n" * (240 - len(s) - len(x))).encode() + x.encode()),
     ("leading-dash-space", lambda s, x: f"-{s} x {x}".encode()),
     ("unicode", lambda s, x: f"{s}_\u202eŻółw{x}".encode()),
-    ("figures-collision", lambda s, x: b"figures/examples.png" if x == ".png" else f"figures/{s}{x}".encode()),
-    ("figures-noise", lambda s, x: b"figures/noise_before_after.png" if x == ".png" else f"figures/{s}{x}".encode()),
+    ("views-collision", lambda s, x: b"report_views/000_output.png" if x == ".png" else f"report_views/{s}{x}".encode()),
+    ("views-noise", lambda s, x: b"report_views/noise_before_after.png" if x == ".png" else f"report_views/{s}{x}".encode()),
     ("report-name", lambda s, x: f"report{x}".encode() if x in (".png", ".dcm") else f"report_{s}{x}".encode()),
     ("nested", lambda s, x: f"d1/d2/{s}{x}".encode()),
 ]

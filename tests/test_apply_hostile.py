@@ -55,15 +55,17 @@ def one_error_line(capsys) -> str:
 # --------------------------------------------------------------------------- outputs kept apart
 
 
-def test_report_figures_never_overwrite_outputs(tmp_path, model):
-    png(tmp_path / "in" / "figures" / "examples.png", (7, 5))
-    png(tmp_path / "in" / "figures" / "noise_before_after.png", (6, 9))
+def test_report_views_never_overwrite_or_delete_outputs(tmp_path, model):
+    png(tmp_path / "in" / "report_views" / "000_output.png", (7, 5))
+    png(tmp_path / "in" / "report_views" / "noise_before_after.png", (6, 9))
     result = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
     assert result.failed == 0 and result.report is not None
-    assert read_image(tmp_path / "out" / "figures.input" / "examples.png")[0].pixels.shape == (7, 5)
-    assert read_image(tmp_path / "out" / "figures.input" / "noise_before_after.png")[0].pixels.shape == (6, 9)
+    assert read_image(tmp_path / "out" / "report_views.input" / "000_output.png")[0].pixels.shape == (7, 5)
+    assert read_image(tmp_path / "out" / "report_views.input" / "noise_before_after.png")[0].pixels.shape == (6, 9)
     outputs = {row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv")}
-    assert outputs == {"figures.input/examples.png", "figures.input/noise_before_after.png"}
+    assert outputs == {"report_views.input/000_output.png", "report_views.input/noise_before_after.png"}
+    rerun = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)  # the report clears its own folder only
+    assert rerun.failed == 0 and (tmp_path / "out" / "report_views.input" / "000_output.png").is_file()
 
 
 def test_frames_folder_never_clashes_with_an_input_folder(tmp_path, model):

@@ -29,6 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline import __version__
+from pipeline.apply.plan import REPORT_VIEWS
 from pipeline.apply.records import NOISE_AFTER, NOISE_BEFORE
 from pipeline.errors import path_from_text, path_text, short_text
 from pipeline.io import read_image
@@ -53,7 +54,7 @@ SAMPLE_SIZE = 8
 THUMBNAIL_SIDE = 192
 #: The zoomed crop's side: a quarter of the short side, within these bounds.
 CROP_MIN, CROP_MAX = 64, 256
-VIEWS = "report_views"
+VIEWS = REPORT_VIEWS
 
 Row = Mapping[str, Any]
 

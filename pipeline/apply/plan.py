@@ -4,8 +4,8 @@ Outputs mirror the input tree. ``x.jpg`` -> ``x.png``; a DICOM without a suffix 
 ``.dcm``; when two inputs would get one output name (``x.jpg`` beside ``x.png``), the one
 whose suffix changes is named ``x_jpg.png``; an output that would be the folder of other
 outputs (a multi-page ``a.tif`` beside an input folder ``a.frames/``) is named ``a_tif.frames``;
-an input folder ``figures/`` at the top is written to ``figures.input/`` (``OUT/figures/``
-holds the report's figures); a clash that remains is a failure. A file with several frames
+an input folder ``report_views/`` at the top is written to ``report_views.input/``
+(``OUT/report_views/`` holds the report's images, and the report clears it); a clash that remains is a failure. A file with several frames
 gets the folder ``<name>.frames/`` (except a NIfTI volume). The sorted file
 list is split disjointly: file ``i`` goes to part ``i % num_parts``.
 """
@@ -25,9 +25,11 @@ from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format
 from pipeline.records import PARTIAL_TAG
 
 FRAMES_SUFFIX = ".frames"
-#: Top-level folders of OUT that hold the report (figures); input folders of these names
-#: are written to ``<name>.input/`` instead, so a report never replaces an output.
-RESERVED_FOLDERS = frozenset({"figures"})
+#: Top-level folder of OUT that holds the report's images (the report clears it on each run).
+REPORT_VIEWS = "report_views"
+#: Top-level folders of OUT that hold the report; input folders of these names are written
+#: to ``<name>.input/`` instead, so a report never replaces or deletes an output.
+RESERVED_FOLDERS = frozenset({REPORT_VIEWS})
 INPUT_FOLDER_TAG = ".input"
 
 
@@ -107,7 +109,7 @@ def _make_job(source: Path, input_dir: Path, output_dir: Path, fmt: str | None, 
     out_fmt = _output_format(source, fmt)
     base = strip_suffix(rel.name) + tag
     folders = list(rel.parts[:-1])
-    if folders and folders[0] in RESERVED_FOLDERS:  # the report's figures live there
+    if folders and folders[0] in RESERVED_FOLDERS:  # the report's images live there
         folders[0] += INPUT_FOLDER_TAG
     parent = output_dir.joinpath(*folders)
     return Job(source, parent / (base + output_suffix(out_fmt, source)), parent / (base + FRAMES_SUFFIX), out_fmt, problem)

@@ -42,8 +42,6 @@ import torch
 from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline.adapt import adapt_config
 from pipeline.checkpoint import SHIPPED_MODEL, load_model

@@ -28,17 +28,10 @@ from typing import Any
 import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline.apply import apply_folder
 from pipeline.bundle import write_bundle
-from pipeline.inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE_SIZE,
-    denoiser_from_checkpoint,
-)
+from pipeline.inference import denoiser_from_checkpoint
 from pipeline.io import read_image
 
 TOLERANCE = 1e-4
@@ -87,9 +80,7 @@ def compare(inputs: list[Path], model: Path | None, work: Path) -> list[dict[str
     bundle = write_bundle(model, work / "bundle").path
     run_bundle(bundle, scans, work / "bundle_out")
     apply_folder(scans, work / "apply_out", model, device="cpu", progress=False, report=False)
-    denoiser, _ = denoiser_from_checkpoint(
-        model, device="cpu", tile_size=DEFAULT_TILE_SIZE, overlap=DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH_SIZE
-    )
+    denoiser, _ = denoiser_from_checkpoint(model, device="cpu")  # the package's tile settings, as apply
     written = {Path(p).name.split(".")[0]: p for p in (work / "apply_out").iterdir() if not p.name.startswith(".")}
     rows = []
     for path in files:

@@ -11,22 +11,14 @@ units, and exits 1 when any exceeds 1e-4.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipeline.export import TOLERANCE, load_exported_model
-from pipeline.inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE_SIZE,
-    denoiser_from_checkpoint,
-)
+from pipeline.inference import denoiser_from_checkpoint
 from pipeline.io import detect_format, read_image
 
 
@@ -42,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of them")
     parser.add_argument("--model", type=Path, help="the checkpoint it came from (default: the shipped model)")
     args = parser.parse_args(argv)
-    tiles = {"device": "cpu", "tile_size": DEFAULT_TILE_SIZE, "overlap": DEFAULT_OVERLAP, "batch_size": DEFAULT_BATCH_SIZE}
-    exported, _ = denoiser_from_checkpoint(load_exported_model(args.export), **tiles)
-    reference, _ = denoiser_from_checkpoint(args.model, **tiles)
+    exported, _ = denoiser_from_checkpoint(load_exported_model(args.export), device="cpu")  # apply's tiles
+    reference, _ = denoiser_from_checkpoint(args.model, device="cpu")
     worst = 0.0
     for path in image_files(args.inputs):
         pixels = read_image(path)[0].pixels

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.image import ImageMeta, ScanImage
-from tests.script_loading import load_script
+from script_loading import load_script
 
 acc = load_script("radiograph_acceptance")
 

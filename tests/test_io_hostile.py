@@ -229,6 +229,20 @@ def test_unknown_transfer_syntax_is_named(tmp_path):
     assert "unknown transfer syntax '1.2.3.4.5.6.7.8.9.0'" in refused(path)
 
 
+def test_damaged_uids_are_not_quoted_in_reasons(tmp_path):
+    # a UID whose length runs into the next elements carries their bytes (here a patient name)
+    path = tiny_dicom(tmp_path / "s.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.7\0DOE^JANE")
+    raw = path.read_bytes()
+    no_pixels = raw[: raw.index(b"\xe0\x7f\x10\x00")]  # cut before (7FE0,0010)
+    (tmp_path / "n.dcm").write_bytes(no_pixels.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x10\x10US"))
+    reason = refused(tmp_path / "n.dcm")
+    assert "JANE" not in reason and "not an image" in reason
+    syntax = raw.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840\0DOE^JANE\0\0")
+    (tmp_path / "t.dcm").write_bytes(syntax)
+    reason = refused(tmp_path / "t.dcm")
+    assert "JANE" not in reason and "not a valid UID" in reason
+
+
 def test_header_element_the_writer_cannot_encode_is_a_write_error(tmp_path):
     from pipeline.errors import ImageWriteError
     from pipeline.io import write_image

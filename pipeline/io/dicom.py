@@ -192,9 +192,11 @@ def _check_pixel_module(ds, path: Path, truncated: bool) -> None:
 
     syntax = UID(str(ds.file_meta.TransferSyntaxUID))
     if not syntax.is_transfer_syntax:
-        raise ImageReadError(f"{path}: unknown transfer syntax {short_text(repr(str(syntax)), 70)}")
-    sop_class = ds.get("SOPClassUID")
-    kind = f"{UID(str(sop_class)).name} " if sop_class else ""
+        named = short_text(repr(str(syntax)), 70) if syntax.is_valid else "(not a valid UID)"
+        raise ImageReadError(f"{path}: unknown transfer syntax {named}")
+    sop_class = UID(str(ds.get("SOPClassUID", "")))
+    # a damaged UID may run into the next elements' bytes (patient data): only a valid one is named
+    kind = f"{sop_class.name} " if sop_class and sop_class.is_valid else ""
     if "PixelData" not in ds:
         if truncated:
             raise ImageReadError(f"{path}: truncated pixel data (the file ends inside it)")

@@ -2,8 +2,16 @@
 
 The scans are read with the same readers as ``denoise apply`` (any format and size, DICOM
 MONOCHROME1 shown the usual way round). A model (default: the shipped one) is fine-tuned on
-random patches of the scans with a self-supervised objective (:mod:`pipeline.selfsupervised`)
-for a time budget. The result is an ordinary run folder::
+random patches of the scans for a time budget, by one of three methods:
+
+- ``blindspot`` and ``subsample``: self-supervised objectives on the noisy patches
+  (:mod:`pipeline.selfsupervised`);
+- ``fitted``: the ``xray`` noise model is fitted to the scans (:mod:`pipeline.noisefit`),
+  and the model learns, supervised, to map the source model's denoised scans with that
+  noise added back to the denoised scans. The references are the source model's outputs,
+  never clean images; what the model learns is the scans' own noise on the scans' own
+  anatomy.
+ The result is an ordinary run folder::
 
     RUN_DIR/config.yaml            resolved config (the source model's, with the adapt settings)
     RUN_DIR/environment.json       versions, threads, load average at the start
@@ -44,7 +52,9 @@ from pipeline.config import Config, apply_overrides, config_from_dict, save_conf
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage
 
-#: Self-supervised method used when none is named (see benchmarks/RESULTS.md, adapt section).
+#: Adapt methods (``--method``, ``train.objective``).
+ADAPT_METHODS = ("blindspot", "subsample", "fitted")
+#: Method used when none is named (see benchmarks/RESULTS.md, adapt section).
 DEFAULT_METHOD = "blindspot"
 #: Patches per epoch (rounded up to whole patches per scan). An epoch is the unit of
 #: checkpoints, resume and the time check, so it is kept short; on 2 cores shared with a
@@ -237,6 +247,7 @@ def adapt(
     """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see the module docstring."""
     from pipeline.checkpoint import checkpoint_path
     from pipeline.inference import resolve_device
+    from pipeline.noise import make_noise
     from pipeline.train import train
 
     if minutes <= 0:
@@ -249,13 +260,22 @@ def adapt(
         torch.set_num_threads(threads)
     images, failures = _load_scans(scans)
     cfg = adapt_config(source_path, scans, run_dir, method, minutes, seed, threads, progress, len(images), list(overrides or []))
-    if cfg.train.objective == "supervised":
-        raise PipelineError("adapt has no clean images: choose a self-supervised method (blindspot or subsample)")
+    if cfg.train.objective not in ADAPT_METHODS:
+        raise PipelineError(f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})")
+    dev = resolve_device(device)
+    fit_record, prepare_seconds = None, 0.0
+    if cfg.train.objective == "fitted":  # its references and noise fit count against the budget
+        prepared = time.perf_counter()
+        train_pixels, fit_record = _fitted_references(images, source_path, cfg, run_dir, dev, seed)
+        noise_model = make_noise(cfg.noise)
+        prepare_seconds = time.perf_counter() - prepared
+    else:
+        train_pixels, noise_model = [img.pixels for img in images], AsIs()
     resume, spent = _resume_point(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         cfg.train.resume = resume
-    remaining = minutes * 60 - spent
+    remaining = minutes * 60 - spent - prepare_seconds
     save_config(cfg, run_dir / "config.yaml")
     (run_dir / "environment.json").write_text(json.dumps(_environment(), indent=2))
     if failures:
@@ -263,13 +283,12 @@ def adapt(
 
         write_failures_csv(failures, run_dir / "failures.csv")
     before = [noise_level(img.pixels) for img in images]
-    dev = resolve_device(device)
     t0 = time.perf_counter()
     if remaining > 0:
         cfg.train.max_train_seconds = remaining
         words = f"resuming after {spent:.0f} s" if resume is not None else "starting"
         print(f"adapt: {words}; {len(images)} scans, {cfg.train.objective}, up to {remaining / 60:.1f} min left")
-        out = train(cfg, [img.pixels for img in images], [], AsIs(), run_dir, dev)
+        out = train(cfg, train_pixels, [], noise_model, run_dir, dev)
         model = out.model
     else:  # the budget was spent before a kill: nothing left to train
         from pipeline.checkpoint import load_model
@@ -278,9 +297,37 @@ def adapt(
     train_seconds = time.perf_counter() - t0
     record = _record(cfg, source_path, scans, images, before, failures, minutes, spent, train_seconds)
     record["epochs"] = len(_log_rows(run_dir))
+    if fit_record is not None:
+        record["noise_fit"] = {**fit_record, "seconds": prepare_seconds}
     report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg)
     (run_dir / "adapt.json").write_text(json.dumps(record, indent=2))
     return AdaptResult(run_dir, run_dir / "checkpoints" / "best.pt", report, record)
+
+
+def _fitted_references(
+    images: list[ScanImage], source: Path, cfg: Config, run_dir: Path, device: torch.device, seed: int,
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The source model's denoised scans (the ``fitted`` method's references) and the noise fit; sets ``cfg.noise``.
+
+    A resumed run takes the noise from its checkpoint instead of fitting it again, so it
+    goes on with the noise it started with.
+    """
+    from pipeline.checkpoint import load_model, read_checkpoint
+    from pipeline.config import NoiseConfig
+    from pipeline.inference import ModelDenoiser
+    from pipeline.noisefit import FIT_SCANS, fit_xray_noise
+
+    denoiser = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
+    references = [denoiser(img.pixels) for img in images]
+    last = run_dir / "checkpoints" / "last.pt"
+    saved = read_checkpoint(last, "adapt resume").get("config", {}).get("noise") if last.is_file() else None
+    if saved:
+        cfg.noise = NoiseConfig(**saved)
+        return references, {"noise": cfg.noise.model_dump(mode="json", exclude_none=True), "from": "the resumed run's checkpoint"}
+    print(f"adapt: fitting X-ray noise to {min(len(images), FIT_SCANS)} scans")
+    fit = fit_xray_noise([img.pixels for img in images], denoiser, cfg.noise, seed)
+    cfg.noise = fit.noise
+    return references, fit.to_dict()
 
 
 def _record(
@@ -360,8 +407,8 @@ def write_adapt_report(
     ])
     lines = [
         (
-            f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} objective "
-            f"(self-supervised: no clean image is used); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
+            f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} method "
+            f"({_method_words(record)}); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
             f"of a {record['budget_minutes']:.1f} min budget, {torch.get_num_threads()} threads."
         ),
         (
@@ -383,6 +430,19 @@ def write_adapt_report(
     ]
     written = report.write_page(run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures)
     return written["html"]
+
+
+def _method_words(record: dict[str, Any]) -> str:
+    """How the method learnt, for the report: no clean image either way."""
+    if "noise_fit" not in record:
+        return "self-supervised: no clean image is used"
+    noise = record["noise_fit"]["noise"]
+    a = noise["kernel_a"] if isinstance(noise["kernel_a"], list) else [noise["kernel_a"]] * 2
+    return (
+        "no clean image is used: references are the source model's outputs with X-ray noise fitted to the scans, "
+        f"{noise['photons'] * noise['dose']:.0f} quanta per unattenuated pixel, detector kernel a {a[0]:.2f} along "
+        f"rows and {a[-1]:.2f} along columns, read noise {noise['read_noise']:.1f} counts, mu {noise['mu']:g}"
+    )
 
 
 def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -414,7 +474,7 @@ def add_adapt_arguments(parser: Any) -> None:
     parser.add_argument("-i", "--input", type=Path, required=True, help="folder of noisy scans (anything `denoise apply` reads)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="run folder to write (rerun on it to resume after a kill)")
     parser.add_argument("--from", dest="source", type=Path, help="checkpoint or run folder to start from (default: the shipped model)")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=["blindspot", "subsample"], help=f"self-supervised objective (default: {DEFAULT_METHOD})")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=ADAPT_METHODS, help=f"adapt method (default: {DEFAULT_METHOD}; see the README)")
     parser.add_argument("--minutes", type=float, default=15.0, help="time budget for training, in minutes (default: 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")

@@ -225,9 +225,9 @@ class SelfSupervisedConfig(Section):
 
 
 class TrainConfig(Section):
-    objective: Literal["supervised", "blindspot", "subsample"] = Field(
+    objective: Literal["supervised", "blindspot", "subsample", "fitted"] = Field(
         "supervised",
-        description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a structured mask) or subsample (Neighbor2Neighbor on pixel-shuffled cells): learn from the noisy images alone.",
+        description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a structured mask) or subsample (Neighbor2Neighbor on pixel-shuffled cells): learn from the noisy images alone; fitted (denoise adapt only): supervised on the starting model's denoised scans with X-ray noise fitted to the scans.",
     )
     self_supervised: SelfSupervisedConfig = Field(default_factory=SelfSupervisedConfig, description="Settings of the self-supervised objectives.")
     epochs: int = Field(100, ge=0, description="Training epochs.")

@@ -188,6 +188,11 @@ def _noise_words(cfg: Config) -> str:
 
 def run(cfg: Config) -> RunResult:
     """Run the stages a config lists; return the run folder, summary and report path."""
+    if "train" in cfg.run.stages and cfg.train.objective == "fitted":
+        raise PipelineError(
+            "train.objective fitted needs a starting model and noisy scans: use `denoise adapt --method fitted`; "
+            "in a config choose supervised, blindspot or subsample"
+        )
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)

@@ -191,7 +191,7 @@ def train(
     )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
     loss_fn = make_loss(tc.loss)
-    if tc.objective == "supervised":
+    if tc.objective in ("supervised", "fitted"):  # fitted: clean = the denoised scans (pipeline.adapt)
         objective = supervised_objective(loss_fn, tc.loss_weighting)
     else:
         objective = make_objective(tc.objective, tc.self_supervised)

@@ -147,3 +147,27 @@ def test_removed_white_noise_is_uncorrelated_and_unlike_detail():
     assert detail_correlation(clean + noise, blurred) > 0.1
     smooth = gaussian_filter(noise, 1.0)  # correlated noise: neighbours correlate
     assert autocorrelation_map(smooth)[5, 4] > 0.5
+
+
+def test_adapt_fitted_learns_from_denoised_scans_with_fitted_noise_and_resumes_with_it(tmp_path, tiny_model, noisy_scans):
+    run_dir = tmp_path / "run"
+    options = ["-i", str(noisy_scans), "-o", str(run_dir), "--from", str(tiny_model), "--method", "fitted", *FAST]
+    assert main(["adapt", *options, "--minutes", "0.05"]) == 0
+    record = json.loads((run_dir / "adapt.json").read_text())
+    fitted = record["noise_fit"]["noise"]
+    assert record["method"] == "fitted" and fitted["kind"] == "xray" and record["noise_fit"]["evaluations"] > 10
+    assert record["noise_fit"]["seconds"] > 0
+    saved = load_config(run_dir / "config.yaml")
+    assert saved.train.objective == "fitted" and saved.noise.model_dump(mode="json", exclude_none=True) == fitted
+    assert "X-ray noise fitted to the scans" in (run_dir / "report.html").read_text()
+    # a longer budget on the same folder resumes with the noise of the checkpoint, not a new fit
+    assert main(["adapt", *options, "--minutes", "0.1"]) == 0
+    again = json.loads((run_dir / "adapt.json").read_text())["noise_fit"]
+    assert again["from"] == "the resumed run's checkpoint" and again["noise"] == fitted
+
+
+def test_run_refuses_the_fitted_objective(tmp_path, capsys):
+    code = main(["run", str(PROJECT_ROOT / "configs" / "mnist_conv.yaml"), "--set", "train.objective=fitted",
+                 "--set", f"run.output_dir={tmp_path}"])
+    assert code == 2 and not any(tmp_path.iterdir())
+    assert "denoise adapt --method fitted" in capsys.readouterr().err

@@ -1,0 +1,163 @@
+"""Fit the ``xray`` noise model to a user's noisy scans, without a clean image.
+
+What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the
+scan's noise as that denoiser sees it. Its statistics are measured per band of display
+value (bands of the denoised image, so bright, photon-starved anatomy and dark lung are
+compared with themselves): the log variance, and the correlation of neighbouring pixels
+along rows and along columns (the detector's spread of light, diluted by white read noise
+where few quanta arrive). The same statistics are then computed for noise simulated by
+the ``xray`` model (:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser,
+and the simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the
+detector kernel's ``a`` per axis, the read noise) are moved by Nelder-Mead until the two
+agree. Passing both through the denoiser compares like with like: noise the denoiser
+leaves in place is left in place in the simulation too. Each evaluation draws the same
+random numbers (common random numbers), so the objective changes smoothly with the
+parameters.
+
+``mu`` (the display-to-attenuation scale) is not identifiable from noise alone and is kept
+from the starting model's config, as is ``photons`` unless the fitted quanta exceed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import NoiseConfig
+from pipeline.noise import make_noise
+
+#: Side of the central crop of each scan the fit runs on.
+FIT_CROP = 384
+#: Scans used for the fit (the first ones given).
+FIT_SCANS = 8
+#: Display-value bands (of the denoised image) the statistics are computed in.
+BANDS = np.linspace(0.0, 1.0, 9)
+#: Least pixels of a band for its statistics to count.
+MIN_BAND_PIXELS = 2000
+#: Weight of the correlation terms against the log-variance terms in the mismatch.
+CORRELATION_WEIGHT = 10.0
+#: Nelder-Mead evaluations at most.
+MAX_EVALUATIONS = 160
+#: Bounds of the fitted parameters: quanta per unattenuated pixel, kernel a, read noise (counts).
+QUANTA_RANGE = (1.0, 1e6)
+KERNEL_RANGE = (0.0, 0.95)
+READ_NOISE_RANGE = (0.01, 100.0)
+
+Denoise = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class NoiseFit:
+    """The fitted noise section and how well it matches."""
+
+    noise: NoiseConfig
+    mismatch: float
+    start_mismatch: float
+    evaluations: int
+    observed: dict[str, list[float]] = field(default_factory=dict)
+    simulated: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"noise": self.noise.model_dump(mode="json", exclude_none=True), "mismatch": self.mismatch,
+                "start_mismatch": self.start_mismatch, "evaluations": self.evaluations,
+                "observed": self.observed, "simulated": self.simulated}
+
+
+def central_crop(pixels: np.ndarray, side: int = FIT_CROP) -> np.ndarray:
+    """The central `side` x `side` part of `pixels` (all of a smaller side), contiguous float32."""
+    h, w = pixels.shape
+    top, left = max((h - side) // 2, 0), max((w - side) // 2, 0)
+    return np.ascontiguousarray(pixels[top : top + side, left : left + side], dtype=np.float32)
+
+
+def removed_statistics(removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, list[float]]:
+    """Per display band of `reference`: log variance of `removed` and its lag-1 correlation along rows and columns.
+
+    Bands with fewer than :data:`MIN_BAND_PIXELS` pixels are NaN.
+    """
+    stats: dict[str, list[float]] = {"log_variance": [], "rows": [], "columns": []}
+    bands = [np.digitize(ref, BANDS[1:-1]) for ref in reference]
+    centred = [r - r.mean() for r in removed]
+    for band in range(len(BANDS) - 1):
+        inside = [b == band for b in bands]
+        values = np.concatenate([r[m] for r, m in zip(centred, inside)])
+        if values.size < MIN_BAND_PIXELS:
+            stats["log_variance"].append(float("nan"))
+            stats["rows"].append(float("nan"))
+            stats["columns"].append(float("nan"))
+            continue
+        variance = float(np.mean(values**2))
+        stats["log_variance"].append(float(np.log(max(variance, 1e-20))))
+        for key, axis in (("rows", 0), ("columns", 1)):
+            products = [
+                (r.take(range(r.shape[axis] - 1), axis) * r.take(range(1, r.shape[axis]), axis))[m.take(range(m.shape[axis] - 1), axis)]
+                for r, m in zip(centred, inside)
+            ]
+            stats[key].append(float(np.mean(np.concatenate(products)) / max(variance, 1e-20)))
+    return stats
+
+
+def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
+    """Mean squared difference of the log variances plus weighted mean squared differences of the correlations."""
+    total = 0.0
+    for key, weight in (("log_variance", 1.0), ("rows", CORRELATION_WEIGHT), ("columns", CORRELATION_WEIGHT)):
+        x, y = np.asarray(a[key]), np.asarray(b[key])
+        both = np.isfinite(x) & np.isfinite(y)
+        total += weight * float(np.mean((x[both] - y[both]) ** 2)) if both.any() else 0.0
+    return total
+
+
+def _noise_config(theta: np.ndarray, base: NoiseConfig) -> NoiseConfig:
+    """Parameters (log quanta, a rows, a columns, log read noise) as an xray noise section."""
+    photons = float(base.photons or 2000.0)
+    quanta = float(np.clip(np.exp(theta[0]), *QUANTA_RANGE))
+    a = [round(float(np.clip(v, *KERNEL_RANGE)), 4) for v in theta[1:3]]
+    read = float(np.clip(np.exp(theta[3]), *READ_NOISE_RANGE))
+    return NoiseConfig(kind="xray", photons=max(photons, quanta), dose=min(quanta / photons, 1.0),
+                       read_noise=round(read, 4), mu=base.mu, kernel_a=a)
+
+
+def _start(base: NoiseConfig) -> np.ndarray:
+    """Starting parameters: the middle of the base section's ranges (its values when it has no range)."""
+    photons = float(base.photons or 2000.0)
+    dose = base.dose if base.kind == "xray" else 0.25
+    if base.kind == "xray" and base.dose_max:
+        dose = float(np.sqrt(base.dose * base.dose_max))
+    a = base.kernel_a if base.kind == "xray" else 0.3
+    a_rows, a_cols = (a, a) if isinstance(a, (int, float)) else (a[0], a[-1])
+    read = float(base.read_noise) if base.kind == "xray" and base.read_noise else 3.0
+    return np.array([np.log(photons * dose), a_rows, a_cols, np.log(read)], dtype=float)
+
+
+def fit_xray_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0) -> NoiseFit:
+    """Fit xray noise parameters to `scans` (display values in [0, 1]) through `denoise`; see the module docstring.
+
+    `base` gives ``photons`` and ``mu`` (kept) and the starting point.
+    """
+    from scipy.optimize import minimize
+
+    noisy = [central_crop(s) for s in scans[:FIT_SCANS]]
+    denoised = [denoise(n) for n in noisy]
+    observed = removed_statistics([n - d for n, d in zip(noisy, denoised)], denoised)
+
+    def simulate(theta: np.ndarray) -> dict[str, list[float]]:
+        model = make_noise(_noise_config(theta, base))
+        removed = []
+        for index, clean in enumerate(denoised):
+            sample = model(clean, np.random.default_rng([seed, 9, index])).astype(np.float32)
+            removed.append(sample - denoise(sample))
+        return removed_statistics(removed, denoised)
+
+    def objective(theta: np.ndarray) -> float:
+        return mismatch(simulate(theta), observed)
+
+    start = _start(base)
+    result = minimize(objective, start, method="Nelder-Mead",
+                      options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
+                               "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
+    fitted = _noise_config(result.x, base)
+    return NoiseFit(fitted, float(result.fun), objective(start), int(result.nfev), observed, simulate(result.x))
+

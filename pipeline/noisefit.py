@@ -20,6 +20,7 @@ from the starting model's config, as is ``photons`` unless the fitted quanta exc
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ KERNEL_RANGE = (0.0, 0.95)
 READ_NOISE_RANGE = (0.01, 100.0)
 
 Denoise = Callable[[np.ndarray], np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,6 +144,11 @@ def fit_xray_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseCon
     noisy = [central_crop(s) for s in scans[:FIT_SCANS]]
     denoised = [denoise(n) for n in noisy]
     observed = removed_statistics([n - d for n, d in zip(noisy, denoised)], denoised)
+    start = _start(base)
+    if not np.isfinite(observed["log_variance"]).any():
+        log.warning("the scans have fewer than %d pixels in every display band: too few to fit the noise; "
+                    "the starting values are used", MIN_BAND_PIXELS)
+        return NoiseFit(_noise_config(start, base), float("nan"), float("nan"), 0, observed, {})
 
     def simulate(theta: np.ndarray) -> dict[str, list[float]]:
         model = make_noise(_noise_config(theta, base))
@@ -154,7 +161,6 @@ def fit_xray_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseCon
     def objective(theta: np.ndarray) -> float:
         return mismatch(simulate(theta), observed)
 
-    start = _start(base)
     result = minimize(objective, start, method="Nelder-Mead",
                       options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
                                "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})

@@ -51,3 +51,10 @@ def test_fit_recovers_dose_and_anisotropic_detector_blur():
     assert a_rows == pytest.approx(0.5, abs=0.15) and a_cols < 0.2
     assert fit.mismatch < fit.start_mismatch / 10
     assert fit_xray_noise(scans, blur, start, seed=0).noise == fit.noise  # reproducible
+
+
+def test_too_few_pixels_keep_the_starting_values(caplog):
+    start = NoiseConfig(kind="xray", photons=2000, dose=0.1, kernel_a=0.3, read_noise=3)
+    fit = fit_xray_noise([np.full((20, 20), 0.5, np.float32)], blur, start)
+    assert fit.evaluations == 0 and fit.noise.dose == pytest.approx(0.1) and fit.noise.kernel_a == [0.3, 0.3]
+    assert "too few to fit" in caplog.text

@@ -6,8 +6,8 @@ random patches of the scans for a time budget, by one of three methods:
 
 - ``blindspot`` and ``subsample``: self-supervised objectives on the noisy patches
   (:mod:`pipeline.selfsupervised`);
-- ``fitted``: the ``xray`` noise model is fitted to the scans (:mod:`pipeline.noisefit`),
-  and the model learns, supervised, to map the source model's denoised scans with that
+- ``fitted``: a noise model (``xray``, or white ``gaussian`` when that matches better) is
+  fitted to the scans (:mod:`pipeline.noisefit`), and the model learns, supervised, to map the source model's denoised scans with that
   noise added back to the denoised scans. The references are the source model's outputs,
   never clean images; what the model learns is the scans' own noise on the scans' own
   anatomy.
@@ -315,7 +315,7 @@ def _fitted_references(
     from pipeline.checkpoint import load_model, read_checkpoint
     from pipeline.config import NoiseConfig
     from pipeline.inference import ModelDenoiser
-    from pipeline.noisefit import FIT_SCANS, fit_xray_noise
+    from pipeline.noisefit import FIT_SCANS, fit_noise
 
     denoiser = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
     references = [denoiser(img.pixels) for img in images]
@@ -324,8 +324,8 @@ def _fitted_references(
     if saved:
         cfg.noise = NoiseConfig(**saved)
         return references, {"noise": cfg.noise.model_dump(mode="json", exclude_none=True), "from": "the resumed run's checkpoint"}
-    print(f"adapt: fitting X-ray noise to {min(len(images), FIT_SCANS)} scans")
-    fit = fit_xray_noise([img.pixels for img in images], denoiser, cfg.noise, seed)
+    print(f"adapt: fitting the noise of {min(len(images), FIT_SCANS)} scans")
+    fit = fit_noise([img.pixels for img in images], denoiser, cfg.noise, seed)
     cfg.noise = fit.noise
     return references, fit.to_dict()
 
@@ -437,11 +437,13 @@ def _method_words(record: dict[str, Any]) -> str:
     if "noise_fit" not in record:
         return "self-supervised: no clean image is used"
     noise = record["noise_fit"]["noise"]
+    words = "no clean image is used: references are the source model's outputs with noise fitted to the scans, "
+    if noise["kind"] == "gaussian":
+        return words + f"white Gaussian noise of sigma {noise['sigma'] * 255:.1f}/255"
     a = noise["kernel_a"] if isinstance(noise["kernel_a"], list) else [noise["kernel_a"]] * 2
-    return (
-        "no clean image is used: references are the source model's outputs with X-ray noise fitted to the scans, "
-        f"{noise['photons'] * noise['dose']:.0f} quanta per unattenuated pixel, detector kernel a {a[0]:.2f} along "
-        f"rows and {a[-1]:.2f} along columns, read noise {noise['read_noise']:.1f} counts, mu {noise['mu']:g}"
+    return words + (
+        f"X-ray noise of {noise['photons'] * noise['dose']:.0f} quanta per unattenuated pixel, detector kernel a "
+        f"{a[0]:.2f} along rows and {a[-1]:.2f} along columns, read noise {noise['read_noise']:.1f} counts, mu {noise['mu']:g}"
     )
 
 

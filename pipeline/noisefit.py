@@ -1,4 +1,4 @@
-"""Fit the ``xray`` noise model to a user's noisy scans, without a clean image.
+"""Fit a noise model to a user's noisy scans, without a clean image: ``xray`` or white ``gaussian``.
 
 What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the
 scan's noise as that denoiser sees it. Its statistics are measured per band of display
@@ -16,6 +16,11 @@ parameters.
 
 ``mu`` (the display-to-attenuation scale) is not identifiable from noise alone and is kept
 from the starting model's config, as is ``photons`` unless the fitted quanta exceed it.
+
+The ``xray`` model cannot describe noise whose level does not depend on brightness (after
+the log its variance grows with the display value, and at few quanta the log also shifts
+bright values), so white ``gaussian`` noise (one parameter, sigma) is fitted the same way
+and the family with the smaller mismatch is kept; both mismatches are recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ MAX_EVALUATIONS = 160
 QUANTA_RANGE = (1.0, 1e6)
 KERNEL_RANGE = (0.0, 0.95)
 READ_NOISE_RANGE = (0.01, 100.0)
+#: Bounds of the white gaussian alternative's sigma (display units).
+SIGMA_RANGE = (1e-4, 0.5)
 
 Denoise = Callable[[np.ndarray], np.ndarray]
 log = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class NoiseFit:
 
     noise: NoiseConfig
     mismatch: float
+    alternatives: dict[str, float]
     start_mismatch: float
     evaluations: int
     observed: dict[str, list[float]] = field(default_factory=dict)
@@ -64,6 +72,7 @@ class NoiseFit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"noise": self.noise.model_dump(mode="json", exclude_none=True), "mismatch": self.mismatch,
+                "mismatch_by_family": self.alternatives,
                 "start_mismatch": self.start_mismatch, "evaluations": self.evaluations,
                 "observed": self.observed, "simulated": self.simulated}
 
@@ -134,12 +143,13 @@ def _start(base: NoiseConfig) -> np.ndarray:
     return np.array([np.log(photons * dose), a_rows, a_cols, np.log(read)], dtype=float)
 
 
-def fit_xray_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0) -> NoiseFit:
-    """Fit xray noise parameters to `scans` (display values in [0, 1]) through `denoise`; see the module docstring.
+def fit_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0) -> NoiseFit:
+    """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
 
-    `base` gives ``photons`` and ``mu`` (kept) and the starting point.
+    See the module docstring. `base` gives ``photons`` and ``mu`` (kept) and the xray
+    starting point.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize, minimize_scalar
 
     noisy = [central_crop(s) for s in scans[:FIT_SCANS]]
     denoised = [denoise(n) for n in noisy]
@@ -148,22 +158,35 @@ def fit_xray_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseCon
     if not np.isfinite(observed["log_variance"]).any():
         log.warning("the scans have fewer than %d pixels in every display band: too few to fit the noise; "
                     "the starting values are used", MIN_BAND_PIXELS)
-        return NoiseFit(_noise_config(start, base), float("nan"), float("nan"), 0, observed, {})
+        return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {})
 
-    def simulate(theta: np.ndarray) -> dict[str, list[float]]:
-        model = make_noise(_noise_config(theta, base))
+    def simulate(cfg: NoiseConfig) -> dict[str, list[float]]:
+        model = make_noise(cfg)
         removed = []
         for index, clean in enumerate(denoised):
             sample = model(clean, np.random.default_rng([seed, 9, index])).astype(np.float32)
             removed.append(sample - denoise(sample))
         return removed_statistics(removed, denoised)
 
-    def objective(theta: np.ndarray) -> float:
-        return mismatch(simulate(theta), observed)
+    def xray_mismatch(theta: np.ndarray) -> float:
+        return mismatch(simulate(_noise_config(theta, base)), observed)
 
-    result = minimize(objective, start, method="Nelder-Mead",
-                      options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
-                               "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
-    fitted = _noise_config(result.x, base)
-    return NoiseFit(fitted, float(result.fun), objective(start), int(result.nfev), observed, simulate(result.x))
+    def gaussian_mismatch(log_sigma: float) -> float:
+        return mismatch(simulate(_gaussian_config(log_sigma)), observed)
 
+    xray = minimize(xray_mismatch, start, method="Nelder-Mead",
+                    options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
+                             "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
+    gaussian = minimize_scalar(gaussian_mismatch, bounds=np.log(SIGMA_RANGE), method="bounded",
+                               options={"xatol": 0.005, "maxiter": 40})
+    fits = {"xray": (_noise_config(xray.x, base), float(xray.fun), int(xray.nfev)),
+            "gaussian": (_gaussian_config(float(gaussian.x)), float(gaussian.fun), int(gaussian.nfev))}
+    family = min(fits, key=lambda name: fits[name][1])
+    fitted, best, _ = fits[family]
+    return NoiseFit(fitted, best, {name: fit[1] for name, fit in fits.items()}, xray_mismatch(start),
+                    sum(fit[2] for fit in fits.values()), observed, simulate(fitted))
+
+
+def _gaussian_config(log_sigma: float) -> NoiseConfig:
+    """White gaussian noise of std exp(`log_sigma`) as a noise section."""
+    return NoiseConfig(kind="gaussian", sigma=round(float(np.clip(np.exp(log_sigma), *SIGMA_RANGE)), 6))

@@ -8,7 +8,7 @@ from scipy.ndimage import correlate1d, gaussian_filter
 
 from pipeline.config import NoiseConfig
 from pipeline.noise import make_noise
-from pipeline.noisefit import fit_xray_noise, mismatch, removed_statistics
+from pipeline.noisefit import fit_noise, mismatch, removed_statistics
 
 
 def anatomy(seed: int, side: int = 256) -> np.ndarray:
@@ -44,17 +44,26 @@ def test_fit_recovers_dose_and_anisotropic_detector_blur():
     noise = make_noise(truth)
     scans = [noise(anatomy(i), np.random.default_rng(100 + i)).astype(np.float32) for i in range(3)]
     start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
-    fit = fit_xray_noise(scans, blur, start, seed=0)
+    fit = fit_noise(scans, blur, start, seed=0)
     a_rows, a_cols = fit.noise.kernel_a
     assert fit.noise.kind == "xray" and fit.noise.mu == 3.0 and fit.noise.photons == 2000
+    assert fit.alternatives["gaussian"] > 10 * fit.alternatives["xray"]
     assert fit.noise.dose == pytest.approx(0.1, rel=0.3)
     assert a_rows == pytest.approx(0.5, abs=0.15) and a_cols < 0.2
     assert fit.mismatch < fit.start_mismatch / 10
-    assert fit_xray_noise(scans, blur, start, seed=0).noise == fit.noise  # reproducible
+    assert fit_noise(scans, blur, start, seed=0).noise == fit.noise  # reproducible
 
 
 def test_too_few_pixels_keep_the_starting_values(caplog):
     start = NoiseConfig(kind="xray", photons=2000, dose=0.1, kernel_a=0.3, read_noise=3)
-    fit = fit_xray_noise([np.full((20, 20), 0.5, np.float32)], blur, start)
+    fit = fit_noise([np.full((20, 20), 0.5, np.float32)], blur, start)
     assert fit.evaluations == 0 and fit.noise.dose == pytest.approx(0.1) and fit.noise.kernel_a == [0.3, 0.3]
     assert "too few to fit" in caplog.text
+
+
+def test_white_gaussian_noise_is_fitted_as_gaussian():
+    scans = [anatomy(i) + np.random.default_rng(200 + i).normal(0, 0.08, (256, 256)).astype(np.float32) for i in range(3)]
+    start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
+    fit = fit_noise([np.clip(s, 0, 1) for s in scans], blur, start, seed=0)
+    assert fit.noise.kind == "gaussian" and fit.noise.sigma == pytest.approx(0.08, rel=0.1)
+    assert fit.alternatives["xray"] > 3 * fit.alternatives["gaussian"]

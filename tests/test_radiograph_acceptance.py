@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from script_loading import load_script
 
 from pipeline.image import ImageMeta, ScanImage
-from script_loading import load_script
 
 acc = load_script("radiograph_acceptance")
 

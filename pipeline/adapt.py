@@ -55,7 +55,7 @@ from pipeline.image import ScanImage
 #: Adapt methods (``--method``, ``train.objective``).
 ADAPT_METHODS = ("blindspot", "subsample", "fitted")
 #: Method used when none is named (see benchmarks/RESULTS.md, adapt section).
-DEFAULT_METHOD = "blindspot"
+DEFAULT_METHOD = "fitted"
 #: Patches per epoch (rounded up to whole patches per scan). An epoch is the unit of
 #: checkpoints, resume and the time check, so it is kept short; on 2 cores shared with a
 #: dozen other processes one took 102-397 s (benchmarks/RESULTS.md).

@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--conditions", default=",".join(CONDITIONS), help=f"comma-separated: {', '.join(CONDITIONS)}")
-    parser.add_argument("--methods", default="blindspot,subsample", help="adapt methods to run (comma-separated)")
+    parser.add_argument("--methods", default="fitted,blindspot", help="adapt methods to run (comma-separated)")
     parser.add_argument("--folders", type=Path, nargs="+", default=DEFAULT_FOLDERS, help="test image folders")
     parser.add_argument("--max-images", type=int, help="use the first N test images only (smoke runs)")
     parser.add_argument("--score-crop", type=int, default=512, help="score on the central square of this side (0: whole images)")

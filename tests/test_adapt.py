@@ -73,11 +73,11 @@ def test_adapt_reads_only_the_noisy_scans_and_writes_a_run_folder(tmp_path, tiny
                  "adapt.json", "report.html", "figures/removed_autocorrelation.png"):
         assert (result.run_dir / name).is_file(), name
     record = json.loads((result.run_dir / "adapt.json").read_text())
-    assert record["method"] == "blindspot" and record["n_scans"] == 3 and record["epochs"] >= 1
+    assert record["method"] == "fitted" and record["n_scans"] == 3 and record["epochs"] >= 1
     assert set(record["noise_estimate_before"]) == {"scan0.png", "scan1.png", "cr_mono1.dcm"}
     assert record["noise_estimate_before"]["scan0.png"] == pytest.approx(0.08, rel=0.3)
     ckpt = torch.load(result.checkpoint, weights_only=True)
-    assert ckpt["config"]["train"]["objective"] == "blindspot"
+    assert ckpt["config"]["train"]["objective"] == "fitted"
     assert ckpt["config"]["train"]["init_from"] == str(tiny_model)
     html = (result.run_dir / "report.html").read_text()
     assert "Detail correlation" in html and "cr_mono1.dcm" in html

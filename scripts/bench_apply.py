@@ -191,7 +191,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "command": " ".join(apply_cmd(args, Path("MODEL") if model else None, Path("IN"), Path("OUT"))),
+        "command": " ".join(["python", *apply_cmd(args, Path("MODEL") if model else None, Path("IN"), Path("OUT"))[1:]]),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
         "image": {"size": [args.size, args.size], "dtype": "uint16", "files": args.files, "megapixels": megapixels,

@@ -50,7 +50,8 @@ import torch
 
 from pipeline.config import Config, apply_overrides, config_from_dict, save_config
 from pipeline.errors import PipelineError
-from pipeline.image import ScanImage
+from pipeline.image import ScanImage, center_crop
+from pipeline.records import write_json
 
 #: Adapt methods (``--method``, ``train.objective``).
 ADAPT_METHODS = ("blindspot", "subsample", "fitted")
@@ -108,12 +109,6 @@ class AdaptResult:
 # --------------------------------------------------------------------------- checks
 
 
-def central_crop(pixels: np.ndarray, side: int = CHECK_CROP) -> np.ndarray:
-    h, w = pixels.shape
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return pixels[top : top + side, left : left + side]
-
-
 def noise_level(pixels: np.ndarray) -> float:
     """Estimated noise std (wavelet MAD, [0, 1] units) on the central crop.
 
@@ -122,14 +117,14 @@ def noise_level(pixels: np.ndarray) -> float:
     """
     from pipeline.metrics import estimate_noise_sigma
 
-    return estimate_noise_sigma(central_crop(pixels))
+    return estimate_noise_sigma(center_crop(pixels, CHECK_CROP))
 
 
 def detail_correlation(noisy: np.ndarray, output: np.ndarray) -> float:
     """Pearson correlation of the removed part (noisy − output) with the output's high-pass detail."""
     from scipy.ndimage import gaussian_filter
 
-    noisy, output = central_crop(noisy).astype(np.float64), central_crop(output).astype(np.float64)
+    noisy, output = center_crop(noisy, CHECK_CROP).astype(np.float64), center_crop(output, CHECK_CROP).astype(np.float64)
     detail = output - gaussian_filter(output, DETAIL_SIGMA)
     removed = noisy - output
     if removed.std() == 0 or detail.std() == 0:
@@ -139,7 +134,7 @@ def detail_correlation(noisy: np.ndarray, output: np.ndarray) -> float:
 
 def autocorrelation_map(values: np.ndarray, lags: int = MAP_LAGS) -> np.ndarray:
     """Normalised autocorrelation of `values` for row and column lags in [-lags, lags] (centre 1)."""
-    x = central_crop(values).astype(np.float64)
+    x = center_crop(values, CHECK_CROP).astype(np.float64)
     x = x - x.mean()
     h, w = x.shape
     spectrum = np.fft.rfft2(x, s=(2 * h, 2 * w))  # zero padded: linear, not circular, correlation
@@ -156,7 +151,7 @@ def scan_checks(noisy: np.ndarray, output: np.ndarray) -> dict[str, Any]:
     return {
         "noise_before": noise_level(noisy),
         "noise_after": noise_level(output),
-        "removed_std": float(central_crop(removed).std()),
+        "removed_std": float(center_crop(removed, CHECK_CROP).std()),
         "detail_correlation": detail_correlation(noisy, output),
         "removed_lag1_rows": float(corr[c + 1, c]),  # neighbour one row down
         "removed_lag1_columns": float(corr[c, c + 1]),  # neighbour one column right
@@ -263,10 +258,11 @@ def adapt(
     if cfg.train.objective not in ADAPT_METHODS:
         raise PipelineError(f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})")
     dev = resolve_device(device)
-    fit_record, prepare_seconds = None, 0.0
+    fit_record, prepare_seconds, source_outputs = None, 0.0, None
     if cfg.train.objective == "fitted":  # its references and noise fit count against the budget
         prepared = time.perf_counter()
         train_pixels, fit_record = _fitted_references(images, source_path, cfg, run_dir, dev, seed)
+        source_outputs = train_pixels  # the source model's outputs: the report shows them too
         noise_model = make_noise(cfg.noise)
         prepare_seconds = time.perf_counter() - prepared
     else:
@@ -277,7 +273,7 @@ def adapt(
         cfg.train.resume = resume
     remaining = minutes * 60 - spent - prepare_seconds
     save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "environment.json").write_text(json.dumps(_environment(), indent=2))
+    write_json(_environment(), run_dir / "environment.json")
     if failures:
         from pipeline.ingest.failures import write_failures_csv
 
@@ -299,8 +295,8 @@ def adapt(
     record["epochs"] = len(_log_rows(run_dir))
     if fit_record is not None:
         record["noise_fit"] = {**fit_record, "seconds": prepare_seconds}
-    report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg)
-    (run_dir / "adapt.json").write_text(json.dumps(record, indent=2))
+    report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg, source_outputs)
+    write_json(record, run_dir / "adapt.json")
     return AdaptResult(run_dir, run_dir / "checkpoints" / "best.pt", report, record)
 
 
@@ -366,15 +362,19 @@ def _mean(values: list[float]) -> float:
 
 def write_adapt_report(
     model: torch.nn.Module, source: Path, images: list[ScanImage], record: dict[str, Any], run_dir: Path,
-    device: torch.device, cfg: Config,
+    device: torch.device, cfg: Config, source_outputs: list[np.ndarray] | None = None,
 ) -> Path:
-    """Denoise the first scans with the adapted model, add the checks to `record`, write report.html."""
+    """Denoise the first scans with the adapted model, add the checks to `record`, write report.html.
+
+    `source_outputs` (the source model's outputs of `images`, when already computed) are
+    shown instead of denoising the examples with the source model again.
+    """
     from pipeline import report
     from pipeline.checkpoint import load_model
     from pipeline.inference import ModelDenoiser
 
     adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
-    original = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
+    original = None if source_outputs else ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
     rows, maps, examples = [], [], []
     for i, img in enumerate(images[:REPORT_SCANS]):
         out = adapted(img.pixels)
@@ -382,7 +382,8 @@ def write_adapt_report(
         maps.append(checks.pop("removed_autocorrelation"))
         rows.append({"scan": img.meta.name, "height": img.pixels.shape[0], "width": img.pixels.shape[1], **checks})
         if i < EXAMPLES:
-            outputs = {"source model": _thumbnail(original(img.pixels)), "adapted": _thumbnail(out)}
+            before = source_outputs[i] if source_outputs else original(img.pixels)
+            outputs = {"source model": _thumbnail(before), "adapted": _thumbnail(out)}
             examples.append({"image": img.meta.name, "clean": None, "noisy": _thumbnail(img.pixels), "outputs": outputs})
     record["report_scans"] = rows
     mean_map = np.nanmean(np.stack(maps), axis=0)

@@ -16,6 +16,7 @@ reference row of every table) and :class:`Renamed` (another name in tables). Use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -81,6 +82,11 @@ class Renamed:
     @property
     def takes(self) -> tuple[NoiseFact, ...]:
         return self.inner.takes
+
+    @property
+    def denoise_many(self) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
+        """The inner denoiser's batched call (a model's), or None when it has none."""
+        return getattr(self.inner, "denoise_many", None)
 
     def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
         return self.inner(image, sigma=sigma, psd=psd)

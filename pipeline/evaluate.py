@@ -85,8 +85,7 @@ def _chunks(images: list[ScanImage]) -> list[range]:
 
 def _batch_function(method: Denoiser) -> Callable[[list[np.ndarray]], list[np.ndarray]] | None:
     """The method's ``denoise_many`` (a model's batched inference) when it takes no noise facts."""
-    inner = getattr(method, "inner", method)  # a Renamed model
-    many = getattr(inner, "denoise_many", None)
+    many = getattr(method, "denoise_many", None)
     return many if many is not None and not method.takes else None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.data.utils import compute_importance_map
+from monai.data.utils import compute_importance_map, dense_patch_slices
 from pydantic import ValidationError
 from torch import nn
 
@@ -54,15 +54,15 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
-def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
-    """Start offsets of the tiles along one side of `size` >= `tile` pixels (MONAI's positions).
+def tile_positions(shape: tuple[int, int], tile: int, overlap: float) -> list[tuple[int, int]]:
+    """Top-left corners of the tiles over an image of `shape` (each side >= `tile`), row-major.
 
-    Tiles step by ``int(tile * (1 - overlap))`` (at least 1) until one reaches the end; the
-    last one is moved back to end exactly at `size`.
+    MONAI's own positions: ``dense_patch_slices`` with the scan interval of its
+    ``SlidingWindowInferer`` (``int(tile * (1 - overlap))``, at least 1, or the tile when it
+    spans the side); the last tile of a row or column ends exactly at the image's edge.
     """
-    step = tile if tile == size else max(int(tile * (1 - overlap)), 1)
-    count = next(i for i in range(size) if i * step + tile >= size) + 1
-    return [i * step - max(i * step + tile - size, 0) for i in range(count)]
+    steps = [tile if tile == side else max(int(tile * (1 - overlap)), 1) for side in shape]
+    return [(int(rows.start), int(cols.start)) for rows, cols in dense_patch_slices(shape, (tile, tile), steps)]
 
 
 class _BandBlender:
@@ -177,7 +177,7 @@ class ModelDenoiser:
         if self._weights is None:
             self._weights = compute_importance_map((tile, tile), mode="gaussian", sigma_scale=0.125,
                                                    device=self.device, dtype=torch.float32)
-        positions = [(top, left) for top in tile_starts(h, tile, self.overlap) for left in tile_starts(w, tile, self.overlap)]
+        positions = tile_positions((h, w), tile, self.overlap)
         batches = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
         # the band spans from the first row of a batch's first tile row to the end of its last tile
         height = max(batch[-1][0] + tile - batch[0][0] for batch in batches)

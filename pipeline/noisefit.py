@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import NoiseConfig
+from pipeline.image import center_crop
 from pipeline.noise import make_noise
 
 #: Side of the central crop of each scan the fit runs on.
@@ -75,13 +76,6 @@ class NoiseFit:
                 "mismatch_by_family": self.alternatives,
                 "start_mismatch": self.start_mismatch, "evaluations": self.evaluations,
                 "observed": self.observed, "simulated": self.simulated}
-
-
-def central_crop(pixels: np.ndarray, side: int = FIT_CROP) -> np.ndarray:
-    """The central `side` x `side` part of `pixels` (all of a smaller side), contiguous float32."""
-    h, w = pixels.shape
-    top, left = max((h - side) // 2, 0), max((w - side) // 2, 0)
-    return np.ascontiguousarray(pixels[top : top + side, left : left + side], dtype=np.float32)
 
 
 def removed_statistics(removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, list[float]]:
@@ -151,7 +145,7 @@ def fit_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, 
     """
     from scipy.optimize import minimize, minimize_scalar
 
-    noisy = [central_crop(s) for s in scans[:FIT_SCANS]]
+    noisy = [np.ascontiguousarray(center_crop(s, FIT_CROP), dtype=np.float32) for s in scans[:FIT_SCANS]]
     denoised = [denoise(n) for n in noisy]
     observed = removed_statistics([n - d for n, d in zip(noisy, denoised)], denoised)
     start = _start(base)

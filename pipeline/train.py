@@ -208,6 +208,12 @@ def train(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     use_amp = tc.amp and device.type == "cuda"
     multiple = int(getattr(model, "size_multiple", 1))
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # padded to the network's size multiple (sub-images may not be)
+        padded, (h, w) = pad_to_multiple(x, multiple)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            return net(padded).float()[..., :h, :w]
+
     started = time.perf_counter()
     stopped_early = False
     for epoch in range(start_epoch, tc.epochs):
@@ -220,12 +226,6 @@ def train(
         for step, (noisy, clean) in enumerate(bar):
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
-
-            def forward(x: torch.Tensor) -> torch.Tensor:  # padded to the network's size multiple (sub-images may not be)
-                padded, (h, w) = pad_to_multiple(x, multiple)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    return net(padded).float()[..., :h, :w]
-
             loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
             loss.backward()
             if tc.grad_clip:

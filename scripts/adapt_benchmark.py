@@ -44,9 +44,10 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 from pipeline.adapt import adapt_config
-from pipeline.checkpoint import SHIPPED_MODEL, load_model
+from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import NoiseConfig
-from pipeline.inference import ModelDenoiser
+from pipeline.image import center_crop
+from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import paired_difference, psnr, ssim, summarize
 from pipeline.noise import make_noise, noise_rng
 
@@ -132,11 +133,7 @@ def run_oracle(
 
 def crop(pixels: np.ndarray, side: int | None) -> np.ndarray:
     """The central side x side square (the whole image when side is None or larger)."""
-    if side is None:
-        return pixels
-    h, w = pixels.shape
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return np.ascontiguousarray(pixels[top : top + side, left : left + side])
+    return pixels if side is None else np.ascontiguousarray(center_crop(pixels, side))
 
 
 def score(name: str, clean: np.ndarray, output: np.ndarray, seconds: float) -> dict[str, Any]:
@@ -159,7 +156,7 @@ def evaluate_condition(
         if method in rows:
             continue
         log(f"{key}: scoring {method}")
-        denoiser = ModelDenoiser(load_model(checkpoint).model, "cpu", 512, 0.25, 4)
+        denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", batch_size=4)
         method_rows = []
         for (name, clean), x in zip(images, noisy):
             t0 = time.perf_counter()

@@ -55,7 +55,6 @@ from pipeline.apply.writer import (
     write_atomic,
 )
 from pipeline.checkpoint import LoadedModel
-from pipeline.denoiser import Denoiser
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
 from pipeline.export import is_exported, load_exported_model
@@ -64,6 +63,7 @@ from pipeline.inference import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
+    ModelDenoiser,
     denoiser_from_checkpoint,
 )
 from pipeline.ingest.failures import Failure, write_failures_csv
@@ -128,7 +128,7 @@ class _Context:
     """Everything the per-file work needs."""
 
     output_dir: Path
-    denoiser: Denoiser
+    denoiser: ModelDenoiser  # called with out= (denoises in place)
     series: DerivedSeries
     model_label: str
     model_sha: str
@@ -257,7 +257,8 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
 
     Three stages overlap: the reader thread decodes the next files, this thread runs the
     network, and the writer thread estimates the output noise, encodes and writes the
-    previous file. Failures of any stage are recorded per file, in the files' order.
+    previous file. Failures of any stage are recorded per file, as they happen (a write
+    failure of one file may come after a read failure of the next).
     """
     done, megapixels, start = 0, 0.0, time.perf_counter()
     failures: list[Failure] = []
@@ -395,7 +396,7 @@ def apply_folder(
 
 
 def _apply_locked(
-    source: Path, dest: Path, loaded: LoadedModel, denoiser: Denoiser, model_sha: str, fmt: str | None,
+    source: Path, dest: Path, loaded: LoadedModel, denoiser: ModelDenoiser, model_sha: str, fmt: str | None,
     overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
 ) -> ApplyResult:
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""

@@ -1,18 +1,26 @@
 """Copy a run's best checkpoint into the package as the shipped radiograph model.
 
-    python scripts/ship_model.py runs/cxr_shipped_xray/<timestamp>
+    python scripts/ship_model.py runs/cxr_default/<timestamp>
+    python scripts/ship_model.py runs/gpu/u6.pt --run-log runs/gpu/logs/runs/u6/<timestamp>
 
 Writes pipeline/weights/cxr_default.pt (weights + resolved config + version + provenance;
 no optimizer state, so it stays small) and pipeline/weights/cxr_default.json (the same
-provenance, readable without torch).
+provenance, readable without torch). A checkpoint exported without its training state (as
+``scripts/train_sweep.py --export`` writes them on a lent GPU) takes its epoch log and
+machine from ``--run-log``, the run folder's train_log.csv and environment.json;
+``--replace-path`` rewrites the recorded config's paths where the run read copies of the data
+(recorded in the provenance).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
@@ -21,35 +29,18 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
-from pipeline.records import write_json
+from pipeline.records import read_csv, write_json
 
+CONFIG = "configs/cxr_default.yaml"
 DATA_PROVENANCE = (
-    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 10 radiographs "
-    "in ../shared/data/cxr/png/hannover_mhh_covid (2000x2000 JPEG, CR, PA and AP; the 7 of them listed "
-    "in its metadata CSV are 7 different patients). Steps 1-2 (configs/cxr_shipped.yaml): split by file "
-    "with seed 0, 8 for training patches, 2 for validation on whole images. Step 3 "
-    "(configs/cxr_shipped_refine.yaml): the 7 radiographs whose own noise is at most 1.53/255 "
-    "(data.max_clean_noise 0.006) and 3 DICOM chest radiographs of ../shared/data/cxr/dicom "
-    "(pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR), 8 for training, 2 for "
-    "validation. Held out for testing: the NIH ChestX-ray14 and openCXR radiographs. The SIIM image is "
-    "NIH-derived with an anonymised patient id; its pixel correlation with every test image is at most "
-    "0.79 (not the same image); the NIH DICOM of the shared data is a test image and was not used. "
-    "Step 4 (configs/cxr_shipped_xray.yaml): the 67 radiographs of hannover_mhh_covid (35 patients, from "
-    "../shared/data/cxr/metadata/hannover_ccd_metadata.csv) and the same 3 DICOMs (grouped by PatientID), "
-    "split by patient with seed 0: a quarter of the patients for testing (with the NIH and openCXR "
-    "radiographs), 15% for validation (3 images used), the rest for training after leaving out the "
-    "references noisier than 1.53/255; the run's split.csv lists every file."
+    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 67 radiographs of "
+    "../shared/data/cxr/png/hannover_mhh_covid (35 patients, from "
+    "../shared/data/cxr/metadata/hannover_ccd_metadata.csv) and 3 DICOM chest radiographs of "
+    "../shared/data/cxr/dicom (pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR; grouped "
+    "by PatientID), split by patient with seed 0: a quarter of the patients for testing (with the NIH "
+    "ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the rest for training after "
+    "leaving out the references noisier than 1.53/255 (37 training images); the run's split.csv lists every file."
 )
-LAST_STEP_CONFIG = "configs/cxr_shipped_xray.yaml"
-TRAINING_STEPS = [
-    "1: denoise run configs/cxr_shipped.yaml (110 epochs from scratch)",
-    (
-        "2: denoise run configs/cxr_shipped.yaml --set run.name=cxr_shipped_ft --set train.init_from=<step 1 best.pt> "
-        "--set train.epochs=180 --set train.lr=0.0005 --set train.max_train_seconds=2700 (stopped by time after epoch 146)"
-    ),
-    "3: denoise run configs/cxr_shipped_refine.yaml --set train.init_from=<step 2 best.pt>",
-    f"4: denoise run {LAST_STEP_CONFIG} --set train.init_from=<step 3 best.pt, the earlier pipeline/weights/cxr_default.pt>",
-]
 
 
 def git_commit() -> str:
@@ -59,23 +50,63 @@ def git_commit() -> str:
         return "unknown"
 
 
+def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any]:
+    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's files."""
+    log = ckpt.get("state", {}).get("log", [])
+    best = ckpt.get("state", {}).get("best_val_psnr")
+    machine = None
+    if run_log is not None:
+        log = [{k: float(v) if v else math.nan for k, v in row.items()} for row in read_csv(run_log / "train_log.csv")]
+        psnrs = [row["val_psnr"] for row in log if not math.isnan(row["val_psnr"])]
+        best = max(psnrs) if psnrs else None
+        env = run_log / "environment.json"
+        if env.is_file():
+            info = json.loads(env.read_text())
+            machine = {k: info.get(k) for k in ("cuda", "torch", "cpu_count", "python")}
+    return {"best_val_psnr": best, "training_seconds": sum(row["seconds"] for row in log), "trained_on": machine}
+
+
+def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
+    """`value` (a config section or entry) with every string that starts with an OLD prefix given NEW instead."""
+    if isinstance(value, dict):
+        return {k: replace_paths(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_paths(v, replacements) for v in value]
+    if isinstance(value, str):
+        for old, new in replacements:
+            if value.startswith(old):
+                return new + value[len(old):]
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="run folder (or checkpoint) of the last training step")
+    parser.add_argument("run", type=Path, help="run folder (or checkpoint) of the training run")
+    parser.add_argument("--run-log", type=Path, help="folder with the run's train_log.csv and environment.json")
+    parser.add_argument("--config", default=CONFIG, help="the config that trains it, as recorded")
+    parser.add_argument("--replace-path", action="append", default=[], metavar="OLD=NEW",
+                        help="in the recorded config, paths starting with OLD start with NEW instead (repeatable)")
     parser.add_argument("--dest", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
+    replacements = [tuple(item.split("=", 1)) for item in args.replace_path]
+    if any(len(r) != 2 for r in replacements):
+        parser.error("--replace-path takes OLD=NEW")
     source = checkpoint_path(args.run)
     ckpt = read_checkpoint(source)
-    log = ckpt.get("state", {}).get("log", [])
+    ckpt["config"] = replace_paths(ckpt["config"], replacements)
+    notes = [f"{old} -> {new}" for old, new in replacements]
+    if Path(ckpt["config"]["run"]["output_dir"]).is_absolute():  # the training machine's folder means nothing here
+        ckpt["config"]["run"]["output_dir"] = "runs"
+        notes.append("run.output_dir (absolute on the training machine) -> runs")
     provenance = {
         "source_checkpoint": str(source),
         "epoch": ckpt["epoch"],
-        "best_val_psnr": ckpt.get("state", {}).get("best_val_psnr"),
-        "training_seconds": sum(row["seconds"] for row in log),
+        **training_record(ckpt, args.run_log),
         "training_data": DATA_PROVENANCE,
-        "config": LAST_STEP_CONFIG,
-        "training_steps": TRAINING_STEPS,
+        "config": args.config,
+        "training_steps": [f"denoise run {args.config}"],
         "initialised_from": ckpt["config"]["train"].get("init_from"),
+        "paths_replaced": notes,
         "commit_when_shipped": git_commit(),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

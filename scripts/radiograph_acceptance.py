@@ -46,6 +46,7 @@ from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
 from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
+from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise, radiograph_conditions
 from pipeline.report import summarize_methods
 
@@ -140,6 +141,26 @@ def judge(key: str, summary: dict[str, Any], detail: dict[str, float], model: st
     return {"checks": checks, "met": all(checks.values())}
 
 
+def lead_by_reference_noise(rows: list[dict[str, Any]], model: str, noise: dict[str, float]) -> dict[str, Any] | None:
+    """How `model`'s per-image PSNR lead over BM3D goes with the clean reference's own noise.
+
+    Pearson r between the two over the images with both methods, and the mean lead on the
+    cleaner and the noisier half of them (split at the median noise). A reference's own noise
+    is in every method's error, so it caps how far one method can lead another there.
+    """
+    by: dict[str, dict[str, float]] = {}
+    for r in rows:
+        by.setdefault(r["image"], {})[r["method"]] = float(r["psnr"])
+    pairs = sorted((noise[img], m[model] - m["bm3d"]) for img, m in by.items() if model in m and "bm3d" in m and img in noise)
+    if len(pairs) < 4:
+        return None
+    sigma, lead = np.array(pairs).T
+    half = len(pairs) // 2
+    return {"n": len(pairs), "pearson_r": float(np.corrcoef(sigma, lead)[0, 1]),
+            "cleaner_half": float(lead[:half].mean()), "noisier_half": float(lead[half:].mean()),
+            "reference_noise_median": float(np.median(sigma))}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     images, description = test_images(args.seed)
     left_out: list[str] = []
@@ -152,8 +173,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         description += f", {'whole images' if args.crop <= 0 else f'central {args.crop}x{args.crop} crops'}"
         methods, origins = model_methods(args.model)
     bm3d_count = len(images) if args.bm3d_images is None else min(args.bm3d_images, len(images))
+    reference_noise = {i.meta.name: estimate_noise_sigma(i.pixels) for i in images}
     result: dict[str, Any] = {"data": description, "images": [i.meta.name for i in images], "left_out": left_out,
-                              "models": origins, "conditions": {}}
+                              "models": origins, "reference_noise": reference_noise, "conditions": {}}
     conditions = {k: v for k, v in radiograph_conditions().items() if not args.only or k in args.only}
     noises = {key: make_noise(noise_cfg) for key, (_, noise_cfg) in conditions.items()}
     for key, noise in noises.items():
@@ -180,7 +202,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summary,
             "all_images": summarize_methods(rows, reference_method="noisy")["methods"] if bm3d_set else None,
             "detail_loss": detail, "noise_given": noise_given_by_method(rows),
-            "acceptance": judge(key, summary, detail, judged) if judged else None, "summary_seconds": time.perf_counter() - t0,
+            "acceptance": judge(key, summary, detail, judged) if judged else None,
+            "lead_by_reference_noise": lead_by_reference_noise(rows, judged, reference_noise) if judged else None,
+            "summary_seconds": time.perf_counter() - t0,
         }
     return result
 
@@ -215,6 +239,12 @@ def markdown(result: dict[str, Any]) -> str:
             vs = m.get("vs_reference") or {}
             lines.append(f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | {fmt_ci(vs.get('psnr'), 2, True)} | "
                          f"{fmt_ci(vs.get('ssim'), 3, True)} | {c['detail_loss'].get(name, math.nan):+.3f} | {m['seconds_per_image']:.2f} |")
+        lead = c.get("lead_by_reference_noise")
+        if lead:
+            lines += ["", (f"`{next(iter(result['models']))}`'s lead over BM3D against the reference's own noise "
+                           f"(wavelet estimate, median {lead['reference_noise_median'] * 255:.2f}/255): Pearson r "
+                           f"{lead['pearson_r']:+.2f} over {lead['n']} images; mean lead {lead['cleaner_half']:+.2f} dB "
+                           f"on the cleaner half, {lead['noisier_half']:+.2f} dB on the noisier half.")]
         lines.append("")
     judged = [(k, c["acceptance"]) for k, c in result["conditions"].items() if c.get("acceptance")]
     if judged:

@@ -55,11 +55,11 @@ from pipeline.records import write_json
 
 #: Adapt methods (``--method``, ``train.objective``).
 ADAPT_METHODS = ("blindspot", "subsample", "fitted")
-#: Method used when none is named (see benchmarks/RESULTS.md, adapt section).
+#: Method used when none is named (see benchmarks/adapt.md).
 DEFAULT_METHOD = "fitted"
 #: Patches per epoch (rounded up to whole patches per scan). An epoch is the unit of
 #: checkpoints, resume and the time check, so it is kept short; on 2 cores shared with a
-#: dozen other processes one took 102-397 s (benchmarks/RESULTS.md).
+#: dozen other processes one took 102-397 s (benchmarks/adapt.md).
 EPOCH_PATCHES = 64
 #: Upper bound of epochs; the time budget ends adapting long before.
 MAX_EPOCHS = 100_000

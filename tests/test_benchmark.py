@@ -54,9 +54,14 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
         "--no-apply-bench",
     ]
     settings = settings_from_args(argv)
+    (tmp_path / "out").mkdir()
+    kept = tmp_path / "out" / "by_hand.md"
+    kept.write_text("# Measured by hand\n\nfigures\n")
     run_benchmark(settings)
 
-    assert (tmp_path / "out" / "RESULTS.md").read_text().startswith("# Benchmarks")
+    page = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert page.startswith("# Benchmarks") and "- [Measured by hand](by_hand.md)" in page
+    assert kept.read_text() == "# Measured by hand\n\nfigures\n", "a run leaves the pages kept by hand"
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {"quality", "speed", "headline", "last_run"} <= set(results)
     mnist, cxr = results["quality"]["mnist"], results["quality"]["cxr"]
@@ -112,3 +117,17 @@ def test_acceptance_rows_compare_the_shipped_model_with_bm3d() -> None:
     results["quality"]["cxr"]["conditions"]["gaussian_25"] = condition("G25", 0.6, 0.91)
     assert acceptance(results)[0]["met"] is True
     assert "| G25 |" in "\n".join(render_acceptance(results))
+
+
+def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
+    from pipeline.bench.render import other_pages, render_markdown
+
+    (tmp_path / "adapt.md").write_text("intro line\n# Adapting to another scanner\n\ntable\n")
+    (tmp_path / "untitled.md").write_text("no heading\n")
+    (tmp_path / "RESULTS.md").write_text("# Benchmarks\nold\n")
+    pages = other_pages(tmp_path)
+    assert pages == [("adapt.md", "Adapting to another scanner"), ("untitled.md", "untitled")]
+    page = render_markdown({}, pages)
+    assert "- [Adapting to another scanner](adapt.md)" in page and "- [untitled](untitled.md)" in page
+    assert "Measured by other scripts" not in render_markdown({}), "no pages, no list"
+    assert (tmp_path / "adapt.md").read_text().endswith("table\n"), "listing a page leaves it as it was"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from pipeline import report
@@ -138,7 +139,10 @@ def render_acceptance(results: dict[str, Any]) -> list[str]:
     rows = acceptance(results)
     if not rows:
         return []
-    origin = results.get("quality", {}).get("cxr", {}).get("models", {}).get(ACCEPTANCE_MODEL, {}).get("origin", "origin not recorded")
+    info = results.get("quality", {}).get("cxr", {}).get("models", {}).get(ACCEPTANCE_MODEL, {})
+    origin = info.get("origin", "origin not recorded")
+    if origin == "shipped model":  # the shipped weights may have changed since the run
+        origin = f"the shipped model when measured: run {info.get('run')}, epoch {info.get('checkpoint_epoch')}"
     lines = [f"`{ACCEPTANCE_MODEL}` ({origin}) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
     return lines + md_table(["condition", "target", "measured", "met"],
                             [[r["what"], r["target"], r["measured"], "yes" if r["met"] else "**no**"] for r in rows])
@@ -267,9 +271,25 @@ def render_speed(speed: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """RESULTS.md: headline (radiographs vs BM3D, MNIST table), then detail tables."""
+def other_pages(folder: Path) -> list[tuple[str, str]]:
+    """(file name, title) of the measurement pages beside RESULTS.md that other scripts keep by hand."""
+    pages = []
+    for path in sorted(folder.glob("*.md")):
+        if path.name in ("RESULTS.md", "README.md"):
+            continue
+        title = next((line[2:].strip() for line in path.read_text().splitlines() if line.startswith("# ")), path.stem)
+        pages.append((path.name, title))
+    return pages
+
+
+def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) -> str:
+    """RESULTS.md: headline (radiographs vs BM3D, MNIST table), the pages kept beside it, then detail tables."""
     lines = ["# Benchmarks", "", "Written by `scripts/benchmark.py`; numbers in `results.json`.", ""]
+    if pages:
+        intro = ("Measured by other scripts and kept by hand beside this file (a run of `scripts/benchmark.py` "
+                 "leaves them as they are):")
+        lines += [intro, ""]
+        lines += [f"- [{title}]({name})" for name, title in pages] + [""]
     lines += render_headline(results)
     quality = results.get("quality", {})
     if "mnist" in quality:

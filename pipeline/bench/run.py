@@ -11,7 +11,7 @@ import torch
 
 from pipeline.bench.provenance import log, provenance
 from pipeline.bench.quality import run_quality
-from pipeline.bench.render import headline, render_markdown
+from pipeline.bench.render import headline, other_pages, render_markdown
 from pipeline.bench.settings import Settings, settings_from_args
 from pipeline.bench.speed import run_speed
 from pipeline.logs import setup_logging
@@ -42,7 +42,7 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
     results["last_run"] = {**provenance(settings), "parts": list(settings.parts), "seconds": time.perf_counter() - started,
                            "work_dir": str(settings.work)}
     write_json(results, settings.out / "results.json")
-    (settings.out / "RESULTS.md").write_text(render_markdown(results))
+    (settings.out / "RESULTS.md").write_text(render_markdown(results, other_pages(settings.out)))
     return results
 
 

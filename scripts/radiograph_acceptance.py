@@ -28,7 +28,6 @@ import json
 import math
 import platform
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -41,6 +40,7 @@ import torch
 
 from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan
+from pipeline.bench.provenance import git_commit
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
@@ -257,11 +257,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def provenance(argv: list[str], threads: int) -> dict[str, Any]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
             "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
             "threads": threads}

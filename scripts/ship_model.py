@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.bench.provenance import git_commit
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
     checkpoint_path,
@@ -41,13 +41,6 @@ DATA_PROVENANCE = (
     "ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the rest for training after "
     "leaving out the references noisier than 1.53/255 (37 training images); the run's split.csv lists every file."
 )
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any]:

@@ -243,7 +243,7 @@ def adapt(
     from pipeline.checkpoint import checkpoint_path
     from pipeline.inference import resolve_device
     from pipeline.noise import make_noise
-    from pipeline.train import train
+    from pipeline.train import read_log, train
 
     if minutes <= 0:
         raise PipelineError(f"--minutes must be positive, got {minutes}")
@@ -292,7 +292,7 @@ def adapt(
         model = load_model(run_dir, dev).model
     train_seconds = time.perf_counter() - t0
     record = _record(cfg, source_path, scans, images, before, failures, minutes, spent, train_seconds)
-    record["epochs"] = len(_log_rows(run_dir))
+    record["epochs"] = len(read_log(run_dir / "train_log.csv"))
     if fit_record is not None:
         record["noise_fit"] = {**fit_record, "seconds": prepare_seconds}
     report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg, source_outputs)
@@ -372,6 +372,7 @@ def write_adapt_report(
     from pipeline import report
     from pipeline.checkpoint import load_model
     from pipeline.inference import ModelDenoiser
+    from pipeline.train import read_log
 
     adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
     original = None if source_outputs else ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
@@ -398,8 +399,9 @@ def write_adapt_report(
         "Autocorrelation of the removed part (input minus output), mean over the report's scans; centre = lag 0":
             autocorrelation_figure(mean_map, fig_dir / "removed_autocorrelation.png"),
     }
-    if any(math.isfinite(float(r.get("train_loss", "nan"))) for r in _log_rows(run_dir)):
-        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(_log_rows(run_dir), fig_dir / "loss_curve.png")
+    log_rows = read_log(run_dir / "train_log.csv")
+    if any(math.isfinite(r.get("train_loss", math.nan)) for r in log_rows):
+        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(log_rows, fig_dir / "loss_curve.png")
     header = ["scan", "size", "noise before", "noise after", "detail corr.", "removed lag-1 rows", "removed lag-1 columns"]
     table = (header, [
         [r["scan"], f"{r['height']}x{r['width']}", f"{r['noise_before']:.4f}", f"{r['noise_after']:.4f}",
@@ -446,12 +448,6 @@ def _method_words(record: dict[str, Any]) -> str:
         f"X-ray noise of {noise['photons'] * noise['dose']:.0f} quanta per unattenuated pixel, detector kernel a "
         f"{a[0]:.2f} along rows and {a[-1]:.2f} along columns, read noise {noise['read_noise']:.1f} counts, mu {noise['mu']:g}"
     )
-
-
-def _log_rows(run_dir: Path) -> list[dict[str, Any]]:
-    from pipeline.records import read_csv
-
-    return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in read_csv(run_dir / "train_log.csv")]
 
 
 def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:

@@ -41,7 +41,7 @@ def as_float(value: Any) -> float:
         return float("nan")
 
 
-def _by_method(rows: Iterable[Row]) -> dict[str, dict[str, Row]]:
+def rows_by_method(rows: Iterable[Row]) -> dict[str, dict[str, Row]]:
     """``{method: {image: row}}``, in order of appearance; a repeated pair keeps its last row."""
     table: dict[str, dict[str, Row]] = {}
     for row in rows:
@@ -95,7 +95,7 @@ def summarize_methods(
     ``psnr``/``ssim`` to :func:`pipeline.metrics.paired_difference` of method minus
     reference over the images both have (None without a reference).
     """
-    table = _by_method(rows)
+    table = rows_by_method(rows)
     reference, rule = _choose_reference(table, reference_method, baselines)
     methods: dict[str, Any] = {}
     for method, by_image in table.items():

@@ -39,7 +39,7 @@ from pipeline.ingest.patches import augment as augment_patch
 from pipeline.metrics import psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
-from pipeline.records import write_csv
+from pipeline.records import read_csv, write_csv
 from pipeline.selfsupervised import Objective, make_objective, step_generator
 
 log = logging.getLogger(__name__)
@@ -350,3 +350,14 @@ def _broadcast(a: float, b: float, device: torch.device, info: DistInfo) -> tupl
 def write_log(rows: list[dict[str, Any]], path: Path) -> None:
     """Write the per-epoch training log as CSV (replaced whole each epoch: it is small)."""
     write_csv(rows, path, LOG_FIELDS)
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """A train_log.csv's rows with every value as a float (nan where a field is empty)."""
+    return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in read_csv(path)]
+
+
+def best_val_psnr(rows: list[dict[str, float]]) -> float:
+    """The best validation PSNR of a training log's rows (nan when no epoch was validated)."""
+    values = [row["val_psnr"] for row in rows if not math.isnan(row["val_psnr"])]
+    return max(values) if values else math.nan

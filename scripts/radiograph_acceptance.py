@@ -48,7 +48,7 @@ from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise, radiograph_conditions
-from pipeline.report import summarize_methods
+from pipeline.report import rows_by_method, summarize_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT_CONFIG = ROOT / "configs" / "cxr_shipped_xray.yaml"
@@ -148,10 +148,9 @@ def lead_by_reference_noise(rows: list[dict[str, Any]], model: str, noise: dict[
     cleaner and the noisier half of them (split at the median noise). A reference's own noise
     is in every method's error, so it caps how far one method can lead another there.
     """
-    by: dict[str, dict[str, float]] = {}
-    for r in rows:
-        by.setdefault(r["image"], {})[r["method"]] = float(r["psnr"])
-    pairs = sorted((noise[img], m[model] - m["bm3d"]) for img, m in by.items() if model in m and "bm3d" in m and img in noise)
+    table = rows_by_method(rows)
+    mine, bm3d = table.get(model, {}), table.get("bm3d", {})
+    pairs = sorted((noise[img], float(mine[img]["psnr"]) - float(bm3d[img]["psnr"])) for img in mine if img in bm3d and img in noise)
     if len(pairs) < 4:
         return None
     sigma, lead = np.array(pairs).T

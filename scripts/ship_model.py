@@ -29,7 +29,8 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
-from pipeline.records import read_csv, write_json
+from pipeline.records import write_json
+from pipeline.train import best_val_psnr, read_log
 
 CONFIG = "configs/cxr_default.yaml"
 DATA_PROVENANCE = (
@@ -49,9 +50,9 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
     best = ckpt.get("state", {}).get("best_val_psnr")
     machine = None
     if run_log is not None:
-        log = [{k: float(v) if v else math.nan for k, v in row.items()} for row in read_csv(run_log / "train_log.csv")]
-        psnrs = [row["val_psnr"] for row in log if not math.isnan(row["val_psnr"])]
-        best = max(psnrs) if psnrs else None
+        log = read_log(run_log / "train_log.csv")
+        best = best_val_psnr(log)
+        best = None if math.isnan(best) else best
         env = run_log / "environment.json"
         if env.is_file():
             info = json.loads(env.read_text())

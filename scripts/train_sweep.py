@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.checkpoint import read_checkpoint, save_checkpoint, strip_training_state
-from pipeline.records import read_csv, write_json
+from pipeline.records import write_json
+from pipeline.train import best_val_psnr, read_log
 
 BUDGET_SHARE = 0.92
 """Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final validation."""
@@ -45,14 +46,9 @@ class Variant:
     log: list[str] = field(default_factory=list)
 
 
-def _log_rows(train_log: Path) -> list[dict[str, float]]:
-    """A train_log.csv's rows with every value as a float (nan where a field is empty)."""
-    return [{k: float(v) if v else math.nan for k, v in row.items()} for row in read_csv(train_log)]
-
-
 def seconds_per_epoch(train_log: Path) -> float:
     """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there are more."""
-    seconds = [row["seconds"] for row in _log_rows(train_log)]
+    seconds = [row["seconds"] for row in read_log(train_log)]
     if not seconds:
         raise ValueError(f"{train_log}: no epoch finished; give the calibration more seconds")
     steady = seconds[1:] or seconds
@@ -92,11 +88,6 @@ def _latest_run_dir(base: Path) -> Path:
     if not dirs:
         raise FileNotFoundError(f"no run with a train_log.csv under {base}")
     return dirs[-1]
-
-
-def _best_val_psnr(train_log: Path) -> float:
-    values = [row["val_psnr"] for row in _log_rows(train_log) if not math.isnan(row["val_psnr"])]
-    return max(values) if values else math.nan
 
 
 def export_checkpoint(src: Path, dest: Path) -> None:
@@ -141,7 +132,7 @@ def sweep(
             v.log.append(str(err))
             continue
         v.run_dir = str(run_dir)
-        v.best_val_psnr = _best_val_psnr(run_dir / "train_log.csv")
+        v.best_val_psnr = best_val_psnr(read_log(run_dir / "train_log.csv"))
         best = run_dir / "checkpoints" / "best.pt"
         if export is not None and best.is_file():
             export_checkpoint(best, export / f"{v.name}.pt")

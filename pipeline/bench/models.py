@@ -18,6 +18,9 @@ from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
 from pipeline.models import count_parameters
 from pipeline.runner import run
 
+#: ``origin`` of a model entry that is the package's shipped checkpoint (as it was when measured).
+SHIPPED_ORIGIN = "shipped model"
+
 
 @dataclass
 class ModelEntry:
@@ -101,7 +104,7 @@ def cxr_entry(name: str, settings: Settings) -> ModelEntry:
         return ModelEntry(name, skipped=f"no --cxr-unet given and the shipped model {SHIPPED_MODEL.relative_to(PROJECT_ROOT)} is absent")
     if path is None:
         return ModelEntry(name, skipped=f"no checkpoint given (--cxr-{name} RUN)")
-    return load_entry(name, path, settings, "shipped model" if path == str(SHIPPED_MODEL) else "given on the command line")
+    return load_entry(name, path, settings, SHIPPED_ORIGIN if path == str(SHIPPED_MODEL) else "given on the command line")
 
 
 def lowres_entry(name: str, settings: Settings) -> ModelEntry:

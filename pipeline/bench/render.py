@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline import report
 from pipeline.bench.conditions import CXR_TRAIN_NOTE
+from pipeline.bench.models import SHIPPED_ORIGIN
 from pipeline.bench.settings import CXR_NETWORKS, LOWRES_SIZE
 from pipeline.bench.speed import APPLY_SIZE
 
@@ -141,7 +142,7 @@ def render_acceptance(results: dict[str, Any]) -> list[str]:
         return []
     info = results.get("quality", {}).get("cxr", {}).get("models", {}).get(ACCEPTANCE_MODEL, {})
     origin = info.get("origin", "origin not recorded")
-    if origin == "shipped model":  # the shipped weights may have changed since the run
+    if origin == SHIPPED_ORIGIN:  # the shipped weights may have changed since the run
         origin = f"the shipped model when measured: run {info.get('run')}, epoch {info.get('checkpoint_epoch')}"
     lines = [f"`{ACCEPTANCE_MODEL}` ({origin}) against the acceptance targets (radiograph crops below; BM3D given the noise's std):", ""]
     return lines + md_table(["condition", "target", "measured", "met"],

@@ -237,6 +237,10 @@ class TrainConfig(Section):
         "none",
         description="inverse_noise: weight each sample's loss by 1/(its noise std), so low-noise samples count as much as high-noise ones in blind training.",
     )
+    detail_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of a penalty on erasing fine detail: the squared slope of the error regressed on the clean patch's Laplacian of Gaussian (the detail of metrics.detail_loss), added to the loss. 0: off.",
+    )
     optimizer: Literal["adadelta", "adam", "adamw"] = Field("adadelta", description="Optimizer.")
     lr: float = Field(1.0, gt=0, description="Learning rate (Adadelta's default is 1.0).")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")

@@ -9,6 +9,7 @@ where an uninterrupted run would be, and ``torchrun`` workers see disjoint shard
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -36,7 +37,7 @@ from pipeline.errors import PipelineError
 from pipeline.inference import ModelDenoiser, pad_to_multiple, resolve_device
 from pipeline.ingest.patches import PatchSampler, at_scales
 from pipeline.ingest.patches import augment as augment_patch
-from pipeline.metrics import psnr
+from pipeline.metrics import DETAIL_SIGMA, detail_highpass, psnr
 from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
 from pipeline.records import read_csv, write_csv
@@ -91,8 +92,19 @@ class NoisyPairs(Dataset):
         return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(np.ascontiguousarray(clean))[None]
 
 
-def make_loss(name: str):
-    """Loss function by name: bce, mse, l1, or ssim_mix (0.84·(1−SSIM) + 0.16·L1, Zhao et al. 2017)."""
+def make_loss(name: str, detail_weight: float = 0.0):
+    """Loss function by name: bce, mse, l1, or ssim_mix (0.84·(1−SSIM) + 0.16·L1, Zhao et al. 2017).
+
+    With `detail_weight` > 0 the loss adds that weight times :func:`detail_slope` squared
+    (mean over the samples): a penalty on erasing the clean image's fine detail.
+    """
+    base = _base_loss(name)
+    if detail_weight <= 0:
+        return base
+    return lambda out, target: base(out, target) + detail_weight * detail_slope(out, target).square().mean()
+
+
+def _base_loss(name: str):
     if name == "bce":
         return lambda out, target: F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), target)
     if name == "mse":
@@ -103,6 +115,38 @@ def make_loss(name: str):
 
     ssim_loss = SSIMLoss(spatial_dims=2, data_range=1.0)
     return lambda out, target: 0.84 * ssim_loss(out, target) + 0.16 * F.l1_loss(out, target)
+
+
+DETAIL_VARIANCE_FLOOR = 1e-6
+"""detail_slope: added to each sample's detail variance, so near-flat patches give slopes near 0, not noise."""
+
+
+def detail_slope(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Per sample (N,): the slope of the error (out − clean) regressed on the clean image's fine detail.
+
+    Fine detail is the Laplacian of Gaussian of :func:`pipeline.metrics.detail_highpass` (same
+    scale), taken where the kernel fits inside the image. A denoiser that erases detail has an
+    error proportional to it (slope > 0); noise left in the output is unrelated to it and adds
+    nothing on average, so unlike a correlation the slope cannot be lowered by leaving noise in.
+    """
+    kernel = _log_kernel(clean.device, clean.dtype)
+    pad = kernel.shape[-1] // 2
+    detail = F.conv2d(clean, kernel)
+    error = (out - clean)[..., pad:-pad, pad:-pad]
+    detail = detail - detail.mean(dim=(-2, -1), keepdim=True)
+    error = error - error.mean(dim=(-2, -1), keepdim=True)
+    pixels = detail[0].numel()
+    covariance = (error * detail).flatten(1).sum(1)
+    return covariance / (detail.square().flatten(1).sum(1) + DETAIL_VARIANCE_FLOOR * pixels)
+
+
+@functools.lru_cache(maxsize=4)
+def _log_kernel(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (1, 1, k, k) kernel of scipy's Laplacian of Gaussian at :data:`pipeline.metrics.DETAIL_SIGMA`."""
+    radius = int(4 * DETAIL_SIGMA + 0.5)  # scipy's default truncation at 4 sigma
+    impulse = np.zeros((2 * radius + 1, 2 * radius + 1))
+    impulse[radius, radius] = 1.0
+    return torch.as_tensor(detail_highpass(impulse), dtype=dtype, device=device)[None, None]
 
 
 NOISE_STD_FLOOR = 0.01
@@ -190,7 +234,7 @@ def train(
         data, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers, pin_memory=device.type == "cuda",
     )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
-    loss_fn = make_loss(tc.loss)
+    loss_fn = make_loss(tc.loss, tc.detail_weight)
     if tc.objective in ("supervised", "fitted"):  # fitted: clean = the denoised scans (pipeline.adapt)
         objective = supervised_objective(loss_fn, tc.loss_weighting)
     else:

@@ -90,6 +90,7 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
     assert positive(cpu["networks"]["conv"]["compute"]["32"]["fraction_of_peak"])
     assert positive(cpu["networks"]["mnist_dense"]["batch_inference"]["gflops"])
     assert "skipped" in results["speed"]["apply_memory"]
+    assert "no radiograph model" in results["split"]["skipped"], "--cxr-unet none: issue 13's tables are skipped"
     recorded = Settings.from_dict(cxr["provenance"]["settings"])  # settings stored as data
     assert recorded == settings and cxr["provenance"]["settings"]["sizes"] == [32]
 

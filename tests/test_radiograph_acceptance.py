@@ -1,16 +1,19 @@
-"""scripts/radiograph_acceptance.py: image order for BM3D's subset, the acceptance rules, the table."""
+"""Issue 13's acceptance (pipeline.bench.split, scripts/radiograph_acceptance.py, benchmark --only split)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from script_loading import load_script
+from tiny_models import save_tiny_unet
 
+import pipeline.bench.split as acc
+from pipeline.bench.run import run_benchmark
+from pipeline.bench.settings import settings_from_args
+from pipeline.evaluate import read_metrics_csv
 from pipeline.image import ImageMeta, ScanImage
-
-acc = load_script("radiograph_acceptance")
 
 
 def _image(folder: str, name: str) -> ScanImage:
@@ -47,3 +50,52 @@ def test_lead_over_bm3d_is_related_to_the_references_own_noise() -> None:
     assert out["cleaner_half"] == pytest.approx(1.75) and out["noisier_half"] == pytest.approx(np.mean([1.0, 0.5, 0.4]))
     assert out["reference_noise_median"] == 0.004
     assert acc.lead_by_reference_noise(rows[:6], "unet", noise) is None, "fewer than 4 images: no figure"
+
+
+def _scans(smooth_image: np.ndarray) -> list[ScanImage]:
+    """Four 64x64 radiograph-like scans from two folders."""
+    variants = [smooth_image, smooth_image[::-1].copy(), smooth_image.T.copy(), 1.0 - smooth_image]
+    return [ScanImage(v.astype(np.float32), ImageMeta(source=Path(f"site{i % 2}") / f"scan{i}.png")) for i, v in enumerate(variants)]
+
+
+def test_split_table_judges_the_first_model_and_reuses_rows(tmp_path: Path, smooth_image: np.ndarray) -> None:
+    model = str(save_tiny_unet(tmp_path / "tiny.pt"))
+    options = acc.SplitOptions(work=tmp_path / "work", models={"tiny": model}, crop=32, bm3d_images=2)
+    result = acc.run_split(_scans(smooth_image), "four scans", options)
+    assert result["images"] == ["scan0.png", "scan1.png", "scan2.png", "scan3.png"]
+    assert set(result["conditions"]) == set(acc.TARGETS) and result["bm3d_images"] == 2
+    for key, c in result["conditions"].items():
+        methods = c["summary"]["methods"]
+        assert set(methods) == {"noisy", "bm3d", "tiny"} and methods["tiny"]["n"] == 2, "paired on BM3D's images"
+        assert c["noise_given"]["bm3d"] == ("psd" if key.startswith("xray") else "sigma")
+        assert set(c["acceptance"]["checks"]) >= {f"ΔPSNR ≥ +{acc.TARGETS[key][0]} dB"}
+        assert (c["acceptance"]["checks"].get("detail loss ≤ BM3D's") is not None) == (key in acc.DETAIL_TARGETS)
+        assert np.isfinite(methods["tiny"]["psnr"]["mean"])
+        assert c["summary"]["methods"]["tiny"]["vs_reference"]["psnr"]["mean"] == pytest.approx(
+            methods["tiny"]["psnr"]["mean"] - methods["bm3d"]["psnr"]["mean"], abs=1e-9)
+    rows_before = len(read_metrics_csv(tmp_path / "work" / "gaussian_25" / "metrics.csv"))
+    again = acc.run_split(_scans(smooth_image), "four scans", options)
+    assert len(read_metrics_csv(tmp_path / "work" / "gaussian_25" / "metrics.csv")) == rows_before, "rows reused"
+    assert again["conditions"]["gaussian_25"]["summary"] == result["conditions"]["gaussian_25"]["summary"]
+    text = acc.markdown(result, "*measured here*")
+    assert text.startswith("*measured here*") and "| tiny | 2 |" in text and "Acceptance (`tiny` against BM3D)" in text
+
+
+def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np.ndarray, monkeypatch) -> None:
+    monkeypatch.setattr(acc, "test_images", lambda seed: (_scans(smooth_image), "four scans"))
+    model = str(save_tiny_unet(tmp_path / "tiny.pt"))
+    argv = ["--only", "split", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--cxr-unet", model,
+            "--split-views", "32", "0", "--split-images", "3", "--split-bm3d-images", "1"]
+    run_benchmark(settings_from_args(argv))
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    views = results["split"]["views"]
+    assert set(views) == {"crop_32", "whole"}
+    assert views["whole"]["images"] == ["scan0.png", "scan1.png", "scan2.png"] and views["whole"]["bm3d_images"] == 1
+    assert views["crop_32"]["models"] == {"unet": model}
+    assert (tmp_path / "work" / "split" / "crop_32" / "xray_dose_0.1" / "metrics.csv").is_file()
+    page = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "## Radiographs split by patient" in page and "### 32² centre crops" in page and "### Whole images" in page
+    assert "Acceptance (`unet` against BM3D)" in page
+    no_model = ["--only", "split", "--out", str(tmp_path / "out2"), "--work", str(tmp_path / "w2"), "--cxr-unet", "none"]
+    skipped = run_benchmark(settings_from_args(no_model))["split"]
+    assert "no radiograph model" in skipped["skipped"]

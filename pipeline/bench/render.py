@@ -299,6 +299,28 @@ def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) 
         lines += render_cxr(quality["cxr"], "radiographs")
     if "cxr_lowres" in quality:
         lines += render_cxr(quality["cxr_lowres"], f"radiographs at {LOWRES_SIZE}×{LOWRES_SIZE} (low-res models)")
+    if "split" in results:
+        lines += render_split(results["split"])
     if "speed" in results:
         lines += render_speed(results["speed"])
     return "\n".join(lines) + "\n"
+
+
+def render_split(split: dict[str, Any]) -> list[str]:
+    """Issue 13's acceptance tables, one per view (crops, whole images)."""
+    from pipeline.bench.split import markdown
+
+    lines = ["## Radiographs split by patient: X-ray dose and Gaussian noise (issue 13)", ""]
+    if "skipped" in split:
+        return lines + [provenance_line(split["provenance"]), "", f"Not measured: {split['skipped']}", ""]
+    intro = (
+        "The test part of the patient split (Hannover test patients, NIH and openCXR radiographs), every method on "
+        "the same seeded noise; BM3D is given the noise power spectrum (X-ray) or σ (Gaussian); paired 95% CIs "
+        "against BM3D; detail loss: correlation of the error with the clean image's Laplacian of Gaussian (σ 1 px, "
+        "lower is better). Rows already in the work folder are reused (BM3D runs once per image and condition)."
+    )
+    lines += [intro, ""]
+    for key, result in split["views"].items():
+        title = "Whole images" if key == "whole" else f"{key.split('_')[1]}² centre crops"
+        lines += [f"### {title}", "", markdown(result, provenance_line(split["provenance"])), ""]
+    return lines

@@ -14,6 +14,7 @@ from pipeline.bench.quality import run_quality
 from pipeline.bench.render import headline, other_pages, render_markdown
 from pipeline.bench.settings import Settings, settings_from_args
 from pipeline.bench.speed import run_speed
+from pipeline.bench.split import run_split_part
 from pipeline.logs import setup_logging
 from pipeline.records import write_json
 
@@ -38,6 +39,8 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
         results["quality"] = run_quality(settings)
     if "speed" in settings.parts:
         results["speed"] = run_speed(settings)
+    if "split" in settings.parts:
+        results["split"] = run_split_part(settings)
     results["headline"] = headline(results)
     results["last_run"] = {**provenance(settings), "parts": list(settings.parts), "seconds": time.perf_counter() - started,
                            "work_dir": str(settings.work)}

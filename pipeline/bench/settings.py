@@ -47,12 +47,12 @@ LOWRES_DIR = SHARED_DATA / "cxr" / "lowres" / "nih1000_64px"
 FULL: dict[str, Any] = {
     "mnist_images": 1000, "mnist_bm3d_images": 200, "epochs": None, "max_train": None,
     "cxr_crop": 512, "cxr_images": None, "sizes": [512, 1024, 2048], "bm3d_max_size": 1024,
-    "repeats": 3, "matmul_n": 2048, "train_patch": 128,
+    "repeats": 3, "matmul_n": 2048, "train_patch": 128, "split_views": [512, 0], "split_images": None,
 }
 QUICK: dict[str, Any] = {
     "mnist_images": 100, "mnist_bm3d_images": 10, "epochs": 2, "max_train": 2000,
     "cxr_crop": 128, "cxr_images": 3, "sizes": [128, 256], "bm3d_max_size": 256,
-    "repeats": 2, "matmul_n": 2048, "train_patch": 64,
+    "repeats": 2, "matmul_n": 2048, "train_patch": 64, "split_views": [128], "split_images": 3,
 }
 
 
@@ -66,7 +66,7 @@ class Settings:
 
     out: Path
     work: Path
-    parts: tuple[str, ...] = ("quality", "speed")
+    parts: tuple[str, ...] = ("quality", "speed", "split")
     quick: bool = False
     seed: int = 0
     device: str = "auto"
@@ -93,6 +93,10 @@ class Settings:
     train_patch: int = 128
     train_batch: int = 16
     apply_bench: bool = True
+    split_views: list[int] = field(default_factory=lambda: [512, 0])
+    split_images: int | None = None
+    split_bm3d_images: int | None = None
+    split_bm3d_budget: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; paths inside the checkout's folder (and ../shared) relative to the checkout."""
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line (defaults of None are filled from FULL or QUICK)."""
     p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, few images, 2 epochs: a smoke run")
-    p.add_argument("--only", choices=["quality", "speed"], help="run one part (merged into an existing results.json)")
+    p.add_argument("--only", choices=["quality", "speed", "split"], help="run one part (merged into an existing results.json)")
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks", help="where RESULTS.md and results.json go")
     p.add_argument("--work", type=Path, help="per-image metrics and trained models (default runs/benchmark/<timestamp>)")
     p.add_argument("--seed", type=int, default=0, help="noise seed shared by every method")
@@ -172,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-patch", type=int, help="patch side for training throughput (full 128, quick 64)")
     g.add_argument("--train-batch", type=int, default=16, help="patches per training step (configs/cxr_shipped.yaml: 16)")
     g.add_argument("--no-apply-bench", action="store_true", help="skip scripts/bench_apply.py (peak memory of `denoise apply`)")
+    g = p.add_argument_group("radiographs split by patient (issue 13's acceptance, the shipped model or --cxr-unet)")
+    g.add_argument("--split-views", type=int, nargs="+", help="centre crop sides, 0 = whole images (full 512 0, quick 128)")
+    g.add_argument("--split-images", type=int, help="the first N test images of the split only (default all 23; quick 3)")
+    g.add_argument("--split-bm3d-images", type=int, help="BM3D on the first N of them only (default all; ~90 s per whole image)")
+    g.add_argument("--split-bm3d-budget", type=float, help="per view: start no BM3D image after this many seconds")
     return p
 
 
@@ -199,7 +208,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     crop = _pick(args, "cxr_crop")
     return Settings(
         out=args.out, work=args.work or PROJECT_ROOT / "runs" / "benchmark" / stamp,
-        parts=(args.only,) if args.only else ("quality", "speed"), quick=args.quick, seed=args.seed,
+        parts=(args.only,) if args.only else ("quality", "speed", "split"), quick=args.quick, seed=args.seed,
         device=args.device, threads=args.threads,
         command=shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
         mnist_root=args.mnist_root if args.mnist_root is not None else _default_mnist_root(),
@@ -213,5 +222,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         bm3d_max_size=_pick(args, "bm3d_max_size"), repeats=_pick(args, "repeats"),
         slow_seconds=args.slow_seconds, matmul_n=_pick(args, "matmul_n"),
         train_patch=_pick(args, "train_patch"), train_batch=args.train_batch,
-        apply_bench=not args.no_apply_bench,
+        apply_bench=not args.no_apply_bench, split_views=_pick(args, "split_views"),
+        split_images=_pick(args, "split_images"), split_bm3d_images=args.split_bm3d_images,
+        split_bm3d_budget=args.split_bm3d_budget,
     )

@@ -70,6 +70,10 @@ REPORT_SCANS = 12
 #: Largest side of the report's example panels, and their number.
 EXAMPLE_SIDE = 512
 EXAMPLES = 3
+#: Training seconds given to a new run whose time budget was used up before training (the loop
+#: checks the budget after each epoch, so this means one epoch).
+MIN_TRAIN_SECONDS = 1e-3
+
 #: Gaussian sigma (pixels) that separates the output's detail from its smooth part.
 DETAIL_SIGMA = 2.0
 #: Half-width of the removed part's autocorrelation map.
@@ -280,10 +284,11 @@ def adapt(
         write_failures_csv(failures, run_dir / "failures.csv")
     before = [noise_level(img.pixels) for img in images]
     t0 = time.perf_counter()
-    if remaining > 0:
-        cfg.train.max_train_seconds = remaining
+    if remaining > 0 or resume is None:  # a new run trains at least one epoch, even if preparing used the budget
+        cfg.train.max_train_seconds = max(remaining, MIN_TRAIN_SECONDS)
         words = f"resuming after {spent:.0f} s" if resume is not None else "starting"
-        print(f"adapt: {words}; {len(images)} scans, {cfg.train.objective}, up to {remaining / 60:.1f} min left")
+        left = f"up to {remaining / 60:.1f} min left" if remaining > 0 else "one epoch (preparing used the time budget)"
+        print(f"adapt: {words}; {len(images)} scans, {cfg.train.objective}, {left}")
         out = train(cfg, train_pixels, [], noise_model, run_dir, dev)
         model = out.model
     else:  # the budget was spent before a kill: nothing left to train

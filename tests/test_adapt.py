@@ -119,6 +119,13 @@ def test_adapt_killed_resumes_and_apply_uses_the_result(tmp_path, tiny_model, no
     assert (out / "scan0.png").is_file() and (out / "cr_mono1.dcm").is_file()
 
 
+def test_adapt_trains_one_epoch_when_preparing_used_the_whole_budget(tmp_path, tiny_model, noisy_scans, capsys):
+    run_dir = tmp_path / "run"  # 0.06 ms: the noise fit alone takes longer
+    assert main(["adapt", "-i", str(noisy_scans), "-o", str(run_dir), "--from", str(tiny_model), "--minutes", "0.000001", *FAST]) == 0
+    assert "one epoch (preparing used the time budget)" in capsys.readouterr().out
+    assert [int(r["epoch"]) for r in _log(run_dir)] == [1]
+    assert (run_dir / "checkpoints" / "best.pt").is_file() and (run_dir / "adapt.json").is_file()
+
 def test_adapt_refuses_a_folder_of_another_run(tmp_path, tiny_model, noisy_scans, capsys):
     run_dir = tmp_path / "run"
     assert main(["adapt", "-i", str(noisy_scans), "-o", str(run_dir), "--from", str(tiny_model), "--minutes", "0.02", *FAST]) == 0

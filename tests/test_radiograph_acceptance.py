@@ -11,7 +11,7 @@ from tiny_models import save_tiny_unet
 
 import pipeline.bench.split as acc
 from pipeline.bench.run import run_benchmark
-from pipeline.bench.settings import settings_from_args
+from pipeline.bench.settings import PROJECT_ROOT, as_recorded, settings_from_args
 from pipeline.evaluate import read_metrics_csv
 from pipeline.image import ImageMeta, ScanImage
 
@@ -91,7 +91,8 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
     views = results["split"]["views"]
     assert set(views) == {"crop_32", "whole"}
     assert views["whole"]["images"] == ["scan0.png", "scan1.png", "scan2.png"] and views["whole"]["bm3d_images"] == 1
-    assert views["crop_32"]["models"] == {"unet": model}
+    assert views["crop_32"]["models"] == {"unet": model}  # tmp_path is outside the checkout: kept as it is
+    assert as_recorded({"unet": str(PROJECT_ROOT / "pipeline" / "weights" / "x.pt")}) == {"unet": "pipeline/weights/x.pt"}
     assert (tmp_path / "work" / "split" / "crop_32" / "xray_dose_0.1" / "metrics.csv").is_file()
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## Radiographs split by patient" in page and "### 32² centre crops" in page and "### Whole images" in page

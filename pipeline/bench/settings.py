@@ -100,7 +100,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values; paths inside the checkout's folder (and ../shared) relative to the checkout."""
-        return {f.name: _to_json(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: as_recorded(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
@@ -120,16 +120,16 @@ class Settings:
         return cls(**values)
 
 
-def _to_json(value: Any) -> Any:
-    """`value` as JSON; a path (or a checkpoint path as text) under the checkout's folder made relative."""
+def as_recorded(value: Any) -> Any:
+    """`value` as written to results.json: JSON, a path (or checkpoint path as text) under the checkout's folder made relative."""
     if isinstance(value, (Path, str)) and Path(value).is_absolute() and Path(value).is_relative_to(PROJECT_ROOT.parent):
         return os.path.relpath(value, PROJECT_ROOT)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
+        return [as_recorded(v) for v in value]
     if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
+        return {k: as_recorded(v) for k, v in value.items()}
     return value
 
 

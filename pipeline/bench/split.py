@@ -30,7 +30,7 @@ from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan
 from pipeline.bench.provenance import log, provenance
 from pipeline.bench.render import fmt_ci
-from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings
+from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, as_recorded
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.errors import PipelineError
@@ -279,5 +279,7 @@ def run_split_part(settings: Settings) -> dict[str, Any]:
             bm3d_budget=settings.split_bm3d_budget, seed=settings.seed,
         )
         log(f"split: {view_key(side)} ({options.work})")
-        views[view_key(side)] = run_split(images, description, options)
+        result = run_split(images, description, options)
+        result["models"] = as_recorded(result["models"])  # no machine's absolute path in results.json
+        views[view_key(side)] = result
     return {"provenance": provenance(settings), "views": views}

@@ -128,9 +128,11 @@ def evaluate(
 
     with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
         for chunk in _chunks(images):
-            noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in chunk}
+            needed = [i for i in chunk if any(wanted(i, m.name) for m in methods)]  # rows already written: no work
+            noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in needed}
             batched = _batched_outputs(methods, noisy_of, wanted)
-            for index in chunk:
+            bar.update(len(chunk) - len(needed))
+            for index in needed:
                 name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
                 sigma = noise.std(clean)
                 psd = _noise_psd(noise, clean, methods)

@@ -89,6 +89,29 @@ def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_ima
     assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
 
 
+class CountingNoise(GaussianNoise):
+    """Gaussian noise that counts the images it was asked to corrupt."""
+
+    drawn = 0
+
+    def __call__(self, clean, rng):
+        CountingNoise.drawn += 1
+        return super().__call__(clean, rng)
+
+
+def test_images_whose_rows_are_all_written_draw_no_noise(tmp_path, smooth_image) -> None:
+    counting = Recorder("m", kind="model")
+    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    CountingNoise.drawn = 0
+    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    assert CountingNoise.drawn == 0 and len(counting.calls) == 3, "a rerun over finished rows does no work"
+    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting, Recorder("new")], tmp_path, n_examples=0, progress=False)
+    assert CountingNoise.drawn == 3 and len(counting.calls) == 3, "a new method: noise drawn again, the old one not rerun"
+    rows = read_metrics_csv(tmp_path / "metrics.csv")
+    first, new = ([r for r in rows if r["method"] == name] for name in ("m", "new"))
+    assert [r["psnr"] for r in first] == [r["psnr"] for r in new], "the same seeded noise as the first time"
+
+
 def write_12bit_dicom(path, values: np.ndarray) -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage

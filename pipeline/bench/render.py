@@ -308,7 +308,7 @@ def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) 
 
 def render_split(split: dict[str, Any]) -> list[str]:
     """Issue 13's acceptance tables, one per view (crops, whole images)."""
-    from pipeline.bench.split import markdown
+    from pipeline.bench.split import markdown, view_title
 
     lines = ["## Radiographs split by patient: X-ray dose and Gaussian noise (issue 13)", ""]
     if "skipped" in split:
@@ -321,6 +321,5 @@ def render_split(split: dict[str, Any]) -> list[str]:
     )
     lines += [intro, ""]
     for key, result in split["views"].items():
-        title = "Whole images" if key == "whole" else f"{key.split('_')[1]}² centre crops"
-        lines += [f"### {title}", "", markdown(result, provenance_line(split["provenance"])), ""]
+        lines += [f"### {view_title(key)}", "", markdown(result, provenance_line(split["provenance"])), ""]
     return lines

@@ -109,12 +109,12 @@ class Settings:
         values = {name: data[name] for name in known if name in data}
         for name in ("out", "work", "mnist_root"):
             if values.get(name) is not None:
-                values[name] = _from_json(values[name])
+                values[name] = from_checkout(values[name])
         if "cxr_dirs" in values:
-            values["cxr_dirs"] = [_from_json(p) for p in values["cxr_dirs"]]
+            values["cxr_dirs"] = [from_checkout(p) for p in values["cxr_dirs"]]
         for name in ("mnist_models", "cxr_models"):
             if name in values:
-                values[name] = {k: v if v is None or v == "none" else str(_from_json(v)) for k, v in values[name].items()}
+                values[name] = {k: v if v is None or v == "none" else str(from_checkout(v)) for k, v in values[name].items()}
         if "parts" in values:
             values["parts"] = tuple(values["parts"])
         return cls(**values)
@@ -133,8 +133,8 @@ def as_recorded(value: Any) -> Any:
     return value
 
 
-def _from_json(text: str) -> Path:
-    """A recorded path: relative ones are relative to the checkout."""
+def from_checkout(text: str | Path) -> Path:
+    """A recorded or configured path made absolute: relative ones are relative to the checkout."""
     path = Path(text)
     return path if path.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / path))
 

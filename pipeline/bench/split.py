@@ -30,7 +30,7 @@ from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan
 from pipeline.bench.provenance import log, provenance
 from pipeline.bench.render import fmt_ci
-from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, as_recorded
+from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, as_recorded, from_checkout
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.errors import PipelineError
@@ -76,25 +76,18 @@ def test_images(seed: int) -> tuple[list[ScanImage], str]:
     from pipeline.ingest import load_splits
 
     cfg = load_config(SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
-    cfg.data.root = _from_project(cfg.data.root)
-    cfg.data.test_root = _from_project(cfg.data.test_root)
+    for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
+        paths = getattr(cfg.data, name)
+        if paths is not None:
+            setattr(cfg.data, name, [from_checkout(p) for p in paths] if isinstance(paths, list) else from_checkout(paths))
     if cfg.data.groups is not None:
-        cfg.data.groups.csv = PROJECT_ROOT / cfg.data.groups.csv
+        cfg.data.groups.csv = from_checkout(cfg.data.groups.csv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
         splits = load_splits(cfg.data, cfg.run.seed)
     order = interleaved_by_folder(splits.test)
     return order, (f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
                    "taken in turn from each source folder")
-
-
-def _from_project(paths: Path | list[Path] | None) -> Path | list[Path] | None:
-    """Config paths (relative to the project root) made absolute, so any working folder works."""
-    if paths is None:
-        return None
-    if isinstance(paths, list):
-        return [PROJECT_ROOT / p for p in paths]
-    return PROJECT_ROOT / paths
 
 
 def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
@@ -259,7 +252,13 @@ BENCH_MODEL = "unet"
 
 
 def view_key(side: int) -> str:
+    """Key of a view in results.json (crop side, 0 or less: whole images)."""
     return "whole" if side <= 0 else f"crop_{side}"
+
+
+def view_title(key: str) -> str:
+    """Heading of a view's tables in RESULTS.md."""
+    return "Whole images" if key == "whole" else f"{key.removeprefix('crop_')}² centre crops"
 
 
 def run_split_part(settings: Settings) -> dict[str, Any]:

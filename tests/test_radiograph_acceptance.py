@@ -97,6 +97,9 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## Radiographs split by patient" in page and "### 32² centre crops" in page and "### Whole images" in page
     assert "Acceptance (`unet` against BM3D)" in page
+    # RESULTS.md is rendered again from results.json by any later --only run (NaN is stored as null there)
+    from pipeline.bench.render import other_pages, render_markdown
+    assert render_markdown(results, other_pages(tmp_path / "out")) == page
     no_model = ["--only", "split", "--out", str(tmp_path / "out2"), "--work", str(tmp_path / "w2"), "--cxr-unet", "none"]
     skipped = run_benchmark(settings_from_args(no_model))["split"]
     assert "no radiograph model" in skipped["skipped"]

@@ -29,7 +29,7 @@ import numpy as np
 from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan
 from pipeline.bench.provenance import log, provenance
-from pipeline.bench.render import fmt_ci
+from pipeline.bench.render import fmt, fmt_ci
 from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, as_recorded, from_checkout
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
@@ -229,7 +229,7 @@ def markdown(result: dict[str, Any], measured: str) -> str:
         for name, m in c["summary"]["methods"].items():
             vs = m.get("vs_reference") or {}
             lines.append(f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | {fmt_ci(vs.get('psnr'), 2, True)} | "
-                         f"{fmt_ci(vs.get('ssim'), 3, True)} | {c['detail_loss'].get(name, float('nan')):+.3f} | {m['seconds_per_image']:.2f} |")
+                         f"{fmt_ci(vs.get('ssim'), 3, True)} | {fmt(c['detail_loss'].get(name), 3, True)} | {fmt(m['seconds_per_image'])} |")
         lead = c.get("lead_by_reference_noise")
         if lead:
             lines += ["", (f"`{next(iter(result['models']))}`'s lead over BM3D against the reference's own noise "

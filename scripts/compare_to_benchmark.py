@@ -33,7 +33,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     if "settings" not in recorded["provenance"]:
         raise SystemExit(f"{results} records no settings (written before they were stored); run scripts/benchmark.py again")
     settings = Settings.from_dict(recorded["provenance"]["settings"])  # its seed, folders, crop
-    images, _ = cxr_test_images(settings)
+    images, _, _ = cxr_test_images(settings)
     crops = [crop_scan(img, recorded["crop"]) for img in images]
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
         raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")

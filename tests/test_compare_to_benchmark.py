@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from script_loading import load_script
 
+from pipeline.export import file_sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results.json"
 
@@ -16,12 +18,12 @@ def test_shipped_model_scores_what_the_benchmark_recorded(cxr_dir: Path) -> None
     recorded = json.loads(RESULTS.read_text())["quality"]["cxr"]
     if recorded["models"].get("unet", {}).get("origin") != "shipped model":
         pytest.skip("the last benchmark run did not score the shipped model as 'unet'")
-    shipped = json.loads((ROOT / "pipeline" / "weights" / "cxr_default.json").read_text())
-    scored = (recorded["models"]["unet"].get("run"), recorded["models"]["unet"].get("checkpoint_epoch"))
-    if scored != (Path(shipped["source_checkpoint"]).parts[1], shipped["epoch"]):
-        pytest.skip(f"the shipped weights ({shipped['source_checkpoint']}, epoch {shipped['epoch']}) are not the ones the "
-                    f"last benchmark run scored ({scored[0]}, epoch {scored[1]}): rerun scripts/benchmark.py")
-    rows = load_script("compare_to_benchmark").compare([str(ROOT / "pipeline" / "weights" / "cxr_default.pt")], RESULTS, threads=2)
+    shipped = ROOT / "pipeline" / "weights" / "cxr_default.pt"
+    scored = recorded["models"]["unet"]
+    if scored.get("sha256") != file_sha256(shipped):
+        pytest.skip(f"the shipped weights are not the ones the last benchmark run scored (run {scored.get('run')}, "
+                    f"epoch {scored.get('checkpoint_epoch')}, sha256 {scored.get('sha256', 'not recorded')}): rerun scripts/benchmark.py")
+    rows = load_script("compare_to_benchmark").compare([str(shipped)], RESULTS, threads=2)
     assert len(rows) == len(recorded["conditions"]) == 5
     for row, condition in zip(rows, recorded["conditions"].values()):
         unet = condition["summary"]["methods"]["unet"]

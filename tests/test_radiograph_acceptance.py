@@ -10,9 +10,11 @@ import pytest
 from tiny_models import save_tiny_unet
 
 import pipeline.bench.split as acc
+from pipeline.bench.conditions import interleaved_by_folder
 from pipeline.bench.run import run_benchmark
 from pipeline.bench.settings import PROJECT_ROOT, as_recorded, settings_from_args
 from pipeline.evaluate import read_metrics_csv
+from pipeline.export import file_sha256
 from pipeline.image import ImageMeta, ScanImage
 
 
@@ -22,7 +24,7 @@ def _image(folder: str, name: str) -> ScanImage:
 
 def test_images_are_taken_in_turn_from_each_folder() -> None:
     images = [_image("h", "1"), _image("h", "2"), _image("h", "3"), _image("n", "a"), _image("o", "x")]
-    assert [str(i.meta.source) for i in acc.interleaved_by_folder(images)] == ["h/1", "n/a", "o/x", "h/2", "h/3"]
+    assert [str(i.meta.source) for i in interleaved_by_folder(images)] == ["h/1", "n/a", "o/x", "h/2", "h/3"]
 
 
 def _summary(dpsnr: float, ci_low: float, dssim: float) -> dict:
@@ -97,9 +99,28 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## Radiographs split by patient" in page and "### 32² centre crops" in page and "### Whole images" in page
     assert "Acceptance (`unet` against BM3D)" in page
+    # the headline is issue 13's acceptance: one row per view and judged condition, as the tables judged them
+    head = results["headline"]
+    judged = [(v, c["label"], c["acceptance"]["met"]) for v, r in views.items() for c in r["conditions"].values() if c["acceptance"]]
+    assert [(r["view"], r["condition"], r["met"]) for r in head["acceptance"]] == judged and len(judged) == 8
+    assert head["model_info"]["sha256"] == file_sha256(model) and head["model"] == "unet"
+    assert f"{sum(m for *_, m in judged)} of 8 of issue 13's acceptance rows met" in page.split("## Radiographs split")[0]
     # RESULTS.md is rendered again from results.json by any later --only run (NaN is stored as null there)
     from pipeline.bench.render import other_pages, render_markdown
     assert render_markdown(results, other_pages(tmp_path / "out")) == page
     no_model = ["--only", "split", "--out", str(tmp_path / "out2"), "--work", str(tmp_path / "w2"), "--cxr-unet", "none"]
     skipped = run_benchmark(settings_from_args(no_model))["split"]
     assert "no radiograph model" in skipped["skipped"]
+
+
+def test_quality_tables_default_to_the_patient_split_test_set(tmp_path: Path, smooth_image: np.ndarray, monkeypatch) -> None:
+    import pipeline.bench.conditions as conditions
+    from pipeline.bench.settings import Settings
+
+    monkeypatch.setattr(conditions, "patient_split_test_images", lambda seed: (_scans(smooth_image), f"split, seed {seed}"))
+    images, failures, description = conditions.cxr_test_images(Settings(out=tmp_path, work=tmp_path, seed=3, cxr_images=2))
+    assert [i.meta.name for i in images] == ["scan0.png", "scan1.png"] and failures == [] and description == "split, seed 3"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    images, failures, description = conditions.cxr_test_images(Settings(out=tmp_path, work=tmp_path, cxr_dirs=[folder, tmp_path / "absent"]))
+    assert images == [] and failures == [f"{tmp_path / 'absent'}: folder absent"] and description == "every image of mine, absent"

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from pipeline.baselines import make_baseline
-from pipeline.bench.settings import PROJECT_ROOT, Settings
+from pipeline.bench.settings import PROJECT_ROOT, Settings, from_checkout
 from pipeline.config import NoiseConfig, load_config
 from pipeline.denoiser import Denoiser
+from pipeline.errors import PipelineError
 from pipeline.image import ScanImage, center_crop
 from pipeline.ingest import load_splits
 from pipeline.ingest.folder import load_folder
 
+#: The radiograph patient split (its data section) that the default test images come from.
+SPLIT_CONFIG = PROJECT_ROOT / "configs" / "cxr_shipped_xray.yaml"
 CXR_TRAIN_NOTE = (
-    "the shipped unet (pipeline/weights/cxr_default.pt; configs/cxr_shipped.yaml, then "
-    "configs/cxr_shipped_refine.yaml) is trained on Hannover radiographs (hannover_mhh_covid), "
-    "none of the test images"
+    "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_default.yaml) learned from the "
+    "training part of the same patient split: no test image's patient is in its training data"
 )
 NIH_PATIENT = re.compile(r"^(\d{8})_\d{3}")
 BASELINE_SIGMA = "BM3D and TV get the noise's true std (noise.std(clean)); NLM estimates it"
@@ -41,18 +44,55 @@ def crop_scan(image: ScanImage, size: int | None) -> ScanImage:
     return replace(image, pixels=np.ascontiguousarray(center_crop(image.pixels, size)))
 
 
-def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str]]:
-    """The radiograph test images (uncropped) and the reasons of files that failed to load."""
+def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str]:
+    """The radiograph test images (uncropped), the reasons of files that failed to load, and what they are.
+
+    Default: the test part of the radiograph patient split (issue 13's test set); with
+    ``--cxr-dirs``, every image of those folders.
+    """
     images: list[ScanImage] = []
     failures: list[str] = []
-    for folder in settings.cxr_dirs:
-        if not folder.is_dir():
-            failures.append(f"{folder}: folder absent")
-            continue
-        found, failed = load_folder(folder)
-        images += found
-        failures += [f.reason for f in failed]
-    return images[: settings.cxr_images] if settings.cxr_images else images, failures
+    if not settings.cxr_dirs:
+        try:
+            images, description = patient_split_test_images(settings.seed)
+        except PipelineError as err:
+            return [], [f"the patient-split test images could not be read: {err}"], "none"
+    else:
+        for folder in settings.cxr_dirs:
+            if not folder.is_dir():
+                failures.append(f"{folder}: folder absent")
+                continue
+            found, failed = load_folder(folder)
+            images += found
+            failures += [f.reason for f in failed]
+        description = "every image of " + ", ".join(d.name for d in settings.cxr_dirs)
+    return images[: settings.cxr_images] if settings.cxr_images else images, failures, description
+
+
+def patient_split_test_images(seed: int) -> tuple[list[ScanImage], str]:
+    """The test images of the radiograph patient split (paths in the config are relative to the project)."""
+    cfg = load_config(SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
+    for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
+        paths = getattr(cfg.data, name)
+        if paths is not None:
+            setattr(cfg.data, name, [from_checkout(p) for p in paths] if isinstance(paths, list) else from_checkout(paths))
+    if cfg.data.groups is not None:
+        cfg.data.groups.csv = from_checkout(cfg.data.groups.csv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
+        splits = load_splits(cfg.data, cfg.run.seed)
+    order = interleaved_by_folder(splits.test)
+    return order, (f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
+                   "taken in turn from each source folder")
+
+
+def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
+    """Images taken in turn from each source folder, so any first N (BM3D's subset) mixes the sources."""
+    by_folder: dict[str, list[ScanImage]] = {}
+    for img in images:
+        by_folder.setdefault(str(img.meta.source.parent if img.meta.source else ""), []).append(img)
+    queues = list(by_folder.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def cxr_noise_conditions() -> dict[str, tuple[str, NoiseConfig]]:

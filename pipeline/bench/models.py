@@ -10,10 +10,11 @@ import torch
 
 from pipeline.bench.conditions import NIH_PATIENT
 from pipeline.bench.provenance import log
-from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, PROJECT_ROOT, Settings
+from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, PROJECT_ROOT, Settings, as_recorded
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
+from pipeline.export import file_sha256
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
 from pipeline.models import count_parameters
 from pipeline.runner import run
@@ -45,10 +46,12 @@ def load_entry(name: str, path: str | None, settings: Settings, origin: str = "g
     except PipelineError as err:
         return ModelEntry(name, skipped=f"checkpoint unusable: {err}")
     cfg = loaded.config
+    root = cfg.data.root
     info = {
-        "checkpoint": str(loaded.path), "origin": origin, "model": cfg.model.model_dump(mode="json"),
-        "run": cfg.run.name, "checkpoint_epoch": loaded.meta.get("epoch"),
-        "train_data": str(cfg.data.root) if cfg.data.root is not None else f"{cfg.data.kind}: bundled sample",
+        "checkpoint": as_recorded(str(loaded.path)), "sha256": file_sha256(loaded.path), "origin": origin,
+        "model": cfg.model.model_dump(mode="json"), "run": cfg.run.name, "checkpoint_epoch": loaded.meta.get("epoch"),
+        "train_data": ", ".join(map(str, as_recorded(root if isinstance(root, list) else [root]))) if root is not None
+        else f"{cfg.data.kind}: bundled sample",
         "train_noise": cfg.noise.kind, "parameters": count_parameters(loaded.model),
     }
     return ModelEntry(name, denoiser, info)

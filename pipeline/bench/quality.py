@@ -121,7 +121,7 @@ def run_conditions(
     return out
 
 
-def quality_cxr(settings: Settings, images: list[ScanImage], failures: list[str]) -> dict[str, Any]:
+def quality_cxr(settings: Settings, images: list[ScanImage], failures: list[str], description: str) -> dict[str, Any]:
     """Radiographs (center crops): noisy, BM3D, NLM, TV and the conv/unet/dncnn checkpoints."""
     cropped = [crop_scan(img, settings.cxr_crop) for img in images]
     entries = [require_size(cxr_entry(name, settings), None) for name in CXR_NETWORKS]
@@ -131,7 +131,7 @@ def quality_cxr(settings: Settings, images: list[ScanImage], failures: list[str]
         skipped["bm3d"] = "left out (--skip-bm3d)"
     return {
         "provenance": provenance(settings),
-        "data": f"{len(cropped)} radiographs from {', '.join(d.name for d in settings.cxr_dirs)}",
+        "data": f"{len(cropped)} radiographs: {description}",
         "training_note": CXR_TRAIN_NOTE,
         "crop": settings.cxr_crop, "images": describe_images(cropped), "load_failures": failures,
         "baseline_sigma": BASELINE_SIGMA,
@@ -171,11 +171,11 @@ def quality_cxr_lowres(settings: Settings, images: list[ScanImage]) -> dict[str,
 
 def run_quality(settings: Settings) -> dict[str, Any]:
     """All quality tables."""
-    images, failures = cxr_test_images(settings)
+    images, failures, description = cxr_test_images(settings)
     quality: dict[str, Any] = {"mnist": quality_mnist(settings)}
     if images:
-        quality["cxr"] = quality_cxr(settings, images, failures)
+        quality["cxr"] = quality_cxr(settings, images, failures, description)
         quality["cxr_lowres"] = quality_cxr_lowres(settings, images)
     else:
-        quality["cxr"] = {"provenance": provenance(settings), "skipped": {"all": f"no radiographs found in {settings.cxr_dirs}: {failures}"}, "conditions": {}}
+        quality["cxr"] = {"provenance": provenance(settings), "skipped": {"all": f"no radiographs found ({description}): {failures}"}, "conditions": {}}
     return quality

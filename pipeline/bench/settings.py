@@ -33,10 +33,8 @@ taken within the same run.
 #: The checkout the benchmark runs in (its configs/, scripts/ and benchmarks/; ../shared/data beside it).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-CXR_TEST_DIRS = [
-    SHARED_DATA / "cxr" / "png" / "nih_chestxray14",
-    SHARED_DATA / "cxr" / "png" / "opencxr_tests",
-]
+#: The speed part's input image comes from here (a synthetic one without the data).
+NIH_DIR = SHARED_DATA / "cxr" / "png" / "nih_chestxray14"
 #: Row order of the tables (methods not listed follow in order of appearance).
 ROW_ORDER = ("noisy", "tv", "nlm", "bm3d", "dense", "conv", "best", "unet", "dncnn", "dense64", "conv64")
 CXR_NETWORKS = ("conv", "unet", "dncnn")
@@ -79,7 +77,7 @@ class Settings:
     epochs: int | None = None
     max_train: int | None = None
     train: bool = True
-    cxr_dirs: list[Path] = field(default_factory=lambda: list(CXR_TEST_DIRS))
+    cxr_dirs: list[Path] = field(default_factory=list)  # empty: the test part of the radiograph patient split
     cxr_crop: int | None = 512
     cxr_images: int | None = None
     cxr_models: dict[str, str | None] = field(default_factory=dict)
@@ -159,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-train", type=int, help="training images when training here (default all; quick 2000)")
     g.add_argument("--no-train", action="store_true", help="do not train missing MNIST models: skip them")
     g = p.add_argument_group("radiographs")
-    g.add_argument("--cxr-dirs", type=Path, nargs="+", help="test image folders (default NIH + openCXR of ../shared/data)")
+    g.add_argument("--cxr-dirs", type=Path, nargs="+", help="test image folders (default: the test part of the radiograph patient split, issue 13's test set)")
     g.add_argument("--cxr-crop", type=int, help="center crop side, 0 = whole images (full 512, quick 128)")
     g.add_argument("--cxr-images", type=int, help="use at most this many test images (default all; quick 3)")
     for name in (*CXR_NETWORKS, *LOWRES_NETWORKS):
@@ -215,7 +213,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         mnist_images=_pick(args, "mnist_images"), mnist_bm3d_images=_pick(args, "mnist_bm3d_images"),
         mnist_models={n: getattr(args, f"mnist_{n}") for n in ("dense", "conv", "best")},
         epochs=_pick(args, "epochs"), max_train=_pick(args, "max_train"), train=not args.no_train,
-        cxr_dirs=args.cxr_dirs or list(CXR_TEST_DIRS), cxr_crop=crop or None,
+        cxr_dirs=args.cxr_dirs or [], cxr_crop=crop or None,
         cxr_images=_pick(args, "cxr_images"),
         cxr_models={n: _cxr_model_arg(args, n) for n in (*CXR_NETWORKS, *LOWRES_NETWORKS)},
         tile_size=args.tile_size, bm3d=not args.skip_bm3d, sizes=_pick(args, "sizes"),

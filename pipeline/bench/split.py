@@ -28,20 +28,21 @@ import numpy as np
 
 from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan
+from pipeline.bench.conditions import patient_split_test_images as test_images
 from pipeline.bench.provenance import log, provenance
 from pipeline.bench.render import fmt, fmt_ci
-from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, as_recorded, from_checkout
-from pipeline.config import load_config
+from pipeline.bench.settings import SHARED_DATA, Settings, as_recorded
+from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
+from pipeline.export import file_sha256
 from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise, radiograph_conditions
 from pipeline.report import rows_by_method, summarize_methods
 
-SPLIT_CONFIG = PROJECT_ROOT / "configs" / "cxr_shipped_xray.yaml"
 LOWRES_SIZE = 64
 LOWRES_TRAIN = SHARED_DATA / "cxr" / "lowres" / "nih1000_64px"
 
@@ -69,34 +70,6 @@ class SplitOptions:
     bm3d_budget: float | None = None  # start no BM3D image after this many seconds
     only: list[str] | None = None  # condition keys (default all)
     seed: int = 0
-
-
-def test_images(seed: int) -> tuple[list[ScanImage], str]:
-    """The test images of the radiograph patient split (paths in the config are relative to the project)."""
-    from pipeline.ingest import load_splits
-
-    cfg = load_config(SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
-    for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
-        paths = getattr(cfg.data, name)
-        if paths is not None:
-            setattr(cfg.data, name, [from_checkout(p) for p in paths] if isinstance(paths, list) else from_checkout(paths))
-    if cfg.data.groups is not None:
-        cfg.data.groups.csv = from_checkout(cfg.data.groups.csv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
-        splits = load_splits(cfg.data, cfg.run.seed)
-    order = interleaved_by_folder(splits.test)
-    return order, (f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
-                   "taken in turn from each source folder")
-
-
-def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
-    """Images taken in turn from each source folder, so any first N (BM3D's subset) mixes the sources."""
-    by_folder: dict[str, list[ScanImage]] = {}
-    for img in images:
-        by_folder.setdefault(str(img.meta.source.parent if img.meta.source else ""), []).append(img)
-    queues = list(by_folder.values())
-    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def lowres_images(images: list[ScanImage], train_folder: Path = LOWRES_TRAIN) -> tuple[list[ScanImage], list[str]]:
@@ -281,4 +254,5 @@ def run_split_part(settings: Settings) -> dict[str, Any]:
         result = run_split(images, description, options)
         result["models"] = as_recorded(result["models"])  # no machine's absolute path in results.json
         views[view_key(side)] = result
-    return {"provenance": provenance(settings), "views": views}
+    model = {"name": BENCH_MODEL, "checkpoint": as_recorded(checkpoint), "sha256": file_sha256(checkpoint_path(checkpoint))}
+    return {"provenance": provenance(settings), "model": model, "views": views}

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.bench.settings import CXR_TEST_DIRS
+from pipeline.bench.settings import NIH_DIR
 from pipeline.ingest.folder import load_folder, resize_image
 from pipeline.noise import GaussianNoise, noise_rng
 
@@ -92,7 +92,7 @@ def matmul_peak(n: int, device: torch.device, repeats: int) -> dict[str, Any]:
 def speed_image(side: int, seed: int) -> tuple[np.ndarray, float]:
     """A noisy (sigma 25/255) radiograph resized to side x side (synthetic without the data)."""
     sigma = 25 / 255
-    folder = CXR_TEST_DIRS[0]
+    folder = NIH_DIR
     found = load_folder(folder, limit=1)[0] if folder.is_dir() else []
     if found:
         clean = resize_image(found[0], side).pixels

@@ -134,3 +134,16 @@ def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
     assert "- [Adapting to another scanner](adapt.md)" in page and "- [untitled](untitled.md)" in page
     assert "Measured by other scripts" not in render_markdown({}), "no pages, no list"
     assert (tmp_path / "adapt.md").read_text().endswith("table\n"), "listing a page leaves it as it was"
+
+
+def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: Path) -> None:
+    import sys
+
+    from pipeline.bench.settings import PROJECT_ROOT
+    from pipeline.bench.speed import BENCH_APPLY, run_bench_apply
+
+    shipped = str(PROJECT_ROOT / "pipeline" / "weights" / "cxr_default.pt")
+    cmd = [sys.executable, str(BENCH_APPLY), "--model", shipped, "--size", "x"]  # a bad size: the script exits 2
+    run = run_bench_apply(cmd, tmp_path / "never.json")
+    assert run["command"] == "python scripts/bench_apply.py --model pipeline/weights/cxr_default.pt --size x"
+    assert "failed (exit 2)" in run["skipped"]

@@ -15,7 +15,13 @@ from torch import nn
 
 from pipeline.baselines import make_baseline
 from pipeline.bench.provenance import cpu_model, log, provenance
-from pipeline.bench.settings import CXR_NETWORKS, LOWRES_NETWORKS, PROJECT_ROOT, Settings
+from pipeline.bench.settings import (
+    CXR_NETWORKS,
+    LOWRES_NETWORKS,
+    PROJECT_ROOT,
+    Settings,
+    as_recorded,
+)
 from pipeline.bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
 from pipeline.checkpoint import load_model
 from pipeline.config import Config, ModelConfig, TrainConfig, load_config
@@ -44,7 +50,7 @@ def speed_network(name: str, path: str | None, fallback: Config) -> Network:
     if path is not None and path.lower() != "none":
         try:
             loaded = load_model(path)
-            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {loaded.path}")
+            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {as_recorded(str(loaded.path))}")
         except Exception as err:  # noqa: BLE001 - an unusable checkpoint falls back to the architecture
             log(f"{name}: {err}; timing the default architecture")
     torch.manual_seed(0)
@@ -204,10 +210,11 @@ def device_speed(settings: Settings, nets: list[Network], device: torch.device) 
 def run_bench_apply(cmd: list[str], out: Path) -> dict[str, Any]:
     """Run scripts/bench_apply.py once; its JSON, or why there is none."""
     log(f"apply memory: {shlex.join(cmd)}")
+    shown = shlex.join(["python", *(as_recorded(a) for a in cmd[1:])])  # as a reader would type it, no machine's paths
     done = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if done.returncode != 0 or not out.is_file():
-        return {"command": shlex.join(cmd), "skipped": f"bench_apply.py failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
-    return {"command": shlex.join(cmd), "result": json.loads(out.read_text())}
+        return {"command": shown, "skipped": f"bench_apply.py failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
+    return {"command": shown, "result": json.loads(out.read_text())}
 
 
 def apply_memory(settings: Settings) -> dict[str, Any]:

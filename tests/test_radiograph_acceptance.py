@@ -114,7 +114,7 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
 
 
 def test_quality_tables_default_to_the_patient_split_test_set(tmp_path: Path, smooth_image: np.ndarray, monkeypatch) -> None:
-    import pipeline.bench.conditions as conditions
+    from pipeline.bench import conditions
     from pipeline.bench.settings import Settings
 
     monkeypatch.setattr(conditions, "patient_split_test_images", lambda seed: (_scans(smooth_image), f"split, seed {seed}"))

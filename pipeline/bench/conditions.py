@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,11 @@ def classical_methods() -> list[Denoiser]:
 def describe_images(images: list[ScanImage]) -> list[dict[str, Any]]:
     return [{"image": img.meta.name, "folder": img.meta.source.parent.name if img.meta.source else None,
              "shape": list(img.pixels.shape)} for img in images]
+
+
+def nih_patients(roots: list[Path]) -> set[str]:
+    """NIH patient ids of the PNG files under those of `roots` that exist."""
+    return {m.group(1) for root in roots if root.is_dir() for f in root.rglob("*.png") if (m := NIH_PATIENT.match(f.name))}
 
 
 def unseen_images(images: list[ScanImage], patients: set[str]) -> tuple[list[ScanImage], list[str]]:

@@ -8,9 +8,16 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.conditions import NIH_PATIENT
+from pipeline.bench.conditions import nih_patients
 from pipeline.bench.provenance import log
-from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, PROJECT_ROOT, Settings, as_recorded
+from pipeline.bench.settings import (
+    LOWRES_DIR,
+    LOWRES_SIZE,
+    PROJECT_ROOT,
+    Settings,
+    as_recorded,
+    from_checkout,
+)
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
@@ -118,9 +125,5 @@ def lowres_entry(name: str, settings: Settings) -> ModelEntry:
 def seen_patients(entries: list[ModelEntry]) -> set[str]:
     """NIH patient ids in the low-res training/validation folders and the models' data roots."""
     roots = [LOWRES_DIR / "train", LOWRES_DIR / "valid"]
-    roots += [Path(e.info["train_data"]) for e in entries if e.info.get("train_data")]
-    patients: set[str] = set()
-    for root in roots:
-        if root.is_dir():
-            patients |= {m.group(1) for f in root.rglob("*.png") if (m := NIH_PATIENT.match(f.name))}
-    return patients
+    roots += [from_checkout(r) for e in entries for r in e.info.get("train_data", "").split(", ") if r]  # as recorded
+    return nih_patients(roots)

@@ -17,7 +17,6 @@ Run by ``scripts/radiograph_acceptance.py`` and by ``scripts/benchmark.py --only
 
 from __future__ import annotations
 
-import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from pipeline.baselines import make_baseline
-from pipeline.bench.conditions import crop_scan
+from pipeline.bench.conditions import crop_scan, nih_patients, unseen_images
 from pipeline.bench.conditions import patient_split_test_images as test_images
 from pipeline.bench.provenance import log, provenance
 from pipeline.bench.render import fmt, fmt_ci
-from pipeline.bench.settings import SHARED_DATA, Settings, as_recorded
+from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
 from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.errors import PipelineError
@@ -39,12 +38,10 @@ from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
 from pipeline.export import file_sha256
 from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
+from pipeline.ingest.folder import resize_image
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise, radiograph_conditions
 from pipeline.report import rows_by_method, summarize_methods
-
-LOWRES_SIZE = 64
-LOWRES_TRAIN = SHARED_DATA / "cxr" / "lowres" / "nih1000_64px"
 
 #: condition -> (least mean ΔPSNR over BM3D in dB, SSIM must be higher, the paired CI must lie above 0)
 TARGETS = {
@@ -72,16 +69,10 @@ class SplitOptions:
     seed: int = 0
 
 
-def lowres_images(images: list[ScanImage], train_folder: Path = LOWRES_TRAIN) -> tuple[list[ScanImage], list[str]]:
+def lowres_images(images: list[ScanImage]) -> tuple[list[ScanImage], list[str]]:
     """Images downscaled to 64x64, without NIH patients of the 64-px training set; and those left out."""
-    from pipeline.ingest.folder import resize_image
-
-    nih = re.compile(r"^(\d{8})_\d{3}")
-    seen = {m.group(1) for part in ("train", "valid") for f in (train_folder / part).rglob("*.png") if (m := nih.match(f.name))}
-    seen_before = [bool((m := nih.match(img.meta.name)) and m.group(1) in seen) for img in images]
-    keep = [img for img, old in zip(images, seen_before) if not old]
-    left_out = [img.meta.name for img, old in zip(images, seen_before) if old]
-    return [resize_image(img, LOWRES_SIZE) for img in keep], left_out
+    kept, left_out = unseen_images(images, nih_patients([LOWRES_DIR / "train", LOWRES_DIR / "valid"]))
+    return [resize_image(img, LOWRES_SIZE) for img in kept], left_out
 
 
 def model_methods(models: dict[str, str]) -> list[Denoiser]:

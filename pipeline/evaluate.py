@@ -8,11 +8,15 @@ what it takes; the rows record what it was given (``noise_given``). Pixels are n
 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
 
 Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
-skips (image, method) pairs already there, so an interrupted evaluation resumes.
+skips (image, method) pairs already there, so an interrupted evaluation resumes. For images of
+at least :data:`SPECTRUM_MIN_SIDE` pixels a side, each row also has ``detail_kept`` (the task
+transfer function in the 0.1-0.2 cycles/pixel band, :mod:`pipeline.detail`), and its radial
+spectra go to ``spectra.jsonl`` beside it, from which tables pool T over images.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,8 +27,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.denoiser import Denoiser, noise_given
+from pipeline.detail import ACCEPTANCE_BAND, band_transfer, transfer_spectra
 from pipeline.image import ScanImage
-from pipeline.metrics import detail_highpass, detail_loss, psnr, ssim
+from pipeline.metrics import psnr, ssim
 from pipeline.noise import NoiseModel, noise_rng
 from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, write_csv
 
@@ -32,6 +37,8 @@ from pipeline.records import append_csv_row, columns_of, parse_cell, read_csv, w
 METRIC_COLUMNS: tuple[str, ...] = ("image", "method", "psnr", "ssim", "seconds")
 #: Columns kept as text when ``metrics.csv`` is read back.
 TEXT_COLUMNS: tuple[str, ...] = ("image", "method")
+#: Images smaller than this on either side get no spectra (too few frequencies per band).
+SPECTRUM_MIN_SIDE = 32
 
 
 def write_metrics_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
@@ -54,6 +61,30 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
         {k: (v or "") if k in TEXT_COLUMNS else parse_cell(v) for k, v in row.items()}
         for row in read_csv(path)
     ]
+
+
+def append_spectra(image: str, method: str, spectra: dict[str, list[float]], path: Path) -> None:
+    """Append one (image, method)'s radial spectra to a ``spectra.jsonl`` file."""
+    line = {"image": image, "method": method, **{k: [float(f"{v:.6g}") for v in vals] for k, vals in spectra.items()}}
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def read_spectra(path: str | Path) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """(image, method) -> spectra from a ``spectra.jsonl`` (the last line of a pair wins; a cut line is skipped)."""
+    path = Path(path)
+    spectra: dict[tuple[str, str], dict[str, list[float]]] = {}
+    if not path.is_file():
+        return spectra
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        spectra[(entry.pop("image"), entry.pop("method"))] = entry
+    return spectra
+
+
 @dataclass
 class EvalResult:
     """Metric rows (one per image and method) and a few examples for the figures."""
@@ -136,7 +167,7 @@ def evaluate(
                 name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
                 sigma = noise.std(clean)
                 psd = _noise_psd(noise, clean, methods)
-                detail = detail_highpass(clean)
+                with_spectra = min(clean.shape) >= SPECTRUM_MIN_SIDE
                 keep = index < n_examples
                 example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
                 for method in methods:
@@ -157,9 +188,12 @@ def evaluate(
                     row = {
                         "image": name, "method": method.name, "kind": method.kind,
                         "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                        "detail_loss": detail_loss(clean, out, detail),
                         "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
                     }
+                    if with_spectra:
+                        spectra = transfer_spectra(clean, out)
+                        row["detail_kept"] = band_transfer([spectra], [ACCEPTANCE_BAND]).popitem()[1]
+                        append_spectra(name, method.name, spectra, out_dir / "spectra.jsonl")
                     append_metrics_row(row, csv_path)
                 if keep:
                     examples.append(example)

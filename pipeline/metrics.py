@@ -1,4 +1,4 @@
-"""Image quality metrics (PSNR, SSIM, detail lost), no-reference noise estimates and small statistics.
+"""Image quality metrics (PSNR, SSIM), the fine-detail filter of training's detail penalty, no-reference noise estimates and small statistics.
 
 PSNR and SSIM wrap :mod:`skimage.metrics` with the default window settings, so numbers
 agree with scikit-image exactly. ``data_range`` is always explicit: a 12-bit image stored
@@ -57,7 +57,7 @@ def ssim(clean: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
     return float(structural_similarity(clean, test, data_range=data_range))
 
 
-#: Scale (pixels) of the Laplacian of Gaussian that defines "fine detail" for :func:`detail_loss`.
+#: Scale (pixels) of the Laplacian of Gaussian that defines "fine detail" for ``train.detail_weight``.
 DETAIL_SIGMA = 1.0
 
 
@@ -66,23 +66,6 @@ def detail_highpass(clean: np.ndarray, sigma: float = DETAIL_SIGMA) -> np.ndarra
     from scipy.ndimage import gaussian_laplace
 
     return gaussian_laplace(np.asarray(clean, dtype=np.float64), sigma)
-
-
-def detail_loss(clean: np.ndarray, test: np.ndarray, highpass: np.ndarray | None = None) -> float:
-    """Correlation between a method's error (test - clean) and the clean image's fine detail.
-
-    Smoothing adds about a multiple of the Laplacian to an image, so a denoiser that erases
-    fine anatomy (edges, trabeculae, vessels) has an error correlated positively with the
-    clean image's Laplacian of Gaussian; one whose error is unrelated to the detail scores
-    about 0, and over-sharpening scores below 0. Lower magnitude is better. `highpass`
-    (from :func:`detail_highpass`) may be passed to reuse it across methods.
-    """
-    clean, test = _check_pair(clean, test, 1.0)
-    detail = detail_highpass(clean) if highpass is None else highpass
-    error = np.asarray(test, np.float64) - clean
-    error, detail = error - error.mean(), detail - detail.mean()
-    denominator = math.sqrt(float(np.sum(error**2)) * float(np.sum(detail**2)))
-    return float(np.sum(error * detail) / denominator) if denominator > 0 else 0.0
 
 
 def data_range_for(dtype: str, bits_stored: int | None = None) -> float:

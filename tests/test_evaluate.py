@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,7 +195,13 @@ def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smoo
     rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
     assert [(list(noise), noise["psd"].shape) for _, noise in bm3d.calls] == [(["psd"], smooth_image.shape)] * 2
     assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
-    assert all(-1 <= r["detail_loss"] <= 1 for r in rows)
+    from pipeline.evaluate import read_spectra
+
+    spectra = read_spectra(tmp_path / "x" / "spectra.jsonl")
+    assert set(spectra) == {(r["image"], r["method"]) for r in rows}, "a spectrum per row"
+    kept = {r["method"]: r["detail_kept"] for r in rows}
+    assert kept["noisy"] == pytest.approx(1.0, abs=0.1), "noise left in does not bias detail kept"
+    assert kept["tv"] < kept["noisy"], "a smoother keeps less"
     bm3d.calls.clear()
     rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
     assert [list(noise) for _, noise in bm3d.calls] == [["sigma"]] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"

@@ -78,6 +78,13 @@ class DataConfig(Section):
     groups: GroupsConfig | None = Field(
         None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
     )
+    split_csv: Path | None = Field(
+        None,
+        description="Folder: a CSV that fixes the split (columns file, patient, split, optional source; file relative to data.root, split train/val/test); data.root must be one folder. Made e.g. by scripts/make_multisite_split.py.",
+    )
+    max_train_patients: int | None = Field(
+        None, ge=1, description="With data.split_csv: train on this many of its training patients only, each source keeping its share (learning curves). None: all."
+    )
     test_also_from_root: bool = Field(
         False, description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise."
     )
@@ -101,6 +108,8 @@ class DataConfig(Section):
     def _check_fractions(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be below 1")
+        if self.split_csv is not None and (self.kind != "folder" or isinstance(self.root, list) or self.test_root is not None):
+            raise ValueError("data.split_csv needs folder data with data.root one folder and no data.test_root")
         if isinstance(self.root, list) and self.kind != "folder":
             raise ValueError(f"data.root may be a list only for folder data, not {self.kind}")
         if any(not 0 < s <= 1 for s in self.train_scales):

@@ -19,6 +19,7 @@ from pipeline.ingest.folder import load_folder, read_files
 from pipeline.ingest.groups import group_keys
 from pipeline.ingest.mnist import load_mnist
 from pipeline.ingest.openi import load_openi
+from pipeline.ingest.split_file import read_split_csv, subset_rows
 from pipeline.ingest.splits import group_of, split_groups
 from pipeline.metrics import estimate_noise_sigma
 
@@ -89,7 +90,38 @@ def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[Sca
     return images, failures
 
 
+def _split_from_csv(cfg: DataConfig, seed: int) -> DataSplits:
+    """Folder data split as ``data.split_csv`` says; train and validation references are filtered."""
+    rows = subset_rows(read_split_csv(cfg.split_csv), cfg.max_train_patients, seed)
+    root = Path(cfg.root)
+    parts: dict[str, list[tuple[ScanImage, dict[str, str]]]] = {name: [] for name in ("train", "val", "test")}
+    failures: list = []
+    for row in rows:
+        found, failed = read_files([root / row["file"]], strict=cfg.strict, resize=cfg.resize)
+        failures += failed
+        parts[row["split"]] += [(img, row) for img in found]
+    for name in ("train", "val"):
+        kept, too_noisy = drop_noisy_references([img for img, _ in parts[name]], cfg.max_clean_noise)
+        kept_ids = {id(img) for img in kept}
+        parts[name] = [(img, row) for img, row in parts[name] if id(img) in kept_ids]
+        failures += too_noisy
+    limits = {"train": cfg.max_train, "val": cfg.max_val, "test": cfg.max_test}
+    parts = {name: pairs if limits[name] is None else pairs[:limits[name]] for name, pairs in parts.items()}
+    if not parts["train"]:
+        raise PipelineError(f"no usable training image in {cfg.split_csv} under {root}")
+    assignment = [
+        {"file": str(img.meta.source), "patient": row["patient"], "split": name, "source": row.get("source", "")}
+        for name, pairs in parts.items() for img, row in pairs
+    ]
+    patients = len({row["patient"] for _, row in parts["train"]})
+    origin = f"folder {root} split by {cfg.split_csv} ({patients} training patients)"
+    images = {name: [img for img, _ in pairs] for name, pairs in parts.items()}
+    return DataSplits(images["train"], images["val"], images["test"], origin, failures, assignment)
+
+
 def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
+    if cfg.split_csv is not None:
+        return _split_from_csv(cfg, seed)
     if cfg.root is None and cfg.test_root is not None:
         test, failures = _load_sources(cfg.test_root, cfg)
         return DataSplits([], [], _limit(test, cfg.max_test), f"folder {_names(cfg.test_root)} (all images as test)", failures)

@@ -96,5 +96,9 @@ SPLIT_COLUMNS = ("file", "patient", "split")
 
 
 def write_split_csv(assignment: list[dict[str, str]], path: str | Path) -> Path:
-    """Write which file went to which split, with its patient key (a run's ``split.csv``)."""
-    return write_csv(assignment, path, SPLIT_COLUMNS)
+    """Write which file went to which split, with its patient key (a run's ``split.csv``).
+
+    A ``source`` column (the site of each file) is added when the rows carry one.
+    """
+    columns = SPLIT_COLUMNS + (("source",) if any(row.get("source") for row in assignment) else ())
+    return write_csv(assignment, path, columns)

@@ -1,4 +1,4 @@
-"""Issue 13's radiograph acceptance table: X-ray dose and Gaussian noise on the patient-split test set.
+"""The radiograph acceptance table: X-ray dose and Gaussian noise on the five-source patient split's test part.
 
     python scripts/radiograph_acceptance.py --model unet=pipeline/weights/cxr_default.pt --crop 512 \
         --work runs/acceptance_512
@@ -9,7 +9,8 @@
 
 What it measures is :mod:`pipeline.bench.split` (``scripts/benchmark.py --only split`` runs the
 same tables for the shipped model). Rows stay in ``<work>/<condition>/metrics.csv`` and are
-reused; writes ``<work>/acceptance.json`` and ``acceptance.md``.
+reused; writes ``<work>/acceptance.json``, ``acceptance.md`` and ``transfer.png`` (detail kept
+T(f) and the residual's noise power spectrum per method and condition).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from pipeline.bench.provenance import git_commit
 from pipeline.bench.split import SplitOptions, markdown, run_split, test_images
+from pipeline.bench.split_detail import transfer_figure
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     text = markdown(result, measured_line(result["provenance"]))
     (args.work / "acceptance.json").write_text(json.dumps(result, indent=2, default=float))
+    figure = transfer_figure(result, args.work / "transfer.png")
+    if figure is not None:
+        text += f"\n![detail kept T(f) and the residual's noise power spectrum per method]({figure.name})\n"
     (args.work / "acceptance.md").write_text(text)
     print(text)
     return 0

@@ -97,12 +97,12 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
     assert recorded == settings and cxr["provenance"]["settings"]["sizes"] == [32]
 
 
-def test_headline_is_issue_13s_acceptance_and_the_speed_target() -> None:
+def test_headline_is_the_radiograph_acceptance_and_the_speed_target() -> None:
     def condition(label: str, gain: float, met: bool) -> dict[str, Any]:
         methods = {"bm3d": {"n": 5, "ssim": {"mean": 0.80}},
                    "unet": {"n": 5, "ssim": {"mean": 0.82}, "vs_reference": {"psnr": {"mean": gain, "ci_low": gain - 0.2, "ci_high": gain + 0.2}}}}
         checks = {"ΔPSNR ≥ +1.0 dB": met, "higher SSIM": True}
-        return {"label": label, "summary": {"methods": methods}, "detail_loss": {"unet": 0.7, "bm3d": 0.6},
+        return {"label": label, "summary": {"methods": methods}, "transfer": {"unet": {"T_0.1-0.2": 0.2}, "bm3d": {"T_0.1-0.2": 0.27}},
                 "acceptance": {"checks": checks, "met": met}}
 
     view = {"models": {"unet": "pipeline/weights/cxr_default.pt"},
@@ -115,8 +115,8 @@ def test_headline_is_issue_13s_acceptance_and_the_speed_target() -> None:
     assert h["speed"]["met"] is False and h["speed_vs_bm3d"]["ratio"] == pytest.approx(62.5)
     results["headline"] = h
     page = "\n".join(render_headline(results))
-    assert "1 of 2 of issue 13's acceptance rows met" in page and "sha256 abababababab" in page
-    assert "| Whole images | G25 | +0.30 [+0.10, +0.50] dB | 0.820 vs 0.800 | 0.700 vs 0.600 |" in page
+    assert "1 of 2 of the radiograph acceptance rows met" in page and "sha256 abababababab" in page and "0.200 vs 0.270" in page
+    assert "| Whole images | G25 | +0.30 [+0.10, +0.50] dB | 0.820 vs 0.800 | 0.200 vs 0.270 |" in page
     assert "2.50 MP/s at 1024² (target ≥ 3: not met)" in page and "62× slower" in page
     results["speed"]["devices"]["cpu"]["images"]["unet"]["1024"]["megapixels_per_second"] = 4.0
     assert headline(results)["speed"]["met"] is True

@@ -11,16 +11,20 @@ from typing import Any
 import numpy as np
 
 from pipeline.baselines import make_baseline
-from pipeline.bench.settings import PROJECT_ROOT, Settings, from_checkout
+from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, from_checkout
 from pipeline.config import NoiseConfig, load_config
 from pipeline.denoiser import Denoiser
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage, center_crop
 from pipeline.ingest import load_splits
-from pipeline.ingest.folder import load_folder
+from pipeline.ingest.folder import load_folder, read_files
+from pipeline.ingest.split_file import read_split_csv
 
-#: The radiograph patient split (its data section) that the default test images come from.
+#: The previous radiograph patient split (its data section): the shipped model's own test set.
 SPLIT_CONFIG = PROJECT_ROOT / "configs" / "cxr_shipped_xray.yaml"
+#: The five-source patient split (scripts/make_multisite_split.py) whose test part the tables use.
+MULTISITE_SPLIT = PROJECT_ROOT / "configs" / "splits" / "multisite.csv"
+CXR_PNG = SHARED_DATA / "cxr" / "png"
 CXR_TRAIN_NOTE = (
     "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_default.yaml) learned from the "
     "training part of the same patient split: no test image's patient is in its training data"
@@ -48,7 +52,7 @@ def crop_scan(image: ScanImage, size: int | None) -> ScanImage:
 def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str]:
     """The radiograph test images (uncropped), the reasons of files that failed to load, and what they are.
 
-    Default: the test part of the radiograph patient split (issue 13's test set); with
+    Default: the test part of the earlier radiograph patient split (configs/cxr_shipped_xray.yaml); with
     ``--cxr-dirs``, every image of those folders.
     """
     images: list[ScanImage] = []
@@ -87,11 +91,35 @@ def patient_split_test_images(seed: int) -> tuple[list[ScanImage], str]:
                    "taken in turn from each source folder")
 
 
+def multisite_test_images(seed: int = 0) -> tuple[list[ScanImage], str]:
+    """The test part of the five-source patient split, each image's source in ``meta.extra['source']``.
+
+    Taken in turn from each source, so any first N (BM3D's subset) mixes the sources. `seed`
+    is not used (the split is fixed in the CSV); it is kept for the benchmark's call.
+
+    Raises
+    ------
+    PipelineError: the split CSV or one of its test files cannot be read.
+    """
+    rows = [r for r in read_split_csv(MULTISITE_SPLIT) if r["split"] == "test"]
+    images: list[ScanImage] = []
+    for row in rows:
+        found, failed = read_files([CXR_PNG / row["file"]])
+        if failed:
+            raise PipelineError(failed[0].reason)
+        images += [replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]})) for img in found]
+    patients = len({r["patient"] for r in rows})
+    sources = sorted({r["source"] for r in rows})
+    return interleaved_by_folder(images), (f"test part of the five-source patient split {MULTISITE_SPLIT.relative_to(PROJECT_ROOT)} "
+                                           f"({patients} patients from {', '.join(sources)}), taken in turn from each source")
+
+
 def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
-    """Images taken in turn from each source folder, so any first N (BM3D's subset) mixes the sources."""
+    """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N mixes the sources."""
     by_folder: dict[str, list[ScanImage]] = {}
     for img in images:
-        by_folder.setdefault(str(img.meta.source.parent if img.meta.source else ""), []).append(img)
+        key = (img.meta.extra or {}).get("source") or str(img.meta.source.parent if img.meta.source else "")
+        by_folder.setdefault(key, []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 

@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-train", type=int, help="training images when training here (default all; quick 2000)")
     g.add_argument("--no-train", action="store_true", help="do not train missing MNIST models: skip them")
     g = p.add_argument_group("radiographs")
-    g.add_argument("--cxr-dirs", type=Path, nargs="+", help="test image folders (default: the test part of the radiograph patient split, issue 13's test set)")
+    g.add_argument("--cxr-dirs", type=Path, nargs="+", help="test image folders (default: the test part of the earlier radiograph patient split, configs/cxr_shipped_xray.yaml)")
     g.add_argument("--cxr-crop", type=int, help="center crop side, 0 = whole images (full 512, quick 128)")
     g.add_argument("--cxr-images", type=int, help="use at most this many test images (default all; quick 3)")
     for name in (*CXR_NETWORKS, *LOWRES_NETWORKS):
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-patch", type=int, help="patch side for training throughput (full 128, quick 64)")
     g.add_argument("--train-batch", type=int, default=16, help="patches per training step (configs/cxr_shipped.yaml: 16)")
     g.add_argument("--no-apply-bench", action="store_true", help="skip scripts/bench_apply.py (peak memory of `denoise apply`)")
-    g = p.add_argument_group("radiographs split by patient (issue 13's acceptance, the shipped model or --cxr-unet)")
+    g = p.add_argument_group("radiographs split by patient (the five-source acceptance, the shipped model or --cxr-unet)")
     g.add_argument("--split-views", type=int, nargs="+", help="centre crop sides, 0 = whole images (full 512 0, quick 128)")
     g.add_argument("--split-images", type=int, help="the first N test images of the split only (default all 23; quick 3)")
     g.add_argument("--split-bm3d-images", type=int, help="BM3D on the first N of them only (default all; ~90 s per whole image)")

@@ -1,15 +1,15 @@
-"""Issue 13's radiograph acceptance: X-ray dose and Gaussian noise on the patient-split test set, against BM3D.
+"""The radiograph acceptance: X-ray dose and Gaussian noise on the five-source patient split's test part, against BM3D.
 
-Test images: the test part of the patient split of ``configs/cxr_shipped_xray.yaml`` (the
-Hannover test patients plus the NIH and openCXR radiographs), as centre crops, whole, or
+Test images: the test part of ``configs/splits/multisite.csv`` (five sources, split by patient;
+:func:`pipeline.bench.conditions.multisite_test_images`), as centre crops, whole, or
 downscaled to 64x64 for the tutorial's 64-px models (leaving out the NIH patients of their
 training set). Noise: :func:`pipeline.noise.radiograph_conditions`, seeded per image, the same
 for every method. BM3D is given the noise power spectrum for X-ray noise and the noise's std
 for Gaussian noise (each row records which). Rows stay in ``<work>/<condition>/metrics.csv``
 and are reused, so BM3D runs once and a rerun with another model adds only that model's rows.
-The result: mean PSNR / SSIM / detail loss per method, paired 95% CIs against BM3D, and
-whether each acceptance target is met (the first model is the one judged). BM3D runs on the
-first ``bm3d_images`` images, one image at a time across the conditions, until
+The result: mean PSNR / SSIM and detail kept (:mod:`pipeline.detail`) per method, pooled and per
+source, paired 95% CIs against BM3D, and whether each acceptance target is met (the first
+model is the one judged). BM3D runs on the first ``bm3d_images`` images, one image at a time across the conditions, until
 ``bm3d_budget`` seconds are spent, so every condition has BM3D on the same images.
 
 Run by ``scripts/radiograph_acceptance.py`` and by ``scripts/benchmark.py --only split``.
@@ -27,12 +27,14 @@ import numpy as np
 
 from pipeline.baselines import make_baseline
 from pipeline.bench.conditions import crop_scan, nih_patients, unseen_images
-from pipeline.bench.conditions import patient_split_test_images as test_images
+from pipeline.bench.conditions import multisite_test_images as test_images
 from pipeline.bench.provenance import log, provenance
-from pipeline.bench.render import fmt, fmt_ci
+from pipeline.bench.render import DETAIL_COLUMN, fmt, fmt_ci
 from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
+from pipeline.bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
+from pipeline.detail import BANDS, band_name
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
 from pipeline.export import file_sha256
@@ -43,14 +45,15 @@ from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise, radiograph_conditions
 from pipeline.report import rows_by_method, summarize_methods
 
-#: condition -> (least mean ΔPSNR over BM3D in dB, SSIM must be higher, the paired CI must lie above 0)
+#: condition -> least mean ΔPSNR over BM3D in dB; every condition also asks for higher SSIM and a
+#: paired 95% CI of ΔPSNR above 0, pooled, and no source on which the model is below BM3D in PSNR.
 TARGETS = {
-    "xray_dose_0.25": (1.0, True, True),
-    "xray_dose_0.1": (1.0, True, True),
-    "gaussian_25": (0.7, True, False),
-    "gaussian_50": (2.0, False, False),
+    "xray_dose_0.25": 1.0,
+    "xray_dose_0.1": 1.5,
+    "gaussian_25": 0.7,
+    "gaussian_50": 2.0,
 }
-#: conditions where the judged model's detail loss must not be worse (higher) than BM3D's
+#: conditions where the judged model must keep at least BM3D's detail in the acceptance band (pooled)
 DETAIL_TARGETS = ("gaussian_25", "xray_dose_0.1")
 
 
@@ -80,29 +83,23 @@ def model_methods(models: dict[str, str]) -> list[Denoiser]:
     return [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], name) for name, path in models.items()]
 
 
-def detail_means(rows: list[dict[str, Any]], images: set[str] | None = None) -> dict[str, float]:
-    """Mean detail loss per method (over `images` when given)."""
-    by: dict[str, list[float]] = {}
-    for r in rows:
-        if images is None or r["image"] in images:
-            by.setdefault(r["method"], []).append(float(r["detail_loss"]))
-    return {m: float(np.mean(v)) for m, v in by.items()}
-
-
-def judge(key: str, summary: dict[str, Any], detail: dict[str, float], model: str) -> dict[str, Any] | None:
+def judge(key: str, condition: dict[str, Any], model: str) -> dict[str, Any] | None:
     """Whether `model` meets the condition's targets against BM3D (None when either is missing)."""
+    summary = condition["summary"]
     entry = summary["methods"].get(model)
     if key not in TARGETS or entry is None or "bm3d" not in summary["methods"] or not entry.get("vs_reference"):
         return None
-    margin, need_ssim, need_ci = TARGETS[key]
+    margin = TARGETS[key]
     dpsnr, dssim = entry["vs_reference"]["psnr"], entry["vs_reference"]["ssim"]
-    checks = {f"ΔPSNR ≥ +{margin} dB": dpsnr["mean"] >= margin}
-    if need_ssim:
-        checks["higher SSIM"] = dssim["mean"] > 0
-    if need_ci:
-        checks["CI above 0"] = dpsnr["ci_low"] > 0
+    checks = {f"ΔPSNR ≥ +{margin} dB": dpsnr["mean"] >= margin, "higher SSIM": dssim["mean"] > 0,
+              "CI above 0": dpsnr["ci_low"] > 0}
+    sources = condition.get("by_source") or {}
+    behind = [s for s, v in sources.items() if (v["methods"].get(model, {}).get("vs_reference") or {}).get("psnr", {}).get("mean", -1) <= 0]
+    checks["no source below BM3D" + (f" ({', '.join(behind)} is)" if behind else "")] = not behind
     if key in DETAIL_TARGETS:
-        checks["detail loss ≤ BM3D's"] = detail[model] <= detail["bm3d"]
+        kept = condition.get("transfer", {})
+        mine, theirs = kept.get(model, {}).get(DETAIL_COLUMN), kept.get("bm3d", {}).get(DETAIL_COLUMN)
+        checks[f"detail kept {DETAIL_COLUMN} ≥ BM3D's"] = mine is not None and theirs is not None and mine >= theirs
     return {"checks": checks, "met": all(checks.values())}
 
 
@@ -156,54 +153,91 @@ def run_split(images: list[ScanImage], description: str, options: SplitOptions) 
         for key, noise in noises.items():
             evaluate(images[:count], noise, options.seed, [make_baseline("bm3d")], options.work / key, 0, False)
     names = {i.meta.name for i in images}
+    sources = {i.meta.name: source_of(i) for i in images}
+    result["sources"] = sources
     judged = next(iter(options.models), None)
     for key, (label, noise_cfg) in conditions.items():
-        t0 = time.perf_counter()
-        rows = [r for r in read_metrics_csv(options.work / key / "metrics.csv")
-                if r["method"] in {"noisy", "bm3d", *options.models} and r["image"] in names]
-        bm3d_set = {r["image"] for r in rows if r["method"] == "bm3d"}
-        summary = summarize_methods([r for r in rows if r["image"] in bm3d_set] if bm3d_set else rows,
-                                    reference_method="bm3d" if bm3d_set else "noisy")
-        detail = detail_means(rows, bm3d_set or None)
-        result["bm3d_images"] = len(bm3d_set)
-        result["conditions"][key] = {
-            "label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summary,
-            "all_images": summarize_methods(rows, reference_method="noisy")["methods"] if bm3d_set else None,
-            "detail_loss": detail, "noise_given": noise_given_by_method(rows),
-            "acceptance": judge(key, summary, detail, judged) if judged else None,
-            "lead_by_reference_noise": lead_by_reference_noise(rows, judged, reference_noise) if judged else None,
-            "summary_seconds": time.perf_counter() - t0,
-        }
+        result["conditions"][key] = summarise_condition(options.work / key, names, sources, options.models, label, noise_cfg)
+        condition = result["conditions"][key]
+        condition["acceptance"] = judge(key, condition, judged) if judged else None
+        condition["lead_by_reference_noise"] = lead_by_reference_noise(condition.pop("rows"), judged, reference_noise) if judged else None
+        result["bm3d_images"] = condition.pop("bm3d_images")
     return result
 
 
+def summarise_condition(work: Path, names: set[str], sources: dict[str, str], models: dict[str, str],
+                        label: str, noise_cfg: Any) -> dict[str, Any]:
+    """One condition's pooled summary, detail kept, spectra and per-source leads (on BM3D's images)."""
+    t0 = time.perf_counter()
+    rows = [r for r in read_metrics_csv(work / "metrics.csv") if r["method"] in {"noisy", "bm3d", *models} and r["image"] in names]
+    bm3d_set = {r["image"] for r in rows if r["method"] == "bm3d"}
+    scored = [r for r in rows if r["image"] in bm3d_set] if bm3d_set else rows
+    summary = summarize_methods(scored, reference_method="bm3d" if bm3d_set else "noisy")
+    images = bm3d_set or names
+    return {
+        "label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summary, "rows": rows,
+        "all_images": summarize_methods(rows, reference_method="noisy")["methods"] if bm3d_set else None,
+        "transfer": transfer_by_method(work, images), "curves": transfer_curves(work, images),
+        "by_source": by_source(rows, sources, work) if bm3d_set else {},
+        "noise_given": noise_given_by_method(rows), "bm3d_images": len(bm3d_set),
+        "summary_seconds": time.perf_counter() - t0,
+    }
+
+
+def _method_lines(c: dict[str, Any]) -> list[str]:
+    """A condition's pooled table: PSNR, SSIM, their paired differences to the reference, detail kept per band."""
+    bands = [band_name(b) for b in BANDS]
+    head = "| method | n | PSNR (dB) | SSIM | ΔPSNR | ΔSSIM | " + " | ".join(f"{b} cyc/px" for b in bands) + " | s/image |"
+    lines = [head, "|" + " --- |" * (7 + len(bands))]
+    for name, m in c["summary"]["methods"].items():
+        vs = m.get("vs_reference") or {}
+        kept = c.get("transfer", {}).get(name, {})
+        lines.append(f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | {fmt_ci(vs.get('psnr'), 2, True)} | "
+                     f"{fmt_ci(vs.get('ssim'), 3, True)} | " + " | ".join(fmt(kept.get(b), 3) for b in bands)
+                     + f" | {fmt(m['seconds_per_image'])} |")
+    return lines
+
+
+def _source_lines(c: dict[str, Any], model: str | None) -> list[str]:
+    """Per source: the judged model's ΔPSNR / ΔSSIM against BM3D and both methods' detail kept."""
+    if not model or not c.get("by_source"):
+        return []
+    lines = [f"Per source (`{model}` against BM3D):", "",
+             f"| source | n | ΔPSNR [95% CI] | ΔSSIM | {DETAIL_COLUMN} {model} | {DETAIL_COLUMN} bm3d |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for source, v in c["by_source"].items():
+        vs = v["methods"].get(model, {}).get("vs_reference") or {}
+        kept = v.get("transfer", {})
+        lines.append(f"| {source} | {v['n']} | {fmt_ci(vs.get('psnr'), 2, True)} | {fmt_ci(vs.get('ssim'), 3, True)} | "
+                     f"{fmt(kept.get(model, {}).get(DETAIL_COLUMN), 3)} | {fmt(kept.get('bm3d', {}).get(DETAIL_COLUMN), 3)} |")
+    return lines + [""]
+
+
 def markdown(result: dict[str, Any], measured: str) -> str:
-    """One table per condition, then the acceptance rows; `measured` is the provenance line above them."""
+    """One table per condition (pooled, then per source), then the acceptance rows; `measured` is the provenance line."""
     data = f"Data: {result['data']}; {len(result['images'])} images, BM3D on the first {result.get('bm3d_images', 0)}."
     lines = [measured, "", data]
     if result["left_out"]:
         lines.append(f"Left out (patient in the 64-px training data): {', '.join(result['left_out'])}.")
-    lines += ["Models: " + "; ".join(f"`{k}` = `{v}`" for k, v in result["models"].items()) + ".", ""]
+    lines += ["Models: " + "; ".join(f"`{k}` = `{v}`" for k, v in result["models"].items()) + ".", "",
+              ("Detail kept T: the task transfer function on the content (Re F(out)·conj F(clean) / |F(clean)|², "
+              "Hann-windowed, pooled over the images) per band of cycles/pixel: 1 keeps all, lower smooths more; "
+              "noise left in does not raise it."), ""]
+    model = next(iter(result["models"]), None)
     for c in result["conditions"].values():
         given = ", ".join(f"{m} given the noise {'PSD' if g == 'psd' else g}" for m, g in c["noise_given"].items())
-        title = (f"**{c['label']}** ({given or 'no baseline'}; PSNR/SSIM/detail on the BM3D images, "
+        title = (f"**{c['label']}** ({given or 'no baseline'}; on the BM3D images, "
                  f"paired 95% CI vs {c['summary']['reference']}):")
-        lines += [title, "", "| method | n | PSNR (dB) | SSIM | ΔPSNR | ΔSSIM | detail loss | s/image |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for name, m in c["summary"]["methods"].items():
-            vs = m.get("vs_reference") or {}
-            lines.append(f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | {fmt_ci(vs.get('psnr'), 2, True)} | "
-                         f"{fmt_ci(vs.get('ssim'), 3, True)} | {fmt(c['detail_loss'].get(name), 3, True)} | {fmt(m['seconds_per_image'])} |")
+        lines += [title, "", *_method_lines(c), ""]
+        lines += _source_lines(c, model)
         lead = c.get("lead_by_reference_noise")
         if lead:
-            lines += ["", (f"`{next(iter(result['models']))}`'s lead over BM3D against the reference's own noise "
-                           f"(wavelet estimate, median {lead['reference_noise_median'] * 255:.2f}/255): Pearson r "
-                           f"{lead['pearson_r']:+.2f} over {lead['n']} images; mean lead {lead['cleaner_half']:+.2f} dB "
-                           f"on the cleaner half, {lead['noisier_half']:+.2f} dB on the noisier half.")]
-        lines.append("")
+            lines += [(f"`{model}`'s lead over BM3D against the reference's own noise "
+                       f"(wavelet estimate, median {lead['reference_noise_median'] * 255:.2f}/255): Pearson r "
+                       f"{lead['pearson_r']:+.2f} over {lead['n']} images; mean lead {lead['cleaner_half']:+.2f} dB "
+                       f"on the cleaner half, {lead['noisier_half']:+.2f} dB on the noisier half."), ""]
     judged = [(k, c["acceptance"]) for k, c in result["conditions"].items() if c.get("acceptance")]
     if judged:
-        model = next(iter(result["models"]))
         lines += [f"Acceptance (`{model}` against BM3D):", "", "| condition | checks | met |", "| --- | --- | --- |"]
         lines += [f"| {result['conditions'][k]['label']} | " + "; ".join(f"{n}: {'yes' if ok else 'no'}" for n, ok in a["checks"].items())
                   + f" | {'yes' if a['met'] else 'no'} |" for k, a in judged]

@@ -20,7 +20,7 @@ TOL = 1e-4
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: The offline copy of MONAI's metadata schema beside the project: verify_metadata uses an
 #: existing file at its ``filepath`` instead of downloading the schema the metadata names.
-SHARED_SCHEMA = PROJECT_ROOT.parent / "shared" / "reference" / "monai" / METADATA_SCHEMA.rsplit("/", 1)[-1]
+SHARED_SCHEMA = PROJECT_ROOT.parent / "shared/reference/monai" / METADATA_SCHEMA.split("/")[-1]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_bundle_has_the_standard_layout(bundle) -> None:
 def monai_schema() -> Path:
     """The offline copy of MONAI's metadata schema in ../shared/reference/monai, or skip."""
     if not SHARED_SCHEMA.is_file():
-        pytest.skip(f"offline copy of MONAI's metadata schema {SHARED_SCHEMA} is absent (it sits beside the project)")
+        pytest.skip(f"offline copy of MONAI's metadata schema {SHARED_SCHEMA} is absent")
     return SHARED_SCHEMA
 
 

@@ -15,7 +15,7 @@ HOOKS = Path(__file__).resolve().parents[1] / "docs" / "hooks"
 
 
 def _hook(name: str) -> ModuleType:
-    pytest.importorskip("mkdocs", reason="the documentation hooks need mkdocs (docs and dev extras)")
+    pytest.importorskip("mkdocs", reason="the documentation hooks need mkdocs (docs, dev extras)")
     spec = importlib.util.spec_from_file_location(f"{name}_hook", HOOKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -26,12 +26,13 @@ def test_configuration_reference_has_a_row_for_every_field_of_every_section() ->
     hook = _hook("config_reference")
     page = hook.render()
     found = hook.sections(Config)
-    assert {path for path, _ in found} >= set(Config.model_fields) | {"data.groups", "train.self_supervised"}
+    nested = {"data.groups", "train.self_supervised"}
+    assert {path for path, _ in found} >= set(Config.model_fields) | nested
     for path, model in found:
         heading = page.index(f"## `{path}`")
         table = page[heading:].split("\n## ", 1)[0]
         for name in model.model_fields:
-            assert f"| `{name}` |" in table, f"{path}.{name} missing from the configuration reference"
+            assert f"| `{name}` |" in table, f"{path}.{name} is not in the configuration reference"
 
 
 def test_configuration_reference_states_defaults_and_bounds() -> None:

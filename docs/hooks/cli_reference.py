@@ -40,7 +40,8 @@ def render() -> str:
         lines = [INTRO, "## `denoise`", "", "```text", parser.format_help().rstrip(), "```", ""]
         for action in parser._subparsers._group_actions:  # the one sub-parsers action
             for name, sub in action.choices.items():
-                lines += [f"## `denoise {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+                help_text = sub.format_help().rstrip()
+                lines += [f"## `denoise {name}`", "", "```text", help_text, "```", ""]
     finally:
         if columns is None:
             del os.environ["COLUMNS"]

@@ -33,7 +33,14 @@ what is allowed.
 """
 
 #: annotated_types constraint names, as shown in the "allowed" column.
-_BOUNDS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "min_length": "min length", "max_length": "max length"}
+_BOUNDS = {
+    "gt": ">", "ge": "≥", "lt": "<", "le": "≤",
+    "min_length": "min length", "max_length": "max length",
+}
+#: Python type names as a config file's reader knows them.
+_TYPE_WORDS = {
+    "Path": "path", "str": "text", "int": "integer", "float": "number", "bool": "boolean",
+}
 
 
 def _config_module() -> types.ModuleType:
@@ -81,9 +88,7 @@ def type_text(annotation: Any, anchors: dict[type[BaseModel], str]) -> str:
     if _is_model(annotation):
         return f"[{annotation.__name__}](#{anchors[annotation]})"
     if isinstance(annotation, type):
-        return {"Path": "path", "str": "text", "int": "integer", "float": "number", "bool": "boolean"}.get(
-            annotation.__name__, annotation.__name__
-        )
+        return _TYPE_WORDS.get(annotation.__name__, annotation.__name__)
     return str(annotation).replace("typing.", "")
 
 
@@ -142,15 +147,22 @@ def _tag(model: type[BaseModel]) -> str:
     return ""
 
 
+def _children(path: str, model: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """(key path, model) of the models a model's fields may hold."""
+    prefix = f"{path}." if path else ""
+    fields = model.model_fields.items()
+    return [(prefix + name, m) for name, f in fields for m in nested_models(f.annotation)]
+
+
 def sections(root: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
     """(key path, model) of every model reachable from the root, breadth first, each once."""
     found: list[tuple[str, type[BaseModel]]] = []
-    queue = [(name, m) for name, f in root.model_fields.items() for m in nested_models(f.annotation)]
+    queue = _children("", root)
     while queue:
         path, model = queue.pop(0)
         if all(model is not seen for _, seen in found):
             found.append((path, model))
-            queue += [(f"{path}.{n}", m) for n, f in model.model_fields.items() for m in nested_models(f.annotation)]
+            queue += _children(path, model)
     return found
 
 

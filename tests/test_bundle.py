@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,10 @@ from pipeline.errors import PipelineError
 from pipeline.export import sample_batch
 
 TOL = 1e-4
-#: A local copy of MONAI's metadata schema (verify_metadata downloads it otherwise).
-SCHEMA_ENV = "MONAI_BUNDLE_SCHEMA"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The offline copy of MONAI's metadata schema beside the project: verify_metadata uses an
+#: existing file at its ``filepath`` instead of downloading the schema the metadata names.
+SHARED_SCHEMA = PROJECT_ROOT.parent / "shared/reference/monai" / METADATA_SCHEMA.split("/")[-1]
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +55,24 @@ def test_bundle_has_the_standard_layout(bundle) -> None:
     assert isinstance(parser.get_parsed_content("inferer"), SlidingWindowInferer)
 
 
-def test_monai_verify_metadata_passes(bundle, tmp_path) -> None:
-    pytest.importorskip("jsonschema", reason="MONAI's verify_metadata needs jsonschema (dev extra)")
+@pytest.fixture(scope="module")
+def monai_schema() -> Path:
+    """The offline copy of MONAI's metadata schema in ../shared/reference/monai, or skip."""
+    if not SHARED_SCHEMA.is_file():
+        pytest.skip(f"offline copy of MONAI's metadata schema {SHARED_SCHEMA} is absent")
+    return SHARED_SCHEMA
+
+
+def test_monai_verify_metadata_passes(bundle, monai_schema, tmp_path) -> None:
     from monai.bundle import verify_metadata
 
-    schema = tmp_path / "schema.json"
-    if os.environ.get(SCHEMA_ENV):
-        shutil.copy(os.environ[SCHEMA_ENV], schema)
-    try:
-        verify_metadata(meta_file=str(bundle / "configs/metadata.json"), filepath=str(schema))
-    except (OSError, RuntimeError) as err:
-        if not schema.is_file():
-            pytest.skip(f"MONAI's schema {METADATA_SCHEMA} could not be downloaded ({err}); set {SCHEMA_ENV}=a local copy")
-        raise
+    verify_metadata(meta_file=str(bundle / "configs/metadata.json"), filepath=str(monai_schema))
+    meta = json.loads((bundle / "configs/metadata.json").read_text())
+    del meta["network_data_format"]  # required by the schema: the check must refuse this
+    broken = tmp_path / "metadata.json"
+    broken.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="network_data_format"):
+        verify_metadata(meta_file=str(broken), filepath=str(monai_schema))
 
 
 def test_export_cli_writes_a_bundle_and_refuses_a_foreign_folder(tiny, tmp_path, capsys) -> None:

@@ -53,8 +53,8 @@ files in ``manifest.part-K.csv`` and ``failures.part-K.csv``; they are merged in
 - for independent jobs, by the next single-process run on the same folders (it finds
   every output finished, so it only merges and writes the report).
 
-Modules
--------
+Parts of the package
+--------------------
 :mod:`~pipeline.apply.plan` (files, output names, parts), :mod:`~pipeline.apply.stream`
 (read-ahead), :mod:`~pipeline.apply.writer` (atomic outputs), :mod:`~pipeline.apply.records`
 (manifest, failures, merging parts), :mod:`~pipeline.apply.examples` (the report) and

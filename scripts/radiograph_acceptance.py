@@ -28,7 +28,7 @@ import torch
 
 from pipeline.bench.provenance import git_commit
 from pipeline.bench.split import SplitOptions, markdown, run_split, test_images
-from pipeline.bench.split_detail import transfer_figure
+from pipeline.bench.split_detail import condition_figure
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     text = markdown(result, measured_line(result["provenance"]))
     (args.work / "acceptance.json").write_text(json.dumps(result, indent=2, default=float))
-    figure = transfer_figure(result, args.work / "transfer.png")
+    figure = condition_figure(result, args.work / "transfer.png")
     if figure is not None:
         text += f"\n![detail kept T(f) and the residual's noise power spectrum per method]({figure.name})\n"
     (args.work / "acceptance.md").write_text(text)

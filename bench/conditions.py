@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, from_checkout
 from pipeline.baselines import make_baseline
-from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, from_checkout
 from pipeline.config import NoiseConfig, load_config
 from pipeline.denoiser import Denoiser
 from pipeline.errors import PipelineError

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.conditions import nih_patients
-from pipeline.bench.provenance import log
-from pipeline.bench.settings import (
+from bench.conditions import nih_patients
+from bench.provenance import log
+from bench.settings import (
     LOWRES_DIR,
     LOWRES_SIZE,
     PROJECT_ROOT,

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.settings import PROJECT_ROOT, Settings
+from bench.settings import PROJECT_ROOT, Settings
 from pipeline.runner import environment
 
-_logger = logging.getLogger("pipeline.bench")
+_logger = logging.getLogger("pipeline.bench")  # under the package logger, which setup_logging configures
 
 
 def log(message: str) -> None:

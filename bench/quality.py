@@ -6,9 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline import report
-from pipeline.baselines import make_baseline
-from pipeline.bench.conditions import (
+from bench.conditions import (
     BASELINE_SIGMA,
     CXR_TRAIN_NOTE,
     classical_methods,
@@ -19,7 +17,7 @@ from pipeline.bench.conditions import (
     mnist_test_images,
     unseen_images,
 )
-from pipeline.bench.models import (
+from bench.models import (
     ModelEntry,
     cxr_entry,
     lowres_entry,
@@ -27,8 +25,8 @@ from pipeline.bench.models import (
     require_size,
     seen_patients,
 )
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.settings import (
+from bench.provenance import log, provenance
+from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
     LOWRES_SIZE,
@@ -36,6 +34,8 @@ from pipeline.bench.settings import (
     ROW_ORDER,
     Settings,
 )
+from pipeline import report
+from pipeline.baselines import make_baseline
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.evaluate import evaluate

@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.conditions import CXR_TRAIN_NOTE
+from bench.settings import LOWRES_SIZE
+from bench.speed import APPLY_SIZE
 from pipeline import report
-from pipeline.bench.conditions import CXR_TRAIN_NOTE
-from pipeline.bench.settings import LOWRES_SIZE
-from pipeline.bench.speed import APPLY_SIZE
 from pipeline.detail import ACCEPTANCE_BAND, band_name
 
 #: The detail-kept column of the acceptance (pooled task transfer function in its band).
@@ -124,7 +124,7 @@ def render_headline(results: dict[str, Any]) -> list[str]:
     if not rows:
         lines += [f"Radiographs: {h.get('note', 'not measured')}", ""]
     else:
-        from pipeline.bench.split import view_title
+        from bench.split import view_title
 
         info = h.get("model_info") or {}
         sha = f", sha256 {info['sha256'][:12]}…" if info.get("sha256") else ""
@@ -290,7 +290,7 @@ def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) 
 
 def render_split(split: dict[str, Any]) -> list[str]:
     """Issue 13's acceptance tables, one per view (crops, whole images)."""
-    from pipeline.bench.split import markdown, view_title
+    from bench.split import markdown, view_title
 
     lines = ["## Radiographs split by patient: X-ray dose and Gaussian noise", ""]
     if "skipped" in split:

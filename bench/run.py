@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.quality import run_quality
-from pipeline.bench.render import headline, other_pages, render_markdown
-from pipeline.bench.settings import Settings, settings_from_args
-from pipeline.bench.speed import run_speed
-from pipeline.bench.split import run_split_part
+from bench.provenance import log, provenance
+from bench.quality import run_quality
+from bench.render import headline, other_pages, render_markdown
+from bench.settings import Settings, settings_from_args
+from bench.speed import run_speed
+from bench.split import run_split_part
 from pipeline.logs import setup_logging
 from pipeline.records import write_json
 

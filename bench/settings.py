@@ -31,7 +31,7 @@ a warm-up (a warm-up slower than ``--slow-seconds`` counts as the first run); ra
 taken within the same run.
 """
 #: The checkout the benchmark runs in (its configs/, scripts/ and benchmarks/; ../shared/data beside it).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 #: The speed part's input image comes from here (a synthetic one without the data).
 NIH_DIR = SHARED_DATA / "cxr" / "png" / "nih_chestxray14"

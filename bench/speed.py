@@ -13,16 +13,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.baselines import make_baseline
-from pipeline.bench.provenance import cpu_model, log, provenance
-from pipeline.bench.settings import (
+from bench.provenance import cpu_model, log, provenance
+from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
     PROJECT_ROOT,
     Settings,
     as_recorded,
 )
-from pipeline.bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
+from bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
+from pipeline.baselines import make_baseline
 from pipeline.checkpoint import load_model
 from pipeline.config import Config, ModelConfig, TrainConfig, load_config
 from pipeline.denoiser import Denoiser

@@ -1,7 +1,7 @@
 """The radiograph acceptance: X-ray dose and Gaussian noise on the five-source patient split's test part, against BM3D.
 
 Test images: the test part of ``configs/splits/multisite.csv`` (five sources, split by patient;
-:func:`pipeline.bench.conditions.multisite_test_images`), as centre crops, whole, or
+:func:`bench.conditions.multisite_test_images`), as centre crops, whole, or
 downscaled to 64x64 for the tutorial's 64-px models (leaving out the NIH patients of their
 training set). Noise: :func:`pipeline.noise.radiograph_conditions`, seeded per image, the same
 for every method. BM3D is given the noise power spectrum for X-ray noise and the noise's std
@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from bench.conditions import crop_scan, nih_patients, unseen_images
+from bench.conditions import multisite_test_images as test_images
+from bench.provenance import log, provenance
+from bench.render import DETAIL_COLUMN, fmt, fmt_ci
+from bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
+from bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.baselines import make_baseline
-from pipeline.bench.conditions import crop_scan, nih_patients, unseen_images
-from pipeline.bench.conditions import multisite_test_images as test_images
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.render import DETAIL_COLUMN, fmt, fmt_ci
-from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
-from pipeline.bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.detail import BANDS, band_name

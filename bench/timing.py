@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.bench.settings import NIH_DIR
+from bench.settings import NIH_DIR
 from pipeline.ingest.folder import load_folder, resize_image
 from pipeline.noise import GaussianNoise, noise_rng
 

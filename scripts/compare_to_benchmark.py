@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
-from pipeline.bench.quality import run_table, summarize_table
-from pipeline.bench.settings import PROJECT_ROOT, Settings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` is not installed
+
+from bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
+from bench.quality import run_table, summarize_table
+from bench.settings import PROJECT_ROOT, Settings
 from pipeline.denoiser import Renamed
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.noise import make_noise

@@ -7,7 +7,7 @@
     python scripts/radiograph_acceptance.py --lowres dense64=runs/cxr64_dense/<ts> --lowres conv64=runs/cxr64_conv/<ts> \
         --work runs/acceptance_64
 
-What it measures is :mod:`pipeline.bench.split` (``scripts/benchmark.py --only split`` runs the
+What it measures is :mod:`bench.split` (``scripts/benchmark.py --only split`` runs the
 same tables for the shipped model). Rows stay in ``<work>/<condition>/metrics.csv`` and are
 reused; writes ``<work>/acceptance.json``, ``acceptance.md`` and ``transfer.png`` (detail kept
 T(f) and the residual's noise power spectrum per method and condition).
@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.provenance import git_commit
-from pipeline.bench.split import SplitOptions, markdown, run_split, test_images
-from pipeline.bench.split_detail import transfer_figure
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` is not installed
+
+from bench.provenance import git_commit
+from bench.split import SplitOptions, markdown, run_split, test_images
+from bench.split_detail import transfer_figure
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:

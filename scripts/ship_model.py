@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.bench.provenance import git_commit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` is not installed
+
+from bench.provenance import git_commit
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
     checkpoint_path,

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.bench.render import headline, render_headline
-from pipeline.bench.run import run_benchmark
-from pipeline.bench.settings import Settings, settings_from_args
+from bench.render import headline, render_headline
+from bench.run import run_benchmark
+from bench.settings import Settings, settings_from_args
 from pipeline.checkpoint import build_checkpoint, save_checkpoint
 from pipeline.config import Config, ModelConfig
 from pipeline.models import build_model
@@ -123,7 +123,7 @@ def test_headline_is_the_radiograph_acceptance_and_the_speed_target() -> None:
 
 
 def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
-    from pipeline.bench.render import other_pages, render_markdown
+    from bench.render import other_pages, render_markdown
 
     (tmp_path / "adapt.md").write_text("intro line\n# Adapting to another scanner\n\ntable\n")
     (tmp_path / "untitled.md").write_text("no heading\n")
@@ -139,8 +139,8 @@ def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
 def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: Path) -> None:
     import sys
 
-    from pipeline.bench.settings import PROJECT_ROOT
-    from pipeline.bench.speed import BENCH_APPLY, run_bench_apply
+    from bench.settings import PROJECT_ROOT
+    from bench.speed import BENCH_APPLY, run_bench_apply
 
     shipped = str(PROJECT_ROOT / "pipeline" / "weights" / "cxr_default.pt")
     cmd = [sys.executable, str(BENCH_APPLY), "--model", shipped, "--size", "x"]  # a bad size: the script exits 2

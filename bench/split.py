@@ -27,8 +27,8 @@ import numpy as np
 
 from bench.conditions import crop_scan, nih_patients, unseen_images
 from bench.conditions import multisite_test_images as test_images
+from bench.formatting import DETAIL_COLUMN, fmt, fmt_ci
 from bench.provenance import log, provenance
-from bench.render import DETAIL_COLUMN, fmt, fmt_ci
 from bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
 from bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.baselines import make_baseline

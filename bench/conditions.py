@@ -1,4 +1,4 @@
-"""Test data and noise conditions of the quality tables: MNIST and radiograph test images, crops, noise levels."""
+"""Test data of the quality tables: MNIST and radiograph test images, crops, patients left out."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, from_checkout
 from pipeline.baselines import make_baseline
-from pipeline.config import NoiseConfig, load_config
+from pipeline.config import load_config
 from pipeline.denoiser import Denoiser
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage, center_crop
@@ -122,20 +122,6 @@ def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
         by_folder.setdefault(key, []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
-
-
-def cxr_noise_conditions() -> dict[str, tuple[str, NoiseConfig]]:
-    """Gaussian sigma 15/25/50 of 255 (clipped) and Poisson-Gaussian at dose 0.25 and 0.05."""
-    conditions = {
-        f"gaussian_{s}": (f"Gaussian σ={s}/255", NoiseConfig(kind="gaussian", sigma=s / 255, clip=True))
-        for s in (15, 25, 50)
-    }
-    for dose in (0.25, 0.05):
-        conditions[f"poisson_gaussian_dose_{dose}"] = (
-            f"Poisson-Gaussian 10⁴ photons, dose {dose}, read noise 10",
-            NoiseConfig(kind="poisson_gaussian", photons=1e4, dose=dose, read_noise=10.0, clip=True),
-        )
-    return conditions
 
 
 def classical_methods() -> list[Denoiser]:

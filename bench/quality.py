@@ -11,7 +11,6 @@ from bench.conditions import (
     CXR_TRAIN_NOTE,
     classical_methods,
     crop_scan,
-    cxr_noise_conditions,
     cxr_test_images,
     describe_images,
     mnist_test_images,
@@ -25,6 +24,7 @@ from bench.models import (
     require_size,
     seen_patients,
 )
+from bench.noise_conditions import QUALITY, noise_conditions
 from bench.provenance import log, provenance
 from bench.settings import (
     CXR_NETWORKS,
@@ -114,7 +114,7 @@ def run_conditions(
     """Every noise condition: rows, then a summary against BM3D (when it ran)."""
     reference = "bm3d" if settings.bm3d else None
     out: dict[str, Any] = {}
-    for key, (label, noise_cfg) in cxr_noise_conditions().items():
+    for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         log(f"{folder.name}: {label}, {len(images)} images, methods {[m.name for m in methods]}{' + bm3d' if reference else ''}")
         rows = run_table(images, make_noise(noise_cfg), methods, len(images) if reference else 0, folder / key, settings.seed)
         out[key] = {"label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summarize_table(rows, reference)}

@@ -3,7 +3,7 @@
 Test images: the test part of ``configs/splits/multisite.csv`` (five sources, split by patient;
 :func:`bench.conditions.multisite_test_images`), as centre crops, whole, or
 downscaled to 64x64 for the tutorial's 64-px models (leaving out the NIH patients of their
-training set). Noise: :func:`pipeline.noise.radiograph_conditions`, seeded per image, the same
+training set). Noise: :data:`bench.noise_conditions.ACCEPTANCE`, seeded per image, the same
 for every method. BM3D is given the noise power spectrum for X-ray noise and the noise's std
 for Gaussian noise (each row records which). Rows stay in ``<work>/<condition>/metrics.csv``
 and are reused, so BM3D runs once and a rerun with another model adds only that model's rows.
@@ -28,6 +28,7 @@ import numpy as np
 from bench.conditions import crop_scan, nih_patients, unseen_images
 from bench.conditions import multisite_test_images as test_images
 from bench.formatting import DETAIL_COLUMN, fmt, fmt_ci
+from bench.noise_conditions import ACCEPTANCE, noise_conditions
 from bench.provenance import log, provenance
 from bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
 from bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
@@ -42,7 +43,7 @@ from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.ingest.folder import resize_image
 from pipeline.metrics import estimate_noise_sigma
-from pipeline.noise import make_noise, radiograph_conditions
+from pipeline.noise import make_noise
 from pipeline.report import rows_by_method, summarize_methods
 
 #: condition -> least mean ΔPSNR over BM3D in dB; every condition also asks for higher SSIM and a
@@ -140,7 +141,7 @@ def run_split(images: list[ScanImage], description: str, options: SplitOptions) 
     reference_noise = {i.meta.name: estimate_noise_sigma(i.pixels) for i in images}
     result: dict[str, Any] = {"data": description, "images": [i.meta.name for i in images], "left_out": left_out,
                               "models": dict(options.models), "reference_noise": reference_noise, "conditions": {}}
-    conditions = {k: v for k, v in radiograph_conditions().items() if not options.only or k in options.only}
+    conditions = noise_conditions(k for k in ACCEPTANCE if not options.only or k in options.only)
     noises = {key: make_noise(noise_cfg) for key, (_, noise_cfg) in conditions.items()}
     for key, noise in noises.items():
         evaluate(images, noise, options.seed, [NoisyInput(), *methods], options.work / key, n_examples=0, progress=False)

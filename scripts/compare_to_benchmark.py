@@ -21,7 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` is not installed
 
-from bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
+from bench.conditions import crop_scan, cxr_test_images
+from bench.noise_conditions import QUALITY, noise_conditions
 from bench.quality import run_table, summarize_table
 from bench.settings import PROJECT_ROOT, Settings
 from pipeline.denoiser import Renamed
@@ -42,7 +43,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     torch.set_num_threads(threads)
     methods = [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], path) for path in checkpoints]
     rows = []
-    for key, (label, noise_cfg) in cxr_noise_conditions().items():
+    for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]
         with tempfile.TemporaryDirectory() as tmp:
             table = run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)

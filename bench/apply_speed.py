@@ -1,5 +1,10 @@
 """Throughput and peak memory of ``denoise apply`` against the network's own rate.
 
+Run by ``scripts/bench_apply.py`` (its command line) and by ``scripts/benchmark.py``'s speed part
+as ``python -m bench.apply_speed`` in the checkout: the measuring process must be a small one of
+its own, because a child's ``ru_maxrss`` on Linux starts from its parent's peak (a benchmark
+process that has held large images would inflate every figure).
+
 ``--files`` 16-bit PNGs of ``--size`` x ``--size`` (default one 4096² scan) are generated
 in a temporary folder. Two figures are measured in one child process, back to back,
 ``--repeats`` times (medians reported):
@@ -27,6 +32,9 @@ parent's peak, so the parent itself stays small.
     python scripts/bench_apply.py --model runs/x/2025...   # a given checkpoint or run folder
     python scripts/bench_apply.py --untrained unet         # no trained model at hand
     python scripts/bench_apply.py --size 2048 --tile-size 256 --repeats 1 --out /tmp/apply.json
+
+The children run in the checkout (``--project``, default the working folder; the script passes
+its own checkout), so ``python -m`` finds this module and the ``pipeline`` package there.
 """
 
 from __future__ import annotations
@@ -45,12 +53,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 from pipeline import __version__
 from pipeline.config import InferenceConfig
 
 DEFAULTS = InferenceConfig()  # the package's tile settings (pipeline.config imports no torch)
+#: How this module runs its own jobs (preparing the inputs, the rates) in a child.
+CHILD = [sys.executable, "-m", "bench.apply_speed"]
 
 
 def make_scan(path: Path, size: int, seed: int = 0) -> Path:
@@ -84,10 +92,10 @@ def make_untrained(name: str, path: Path) -> Path:
     return save_checkpoint(build_checkpoint(model, cfg), path)
 
 
-def run_child(cmd: list[str]) -> tuple[int, float, float]:
-    """Run `cmd`; returns (exit status, wall seconds, peak resident memory in MiB)."""
+def run_child(cmd: list[str], cwd: Path) -> tuple[int, float, float]:
+    """Run `cmd` in `cwd`; returns (exit status, wall seconds, peak resident memory in MiB)."""
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=PROJECT_ROOT)
+    child = subprocess.Popen(cmd, cwd=cwd)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux
@@ -176,10 +184,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_apply_") as tmp:
         tmp_dir = Path(tmp)
-        status, _, _ = run_child([sys.executable, __file__, *args.argv, "--prepare", str(tmp_dir)])
+        status, _, _ = run_child([*CHILD, *args.argv, "--prepare", str(tmp_dir)], args.project)
         if status != 0:
             raise SystemExit(f"preparing the inputs failed (exit {status})")
-        status, _, _ = run_child([sys.executable, __file__, *args.argv, "--rates", str(tmp_dir)])
+        status, _, _ = run_child([*CHILD, *args.argv, "--rates", str(tmp_dir)], args.project)
         if status != 0:
             raise SystemExit(f"measuring the rates failed (exit {status})")
         rates = json.loads((tmp_dir / "rates.json").read_text())
@@ -214,10 +222,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -> dict[str, Any]:
     """Peak RSS of ``python -m pipeline apply`` on ``folder/in`` and of the import-and-load baseline."""
-    status, _, baseline_mib = run_child(baseline_cmd(model, args.device))
+    status, _, baseline_mib = run_child(baseline_cmd(model, args.device), args.project)
     if status != 0:
         raise SystemExit(f"loading the model failed (exit {status}); give --model or --untrained")
-    status, wall, peak_mib = run_child(apply_cmd(args, model, folder / "in", folder / "out"))
+    status, wall, peak_mib = run_child(apply_cmd(args, model, folder / "in", folder / "out"), args.project)
     if status != 0:
         raise SystemExit(f"denoise apply failed (exit {status})")
     with open(folder / "out" / "manifest.csv", newline="") as fh:
@@ -231,7 +239,8 @@ def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -
     }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, project: Path | None = None) -> argparse.Namespace:
+    """The command line; `project` is the checkout when ``--project`` is not given (else the working folder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped model)")
     parser.add_argument("--untrained", choices=("conv", "unet", "dncnn"),
@@ -245,17 +254,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory run of the CLI (rates only)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks" / "apply.json",
-                        help="JSON file to write (default benchmarks/apply.json)")
+    parser.add_argument("--out", type=Path, help="JSON file to write (default benchmarks/apply.json)")
+    parser.add_argument("--project", type=Path, default=project or Path.cwd(),
+                        help="the checkout the children run in (default: the working folder)")
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # the children's jobs
     parser.add_argument("--rates", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.project = args.project.resolve()
+    args.out = args.out or args.project / "benchmarks" / "apply.json"
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, project: Path | None = None) -> int:
+    """Measure and write the JSON (or, in a child, do one of its jobs)."""
+    args = parse_args(argv, project)
     if args.prepare is not None:
         prepare(args, args.prepare)
         return 0

@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--matmul-n", type=int, help="side of the float32 matmul that measures peak (2048)")
     g.add_argument("--train-patch", type=int, help="patch side for training throughput (full 128, quick 64)")
     g.add_argument("--train-batch", type=int, default=16, help="patches per training step (configs/cxr_shipped.yaml: 16)")
-    g.add_argument("--no-apply-bench", action="store_true", help="skip scripts/bench_apply.py (peak memory of `denoise apply`)")
+    g.add_argument("--no-apply-bench", action="store_true", help="skip bench.apply_speed (peak memory of `denoise apply`)")
     g = p.add_argument_group("radiographs split by patient (the five-source acceptance, the shipped model or --cxr-unet)")
     g.add_argument("--split-views", type=int, nargs="+", help="centre crop sides, 0 = whole images (full 512 0, quick 128)")
     g.add_argument("--split-images", type=int, help="the first N test images of the split only (default all 23; quick 3)")

@@ -30,7 +30,9 @@ from pipeline.inference import ModelDenoiser
 from pipeline.models import build_model, count_parameters
 from pipeline.train import make_loss, make_optimizer
 
-BENCH_APPLY = PROJECT_ROOT / "scripts" / "bench_apply.py"
+#: bench.apply_speed runs in a process of its own: a child's peak RSS starts from its parent's
+#: peak, and this process has held large images and networks by then.
+APPLY_SPEED = ["-m", "bench.apply_speed"]
 APPLY_SIZE, APPLY_SIZE_QUICK = 4096, 1024
 
 
@@ -207,26 +209,25 @@ def device_speed(settings: Settings, nets: list[Network], device: torch.device) 
     }
 
 
-def run_bench_apply(cmd: list[str], out: Path) -> dict[str, Any]:
-    """Run scripts/bench_apply.py once; its JSON, or why there is none."""
+def run_apply_speed(args: list[str], out: Path) -> dict[str, Any]:
+    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout; its JSON, or why there is none."""
+    cmd = [sys.executable, *APPLY_SPEED, *args]
     log(f"apply memory: {shlex.join(cmd)}")
-    shown = shlex.join(["python", *(as_recorded(a) for a in cmd[1:])])  # as a reader would type it, no machine's paths
+    shown = shlex.join(["python", *APPLY_SPEED, *(as_recorded(a) for a in args)])  # as a reader would type it, no machine's paths
     done = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True)
     if done.returncode != 0 or not out.is_file():
-        return {"command": shown, "skipped": f"bench_apply.py failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
+        return {"command": shown, "skipped": f"bench.apply_speed failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
     return {"command": shown, "result": json.loads(out.read_text())}
 
 
 def apply_memory(settings: Settings) -> dict[str, Any]:
     """Peak memory and throughput of `denoise apply` on a 4096² 16-bit PNG (1024² in --quick).
 
-    Runs scripts/bench_apply.py on the CPU (and on the GPU when there is one) with the unet
+    Runs :mod:`bench.apply_speed` on the CPU (and on the GPU when there is one) with the unet
     checkpoint of this benchmark, or an untrained unet when there is none.
     """
     if not settings.apply_bench:
         return {"skipped": "not run (--no-apply-bench)"}
-    if not BENCH_APPLY.is_file():
-        return {"skipped": f"{BENCH_APPLY.relative_to(PROJECT_ROOT)} is not there (hook: benchmark.apply_memory)"}
     unet = settings.cxr_models.get("unet")
     model = ["--model", unet] if unet is not None and unet.lower() != "none" else ["--untrained", "unet"]
     size = APPLY_SIZE_QUICK if settings.quick else APPLY_SIZE
@@ -234,8 +235,7 @@ def apply_memory(settings: Settings) -> dict[str, Any]:
     runs = {}
     for device in devices:
         out = settings.work / f"bench_apply_{device}.json"
-        cmd = [sys.executable, str(BENCH_APPLY), *model, "--size", str(size), "--device", device, "--out", str(out)]
-        runs[device] = run_bench_apply(cmd, out)
+        runs[device] = run_apply_speed([*model, "--size", str(size), "--device", device, "--out", str(out)], out)
     return {"size": size, "runs": runs}
 
 

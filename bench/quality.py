@@ -30,7 +30,6 @@ from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
     LOWRES_SIZE,
-    PROJECT_ROOT,
     ROW_ORDER,
     Settings,
 )
@@ -85,7 +84,7 @@ def subset_summary(rows: list[dict[str, Any]], method: str, reference: str | Non
 def quality_mnist(settings: Settings) -> dict[str, Any]:
     """MNIST at noise 0.5: noisy, TV, NLM, BM3D, dense (tutorial), conv, best."""
     images, description = mnist_test_images(settings)
-    noise_cfg = load_config(PROJECT_ROOT / "configs" / "mnist_conv.yaml").noise
+    noise_cfg = load_config(settings.project / "configs" / "mnist_conv.yaml").noise
     entries = [require_size(mnist_entry(name, settings), images[0].pixels.shape[0]) for name in ("dense", "conv", "best")]
     methods = [NoisyInput(), make_baseline("tv"), make_baseline("nlm"), *model_methods(entries)]
     n_bm3d = min(settings.mnist_bm3d_images, len(images)) if settings.bm3d else 0
@@ -152,7 +151,7 @@ def quality_cxr_lowres(settings: Settings, images: list[ScanImage]) -> dict[str,
     if all(e.denoiser is None for e in entries):
         return {"provenance": provenance(settings), "skipped": skipped, "conditions": {},
                 "note": "no 64-px model given (--cxr-dense64 / --cxr-conv64): section not run"}
-    kept, dropped = unseen_images(images, seen_patients(entries))
+    kept, dropped = unseen_images(images, seen_patients(entries, settings))
     if not kept:
         return {"provenance": provenance(settings), "skipped": skipped, "conditions": {},
                 "note": f"every test image's patient is in the low-res training data ({dropped})"}

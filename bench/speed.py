@@ -17,7 +17,6 @@ from bench.provenance import cpu_model, log, provenance
 from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
-    PROJECT_ROOT,
     Settings,
     as_recorded,
 )
@@ -47,12 +46,13 @@ class Network:
     weights: str
 
 
-def speed_network(name: str, path: str | None, fallback: Config) -> Network:
-    """The network of a checkpoint, else the architecture of `fallback` (untrained: speed only)."""
+def speed_network(name: str, path: str | None, fallback: Config, project: Path) -> Network:
+    """The network of a checkpoint, else the architecture of `fallback` (untrained: speed only);
+    the checkpoint's path recorded relative to the checkout `project`."""
     if path is not None and path.lower() != "none":
         try:
             loaded = load_model(path)
-            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {as_recorded(str(loaded.path))}")
+            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {as_recorded(str(loaded.path), project)}")
         except Exception as err:  # noqa: BLE001 - an unusable checkpoint falls back to the architecture
             log(f"{name}: {err}; timing the default architecture")
     torch.manual_seed(0)
@@ -62,20 +62,21 @@ def speed_network(name: str, path: str | None, fallback: Config) -> Network:
 
 def speed_networks(settings: Settings) -> list[Network]:
     """conv, unet, dncnn (+ 64-px models given) for images; dense and conv MNIST for training."""
-    shipped = load_config(PROJECT_ROOT / "configs" / "cxr_shipped.yaml")
+    configs = settings.project / "configs"
+    shipped = load_config(configs / "cxr_shipped.yaml")
     defaults = {
         "conv": Config(model=ModelConfig(name="conv"), train=shipped.train),
         "unet": shipped,
         "dncnn": Config(model=ModelConfig(name="dncnn"), train=shipped.train),
     }
-    nets = [speed_network(n, settings.cxr_models.get(n), defaults[n]) for n in CXR_NETWORKS]
+    nets = [speed_network(n, settings.cxr_models.get(n), defaults[n], settings.project) for n in CXR_NETWORKS]
     for name in LOWRES_NETWORKS:
         path = settings.cxr_models.get(name)
         if path is not None and path.lower() != "none":
-            nets.append(speed_network(name, path, Config(model=ModelConfig(name="conv"), train=shipped.train)))
+            nets.append(speed_network(name, path, Config(model=ModelConfig(name="conv"), train=shipped.train), settings.project))
     for name in ("dense", "conv"):
-        cfg = load_config(PROJECT_ROOT / "configs" / f"mnist_{name}.yaml")
-        nets.append(speed_network(f"mnist_{name}", settings.mnist_models.get(name), cfg))
+        cfg = load_config(configs / f"mnist_{name}.yaml")
+        nets.append(speed_network(f"mnist_{name}", settings.mnist_models.get(name), cfg, settings.project))
     return nets
 
 
@@ -95,7 +96,7 @@ def time_method(name: str, fn: Denoiser, side: int, settings: Settings, device: 
     """Megapixels/s of one method at one size (or why it was not measured)."""
     if name == "bm3d" and side > settings.bm3d_max_size:
         return {"skipped": f"not measured: BM3D above {settings.bm3d_max_size}² (~35 s/MP; --bm3d-max-size {side} measures it)"}
-    noisy, sigma = speed_image(side, settings.seed)
+    noisy, sigma = speed_image(side, settings.seed, settings.nih_dir)
     timing = time_call(lambda: fn(noisy, sigma=sigma), settings.repeats, settings.slow_seconds, device)
     return {**timing, "megapixels_per_second": side * side / 1e6 / timing["median_s"]}
 
@@ -209,12 +210,12 @@ def device_speed(settings: Settings, nets: list[Network], device: torch.device) 
     }
 
 
-def run_apply_speed(args: list[str], out: Path) -> dict[str, Any]:
-    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout; its JSON, or why there is none."""
+def run_apply_speed(args: list[str], out: Path, project: Path) -> dict[str, Any]:
+    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout `project`; its JSON, or why there is none."""
     cmd = [sys.executable, *APPLY_SPEED, *args]
     log(f"apply memory: {shlex.join(cmd)}")
-    shown = shlex.join(["python", *APPLY_SPEED, *(as_recorded(a) for a in args)])  # as a reader would type it, no machine's paths
-    done = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    shown = shlex.join(["python", *APPLY_SPEED, *(as_recorded(a, project) for a in args)])  # as a reader would type it, no machine's paths
+    done = subprocess.run(cmd, check=False, cwd=project, capture_output=True, text=True)
     if done.returncode != 0 or not out.is_file():
         return {"command": shown, "skipped": f"bench.apply_speed failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
     return {"command": shown, "result": json.loads(out.read_text())}
@@ -235,7 +236,7 @@ def apply_memory(settings: Settings) -> dict[str, Any]:
     runs = {}
     for device in devices:
         out = settings.work / f"bench_apply_{device}.json"
-        runs[device] = run_apply_speed([*model, "--size", str(size), "--device", device, "--out", str(out)], out)
+        runs[device] = run_apply_speed([*model, "--size", str(size), "--device", device, "--out", str(out)], out, settings.project)
     return {"size": size, "runs": runs}
 
 

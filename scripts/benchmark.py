@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` is not installed
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
 
 from bench.run import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(project=CHECKOUT))

@@ -137,11 +137,11 @@ def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
 
 
 def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: Path) -> None:
-    from bench.settings import PROJECT_ROOT
     from bench.speed import run_apply_speed
 
-    shipped = str(PROJECT_ROOT / "pipeline" / "weights" / "cxr_default.pt")
-    run = run_apply_speed(["--model", shipped, "--size", "x"], tmp_path / "never.json")  # a bad size: exit 2
+    project = Path(__file__).resolve().parents[1]
+    shipped = str(project / "pipeline" / "weights" / "cxr_default.pt")
+    run = run_apply_speed(["--model", shipped, "--size", "x"], tmp_path / "never.json", project)  # a bad size: exit 2
     assert run["command"] == "python -m bench.apply_speed --model pipeline/weights/cxr_default.pt --size x"
     assert "failed (exit 2)" in run["skipped"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pipeline.detail import BANDS, band_transfer, pooled_transfer
+from pipeline.detail import band_transfer, by_method, curves
+from pipeline.detail_figure import transfer_figure
 from pipeline.evaluate import read_spectra
 from pipeline.image import ScanImage
 from pipeline.report import summarize_methods
@@ -28,19 +27,12 @@ def source_of(image: ScanImage) -> str:
 
 def transfer_by_method(work: Path, images: set[str]) -> dict[str, dict[str, float]]:
     """Pooled detail kept per band for each method, over `images` (methods without spectra left out)."""
-    spectra = read_spectra(work / "spectra.jsonl")
-    methods = sorted({m for (img, m) in spectra if img in images})
-    return {m: band_transfer([s for (img, name), s in spectra.items() if name == m and img in images]) for m in methods}
+    return {m: band_transfer(s) for m, s in by_method(read_spectra(work / "spectra.jsonl"), images).items()}
 
 
-def transfer_curves(work: Path, images: set[str]) -> dict[str, dict[str, list[float]]]:
+def transfer_curves(work: Path, images: set[str]) -> dict[str, dict[str, list[float | None]]]:
     """Per method: frequency, T(f) and the residual's noise power spectrum, pooled over `images`."""
-    spectra = read_spectra(work / "spectra.jsonl")
-    curves = {}
-    for m in sorted({m for (img, m) in spectra if img in images}):
-        pooled = pooled_transfer([s for (img, name), s in spectra.items() if name == m and img in images])
-        curves[m] = {k: [None if not np.isfinite(v) else float(v) for v in pooled[k]] for k in ("frequency", "transfer", "nps")}
-    return curves
+    return {m: curves(s) for m, s in by_method(read_spectra(work / "spectra.jsonl"), images).items()}
 
 
 def by_source(rows: list[dict[str, Any]], sources: dict[str, str], work: Path) -> dict[str, Any]:
@@ -56,32 +48,6 @@ def by_source(rows: list[dict[str, Any]], sources: dict[str, str], work: Path) -
     return out
 
 
-def transfer_figure(result: dict[str, Any], path: Path) -> Path | None:
-    """T(f) and residual NPS per method, one column per condition, into a PNG (None without curves)."""
-    conditions = [(c["label"], c["curves"]) for c in result["conditions"].values() if c.get("curves")]
-    if not conditions:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(conditions), figsize=(4 * len(conditions), 6.5), squeeze=False)
-    for col, (label, curves) in enumerate(conditions):
-        for method, c in curves.items():
-            f = np.asarray(c["frequency"], float)
-            axes[0, col].plot(f, np.asarray(c["transfer"], float), label=method)
-            axes[1, col].semilogy(f, np.asarray(c["nps"], float), label=method)
-        axes[0, col].set_title(label, fontsize=9)
-        for lo, hi in BANDS:
-            axes[0, col].axvspan(lo, hi, alpha=0.06 if (lo, hi) != BANDS[1] else 0.15, color="grey")
-        axes[0, col].set_ylim(0, 1.2)
-        axes[1, col].set_xlabel("cycles / pixel")
-    axes[0, 0].set_ylabel("detail kept T(f)")
-    axes[1, 0].set_ylabel("NPS of output - clean")
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+def condition_figure(result: dict[str, Any], path: Path) -> Path | None:
+    """T(f) and residual NPS per method, one column per condition of an acceptance result (None without curves)."""
+    return transfer_figure([(c["label"], c.get("curves") or {}) for c in result["conditions"].values()], path)

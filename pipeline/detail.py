@@ -112,3 +112,20 @@ def band_transfer(spectra: Iterable[dict[str, list[float]]], bands: Sequence[Seq
         clean = float(pooled["clean"][lo:hi].sum())
         out[band_name(band)] = float(pooled["cross"][lo:hi].sum() / clean) if clean > 0 else float("nan")
     return out
+
+
+def by_method(
+    spectra: dict[tuple[str, str], dict[str, list[float]]], images: set[str] | None = None,
+) -> dict[str, list[dict[str, list[float]]]]:
+    """Method -> its spectra (from :func:`pipeline.evaluate.read_spectra`), over `images` when given."""
+    out: dict[str, list[dict[str, list[float]]]] = {}
+    for (image, method), s in sorted(spectra.items()):
+        if images is None or image in images:
+            out.setdefault(method, []).append(s)
+    return out
+
+
+def curves(spectra: list[dict[str, list[float]]]) -> dict[str, list[float | None]]:
+    """Pooled frequency, T(f) and residual NPS as JSON-ready lists (None where undefined)."""
+    pooled = pooled_transfer(spectra)
+    return {k: [float(v) if np.isfinite(v) else None for v in pooled[k]] for k in ("frequency", "transfer", "nps")}

@@ -31,9 +31,11 @@ from pipeline import report
 from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
+from pipeline.detail import band_transfer, by_method, curves
+from pipeline.detail_figure import transfer_figure
 from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
-from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method
+from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method, read_spectra
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
 from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
@@ -138,6 +140,9 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     given = noise_given_by_method(result.rows)
     if given:
         summary["noise_given"] = given
+    spectra = by_method(read_spectra(run_dir / "spectra.jsonl"))
+    if spectra:
+        summary["detail_kept"] = {m: band_transfer(s) for m, s in spectra.items()}
     write_json(summary, run_dir / "summary.json")
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
@@ -146,6 +151,11 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
             result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
         )
     figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
+    if spectra:
+        figure = transfer_figure([("test images", {m: curves(s) for m, s in spectra.items()})], fig_dir / "detail_kept.png")
+        figures["Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower smooths more; "
+                "noise left in does not raise it; grey: the reported bands) and the noise power spectrum of each "
+                "method's residual (output − clean)"] = figure
     if train_log:
         figures["Training loss and validation PSNR by epoch"] = report.loss_curve_figure(train_log, fig_dir / "loss_curve.png")
     lines = [
@@ -160,6 +170,10 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     if train_log:
         last = train_log[-1]
         lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, {sum(r['seconds'] for r in train_log):.0f} s.")
+    if spectra:
+        lines.append("Detail kept (pooled over the test images, per band of cycles/pixel): " + "; ".join(
+            f"{m} " + ", ".join(f"{band.removeprefix('T_')} {value:.3f}" for band, value in bands.items())
+            for m, bands in summary["detail_kept"].items()) + ".")
     report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
     html_path = run_dir / "report.html"
     if cfg.report.html:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
 from bench.provenance import git_commit
 from bench.settings import LOWRES, shared_data_beside
 from bench.split import SplitOptions, markdown, run_split, test_images
-from bench.split_detail import transfer_figure
+from bench.split_detail import condition_figure
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     text = markdown(result, measured_line(result["provenance"]))
     (args.work / "acceptance.json").write_text(json.dumps(result, indent=2, default=float))
-    figure = transfer_figure(result, args.work / "transfer.png")
+    figure = condition_figure(result, args.work / "transfer.png")
     if figure is not None:
         text += f"\n![detail kept T(f) and the residual's noise power spectrum per method]({figure.name})\n"
     (args.work / "acceptance.md").write_text(text)

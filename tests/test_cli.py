@@ -143,6 +143,11 @@ def test_evaluate_a_folder_with_the_shipped_model(tmp_path, capsys) -> None:
     shipped = load_model(None).method_name  # e.g. "unet:cxr_shipped_refine"
     assert set(methods) == {"noisy", shipped, "tv"} and methods["noisy"]["n"] == 2
     assert methods[shipped]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 5
+    kept = summary["detail_kept"]  # the task transfer function per band, pooled over the two scans
+    assert set(kept) == {"noisy", shipped, "tv"} and set(kept["tv"]) == {"T_0.02-0.1", "T_0.1-0.2", "T_0.2-0.3"}
+    assert kept["noisy"]["T_0.02-0.1"] > kept["tv"]["T_0.02-0.1"], "noise left in is not lost detail"
+    run_dir = next((tmp_path / "runs" / "evaluate").iterdir())
+    assert (run_dir / "figures" / "detail_kept.png").is_file() and "Detail kept T(f)" in (run_dir / "report.html").read_text()
 
 
 def test_bare_evaluate_asks_for_data_instead_of_scoring_mnist(tmp_path) -> None:

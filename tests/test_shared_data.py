@@ -1,4 +1,5 @@
-"""Every image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set); the patient split."""
+"""Every grey image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set, the five-source
+collections), the colour ones are refused with a reason; the patient split."""
 
 from __future__ import annotations
 
@@ -9,15 +10,23 @@ from pipeline.ingest.folder import load_folder
 
 
 def test_every_shared_radiograph_loads(cxr_dir) -> None:
+    import csv
+    from pathlib import Path
+
     images, failures = load_folder(cxr_dir)  # the ACR-NEMA file logs a warning (no file meta), by design
-    assert failures == [], failures
+    excluded = Path(__file__).resolve().parents[1] / "configs" / "splits" / "multisite_excluded.csv"
+    with excluded.open(newline="") as fh:
+        colour = {Path(row["file"]).name for row in csv.DictReader(fh)}
+    assert len(colour) == 14 and {f.path.name for f in failures} == colour, failures
+    assert all("a colour image" in f.reason for f in failures)
     by_format: dict[str, int] = {}
     for img in images:
         by_format[img.meta.format] = by_format.get(img.meta.format, 0) + 1
         assert img.pixels.dtype == np.float32 and img.pixels.ndim == 2
         assert 0.0 <= float(img.pixels.min()) and float(img.pixels.max()) <= 1.0
         assert float(img.pixels.std()) > 0.01, f"{img.meta.source} looks empty"
-    assert by_format == {"dicom": 5, "png": 7 + 1000, "jpeg": 67}
+    # multisite/: 192 PNG and 130 JPEG files, 14 of the JPEGs colour
+    assert by_format == {"dicom": 5, "png": 7 + 1000 + 192, "jpeg": 67 + 130 - 14}
 
 
 def test_radiograph_split_is_by_patient(cxr_dir, monkeypatch) -> None:

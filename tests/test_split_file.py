@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from script_loading import load_script
 from test_groups import _write_pngs
 
 from pipeline.config import DataConfig
@@ -82,9 +84,7 @@ def test_subset_rows_keeps_each_sources_share_and_nests() -> None:
 
 @pytest.mark.skipif(not (SHARED / "cxr" / "metadata" / "multisite_patients.csv").is_file(), reason="../shared/data is absent")
 def test_the_committed_five_source_split_is_what_the_script_makes() -> None:
-    spec = importlib.util.spec_from_file_location("make_multisite_split", PROJECT / "scripts" / "make_multisite_split.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("make_multisite_split")
     made, refused = script.make_split(SHARED)
     committed = read_split_csv(PROJECT / "configs" / "splits" / "multisite.csv")
     assert [(r["file"], r["patient"], r["split"], r["source"]) for r in made] == [
@@ -94,3 +94,36 @@ def test_the_committed_five_source_split_is_what_the_script_makes() -> None:
     assert len({r["patient"] for r in test}) >= 60 and min(per_source.values()) >= 8 and len(per_source) == 5
     assert script.previous_test_patients() <= {r["patient"] for r in test}, "the earlier test patients stay in test"
     assert all("colour" in r["reason"] for r in refused)
+
+
+def test_learning_curve_trains_each_size_and_tabulates_the_gain_over_bm3d(tmp_path: Path, monkeypatch) -> None:
+    names = [f"p{i}.png" for i in range(6)]
+    _write_pngs(tmp_path / "data" / "site", names, noise=0.0)
+    rows = [(f"site/{n}", n[:-4], "train" if i < 4 else "val" if i == 4 else "test", "site") for i, n in enumerate(names)]
+    split = _split_csv(tmp_path / "split.csv", rows)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"run: {{name: lc, seed: 0, threads: 1}}\n"
+        f"data: {{kind: folder, root: {tmp_path / 'data'}, split_csv: {split}}}\n"
+        "noise: {kind: gaussian, sigma: 0.1}\n"
+        "model: {name: unet, channels: [4, 8], residual: true}\n"
+        "train: {epochs: 1, batch_size: 2, optimizer: adam, lr: 0.001, loss: mse, progress: false}\n")
+    script = load_script("learning_curve")
+    scans = load_splits(script.load_config(config).data, 0).test
+    monkeypatch.setattr(script, "test_images", lambda project, shared_data: (scans, "one test scan"))
+    out = tmp_path / "curve"
+    assert script.main(["--config", str(config), "--patients", "2", "0", "--work", str(tmp_path / "work"),
+                        "--out", str(out), "--crop", "0"]) == 0
+    points = json.loads(out.with_suffix(".json").read_text())["points"]
+    assert [(p["patients"], p["all"]) for p in points] == [(2, False), (4, True)]
+    for p in points:
+        assert set(p["gain"]) == set(script.CURVE_CONDITIONS) and all(np.isfinite(g["mean"]) for g in p["gain"].values())
+    train_parts = [list(csv.DictReader(next((tmp_path / "work" / "runs" / n).glob("**/split.csv")).read_text().splitlines()))
+                   for n in ("n2", "n0")]
+    assert [len({r["patient"] for r in part if r["split"] == "train"}) for part in train_parts] == [2, 4]
+    table = out.with_suffix(".md").read_text()
+    assert "| 2 |" in table and "| 4 (all) |" in table and out.with_suffix(".png").is_file()
+    before = sorted((tmp_path / "work" / "runs").glob("**/best.pt"))
+    assert script.main(["--config", str(config), "--patients", "2", "--work", str(tmp_path / "work"),
+                        "--out", str(out), "--crop", "0"]) == 0
+    assert sorted((tmp_path / "work" / "runs").glob("**/best.pt")) == before, "a trained size is not trained again"

@@ -25,7 +25,7 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: install
-	$(VENV)/bin/ruff check pipeline tests scripts
+	$(VENV)/bin/ruff check pipeline bench tests scripts
 
 bench: install
 	$(PY) scripts/benchmark.py

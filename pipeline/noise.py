@@ -322,21 +322,3 @@ def add_noise(
     """Noisy copies of `images`, image i drawn from :func:`noise_rng` (seed, stream, epoch, i)."""
     return [noise(img, noise_rng(seed, stream, epoch, i)) for i, img in enumerate(images)]
 
-
-def radiograph_conditions() -> dict[str, tuple[str, NoiseConfig]]:
-    """The radiograph acceptance conditions of issue 13, by key: (what it means, its noise).
-
-    - ``xray_dose_0.25`` / ``xray_dose_0.1``: a quarter / a tenth of a standard exposure of
-      2000 photons per unattenuated pixel (mu 3, detector kernel a 0.3, read noise 3 counts);
-    - ``gaussian_25`` / ``gaussian_50``: white Gaussian noise of std 25/255 and 50/255.
-    """
-    conditions = {
-        f"xray_dose_{dose}": (
-            f"X-ray dose {dose} (2000 photons at full dose, mu 3, kernel a 0.3, read noise 3)",
-            NoiseConfig(kind="xray", photons=2000, dose=dose, mu=3.0, kernel_a=0.3, read_noise=3.0, clip=True),
-        )
-        for dose in (0.25, 0.1)
-    }
-    for s in (25, 50):
-        conditions[f"gaussian_{s}"] = (f"Gaussian σ={s}/255", NoiseConfig(kind="gaussian", sigma=s / 255, clip=True))
-    return conditions

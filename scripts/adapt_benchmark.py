@@ -42,7 +42,9 @@ import torch
 from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))  # the checkout: `bench` is not installed
 
+from bench.noise_conditions import ADAPT, noise_conditions
 from pipeline.adapt import adapt_config
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import NoiseConfig
@@ -55,13 +57,8 @@ DEFAULT_FOLDERS = [PROJECT_ROOT.parent / "shared" / "data" / "cxr" / "png" / nam
 #: Files left out of the default test images: a resized copy of another test image.
 DUPLICATES = ("00000001_000_512px_torchxrayvision.png",)
 
-CONDITIONS: dict[str, tuple[str, NoiseConfig]] = {
-    "xray_aniso": (
-        "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 along columns",
-        NoiseConfig(kind="xray", photons=2000, dose=0.05, read_noise=5.0, mu=3.0, kernel_a=[0.6, 0.1]),
-    ),
-    "gaussian_25": ("white Gaussian sigma 25/255", NoiseConfig(kind="gaussian", sigma=25 / 255)),
-}
+#: This benchmark's noise conditions (defined in :mod:`bench.noise_conditions`).
+CONDITIONS = noise_conditions(ADAPT)
 
 
 def log(message: str) -> None:

@@ -19,20 +19,27 @@ from pathlib import Path
 
 import torch
 
-from pipeline.bench.conditions import crop_scan, cxr_noise_conditions, cxr_test_images
-from pipeline.bench.quality import run_table, summarize_table
-from pipeline.bench.settings import PROJECT_ROOT, Settings
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
+
+from bench.conditions import crop_scan, cxr_test_images
+from bench.noise_conditions import QUALITY, noise_conditions
+from bench.quality import run_table, summarize_table
+from bench.settings import Settings
 from pipeline.denoiser import Renamed
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.noise import make_noise
 
 
-def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
-    """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean."""
+def compare(checkpoints: list[str], results: Path, threads: int, project: Path = CHECKOUT) -> list[dict]:
+    """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean.
+
+    The recorded settings' relative paths are taken in the checkout `project`.
+    """
     recorded = json.loads(results.read_text())["quality"]["cxr"]
     if "settings" not in recorded["provenance"]:
         raise SystemExit(f"{results} records no settings (written before they were stored); run scripts/benchmark.py again")
-    settings = Settings.from_dict(recorded["provenance"]["settings"])  # its seed, folders, crop
+    settings = Settings.from_dict(recorded["provenance"]["settings"], project)  # its seed, folders, crop
     images, _, _ = cxr_test_images(settings)
     crops = [crop_scan(img, recorded["crop"]) for img in images]
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
@@ -40,7 +47,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
     torch.set_num_threads(threads)
     methods = [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], path) for path in checkpoints]
     rows = []
-    for key, (label, noise_cfg) in cxr_noise_conditions().items():
+    for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]
         with tempfile.TemporaryDirectory() as tmp:
             table = run_table(crops, make_noise(noise_cfg), methods, 0, Path(tmp), settings.seed)
@@ -55,7 +62,7 @@ def compare(checkpoints: list[str], results: Path, threads: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="checkpoints or run folders")
-    p.add_argument("--results", type=Path, default=PROJECT_ROOT / "benchmarks" / "results.json")
+    p.add_argument("--results", type=Path, default=CHECKOUT / "benchmarks" / "results.json")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     for row in compare(args.checkpoints, args.results, args.threads):

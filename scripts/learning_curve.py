@@ -6,7 +6,7 @@
 For each size N (0: all training patients) the config is run with ``data.max_train_patients=N``
 (each source keeps its share; a smaller set is inside every larger one, see
 :func:`pipeline.ingest.split_file.subset_rows`), its best checkpoint is scored on the test part of
-the five-source split by :mod:`pipeline.bench.split` (rows and BM3D reused across sizes), and the
+the five-source split by :mod:`bench.split` (rows and BM3D reused across sizes), and the
 PSNR gain over BM3D at X-ray dose 0.25 and Gaussian sigma 25/255 is tabulated and drawn against N.
 The config must have ``data.split_csv``. Extra ``--set key=value`` overrides apply to every run
 (e.g. a shorter budget: ``--set train.epochs=3``). A size whose run folder already has a
@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.bench.split import SplitOptions, run_split, test_images
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
+
+from bench.settings import shared_data_beside
+from bench.split import SplitOptions, run_split, test_images
 from pipeline.config import load_config
 from pipeline.ingest.split_file import read_split_csv
 from pipeline.records import write_json
 from pipeline.runner import run
 
-#: The conditions the curve follows (keys of pipeline.noise.radiograph_conditions).
+#: The conditions the curve follows (keys of bench.noise_conditions.ACCEPTANCE).
 CURVE_CONDITIONS = ("xray_dose_0.25", "gaussian_25")
 
 
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=None, help="the first N test images only")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="key=value for every training run")
     args = p.parse_args(argv)
-    images, description = test_images(0)
+    images, description = test_images(CHECKOUT, shared_data_beside(CHECKOUT))
     points = []
     for patients in args.patients:
         checkpoint = train_size(args.config, patients, args.work, args.overrides)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run_split(images, description, options)
         points.append({"patients": patients or split_train_patients(args.config), "all": not patients,
                        "checkpoint": str(checkpoint), "gain": gains(result, name), "n_test_images": len(result["images"])})
-    command = "python scripts/learning_curve.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python scripts/learning_curve.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json({"command": command, "data": description, "points": points}, args.out.with_suffix(".json"))
     args.out.with_suffix(".md").write_text(curve_markdown(points, command))

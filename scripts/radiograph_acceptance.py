@@ -7,7 +7,7 @@
     python scripts/radiograph_acceptance.py --lowres dense64=runs/cxr64_dense/<ts> --lowres conv64=runs/cxr64_conv/<ts> \
         --work runs/acceptance_64
 
-What it measures is :mod:`pipeline.bench.split` (``scripts/benchmark.py --only split`` runs the
+What it measures is :mod:`bench.split` (``scripts/benchmark.py --only split`` runs the
 same tables for the shipped model). Rows stay in ``<work>/<condition>/metrics.csv`` and are
 reused; writes ``<work>/acceptance.json``, ``acceptance.md`` and ``transfer.png`` (detail kept
 T(f) and the residual's noise power spectrum per method and condition).
@@ -26,9 +26,13 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.provenance import git_commit
-from pipeline.bench.split import SplitOptions, markdown, run_split, test_images
-from pipeline.bench.split_detail import condition_figure
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
+
+from bench.provenance import git_commit
+from bench.settings import LOWRES, shared_data_beside
+from bench.split import SplitOptions, markdown, run_split, test_images
+from bench.split_detail import condition_figure
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:
@@ -42,8 +46,8 @@ def named_checkpoints(specs: list[str]) -> dict[str, str]:
     return models
 
 
-def provenance(argv: list[str], threads: int) -> dict[str, Any]:
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
+def provenance(argv: list[str], threads: int, project: Path) -> dict[str, Any]:
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(project),
             "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
             "threads": threads}
@@ -67,14 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", type=Path, required=True, help="folder for the rows (reused) and the tables")
+    p.add_argument("--project", type=Path, default=CHECKOUT, help="the checkout (default: this script's)")
+    p.add_argument("--shared-data", type=Path, help="the radiographs (default: ../shared/data beside the checkout)")
     args = p.parse_args(argv)
+    shared_data = args.shared_data or shared_data_beside(args.project)
     torch.set_num_threads(args.threads)
     options = SplitOptions(
-        work=args.work, models=named_checkpoints(args.lowres or args.model), lowres=bool(args.lowres), crop=args.crop,
+        work=args.work, models=named_checkpoints(args.lowres or args.model), lowres=bool(args.lowres),
+        lowres_dir=shared_data / LOWRES, crop=args.crop,
         images=args.images, bm3d_images=args.bm3d_images, bm3d_budget=args.bm3d_budget, only=args.only, seed=args.seed,
     )
-    result = run_split(*test_images(args.seed), options)
-    result["provenance"] = provenance(argv, args.threads)
+    result = run_split(*test_images(args.project, shared_data), options)
+    result["provenance"] = provenance(argv, args.threads, args.project)
     args.work.mkdir(parents=True, exist_ok=True)
     text = markdown(result, measured_line(result["provenance"]))
     (args.work / "acceptance.json").write_text(json.dumps(result, indent=2, default=float))

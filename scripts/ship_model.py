@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.bench.provenance import git_commit
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
+
+from bench.provenance import git_commit
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
     checkpoint_path,
@@ -101,7 +105,7 @@ def main() -> None:
         "training_steps": [f"denoise run {args.config}"],
         "initialised_from": ckpt["config"]["train"].get("init_from"),
         "paths_replaced": notes,
-        "commit_when_shipped": git_commit(),
+        "commit_when_shipped": git_commit(CHECKOUT),
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_checkpoint({**strip_training_state(ckpt), "provenance": provenance}, args.dest)

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.bench.render import headline, render_headline
-from pipeline.bench.run import run_benchmark
-from pipeline.bench.settings import Settings, settings_from_args
+from bench.render import headline, render_headline
+from bench.run import run_benchmark
+from bench.settings import Settings, settings_from_args
 from pipeline.checkpoint import build_checkpoint, save_checkpoint
 from pipeline.config import Config, ModelConfig
 from pipeline.models import build_model
@@ -123,7 +123,7 @@ def test_headline_is_the_radiograph_acceptance_and_the_speed_target() -> None:
 
 
 def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
-    from pipeline.bench.render import other_pages, render_markdown
+    from bench.render import other_pages, render_markdown
 
     (tmp_path / "adapt.md").write_text("intro line\n# Adapting to another scanner\n\ntable\n")
     (tmp_path / "untitled.md").write_text("no heading\n")
@@ -137,13 +137,20 @@ def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
 
 
 def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: Path) -> None:
+    from bench.speed import run_apply_speed
+
+    project = Path(__file__).resolve().parents[1]
+    shipped = str(project / "pipeline" / "weights" / "cxr_default.pt")
+    run = run_apply_speed(["--model", shipped, "--size", "x"], tmp_path / "never.json", project)  # a bad size: exit 2
+    assert run["command"] == "python -m bench.apply_speed --model pipeline/weights/cxr_default.pt --size x"
+    assert "failed (exit 2)" in run["skipped"]
+
+
+def test_the_apply_script_runs_from_any_folder(tmp_path: Path) -> None:
+    """scripts/bench_apply.py, a thin entry point, finds bench/ in its checkout wherever it is run."""
+    import subprocess
     import sys
 
-    from pipeline.bench.settings import PROJECT_ROOT
-    from pipeline.bench.speed import BENCH_APPLY, run_bench_apply
-
-    shipped = str(PROJECT_ROOT / "pipeline" / "weights" / "cxr_default.pt")
-    cmd = [sys.executable, str(BENCH_APPLY), "--model", shipped, "--size", "x"]  # a bad size: the script exits 2
-    run = run_bench_apply(cmd, tmp_path / "never.json")
-    assert run["command"] == "python scripts/bench_apply.py --model pipeline/weights/cxr_default.pt --size x"
-    assert "failed (exit 2)" in run["skipped"]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_apply.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "--untrained" in done.stdout

@@ -1,4 +1,4 @@
-"""Issue 13's acceptance (pipeline.bench.split, scripts/radiograph_acceptance.py, benchmark --only split)."""
+"""Issue 13's acceptance (bench.split, scripts/radiograph_acceptance.py, benchmark --only split)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from tiny_models import save_tiny_unet
 
-import pipeline.bench.split as acc
-from pipeline.bench.conditions import interleaved_by_folder
-from pipeline.bench.run import run_benchmark
-from pipeline.bench.settings import PROJECT_ROOT, as_recorded, settings_from_args
+import bench.split as acc
+from bench.conditions import interleaved_by_folder
+from bench.run import run_benchmark
+from bench.settings import as_recorded, settings_from_args
 from pipeline.evaluate import read_metrics_csv
 from pipeline.export import file_sha256
 from pipeline.image import ImageMeta, ScanImage
@@ -97,7 +97,7 @@ def test_split_table_judges_the_first_model_and_reuses_rows(tmp_path: Path, smoo
 
 
 def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np.ndarray, monkeypatch) -> None:
-    monkeypatch.setattr(acc, "test_images", lambda seed: (_scans(smooth_image), "four scans"))
+    monkeypatch.setattr(acc, "test_images", lambda project, shared_data: (_scans(smooth_image), "four scans"))
     model = str(save_tiny_unet(tmp_path / "tiny.pt"))
     argv = ["--only", "split", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--cxr-unet", model,
             "--split-views", "32", "0", "--split-images", "3", "--split-bm3d-images", "1"]
@@ -107,7 +107,8 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
     assert set(views) == {"crop_32", "whole"}
     assert views["whole"]["images"] == ["scan0.png", "scan1.png", "scan2.png"] and views["whole"]["bm3d_images"] == 1
     assert views["crop_32"]["models"] == {"unet": model}  # tmp_path is outside the checkout: kept as it is
-    assert as_recorded({"unet": str(PROJECT_ROOT / "pipeline" / "weights" / "x.pt")}) == {"unet": "pipeline/weights/x.pt"}
+    project = Path(__file__).resolve().parents[1]
+    assert as_recorded({"unet": str(project / "pipeline" / "weights" / "x.pt")}, project) == {"unet": "pipeline/weights/x.pt"}
     assert (tmp_path / "work" / "split" / "crop_32" / "xray_dose_0.1" / "metrics.csv").is_file()
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "## Radiographs split by patient" in page and "### 32² centre crops" in page and "### Whole images" in page
@@ -119,7 +120,7 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
     assert head["model_info"]["sha256"] == file_sha256(model) and head["model"] == "unet"
     assert f"{sum(m for *_, m in judged)} of 8 of the radiograph acceptance rows met" in page.split("## Radiographs split")[0]
     # RESULTS.md is rendered again from results.json by any later --only run (NaN is stored as null there)
-    from pipeline.bench.render import other_pages, render_markdown
+    from bench.render import other_pages, render_markdown
     assert render_markdown(results, other_pages(tmp_path / "out")) == page
     no_model = ["--only", "split", "--out", str(tmp_path / "out2"), "--work", str(tmp_path / "w2"), "--cxr-unet", "none"]
     skipped = run_benchmark(settings_from_args(no_model))["split"]
@@ -127,10 +128,10 @@ def test_benchmark_split_part_writes_the_tables(tmp_path: Path, smooth_image: np
 
 
 def test_quality_tables_default_to_the_patient_split_test_set(tmp_path: Path, smooth_image: np.ndarray, monkeypatch) -> None:
-    from pipeline.bench import conditions
-    from pipeline.bench.settings import Settings
+    from bench import conditions
+    from bench.settings import Settings
 
-    monkeypatch.setattr(conditions, "patient_split_test_images", lambda seed: (_scans(smooth_image), f"split, seed {seed}"))
+    monkeypatch.setattr(conditions, "patient_split_test_images", lambda seed, project: (_scans(smooth_image), f"split, seed {seed}"))
     images, failures, description = conditions.cxr_test_images(Settings(out=tmp_path, work=tmp_path, seed=3, cxr_images=2))
     assert [i.meta.name for i in images] == ["scan0.png", "scan1.png"] and failures == [] and description == "split, seed 3"
     folder = tmp_path / "mine"

@@ -110,7 +110,7 @@ def test_learning_curve_trains_each_size_and_tabulates_the_gain_over_bm3d(tmp_pa
         "train: {epochs: 1, batch_size: 2, optimizer: adam, lr: 0.001, loss: mse, progress: false}\n")
     script = load_script("learning_curve")
     scans = load_splits(script.load_config(config).data, 0).test
-    monkeypatch.setattr(script, "test_images", lambda seed: (scans, "one test scan"))
+    monkeypatch.setattr(script, "test_images", lambda project, shared_data: (scans, "one test scan"))
     out = tmp_path / "curve"
     assert script.main(["--config", str(config), "--patients", "2", "0", "--work", str(tmp_path / "work"),
                         "--out", str(out), "--crop", "0"]) == 0

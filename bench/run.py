@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.quality import run_quality
-from pipeline.bench.render import headline, other_pages, render_markdown
-from pipeline.bench.settings import Settings, settings_from_args
-from pipeline.bench.speed import run_speed
-from pipeline.bench.split import run_split_part
+from bench.provenance import log, provenance
+from bench.quality import run_quality
+from bench.render import headline, other_pages, render_markdown
+from bench.settings import Settings, settings_from_args
+from bench.speed import run_speed
+from bench.split import run_split_part
 from pipeline.logs import setup_logging
 from pipeline.records import write_json
 
@@ -49,11 +49,18 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python scripts/benchmark.py [options]``: parse, run, say where the results are."""
+def main(argv: list[str] | None = None, project: Path | None = None) -> int:
+    """``python scripts/benchmark.py [options]``: parse, run, say where the results are.
+
+    `project` is the checkout when ``--project`` is not given (else the working folder).
+    """
     setup_logging()
-    settings = settings_from_args(argv)
+    settings = settings_from_args(argv, project)
     results = run_benchmark(settings)
     log(f"done in {results['last_run']['seconds']:.0f} s: {settings.out / 'RESULTS.md'}, "
         f"{settings.out / 'results.json'} (work: {settings.work})")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.settings import PROJECT_ROOT, Settings
+from bench.settings import Settings
 from pipeline.runner import environment
 
-_logger = logging.getLogger("pipeline.bench")
+_logger = logging.getLogger("pipeline.bench")  # under the package logger, which setup_logging configures
 
 
 def log(message: str) -> None:
@@ -23,11 +23,11 @@ def log(message: str) -> None:
     _logger.info("[%s] %s", f"{datetime.now():%H:%M:%S}", message)
 
 
-def git_commit() -> str:
-    """``git rev-parse HEAD``, with ``+dirty`` when the tree has uncommitted changes."""
+def git_commit(project: Path) -> str:
+    """``git rev-parse HEAD`` of the checkout `project`, with ``+dirty`` when it has uncommitted changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -50,7 +50,7 @@ def provenance(settings: Settings) -> dict[str, Any]:
     return {
         "command": settings.command,
         "settings": settings.to_dict(),
-        "git_commit": git_commit(),
+        "git_commit": git_commit(settings.project),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": settings.quick,
         "machine": {

@@ -7,13 +7,13 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.bench.settings import NIH_DIR
 from pipeline.ingest.folder import load_folder, resize_image
 from pipeline.noise import GaussianNoise, noise_rng
 
@@ -89,10 +89,9 @@ def matmul_peak(n: int, device: torch.device, repeats: int) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def speed_image(side: int, seed: int) -> tuple[np.ndarray, float]:
-    """A noisy (sigma 25/255) radiograph resized to side x side (synthetic without the data)."""
+def speed_image(side: int, seed: int, folder: Path) -> tuple[np.ndarray, float]:
+    """A noisy (sigma 25/255) radiograph of `folder` resized to side x side (synthetic without one)."""
     sigma = 25 / 255
-    folder = NIH_DIR
     found = load_folder(folder, limit=1)[0] if folder.is_dir() else []
     if found:
         clean = resize_image(found[0], side).pixels

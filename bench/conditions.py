@@ -1,4 +1,4 @@
-"""Test data and noise conditions of the quality tables: MNIST and radiograph test images, crops, noise levels."""
+"""Test data of the quality tables: MNIST and radiograph test images, crops, patients left out."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.settings import CXR_PNG, Settings, from_checkout
 from pipeline.baselines import make_baseline
-from pipeline.bench.settings import PROJECT_ROOT, SHARED_DATA, Settings, from_checkout
-from pipeline.config import NoiseConfig, load_config
+from pipeline.config import load_config
 from pipeline.denoiser import Denoiser
 from pipeline.errors import PipelineError
 from pipeline.image import ScanImage, center_crop
@@ -20,11 +20,10 @@ from pipeline.ingest import load_splits
 from pipeline.ingest.folder import load_folder, read_files
 from pipeline.ingest.split_file import read_split_csv
 
-#: The previous radiograph patient split (its data section): the shipped model's own test set.
-SPLIT_CONFIG = PROJECT_ROOT / "configs" / "cxr_shipped_xray.yaml"
-#: The five-source patient split (scripts/make_multisite_split.py) whose test part the tables use.
-MULTISITE_SPLIT = PROJECT_ROOT / "configs" / "splits" / "multisite.csv"
-CXR_PNG = SHARED_DATA / "cxr" / "png"
+#: In the checkout: the previous radiograph patient split (its data section), the shipped model's own test set.
+SPLIT_CONFIG = Path("configs/cxr_shipped_xray.yaml")
+#: In the checkout: the five-source patient split (scripts/make_multisite_split.py) whose test part the tables use.
+MULTISITE_SPLIT = Path("configs/splits/multisite.csv")
 CXR_TRAIN_NOTE = (
     "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_default.yaml) learned from the "
     "training part of the same patient split: no test image's patient is in its training data"
@@ -35,7 +34,7 @@ BASELINE_SIGMA = "BM3D and TV get the noise's true std (noise.std(clean)); NLM e
 
 def mnist_test_images(settings: Settings) -> tuple[list[ScanImage], str]:
     """The first N MNIST test images: official t10k when present, else the bundled split."""
-    cfg = load_config(PROJECT_ROOT / "configs" / "mnist_conv.yaml").data
+    cfg = load_config(settings.project / "configs" / "mnist_conv.yaml").data
     cfg.root = settings.mnist_root
     cfg.max_test = settings.mnist_images
     splits = load_splits(cfg, settings.seed)
@@ -59,7 +58,7 @@ def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str
     failures: list[str] = []
     if not settings.cxr_dirs:
         try:
-            images, description = patient_split_test_images(settings.seed)
+            images, description = patient_split_test_images(settings.seed, settings.project)
         except PipelineError as err:
             return [], [f"the patient-split test images could not be read: {err}"], "none"
     else:
@@ -74,15 +73,15 @@ def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str
     return images[: settings.cxr_images] if settings.cxr_images else images, failures, description
 
 
-def patient_split_test_images(seed: int) -> tuple[list[ScanImage], str]:
-    """The test images of the radiograph patient split (paths in the config are relative to the project)."""
-    cfg = load_config(SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
+def patient_split_test_images(seed: int, project: Path) -> tuple[list[ScanImage], str]:
+    """The test images of the radiograph patient split (paths in the config are relative to the checkout `project`)."""
+    cfg = load_config(project / SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
     for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
         paths = getattr(cfg.data, name)
         if paths is not None:
-            setattr(cfg.data, name, [from_checkout(p) for p in paths] if isinstance(paths, list) else from_checkout(paths))
+            setattr(cfg.data, name, [from_checkout(p, project) for p in paths] if isinstance(paths, list) else from_checkout(paths, project))
     if cfg.data.groups is not None:
-        cfg.data.groups.csv = from_checkout(cfg.data.groups.csv)
+        cfg.data.groups.csv = from_checkout(cfg.data.groups.csv, project)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
         splits = load_splits(cfg.data, cfg.run.seed)
@@ -91,26 +90,26 @@ def patient_split_test_images(seed: int) -> tuple[list[ScanImage], str]:
                    "taken in turn from each source folder")
 
 
-def multisite_test_images(seed: int = 0) -> tuple[list[ScanImage], str]:
+def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanImage], str]:
     """The test part of the five-source patient split, each image's source in ``meta.extra['source']``.
 
-    Taken in turn from each source, so any first N (BM3D's subset) mixes the sources. `seed`
-    is not used (the split is fixed in the CSV); it is kept for the benchmark's call.
+    The split CSV is in the checkout `project`, the images under `shared_data`. Taken in turn
+    from each source, so any first N (BM3D's subset) mixes the sources.
 
     Raises
     ------
     PipelineError: the split CSV or one of its test files cannot be read.
     """
-    rows = [r for r in read_split_csv(MULTISITE_SPLIT) if r["split"] == "test"]
+    rows = [r for r in read_split_csv(project / MULTISITE_SPLIT) if r["split"] == "test"]
     images: list[ScanImage] = []
     for row in rows:
-        found, failed = read_files([CXR_PNG / row["file"]])
+        found, failed = read_files([shared_data / CXR_PNG / row["file"]])
         if failed:
             raise PipelineError(failed[0].reason)
         images += [replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]})) for img in found]
     patients = len({r["patient"] for r in rows})
     sources = sorted({r["source"] for r in rows})
-    return interleaved_by_folder(images), (f"test part of the five-source patient split {MULTISITE_SPLIT.relative_to(PROJECT_ROOT)} "
+    return interleaved_by_folder(images), (f"test part of the five-source patient split {MULTISITE_SPLIT} "
                                            f"({patients} patients from {', '.join(sources)}), taken in turn from each source")
 
 
@@ -122,20 +121,6 @@ def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
         by_folder.setdefault(key, []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
-
-
-def cxr_noise_conditions() -> dict[str, tuple[str, NoiseConfig]]:
-    """Gaussian sigma 15/25/50 of 255 (clipped) and Poisson-Gaussian at dose 0.25 and 0.05."""
-    conditions = {
-        f"gaussian_{s}": (f"Gaussian σ={s}/255", NoiseConfig(kind="gaussian", sigma=s / 255, clip=True))
-        for s in (15, 25, 50)
-    }
-    for dose in (0.25, 0.05):
-        conditions[f"poisson_gaussian_dose_{dose}"] = (
-            f"Poisson-Gaussian 10⁴ photons, dose {dose}, read noise 10",
-            NoiseConfig(kind="poisson_gaussian", photons=1e4, dose=dose, read_noise=10.0, clip=True),
-        )
-    return conditions
 
 
 def classical_methods() -> list[Denoiser]:

@@ -13,16 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.baselines import make_baseline
-from pipeline.bench.provenance import cpu_model, log, provenance
-from pipeline.bench.settings import (
+from bench.provenance import cpu_model, log, provenance
+from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
-    PROJECT_ROOT,
     Settings,
     as_recorded,
 )
-from pipeline.bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
+from bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
+from pipeline.baselines import make_baseline
 from pipeline.checkpoint import load_model
 from pipeline.config import Config, ModelConfig, TrainConfig, load_config
 from pipeline.denoiser import Denoiser
@@ -30,7 +29,9 @@ from pipeline.inference import ModelDenoiser
 from pipeline.models import build_model, count_parameters
 from pipeline.train import make_loss, make_optimizer
 
-BENCH_APPLY = PROJECT_ROOT / "scripts" / "bench_apply.py"
+#: bench.apply_speed runs in a process of its own: a child's peak RSS starts from its parent's
+#: peak, and this process has held large images and networks by then.
+APPLY_SPEED = ["-m", "bench.apply_speed"]
 APPLY_SIZE, APPLY_SIZE_QUICK = 4096, 1024
 
 
@@ -45,12 +46,13 @@ class Network:
     weights: str
 
 
-def speed_network(name: str, path: str | None, fallback: Config) -> Network:
-    """The network of a checkpoint, else the architecture of `fallback` (untrained: speed only)."""
+def speed_network(name: str, path: str | None, fallback: Config, project: Path) -> Network:
+    """The network of a checkpoint, else the architecture of `fallback` (untrained: speed only);
+    the checkpoint's path recorded relative to the checkout `project`."""
     if path is not None and path.lower() != "none":
         try:
             loaded = load_model(path)
-            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {as_recorded(str(loaded.path))}")
+            return Network(name, loaded.model, loaded.config.model, loaded.config.train, f"checkpoint {as_recorded(str(loaded.path), project)}")
         except Exception as err:  # noqa: BLE001 - an unusable checkpoint falls back to the architecture
             log(f"{name}: {err}; timing the default architecture")
     torch.manual_seed(0)
@@ -60,20 +62,21 @@ def speed_network(name: str, path: str | None, fallback: Config) -> Network:
 
 def speed_networks(settings: Settings) -> list[Network]:
     """conv, unet, dncnn (+ 64-px models given) for images; dense and conv MNIST for training."""
-    shipped = load_config(PROJECT_ROOT / "configs" / "cxr_shipped.yaml")
+    configs = settings.project / "configs"
+    shipped = load_config(configs / "cxr_shipped.yaml")
     defaults = {
         "conv": Config(model=ModelConfig(name="conv"), train=shipped.train),
         "unet": shipped,
         "dncnn": Config(model=ModelConfig(name="dncnn"), train=shipped.train),
     }
-    nets = [speed_network(n, settings.cxr_models.get(n), defaults[n]) for n in CXR_NETWORKS]
+    nets = [speed_network(n, settings.cxr_models.get(n), defaults[n], settings.project) for n in CXR_NETWORKS]
     for name in LOWRES_NETWORKS:
         path = settings.cxr_models.get(name)
         if path is not None and path.lower() != "none":
-            nets.append(speed_network(name, path, Config(model=ModelConfig(name="conv"), train=shipped.train)))
+            nets.append(speed_network(name, path, Config(model=ModelConfig(name="conv"), train=shipped.train), settings.project))
     for name in ("dense", "conv"):
-        cfg = load_config(PROJECT_ROOT / "configs" / f"mnist_{name}.yaml")
-        nets.append(speed_network(f"mnist_{name}", settings.mnist_models.get(name), cfg))
+        cfg = load_config(configs / f"mnist_{name}.yaml")
+        nets.append(speed_network(f"mnist_{name}", settings.mnist_models.get(name), cfg, settings.project))
     return nets
 
 
@@ -93,7 +96,7 @@ def time_method(name: str, fn: Denoiser, side: int, settings: Settings, device: 
     """Megapixels/s of one method at one size (or why it was not measured)."""
     if name == "bm3d" and side > settings.bm3d_max_size:
         return {"skipped": f"not measured: BM3D above {settings.bm3d_max_size}² (~35 s/MP; --bm3d-max-size {side} measures it)"}
-    noisy, sigma = speed_image(side, settings.seed)
+    noisy, sigma = speed_image(side, settings.seed, settings.nih_dir)
     timing = time_call(lambda: fn(noisy, sigma=sigma), settings.repeats, settings.slow_seconds, device)
     return {**timing, "megapixels_per_second": side * side / 1e6 / timing["median_s"]}
 
@@ -207,26 +210,25 @@ def device_speed(settings: Settings, nets: list[Network], device: torch.device) 
     }
 
 
-def run_bench_apply(cmd: list[str], out: Path) -> dict[str, Any]:
-    """Run scripts/bench_apply.py once; its JSON, or why there is none."""
+def run_apply_speed(args: list[str], out: Path, project: Path) -> dict[str, Any]:
+    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout `project`; its JSON, or why there is none."""
+    cmd = [sys.executable, *APPLY_SPEED, *args]
     log(f"apply memory: {shlex.join(cmd)}")
-    shown = shlex.join(["python", *(as_recorded(a) for a in cmd[1:])])  # as a reader would type it, no machine's paths
-    done = subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    shown = shlex.join(["python", *APPLY_SPEED, *(as_recorded(a, project) for a in args)])  # as a reader would type it, no machine's paths
+    done = subprocess.run(cmd, check=False, cwd=project, capture_output=True, text=True)
     if done.returncode != 0 or not out.is_file():
-        return {"command": shown, "skipped": f"bench_apply.py failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
+        return {"command": shown, "skipped": f"bench.apply_speed failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"}
     return {"command": shown, "result": json.loads(out.read_text())}
 
 
 def apply_memory(settings: Settings) -> dict[str, Any]:
     """Peak memory and throughput of `denoise apply` on a 4096² 16-bit PNG (1024² in --quick).
 
-    Runs scripts/bench_apply.py on the CPU (and on the GPU when there is one) with the unet
+    Runs :mod:`bench.apply_speed` on the CPU (and on the GPU when there is one) with the unet
     checkpoint of this benchmark, or an untrained unet when there is none.
     """
     if not settings.apply_bench:
         return {"skipped": "not run (--no-apply-bench)"}
-    if not BENCH_APPLY.is_file():
-        return {"skipped": f"{BENCH_APPLY.relative_to(PROJECT_ROOT)} is not there (hook: benchmark.apply_memory)"}
     unet = settings.cxr_models.get("unet")
     model = ["--model", unet] if unet is not None and unet.lower() != "none" else ["--untrained", "unet"]
     size = APPLY_SIZE_QUICK if settings.quick else APPLY_SIZE
@@ -234,8 +236,7 @@ def apply_memory(settings: Settings) -> dict[str, Any]:
     runs = {}
     for device in devices:
         out = settings.work / f"bench_apply_{device}.json"
-        cmd = [sys.executable, str(BENCH_APPLY), *model, "--size", str(size), "--device", device, "--out", str(out)]
-        runs[device] = run_bench_apply(cmd, out)
+        runs[device] = run_apply_speed([*model, "--size", str(size), "--device", device, "--out", str(out)], out, settings.project)
     return {"size": size, "runs": runs}
 
 

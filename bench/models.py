@@ -8,16 +8,9 @@ from typing import Any
 
 import torch
 
-from pipeline.bench.conditions import nih_patients
-from pipeline.bench.provenance import log
-from pipeline.bench.settings import (
-    LOWRES_DIR,
-    LOWRES_SIZE,
-    PROJECT_ROOT,
-    Settings,
-    as_recorded,
-    from_checkout,
-)
+from bench.conditions import nih_patients
+from bench.provenance import log
+from bench.settings import LOWRES_SIZE, Settings, as_recorded, from_checkout
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
@@ -55,9 +48,9 @@ def load_entry(name: str, path: str | None, settings: Settings, origin: str = "g
     cfg = loaded.config
     root = cfg.data.root
     info = {
-        "checkpoint": as_recorded(str(loaded.path)), "sha256": file_sha256(loaded.path), "origin": origin,
+        "checkpoint": as_recorded(str(loaded.path), settings.project), "sha256": file_sha256(loaded.path), "origin": origin,
         "model": cfg.model.model_dump(mode="json"), "run": cfg.run.name, "checkpoint_epoch": loaded.meta.get("epoch"),
-        "train_data": ", ".join(map(str, as_recorded(root if isinstance(root, list) else [root]))) if root is not None
+        "train_data": ", ".join(map(str, as_recorded(root if isinstance(root, list) else [root], settings.project))) if root is not None
         else f"{cfg.data.kind}: bundled sample",
         "train_noise": cfg.noise.kind, "parameters": count_parameters(loaded.model),
     }
@@ -87,7 +80,7 @@ def mnist_entry(name: str, settings: Settings) -> ModelEntry:
     given = settings.mnist_models.get(name)
     if given is not None:
         return load_entry(name, given, settings)
-    config_file = PROJECT_ROOT / "configs" / f"mnist_{name}.yaml"
+    config_file = settings.project / "configs" / f"mnist_{name}.yaml"
     if name == "best" or not config_file.is_file():
         return ModelEntry(name, skipped=f"no --mnist-{name} checkpoint given")
     if not settings.train:
@@ -111,7 +104,7 @@ def cxr_entry(name: str, settings: Settings) -> ModelEntry:
     """A radiograph model from its --cxr-NAME option (unet defaults to the shipped model)."""
     path = settings.cxr_models.get(name)
     if path is None and name == "unet":
-        return ModelEntry(name, skipped=f"no --cxr-unet given and the shipped model {SHIPPED_MODEL.relative_to(PROJECT_ROOT)} is absent")
+        return ModelEntry(name, skipped=f"no --cxr-unet given and the shipped model {as_recorded(SHIPPED_MODEL, settings.project)} is absent")
     if path is None:
         return ModelEntry(name, skipped=f"no checkpoint given (--cxr-{name} RUN)")
     return load_entry(name, path, settings, SHIPPED_ORIGIN if path == str(SHIPPED_MODEL) else "given on the command line")
@@ -122,8 +115,8 @@ def lowres_entry(name: str, settings: Settings) -> ModelEntry:
     return require_size(cxr_entry(name, settings), LOWRES_SIZE)
 
 
-def seen_patients(entries: list[ModelEntry]) -> set[str]:
+def seen_patients(entries: list[ModelEntry], settings: Settings) -> set[str]:
     """NIH patient ids in the low-res training/validation folders and the models' data roots."""
-    roots = [LOWRES_DIR / "train", LOWRES_DIR / "valid"]
-    roots += [from_checkout(r) for e in entries for r in e.info.get("train_data", "").split(", ") if r]  # as recorded
+    roots = [settings.lowres_dir / "train", settings.lowres_dir / "valid"]
+    roots += [from_checkout(r, settings.project) for e in entries for r in e.info.get("train_data", "").split(", ") if r]  # as recorded
     return nih_patients(roots)

@@ -1,9 +1,9 @@
 """The radiograph acceptance: X-ray dose and Gaussian noise on the five-source patient split's test part, against BM3D.
 
 Test images: the test part of ``configs/splits/multisite.csv`` (five sources, split by patient;
-:func:`pipeline.bench.conditions.multisite_test_images`), as centre crops, whole, or
+:func:`bench.conditions.multisite_test_images`), as centre crops, whole, or
 downscaled to 64x64 for the tutorial's 64-px models (leaving out the NIH patients of their
-training set). Noise: :func:`pipeline.noise.radiograph_conditions`, seeded per image, the same
+training set). Noise: :data:`bench.noise_conditions.ACCEPTANCE`, seeded per image, the same
 for every method. BM3D is given the noise power spectrum for X-ray noise and the noise's std
 for Gaussian noise (each row records which). Rows stay in ``<work>/<condition>/metrics.csv``
 and are reused, so BM3D runs once and a rerun with another model adds only that model's rows.
@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from bench.conditions import crop_scan, nih_patients, unseen_images
+from bench.conditions import multisite_test_images as test_images
+from bench.formatting import DETAIL_COLUMN, fmt, fmt_ci
+from bench.noise_conditions import ACCEPTANCE, noise_conditions
+from bench.provenance import log, provenance
+from bench.settings import LOWRES_SIZE, Settings, as_recorded
+from bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.baselines import make_baseline
-from pipeline.bench.conditions import crop_scan, nih_patients, unseen_images
-from pipeline.bench.conditions import multisite_test_images as test_images
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.render import DETAIL_COLUMN, fmt, fmt_ci
-from pipeline.bench.settings import LOWRES_DIR, LOWRES_SIZE, Settings, as_recorded
-from pipeline.bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
 from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.detail import BANDS, band_name
@@ -42,7 +43,7 @@ from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.ingest.folder import resize_image
 from pipeline.metrics import estimate_noise_sigma
-from pipeline.noise import make_noise, radiograph_conditions
+from pipeline.noise import make_noise
 from pipeline.report import rows_by_method, summarize_methods
 
 #: condition -> least mean ΔPSNR over BM3D in dB; every condition also asks for higher SSIM and a
@@ -64,6 +65,7 @@ class SplitOptions:
     work: Path
     models: dict[str, str] = field(default_factory=dict)  # name -> checkpoint; the first is judged
     lowres: bool = False  # the models are 64-px ones: images downscaled to 64x64
+    lowres_dir: Path | None = None  # with lowres: the 64-px training data (its patients are left out)
     crop: int = 512  # centre crop side; 0: whole images
     images: int | None = None  # the first N test images only (default all)
     bm3d_images: int | None = None  # BM3D on the first N images only (default all)
@@ -72,9 +74,9 @@ class SplitOptions:
     seed: int = 0
 
 
-def lowres_images(images: list[ScanImage]) -> tuple[list[ScanImage], list[str]]:
-    """Images downscaled to 64x64, without NIH patients of the 64-px training set; and those left out."""
-    kept, left_out = unseen_images(images, nih_patients([LOWRES_DIR / "train", LOWRES_DIR / "valid"]))
+def lowres_images(images: list[ScanImage], lowres_dir: Path) -> tuple[list[ScanImage], list[str]]:
+    """Images downscaled to 64x64, without NIH patients of the 64-px training set in `lowres_dir`; and those left out."""
+    kept, left_out = unseen_images(images, nih_patients([lowres_dir / "train", lowres_dir / "valid"]))
     return [resize_image(img, LOWRES_SIZE) for img in kept], left_out
 
 
@@ -126,7 +128,9 @@ def prepare_images(images: list[ScanImage], description: str, options: SplitOpti
     """The test images as the table sees them (first N, cropped, whole or 64-px), what that is, who was left out."""
     images = images[:options.images] if options.images is not None else images
     if options.lowres:
-        images, left_out = lowres_images(images)
+        if options.lowres_dir is None:
+            raise ValueError("SplitOptions.lowres needs lowres_dir (the 64-px training data)")
+        images, left_out = lowres_images(images, options.lowres_dir)
         return images, description + f", whole images downscaled to {LOWRES_SIZE}x{LOWRES_SIZE}", left_out
     view = "whole images" if options.crop <= 0 else f"central {options.crop}x{options.crop} crops"
     return [crop_scan(img, options.crop if options.crop > 0 else None) for img in images], f"{description}, {view}", []
@@ -140,7 +144,7 @@ def run_split(images: list[ScanImage], description: str, options: SplitOptions) 
     reference_noise = {i.meta.name: estimate_noise_sigma(i.pixels) for i in images}
     result: dict[str, Any] = {"data": description, "images": [i.meta.name for i in images], "left_out": left_out,
                               "models": dict(options.models), "reference_noise": reference_noise, "conditions": {}}
-    conditions = {k: v for k, v in radiograph_conditions().items() if not options.only or k in options.only}
+    conditions = noise_conditions(k for k in ACCEPTANCE if not options.only or k in options.only)
     noises = {key: make_noise(noise_cfg) for key, (_, noise_cfg) in conditions.items()}
     for key, noise in noises.items():
         evaluate(images, noise, options.seed, [NoisyInput(), *methods], options.work / key, n_examples=0, progress=False)
@@ -265,7 +269,7 @@ def run_split_part(settings: Settings) -> dict[str, Any]:
     if not checkpoint or checkpoint == "none":
         return {"provenance": provenance(settings), "skipped": "no radiograph model (the shipped weights are missing and no --cxr-unet)"}
     try:
-        images, description = test_images(settings.seed)
+        images, description = test_images(settings.project, settings.shared_data)
     except PipelineError as err:
         return {"provenance": provenance(settings), "skipped": f"the patient-split test images could not be read: {err}"}
     views = {}
@@ -277,7 +281,7 @@ def run_split_part(settings: Settings) -> dict[str, Any]:
         )
         log(f"split: {view_key(side)} ({options.work})")
         result = run_split(images, description, options)
-        result["models"] = as_recorded(result["models"])  # no machine's absolute path in results.json
+        result["models"] = as_recorded(result["models"], settings.project)  # no machine's absolute path in results.json
         views[view_key(side)] = result
-    model = {"name": BENCH_MODEL, "checkpoint": as_recorded(checkpoint), "sha256": file_sha256(checkpoint_path(checkpoint))}
+    model = {"name": BENCH_MODEL, "checkpoint": as_recorded(checkpoint, settings.project), "sha256": file_sha256(checkpoint_path(checkpoint))}
     return {"provenance": provenance(settings), "model": model, "views": views}

@@ -30,17 +30,16 @@ and its paired differences use those images. Speed: medians of several timed run
 a warm-up (a warm-up slower than ``--slow-seconds`` counts as the first run); ratios are
 taken within the same run.
 """
-#: The checkout the benchmark runs in (its configs/, scripts/ and benchmarks/; ../shared/data beside it).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-#: The speed part's input image comes from here (a synthetic one without the data).
-NIH_DIR = SHARED_DATA / "cxr" / "png" / "nih_chestxray14"
 #: Row order of the tables (methods not listed follow in order of appearance).
 ROW_ORDER = ("noisy", "tv", "nlm", "bm3d", "dense", "conv", "best", "unet", "dncnn", "dense64", "conv64")
 CXR_NETWORKS = ("conv", "unet", "dncnn")
 LOWRES_NETWORKS = ("dense64", "conv64")
 LOWRES_SIZE = 64
-LOWRES_DIR = SHARED_DATA / "cxr" / "lowres" / "nih1000_64px"
+#: Inside the shared data: the radiograph PNGs, the NIH ones (the speed part's input image, a
+#: synthetic one without them) and the 64-px models' training data.
+CXR_PNG, NIH_PNG, LOWRES = Path("cxr/png"), Path("cxr/png/nih_chestxray14"), Path("cxr/lowres/nih1000_64px")
+#: Settings fields that say where this run happens, not what it measures: not recorded.
+WHERE = {"recorded": False}
 #: Defaults of the full run and of --quick (explicit options override either).
 FULL: dict[str, Any] = {
     "mnist_images": 1000, "mnist_bm3d_images": 200, "epochs": None, "max_train": None,
@@ -70,6 +69,8 @@ class Settings:
     device: str = "auto"
     threads: int | None = None
     command: str = ""
+    project: Path = field(default_factory=Path.cwd, metadata=WHERE)  # the checkout: configs/, benchmarks/
+    shared_data: Path | None = field(default=None, metadata=WHERE)  # None: ../shared/data beside it
     mnist_root: Path | None = None
     mnist_images: int = 1000
     mnist_bm3d_images: int = 200
@@ -96,45 +97,69 @@ class Settings:
     split_bm3d_images: int | None = None
     split_bm3d_budget: float | None = None
 
+    def __post_init__(self) -> None:
+        self.project = Path(self.project).resolve()
+        self.shared_data = Path(self.shared_data) if self.shared_data is not None else shared_data_beside(self.project)
+
+    @property
+    def nih_dir(self) -> Path:
+        """The NIH radiograph PNGs of the shared data."""
+        return self.shared_data / NIH_PNG
+
+    @property
+    def lowres_dir(self) -> Path:
+        """The 64-px models' training data (train/, valid/) in the shared data."""
+        return self.shared_data / LOWRES
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values; paths inside the checkout's folder (and ../shared) relative to the checkout."""
-        return {f.name: as_recorded(getattr(self, f.name)) for f in fields(self)}
+        """Plain JSON values of what the run measures; paths beside the checkout relative to it."""
+        return {f.name: as_recorded(getattr(self, f.name), self.project)
+                for f in fields(self) if f.metadata.get("recorded", True)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Settings:
-        """Settings recorded by :meth:`to_dict` (unknown keys are ignored; missing ones keep their defaults)."""
-        known = {f.name: f for f in fields(cls)}
+    def from_dict(cls, data: dict[str, Any], project: Path | None = None) -> Settings:
+        """Settings recorded by :meth:`to_dict`, their relative paths taken in `project` (default: the
+        working folder). Unknown keys are ignored; missing ones keep their defaults."""
+        project = Path(project or Path.cwd()).resolve()
+        known = {f.name for f in fields(cls) if f.metadata.get("recorded", True)}
         values = {name: data[name] for name in known if name in data}
         for name in ("out", "work", "mnist_root"):
             if values.get(name) is not None:
-                values[name] = from_checkout(values[name])
+                values[name] = from_checkout(values[name], project)
         if "cxr_dirs" in values:
-            values["cxr_dirs"] = [from_checkout(p) for p in values["cxr_dirs"]]
+            values["cxr_dirs"] = [from_checkout(p, project) for p in values["cxr_dirs"]]
         for name in ("mnist_models", "cxr_models"):
             if name in values:
-                values[name] = {k: v if v is None or v == "none" else str(from_checkout(v)) for k, v in values[name].items()}
+                values[name] = {k: v if v is None or v == "none" else str(from_checkout(v, project))
+                                for k, v in values[name].items()}
         if "parts" in values:
             values["parts"] = tuple(values["parts"])
-        return cls(**values)
+        return cls(**values, project=project)
 
 
-def as_recorded(value: Any) -> Any:
-    """`value` as written to results.json: JSON, a path (or checkpoint path as text) under the checkout's folder made relative."""
-    if isinstance(value, (Path, str)) and Path(value).is_absolute() and Path(value).is_relative_to(PROJECT_ROOT.parent):
-        return os.path.relpath(value, PROJECT_ROOT)
+def shared_data_beside(project: Path) -> Path:
+    """The shared data's usual place: ``../shared/data`` beside the checkout."""
+    return project.parent / "shared" / "data"
+
+
+def as_recorded(value: Any, project: Path) -> Any:
+    """`value` as written to results.json: JSON, a path (or checkpoint path as text) in the folder
+    that holds the checkout `project` made relative to the checkout."""
+    if isinstance(value, (Path, str)) and Path(value).is_absolute() and Path(value).is_relative_to(project.parent):
+        return os.path.relpath(value, project)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [as_recorded(v) for v in value]
+        return [as_recorded(v, project) for v in value]
     if isinstance(value, dict):
-        return {k: as_recorded(v) for k, v in value.items()}
+        return {k: as_recorded(v, project) for k, v in value.items()}
     return value
 
 
-def from_checkout(text: str | Path) -> Path:
-    """A recorded or configured path made absolute: relative ones are relative to the checkout."""
+def from_checkout(text: str | Path, project: Path) -> Path:
+    """A recorded or configured path made absolute: relative ones are relative to the checkout `project`."""
     path = Path(text)
-    return path if path.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / path))
+    return path if path.is_absolute() else Path(os.path.normpath(project / path))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,13 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, few images, 2 epochs: a smoke run")
     p.add_argument("--only", choices=["quality", "speed", "split"], help="run one part (merged into an existing results.json)")
-    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "benchmarks", help="where RESULTS.md and results.json go")
+    p.add_argument("--out", type=Path, help="where RESULTS.md and results.json go (default <project>/benchmarks)")
     p.add_argument("--work", type=Path, help="per-image metrics and trained models (default runs/benchmark/<timestamp>)")
     p.add_argument("--seed", type=int, default=0, help="noise seed shared by every method")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: also measure the GPU when there is one")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, which follows OMP_NUM_THREADS)")
+    p.add_argument("--project", type=Path, help="the checkout: configs/, benchmarks/ (default: the script's own)")
+    p.add_argument("--shared-data", type=Path, help="MNIST and radiographs (default: ../shared/data beside the checkout)")
     g = p.add_argument_group("MNIST (noise 0.5)")
-    g.add_argument("--mnist-root", type=Path, help="MNIST IDX folder (default ../shared/data/mnist when it has t10k, else the bundled sample)")
+    g.add_argument("--mnist-root", type=Path, help="MNIST IDX folder (default the shared data's mnist/ when it has t10k, else the bundled sample)")
     g.add_argument("--mnist-images", type=int, help="test images (full 1000, quick 100)")
     g.add_argument("--mnist-bm3d-images", type=int, help="first N test images for BM3D, ~0.4 s each (full 200, quick 10)")
     for name in ("dense", "conv", "best"):
@@ -173,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--matmul-n", type=int, help="side of the float32 matmul that measures peak (2048)")
     g.add_argument("--train-patch", type=int, help="patch side for training throughput (full 128, quick 64)")
     g.add_argument("--train-batch", type=int, default=16, help="patches per training step (configs/cxr_shipped.yaml: 16)")
-    g.add_argument("--no-apply-bench", action="store_true", help="skip scripts/bench_apply.py (peak memory of `denoise apply`)")
+    g.add_argument("--no-apply-bench", action="store_true", help="skip bench.apply_speed (peak memory of `denoise apply`)")
     g = p.add_argument_group("radiographs split by patient (the five-source acceptance, the shipped model or --cxr-unet)")
     g.add_argument("--split-views", type=int, nargs="+", help="centre crop sides, 0 = whole images (full 512 0, quick 128)")
     g.add_argument("--split-images", type=int, help="the first N test images of the split only (default all 23; quick 3)")
@@ -187,8 +214,8 @@ def _pick(args: argparse.Namespace, name: str) -> Any:
     return value if value is not None else (QUICK if args.quick else FULL)[name]
 
 
-def _default_mnist_root() -> Path | None:
-    shared = SHARED_DATA / "mnist"
+def _default_mnist_root(shared_data: Path) -> Path | None:
+    shared = shared_data / "mnist"
     return shared if any(shared.glob("t10k-images-idx3-ubyte*")) else None
 
 
@@ -199,17 +226,21 @@ def _cxr_model_arg(args: argparse.Namespace, name: str) -> str | None:
     return value
 
 
-def settings_from_args(argv: list[str] | None = None) -> Settings:
-    """Parse the command line into :class:`Settings`."""
+def settings_from_args(argv: list[str] | None = None, project: Path | None = None) -> Settings:
+    """Parse the command line into :class:`Settings`; `project` is the checkout when ``--project``
+    is not given (else the working folder)."""
     args = build_parser().parse_args(argv)
+    project = Path(args.project or project or Path.cwd()).resolve()
+    shared_data = args.shared_data or shared_data_beside(project)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     crop = _pick(args, "cxr_crop")
     return Settings(
-        out=args.out, work=args.work or PROJECT_ROOT / "runs" / "benchmark" / stamp,
+        out=args.out or project / "benchmarks", work=args.work or project / "runs" / "benchmark" / stamp,
+        project=project, shared_data=shared_data,
         parts=(args.only,) if args.only else ("quality", "speed", "split"), quick=args.quick, seed=args.seed,
         device=args.device, threads=args.threads,
         command=shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)]),
-        mnist_root=args.mnist_root if args.mnist_root is not None else _default_mnist_root(),
+        mnist_root=args.mnist_root if args.mnist_root is not None else _default_mnist_root(shared_data),
         mnist_images=_pick(args, "mnist_images"), mnist_bm3d_images=_pick(args, "mnist_bm3d_images"),
         mnist_models={n: getattr(args, f"mnist_{n}") for n in ("dense", "conv", "best")},
         epochs=_pick(args, "epochs"), max_train=_pick(args, "max_train"), train=not args.no_train,

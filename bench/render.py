@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from bench.conditions import CXR_TRAIN_NOTE
+from bench.formatting import DETAIL_COLUMN, fmt, fmt_ci
+from bench.settings import LOWRES_SIZE
+from bench.speed import APPLY_SIZE
+from bench.split import markdown, view_title
 from pipeline import report
-from pipeline.bench.conditions import CXR_TRAIN_NOTE
-from pipeline.bench.settings import LOWRES_SIZE
-from pipeline.bench.speed import APPLY_SIZE
-from pipeline.detail import ACCEPTANCE_BAND, band_name
-
-#: The detail-kept column of the acceptance (pooled task transfer function in its band).
-DETAIL_COLUMN = band_name(ACCEPTANCE_BAND)
 
 #: Issue 13: the shipped network denoises at least this many megapixels per second at 1024² on the CPU.
 SPEED_TARGET_MP_PER_S = 3.0
@@ -70,25 +67,6 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*report.markdown_table((header, rows)), ""]
 
 
-def fmt(x: Any, digits: int = 2, signed: bool = False) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(v):
-        return "–"
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def fmt_ci(stat: dict[str, Any] | None, digits: int = 2, signed: bool = False) -> str:
-    if not stat:
-        return "–"
-    text = fmt(stat.get("mean"), digits, signed)
-    if stat.get("ci_low") is None or not math.isfinite(float(stat["ci_low"])):
-        return text
-    return f"{text} [{fmt(stat['ci_low'], digits, signed)}, {fmt(stat['ci_high'], digits, signed)}]"
-
-
 def provenance_line(p: dict[str, Any]) -> str:
     m = p["machine"]
     gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
@@ -124,8 +102,6 @@ def render_headline(results: dict[str, Any]) -> list[str]:
     if not rows:
         lines += [f"Radiographs: {h.get('note', 'not measured')}", ""]
     else:
-        from pipeline.bench.split import view_title
-
         info = h.get("model_info") or {}
         sha = f", sha256 {info['sha256'][:12]}…" if info.get("sha256") else ""
         met = sum(r["met"] for r in rows)
@@ -290,8 +266,6 @@ def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) 
 
 def render_split(split: dict[str, Any]) -> list[str]:
     """Issue 13's acceptance tables, one per view (crops, whole images)."""
-    from pipeline.bench.split import markdown, view_title
-
     lines = ["## Radiographs split by patient: X-ray dose and Gaussian noise", ""]
     if "skipped" in split:
         return lines + [provenance_line(split["provenance"]), "", f"Not measured: {split['skipped']}", ""]

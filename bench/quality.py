@@ -6,20 +6,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline import report
-from pipeline.baselines import make_baseline
-from pipeline.bench.conditions import (
+from bench.conditions import (
     BASELINE_SIGMA,
     CXR_TRAIN_NOTE,
     classical_methods,
     crop_scan,
-    cxr_noise_conditions,
     cxr_test_images,
     describe_images,
     mnist_test_images,
     unseen_images,
 )
-from pipeline.bench.models import (
+from bench.models import (
     ModelEntry,
     cxr_entry,
     lowres_entry,
@@ -27,15 +24,17 @@ from pipeline.bench.models import (
     require_size,
     seen_patients,
 )
-from pipeline.bench.provenance import log, provenance
-from pipeline.bench.settings import (
+from bench.noise_conditions import QUALITY, noise_conditions
+from bench.provenance import log, provenance
+from bench.settings import (
     CXR_NETWORKS,
     LOWRES_NETWORKS,
     LOWRES_SIZE,
-    PROJECT_ROOT,
     ROW_ORDER,
     Settings,
 )
+from pipeline import report
+from pipeline.baselines import make_baseline
 from pipeline.config import load_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.evaluate import evaluate
@@ -85,7 +84,7 @@ def subset_summary(rows: list[dict[str, Any]], method: str, reference: str | Non
 def quality_mnist(settings: Settings) -> dict[str, Any]:
     """MNIST at noise 0.5: noisy, TV, NLM, BM3D, dense (tutorial), conv, best."""
     images, description = mnist_test_images(settings)
-    noise_cfg = load_config(PROJECT_ROOT / "configs" / "mnist_conv.yaml").noise
+    noise_cfg = load_config(settings.project / "configs" / "mnist_conv.yaml").noise
     entries = [require_size(mnist_entry(name, settings), images[0].pixels.shape[0]) for name in ("dense", "conv", "best")]
     methods = [NoisyInput(), make_baseline("tv"), make_baseline("nlm"), *model_methods(entries)]
     n_bm3d = min(settings.mnist_bm3d_images, len(images)) if settings.bm3d else 0
@@ -114,7 +113,7 @@ def run_conditions(
     """Every noise condition: rows, then a summary against BM3D (when it ran)."""
     reference = "bm3d" if settings.bm3d else None
     out: dict[str, Any] = {}
-    for key, (label, noise_cfg) in cxr_noise_conditions().items():
+    for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         log(f"{folder.name}: {label}, {len(images)} images, methods {[m.name for m in methods]}{' + bm3d' if reference else ''}")
         rows = run_table(images, make_noise(noise_cfg), methods, len(images) if reference else 0, folder / key, settings.seed)
         out[key] = {"label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summarize_table(rows, reference)}
@@ -152,7 +151,7 @@ def quality_cxr_lowres(settings: Settings, images: list[ScanImage]) -> dict[str,
     if all(e.denoiser is None for e in entries):
         return {"provenance": provenance(settings), "skipped": skipped, "conditions": {},
                 "note": "no 64-px model given (--cxr-dense64 / --cxr-conv64): section not run"}
-    kept, dropped = unseen_images(images, seen_patients(entries))
+    kept, dropped = unseen_images(images, seen_patients(entries, settings))
     if not kept:
         return {"provenance": provenance(settings), "skipped": skipped, "conditions": {},
                 "note": f"every test image's patient is in the low-res training data ({dropped})"}

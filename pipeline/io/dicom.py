@@ -40,6 +40,13 @@ from pipeline.io._values import (
     normalise,
     quantise,
 )
+from pipeline.io.dicom_guard import (
+    check_decoded,
+    check_frames_complete,
+    is_truncation,
+    quiet_validation,
+    tolerated_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +105,20 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
         message names the pip package to install).
     """
     path = check_file(path, "DICOM")
-    ds, truncated = _read_dataset(path)
+    quiet_validation()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = _read_images(path, caught)
+    if caught:  # one line, never pydicom's text (it may quote patient data)
+        log.warning(tolerated_line(path, len(caught)))
+    return images
+
+
+def _read_images(path: Path, caught: list[warnings.WarningMessage]) -> list[ScanImage]:
+    """The body of :func:`read_dicom`; `caught` collects the warnings of the read so far."""
+    ds, truncated = _read_dataset(path, caught)
     _check_pixel_module(ds, path, truncated)
-    frames = _decode_frames(ds, path)
+    frames = _decode_frames(ds, path, caught)
     del ds.PixelData  # the writer needs the header only; keep memory low
 
     try:
@@ -141,27 +159,24 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
     return images
 
 
-def _read_dataset(path: Path):
-    """Parse `path` with pydicom; returns (dataset, truncated) or raises ImageReadError."""
+def _read_dataset(path: Path, caught: list[warnings.WarningMessage]):
+    """Parse `path` with pydicom; returns (dataset, truncated) or raises ImageReadError.
+
+    `caught` holds the warnings recorded so far (pydicom's about the end of the file mark
+    a truncated file).
+    """
     import pydicom
     from pydicom.dataset import FileMetaDataset
 
     with open(path, "rb") as handle:
         has_marker = handle.read(132)[128:132] == b"DICM"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = pydicom.dcmread(path, force=not has_marker)
-        except Exception as exc:  # pydicom raises many types on garbage
-            raise ImageReadError(
-                f"{path}: not a readable DICOM file ({type(exc).__name__} while parsing)"
-            ) from exc
-    truncated = False
-    for item in caught:
-        if "end of file" in str(item.message).lower():
-            truncated = True
-        else:
-            log.warning("%s: %s", path, item.message)
+    try:
+        ds = pydicom.dcmread(path, force=not has_marker)
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise ImageReadError(
+            f"{path}: not a readable DICOM file ({type(exc).__name__} while parsing)"
+        ) from exc
+    truncated = any("end of file" in str(item.message).lower() for item in caught)
 
     if not has_marker and not any(tag in ds for tag in _IDENTIFYING_TAGS):
         raise ImageReadError(
@@ -285,8 +300,12 @@ def _check_rescale(ds, path: Path) -> None:
             )
 
 
-def _decode_frames(ds, path: Path) -> list[np.ndarray]:
-    """Decode every frame of `ds`; a missing decoder plugin names the package to install."""
+def _decode_frames(ds, path: Path, caught: list[warnings.WarningMessage]) -> list[np.ndarray]:
+    """Decode every frame of `ds`; a missing decoder plugin names the package to install.
+
+    A compressed frame cut short is refused (its end marker, its decoded size, and the
+    decoder's warnings, which arrive in `caught`).
+    """
     from pydicom.pixels import get_decoder, iter_pixels
     from pydicom.uid import UID
 
@@ -304,6 +323,10 @@ def _decode_frames(ds, path: Path) -> list[np.ndarray]:
                 f"{path}: pixel data is compressed as {syntax.name} and no decoder is "
                 f"installed: install one with `pip install pylibjpeg {package}`"
             )
+    declared = int(ds.get("NumberOfFrames") or 1)
+    if syntax.is_encapsulated:
+        check_frames_complete(ds.PixelData, str(syntax), declared, path)
+    before = len(caught)
     try:
         frames = [np.array(frame) for frame in iter_pixels(ds)]
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ...
@@ -311,7 +334,12 @@ def _decode_frames(ds, path: Path) -> list[np.ndarray]:
             f"{path}: could not decode the pixel data ({syntax.name}); the file may be "
             f"truncated or corrupt ({library_detail(exc)})"
         ) from exc
-    declared = int(ds.get("NumberOfFrames") or 1)
+    if any(is_truncation(item.message) for item in caught[before:]):
+        raise ImageReadError(
+            f"{path}: the decoder reports missing data in the pixel data ({syntax.name}); the "
+            "file was cut short or damaged"
+        )
+    check_decoded(frames, int(ds.Rows), int(ds.Columns), path)
     if len(frames) != declared:
         raise ImageReadError(
             f"{path}: NumberOfFrames is {declared} but the pixel data holds {len(frames)} frame(s)"
@@ -477,7 +505,9 @@ def write_dicom(
         ds = _secondary_capture(image, series)
     _mark_derived(ds, description, derivation)
     path = Path(path)
-    ds.save_as(path, enforce_file_format=True)
+    from pydicom import dcmwrite
+
+    dcmwrite(path, ds, enforce_file_format=True)  # Explicit VR Little Endian, whatever the source's
     return path
 
 
@@ -494,6 +524,8 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
     for tag in stale:
         del ds[tag]
     _repair_legacy_dates(ds)
+    if getattr(source, "original_encoding", (None, None))[1] is False:
+        _swap_to_little_endian(ds)
     source_syntax = str(meta.extra.get("transfer_syntax", ""))
     _keep_lossy_flag(ds, source_syntax)
 
@@ -610,6 +642,22 @@ def _keep_lossy_flag(ds, source_syntax: str) -> None:
     if method and ds.get("LossyImageCompression") != "01":
         ds.LossyImageCompression = "01"
         ds.LossyImageCompressionMethod = method
+
+
+#: Bytes per word of the VRs whose values pydicom keeps as raw bytes in the file's byte order.
+_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_to_little_endian(ds) -> None:
+    """Byte-swap the word values (OW, OF, ...) of a big-endian source, nested ones too: the
+    derived file is little endian, and pydicom writes such values as the bytes they hold."""
+
+    def swap(_dataset, element) -> None:
+        size = _WORD_BYTES.get(str(element.VR))
+        if size and isinstance(element.value, bytes) and len(element.value) % size == 0:
+            element.value = np.frombuffer(element.value, f">u{size}").astype(f"<u{size}").tobytes()
+
+    ds.walk(swap)
 
 
 def _repair_legacy_dates(ds) -> None:

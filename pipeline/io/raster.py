@@ -73,7 +73,10 @@ def read_raster(path: str | Path, fmt: str | None = None) -> list[ScanImage]:
     for page in pages:
         check_finite(path, page)
     same_shape = len({page.shape for page in pages}) == 1
-    values = np.stack(pages) if same_shape else np.concatenate([p.ravel() for p in pages])
+    if len(pages) == 1:  # the range of one page: no copy of a large scan
+        values = pages[0]
+    else:
+        values = np.stack(pages) if same_shape else np.concatenate([p.ravel() for p in pages])
     vmin, vmax, bits = _value_range(values, extra.pop("sbit", None))
     invert = extra.get("tiff_photometric") == "miniswhite"
     images = []

@@ -17,13 +17,14 @@ import logging
 import math
 import shlex
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -191,15 +192,26 @@ class ScanView:
     thumbnail: str
 
 
+def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
+    """``minuend -= image`` for the float32 image of its shape written to `spill`, a block of
+    rows at a time (only one block of the image is in memory)."""
+    spill.seek(0)
+    step = max(1, BLOCK_PIXELS // max(minuend.shape[1], 1))
+    for top in range(0, minuend.shape[0], step):
+        rows = minuend[top : top + step]
+        rows -= np.fromfile(spill, np.float32, rows.size).reshape(rows.shape)
+
+
 def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) -> ScanView:
     """Read a sampled scan and its output; write its full-resolution views beside the report.
 
-    Memory: at most the two float32 images and one 8-bit picture at once. The output is
-    read and drawn first, the pictures are made a block of rows at a time, and the
-    removed component replaces the input in place.
+    Memory: about two float32 images at once, never three. The output is read and drawn
+    first, then set aside in an anonymous temporary file while the input is read; the
+    removed component replaces the input in place, and the pictures are made a block of
+    rows at a time.
     """
     after_img = _first_image(output_dir / path_from_text(str(row["output"])))
-    h, w = after_img.shape
+    shape = h, w = after_img.shape
     crop = detail_crop(after_img, int(np.clip(min(h, w) // 4, min(CROP_MIN, h, w), CROP_MAX)))
     folder = output_dir / VIEWS
     folder.mkdir(parents=True, exist_ok=True)
@@ -214,13 +226,15 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
 
     save("output", _by_rows(after_img, _gray8))
     thumbnail = _uri(_png(_gray8(_thumbnail(after_img))))
-    removed = _first_image(Path(path_from_text(str(row["input"]))))
-    if removed.shape != after_img.shape:
-        raise ValueError(f"input {removed.shape} and output {after_img.shape} differ in size")
-    save("input", _by_rows(removed, _gray8))
-    np.subtract(removed, after_img, out=removed)  # input - output, in place of the input
-    limit = max(float(np.percentile(np.abs(removed, out=after_img), 99.5, overwrite_input=True)), 1e-4)
-    del after_img
+    with tempfile.TemporaryFile(dir=folder) as spill:  # removed by the system, even after a crash
+        after_img.astype(np.float32, copy=False).tofile(spill)
+        del after_img
+        removed = _first_image(Path(path_from_text(str(row["input"]))))
+        if removed.shape != shape:
+            raise ValueError(f"input {removed.shape} and output {shape} differ in size")
+        save("input", _by_rows(removed, _gray8))
+        _subtract_spilled(removed, spill)  # input - output, in place of the input
+    limit = max(float(np.percentile(np.abs(removed), 99.5, overwrite_input=True)), 1e-4)
     picture = _by_rows(removed, lambda rows: _diverging8(rows, limit), channels=3)
     del removed
     save("removed", picture)

@@ -6,13 +6,16 @@ and intercept, or a Modality LUT Sequence) -> normalised over the *full stored r
 modality LUT) -> MONOCHROME1 inverted so that high = bright. VOI LUT and window tags are a
 display transform: they are not applied, only kept for the writer. For DICOM images
 ``ImageMeta.value_min``/``value_max`` are therefore *modality* values (equal to stored
-values when there is no modality LUT).
+values when there is no modality LUT). pydicom's warnings never reach a message (they
+quote header values), and a compressed frame cut short is refused: see
+:mod:`pipeline.io.dicom_guard`.
 
 Writing: a new derived instance in a new series (PS3.3 C.7.6.1.1.3): new Series and SOP
 Instance UIDs, Patient and Study modules kept, ImageType DERIVED\\SECONDARY,
 DerivationDescription and SourceImageSequence, stored values on the source's scale (so the
 rescale and window tags stay valid), MONOCHROME1 written inverted back, Explicit VR Little
-Endian, never compressed. Share one :class:`DerivedSeries` across all files of a run.
+Endian (a big-endian source's word values swapped), never compressed. Share one
+:class:`DerivedSeries` across all files of a run.
 """
 
 from __future__ import annotations
@@ -498,6 +501,8 @@ def write_dicom(
     derivation : what made the image (model name, checkpoint hash...), recorded in
         DerivationDescription together with the package version.
     """
+    from pydicom import dcmwrite
+
     series = series if series is not None else DerivedSeries()
     if image.meta.format == "dicom" and image.meta.dataset is not None:
         ds = _derived_dataset(image, series)
@@ -505,8 +510,6 @@ def write_dicom(
         ds = _secondary_capture(image, series)
     _mark_derived(ds, description, derivation)
     path = Path(path)
-    from pydicom import dcmwrite
-
     dcmwrite(path, ds, enforce_file_format=True)  # Explicit VR Little Endian, whatever the source's
     return path
 

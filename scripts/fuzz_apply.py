@@ -3,7 +3,10 @@
 Every case is a file (or a run setting) made from the shared DICOM samples and small
 synthetic PNG, JPEG, TIFF and NIfTI images, then damaged: header byte flips, truncations,
 tag edits (sizes, bits, photometric, transfer syntax, frames, rescale), raster and NIfTI
-header edits, hostile names. File cases are run in batches through the real command
+header edits, hostile names; valid variants (LZW/Deflate/PackBits TIFF, big-endian DICOM,
+JPEG Baseline DICOM, NIfTI scl_slope 0 or NaN) and invalid ones (a cut JPEG frame, an
+infinite scl_slope, a UID running into the patient module); symbolic links inside and out
+of IN, and paths over PATH_MAX. File cases are run in batches through the real command
 (``python -m pipeline apply``, a subprocess with its own empty HOME and TMPDIR); run
 cases (checkpoints, output folders, configs, concurrent and killed runs) run alone. After
 each run the promises of the README section "What `apply` guarantees" are checked:
@@ -13,7 +16,8 @@ each run the promises of the README section "What `apply` guarantees" are checke
   or exactly one failures.csv row, never both, never neither (else: data loss);
 - no output is replaced by something else (report assets, other inputs' outputs);
 - nothing is written outside OUT (HOME and TMPDIR stay empty) and inputs are unchanged;
-- failure reasons are at most 300 printable characters and hold no patient field;
+- failure reasons are at most 300 printable characters; no patient field in stdout,
+  stderr, the manifest, failures.csv or the report;
 - a second run on the same folders redoes nothing and adds no manifest row.
 
 Usage::
@@ -75,6 +79,9 @@ class FileCase:
     data: bytes
     label: str
     candidate: bool = True  # the planner must take it (an image suffix, or DICOM content)
+    link: bytes | None = None  # a symbolic link to this target (relative to its folder), not a file
+    through_link: bool = False  # a path that exists through a linked folder: nothing to write
+    expect: str | None = None  # "out" (must be denoised) or "fail" (must be refused); None: either
 
 
 @dataclass
@@ -388,7 +395,7 @@ def file_cases(rng: np.random.Generator, count: int) -> list[FileCase]:
         used.add(rel)
         candidate = bool(suffix) or data[128:132] == b"DICM"
         cases.append(FileCase(rel, data, f"{label}; name {name_label}", candidate))
-    cases += structural_cases(rng)
+    cases += structural_cases(rng) + format_cases(rng, bases, max(1, count // 60)) + link_cases(rng)
     return cases
 
 
@@ -411,7 +418,110 @@ def structural_cases(rng: np.random.Generator) -> list[FileCase]:
         FileCase(b"clash/x.jpg", jpeg.getvalue(), "clash: x.jpg beside x.png"),
         FileCase(b"clash/b.partial-1.png", png, "clash: a name that looks like a temporary output"),
         FileCase(b"clash/notes.txt", b"not an image", "text file (ignored)", candidate=False),
+        FileCase(b"case/A.png", png, "clash: A.png beside a.png (first in sorted order)", expect="out"),
+        FileCase(b"case/a.png", png, "clash: a.png beside A.png (one file on case-insensitive disks)", expect="fail"),
     ]
+
+
+def link_cases(rng: np.random.Generator) -> list[FileCase]:
+    """Symbolic links: to a folder inside IN (followed: its files are denoised under the
+    link's path), to a folder and a file outside IN, and to a folder holding the link (a
+    loop): each of those is one failure row."""
+    png = _png(rng.integers(0, 256, (8, 6), dtype=np.uint8))
+    return [
+        FileCase(b"links/real/r.png", png, "link: png in a folder linked from inside IN", expect="out"),
+        FileCase(b"links/inside", b"", "link: folder link inside IN", candidate=False, link=b"real"),
+        FileCase(b"links/inside/r.png", b"", "link: png seen through the folder link", through_link=True,
+                 expect="out"),
+        FileCase(b"links/outside", b"", "link: folder link leaving IN", link=b"../../home", expect="fail"),
+        FileCase(b"links/away.png", b"", "link: file link leaving IN", link=b"../../home/none.png", expect="fail"),
+        FileCase(b"links/real/loop", b"", "link: folder link to its own parent (a loop)", link=b"..",
+                 expect="fail"),
+    ]
+
+
+def format_cases(rng: np.random.Generator, bases: list, count: int) -> list[FileCase]:
+    """`count` files of each valid variant the readers must read right (LZW, Deflate and
+    PackBits TIFF, big-endian DICOM, whole JPEG Baseline DICOM, NIfTI with scl_slope 0 or
+    NaN) and of each invalid one they must refuse (a JPEG frame cut short, an infinite
+    scl_slope), and DICOMs whose SOP Class UID length runs into the patient module."""
+    makers = [("tiff-compressed", _compressed_tiff, ".tif"), ("dicom-big-endian", _big_endian_dicom, ".dcm"),
+              ("dicom-jpeg", _jpeg_dicom, ".dcm"), ("nifti-slope", _nifti_slope, ".nii"),
+              ("dicom-uid-swallow", _uid_swallow, ".dcm")]
+    cases = []
+    for index in range(count):
+        for name, make, suffix in makers:
+            data, label, expect = make(rng, bases)
+            cases.append(FileCase(f"formats/{name}-{index:03d}{suffix}".encode(), data, f"{name}: {label}",
+                                  expect=expect))
+    return cases
+
+
+def _compressed_tiff(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str | None]:
+    import tifffile
+
+    compression = ["lzw", "deflate", "packbits"][int(rng.integers(3))]
+    dtype = [np.uint8, np.uint16][int(rng.integers(2))]
+    values = rng.integers(0, np.iinfo(dtype).max, tuple(int(n) for n in rng.integers(4, 40, 2)), dtype=dtype)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, values, compression=compression, photometric="minisblack")
+    return buffer.getvalue(), f"{compression} {np.dtype(dtype).name}", "out"
+
+
+def _big_endian_dicom(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str | None]:
+    """A base with native pixel data re-encoded as Explicit VR Big Endian (a retired syntax)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian
+
+    ds = copy.deepcopy(bases[-2])  # the synthetic dataset: no word (OW) values to swap
+    values = rng.integers(0, 4096, (int(rng.integers(4, 40)), int(rng.integers(4, 40))), dtype=np.uint16)
+    ds.Rows, ds.Columns = values.shape
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = values.astype(">u2").tobytes()
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue(), f"{values.shape[1]}x{values.shape[0]}", "out"
+
+
+def _jpeg_dicom(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str | None]:
+    """An 8-bit JPEG Baseline DICOM, its one frame cut short half of the time (invalid)."""
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    h, w = (int(n) for n in rng.integers(16, 64, 2))
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
+    frame, label, expect = buffer.getvalue(), f"whole {w}x{h}", "out"
+    if rng.random() < 0.5:
+        cut = int(rng.integers(len(frame) // 4, len(frame) - 2))
+        frame, label, expect = frame[:cut], f"frame cut at {cut}/{len(frame)}", "fail"
+    ds = copy.deepcopy(bases[-2])  # the synthetic dataset: its patient name is planted
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = h, w, 8, 8, 7
+    ds.PixelData = encapsulate([frame + b"\0" * (len(frame) % 2)])
+    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    return _dicom_bytes(ds), label, expect
+
+
+def _nifti_slope(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str | None]:
+    """A NIfTI-1 image with scl_slope 0 or NaN (no scaling), inf or -inf (invalid), or 2."""
+    import nibabel as nib
+
+    slope = float(rng.choice([0.0, np.nan, np.inf, -np.inf, 2.0]))
+    raw = bytearray(nib.Nifti1Image(rng.integers(0, 500, (9, 7)).astype(np.int16), np.eye(4)).to_bytes())
+    raw[112:120] = struct.pack("<ff", slope, 3.0)
+    return bytes(raw), f"scl_slope {slope}", "fail" if np.isinf(slope) else "out"
+
+
+def _uid_swallow(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str | None]:
+    """A DICOM whose SOP Class UID length runs into the next elements (the planted patient
+    name among them): pydicom's value warnings would quote them."""
+    raw = bytearray(_dicom_bytes(bases[-2]))
+    at = raw.index(b"\x08\x00\x16\x00UI")
+    length = int(rng.choice([0x100, 0x400, 0x7FFE]))
+    raw[at + 6:at + 8] = struct.pack("<H", length)
+    return bytes(raw), f"length {length}", None
 
 
 # --------------------------------------------------------------------------- running
@@ -438,7 +548,12 @@ def write_inputs(root: Path, cases: list[FileCase]) -> None:
     base = os.fsencode(root)
     for case in cases:
         path = os.path.join(base, case.rel)
+        if case.through_link:
+            continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        if case.link is not None:
+            os.symlink(case.link, path)
+            continue
         with open(path, "wb") as handle:
             handle.write(case.data)
 
@@ -463,6 +578,26 @@ def long_path_case(root: Path) -> bytes:
     return os.path.join(rel, b"deep.png")
 
 
+def long_name_case(root: Path) -> bytes:
+    """A DICOM file without a suffix in a folder whose path is under 4,096 bytes, its own
+    over it: it cannot be opened to tell what it is (it must be recorded, not dropped)."""
+    fd = os.open(root, os.O_RDONLY)
+    rel, length = b"", len(os.fsencode(root))
+    try:
+        while length + 250 < 4094:
+            os.mkdir(b"q" * 249, dir_fd=fd)
+            inner = os.open(b"q" * 249, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, length = inner, length + 250
+            rel = os.path.join(rel, b"q" * 249) if rel else b"q" * 249
+        handle = os.open(b"I" * 255, os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+        os.write(handle, b"\0" * 128 + b"DICM")
+        os.close(handle)
+    finally:
+        os.close(fd)
+    return os.path.join(rel, b"I" * 255)
+
+
 def snapshot(root: Path) -> dict[bytes, str]:
     """SHA-256 of every file under `root` by relative path (names as bytes, long paths too)."""
     found: dict[bytes, str] = {}
@@ -470,7 +605,9 @@ def snapshot(root: Path) -> dict[bytes, str]:
     def walk(fd: int, rel: bytes) -> None:
         for entry in os.scandir(fd):
             name = os.fsencode(entry.name)
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink():  # a link is its target's name (never followed: it may leave the tree)
+                found[os.path.join(rel, name) if rel else name] = "link:" + os.fsdecode(os.readlink(name, dir_fd=fd))
+            elif entry.is_dir(follow_symlinks=False):
                 inner = os.open(name, os.O_RDONLY, dir_fd=fd)
                 try:
                     walk(inner, os.path.join(rel, name) if rel else name)
@@ -609,6 +746,7 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
     if (result.code == 1) != bool(failures):
         tally.violate("wrong-exit", f"{label}: exit {result.code} with {len(failures)} failure rows")
     patient = _patient_values(cases)
+    _check_no_patient_data(tally, label, dest, result, patient)
     for row in failures:
         reason = row.get("reason", "")
         if len(reason) > MAX_REASON or not reason.isprintable():
@@ -636,6 +774,10 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
         if kinds not in (["out"], ["fail"]):
             tally.violate("data-loss", f"{label}: {case.rel[:120]!r} ({case.label}) has records {kinds}")
             continue
+        if case.expect is not None and kinds != [case.expect]:
+            reason = records[0][1].get("reason", "")[:120]
+            tally.violate("wrong-outcome", f"{label}: {case.rel[:120]!r} ({case.label}): {kinds[0]}, expected "
+                                           f"{case.expect} {reason!r}")
         if kinds == ["fail"]:
             continue
         row = records[0][1]
@@ -651,6 +793,26 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
     leftovers = [k for k in snapshot(dest) if os.path.basename(k).startswith(b".") and b".partial-" in k]
     if leftovers:
         tally.violate("temp-left", f"{label}: temporary files left: {leftovers[:3]}")
+
+
+#: Text that apply writes: none of it may hold a patient field (the DICOM outputs do, by design).
+TEXT_OUTPUTS = ("manifest.csv", "failures.csv", "report.html", "report.md")
+
+
+def _check_no_patient_data(tally: Tally, label: str, dest: Path, result: RunResult, patient: set[str]) -> None:
+    """No planted patient field in stdout, stderr, the manifest, failures.csv or the report;
+    no line of them longer than a few hundred characters of a library's words."""
+    texts = {"stdout": result.out, "stderr": result.err}
+    for name in TEXT_OUTPUTS:
+        if (dest / name).is_file():
+            texts[name] = (dest / name).read_text("utf-8", "replace")
+    for name, text in texts.items():
+        found = sorted(value for value in patient if value in text)
+        if found:
+            tally.violate("patient-data", f"{label}: {name} holds the patient field(s) {found}")
+    long_lines = [line for line in result.err.splitlines() if len(line) > 2 * MAX_REASON]
+    if long_lines:
+        tally.violate("bad-reason", f"{label}: stderr line of {len(long_lines[0])} characters: {long_lines[0][:80]!r}")
 
 
 def _patient_values(cases: list[FileCase]) -> set[str]:
@@ -687,8 +849,9 @@ def file_campaign(tally: Tally, cases: list[FileCase], work: Path, model: Path, 
         source.mkdir(parents=True)
         write_inputs(source, batch)
         if long_path and start == 0:
-            rel = long_path_case(source)
-            batch = [*batch, FileCase(rel, b"", "long-path: png path over 4096 characters")]
+            rel, unnamed = long_path_case(source), long_name_case(source)
+            batch = [*batch, FileCase(rel, b"", "long-path: png path over 4096 characters"),
+                     FileCase(unnamed, b"", "long-path: suffix-less file, its path over 4096 characters")]
         before = snapshot(source)
         try:
             result = run_apply(apply_args(source, dest, model), sandbox)
@@ -890,7 +1053,7 @@ def format_tally(tally: Tally) -> str:
              f"apply runs: {tally.runs}"]
     for kind in ("data-loss", "traceback", "wrong-exit", "unexpected-error", "bad-reason", "patient-data",
                  "wrote-outside-out", "input-changed", "temp-left", "duplicate-rows", "concurrent", "killed",
-                 "timeout", "code-ran", "unclear-error", "wrong-record"):
+                 "timeout", "code-ran", "unclear-error", "wrong-record", "wrong-outcome"):
         lines.append(f"{kind}: {tally.outcomes.get(kind, 0)}")
     return "\n".join(lines)
 
@@ -899,6 +1062,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # the checks read damaged TIFFs
+    logging.getLogger("pipeline").setLevel(logging.ERROR)  # and damaged DICOMs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=int(os.environ.get("DENOISE_FUZZ_CASES", "700")),
                         help="generated file cases (default 700, or $DENOISE_FUZZ_CASES)")

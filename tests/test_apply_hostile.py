@@ -216,3 +216,49 @@ def test_a_live_runs_temporary_file_is_not_stale(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert stale_temporaries(jobs) == [live]
+
+
+# --------------------------------------------------------------------------- every file recorded
+
+
+def test_symbolic_links_inside_in_are_followed_and_others_recorded(tmp_path, model):
+    source, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    png(source / "real" / "r.png")
+    png(elsewhere / "o.png")
+    (source / "inside").symlink_to(source / "real", target_is_directory=True)
+    (source / "outside").symlink_to(elsewhere, target_is_directory=True)
+    (source / "o.png").symlink_to(elsewhere / "o.png")
+    (source / "real" / "loop").symlink_to(source, target_is_directory=True)
+    result = apply_folder(source, tmp_path / "out", model, report=False, **QUIET)
+    done = sorted(row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv"))
+    assert done == ["inside/r.png", "real/r.png"] and (result.done, result.failed) == (2, 4)
+    reasons = {os.path.relpath(row["path"], source): row["reason"] for row in read_csv(tmp_path / "out" / "failures.csv")}
+    assert sorted(reasons) == ["inside/loop", "o.png", "outside", "real/loop"]  # the loop seen twice
+    assert "skipped: symbolic link leaving the input folder" in reasons["outside"]
+    assert "skipped: symbolic link leaving the input folder" in reasons["o.png"]
+    assert "a loop" in reasons["real/loop"]
+
+
+def test_unnamed_dicom_at_a_path_over_the_limit_is_recorded(tmp_path, model):
+    """A file without a suffix whose path is over PATH_MAX (its folder's is not) cannot be
+    opened to tell whether it is DICOM: it is recorded, not dropped unseen."""
+    source = tmp_path / "in"
+    source.mkdir()
+    long_file = os.path.join(os.fsencode(source), fuzz.long_name_case(source))
+    assert len(long_file) > 4096 and len(os.path.dirname(long_file)) < 4096
+    result = apply_folder(source, tmp_path / "out", model, report=False, **QUIET)
+    (row,) = read_csv(tmp_path / "out" / "failures.csv")
+    assert result.failed == 1 and os.fsencode(row["path"]) == long_file
+    assert "File name too long" in row["reason"]
+
+
+def test_names_differing_only_in_case_get_one_row_each(tmp_path, model):
+    png(tmp_path / "in" / "a.png")
+    png(tmp_path / "in" / "A.png", value=40)
+    png(tmp_path / "in" / "b.dcm.png")
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    manifest, failures = read_csv(tmp_path / "out" / "manifest.csv"), read_csv(tmp_path / "out" / "failures.csv")
+    assert (result.done, result.failed) == (2, 1)
+    assert sorted(os.path.basename(r["input"]) for r in manifest) == ["A.png", "b.dcm.png"]
+    (row,) = failures
+    assert row["path"].endswith("/a.png") and "differs only in letter case from A.png" in row["reason"]

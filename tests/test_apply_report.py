@@ -86,3 +86,41 @@ def test_manifest_of_an_earlier_version_is_read_with_the_new_column_names(tmp_pa
     write_csv([old], tmp_path / MANIFEST)
     (row,) = manifest_rows(tmp_path)
     assert row[NOISE_BEFORE] == "0.02" and row[NOISE_AFTER] == "0.005" and "noise_before" not in row
+
+
+def test_views_are_the_whole_image_pictures(tmp_path) -> None:
+    """The views, made a block of rows at a time, are the pictures of the whole images."""
+    from pipeline.apply.examples import _diverging8, _gray8
+    from pipeline.io import read_image
+
+    inputs, outputs, rows = make_apply_folder(tmp_path)
+    write_apply_report(rows[:1], outputs, inputs)
+    before = read_image(inputs / rows[0]["output"])[0].pixels
+    after = read_image(outputs / rows[0]["output"])[0].pixels
+    removed = before - after
+    limit = float(np.percentile(np.abs(removed), 99.5))
+    for kind, expected in (("input", _gray8(before)), ("output", _gray8(after)), ("removed", _diverging8(removed, limit))):
+        with Image.open(outputs / VIEWS / f"000_{kind}.png") as image:
+            np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+def test_views_of_a_large_scan_need_about_two_float_images(tmp_path) -> None:
+    """A 1024x1024 16-bit scan: the report holds the two float32 images (4 MiB each) and
+    blocks of a few MiB, never float64 RGBA copies of the whole scan (32 MiB each)."""
+    import tracemalloc
+
+    shape = (1024, 1024)
+    rows = []
+    for name, image in (("scan.png", _scan(shape, 0)),):
+        for folder, values in ((tmp_path / "IN", image), (tmp_path / "OUT", gaussian_filter(image, 1.0))):
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(np.round(values * 65535).astype(np.uint16)).save(folder / name)
+        rows.append({**_row(name, 0.03, tmp_path / "IN"), "height": shape[0], "width": shape[1]})
+    tracemalloc.start()
+    try:
+        write_apply_report(rows, tmp_path / "OUT", tmp_path / "IN")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "OUT" / VIEWS / "000_removed.png").is_file()
+    assert peak < 40 * 2**20, f"{peak / 2**20:.0f} MiB"

@@ -64,17 +64,6 @@ def test_non_finite_voxel_in_float_nifti_is_refused(tmp_path, bad):
     assert "1 pixel value(s) are NaN or infinite" in refused(tmp_path / "v.nii.gz")
 
 
-def test_infinite_nifti_scale_slope_gives_finite_pixels(tmp_path):
-    """nibabel ignores an infinite scl_slope (scaling undefined): the stored values are read."""
-    image = nib.Nifti1Image(np.ones((2, 2), np.int16), np.eye(4))
-    nib.save(image, tmp_path / "s.nii")
-    raw = bytearray((tmp_path / "s.nii").read_bytes())
-    raw[112:116] = np.float32(np.inf).tobytes()  # scl_slope (nibabel refuses to write it)
-    (tmp_path / "s.nii").write_bytes(bytes(raw))
-    image = read_image(tmp_path / "s.nii")[0]
-    assert np.isfinite(image.pixels).all() and image.meta.value_min == 1.0
-
-
 @pytest.mark.parametrize("slope", ["NaN", "inf", "-inf"])
 def test_non_finite_dicom_rescale_slope_is_refused(tmp_path, slope):
     path = tiny_dicom(tmp_path / "r.dcm", RescaleSlope=slope, RescaleIntercept="0")

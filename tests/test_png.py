@@ -58,7 +58,16 @@ def test_no_sbit_for_full_16_bits_or_8_bits(tmp_path):
     assert all(kind != b"sBIT" for path in ("a.png", "b.png") for kind, _ in chunks(tmp_path / path))
 
 
-@pytest.mark.parametrize("values", [np.zeros((2, 2), np.float32), np.zeros((2, 2, 3), np.uint8), np.zeros((0, 4), np.uint8)])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (png.BAND_ROWS + 3, 70, 3)])
+def test_rgb_values_round_trip_through_pillow(tmp_path, shape):
+    values = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+    write_png(values, tmp_path / "a.png", level=6)
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.mode == "RGB" and np.array_equal(np.asarray(image), values)
+
+
+@pytest.mark.parametrize("values", [np.zeros((2, 2), np.float32), np.zeros((2, 2, 3), np.uint16), np.zeros((2, 2, 4), np.uint8),
+                                    np.zeros((0, 4), np.uint8)])
 def test_other_arrays_are_refused(tmp_path, values):
     with pytest.raises(ValueError, match="PNG stores"):
         write_png(values, tmp_path / "a.png")

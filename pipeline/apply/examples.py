@@ -17,13 +17,14 @@ import logging
 import math
 import shlex
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -33,6 +34,7 @@ from pipeline.apply.plan import REPORT_VIEWS
 from pipeline.apply.records import NOISE_AFTER, NOISE_BEFORE
 from pipeline.errors import path_from_text, path_text, short_text
 from pipeline.io import read_image
+from pipeline.io.png import write_png
 from pipeline.metrics import paired_difference
 from pipeline.report import (
     Table,
@@ -54,6 +56,10 @@ SAMPLE_SIZE = 8
 THUMBNAIL_SIDE = 192
 #: The zoomed crop's side: a quarter of the short side, within these bounds.
 CROP_MIN, CROP_MAX = 64, 256
+#: Pixels of a full-resolution view converted at a time (8 MiB of RGBA float64).
+BLOCK_PIXELS = 1 << 18
+#: zlib level of the full-resolution views.
+VIEW_COMPRESS_LEVEL = 6
 VIEWS = REPORT_VIEWS
 
 Row = Mapping[str, Any]
@@ -148,6 +154,16 @@ def _diverging8(diff: np.ndarray, limit: float) -> np.ndarray:
     return np.round(rgba[..., :3] * 255).astype(np.uint8)
 
 
+def _by_rows(image: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels: int = 0) -> np.ndarray:
+    """``convert(image)`` as uint8, computed :data:`BLOCK_PIXELS` pixels at a time: its float
+    temporaries (RGBA float64 for a colour map) stay a few MiB on a scan of any size."""
+    picture = np.empty(image.shape + ((channels,) if channels else ()), np.uint8)
+    step = max(1, BLOCK_PIXELS // max(image.shape[1], 1))
+    for top in range(0, image.shape[0], step):
+        picture[top : top + step] = convert(image[top : top + step])
+    return picture
+
+
 def _thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """Block-mean reduction so that no side exceeds `side`."""
     step = max(1, -(-max(image.shape[:2]) // side))
@@ -176,34 +192,56 @@ class ScanView:
     thumbnail: str
 
 
+def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
+    """``minuend -= image`` for the float32 image of its shape written to `spill`, a block of
+    rows at a time (only one block of the image is in memory)."""
+    spill.seek(0)
+    step = max(1, BLOCK_PIXELS // max(minuend.shape[1], 1))
+    for top in range(0, minuend.shape[0], step):
+        rows = minuend[top : top + step]
+        rows -= np.fromfile(spill, np.float32, rows.size).reshape(rows.shape)
+
+
 def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) -> ScanView:
-    """Read a sampled scan and its output; write its full-resolution views beside the report."""
-    before_img = _first_image(Path(path_from_text(str(row["input"]))))
+    """Read a sampled scan and its output; write its full-resolution views beside the report.
+
+    Memory: about two float32 images at once, never three. The output is read and drawn
+    first, then set aside in an anonymous temporary file while the input is read; the
+    removed component replaces the input in place, and the pictures are made a block of
+    rows at a time.
+    """
     after_img = _first_image(output_dir / path_from_text(str(row["output"])))
-    if before_img.shape != after_img.shape:
-        raise ValueError(f"input {before_img.shape} and output {after_img.shape} differ in size")
-    removed = before_img - after_img
-    limit = max(float(np.percentile(np.abs(removed), 99.5)), 1e-4)
-    h, w = before_img.shape
+    shape = h, w = after_img.shape
     crop = detail_crop(after_img, int(np.clip(min(h, w) // 4, min(CROP_MIN, h, w), CROP_MAX)))
-    top, left, side = crop
-    pictures = {
-        "input": _gray8(before_img),
-        "output": _gray8(after_img),
-        "removed": _diverging8(removed, limit),
-    }
     folder = output_dir / VIEWS
     folder.mkdir(parents=True, exist_ok=True)
     files, crops = {}, {}
-    for name, picture in pictures.items():
+
+    def save(name: str, picture: np.ndarray) -> None:
+        top, left, side = crop
         target = folder / f"{index:03d}_{name}.png"
-        target.write_bytes(_png(picture))
+        write_png(picture, target, level=VIEW_COMPRESS_LEVEL)  # in bands: no whole-file copy
         files[name] = f"{VIEWS}/{target.name}"
         crops[name] = _uri(_png(np.ascontiguousarray(picture[top : top + side, left : left + side])))
+
+    save("output", _by_rows(after_img, _gray8))
+    thumbnail = _uri(_png(_gray8(_thumbnail(after_img))))
+    with tempfile.TemporaryFile(dir=folder) as spill:  # removed by the system, even after a crash
+        after_img.astype(np.float32, copy=False).tofile(spill)
+        del after_img
+        removed = _first_image(Path(path_from_text(str(row["input"]))))
+        if removed.shape != shape:
+            raise ValueError(f"input {removed.shape} and output {shape} differ in size")
+        save("input", _by_rows(removed, _gray8))
+        _subtract_spilled(removed, spill)  # input - output, in place of the input
+    limit = max(float(np.percentile(np.abs(removed), 99.5, overwrite_input=True)), 1e-4)
+    picture = _by_rows(removed, lambda rows: _diverging8(rows, limit), channels=3)
+    del removed
+    save("removed", picture)
     before, after = noise_of(row)
     return ScanView(
         index, relative_input(row, input_dir), str(row["output"]), (h, w), before, after, limit, crop,
-        files, crops, _uri(_png(_gray8(_thumbnail(after_img)))),
+        {name: files[name] for name in ("input", "output", "removed")}, crops, thumbnail,
     )
 
 
@@ -446,6 +484,20 @@ def _quiet_reads() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _return_freed_heap() -> None:
+    """Give the heap memory that the denoising threads freed back to the system.
+
+    glibc keeps it in the threads' own arenas, where the report, built on this thread,
+    cannot reuse it: the views would come on top of it. Nothing to do on other C libraries.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _clear_old_views(folder: Path) -> None:
     """Remove the views an earlier report wrote (only files named as this module names them)."""
     if folder.is_dir():
@@ -472,6 +524,7 @@ def write_apply_report(
     rows = sorted(rows, key=lambda r: relative_input(r, input_dir))
     _clear_old_views(output_dir / VIEWS)
     views = []
+    _return_freed_heap()
     with _quiet_reads():
         for row in choose_sample(rows, input_dir, sample_size):
             try:

@@ -5,7 +5,8 @@ Outputs mirror the input tree. ``x.jpg`` -> ``x.png``; a DICOM without a suffix 
 whose suffix changes is named ``x_jpg.png``; an output that would be the folder of other
 outputs (a multi-page ``a.tif`` beside an input folder ``a.frames/``) is named ``a_tif.frames``;
 an input folder ``report_views/`` at the top is written to ``report_views.input/``
-(``OUT/report_views/`` holds the report's images, and the report clears it); a clash that remains is a failure. A file with several frames
+(``OUT/report_views/`` holds the report's images, and the report clears it); a clash that remains
+(output names are compared ignoring letter case) is a failure. A file with several frames
 gets the folder ``<name>.frames/`` (except a NIfTI volume). The sorted file
 list is split disjointly: file ``i`` goes to part ``i % num_parts``.
 """
@@ -127,12 +128,21 @@ def _keeps_suffix(job: Job) -> bool:
     return job.source.name.lower().endswith(suffix.lower())
 
 
+def _name_key(path: Path) -> str:
+    """`path` as a case-insensitive volume compares it (``a.png`` and ``A.PNG`` are one file)."""
+    return str(path).casefold()
+
+
 def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str | None) -> list[Job]:
-    """Rename outputs claimed by several inputs; a clash that remains is a failure."""
-    counts = Counter(job.target for job in jobs)
+    """Rename outputs claimed by several inputs; a clash that remains is a failure.
+
+    Output names are compared ignoring letter case: on a case-insensitive volume (macOS,
+    Windows, many shares) ``a.png`` and ``A.png`` are one file.
+    """
+    counts = Counter(_name_key(job.target) for job in jobs)
     renamed = [
         _make_job(job.source, input_dir, output_dir, fmt, job.problem, _suffix_tag(job.source))
-        if counts[job.target] > 1 and not _keeps_suffix(job)
+        if counts[_name_key(job.target)] > 1 and not _keeps_suffix(job)
         else job
         for job in jobs
     ]
@@ -143,18 +153,27 @@ def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str |
         for job in renamed
     ]
     folders = _output_folders(renamed, output_dir)
-    first: dict[Path, Path] = {}
+    first: dict[str, Job] = {}
     result = []
     for job in renamed:
-        owner = first.setdefault(job.target, job.source)
-        if job.problem is None and owner != job.source:
-            job = replace(job, problem=f"{job.source}: its output name {job.target.name} is also that of {owner}; rename one of them")
+        owner = first.setdefault(_name_key(job.target), job)
+        if job.problem is None and owner.source != job.source:
+            job = replace(job, problem=_clash_reason(job, owner))
         elif job.problem is None and folders.keys() & set(job.finals):
             clash = next(iter(folders.keys() & set(job.finals)))
             job = replace(job, problem=f"{job.source}: its output {clash.name} is the folder of the output of "
                                        f"{folders[clash]}; rename one of them")
         result.append(job)
     return result
+
+
+def _clash_reason(job: Job, owner: Job) -> str:
+    """Why `job` is not written: its output name is that of `owner`'s, up to letter case."""
+    if job.target == owner.target:
+        return f"{job.source}: its output name {job.target.name} is also that of {owner.source}; rename one of them"
+    return (f"{job.source}: its output name {job.target.name} differs only in letter case from "
+            f"{owner.target.name}, the output of {owner.source} (one file on case-insensitive disks); "
+            "rename one of them")
 
 
 def _output_folders(jobs: Sequence[Job], output_dir: Path) -> dict[Path, Path]:

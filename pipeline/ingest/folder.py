@@ -9,8 +9,12 @@ Rules
   is a candidate; a file with any other name is a candidate only when
   :func:`pipeline.io.detect_format` finds it is DICOM (DICOM files are often named
   without a suffix), and is otherwise ignored silently.
+- Symbolic links (to files or folders) are followed when they resolve inside the root;
+  a link leaving it, or one to a folder that holds it (a loop), is a Failure
+  (``skipped: symbolic link leaving the input folder``).
 - A folder that cannot be listed (no permission, a path longer than the system allows) is
-  a Failure too, so that no file is skipped without a record.
+  a Failure too, and so is a file without a supported suffix that cannot be opened to
+  tell whether it is DICOM, so that no file is skipped without a record.
 - A candidate that cannot be used (empty, unreadable, corrupt, colour, missing decoder)
   is a :class:`~pipeline.ingest.failures.Failure` with its reason, or, with
   ``strict=True``, stops the load with a :class:`PipelineError` naming the file.
@@ -49,17 +53,68 @@ class FolderScan:
     failures: list[Failure] = field(default_factory=list)
 
 
-def list_files(root: Path, unlisted: list[OSError] | None = None) -> list[Path]:
+def list_files(
+    root: Path, unlisted: list[OSError] | None = None, refused: list[Failure] | None = None
+) -> list[Path]:
     """Every non-hidden file under `root` (recursive), sorted by relative path.
 
-    Folders that cannot be listed (no permission, a path over PATH_MAX) are skipped; their
-    errors are appended to `unlisted` when given (``err.filename`` names the folder).
+    Symbolic links, to files or folders, are followed when they resolve inside `root` (the
+    files keep the link's path); a link leaving `root`, or one to a folder that holds it (a
+    loop), is left out and appended to `refused` with the reason, when given. Folders that
+    cannot be listed (no permission, a path over PATH_MAX) are skipped; their errors are
+    appended to `unlisted` when given (``err.filename`` names the folder).
     """
+    root = Path(root)
+    real_root = root.resolve()
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None if unlisted is None else unlisted.append):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath, f) for f in filenames if not f.startswith("."))
+
+    def walk(folder: Path, chain: tuple[Path, ...]) -> None:
+        try:
+            with os.scandir(folder) as listing:
+                entries = [entry for entry in listing if not entry.name.startswith(".")]
+        except OSError as err:
+            if unlisted is not None:
+                unlisted.append(err)
+            return
+        for entry in entries:
+            path = folder / entry.name
+            problem = _link_problem(path, real_root, chain) if entry.is_symlink() else None
+            if problem is not None:
+                if refused is not None:
+                    refused.append(Failure(path, problem))
+            elif _is_folder(entry):
+                walk(path, (*chain, path.resolve()))
+            else:
+                found.append(path)
+
+    walk(root, (real_root,))
     return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether a listed entry is a folder (through a link too); False when it cannot be told."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _link_problem(link: Path, real_root: Path, chain: tuple[Path, ...]) -> str | None:
+    """Why the symbolic link `link` is not followed, or None (it stays inside the input).
+
+    `chain` holds the resolved folders from the root down to the link's folder: a link to
+    one of them would be walked forever.
+    """
+    try:
+        target = link.resolve()
+    except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
+        return "skipped: symbolic link that cannot be resolved (a loop of links)"
+    if target != real_root and real_root not in target.parents:
+        return ("skipped: symbolic link leaving the input folder (copy the files in, or give "
+                "the folder it points to as the input)")
+    if target in chain:
+        return "skipped: symbolic link to a folder that holds it (a loop)"
+    return None
 
 
 def has_supported_suffix(path: Path) -> bool:
@@ -69,10 +124,16 @@ def has_supported_suffix(path: Path) -> bool:
 
 
 def _is_unnamed_dicom(path: Path) -> bool:
-    """Whether a file without a supported suffix is DICOM (e.g. ``IM0001``, ``1.2.840….5``)."""
+    """Whether a file without a supported suffix is DICOM (e.g. ``IM0001``, ``1.2.840….5``).
+
+    True also when the file cannot be opened to tell (a path over the system's limit, no
+    permission): it is then recorded with the reason, not dropped unseen.
+    """
     try:
         return detect_format(path) == "dicom"
-    except (OSError, PipelineError):
+    except OSError:
+        return True
+    except PipelineError:
         return False
 
 
@@ -110,7 +171,8 @@ def scan_folder(root: str | Path, strict: bool = False) -> FolderScan:
     root = _check_root(root)
     scan = FolderScan(root)
     unlisted: list[OSError] = []
-    for path in list_files(root, unlisted):
+    refused: list[Failure] = []
+    for path in list_files(root, unlisted, refused):
         if not (has_supported_suffix(path) or _is_unnamed_dicom(path)):
             continue
         reason = _unusable_reason(path)
@@ -126,6 +188,10 @@ def scan_folder(root: str | Path, strict: bool = False) -> FolderScan:
         if strict:
             raise PipelineError(f"{folder}: {reason}; {STRICT_HINT}")
         scan.failures.append(Failure(folder, reason))
+    for failure in refused:  # links not followed are recorded too
+        if strict:
+            raise PipelineError(f"{failure.path}: {failure.reason}; {STRICT_HINT}")
+        scan.failures.append(failure)
     return scan
 
 

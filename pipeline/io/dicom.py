@@ -6,13 +6,16 @@ and intercept, or a Modality LUT Sequence) -> normalised over the *full stored r
 modality LUT) -> MONOCHROME1 inverted so that high = bright. VOI LUT and window tags are a
 display transform: they are not applied, only kept for the writer. For DICOM images
 ``ImageMeta.value_min``/``value_max`` are therefore *modality* values (equal to stored
-values when there is no modality LUT).
+values when there is no modality LUT). pydicom's warnings never reach a message (they
+quote header values), and a compressed frame cut short is refused: see
+:mod:`pipeline.io.dicom_guard`.
 
 Writing: a new derived instance in a new series (PS3.3 C.7.6.1.1.3): new Series and SOP
 Instance UIDs, Patient and Study modules kept, ImageType DERIVED\\SECONDARY,
 DerivationDescription and SourceImageSequence, stored values on the source's scale (so the
 rescale and window tags stay valid), MONOCHROME1 written inverted back, Explicit VR Little
-Endian, never compressed. Share one :class:`DerivedSeries` across all files of a run.
+Endian (a big-endian source's word values swapped), never compressed. Share one
+:class:`DerivedSeries` across all files of a run.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ from pipeline.io._values import (
     integer_range,
     normalise,
     quantise,
+)
+from pipeline.io.dicom_guard import (
+    check_decoded,
+    check_frames_complete,
+    is_truncation,
+    quiet_validation,
+    tolerated_line,
 )
 
 log = logging.getLogger(__name__)
@@ -98,9 +108,20 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
         message names the pip package to install).
     """
     path = check_file(path, "DICOM")
-    ds, truncated = _read_dataset(path)
+    quiet_validation()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = _read_images(path, caught)
+    if caught:  # one line, never pydicom's text (it may quote patient data)
+        log.warning(tolerated_line(path, len(caught)))
+    return images
+
+
+def _read_images(path: Path, caught: list[warnings.WarningMessage]) -> list[ScanImage]:
+    """The body of :func:`read_dicom`; `caught` collects the warnings of the read so far."""
+    ds, truncated = _read_dataset(path, caught)
     _check_pixel_module(ds, path, truncated)
-    frames = _decode_frames(ds, path)
+    frames = _decode_frames(ds, path, caught)
     del ds.PixelData  # the writer needs the header only; keep memory low
 
     try:
@@ -141,27 +162,24 @@ def read_dicom(path: str | Path) -> list[ScanImage]:
     return images
 
 
-def _read_dataset(path: Path):
-    """Parse `path` with pydicom; returns (dataset, truncated) or raises ImageReadError."""
+def _read_dataset(path: Path, caught: list[warnings.WarningMessage]):
+    """Parse `path` with pydicom; returns (dataset, truncated) or raises ImageReadError.
+
+    `caught` holds the warnings recorded so far (pydicom's about the end of the file mark
+    a truncated file).
+    """
     import pydicom
     from pydicom.dataset import FileMetaDataset
 
     with open(path, "rb") as handle:
         has_marker = handle.read(132)[128:132] == b"DICM"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = pydicom.dcmread(path, force=not has_marker)
-        except Exception as exc:  # pydicom raises many types on garbage
-            raise ImageReadError(
-                f"{path}: not a readable DICOM file ({type(exc).__name__} while parsing)"
-            ) from exc
-    truncated = False
-    for item in caught:
-        if "end of file" in str(item.message).lower():
-            truncated = True
-        else:
-            log.warning("%s: %s", path, item.message)
+    try:
+        ds = pydicom.dcmread(path, force=not has_marker)
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise ImageReadError(
+            f"{path}: not a readable DICOM file ({type(exc).__name__} while parsing)"
+        ) from exc
+    truncated = any("end of file" in str(item.message).lower() for item in caught)
 
     if not has_marker and not any(tag in ds for tag in _IDENTIFYING_TAGS):
         raise ImageReadError(
@@ -285,8 +303,12 @@ def _check_rescale(ds, path: Path) -> None:
             )
 
 
-def _decode_frames(ds, path: Path) -> list[np.ndarray]:
-    """Decode every frame of `ds`; a missing decoder plugin names the package to install."""
+def _decode_frames(ds, path: Path, caught: list[warnings.WarningMessage]) -> list[np.ndarray]:
+    """Decode every frame of `ds`; a missing decoder plugin names the package to install.
+
+    A compressed frame cut short is refused (its end marker, its decoded size, and the
+    decoder's warnings, which arrive in `caught`).
+    """
     from pydicom.pixels import get_decoder, iter_pixels
     from pydicom.uid import UID
 
@@ -304,6 +326,10 @@ def _decode_frames(ds, path: Path) -> list[np.ndarray]:
                 f"{path}: pixel data is compressed as {syntax.name} and no decoder is "
                 f"installed: install one with `pip install pylibjpeg {package}`"
             )
+    declared = int(ds.get("NumberOfFrames") or 1)
+    if syntax.is_encapsulated:
+        check_frames_complete(ds.PixelData, str(syntax), declared, path)
+    before = len(caught)
     try:
         frames = [np.array(frame) for frame in iter_pixels(ds)]
     except Exception as exc:  # decoders raise RuntimeError, ValueError, ...
@@ -311,7 +337,12 @@ def _decode_frames(ds, path: Path) -> list[np.ndarray]:
             f"{path}: could not decode the pixel data ({syntax.name}); the file may be "
             f"truncated or corrupt ({library_detail(exc)})"
         ) from exc
-    declared = int(ds.get("NumberOfFrames") or 1)
+    if any(is_truncation(item.message) for item in caught[before:]):
+        raise ImageReadError(
+            f"{path}: the decoder reports missing data in the pixel data ({syntax.name}); the "
+            "file was cut short or damaged"
+        )
+    check_decoded(frames, int(ds.Rows), int(ds.Columns), path)
     if len(frames) != declared:
         raise ImageReadError(
             f"{path}: NumberOfFrames is {declared} but the pixel data holds {len(frames)} frame(s)"
@@ -470,6 +501,8 @@ def write_dicom(
     derivation : what made the image (model name, checkpoint hash...), recorded in
         DerivationDescription together with the package version.
     """
+    from pydicom import dcmwrite
+
     series = series if series is not None else DerivedSeries()
     if image.meta.format == "dicom" and image.meta.dataset is not None:
         ds = _derived_dataset(image, series)
@@ -477,7 +510,7 @@ def write_dicom(
         ds = _secondary_capture(image, series)
     _mark_derived(ds, description, derivation)
     path = Path(path)
-    ds.save_as(path, enforce_file_format=True)
+    dcmwrite(path, ds, enforce_file_format=True)  # Explicit VR Little Endian, whatever the source's
     return path
 
 
@@ -494,6 +527,8 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
     for tag in stale:
         del ds[tag]
     _repair_legacy_dates(ds)
+    if getattr(source, "original_encoding", (None, None))[1] is False:
+        _swap_to_little_endian(ds)
     source_syntax = str(meta.extra.get("transfer_syntax", ""))
     _keep_lossy_flag(ds, source_syntax)
 
@@ -610,6 +645,22 @@ def _keep_lossy_flag(ds, source_syntax: str) -> None:
     if method and ds.get("LossyImageCompression") != "01":
         ds.LossyImageCompression = "01"
         ds.LossyImageCompressionMethod = method
+
+
+#: Bytes per word of the VRs whose values pydicom keeps as raw bytes in the file's byte order.
+_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_to_little_endian(ds) -> None:
+    """Byte-swap the word values (OW, OF, ...) of a big-endian source, nested ones too: the
+    derived file is little endian, and pydicom writes such values as the bytes they hold."""
+
+    def swap(_dataset, element) -> None:
+        size = _WORD_BYTES.get(str(element.VR))
+        if size and isinstance(element.value, bytes) and len(element.value) % size == 0:
+            element.value = np.frombuffer(element.value, f">u{size}").astype(f"<u{size}").tobytes()
+
+    ds.walk(swap)
 
 
 def _repair_legacy_dates(ds) -> None:

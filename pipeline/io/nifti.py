@@ -1,11 +1,12 @@
 """NIfTI-1/2 (nibabel): 2-D images and 3-D volumes read as one image per slice.
 
-Reading: the array is taken as stored (scl_slope/scl_inter applied when defined), without
+Reading: the array is taken as stored (scl_slope/scl_inter applied when scl_slope is
+nonzero and finite; 0 or NaN mean no scaling, as NIfTI-1 says; an infinite one is refused), without
 reorientation: image rows are the first voxel axis, columns the second, and a 3-D volume
 gives one ScanImage per index of the last axis (``meta.frame`` = slice index). Values are
 normalised by the *volume's* actual range, recorded in value_min/value_max, so every
 slice shares one mapping and the write-back is exact for integer data. NaN or infinite
-values (also from an infinite scl_slope) are refused, and so is a header declaring more
+values are refused, and so is a header declaring more
 voxels than :func:`pipeline.io._values.max_pixels` allows (checked before decompressing).
 
 Writing: an explicit on-disk dtype (the source's, else uint8/uint16), the source affine
@@ -143,12 +144,28 @@ def _load(path: Path):
     except Exception as exc:  # nibabel raises HeaderDataError, ValueError, ...
         raise ImageReadError(f"{path}: invalid NIfTI header ({library_detail(exc)})") from exc
     check_pixel_count(path, shape, "x".join(map(str, shape)) or "no dimensions")
+    _check_scaling(header, path)
     needed = max(offset, len(head)) + int(np.prod(shape, dtype=np.int64)) * itemsize
     raw = _read_bytes(path, gzipped, needed)
     try:
         return klass.from_bytes(raw), version, gzipped
     except Exception as exc:  # nibabel raises HeaderDataError, ValueError, ...
         raise ImageReadError(f"{path}: invalid NIfTI file ({library_detail(exc)})") from exc
+
+
+def _check_scaling(header, path: Path) -> None:
+    """ImageReadError for an infinite scl_slope.
+
+    NIfTI-1: the values are scaled when scl_slope is nonzero; 0 (and NaN, as nibabel and
+    the reference library read it) means no scaling. An infinite slope scales every value
+    to infinity or NaN: the file is invalid, not unscaled.
+    """
+    slope = float(header["scl_slope"])
+    if np.isinf(slope):
+        raise ImageReadError(
+            f"{path}: scl_slope is {slope} (NIfTI scaling needs a finite slope; 0 or NaN mean "
+            "no scaling); fix the header"
+        )
 
 
 def _read_bytes(path: Path, gzipped: bool, count: int) -> bytes:

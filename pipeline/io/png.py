@@ -9,8 +9,9 @@ so the concatenation is one valid deflate stream (the scheme of pigz); the zlib 
 and the Adler-32 of all rows wrap it. Any PNG decoder reads the result; the stored
 values are exactly the input's.
 
-Only what the writer needs: gray uint8 or uint16 (big-endian in the file), no
-interlacing, an optional sBIT chunk (significant bits of 16-bit data).
+Only what the writers need: gray uint8 or uint16 (big-endian in the file) and 8-bit RGB
+(the report's colour views), no interlacing, an optional sBIT chunk (significant bits of
+16-bit data).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _chunk(handle: BinaryIO, kind: bytes, body: bytes) -> None:
 def _filtered_rows(values: np.ndarray) -> np.ndarray:
     """The rows of `values` as PNG scanlines: a filter-type byte (1, Sub) and the filtered bytes."""
     raw = values.astype(values.dtype.newbyteorder(">"), copy=False).view(np.uint8).reshape(values.shape[0], -1)
-    step = values.dtype.itemsize
+    step = values.dtype.itemsize * (values.shape[2] if values.ndim == 3 else 1)  # bytes a pixel
     lines = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
     lines[:, 0] = 1
     lines[:, 1 : 1 + step] = raw[:, :step]
@@ -57,15 +58,18 @@ def _deflate_band(values: np.ndarray, level: int, last: bool) -> tuple[bytes, by
 
 
 def write_png(values: np.ndarray, path: Path, bits: int | None = None, level: int = 1) -> None:
-    """Save a 2-D uint8 or uint16 array as a gray PNG at zlib `level`; sBIT = `bits` when below 16."""
-    if values.ndim != 2 or values.dtype not in (np.uint8, np.uint16) or 0 in values.shape:
-        raise ValueError(f"PNG stores a non-empty 2-D uint8 or uint16 gray array, not {values.dtype} {values.shape}")
-    height, width = values.shape
+    """Save a 2-D uint8 or uint16 array as a gray PNG, or an (H, W, 3) uint8 array as an RGB
+    one, at zlib `level`; sBIT = `bits` when below 16."""
+    rgb = values.ndim == 3 and values.shape[2] == 3 and values.dtype == np.uint8
+    if not (rgb or values.ndim == 2 and values.dtype in (np.uint8, np.uint16)) or 0 in values.shape:
+        raise ValueError(f"PNG stores a non-empty 2-D uint8 or uint16 gray array (or an 8-bit RGB one), "
+                         f"not {values.dtype} {values.shape}")
+    height, width = values.shape[:2]
     depth = 8 * values.dtype.itemsize
     starts = range(0, height, BAND_ROWS)
     with open(path, "wb") as handle, ThreadPoolExecutor(THREADS, thread_name_prefix="png") as pool:
         handle.write(SIGNATURE)
-        _chunk(handle, b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0))
+        _chunk(handle, b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 2 if rgb else 0, 0, 0, 0))
         if depth == 16 and bits and bits < 16:
             _chunk(handle, b"sBIT", bytes([bits]))
         pending: deque[Future] = deque()

@@ -5,7 +5,8 @@ Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, uint16 by 6553
 them). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
 or through a palette (R = G = B) becomes one channel; real colour is refused. Alpha is
 dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and back on writing).
-Every TIFF page (also pages of different sizes) and every APNG frame becomes one image.
+Every TIFF page (also pages of different sizes) and every APNG frame becomes one image;
+compressed TIFFs (LZW, Deflate, PackBits, ...) are decoded by tifffile through imagecodecs.
 A JPEG's EXIF Orientation is applied on reading (the pixels are turned upright) and
 recorded as ``meta.extra["exif_orientation_applied"]``. Float values that are NaN or
 infinite are refused, and so is a file whose header declares more pixels than
@@ -72,7 +73,10 @@ def read_raster(path: str | Path, fmt: str | None = None) -> list[ScanImage]:
     for page in pages:
         check_finite(path, page)
     same_shape = len({page.shape for page in pages}) == 1
-    values = np.stack(pages) if same_shape else np.concatenate([p.ravel() for p in pages])
+    if len(pages) == 1:  # the range of one page: no copy of a large scan
+        values = pages[0]
+    else:
+        values = np.stack(pages) if same_shape else np.concatenate([p.ravel() for p in pages])
     vmin, vmax, bits = _value_range(values, extra.pop("sbit", None))
     invert = extra.get("tiff_photometric") == "miniswhite"
     images = []

@@ -31,6 +31,7 @@ from pipeline.apply.plan import (
     Job,
     check_folders,
     is_within,
+    finished_output,
     plan_jobs,
     resolve_part,
     split_finished,
@@ -57,7 +58,7 @@ from pipeline.apply.writer import (
 from pipeline.checkpoint import LoadedModel
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
-from pipeline.export import is_exported, load_exported_model
+from pipeline.export import file_sha256, is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import (
     DEFAULT_BATCH_SIZE,
@@ -146,15 +147,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _file_sha256(path: Path) -> str:
-    """First 16 hex digits of the SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _reason(path: Path, err: BaseException) -> str:
     """A short one-line failure reason that names the file (by name: the path has its own column).
 
@@ -200,16 +192,17 @@ def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
     return DerivedSeries(run_id=run_id)
 
 
-def _read_job(job: Job, output_dir: Path) -> list[ScanImage]:
-    """The images of `job`'s source; ImageReadError/PipelineError when it cannot be used."""
+def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
+    """The images of `job`'s source and the source's SHA-256; ImageReadError/PipelineError
+    when it cannot be used."""
     if job.problem is not None:
         raise ImageReadError(job.problem)
     if is_within(job.source.resolve(), output_dir):
         raise PipelineError(f"{job.source}: resolves into the output folder (a link?); not read")
-    return read_image(job.source)
+    return read_image(job.source), file_sha256(job.source)
 
 
-def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[ScanImage], Row]:
+def _denoise(job: Job, images: list[ScanImage], input_sha: str, ctx: _Context) -> tuple[list[ScanImage], Row]:
     """Denoise one file's images in place; returns the outputs and the start of its manifest row.
 
     The input noise is estimated first: the denoised pixels overwrite the input arrays (the
@@ -220,7 +213,8 @@ def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[Sca
         raise PipelineError(f"{job.source}: holds no image")
     h, w = images[0].pixels.shape
     row: Row = {
-        "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
+        "input": path_text(job.source), "input_sha256": input_sha, "bits_stored": images[0].meta.bits_stored or "",
+        "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
         NOISE_BEFORE: round(_noise(images), 6),
     }
@@ -295,7 +289,7 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
                 try:
                     if isinstance(images, Exception):
                         raise images
-                    outputs, row = _denoise(job, images, ctx)
+                    outputs, row = _denoise(job, *images, ctx)
                     row["seconds"] = seconds
                 except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
                     fail(job, err)
@@ -388,7 +382,7 @@ def apply_folder(
     denoiser, loaded = denoiser_from_checkpoint(
         model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
     )
-    model_sha = _file_sha256(loaded.path)
+    model_sha = file_sha256(loaded.path)[:16]
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):
         return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
@@ -405,8 +399,10 @@ def _apply_locked(
     jobs = plan_jobs(source, dest, fmt)[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
-    todo, finished = split_finished(jobs, overwrite)
-    check_unchanged_model(dest, {path_text(job.source) for job in finished}, model_sha)
+    recorded = {str(row["input"]): row for row in manifest_rows(dest)}
+    if not overwrite:
+        check_unchanged_model(dest, {path_text(job.source) for job in jobs if finished_output(job)}, model_sha)
+    todo, finished = split_finished(jobs, overwrite, dest, recorded, model_sha, file_sha256)
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)

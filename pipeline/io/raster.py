@@ -1,8 +1,8 @@
 """PNG and JPEG (Pillow) and TIFF (tifffile): 8-bit and 16-bit gray images.
 
-Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, uint16 by 65535 (or by
-2**n - 1 when a PNG ``sBIT`` chunk says only n bits are significant and the values fit in
-them). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
+Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, wider unsigned samples
+by 2**n - 1 for the n bits actually stored (a PNG ``sBIT`` chunk when the values fit in it,
+else the observed maximum rounded up to a whole bit depth, at least 8). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
 or through a palette (R = G = B) becomes one channel; real colour is refused. Alpha is
 dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and back on writing).
 Every TIFF page (also pages of different sizes) and every APNG frame becomes one image.
@@ -35,6 +35,7 @@ from pipeline.io._values import (
     file_values,
     integer_range,
     normalise,
+    observed_bits,
 )
 from pipeline.io.formats import detect_format
 from pipeline.io.png import write_png
@@ -303,11 +304,19 @@ def _tiff_gray(page, path: Path) -> np.ndarray:
 
 
 def _value_range(values: np.ndarray, sbit: int | None) -> tuple[float, float, int | None]:
-    """(value_min, value_max, bits_stored) for the values of one file."""
+    """(value_min, value_max, bits_stored) for the values of one file.
+
+    Unsigned values use the bits actually stored: a PNG's sBIT when the values fit in it,
+    else (wider than 8 bits) the observed maximum rounded up to a whole bit depth, so 12-bit
+    data in 16-bit samples or 20-bit data in 32-bit samples keep their contrast. Other
+    values are mapped by their observed range.
+    """
     if values.dtype.kind == "u":
         bits = values.dtype.itemsize * 8
         if sbit and sbit < bits and int(values.max()) <= 2**sbit - 1:
             bits = sbit
+        elif bits > 8:
+            bits = observed_bits(int(values.max()))
         low, high = integer_range(values.dtype, bits)
         return float(low), float(high), bits
     low, high = data_range(values)

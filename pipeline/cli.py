@@ -16,7 +16,7 @@ from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import describe_defaults, load_config
+from pipeline.config import MAX_OVERLAP, describe_defaults, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
@@ -102,13 +102,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
-    parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
+    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (mirrors the input tree; not inside the input)")
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")

@@ -271,6 +271,10 @@ class EvaluateConfig(Section):
     )
 
 
+#: Largest tile overlap: 0.75 computes each pixel about 16 times; 0.99 would be 10,000 times.
+MAX_OVERLAP = 0.75
+
+
 class InferenceConfig(Section):
     """How a trained network runs on images: one set of settings for validation, evaluation and apply.
 
@@ -284,7 +288,9 @@ class InferenceConfig(Section):
     """
 
     tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles (0.25 = 25%).")
+    overlap: float = Field(0.25, ge=0, le=MAX_OVERLAP, description=(
+        f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is computed "
+        "about 1/(1 - overlap)**2 times)."))
     batch_size: int = Field(2, ge=1, description="Tiles (or whole images of one size) per forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the network runs; auto picks cuda when present.")
 

@@ -39,6 +39,16 @@ def require(module: str, package: str, purpose: str):
         ) from exc
 
 
+def given_path(value: object, what: str) -> object:
+    """`value` unchanged; PipelineError when it is an empty or blank string.
+
+    ``-o ""`` (often an unset shell variable) would otherwise mean the current folder.
+    """
+    if isinstance(value, str) and not value.strip():
+        raise PipelineError(f"{what} is an empty path (an unset shell variable?): give a folder")
+    return value
+
+
 #: Longest failure reason recorded (characters); longer texts are cut with an ellipsis.
 MAX_REASON_CHARS = 300
 

@@ -56,6 +56,7 @@ from pipeline.apply.writer import (
     write_atomic,
 )
 from pipeline.checkpoint import LoadedModel
+from pipeline.config import MAX_OVERLAP
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
 from pipeline.export import file_sha256, is_exported, load_exported_model
@@ -68,7 +69,7 @@ from pipeline.inference import (
     denoiser_from_checkpoint,
 )
 from pipeline.ingest.failures import Failure, write_failures_csv
-from pipeline.io import read_image
+from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.records import PARTIAL_TAG
@@ -97,6 +98,7 @@ class ApplyResult:
     report: report.html, or None when no report was written.
     part_id, num_parts: which part of the file list this process handled.
     seconds: wall time.
+    empty: the input folder held no image at all (a warning was logged; exit status 1).
     """
 
     output_dir: Path
@@ -109,11 +111,12 @@ class ApplyResult:
     part_id: int = 0
     num_parts: int = 1
     seconds: float = 0.0
+    empty: bool = False
 
     @property
     def exit_code(self) -> int:
-        """1 when any file failed, else 0."""
-        return 1 if self.failed else 0
+        """1 when any file failed or the input folder held no image, else 0."""
+        return 1 if self.failed or self.empty else 0
 
     def summary(self) -> str:
         """One line: counts, time, part."""
@@ -166,6 +169,14 @@ def _reason(path: Path, err: BaseException) -> str:
 def _noise(images: Sequence[ScanImage]) -> float:
     """Mean estimated noise std of the images' central crops, in [0, 1] units."""
     return float(np.mean([estimate_noise_sigma(center_crop(i.pixels, NOISE_CROP)) for i in images]))
+
+
+def _warn_about_training_data(loaded: LoadedModel) -> None:
+    """Warn when the model was trained on MNIST digits: `apply` is for scans."""
+    if loaded.config.data.kind == "mnist":
+        log.warning("%s was trained on MNIST (28x28 handwritten digits), not on scans: its outputs on "
+                    "these images may be poor; the shipped radiograph model is used without --model",
+                    path_text(loaded.path.name))
 
 
 def _folder_id(output_dir: Path) -> str:
@@ -310,8 +321,11 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
         raise PipelineError(f"output format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     if tile_size is not None and tile_size < 8:
         raise PipelineError(f"tile size must be at least 8 pixels; got {tile_size}")
-    if not 0 <= overlap < 1:
-        raise PipelineError(f"tile overlap must be in [0, 1); got {overlap}")
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise PipelineError(
+            f"tile overlap must be in [0, {MAX_OVERLAP}]; got {overlap} (each pixel is computed about "
+            f"1/(1 - overlap)**2 times: {MAX_OVERLAP} is 16 times already)"
+        )
     if batch_size < 1:
         raise PipelineError(f"batch size must be at least 1; got {batch_size}")
     return None if fmt is None else fmt.lower()
@@ -383,6 +397,7 @@ def apply_folder(
         model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
     )
     model_sha = file_sha256(loaded.path)[:16]
+    _warn_about_training_data(loaded)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):
         return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
@@ -396,7 +411,11 @@ def _apply_locked(
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
     series = _derived_series(dest, model_sha)
 
-    jobs = plan_jobs(source, dest, fmt)[part_id::num_parts]
+    every_job = plan_jobs(source, dest, fmt)
+    if not every_job:
+        log.warning("%s holds no image (%s, or DICOM content without a suffix; hidden files are ignored): "
+                    "nothing was denoised", path_text(source), ", ".join(sorted(SUPPORTED_SUFFIXES)))
+    jobs = every_job[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
     recorded = {str(row["input"]): row for row in manifest_rows(dest)}
@@ -422,5 +441,5 @@ def _apply_locked(
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(
         dest, done, len(finished), len(failures), manifest, failures_csv, report_path,
-        part_id, num_parts, time.perf_counter() - start,
+        part_id, num_parts, time.perf_counter() - start, not every_job,
     )

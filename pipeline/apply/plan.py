@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.distributed import torchrun_info
-from pipeline.errors import PipelineError, path_text
+from pipeline.errors import PipelineError, given_path, path_text
 from pipeline.ingest.folder import scan_folder
 from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format, output_suffix
 from pipeline.records import PARTIAL_TAG
@@ -56,7 +56,10 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
-    """Resolved (input, output) folders; PipelineError when they overlap or IN is missing."""
+    """Resolved (input, output) folders; PipelineError when they overlap, IN is missing or
+    either is given as an empty string."""
+    given_path(input_dir, "the input folder (-i)")
+    given_path(output_dir, "the output folder (-o)")
     source, dest = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not source.is_dir():
         raise PipelineError(f"input folder not found: {input_dir} (give the folder that holds the scans)")

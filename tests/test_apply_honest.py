@@ -6,6 +6,8 @@ or a user error reported as something else.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 import tifffile
@@ -179,3 +181,25 @@ def test_a_model_trained_on_mnist_warns_once_on_scans(tmp_path, model, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert err.count("trained on MNIST") == 1
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_the_report_counts_and_lists_failures_and_draws_crops_at_native_size(tmp_path, model):
+    png(tmp_path / "in" / "good.png", (100, 90))
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, **{**QUIET, "report": True})
+
+    assert (result.done, result.failed) == (1, 1)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "1 files denoised; 1 failed" in page
+    [reason] = [row["reason"] for row in read_csv(tmp_path / "out" / "failures.csv")]
+    assert "Failed files" in page and "broken.png" in page
+    assert html.escape(reason) in page
+    assert "broken.png" in (tmp_path / "out" / "report.md").read_text()
+    side = 64  # a quarter of the short side, at least CROP_MIN
+    assert page.count(f'width="{side}" height="{side}"') == 3  # input, output, removed crops at 1:1
+    assert ".crops img { width: 100%" not in page
+    assert "sha256 (first 16 hex digits)" in page

@@ -38,6 +38,7 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    FAILURES,
     NOISE_AFTER,
     NOISE_BEFORE,
     append_manifest_row,
@@ -72,7 +73,7 @@ from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
 from pipeline.metrics import estimate_noise_sigma
-from pipeline.records import PARTIAL_TAG
+from pipeline.records import PARTIAL_TAG, read_csv
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +349,10 @@ def _finish(
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
+    report_path = None
+    if report and finishes:
+        failures = read_csv(output_dir / FAILURES) if (output_dir / FAILURES).is_file() else []
+        report_path = write_report(manifest_rows(output_dir), output_dir, input_dir, failures)
     return merged, report_path
 
 

@@ -21,8 +21,11 @@ from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
 from pipeline.logs import setup_logging, verbosity_level
-from pipeline.runner import compare, format_summary, run
+from pipeline.runner import compare, format_summary, noise_description, run
 
+#: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
+#: 25/255, a common radiograph denoising condition (the shipped model was trained on 0-50/255).
+RADIOGRAPH_NOISE = ["noise.kind=gaussian", f"noise.sigma={25 / 255:.6f}", "noise.sigma_max=null"]
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
 
 
@@ -66,9 +69,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.insert(0, "run.name=evaluate")
     if args.data is not None:
         overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
+    if args.config is None:  # --data: scans, not the MNIST tutorial's noise (sigma 0.5); --set comes after
+        overrides[:0] = RADIOGRAPH_NOISE
     if args.baselines:
         overrides.append(f"evaluate.baselines=[{', '.join(_baseline_names(args.baselines))}]")
     cfg = load_config(args.config, overrides)
+    default = " (the radiograph default for --data; change it with --set noise.sigma=...)" if args.config is None else ""
+    noise = cfg.evaluate.noise or cfg.noise
+    print(f"evaluate: test noise {noise.kind} ({noise_description(cfg)}){default}", flush=True)
     models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
     cfg.evaluate.models = models
     result = run(cfg)
@@ -177,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity,
                        description="Add seeded synthetic noise to clean images and score models and baselines on them; "
-                       f"needs --data or a CONFIG. The noise is the config's (default Gaussian sigma 0.5); {RUNS_WHERE}.")
+                       "needs --data or a CONFIG. The noise is the config's; with --data alone, Gaussian sigma "
+                       f"25/255 (a radiograph condition; the first line of output says which); {RUNS_WHERE}.")
     _add_config_args(p, config_required=False, example="noise.sigma=0.098")
     p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them); replaces the config's data")
     p.add_argument("--model", action="append", default=[], type=Path,

@@ -19,7 +19,7 @@ unmodified image is written back with the same stored values.
 from __future__ import annotations
 
 import struct
-import warnings
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,25 +131,21 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
             "would reduce it to 8 bits); save it as 16-bit grayscale without alpha"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[name]) as image:
-                frames = int(getattr(image, "n_frames", 1) or 1)
-                width, height = image.size
-                check_pixel_count(path, (frames, height, width), f"{frames} frame(s) of {width}x{height}")
-                mode = image.mode
-                orientation = _exif_orientation(image) if fmt == "jpeg" else 1
-                arrays = []
-                for index in range(frames):  # APNG: every frame, not just the first
-                    image.seek(index)
-                    image.load()
-                    arrays.append(_pillow_gray(_oriented(image, orientation), path, fmt))
+        with _open_without_pillows_limit(path, name) as image:
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            width, height = image.size
+            check_pixel_count(path, (frames, height, width), f"{frames} frame(s) of {width}x{height}")
+            mode = image.mode
+            orientation = _exif_orientation(image) if fmt == "jpeg" else 1
+            arrays = []
+            for index in range(frames):  # APNG: every frame, not just the first
+                image.seek(index)
+                image.load()
+                arrays.append(_pillow_gray(_oriented(image, orientation), path, fmt))
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{path}: not a valid {name} image (unrecognised content)") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{path}: too many pixels for Pillow's decompression-bomb limit") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(
             f"{path}: truncated or corrupt {name} image ({library_detail(exc)})"
@@ -162,6 +158,26 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
     if header.get("sbit"):
         extra["sbit"] = header["sbit"]
     return arrays, extra
+
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_without_pillows_limit(path: Path, name: str):
+    """``Image.open(path)`` with Pillow's own decompression-bomb limit (about 179 MP) off.
+
+    :data:`~pipeline.io._values.MAX_PIXELS_VARIABLE` alone decides, checked by the caller
+    from the header before decoding. Pillow checks its limit only while opening, so it is
+    lifted (under a lock: the setting is global) for that call alone.
+    """
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path, formats=[name])
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _exif_orientation(image) -> int:

@@ -252,7 +252,8 @@ def _user_error(err: BaseException) -> str | None:
 
 
 class _WarningPrinter:
-    """Show each distinct warning once as one ``warning: ...`` line on stderr.
+    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
+    file this thread works on, when the text does not name it already).
 
     No source line; printed through tqdm, so a progress bar on the terminal is redrawn
     below the message instead of being broken by it.
@@ -262,7 +263,11 @@ class _WarningPrinter:
         self.seen: set[str] = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = str(message)
+        from pipeline.errors import short_text
+        from pipeline.logs import with_file_name
+
+        lines = str(message).strip().splitlines() or [""]
+        text = with_file_name(short_text(lines[0], 250))
         if text in self.seen:
             return
         self.seen.add(text)

@@ -72,6 +72,7 @@ from pipeline.inference import (
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
+from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.records import PARTIAL_TAG, read_csv
 
@@ -277,7 +278,8 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
     def write(job: Job, outputs: list[ScanImage], row: Row, started: float) -> None:
         nonlocal done, megapixels
         try:
-            _write(job, outputs, row, started, ctx)
+            with about_file(job.source):
+                _write(job, outputs, row, started, ctx)
         except OSError as err:
             if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way: stop the run
                 raise PipelineError(
@@ -301,7 +303,8 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
                 try:
                     if isinstance(images, Exception):
                         raise images
-                    outputs, row = _denoise(job, *images, ctx)
+                    with about_file(job.source):
+                        outputs, row = _denoise(job, *images, ctx)
                     row["seconds"] = seconds
                 except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
                     fail(job, err)

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline._mplcache import exit_on_sigterm
 from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(verbosity_level(args.quiet, args.verbose))
     shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
     try:
-        return int(args.func(args) or 0)
+        with exit_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130

@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
+    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
+                       parents=verbosity)
     from pipeline.adapt import adapt_from_args, add_adapt_arguments
 
     add_adapt_arguments(p)

@@ -30,8 +30,8 @@ from pipeline.apply.examples import write_report
 from pipeline.apply.plan import (
     Job,
     check_folders,
-    is_within,
     finished_output,
+    is_within,
     plan_jobs,
     resolve_part,
     split_finished,

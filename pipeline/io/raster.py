@@ -121,7 +121,7 @@ def write_raster(image: ScanImage, path: str | Path, fmt: str) -> Path:
 
 def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
     """Decode a PNG/JPEG into one gray array; returns ([array], extra)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     name = _PIL_FORMAT[fmt]
     header = _png_header(path) if fmt == "png" else {}

@@ -23,13 +23,14 @@ random patches of the scans for a time budget, by one of three methods:
 so that ``denoise apply --model RUN_DIR`` uses the adapted model. Killed runs resume: the
 same command on the same RUN_DIR continues from ``last.pt`` with the time that is left.
 
+The time budget covers everything before the report: reading the scans, the ``fitted``
+method's references and noise fit (which stops at :data:`FIT_SHARE` of the budget with the
+best parameters so far) and training (which stops within a training step of the budget).
+
 Checks without a clean reference (per scan, on the central crop of at most
 :data:`CHECK_CROP` pixels a side; ``removed`` = input − output):
 
 - noise estimate (wavelet MAD) of the input and of the output;
-- detail correlation: Pearson correlation of ``removed`` with the output's high-pass detail
-  (output minus its Gaussian blur of sigma :data:`DETAIL_SIGMA`). Near 0: what was removed
-  does not follow the anatomy's edges; clearly positive: anatomy was removed with the noise;
 - autocorrelation of ``removed`` at lag 1 along rows and along columns (and a small map):
   the detector's noise is correlated over a pixel or two and no further; a removed part
   correlated far beyond that holds structure, not noise.
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 
 from pipeline.config import Config, apply_overrides, config_from_dict, save_config
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, given_path
 from pipeline.image import ScanImage, center_crop
 from pipeline.records import write_json
 
@@ -74,8 +75,8 @@ EXAMPLES = 3
 #: checks the budget after each epoch, so this means one epoch).
 MIN_TRAIN_SECONDS = 1e-3
 
-#: Gaussian sigma (pixels) that separates the output's detail from its smooth part.
-DETAIL_SIGMA = 2.0
+#: Share of the time budget the ``fitted`` method's noise fit may use at most.
+FIT_SHARE = 0.5
 #: Half-width of the removed part's autocorrelation map.
 MAP_LAGS = 4
 #: Settings adapt puts over the source model's config (`overrides` come on top).
@@ -124,18 +125,6 @@ def noise_level(pixels: np.ndarray) -> float:
     return estimate_noise_sigma(center_crop(pixels, CHECK_CROP))
 
 
-def detail_correlation(noisy: np.ndarray, output: np.ndarray) -> float:
-    """Pearson correlation of the removed part (noisy − output) with the output's high-pass detail."""
-    from scipy.ndimage import gaussian_filter
-
-    noisy, output = center_crop(noisy, CHECK_CROP).astype(np.float64), center_crop(output, CHECK_CROP).astype(np.float64)
-    detail = output - gaussian_filter(output, DETAIL_SIGMA)
-    removed = noisy - output
-    if removed.std() == 0 or detail.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(removed.ravel(), detail.ravel())[0, 1])
-
-
 def autocorrelation_map(values: np.ndarray, lags: int = MAP_LAGS) -> np.ndarray:
     """Normalised autocorrelation of `values` for row and column lags in [-lags, lags] (centre 1)."""
     x = center_crop(values, CHECK_CROP).astype(np.float64)
@@ -148,7 +137,7 @@ def autocorrelation_map(values: np.ndarray, lags: int = MAP_LAGS) -> np.ndarray:
 
 
 def scan_checks(noisy: np.ndarray, output: np.ndarray) -> dict[str, Any]:
-    """Noise before/after, detail correlation and the removed part's lag-1 autocorrelations."""
+    """Noise before/after and the removed part's lag-1 autocorrelations."""
     removed = noisy - output
     corr = autocorrelation_map(removed)
     c = MAP_LAGS
@@ -156,7 +145,6 @@ def scan_checks(noisy: np.ndarray, output: np.ndarray) -> dict[str, Any]:
         "noise_before": noise_level(noisy),
         "noise_after": noise_level(output),
         "removed_std": float(center_crop(removed, CHECK_CROP).std()),
-        "detail_correlation": detail_correlation(noisy, output),
         "removed_lag1_rows": float(corr[c + 1, c]),  # neighbour one row down
         "removed_lag1_columns": float(corr[c, c + 1]),  # neighbour one column right
         "removed_autocorrelation": corr,
@@ -251,7 +239,9 @@ def adapt(
 
     if minutes <= 0:
         raise PipelineError(f"--minutes must be positive, got {minutes}")
-    scans, run_dir = Path(scans), Path(run_dir)
+    began = time.perf_counter()  # the budget counts from here: reading, references, noise fit, training
+    scans = Path(given_path(scans, "the scan folder (-i)"))
+    run_dir = Path(given_path(run_dir, "the run folder (-o)"))
     if not scans.exists():
         raise PipelineError(f"scan folder not found: {scans}")
     source_path = checkpoint_path(source)
@@ -262,20 +252,20 @@ def adapt(
     if cfg.train.objective not in ADAPT_METHODS:
         raise PipelineError(f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})")
     dev = resolve_device(device)
-    fit_record, prepare_seconds, source_outputs = None, 0.0, None
+    fit_record, fit_seconds, source_outputs = None, 0.0, None
     if cfg.train.objective == "fitted":  # its references and noise fit count against the budget
         prepared = time.perf_counter()
-        train_pixels, fit_record = _fitted_references(images, source_path, cfg, run_dir, dev, seed)
+        deadline = began + FIT_SHARE * minutes * 60
+        train_pixels, fit_record = _fitted_references(images, source_path, cfg, run_dir, dev, seed, deadline)
         source_outputs = train_pixels  # the source model's outputs: the report shows them too
         noise_model = make_noise(cfg.noise)
-        prepare_seconds = time.perf_counter() - prepared
+        fit_seconds = time.perf_counter() - prepared
     else:
         train_pixels, noise_model = [img.pixels for img in images], AsIs()
     resume, spent = _resume_point(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is not None:
         cfg.train.resume = resume
-    remaining = minutes * 60 - spent - prepare_seconds
     save_config(cfg, run_dir / "config.yaml")
     write_json(_environment(), run_dir / "environment.json")
     if failures:
@@ -283,6 +273,8 @@ def adapt(
 
         write_failures_csv(failures, run_dir / "failures.csv")
     before = [noise_level(img.pixels) for img in images]
+    prepare_seconds = time.perf_counter() - began
+    remaining = minutes * 60 - spent - prepare_seconds
     t0 = time.perf_counter()
     if remaining > 0 or resume is None:  # a new run trains at least one epoch, even if preparing used the budget
         cfg.train.max_train_seconds = max(remaining, MIN_TRAIN_SECONDS)
@@ -299,7 +291,8 @@ def adapt(
     record = _record(cfg, source_path, scans, images, before, failures, minutes, spent, train_seconds)
     record["epochs"] = len(read_log(run_dir / "train_log.csv"))
     if fit_record is not None:
-        record["noise_fit"] = {**fit_record, "seconds": prepare_seconds}
+        record["noise_fit"] = {**fit_record, "seconds": fit_seconds}
+    record["seconds_preparing"] = prepare_seconds
     report = write_adapt_report(model, source_path, images, record, run_dir, dev, cfg, source_outputs)
     write_json(record, run_dir / "adapt.json")
     return AdaptResult(run_dir, run_dir / "checkpoints" / "best.pt", report, record)
@@ -307,6 +300,7 @@ def adapt(
 
 def _fitted_references(
     images: list[ScanImage], source: Path, cfg: Config, run_dir: Path, device: torch.device, seed: int,
+    deadline: float | None = None,
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The source model's denoised scans (the ``fitted`` method's references) and the noise fit; sets ``cfg.noise``.
 
@@ -325,8 +319,9 @@ def _fitted_references(
     if saved:
         cfg.noise = NoiseConfig(**saved)
         return references, {"noise": cfg.noise.model_dump(mode="json", exclude_none=True), "from": "the resumed run's checkpoint"}
-    print(f"adapt: fitting the noise of {min(len(images), FIT_SCANS)} scans")
-    fit = fit_noise([img.pixels for img in images], denoiser, cfg.noise, seed)
+    left = "" if deadline is None else f", for at most {max(deadline - time.perf_counter(), 0):.0f} s"
+    print(f"adapt: fitting the noise of {min(len(images), FIT_SCANS)} scans{left}")
+    fit = fit_noise([img.pixels for img in images], denoiser, cfg.noise, seed, deadline)
     cfg.noise = fit.noise
     return references, fit.to_dict()
 
@@ -394,7 +389,7 @@ def write_adapt_report(
     record["report_scans"] = rows
     mean_map = np.nanmean(np.stack(maps), axis=0)
     record["removed_autocorrelation_mean_map"] = mean_map.round(4).tolist()
-    summary = {k: _mean([r[k] for r in rows]) for k in ("noise_before", "noise_after", "detail_correlation", "removed_lag1_rows", "removed_lag1_columns")}
+    summary = {k: _mean([r[k] for r in rows]) for k in ("noise_before", "noise_after", "removed_lag1_rows", "removed_lag1_columns")}
     record["report_means"] = summary
 
     fig_dir = run_dir / "figures"
@@ -407,27 +402,23 @@ def write_adapt_report(
     log_rows = read_log(run_dir / "train_log.csv")
     if any(math.isfinite(r.get("train_loss", math.nan)) for r in log_rows):
         figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(log_rows, fig_dir / "loss_curve.png")
-    header = ["scan", "size", "noise before", "noise after", "detail corr.", "removed lag-1 rows", "removed lag-1 columns"]
+    header = ["scan", "size", "noise before", "noise after", "removed lag-1 rows", "removed lag-1 columns"]
     table = (header, [
         [r["scan"], f"{r['height']}x{r['width']}", f"{r['noise_before']:.4f}", f"{r['noise_after']:.4f}",
-         f"{r['detail_correlation']:+.3f}", f"{r['removed_lag1_rows']:+.3f}", f"{r['removed_lag1_columns']:+.3f}"]
+         f"{r['removed_lag1_rows']:+.3f}", f"{r['removed_lag1_columns']:+.3f}"]
         for r in rows
     ])
     lines = [
         (
             f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} method "
-            f"({_method_words(record)}); {record['seconds_before_resume'] + record['seconds_this_run']:.0f} s "
-            f"of a {record['budget_minutes']:.1f} min budget, {torch.get_num_threads()} threads."
+            f"({_method_words(record)}); {_seconds_used(record):.0f} s of a {record['budget_minutes']:.1f} min budget "
+            f"({record['seconds_preparing']:.0f} s reading and preparing, {record['seconds_this_run']:.0f} s training "
+            f"in this run), {torch.get_num_threads()} threads."
         ),
         (
             f"Checks on the first {len(rows)} scans (central crop of at most {CHECK_CROP} pixels; removed = input − output). "
             f"Mean estimated noise {summary['noise_before']:.4f} before, {summary['noise_after']:.4f} after "
             "(wavelet MAD, [0, 1] units; it reads low on correlated noise)."
-        ),
-        (
-            f"Detail correlation {summary['detail_correlation']:+.3f}: correlation of the removed part with the output's "
-            f"high-pass detail (output minus its Gaussian blur, sigma {DETAIL_SIGMA:g} px). Near 0: the removed part does not "
-            "follow the anatomy's edges; clearly positive (above about 0.1): anatomy was removed with the noise."
         ),
         (
             f"Removed part's autocorrelation at lag 1: {summary['removed_lag1_rows']:+.3f} along rows, "
@@ -438,6 +429,11 @@ def write_adapt_report(
     ]
     written = report.write_page(run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures)
     return written["html"]
+
+
+def _seconds_used(record: dict[str, Any]) -> float:
+    """Seconds of the budget used: earlier runs (a resumed run), preparing and training."""
+    return record["seconds_before_resume"] + record.get("seconds_preparing", 0.0) + record["seconds_this_run"]
 
 
 def _method_words(record: dict[str, Any]) -> str:
@@ -475,11 +471,12 @@ def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:
 
 def add_adapt_arguments(parser: Any) -> None:
     """Options of ``denoise adapt``."""
-    parser.add_argument("-i", "--input", type=Path, required=True, help="folder of noisy scans (anything `denoise apply` reads)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="run folder to write (rerun on it to resume after a kill)")
+    parser.add_argument("-i", "--input", required=True, help="folder of noisy scans (anything `denoise apply` reads)")
+    parser.add_argument("-o", "--output", required=True, help="run folder to write (rerun on it to resume after a kill)")
     parser.add_argument("--from", dest="source", type=Path, help="checkpoint or run folder to start from (default: the shipped model)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=ADAPT_METHODS, help=f"adapt method (default: {DEFAULT_METHOD}; see the README)")
-    parser.add_argument("--minutes", type=float, default=15.0, help="time budget for training, in minutes (default: 15)")
+    parser.add_argument("--minutes", type=float, default=15.0,
+                        help="time budget in minutes for reading, preparing and training; the report comes after it (default: 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -495,8 +492,7 @@ def adapt_from_args(args: Any) -> int:
     )
     means = result.record["report_means"]
     print(
-        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; detail correlation "
-        f"{means['detail_correlation']:+.3f}; removed lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
+        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; removed lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
         f"{means['removed_lag1_columns']:+.3f} (columns)"
     )
     print(f"run folder: {result.run_dir}  (use it with: denoise apply --model {result.run_dir})")

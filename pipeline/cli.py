@@ -12,17 +12,21 @@ import warnings
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline._mplcache import exit_on_sigterm
 from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import describe_defaults, load_config
+from pipeline.config import MAX_OVERLAP, describe_defaults, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
 from pipeline.logs import setup_logging, verbosity_level
-from pipeline.runner import compare, format_summary, run
+from pipeline.runner import compare, format_summary, noise_description, run
 
+#: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
+#: 25/255, a common radiograph denoising condition (the shipped model was trained on 0-50/255).
+RADIOGRAPH_NOISE = ["noise.kind=gaussian", f"noise.sigma={25 / 255:.6f}", "noise.sigma_max=null"]
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
 
 
@@ -66,9 +70,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides.insert(0, "run.name=evaluate")
     if args.data is not None:
         overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
+    if args.config is None:  # --data: scans, not the MNIST tutorial's noise (sigma 0.5); --set comes after
+        overrides[:0] = RADIOGRAPH_NOISE
     if args.baselines:
         overrides.append(f"evaluate.baselines=[{', '.join(_baseline_names(args.baselines))}]")
     cfg = load_config(args.config, overrides)
+    default = " (the radiograph default for --data; change it with --set noise.sigma=...)" if args.config is None else ""
+    noise = cfg.evaluate.noise or cfg.noise
+    print(f"evaluate: test noise {noise.kind} ({noise_description(cfg)}){default}", flush=True)
     models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
     cfg.evaluate.models = models
     result = run(cfg)
@@ -102,13 +111,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
-    parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
+    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (mirrors the input tree; not inside the input)")
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
@@ -177,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity,
                        description="Add seeded synthetic noise to clean images and score models and baselines on them; "
-                       f"needs --data or a CONFIG. The noise is the config's (default Gaussian sigma 0.5); {RUNS_WHERE}.")
+                       "needs --data or a CONFIG. The noise is the config's; with --data alone, Gaussian sigma "
+                       f"25/255 (a radiograph condition; the first line of output says which); {RUNS_WHERE}.")
     _add_config_args(p, config_required=False, example="noise.sigma=0.098")
     p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them); replaces the config's data")
     p.add_argument("--model", action="append", default=[], type=Path,
@@ -198,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
+    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
+                       parents=verbosity)
     from pipeline.adapt import adapt_from_args, add_adapt_arguments
 
     add_adapt_arguments(p)
@@ -243,7 +254,8 @@ def _user_error(err: BaseException) -> str | None:
 
 
 class _WarningPrinter:
-    """Show each distinct warning once as one ``warning: ...`` line on stderr.
+    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
+    file this thread works on, when the text does not name it already).
 
     No source line; printed through tqdm, so a progress bar on the terminal is redrawn
     below the message instead of being broken by it.
@@ -253,7 +265,11 @@ class _WarningPrinter:
         self.seen: set[str] = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = str(message)
+        from pipeline.errors import short_text
+        from pipeline.logs import with_file_name
+
+        lines = str(message).strip().splitlines() or [""]
+        text = with_file_name(short_text(lines[0], 250))
         if text in self.seen:
             return
         self.seen.add(text)
@@ -275,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(verbosity_level(args.quiet, args.verbose))
     shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
     try:
-        return int(args.func(args) or 0)
+        with exit_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130

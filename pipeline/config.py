@@ -6,8 +6,9 @@ key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -75,6 +76,19 @@ class DataConfig(Section):
     group_pattern: str | None = Field(
         None, description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_')."
     )
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _valid_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            groups = re.compile(pattern).groups
+        except (re.error, RecursionError, OverflowError) as err:
+            raise ValueError(f"not a valid regular expression ({short_text(str(err), 100)})") from None
+        if groups < 1:
+            raise ValueError("needs a group, in parentheses, around the patient id (e.g. '^(\\d+)_')")
+        return pattern
     groups: GroupsConfig | None = Field(
         None, description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning)."
     )
@@ -198,16 +212,22 @@ def kernel_axes(value: float | list[float], name: str) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
+#: Largest width (filters, channels, latent size) a config may give a network: wider ones
+#: take gigabytes per layer, and a typo such as 100000000 would fail in allocation.
+MAX_WIDTH = 4096
+
+
 class ModelConfig(Section):
     name: Literal["dense", "conv", "unet", "dncnn"] = Field("dense", description="Network (see pipeline.models).")
-    latent: int = Field(64, ge=1, description="dense: size of the hidden layer.")
-    image_size: int = Field(28, ge=4, description="dense: side of the square images it takes (784 = 28x28).")
-    features: int = Field(32, ge=1, description="conv/dncnn: filters per layer.")
-    channels: list[int] = Field([16, 32, 64, 128], description="unet: channels per level.")
+    latent: int = Field(64, ge=1, le=MAX_WIDTH, description="dense: size of the hidden layer.")
+    image_size: int = Field(28, ge=4, le=MAX_WIDTH, description="dense: side of the square images it takes (784 = 28x28).")
+    features: int = Field(32, ge=1, le=MAX_WIDTH, description="conv/dncnn: filters per layer.")
+    channels: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        [16, 32, 64, 128], min_length=1, max_length=12, description="unet: channels per level.")
     refine_channels: int = Field(
-        0, ge=0, description="unet: width of a full-resolution head that refines the noise estimate (0: none)."
+        0, ge=0, le=MAX_WIDTH, description="unet: width of a full-resolution head that refines the noise estimate (0: none)."
     )
-    depth: int = Field(17, ge=3, description="dncnn: number of conv layers.")
+    depth: int = Field(17, ge=3, le=1000, description="dncnn: number of conv layers.")
     residual: bool = Field(True, description="unet/dncnn: predict the noise and subtract it (True) or the clean image.")
 
 
@@ -267,7 +287,7 @@ class TrainConfig(Section):
         0, ge=0,
         description="Processes that make the training patches and noise (0: the training process itself). A GPU trains faster than one CPU core makes patches; each sample depends only on (seed, epoch, index), so the result is the same for any number.",
     )
-    max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked per epoch).")
+    max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked before each training step; an epoch may end early).")
 
 
 class EvaluateConfig(Section):
@@ -278,6 +298,10 @@ class EvaluateConfig(Section):
     noise: NoiseConfig | None = Field(
         None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
     )
+
+
+#: Largest tile overlap: 0.75 computes each pixel about 16 times; 0.99 would be 10,000 times.
+MAX_OVERLAP = 0.75
 
 
 class InferenceConfig(Section):
@@ -293,7 +317,9 @@ class InferenceConfig(Section):
     """
 
     tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
-    overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles (0.25 = 25%).")
+    overlap: float = Field(0.25, ge=0, le=MAX_OVERLAP, description=(
+        f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is computed "
+        "about 1/(1 - overlap)**2 times)."))
     batch_size: int = Field(2, ge=1, description="Tiles (or whole images of one size) per forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the network runs; auto picks cuda when present.")
 
@@ -426,11 +452,39 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as err:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_duplicate_keys(root, path)
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {short_text(str(err))}") from None
     except RecursionError:
         raise ConfigError(f"config file {path}: nested too deeply to be a config") from None
+
+
+def _refuse_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
+    """ConfigError naming the key path and line of a key given twice in one mapping.
+
+    YAML keeps the last of two equal keys, so a second ``train:`` would silently replace
+    the whole first section. Each node is visited once (aliases are not expanded).
+    """
+    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    seen: set[int] = set()
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else ""
+                if name and name != "<<" and name in keys:
+                    raise ConfigError(f"config file {path}: key {where}{name} is given twice (line "
+                                      f"{key.start_mark.line + 1}); keep one (YAML would keep only the last)")
+                keys.add(name)
+                stack.append((value, f"{where}{name}."))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}{index}.") for index, item in enumerate(node.value))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

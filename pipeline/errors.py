@@ -39,6 +39,16 @@ def require(module: str, package: str, purpose: str):
         ) from exc
 
 
+def given_path(value: object, what: str) -> object:
+    """`value` unchanged; PipelineError when it is an empty or blank string.
+
+    ``-o ""`` (often an unset shell variable) would otherwise mean the current folder.
+    """
+    if isinstance(value, str) and not value.strip():
+        raise PipelineError(f"{what} is an empty path (an unset shell variable?): give a folder")
+    return value
+
+
 #: Longest failure reason recorded (characters); longer texts are cut with an ellipsis.
 MAX_REASON_CHARS = 300
 
@@ -47,12 +57,14 @@ def path_text(path: object) -> str:
     """`path` as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes.
 
     File names are bytes on POSIX; Python keeps undecodable ones as lone surrogates,
-    which cannot be written to a UTF-8 file or terminal.
+    which cannot be written to a UTF-8 file or terminal. A backslash of the name itself
+    becomes ``\\x5c``, so every name has its own text (``a\\xff`` typed in a name and the
+    byte 0xff differ) and :func:`path_from_text` gives the name back.
     """
     import os
 
     raw = os.fsencode(path) if not isinstance(path, bytes) else path
-    return raw.decode("utf-8", "backslashreplace")
+    return raw.replace(b"\\", b"\\x5c").decode("utf-8", "backslashreplace")
 
 
 def path_from_text(text: str) -> str:
@@ -66,7 +78,7 @@ def path_from_text(text: str) -> str:
 
 def short_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """One printable line of at most `limit` characters (control bytes escaped, cut with '...')."""
-    line = " ".join(path_text(text.encode("utf-8", "surrogateescape")).split())
+    line = " ".join(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").split())
     line = "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in line)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

@@ -4,17 +4,70 @@ Every module logs to its own ``logging.getLogger(__name__)``; a library user con
 logging as usual. :func:`setup_logging` (called by the CLI) prints records as
 ``warning: <message>`` lines on stderr through ``tqdm.write``, so they do not break a
 progress bar, and prints each distinct warning once (a file read twice warns once).
+
+Third-party libraries that log (tifffile, nibabel) are routed through the package's
+logger: their records become ``warning: <file>: <first line>`` lines, the file being the
+one this thread is working on (:func:`about_file`), instead of bare lines on stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from tqdm import tqdm
 
 #: Logger of the whole package; module loggers are its children.
 PACKAGE_LOGGER = "pipeline"
+#: Loggers of third-party readers whose records are re-logged by the package (file named).
+THIRD_PARTY_LOGGERS = ("tifffile", "nibabel.global", "nibabel")
+
+_working_on = threading.local()
+
+
+@contextmanager
+def about_file(path: str | Path) -> Iterator[None]:
+    """Within the block, messages of this thread concern `path` (its name is put before them)."""
+    from pipeline.errors import path_text
+
+    before = getattr(_working_on, "name", None)
+    _working_on.name = path_text(Path(path).name)
+    try:
+        yield
+    finally:
+        _working_on.name = before
+
+
+def with_file_name(text: str) -> str:
+    """`text` after the name of the file this thread works on, unless it names it already."""
+    name = getattr(_working_on, "name", None)
+    return text if not name or name in text else f"{name}: {text}"
+
+
+class _ToPackageLogger(logging.Filter):
+    """On a third-party logger: re-log each record as the package's, cut to its first line
+    and headed by the file name; the original is dropped (also the library's own handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pipeline.errors import short_text
+
+        lines = record.getMessage().strip().splitlines() or [""]
+        text = short_text(f"{lines[0]} ({record.name})", 250)
+        level = min(record.levelno, logging.WARNING)  # the read went on: at most a warning
+        logging.getLogger(f"{PACKAGE_LOGGER}.io").log(level, "%s", with_file_name(text))
+        return False
+
+
+def route_third_party_logs() -> None:
+    """Send the records of :data:`THIRD_PARTY_LOGGERS` through the package's logger (once)."""
+    for name in THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ToPackageLogger) for f in logger.filters):
+            logger.addFilter(_ToPackageLogger())
 
 
 class _TqdmHandler(logging.Handler):
@@ -68,3 +121,4 @@ def setup_logging(level: int = logging.INFO) -> None:
     handler.addFilter(_OncePerMessage())
     logger.addHandler(handler)
     logger.setLevel(level)
+    route_third_party_logs()

@@ -26,6 +26,7 @@ and the family with the smaller mismatch is kept; both mismatches are recorded.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,11 +71,13 @@ class NoiseFit:
     evaluations: int
     observed: dict[str, list[float]] = field(default_factory=dict)
     simulated: dict[str, list[float]] = field(default_factory=dict)
+    stopped_at_deadline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"noise": self.noise.model_dump(mode="json", exclude_none=True), "mismatch": self.mismatch,
                 "mismatch_by_family": self.alternatives,
                 "start_mismatch": self.start_mismatch, "evaluations": self.evaluations,
+                "stopped_at_deadline": self.stopped_at_deadline,
                 "observed": self.observed, "simulated": self.simulated}
 
 
@@ -137,11 +140,19 @@ def _start(base: NoiseConfig) -> np.ndarray:
     return np.array([np.log(photons * dose), a_rows, a_cols, np.log(read)], dtype=float)
 
 
-def fit_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0) -> NoiseFit:
+class _OutOfTime(Exception):
+    """The fit's deadline passed: the best parameters evaluated so far are used."""
+
+
+def fit_noise(
+    scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0, deadline: float | None = None,
+) -> NoiseFit:
     """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
 
     See the module docstring. `base` gives ``photons`` and ``mu`` (kept) and the xray
-    starting point.
+    starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
+    evaluation starts after it, and the best parameters evaluated by then are kept (the
+    starting values when none was; ``stopped_at_deadline`` in the result says so).
     """
     from scipy.optimize import minimize, minimize_scalar
 
@@ -162,23 +173,34 @@ def fit_noise(scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, 
             removed.append(sample - denoise(sample))
         return removed_statistics(removed, denoised)
 
-    def xray_mismatch(theta: np.ndarray) -> float:
-        return mismatch(simulate(_noise_config(theta, base)), observed)
+    tried: dict[str, list[tuple[float, NoiseConfig]]] = {"gaussian": [], "xray": []}
 
-    def gaussian_mismatch(log_sigma: float) -> float:
-        return mismatch(simulate(_gaussian_config(log_sigma)), observed)
+    def evaluate(family: str, cfg: NoiseConfig) -> float:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _OutOfTime
+        value = mismatch(simulate(cfg), observed)
+        tried[family].append((value, cfg))
+        return value
 
-    xray = minimize(xray_mismatch, start, method="Nelder-Mead",
-                    options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
-                             "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
-    gaussian = minimize_scalar(gaussian_mismatch, bounds=np.log(SIGMA_RANGE), method="bounded",
-                               options={"xatol": 0.005, "maxiter": 40})
-    fits = {"xray": (_noise_config(xray.x, base), float(xray.fun), int(xray.nfev)),
-            "gaussian": (_gaussian_config(float(gaussian.x)), float(gaussian.fun), int(gaussian.nfev))}
-    family = min(fits, key=lambda name: fits[name][1])
-    fitted, best, _ = fits[family]
-    return NoiseFit(fitted, best, {name: fit[1] for name, fit in fits.items()}, xray_mismatch(start),
-                    sum(fit[2] for fit in fits.values()), observed, simulate(fitted))
+    late = False
+    try:  # the one-parameter family first: a short budget still gets a fitted level
+        minimize_scalar(lambda v: evaluate("gaussian", _gaussian_config(v)), bounds=np.log(SIGMA_RANGE),
+                        method="bounded", options={"xatol": 0.005, "maxiter": 40})
+        minimize(lambda t: evaluate("xray", _noise_config(t, base)), start, method="Nelder-Mead",
+                 options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
+                          "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
+    except _OutOfTime:
+        late = True
+        log.warning("the noise fit stopped at its share of the time budget after %d evaluations; the best "
+                    "parameters so far are used", sum(map(len, tried.values())))
+    best = {family: min(values, key=lambda item: item[0]) for family, values in tried.items() if values}
+    if not best:
+        return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {}, True)
+    family = min(best, key=lambda name: best[name][0])
+    value, fitted = best[family]
+    start_value = tried["xray"][0][0] if tried["xray"] else float("nan")  # Nelder-Mead starts at `start`
+    return NoiseFit(fitted, value, {name: fit[0] for name, fit in best.items()}, start_value,
+                    sum(map(len, tried.values())), observed, {} if late else simulate(fitted), late)
 
 
 def _gaussian_config(log_sigma: float) -> NoiseConfig:

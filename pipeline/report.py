@@ -330,6 +330,15 @@ def _example_label(text: str, width: int) -> str:
     return text[:half] + "…\n…" + text[-half:]
 
 
+def example_caption(examples: Sequence[Mapping[str, Any]]) -> str:
+    """The caption of :func:`example_panel_figure` for `examples`: it names the zoomed crop
+    only when some example is large enough to get one."""
+    cropped = any(min(np.shape(ex["noisy"])) >= MIN_CROP_IMAGE for ex in examples)
+    crop = "; a zoomed crop of the most detailed part (outlined)" if cropped else ""
+    return (f"Examples: clean / noisy / each method with PSNR and SSIM{crop}; "
+            "each method's error (output − clean) on a symmetric scale")
+
+
 def example_panel_figure(
     examples: Sequence[Mapping[str, Any]], path: str | Path, crop_fraction: float = 0.25
 ) -> Path:

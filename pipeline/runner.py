@@ -147,9 +147,8 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
-        figures["Examples: clean / noisy / each method with PSNR and SSIM; a zoomed crop of the most detailed part (outlined); each method's error (output − clean) on a symmetric scale"] = report.example_panel_figure(
-            result.examples[: cfg.report.n_examples], fig_dir / "examples.png"
-        )
+        examples = result.examples[: cfg.report.n_examples]
+        figures[report.example_caption(examples)] = report.example_panel_figure(examples, fig_dir / "examples.png")
     figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
     if spectra:
         figure = transfer_figure([("test images", {m: curves(s) for m, s in spectra.items()})], fig_dir / "detail_kept.png")
@@ -160,7 +159,7 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
         figures["Training loss and validation PSNR by epoch"] = report.loss_curve_figure(train_log, fig_dir / "loss_curve.png")
     lines = [
         f"Data: {splits.description}; {len(splits.test)} test images.",
-        f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({_noise_words(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
+        f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({noise_description(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
         "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
     ]
     if given:
@@ -188,7 +187,8 @@ def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSpl
     return summary, html_path if cfg.report.html else run_dir / "report.md"
 
 
-def _noise_words(cfg: Config) -> str:
+def noise_description(cfg: Config) -> str:
+    """The test noise's parameters in words, e.g. ``sigma 0.098``."""
     n = cfg.evaluate.noise or cfg.noise
     if n.kind == "gaussian":
         return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
@@ -244,7 +244,7 @@ def run(cfg: Config) -> RunResult:
         methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
         log.info(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
-             f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({_noise_words(cfg)})")
+             f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({noise_description(cfg)})")
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
             log.info("writing the report (summary, figures, report.html)")

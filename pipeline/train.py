@@ -266,8 +266,13 @@ def train(
         data.set_epoch(epoch)
         net.train()
         total, count = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not (tc.progress and info.is_main), leave=False)
+        label = _epoch_label(epoch, tc, time.perf_counter() - started)
+        bar = tqdm(loader, desc=label, disable=not (tc.progress and info.is_main), leave=False)
+        out_of_time = False
         for step, (noisy, clean) in enumerate(bar):
+            if step and info.world == 1 and tc.max_train_seconds and time.perf_counter() - started > tc.max_train_seconds:
+                out_of_time = True  # within a step of the budget (one process: ranks would have to agree)
+                break
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
@@ -278,10 +283,11 @@ def train(
             total += loss.item() * len(noisy)
             count += len(noisy)
             bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
         if scheduler is not None:
             scheduler.step()
         train_loss = _mean_across_ranks(total, count, device, info)
-        out_of_time = bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds
+        out_of_time = out_of_time or (bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds)
         if tc.max_train_seconds and info.world > 1:  # rank 0's clock decides, so all ranks stop (and validate) together
             out_of_time = bool(_broadcast(float(out_of_time), 0.0, device, info)[0])
         validated = (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
@@ -294,7 +300,7 @@ def train(
         row = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": val_psnr,
             "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-            "samples_per_second": len(data) / seconds,
+            "samples_per_second": count * info.world / seconds,  # a budget may end an epoch early
         }
         state["log"].append(row)
         if not validated:  # nothing to compare: keep best.pt and the patience count as they are
@@ -312,8 +318,11 @@ def train(
             if improved:
                 save_checkpoint(ckpt, ckpt_dir / "best.pt")
             write_log(state["log"], out_dir / "train_log.csv")
-            val_words = f"val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else "not validated"
-            log.info("epoch %d/%d: train loss %.4f, %s (%.1f s)", epoch + 1, tc.epochs, train_loss, val_words, seconds)
+            if not val_images:
+                val_words = ""
+            else:
+                val_words = f", val loss {val_loss:.4f}, val PSNR {val_psnr:.2f} dB" if validated else ", not validated"
+            log.info("%s: train loss %.4f%s (%.1f s)", label, train_loss, val_words, seconds)
         if tc.early_stop_patience and state["bad_epochs"] >= tc.early_stop_patience:
             stopped_early = True
             break
@@ -329,6 +338,14 @@ def train(
         dist.barrier()
     model.load_state_dict(read_checkpoint(ckpt_dir / "best.pt", "best checkpoint")["model_state"])
     return TrainResult(ckpt_dir / "best.pt", ckpt_dir / "last.pt", state["log"], model, stopped_early)
+
+
+def _epoch_label(epoch: int, tc: TrainConfig, elapsed: float) -> str:
+    """``epoch 3/30``, or with a time budget ``epoch 3 (40 s of 120 s left)``: the budget ends it."""
+    if tc.max_train_seconds:
+        left = max(tc.max_train_seconds - elapsed, 0.0)
+        return f"epoch {epoch + 1} ({left:.0f} s of {tc.max_train_seconds:.0f} s left)"
+    return f"epoch {epoch + 1}/{tc.epochs}"
 
 
 def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:

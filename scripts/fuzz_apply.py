@@ -66,6 +66,8 @@ RUN_TIMEOUT = 300
 REPORT_ASSETS = ("report.html", "report.md", "manifest.csv", "failures.csv", ".denoise-apply.json")
 #: Where the report's images go (an input folder of that name is written beside it).
 REPORT_FOLDER = "report_views/"
+#: The file a run creates first in OUT (once the model is loaded).
+RUN_FILE = ".denoise-apply.json"
 
 
 # --------------------------------------------------------------------------- cases
@@ -543,6 +545,14 @@ def tiny_checkpoint(path: Path, state: Callable | None = None) -> Path:
     return save_checkpoint(ckpt, path)
 
 
+def tiny_onnx(path: Path, checkpoint: Path) -> Path:
+    """`checkpoint` exported as ONNX by ``denoise export`` (checked against PyTorch)."""
+    from pipeline.export import export_model
+
+    export_model(checkpoint, "onnx", path)
+    return path
+
+
 def write_inputs(root: Path, cases: list[FileCase]) -> None:
     """Create every case's file under `root` (names are bytes: any byte but / and NUL)."""
     base = os.fsencode(root)
@@ -733,10 +743,7 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
         tally.violate("traceback", f"{label}: {result.err.strip().splitlines()[-1][:200]}")
     if result.code not in expect_codes:
         tally.violate("wrong-exit", f"{label}: exit {result.code}, expected {expect_codes}: {result.err.strip()[-300:]}")
-    for name in ("home", "tmp"):
-        left = list((sandbox / name).iterdir())
-        if left:
-            tally.violate("wrote-outside-out", f"{label}: {name}/ holds {[p.name for p in left][:3]}")
+    _nothing_outside_out(tally, label, sandbox)
     if snapshot(source) != before:
         tally.violate("input-changed", f"{label}: the input folder changed")
     if result.code == 2:
@@ -813,6 +820,14 @@ def _check_no_patient_data(tally: Tally, label: str, dest: Path, result: RunResu
     long_lines = [line for line in result.err.splitlines() if len(line) > 2 * MAX_REASON]
     if long_lines:
         tally.violate("bad-reason", f"{label}: stderr line of {len(long_lines[0])} characters: {long_lines[0][:80]!r}")
+
+
+def _nothing_outside_out(tally: Tally, label: str, sandbox: Path) -> None:
+    """The run's HOME and TMPDIR (inside `sandbox`) are empty again."""
+    for name in ("home", "tmp"):
+        left = list((sandbox / name).iterdir())
+        if left:
+            tally.violate("wrote-outside-out", f"{label}: {name}/ holds {[p.name for p in left][:3]}")
 
 
 def _patient_values(cases: list[FileCase]) -> set[str]:
@@ -927,11 +942,82 @@ def run_cases(tally: Tally, work: Path, model: Path, quick: bool = False) -> Non
         locked.chmod(0o700)
     expect("tile-size-zero", apply_args(source, sandbox / "o2", good, "--tile-size", "0"), (2,))
     expect("overlap-one", apply_args(source, sandbox / "o3", good, "--overlap", "1"), (2,))
+    honesty_cases(tally, work, good)
+    onnx_case(tally, work, tiny_onnx(sandbox / "tiny.onnx", good))
+    terminated_case(tally, work, good)
     _small_disk(tally, sandbox, good)
     _concurrent(tally, sandbox, source, good)
     _killed(tally, sandbox, source, good)
     if snapshot(source) != before:
         tally.violate("input-changed", "run cases: the input folder changed")
+
+
+def honesty_cases(tally: Tally, work: Path, model: Path) -> None:
+    """Run-level cases of "say what happened" (issue 28): a file already under an output's
+    name is a clash row, never "finished"; ``-o ""`` and ``--overlap 0.99`` are refused;
+    an input folder without images exits 1 with a warning."""
+    sandbox = work / "honest"
+    source = _small_input(sandbox / "in")
+    dest = sandbox / "out-foreign"
+    dest.mkdir()
+    foreign = (source / "i0.png").read_bytes()  # `cp in/i0.png out/`: not denoised
+    (dest / "i0.png").write_bytes(foreign)
+    expect_run(tally, sandbox, "existing-output-name", apply_args(source, dest, model, "--no-report"), (1,))
+    reasons = {Path(r["path"]).name: r["reason"] for r in read_records(dest / "failures.csv")}
+    if (dest / "i0.png").read_bytes() != foreign or "already exists" not in reasons.get("i0.png", ""):
+        tally.violate("data-loss", f"existing-output-name: foreign i0.png replaced or not recorded ({reasons})")
+    if len(read_records(dest / "manifest.csv")) != 2:
+        tally.violate("data-loss", "existing-output-name: the other inputs have no manifest rows")
+    empty_out = ["-i", str(source), "-o", "", *apply_args(source, dest, model)[4:]]
+    expect_run(tally, sandbox, "empty-output-path", empty_out, (2,), "-o")
+    if (sandbox / "manifest.csv").exists():
+        tally.violate("wrote-outside-out", "empty-output-path: outputs written into the current folder")
+    expect_run(tally, sandbox, "overlap-bound", apply_args(source, sandbox / "o-overlap", model, "--overlap", "0.99"),
+               (2,), "overlap")
+    (sandbox / "in-empty").mkdir()
+    (sandbox / "in-empty" / "notes.txt").write_text("no image here")
+    expect_run(tally, sandbox, "empty-input", apply_args(sandbox / "in-empty", sandbox / "o-empty", model), (1,),
+               "no image")
+    _nothing_outside_out(tally, "honesty cases", sandbox)
+
+
+def onnx_case(tally: Tally, work: Path, onnx: Path) -> None:
+    """An ONNX model from ``denoise export``: onnxruntime writes nothing into HOME or TMPDIR."""
+    sandbox = work / "onnx"
+    source = _small_input(sandbox / "in")
+    expect_run(tally, sandbox, "onnx-model", apply_args(source, sandbox / "out", onnx, "--no-report"), (0,))
+    _nothing_outside_out(tally, "onnx-model", sandbox)
+
+
+def terminated_case(tally: Tally, work: Path, model: Path, delay: float = 1.0) -> None:
+    """SIGTERM during a run: it exits 143 and leaves no temporary file, in OUT or TMPDIR."""
+    sandbox = work / "term"
+    source = sandbox / "in"
+    source.mkdir(parents=True)
+    for index in range(4):  # tiles of 8 px every 2 px: a few seconds per image
+        (source / f"big{index}.png").write_bytes(_png((np.add.outer(np.arange(256), np.arange(256)) % 251).astype(np.uint8)))
+    dest = sandbox / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"), PYTHONPATH=str(PROJECT), OMP_NUM_THREADS="1")
+    for name in ("home", "tmp"):
+        (sandbox / name).mkdir(parents=True, exist_ok=True)
+    slow = ["--tile-size", "8", "--overlap", "0.75", "--batch-size", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "apply", *apply_args(source, dest, model, *slow)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120  # until the run has started: OUT exists
+    while time.monotonic() < deadline and proc.poll() is None and not (dest / RUN_FILE).exists():
+        time.sleep(0.05)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=RUN_TIMEOUT)[1].decode("utf-8", "replace")
+    tally.runs += 1
+    tally.cases["run:terminated"] += 1
+    if proc.returncode != 143 or "Traceback" in err:
+        tally.violate("wrong-exit", f"terminated: exit {proc.returncode}: {err.strip()[-200:]}")
+    leftovers = [k for k in snapshot(dest) if b".partial-" in k] if dest.exists() else []
+    if leftovers:
+        tally.violate("temp-left", f"terminated: temporary files left: {leftovers[:3]}")
+    _nothing_outside_out(tally, "terminated", sandbox)
 
 
 def expect_run(tally: Tally, sandbox: Path, label: str, args: list[str], codes: tuple[int, ...],

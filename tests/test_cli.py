@@ -41,6 +41,7 @@ def test_tiny_run_writes_the_run_folder_and_beats_noisy(tmp_path, capsys) -> Non
     assert methods["conv"]["psnr"]["mean"] > methods["noisy"]["psnr"]["mean"] + 2.0
     html = (run_dir / "report.html").read_text()
     assert "data:image/png;base64" in html and "src=\"http" not in html
+    assert "zoomed crop" not in html  # 28-px digits get no crop: the caption does not promise one
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -148,6 +149,21 @@ def test_evaluate_a_folder_with_the_shipped_model(tmp_path, capsys) -> None:
     assert kept["noisy"]["T_0.02-0.1"] > kept["tv"]["T_0.02-0.1"], "noise left in is not lost detail"
     run_dir = next((tmp_path / "runs" / "evaluate").iterdir())
     assert (run_dir / "figures" / "detail_kept.png").is_file() and "Detail kept T(f)" in (run_dir / "report.html").read_text()
+
+
+def test_evaluate_data_defaults_to_a_radiograph_noise_and_says_so_first(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    data = tmp_path / "clean"
+    data.mkdir()
+    y, x = np.mgrid[0:48, 0:48] / 47.0
+    Image.fromarray((255 * (0.2 + 0.6 * x * y)).round().astype(np.uint8)).save(data / "scan.png")
+    args = ["evaluate", "--data", str(data), "--set", f"run.output_dir={tmp_path / 'runs'}", "--set", "train.progress=false"]
+    assert main(args) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("evaluate: test noise gaussian (sigma 0.098039)") and "radiograph" in first
+    summary = json.loads(next((tmp_path / "runs" / "evaluate").iterdir()).joinpath("summary.json").read_text())
+    assert summary["noise"]["kind"] == "gaussian" and summary["noise"]["sigma"] == pytest.approx(25 / 255, abs=1e-6)
 
 
 def test_bare_evaluate_asks_for_data_instead_of_scoring_mnist(tmp_path) -> None:

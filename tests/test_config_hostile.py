@@ -99,3 +99,39 @@ def test_matplotlib_cache_is_not_written_to_home(tmp_path):
     assert result.returncode == 0, result.stderr
     assert list(home.iterdir()) == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("denoise-matplotlib-")]
+
+
+# --------------------------------------------------------------------------- issue 28
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_path(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 3\n  lr: 0.1\n  epochs: 4\nrun:\n  seed: 1\n")
+    assert main(["config", str(tmp_path / "c.yaml")]) == 2
+    assert "train.epochs is given twice (line 4)" in error_line(capsys)
+    (tmp_path / "d.yaml").write_text("train:\n  epochs: 3\nrun:\n  seed: 1\ntrain:\n  lr: 0.1\n")
+    assert main(["config", str(tmp_path / "d.yaml")]) == 2
+    assert "key train is given twice (line 5)" in error_line(capsys)
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("data.group_pattern=(", "data.group_pattern"),
+    ("data.group_pattern=no_group", "data.group_pattern"),
+    ("model.features=100000000", "model.features"),
+    ("model.channels=[16, 100000000]", "model.channels.1"),
+])
+def test_impossible_values_are_user_errors_naming_the_key(capsys, override, key):
+    assert main(["config", "configs/mnist_conv.yaml", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "this is a bug" not in err
+    assert err.startswith("error:") and f"  {key}:" in err
+
+
+def test_a_network_that_cannot_be_allocated_is_a_user_error(monkeypatch):
+    import pipeline.models
+
+    def refuse(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: not enough memory")
+
+    monkeypatch.setattr(pipeline.models, "ConvAutoencoder", refuse)
+    with pytest.raises(PipelineError, match="does not fit in memory"):
+        pipeline.models.build_model(load_config("configs/mnist_conv.yaml").model)

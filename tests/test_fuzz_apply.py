@@ -39,3 +39,25 @@ def test_concurrent_runs_keep_every_promise(tmp_path, model):
     tally = fuzz.Tally()
     fuzz.run_cases(tally, tmp_path, model, quick=True)
     assert tally.violations == [], "\n".join([*tally.violations, fuzz.format_tally(tally)])
+
+
+def test_run_level_honesty_cases_keep_every_promise(tmp_path, model):
+    """Issue 28: a foreign file under an output name, ``-o ""``, ``--overlap 0.99``, an input
+    folder without images."""
+    tally = fuzz.Tally()
+    fuzz.honesty_cases(tally, tmp_path, model)
+    assert tally.violations == [], "\n".join([*tally.violations, fuzz.format_tally(tally)])
+    assert tally.runs == 4
+
+
+def test_an_onnx_model_writes_nothing_into_home_or_tmpdir(tmp_path, model):
+    tally = fuzz.Tally()
+    fuzz.onnx_case(tally, tmp_path, fuzz.tiny_onnx(tmp_path / "tiny.onnx", model))
+    assert tally.violations == [], "\n".join([*tally.violations, fuzz.format_tally(tally)])
+    assert tally.runs == 1
+
+
+def test_sigterm_leaves_nothing_behind(tmp_path, model):
+    tally = fuzz.Tally()
+    fuzz.terminated_case(tally, tmp_path, model)
+    assert tally.violations == [], "\n".join([*tally.violations, fuzz.format_tally(tally)])

@@ -67,3 +67,15 @@ def test_white_gaussian_noise_is_fitted_as_gaussian():
     fit = fit_noise([np.clip(s, 0, 1) for s in scans], blur, start, seed=0)
     assert fit.noise.kind == "gaussian" and fit.noise.sigma == pytest.approx(0.08, rel=0.1)
     assert fit.alternatives["xray"] > 3 * fit.alternatives["gaussian"]
+
+
+def test_a_passed_deadline_stops_the_fit_with_the_starting_values(caplog):
+    import time
+
+    noise = make_noise(NoiseConfig(kind="xray", photons=2000, dose=0.1, read_noise=3, mu=3.0, kernel_a=0.3))
+    scans = [noise(anatomy(i), np.random.default_rng(i)).astype(np.float32) for i in range(2)]
+    start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0)
+    fit = fit_noise(scans, blur, start, seed=0, deadline=time.perf_counter())
+    assert fit.stopped_at_deadline and fit.evaluations == 0
+    assert fit.noise.kind == "xray" and fit.to_dict()["stopped_at_deadline"] is True
+    assert "stopped at its share of the time budget" in caplog.text

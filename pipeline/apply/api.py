@@ -30,6 +30,7 @@ from pipeline.apply.examples import write_report
 from pipeline.apply.plan import (
     Job,
     check_folders,
+    finished_output,
     is_within,
     plan_jobs,
     resolve_part,
@@ -37,6 +38,7 @@ from pipeline.apply.plan import (
     stale_temporaries,
 )
 from pipeline.apply.records import (
+    FAILURES,
     NOISE_AFTER,
     NOISE_BEFORE,
     append_manifest_row,
@@ -55,9 +57,10 @@ from pipeline.apply.writer import (
     write_atomic,
 )
 from pipeline.checkpoint import LoadedModel
+from pipeline.config import MAX_OVERLAP
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
-from pipeline.export import is_exported, load_exported_model
+from pipeline.export import file_sha256, is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import (
     DEFAULT_BATCH_SIZE,
@@ -67,10 +70,11 @@ from pipeline.inference import (
     denoiser_from_checkpoint,
 )
 from pipeline.ingest.failures import Failure, write_failures_csv
-from pipeline.io import read_image
+from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
+from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
-from pipeline.records import PARTIAL_TAG
+from pipeline.records import PARTIAL_TAG, read_csv
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ class ApplyResult:
     report: report.html, or None when no report was written.
     part_id, num_parts: which part of the file list this process handled.
     seconds: wall time.
+    empty: the input folder held no image at all (a warning was logged; exit status 1).
     """
 
     output_dir: Path
@@ -108,11 +113,12 @@ class ApplyResult:
     part_id: int = 0
     num_parts: int = 1
     seconds: float = 0.0
+    empty: bool = False
 
     @property
     def exit_code(self) -> int:
-        """1 when any file failed, else 0."""
-        return 1 if self.failed else 0
+        """1 when any file failed or the input folder held no image, else 0."""
+        return 1 if self.failed or self.empty else 0
 
     def summary(self) -> str:
         """One line: counts, time, part."""
@@ -146,15 +152,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _file_sha256(path: Path) -> str:
-    """First 16 hex digits of the SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def _reason(path: Path, err: BaseException) -> str:
     """A short one-line failure reason that names the file (by name: the path has its own column).
 
@@ -174,6 +171,14 @@ def _reason(path: Path, err: BaseException) -> str:
 def _noise(images: Sequence[ScanImage]) -> float:
     """Mean estimated noise std of the images' central crops, in [0, 1] units."""
     return float(np.mean([estimate_noise_sigma(center_crop(i.pixels, NOISE_CROP)) for i in images]))
+
+
+def _warn_about_training_data(loaded: LoadedModel) -> None:
+    """Warn when the model was trained on MNIST digits: `apply` is for scans."""
+    if loaded.config.data.kind == "mnist":
+        log.warning("%s was trained on MNIST (28x28 handwritten digits), not on scans: its outputs on "
+                    "these images may be poor; the shipped radiograph model is used without --model",
+                    path_text(loaded.path.name))
 
 
 def _folder_id(output_dir: Path) -> str:
@@ -200,16 +205,17 @@ def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
     return DerivedSeries(run_id=run_id)
 
 
-def _read_job(job: Job, output_dir: Path) -> list[ScanImage]:
-    """The images of `job`'s source; ImageReadError/PipelineError when it cannot be used."""
+def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
+    """The images of `job`'s source and the source's SHA-256; ImageReadError/PipelineError
+    when it cannot be used."""
     if job.problem is not None:
         raise ImageReadError(job.problem)
     if is_within(job.source.resolve(), output_dir):
         raise PipelineError(f"{job.source}: resolves into the output folder (a link?); not read")
-    return read_image(job.source)
+    return read_image(job.source), file_sha256(job.source)
 
 
-def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[ScanImage], Row]:
+def _denoise(job: Job, images: list[ScanImage], input_sha: str, ctx: _Context) -> tuple[list[ScanImage], Row]:
     """Denoise one file's images in place; returns the outputs and the start of its manifest row.
 
     The input noise is estimated first: the denoised pixels overwrite the input arrays (the
@@ -220,7 +226,8 @@ def _denoise(job: Job, images: list[ScanImage], ctx: _Context) -> tuple[list[Sca
         raise PipelineError(f"{job.source}: holds no image")
     h, w = images[0].pixels.shape
     row: Row = {
-        "input": path_text(job.source), "frames": len(images), "height": h, "width": w,
+        "input": path_text(job.source), "input_sha256": input_sha, "bits_stored": images[0].meta.bits_stored or "",
+        "frames": len(images), "height": h, "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
         NOISE_BEFORE: round(_noise(images), 6),
     }
@@ -271,7 +278,8 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
     def write(job: Job, outputs: list[ScanImage], row: Row, started: float) -> None:
         nonlocal done, megapixels
         try:
-            _write(job, outputs, row, started, ctx)
+            with about_file(job.source):
+                _write(job, outputs, row, started, ctx)
         except OSError as err:
             if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way: stop the run
                 raise PipelineError(
@@ -295,7 +303,8 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
                 try:
                     if isinstance(images, Exception):
                         raise images
-                    outputs, row = _denoise(job, images, ctx)
+                    with about_file(job.source):
+                        outputs, row = _denoise(job, *images, ctx)
                     row["seconds"] = seconds
                 except Exception as err:  # noqa: BLE001 - one bad file must not stop the folder
                     fail(job, err)
@@ -316,8 +325,11 @@ def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch
         raise PipelineError(f"output format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
     if tile_size is not None and tile_size < 8:
         raise PipelineError(f"tile size must be at least 8 pixels; got {tile_size}")
-    if not 0 <= overlap < 1:
-        raise PipelineError(f"tile overlap must be in [0, 1); got {overlap}")
+    if not 0 <= overlap <= MAX_OVERLAP:
+        raise PipelineError(
+            f"tile overlap must be in [0, {MAX_OVERLAP}]; got {overlap} (each pixel is computed about "
+            f"1/(1 - overlap)**2 times: {MAX_OVERLAP} is 16 times already)"
+        )
     if batch_size < 1:
         raise PipelineError(f"batch size must be at least 1; got {batch_size}")
     return None if fmt is None else fmt.lower()
@@ -340,7 +352,10 @@ def _finish(
     merged = finishes and num_parts > 1
     if merged:
         merge_parts(output_dir)
-    report_path = write_report(manifest_rows(output_dir), output_dir, input_dir) if report and finishes else None
+    report_path = None
+    if report and finishes:
+        failures = read_csv(output_dir / FAILURES) if (output_dir / FAILURES).is_file() else []
+        report_path = write_report(manifest_rows(output_dir), output_dir, input_dir, failures)
     return merged, report_path
 
 
@@ -388,7 +403,8 @@ def apply_folder(
     denoiser, loaded = denoiser_from_checkpoint(
         model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
     )
-    model_sha = _file_sha256(loaded.path)
+    model_sha = file_sha256(loaded.path)[:16]
+    _warn_about_training_data(loaded)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):
         return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
@@ -402,11 +418,17 @@ def _apply_locked(
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
     series = _derived_series(dest, model_sha)
 
-    jobs = plan_jobs(source, dest, fmt)[part_id::num_parts]
+    every_job = plan_jobs(source, dest, fmt)
+    if not every_job:
+        log.warning("%s holds no image (%s, or DICOM content without a suffix; hidden files are ignored): "
+                    "nothing was denoised", path_text(source), ", ".join(sorted(SUPPORTED_SUFFIXES)))
+    jobs = every_job[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
-    todo, finished = split_finished(jobs, overwrite)
-    check_unchanged_model(dest, {path_text(job.source) for job in finished}, model_sha)
+    recorded = {str(row["input"]): row for row in manifest_rows(dest)}
+    if not overwrite:
+        check_unchanged_model(dest, {path_text(job.source) for job in jobs if finished_output(job)}, model_sha)
+    todo, finished = split_finished(jobs, overwrite, dest, recorded, model_sha, file_sha256)
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)
@@ -426,5 +448,5 @@ def _apply_locked(
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(
         dest, done, len(finished), len(failures), manifest, failures_csv, report_path,
-        part_id, num_parts, time.perf_counter() - start,
+        part_id, num_parts, time.perf_counter() - start, not every_job,
     )

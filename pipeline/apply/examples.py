@@ -272,8 +272,8 @@ section.scan h3 { margin: 0 0 0.2em; font-size: 1.05em; }
 .divider { position: absolute; top: 0; bottom: 0; width: 2px; background: #ffcc00; pointer-events: none; }
 .cropbox { position: absolute; border: 2px solid #ffcc00; pointer-events: none; }
 .crops { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 0.8em 0; }
-.crops figure { margin: 0; flex: 1 1 220px; max-width: 360px; }
-.crops img { width: 100%; image-rendering: pixelated; display: block; }
+.crops figure { margin: 0; flex: 0 1 auto; max-width: 100%; }
+.crops img { max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
 .scale { display: flex; flex-wrap: wrap; align-items: center; gap: 0.3em 0.5em; font-size: 0.9em; }
 .scale span { white-space: nowrap; }
 .scale .bar { width: 160px; height: 12px;
@@ -346,7 +346,8 @@ def _scan_section(view: ScanView) -> str:
     name = html.escape(view.rel_input)
     data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in view.files.items())
     crops = "".join(
-        f'<figure><img src="{view.crops[key]}" alt="{key} crop of {name}"><figcaption>{words}</figcaption></figure>'
+        f'<figure><img src="{view.crops[key]}" width="{side}" height="{side}" alt="{key} crop of {name}">'
+        f'<figcaption>{words}</figcaption></figure>'
         for key, words in (("input", "input"), ("output", "output"), ("removed", "removed (input − output)"))
     )
     return f"""<section class="scan" id="scan-{view.index}" {data}>
@@ -367,7 +368,7 @@ def _scan_section(view: ScanView) -> str:
 <div class="divider"></div>
 <div class="cropbox" style="{box}"></div>
 </div></div>
-<p>Outlined: the {side}×{side} px crop with the most detail (at x {left}, y {top}), at native resolution:</p>
+<p>Outlined: the {side}×{side} px crop with the most detail (at x {left}, y {top}), at native size (1:1; smaller only on a narrow screen):</p>
 <div class="crops">{crops}</div>
 <div class="scale"><span>removed component:</span> <span>−{view.limit:.3g}</span><span class="bar"></span><span>+{view.limit:.3g}</span>
 <span>(fraction of the full range;</span> <span>blue: output brighter,</span> <span>red: output darker)</span></div>
@@ -407,6 +408,20 @@ def _file_table(rows: Sequence[Row], input_dir: Path | None) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _failure_rows(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> list[list[str]]:
+    """(input relative to IN, reason) of each failure, cut and escaped as failures.csv's are."""
+    return [[short_text(relative_input({"input": f.get("path", "")}, input_dir)), short_text(str(f.get("reason", "")))]
+            for f in failures]
+
+
+def _failure_table(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> str:
+    rows = "".join(f"<tr><td class=\"path\">{html.escape(p)}</td><td>{html.escape(r)}</td></tr>"
+                   for p, r in _failure_rows(failures, input_dir))
+    return ('<h2>Failed files</h2><p>Not denoised; the same reasons are in failures.csv.</p>'
+            '<div class="table-wrap"><table><thead><tr><th>input (relative to IN)</th><th>reason</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def _command_line() -> str:
     """How this process was started, e.g. ``denoise apply -i IN -o OUT``."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
@@ -415,12 +430,13 @@ def _command_line() -> str:
     return " ".join([program, *(shlex.quote(path_text(a)) for a in sys.argv[1:])])
 
 
-def _summary_lines(rows: Sequence[Row], shown: int) -> list[str]:
+def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str]:
     pairs = [noise_of(r) for r in rows]
     pairs = [(b, a) for b, a in pairs if math.isfinite(b) and math.isfinite(a)]
     seconds = [s for s in (as_float(r.get("seconds")) for r in rows) if math.isfinite(s)]
+    failed_words = f"{failed} failed (reasons under Failed files and in failures.csv); " if failed else ""
     lines = [(
-        f"{len(rows)} files denoised; {shown} of them shown below, chosen to cover the formats, the folders "
+        f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, chosen to cover the formats, the folders "
         "and the range of noise. There is no clean reference, so the noise is estimated (wavelet median "
         "absolute deviation on the central part, as a fraction of the image's full range) before and after."
     )]
@@ -459,7 +475,7 @@ def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dic
     checksums = list(dict.fromkeys(str(r.get("model_sha256") or "") for r in rows if r.get("model_sha256")))
     return {
         "model": "; ".join(models) or "unknown",
-        "sha256": "; ".join(checksums) or "unknown",
+        "sha256 (first 16 hex digits)": "; ".join(checksums) or "unknown",
         "version": f"denoise-pipeline {__version__}",
         "IN": path_text(input_dir) if input_dir is not None else "unknown",
         "OUT": path_text(output_dir),
@@ -507,7 +523,8 @@ def _clear_old_views(folder: Path) -> None:
 
 
 def write_apply_report(
-    rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None, sample_size: int = SAMPLE_SIZE
+    rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None, sample_size: int = SAMPLE_SIZE,
+    failures: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Path]:
     """``report.html``, ``report.md``, the sample's views and the noise figure; their paths.
 
@@ -519,6 +536,7 @@ def write_apply_report(
         noise figure) go.
     input_dir : IN, for paths relative to it (None: paths as recorded).
     sample_size : scans shown in the viewer.
+    failures : failures.csv rows (``path``, ``reason``), counted and listed.
     """
     output_dir = Path(output_dir)
     rows = sorted(rows, key=lambda r: relative_input(r, input_dir))
@@ -532,7 +550,7 @@ def write_apply_report(
             except Exception as err:  # noqa: BLE001 - a scan that cannot be shown is left out
                 log.warning("no view of %s in the report (%s)", row.get("input"), short_text(str(err), 200))
     facts = _facts(rows, output_dir, input_dir)
-    lines = _summary_lines(rows, len(views))
+    lines = _summary_lines(rows, len(views), len(failures))
     written: dict[str, Path] = {}
     figure = noise_figure(rows, output_dir / VIEWS / "noise_before_after.png")
     parts = [html_header("Denoised scans", facts)]
@@ -540,6 +558,8 @@ def write_apply_report(
     if views:
         parts += ["<h2>Sample</h2>", _gallery(views), HOW_TO_VIEW.format(views=VIEWS)]
         parts += [_scan_section(v) for v in views]
+    if failures:
+        parts.append(_failure_table(failures, input_dir))
     parts += ["<h2>All files</h2><p>Click a column title to sort.</p>", _file_table(rows, input_dir)]
     if figure is not None:
         written["noise"] = figure
@@ -554,16 +574,20 @@ def write_apply_report(
           _fmt(as_float(r.get("seconds")), 2)] for r in rows],
     )
     md_lines = [f"{k}: {v}" for k, v in facts.items()] + ["", *lines, "", "The viewer is report.html."]
-    written["markdown"] = write_md(output_dir / "report.md", "Denoised scans", md_lines, [table])
+    tables = [table] + ([(["failed input (relative to IN)", "reason"], _failure_rows(failures, input_dir))]
+                        if failures else [])
+    written["markdown"] = write_md(output_dir / "report.md", "Denoised scans", md_lines, tables)
     return written
 
 
-def write_report(rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None) -> Path | None:
-    """report.html (and report.md, report_views/) for the manifest rows; None when there are none."""
-    if not rows:
+def write_report(
+    rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None, failures: Sequence[Mapping[str, str]] = (),
+) -> Path | None:
+    """report.html (and report.md, report_views/) for the manifest rows and failures; None when there are neither."""
+    if not rows and not failures:
         return None
     try:
-        return write_apply_report(rows, output_dir, input_dir)["html"]
+        return write_apply_report(rows, output_dir, input_dir, failures=failures)["html"]
     except Exception as err:  # noqa: BLE001 - the denoised files are complete either way
         log.warning("the report could not be written (%s: %s)", type(err).__name__, err)
         return None

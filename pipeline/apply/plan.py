@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pipeline.distributed import torchrun_info
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, given_path, path_text
 from pipeline.ingest.folder import scan_folder
 from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format, output_suffix
 from pipeline.records import PARTIAL_TAG
@@ -56,7 +57,10 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
-    """Resolved (input, output) folders; PipelineError when they overlap or IN is missing."""
+    """Resolved (input, output) folders; PipelineError when they overlap, IN is missing or
+    either is given as an empty string."""
+    given_path(input_dir, "the input folder (-i)")
+    given_path(output_dir, "the output folder (-o)")
     source, dest = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not source.is_dir():
         raise PipelineError(f"input folder not found: {input_dir} (give the folder that holds the scans)")
@@ -213,13 +217,38 @@ def finished_output(job: Job) -> Path | None:
     return None
 
 
-def split_finished(jobs: Sequence[Job], overwrite: bool) -> tuple[list[Job], list[Job]]:
-    """(to do, already finished) — everything is to do with `overwrite`."""
+def split_finished(
+    jobs: Sequence[Job], overwrite: bool, output_dir: Path, recorded: Mapping[str, Mapping[str, Any]],
+    model_sha: str, input_sha: Callable[[Path], str],
+) -> tuple[list[Job], list[Job]]:
+    """(to do, already finished) — everything is to do with `overwrite`.
+
+    Finished means recorded as finished by this tool: the output exists and `recorded`
+    (manifest rows by input text) names it for this input, with the input's current
+    SHA-256 (`input_sha`) and this model. An output the manifest gives to this input but
+    for other contents (or by an older version that recorded no hash) is redone. A file
+    under an output's name that no row gives to this input was not written by this tool:
+    the job becomes a failure naming the clash, and the file is left as it is.
+    """
     if overwrite:
         return list(jobs), []
-    finished = [job for job in jobs if job.problem is None and finished_output(job) is not None]
-    kept = {job.source for job in finished}
-    return [job for job in jobs if job.source not in kept], finished
+    todo, finished = [], []
+    for job in jobs:
+        existing = finished_output(job) if job.problem is None else None
+        if existing is None:
+            todo.append(job)
+            continue
+        row = recorded.get(path_text(job.source)) or {}
+        ours = row.get("output") == path_text(existing.relative_to(output_dir).as_posix())
+        if not ours:
+            todo.append(replace(job, problem=(
+                f"{job.source}: {existing.name} already exists in the output folder, and no manifest row "
+                "says this tool wrote it from this input; move it away, or rerun with --overwrite to replace it")))
+        elif row.get("model_sha256") == model_sha and row.get("input_sha256") == input_sha(job.source):
+            finished.append(job)
+        else:
+            todo.append(job)  # this tool's output of other input contents: redone
+    return todo, finished
 
 
 def stale_temporaries(jobs: Sequence[Job]) -> list[Path]:

@@ -21,9 +21,12 @@ MANIFEST = "manifest.csv"
 FAILURES = "failures.csv"
 #: Estimated noise std before and after denoising, as a fraction of each image's full range.
 NOISE_BEFORE, NOISE_AFTER = "noise_before_fraction_of_range", "noise_after_fraction_of_range"
+#: ``input_sha256``: the input file's SHA-256 when it was denoised (a rerun skips the input
+#: only while it is unchanged); ``bits_stored``: the significant bits its values were read
+#: with (empty for float or signed data, normalised by their range).
 MANIFEST_COLUMNS = (
     "input", "output", "frames", "height", "width", "megapixels", "seconds",
-    NOISE_BEFORE, NOISE_AFTER, "model", "model_sha256", "finished",
+    NOISE_BEFORE, NOISE_AFTER, "model", "model_sha256", "finished", "input_sha256", "bits_stored",
 )
 #: Columns of manifests written by earlier versions, with their names now.
 RENAMED_COLUMNS = {"noise_before": NOISE_BEFORE, "noise_after": NOISE_AFTER}

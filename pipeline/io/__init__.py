@@ -30,6 +30,7 @@ from pipeline.io.formats import (
 )
 from pipeline.io.nifti import read_nifti, write_nifti
 from pipeline.io.raster import read_raster, write_raster
+from pipeline.logs import about_file
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -55,6 +56,11 @@ def read_image(path: str | Path) -> list[ScanImage]:
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image file")
+    with about_file(path):
+        return _read(path)
+
+
+def _read(path: Path) -> list[ScanImage]:
     fmt = detect_format(path)
     if fmt is None:
         if path.stat().st_size == 0:

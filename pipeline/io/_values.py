@@ -113,6 +113,11 @@ def integer_range(dtype: np.dtype | str, bits: int | None = None) -> tuple[int, 
     return -(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1
 
 
+def observed_bits(max_value: int) -> int:
+    """The bit depth that holds `max_value`, at least 8 (4095 -> 12, 1,000,000 -> 20)."""
+    return max(8, int(max_value).bit_length())
+
+
 def data_range(values: np.ndarray) -> tuple[float, float]:
     """(min, max) of `values`, widened to (v, v + 1) for a constant array (no division by 0)."""
     lo, hi = float(np.min(values)), float(np.max(values))

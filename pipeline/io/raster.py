@@ -1,8 +1,8 @@
 """PNG and JPEG (Pillow) and TIFF (tifffile): 8-bit and 16-bit gray images.
 
-Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, uint16 by 65535 (or by
-2**n - 1 when a PNG ``sBIT`` chunk says only n bits are significant and the values fit in
-them). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
+Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, wider unsigned samples
+by 2**n - 1 for the n bits actually stored (a PNG ``sBIT`` chunk when the values fit in it,
+else the observed maximum rounded up to a whole bit depth, at least 8). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
 or through a palette (R = G = B) becomes one channel; real colour is refused. Alpha is
 dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and back on writing).
 Every TIFF page (also pages of different sizes) and every APNG frame becomes one image;
@@ -20,7 +20,7 @@ unmodified image is written back with the same stored values.
 from __future__ import annotations
 
 import struct
-import warnings
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from pipeline.io._values import (
     file_values,
     integer_range,
     normalise,
+    observed_bits,
 )
 from pipeline.io.formats import detect_format
 from pipeline.io.png import write_png
@@ -124,7 +125,7 @@ def write_raster(image: ScanImage, path: str | Path, fmt: str) -> Path:
 
 def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
     """Decode a PNG/JPEG into one gray array; returns ([array], extra)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     name = _PIL_FORMAT[fmt]
     header = _png_header(path) if fmt == "png" else {}
@@ -134,25 +135,21 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
             "would reduce it to 8 bits); save it as 16-bit grayscale without alpha"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[name]) as image:
-                frames = int(getattr(image, "n_frames", 1) or 1)
-                width, height = image.size
-                check_pixel_count(path, (frames, height, width), f"{frames} frame(s) of {width}x{height}")
-                mode = image.mode
-                orientation = _exif_orientation(image) if fmt == "jpeg" else 1
-                arrays = []
-                for index in range(frames):  # APNG: every frame, not just the first
-                    image.seek(index)
-                    image.load()
-                    arrays.append(_pillow_gray(_oriented(image, orientation), path, fmt))
+        with _open_without_pillows_limit(path, name) as image:
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            width, height = image.size
+            check_pixel_count(path, (frames, height, width), f"{frames} frame(s) of {width}x{height}")
+            mode = image.mode
+            orientation = _exif_orientation(image) if fmt == "jpeg" else 1
+            arrays = []
+            for index in range(frames):  # APNG: every frame, not just the first
+                image.seek(index)
+                image.load()
+                arrays.append(_pillow_gray(_oriented(image, orientation), path, fmt))
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{path}: not a valid {name} image (unrecognised content)") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{path}: too many pixels for Pillow's decompression-bomb limit") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(
             f"{path}: truncated or corrupt {name} image ({library_detail(exc)})"
@@ -165,6 +162,26 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
     if header.get("sbit"):
         extra["sbit"] = header["sbit"]
     return arrays, extra
+
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_without_pillows_limit(path: Path, name: str):
+    """``Image.open(path)`` with Pillow's own decompression-bomb limit (about 179 MP) off.
+
+    :data:`~pipeline.io._values.MAX_PIXELS_VARIABLE` alone decides, checked by the caller
+    from the header before decoding. Pillow checks its limit only while opening, so it is
+    lifted (under a lock: the setting is global) for that call alone.
+    """
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path, formats=[name])
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _exif_orientation(image) -> int:
@@ -307,11 +324,19 @@ def _tiff_gray(page, path: Path) -> np.ndarray:
 
 
 def _value_range(values: np.ndarray, sbit: int | None) -> tuple[float, float, int | None]:
-    """(value_min, value_max, bits_stored) for the values of one file."""
+    """(value_min, value_max, bits_stored) for the values of one file.
+
+    Unsigned values use the bits actually stored: a PNG's sBIT when the values fit in it,
+    else (wider than 8 bits) the observed maximum rounded up to a whole bit depth, so 12-bit
+    data in 16-bit samples or 20-bit data in 32-bit samples keep their contrast. Other
+    values are mapped by their observed range.
+    """
     if values.dtype.kind == "u":
         bits = values.dtype.itemsize * 8
         if sbit and sbit < bits and int(values.max()) <= 2**sbit - 1:
             bits = sbit
+        elif bits > 8:
+            bits = observed_bits(int(values.max()))
         low, high = integer_range(values.dtype, bits)
         return float(low), float(high), bits
     low, high = data_range(values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from pipeline.config import ModelConfig
+from pipeline.errors import PipelineError
 from pipeline.models.conv import ConvAutoencoder
 from pipeline.models.dense import DenseAutoencoder
 from pipeline.models.dncnn import DnCNN
@@ -19,7 +20,22 @@ MODEL_NAMES = ("dense", "conv", "unet", "dncnn")
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Build the network a config section names (weights freshly initialised)."""
+    """Build the network a config section names (weights freshly initialised).
+
+    A network too large for memory is a user error (PipelineError naming the model section).
+    """
+    try:
+        return _build(cfg)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "alloc" not in str(err).lower():
+            raise
+        raise PipelineError(
+            f"the {cfg.name} network of the model section (features {cfg.features}, channels {cfg.channels}, "
+            f"latent {cfg.latent}) does not fit in memory: make model.features/channels/latent smaller"
+        ) from None
+
+
+def _build(cfg: ModelConfig) -> nn.Module:
     if cfg.name == "dense":
         return DenseAutoencoder(cfg.image_size, cfg.latent)
     if cfg.name == "conv":

@@ -21,6 +21,8 @@ from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
 from pipeline.logs import setup_logging, verbosity_level
+from pipeline.pacs.cli import add_dicomweb_arguments, check_folder_options, cmd_apply_dicomweb
+from pipeline.pacs.dicomweb import parse_input
 from pipeline.runner import compare, format_summary, run
 
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
@@ -102,7 +104,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
-    parser.add_argument("-i", "--input", required=True, type=Path, help="folder of scans to denoise (read only)")
+    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only), or dicomweb:URL "
+                        "of a DICOMweb server (see the DICOMweb options)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
@@ -116,10 +119,15 @@ def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part-id", type=int, help="the part this job handles: files i with i %% num-parts == part-id")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-report", action="store_true", help="no report.html")
+    add_dicomweb_arguments(parser)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Run ``denoise apply``; print a summary and where the records are; exit status."""
+    url = parse_input(args.input)
+    if url is not None:
+        return cmd_apply_dicomweb(args, url)
+    check_folder_options(args)
     if (args.num_parts is None) != (args.part_id is None):
         raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
     result = apply_folder(

@@ -21,7 +21,13 @@ from pipeline.errors import PipelineError
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
 from pipeline.logs import setup_logging, verbosity_level
-from pipeline.pacs.cli import add_dicomweb_arguments, check_folder_options, cmd_apply_dicomweb
+from pipeline.pacs.cli import (
+    add_dicomweb_arguments,
+    add_listen_arguments,
+    check_folder_options,
+    cmd_apply_dicomweb,
+    cmd_listen,
+)
 from pipeline.pacs.dicomweb import parse_input
 from pipeline.runner import compare, format_summary, run
 
@@ -102,18 +108,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model and tiled-inference options of ``denoise apply`` and ``denoise listen``."""
+    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+                        "(default: the shipped radiograph model)")
+    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+
+
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
     parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only), or dicomweb:URL "
                         "of a DICOMweb server (see the DICOMweb options)")
     parser.add_argument("-o", "--output", required=True, type=Path, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
-                        "(default: the shipped radiograph model)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles (default {DEFAULT_OVERLAP})")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+    add_inference_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
     parser.add_argument("--num-parts", type=int, help="split the sorted file list into this many parts (independent jobs)")
     parser.add_argument("--part-id", type=int, help="the part this job handles: files i with i %% num-parts == part-id")
@@ -205,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("listen", help="a DICOM node: receive instances (C-STORE), denoise them, forward them to an AE",
+                       parents=verbosity)
+    add_inference_arguments(p)
+    add_listen_arguments(p)
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)")
     from pipeline.adapt import adapt_from_args, add_adapt_arguments

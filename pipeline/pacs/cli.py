@@ -69,3 +69,35 @@ def cmd_apply_dicomweb(args: argparse.Namespace, url: str) -> int:
     print(f"manifest: {result.denoise.manifest}")
     print(f"failures: {result.output_dir / 'failures.csv'}" + (f" ({len(result.failures)})" if result.failures else " (none)"))
     return result.exit_code
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``denoise listen`` (besides the model and tile options)."""
+    parser.add_argument("--destination", required=True, metavar="AET@HOST:PORT",
+                        help="where the denoised instances go (C-STORE), e.g. ORTHANC@pacs.local:4242")
+    parser.add_argument("--spool", required=True, type=Path,
+                        help="folder for received, denoised, failed instances and the records")
+    parser.add_argument("--ae-title", default="DENOISE", help="this node's AE title (default DENOISE)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=11112, help="port to listen on (default 11112)")
+    parser.add_argument("--max-associations", type=int, default=4, help="associations served at once (default 4)")
+    parser.add_argument("--retries", type=int, default=3, help="tries again to deliver an instance (default 3)")
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """``denoise listen``: run the node until SIGTERM or SIGINT."""
+    from pipeline.pacs.dicomweb import load_run_model
+    from pipeline.pacs.forward import Destination
+    from pipeline.pacs.listen import ListenSettings, listen
+
+    if not 0 < args.port < 65536 or args.max_associations < 1 or args.retries < 0:
+        raise PipelineError("--port must be 1..65535, --max-associations at least 1, --retries at least 0")
+    if len(args.ae_title.strip()) > 16 or not args.ae_title.strip():
+        raise PipelineError(f"--ae-title {args.ae_title!r}: give 1 to 16 characters")
+    settings = ListenSettings(
+        args.spool, Destination.parse(args.destination, args.ae_title.strip()), args.ae_title.strip(),
+        args.host, args.port, args.max_associations, args.retries,
+    )
+    listen(settings, load_run_model(args.model)[0], tile_size=args.tile_size, overlap=args.overlap,
+           device=args.device, batch_size=args.batch_size)
+    return 0

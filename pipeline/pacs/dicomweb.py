@@ -92,7 +92,7 @@ def parse_input(text: str) -> str | None:
     return text[len(SCHEME):] if str(text).startswith(SCHEME) else None
 
 
-def _load(model: str | Path | LoadedModel | None) -> tuple[LoadedModel, str]:
+def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel, str]:
     """The model and the first 16 hex digits of its file's SHA-256 (as the manifest has it)."""
     if is_exported(model):
         model = load_exported_model(model)
@@ -120,7 +120,7 @@ def apply_dicomweb(
     out = Path(output_dir)
     client = source.client()
     dest_client = destination.client() if destination is not None else None
-    loaded, model_sha = _load(model)
+    loaded, model_sha = load_run_model(model)
     try:
         refs, failures = find_instances(client, selection)
         done = (already_derived(dest_client, {r.study for r in refs}, model_sha)

@@ -88,8 +88,36 @@ class Orthanc:
             "Level": "Study", "Query": {"StudyInstanceUID": study_uid}}).json()
         return [] if not found else list(self.get(f"/studies/{found[0]}/series"))
 
-    def stop(self) -> None:
-        self.process.terminate()
+    def restart(self) -> None:
+        """Start the stopped server again with the same configuration, ports and storage."""
+        self.stop()
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(["Orthanc", str(self.log.parent / "orthanc.json")],
+                                            stdout=out, stderr=subprocess.STDOUT)
+        self.wait()
+
+    def wait(self, seconds: float = 20) -> None:
+        """Wait until ``/system`` answers; RuntimeError with the log when it does not."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Orthanc stopped: {self.log.read_text()[-2000:]}")
+            try:
+                self.get("/system")
+                return
+            except requests.RequestException:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Orthanc did not answer within {seconds} s: {self.log.read_text()[-2000:]}")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server: cleanly, or at once with `kill` (as a crash would)."""
+        if self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -97,12 +125,12 @@ class Orthanc:
             self.process.wait()
 
 
-def start_orthanc(root: Path, modalities: dict[str, list] | None = None) -> Orthanc:
-    """Start Orthanc with its configuration and storage under `root`."""
+def start_orthanc(root: Path, modalities: dict[str, list] | None = None, password: str | None = None) -> Orthanc:
+    """Start Orthanc with its configuration and storage under `root` (a random password by default)."""
     plugin = _plugin()
     root.mkdir(parents=True, exist_ok=True)
     (root / "refuse.lua").write_text(REFUSE_STOW_LUA)
-    password = secrets.token_hex(8)
+    password = password or secrets.token_hex(8)
     http_port, dicom_port = free_port(), free_port()
     config = {
         "Name": "denoise-test", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
@@ -117,17 +145,8 @@ def start_orthanc(root: Path, modalities: dict[str, list] | None = None) -> Orth
     with open(log, "wb") as out:
         process = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=out, stderr=subprocess.STDOUT)
     server = Orthanc(http_port, dicom_port, password, process, log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Orthanc stopped at start: {log.read_text()[-2000:]}")
-        try:
-            server.get("/system")
-            return server
-        except requests.RequestException:
-            time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"Orthanc did not answer within 20 s: {log.read_text()[-2000:]}")
+    server.wait()
+    return server
 
 
 def write_radiograph(path: Path, study: str, series: str, number: int, patient: str = "P001", seed: int = 0) -> Path:

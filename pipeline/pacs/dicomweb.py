@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SCHEME = "dicomweb:"
 RETRIEVED, DENOISED = "retrieved", "denoised"
+#: Tries of each request (no answer, 429, 503, 504...), waits doubling from 2 x HTTP_WAIT_MS.
+HTTP_ATTEMPTS, HTTP_WAIT_MS = 3, 250
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,10 @@ class Server:
             raise PipelineError("DICOMweb needs the dicomweb-client package: pip install dicomweb-client "
                                 "(or pip install denoise-pipeline[pacs])") from None
         url = check_url(self.url)
-        return DICOMwebClient(url, session=make_session(url, self.auth_file, self.ca_bundle))
+        client = DICOMwebClient(url, session=make_session(url, self.auth_file, self.ca_bundle))
+        # the library tries 5 times with waits doubling from 2 s (31 s for a server that is down)
+        client.set_http_retry_params(max_attempts=HTTP_ATTEMPTS, wait_exponential_multiplier=HTTP_WAIT_MS)
+        return client
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,18 @@ def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel,
     return loaded, file_sha256(loaded.path)[:16]
 
 
+def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
+    """Sources already derived by this model on the destination (none when it cannot be asked:
+    storing then fails per instance and a rerun stores them)."""
+    if client is None:
+        return set()
+    try:
+        return already_derived(client, studies, model_sha)
+    except ServerError as err:
+        log.warning("%s", err)
+        return set()
+
+
 def _denoise_failures(denoised: Path) -> list[Failure]:
     return [Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
             for row in read_csv(denoised / FAILURES)]
@@ -123,8 +140,7 @@ def apply_dicomweb(
     loaded, model_sha = load_run_model(model)
     try:
         refs, failures = find_instances(client, selection)
-        done = (already_derived(dest_client, {r.study for r in refs}, model_sha)
-                if dest_client is not None else set())
+        done = _on_destination(dest_client, {r.study for r in refs}, model_sha)
         todo = [ref for ref in refs if ref.sop not in done]
         (out / RETRIEVED).mkdir(parents=True, exist_ok=True)
         _retrieved, fetch_failures = retrieve_all(client, todo, out / RETRIEVED)

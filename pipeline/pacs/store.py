@@ -78,6 +78,9 @@ def _store_one(client, path: Path, records: Path, destination: str, known: set[s
         how = "found" if _on_server(client, ds) else "sent"
         if how == "sent":
             _send(client, ds)
+            if not _on_server(client, ds):  # some servers answer success for what a filter dropped
+                raise ServerError(f"instance {ds.SOPInstanceUID}: the server refused to store it "
+                                  "(STOW-RS answered success, but a search does not find it)", 409)
     except ServerError as err:
         raise ServerError(f"{what}: {err}", err.status) from None
     except Exception as err:  # noqa: BLE001 - every failure becomes one line

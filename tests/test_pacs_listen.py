@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,6 +164,10 @@ def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, o
         _wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
         assert echo(port, called="SOMEONE_ELSE") is None, "another called AE title is refused"
+        if shutil.which("echoscu"):  # dcmtk's client too
+            run = subprocess.run(["echoscu", "-aec", LISTEN_AET, "127.0.0.1", str(port)],
+                                 check=False, capture_output=True, timeout=30)
+            assert run.returncode == 0, run.stderr
     spool = tmp_path / "spool"
     assert not list((spool / "incoming").iterdir()) and not list((spool / "failed").iterdir())
     assert len((spool / "forwarded.csv").read_text().splitlines()) == 3

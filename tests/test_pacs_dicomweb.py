@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ import pytest
 from dicom_validation import dciodvfy_errors
 from orthanc_server import USER, Orthanc, free_port, start_orthanc, write_radiograph
 from pydicom.uid import generate_uid
-from tiny_models import save_tiny_unet
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
@@ -23,18 +23,6 @@ pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed 
 
 FAST = ["--tile-size", "32", "--no-progress", "--no-report", "--device", "cpu"]
 PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Orthanc:
-    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_unet(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
 @pytest.fixture
@@ -81,16 +69,16 @@ def failures(out: Path) -> list[dict[str, str]]:
 
 
 def test_study_is_denoised_and_stored_back_once_as_a_derived_series(
-    tmp_path: Path, orthanc: Orthanc, model: Path, login: None, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     study, files = upload_study(orthanc, tmp_path / "src", 3)
     sources = {str(ds.SOPInstanceUID): ds for ds in map(pydicom.dcmread, files)}
-    assert apply(orthanc, tmp_path / "out", model, "--study", study, "--store") == 0
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, "--store") == 0
     derived = derived_instances(orthanc, study)
     assert len(derived) == 3 and len({d.SeriesInstanceUID for d in derived}) == 1
-    sha = file_sha256(model)[:16]
+    sha = file_sha256(tiny_unet)[:16]
     for ds in derived:
         source = sources[ds.SourceImageSequence[0].ReferencedSOPInstanceUID]
         assert ds.SOPInstanceUID not in sources and ds.SeriesInstanceUID != source.SeriesInstanceUID
@@ -101,10 +89,10 @@ def test_study_is_denoised_and_stored_back_once_as_a_derived_series(
         assert ds.pixel_array.shape == source.pixel_array.shape
         assert not np.array_equal(ds.pixel_array, source.pixel_array), "the pixels were denoised"
     first = capsys.readouterr()
-    assert apply(orthanc, tmp_path / "out", model, "--study", study, "--store") == 0
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, "--store") == 0
     second = capsys.readouterr()
     assert "stored 0" in second.out
-    assert apply(orthanc, tmp_path / "new_out", model, "--study", study, "--store") == 0
+    assert apply(orthanc, tmp_path / "new_out", tiny_unet, "--study", study, "--store") == 0
     third = capsys.readouterr()
     assert "3 already derived on the server" in third.out
     printed = " ".join(o.out + o.err for o in (first, second, third)) + caplog.text
@@ -120,17 +108,17 @@ def test_study_is_denoised_and_stored_back_once_as_a_derived_series(
 
 
 def test_wrong_password_is_one_line_without_the_secret(
-    tmp_path: Path, orthanc: Orthanc, model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     study, _ = upload_study(orthanc, tmp_path / "src", 1)
     monkeypatch.setenv(USER_VAR, USER)
     monkeypatch.setenv(PASSWORD_VAR, "not-the-password-42")
-    assert apply(orthanc, tmp_path / "out", model, "--study", study) == 2
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "401" in err and "not-the-password-42" not in err
 
 
-def test_netrc_file_and_query_selection(tmp_path: Path, orthanc: Orthanc, model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netrc_file_and_query_selection(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (TOKEN_VAR, USER_VAR, PASSWORD_VAR):
         monkeypatch.delenv(name, raising=False)
     patient = f"Q{generate_uid()[-8:]}"
@@ -138,12 +126,12 @@ def test_netrc_file_and_query_selection(tmp_path: Path, orthanc: Orthanc, model:
     netrc = tmp_path / "auth"
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {orthanc.password}\n")
     netrc.chmod(0o600)
-    assert apply(orthanc, tmp_path / "out", model, "--query", f"PatientID={patient}", "--auth-file", str(netrc)) == 0
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--query", f"PatientID={patient}", "--auth-file", str(netrc)) == 0
     assert len(list((tmp_path / "out" / "denoised").rglob("*.dcm"))) == 2
 
 
 def test_unknown_study_and_non_image_instance_are_recorded_and_the_rest_done(
-    tmp_path: Path, orthanc: Orthanc, model: Path, login: None
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None
 ) -> None:
     study, files = upload_study(orthanc, tmp_path / "src", 2)
     pdf = pydicom.dcmread(files[0])
@@ -155,7 +143,7 @@ def test_unknown_study_and_non_image_instance_are_recorded_and_the_rest_done(
     pdf.save_as(tmp_path / "doc.dcm", enforce_file_format=True)
     orthanc.upload(tmp_path / "doc.dcm")
     unknown = generate_uid()
-    assert apply(orthanc, tmp_path / "out", model, "--study", study, "--study", unknown) == 1
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, "--study", unknown) == 1
     reasons = " | ".join(row["reason"] for row in failures(tmp_path / "out"))
     assert f"study {unknown}: not found on the server" in reasons
     assert "Encapsulated PDF Storage holds no image" in reasons
@@ -164,34 +152,34 @@ def test_unknown_study_and_non_image_instance_are_recorded_and_the_rest_done(
 
 
 def test_refused_stow_is_recorded_and_local_outputs_are_kept(
-    tmp_path: Path, orthanc: Orthanc, model: Path, login: None
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None
 ) -> None:
     study, _ = upload_study(orthanc, tmp_path / "src", 2, patient="NOSTOW")  # the server's filter refuses STOW of it
-    assert apply(orthanc, tmp_path / "out", model, "--study", study, "--store") == 1
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, "--store") == 1
     rows = failures(tmp_path / "out")
     assert len(rows) == 2 and all("the server refused to store it" in row["reason"] for row in rows)
     assert len(list((tmp_path / "out" / "denoised").rglob("*.dcm"))) == 2 and derived_instances(orthanc, study) == []
 
 
 def test_destination_down_then_back_stores_on_the_rerun(
-    tmp_path: Path, orthanc: Orthanc, model: Path, login: None
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None
 ) -> None:
     study, _ = upload_study(orthanc, tmp_path / "src", 2)
     destination = start_orthanc(tmp_path / "dest", password=orthanc.password)  # the environment's credentials
     destination.stop(kill=True)
     try:
         store_to = ["--store-to", f"dicomweb:{destination.dicomweb}"]
-        assert apply(orthanc, tmp_path / "out", model, "--study", study, *store_to) == 1
+        assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, *store_to) == 1
         assert all("cannot connect" in row["reason"] for row in failures(tmp_path / "out"))
         assert len(failures(tmp_path / "out")) == 2
         destination.restart()
-        assert apply(orthanc, tmp_path / "out", model, "--study", study, *store_to) == 0
+        assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study, *store_to) == 0
         assert len(derived_instances(destination, study)) == 2
     finally:
         destination.stop(kill=True)
 
 
-def test_unreachable_server_is_one_line(tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_server_is_one_line(tmp_path: Path, tiny_unet: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}/dicom-web"
     assert main(["apply", "-i", f"dicomweb:{url}", "-o", str(tmp_path / "out"), "--study", "1.2.3", *FAST]) == 2
     err = capsys.readouterr().err.strip()
@@ -204,3 +192,16 @@ def test_credentials_come_from_the_environment_never_the_url() -> None:
     assert credentials("https://pacs/dicom-web", env={USER_VAR: "u", PASSWORD_VAR: "p"}) == ("u", "p")
     with pytest.raises(PipelineError, match="holds credentials"):
         check_url("https://u:p@pacs/dicom-web")
+
+
+def test_dicomweb_options_need_a_dicomweb_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    assert main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--study", "1.2.3", *FAST]) == 2
+    assert "--study needs a DICOMweb input" in capsys.readouterr().err
+
+
+def test_missing_library_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "dicomweb_client", None)  # as if it were not installed
+    url = f"dicomweb:http://127.0.0.1:{free_port()}/dicom-web"
+    assert main(["apply", "-i", url, "-o", str(tmp_path / "out"), "--study", "1.2.3", *FAST]) == 2
+    assert "pip install dicomweb-client" in capsys.readouterr().err

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from orthanc_server import AET, Orthanc, free_port, start_orthanc, write_radiograph
+from orthanc_server import AET, Orthanc, free_port, write_radiograph
 from pydicom.uid import generate_uid
-from tiny_models import save_tiny_unet
 
 from pipeline.checkpoint import load_model
+from pipeline.cli import main
 from pipeline.pacs.forward import Destination
 from pipeline.pacs.listen import ListenSettings, start_node
 
@@ -30,46 +30,59 @@ FAST = ["--tile-size", "32", "--device", "cpu"]
 SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Orthanc:
-    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_unet(tmp_path_factory.mktemp("model") / "tiny.pt")
-
-
 class Listener:
-    """A `denoise listen` process on a free port, forwarding to Orthanc."""
+    """`denoise listen` (the CLI's main) in a forked process on a free port, forwarding to Orthanc.
+
+    Forked rather than started anew, so it needs no second import of torch; it is a process
+    of its own, to kill with SIGKILL or stop with SIGTERM.
+    """
 
     def __init__(self, spool: Path, orthanc: Orthanc, model: Path, options: list[str], port: int | None = None):
         self.port = port or free_port()
         self.log = spool.parent / f"listen-{self.port}.log"
-        self.command = [
-            sys.executable, "-m", "pipeline", "listen", "--spool", str(spool), "--port", str(self.port),
-            "--ae-title", LISTEN_AET, "--destination", f"{AET}@127.0.0.1:{orthanc.dicom_port}",
-            "--model", str(model), "--retries", "1", *options,
+        self.args = [
+            "listen", "--spool", str(spool), "--port", str(self.port), "--ae-title", LISTEN_AET,
+            "--destination", f"{AET}@127.0.0.1:{orthanc.dicom_port}", "--model", str(model), "--retries", "1",
+            *options,
         ]
-        self.process: subprocess.Popen | None = None
+        self.pid = 0
+
+    def _run_child(self) -> None:
+        code = 3
+        try:
+            out = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            code = main(self.args)
+        finally:
+            os._exit(code)
+
+    def alive(self) -> bool:
+        return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
 
     def start(self) -> Listener:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._run_child()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
+            assert self.alive(), self.log.read_text()
             if echo(self.port) == 0x0000:
                 return self
             time.sleep(0.1)
         raise AssertionError(f"the listener did not answer C-ECHO: {self.log.read_text()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(30)
+        """Send `sig` and wait; the exit status (-9 for SIGKILL)."""
+        os.kill(self.pid, sig)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError(f"the listener did not stop: {self.log.read_text()}")
 
 
 def _association(port: int, contexts: list[str], called: str = LISTEN_AET):
@@ -155,10 +168,10 @@ def running_node(spool: Path, orthanc: Orthanc, model: Path, destination_port: i
         server.shutdown()
 
 
-def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, orthanc: Orthanc, model: Path) -> None:
+def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 2, study)
-    with running_node(tmp_path / "spool", orthanc, model) as port:
+    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
         assert echo(port) == 0x0000
         assert send(port, files) == [0, 0]
         _wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
@@ -174,17 +187,17 @@ def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, o
 
 
 def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
-    tmp_path: Path, orthanc: Orthanc, model: Path
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
 ) -> None:
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 1, study)
     spool = tmp_path / "spool"
-    with running_node(spool, orthanc, model, destination_port=free_port()) as port:
+    with running_node(spool, orthanc, tiny_unet, destination_port=free_port()) as port:
         assert send(port, files) == [0]
         _wait_for(lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue")
     reason = (spool / "failed.csv").read_text()
     assert "did not accept an association" in reason and derived_sources(orthanc, study) == []
-    with running_node(spool, orthanc, model):
+    with running_node(spool, orthanc, tiny_unet):
         _wait_for(lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered")
     assert derived_sources(orthanc, study) == [_sop(files[0])]
     assert not list((spool / "failed").iterdir())
@@ -192,17 +205,17 @@ def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
 
 @pytest.mark.slow
 def test_kill_9_and_restart_delivers_every_instance_exactly_once(
-    tmp_path: Path, orthanc: Orthanc, model: Path
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
 ) -> None:
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 6, study)
-    listener = Listener(tmp_path / "spool", orthanc, model, SLOW).start()
+    listener = Listener(tmp_path / "spool", orthanc, tiny_unet, SLOW).start()
     assert send(listener.port, files[:4]) == [0] * 4
     _wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 60, "a first denoised instance")
-    listener.stop(signal.SIGKILL)
+    assert listener.stop(signal.SIGKILL) == -signal.SIGKILL
     delivered_before = len(derived_sources(orthanc, study))
     assert delivered_before < 4, "killed before every instance was delivered"
-    listener.command[listener.command.index("--tile-size"):] = FAST  # the rest need not be slow
+    listener.args[listener.args.index("--tile-size"):] = FAST  # the rest need not be slow
     listener.start()
     try:
         assert send(listener.port, files[4:]) == [0, 0]
@@ -210,4 +223,4 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
         time.sleep(1.0)  # a duplicate would arrive now
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
     finally:
-        assert listener.stop() == 0
+        assert listener.stop() == 0, listener.log.read_text()

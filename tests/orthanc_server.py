@@ -149,8 +149,11 @@ def start_orthanc(root: Path, modalities: dict[str, list] | None = None, passwor
     return server
 
 
-def write_radiograph(path: Path, study: str, series: str, number: int, patient: str = "P001", seed: int = 0) -> Path:
-    """A small 12-bit CR image (64x48, smooth gradient plus noise) with patient and study modules."""
+def write_radiograph(
+    path: Path, study: str, series: str, number: int, patient: str = "P001", seed: int = 0,
+    shape: tuple[int, int] = (48, 64),
+) -> Path:
+    """A 12-bit CR image (default 64x48; a smooth gradient plus noise) with patient and study modules."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -168,7 +171,7 @@ def write_radiograph(path: Path, study: str, series: str, number: int, patient: 
     ds.BodyPartExamined, ds.ViewPosition, ds.PatientOrientation = "CHEST", "PA", ["L", "F"]
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:48, 0:64]
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]] * (64 / max(shape))
     values = np.clip(1000 + 20 * x + 10 * y + rng.normal(0, 150, x.shape), 0, 4095)
     ds.Rows, ds.Columns = values.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"

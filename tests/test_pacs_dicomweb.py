@@ -13,6 +13,7 @@ import pytest
 from dicom_validation import dciodvfy_errors
 from orthanc_server import USER, Orthanc, free_port, start_orthanc, write_radiograph
 from pydicom.uid import generate_uid
+from tls_proxy import TlsProxy
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
@@ -205,3 +206,20 @@ def test_missing_library_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     url = f"dicomweb:http://127.0.0.1:{free_port()}/dicom-web"
     assert main(["apply", "-i", url, "-o", str(tmp_path / "out"), "--study", "1.2.3", *FAST]) == 2
     assert "pip install dicomweb-client" in capsys.readouterr().err
+
+
+def test_tls_is_verified_and_a_ca_bundle_makes_it_trusted(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study, _ = upload_study(orthanc, tmp_path / "src", 1)
+    proxy = TlsProxy(tmp_path / "tls", orthanc.http_port)
+    try:
+        url = f"dicomweb:https://127.0.0.1:{proxy.port}/dicom-web"
+        command = ["apply", "-i", url, "--study", study, "--model", str(tiny_unet), *FAST]
+        assert main([*command, "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "TLS verification" in err and "--ca-bundle" in err
+        assert main([*command, "-o", str(tmp_path / "out"), "--ca-bundle", str(proxy.certificate)]) == 0
+        assert len(list((tmp_path / "out" / "denoised").rglob("*.dcm"))) == 1
+    finally:
+        proxy.stop()

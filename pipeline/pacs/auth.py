@@ -79,11 +79,27 @@ def credentials(url: str, auth_file: str | Path | None = None,
     return None
 
 
-def make_session(url: str, auth_file: str | Path | None = None, ca_bundle: str | Path | None = None):
-    """A requests.Session for `url`: its credentials, TLS verification on (`ca_bundle` if given)."""
+def _session_class():
     import requests
 
-    session = requests.Session()
+    class Session(requests.Session):
+        """A requests.Session whose own CA bundle wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+
+        (requests lets those variables replace ``session.verify`` on every request.)
+        """
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify in (None, True) and self.verify not in (None, True):
+                settings["verify"] = self.verify
+            return settings
+
+    return Session
+
+
+def make_session(url: str, auth_file: str | Path | None = None, ca_bundle: str | Path | None = None):
+    """A requests.Session for `url`: its credentials, TLS verification on (`ca_bundle` if given)."""
+    session = _session_class()()
     session.auth = credentials(url, auth_file)
     if ca_bundle is not None:
         if not Path(ca_bundle).is_file():

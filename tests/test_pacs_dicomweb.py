@@ -131,6 +131,15 @@ def test_netrc_file_and_query_selection(tmp_path: Path, orthanc: Orthanc, tiny_u
     assert len(list((tmp_path / "out" / "denoised").rglob("*.dcm"))) == 2
 
 
+def test_series_selection_takes_that_series_only(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None) -> None:
+    _, files = upload_study(orthanc, tmp_path / "a", 2)
+    upload_study(orthanc, tmp_path / "b", 1)
+    series = str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--series", series) == 0
+    outputs = list((tmp_path / "out" / "denoised").rglob("*.dcm"))
+    assert len(outputs) == 2 and all(f"/{series}/" in path.as_posix() for path in outputs)
+
+
 def test_unknown_study_and_non_image_instance_are_recorded_and_the_rest_done(
     tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None
 ) -> None:

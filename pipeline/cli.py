@@ -18,10 +18,18 @@ from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import MAX_OVERLAP, describe_defaults, load_config
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, given_path
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from pipeline.ingest.fetch import fetch_dataset
 from pipeline.logs import setup_logging, verbosity_level
+from pipeline.pacs.cli import (
+    add_dicomweb_arguments,
+    add_listen_arguments,
+    check_folder_options,
+    cmd_apply_dicomweb,
+    cmd_listen,
+)
+from pipeline.pacs.dicomweb import parse_input
 from pipeline.runner import compare, format_summary, noise_description, run
 
 #: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
@@ -109,26 +117,38 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``denoise apply``."""
-    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only)")
-    parser.add_argument("-o", "--output", required=True, help="output folder (mirrors the input tree; not inside the input)")
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model and tiled-inference options of ``denoise apply`` and ``denoise listen``."""
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+
+
+def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``denoise apply``."""
+    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only), or dicomweb:URL "
+                        "of a DICOMweb server (see the DICOMweb options)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (mirrors the input tree; not inside the input)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
+    add_inference_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
     parser.add_argument("--num-parts", type=int, help="split the sorted file list into this many parts (independent jobs)")
     parser.add_argument("--part-id", type=int, help="the part this job handles: files i with i %% num-parts == part-id")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-report", action="store_true", help="no report.html")
+    add_dicomweb_arguments(parser)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Run ``denoise apply``; print a summary and where the records are; exit status."""
+    given_path(args.output, "-o/--output")
+    url = parse_input(args.input)
+    if url is not None:
+        return cmd_apply_dicomweb(args, url)
+    check_folder_options(args)
     if (args.num_parts is None) != (args.part_id is None):
         raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
     result = apply_folder(
@@ -207,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("listen", help="a DICOM node: receive instances (C-STORE), denoise them, forward them to an AE",
+                       parents=verbosity)
+    add_inference_arguments(p)
+    add_listen_arguments(p)
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
                        parents=verbosity)

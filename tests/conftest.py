@@ -40,3 +40,21 @@ def smooth_image() -> np.ndarray:
     img = 0.2 + 0.5 * np.exp(-((x - 0.5) ** 2 + (y - 0.4) ** 2) / 0.05)
     img[40:56, 8:24] = 0.9
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory):
+    """A real Orthanc with its DICOMweb plugin, one per test module (tests/orthanc_server.py); skips where absent."""
+    from orthanc_server import start_orthanc
+
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_unet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny U-Net checkpoint (tests/tiny_models.py), one per test module."""
+    from tiny_models import save_tiny_unet
+
+    return save_tiny_unet(tmp_path_factory.mktemp("model") / "tiny.pt")

@@ -551,6 +551,7 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
             _code("121322", "DCM", "Source image for image processing operation")
         ]
         ds.SourceImageSequence = [reference]
+        _reference_source_series(ds, source)
 
     mapping = _ModalityMap(source)
     unit = np.asarray(image.pixels, np.float64)
@@ -569,6 +570,21 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
         if groups and meta.frame is not None and meta.frame < len(groups):
             ds.PerFrameFunctionalGroupsSequence = [copy.deepcopy(groups[meta.frame])]
     return ds
+
+
+def _reference_source_series(ds, source) -> None:
+    """ReferencedSeriesSequence (Common Instance Reference module): the source's series and instance."""
+    from pydicom.dataset import Dataset
+
+    if not source.get("SeriesInstanceUID"):
+        return
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = source.get("SOPClassUID") or _SECONDARY_CAPTURE
+    instance.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = source.SeriesInstanceUID
+    series.ReferencedInstanceSequence = [instance]
+    ds.ReferencedSeriesSequence = [series]
 
 
 def _secondary_capture(image: ScanImage, series: DerivedSeries):

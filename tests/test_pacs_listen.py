@@ -1,0 +1,226 @@
+"""`denoise listen` against a real Orthanc: C-ECHO, C-STORE in -> derived instance out, kill -9."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from orthanc_server import AET, Orthanc, free_port, write_radiograph
+from pydicom.uid import generate_uid
+
+from pipeline.checkpoint import load_model
+from pipeline.cli import main
+from pipeline.pacs.forward import Destination
+from pipeline.pacs.listen import ListenSettings, start_node
+
+pynetdicom = pytest.importorskip("pynetdicom", reason="pynetdicom is not installed (pip install pynetdicom)")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LISTEN_AET = "DENOISE"
+FAST = ["--tile-size", "32", "--device", "cpu"]
+#: Many small tiles: slow enough to kill the node while it works.
+SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--device", "cpu"]
+
+
+class Listener:
+    """`denoise listen` (the CLI's main) in a forked process on a free port, forwarding to Orthanc.
+
+    Forked rather than started anew, so it needs no second import of torch; it is a process
+    of its own, to kill with SIGKILL or stop with SIGTERM.
+    """
+
+    def __init__(self, spool: Path, orthanc: Orthanc, model: Path, options: list[str], port: int | None = None):
+        self.port = port or free_port()
+        self.log = spool.parent / f"listen-{self.port}.log"
+        self.args = [
+            "listen", "--spool", str(spool), "--port", str(self.port), "--ae-title", LISTEN_AET,
+            "--destination", f"{AET}@127.0.0.1:{orthanc.dicom_port}", "--model", str(model), "--retries", "1",
+            *options,
+        ]
+        self.pid = 0
+
+    def _run_child(self) -> None:
+        code = 3
+        try:
+            out = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            code = main(self.args)
+        finally:
+            os._exit(code)
+
+    def alive(self) -> bool:
+        return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+
+    def start(self) -> Listener:
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._run_child()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.alive(), self.log.read_text()
+            if echo(self.port) == 0x0000:
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"the listener did not answer C-ECHO: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send `sig` and wait; the exit status (-9 for SIGKILL)."""
+        os.kill(self.pid, sig)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError(f"the listener did not stop: {self.log.read_text()}")
+
+
+def _association(port: int, contexts: list[str], called: str = LISTEN_AET):
+    from pynetdicom import AE
+
+    ae = AE(ae_title="MODALITY")
+    for context in contexts:
+        ae.add_requested_context(context)
+    ae.acse_timeout = ae.network_timeout = 5
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def echo(port: int, called: str = LISTEN_AET) -> int | None:
+    """The status of a C-ECHO to the listener, None when there is no association."""
+    assoc = _association(port, ["1.2.840.10008.1.1"], called)
+    if not assoc.is_established:
+        return None
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
+
+
+def send(port: int, files: list[Path]) -> list[int]:
+    """C-STORE every file in one association; their statuses."""
+    import pydicom
+
+    assoc = _association(port, ["1.2.840.10008.5.1.4.1.1.1"])
+    assert assoc.is_established
+    try:
+        return [int(assoc.send_c_store(pydicom.dcmread(f)).Status) for f in files]
+    finally:
+        assoc.release()
+
+
+def derived_sources(orthanc: Orthanc, study: str) -> list[str]:
+    """The source SOPInstanceUID of every derived instance Orthanc holds in `study` (repeats kept)."""
+    sources = []
+    for series in orthanc.series_of_study(study):
+        if not str(series["MainDicomTags"].get("SeriesDescription", "")).startswith("Denoised"):
+            continue
+        for instance in series["Instances"]:
+            tags = orthanc.get(f"/instances/{instance}/simplified-tags")
+            sources.append(tags["SourceImageSequence"][0]["ReferencedSOPInstanceUID"])
+    return sources
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _radiographs(folder: Path, n: int, study: str) -> list[Path]:
+    series = generate_uid()
+    return [write_radiograph(folder / f"{i}.dcm", study, series, i + 1, seed=i) for i in range(n)]
+
+
+def _sop(path: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+@contextmanager
+def running_node(spool: Path, orthanc: Orthanc, model: Path, destination_port: int | None = None) -> Iterator[int]:
+    """A node in this process (its worker in a thread), forwarding to Orthanc; yields its port."""
+    port = destination_port or orthanc.dicom_port
+    settings = ListenSettings(spool, Destination(AET, "127.0.0.1", port, LISTEN_AET), LISTEN_AET,
+                              port=free_port(), retries=0)
+    node, server = start_node(settings, load_model(model), tile_size=32, device="cpu")
+    worker = threading.Thread(target=node.run)
+    worker.start()
+    try:
+        yield settings.port
+    finally:
+        node.stop.set()
+        node.wake.set()
+        worker.join(60)
+        server.shutdown()
+
+
+def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 2, study)
+    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
+        assert echo(port) == 0x0000
+        assert send(port, files) == [0, 0]
+        _wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
+        assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
+        assert echo(port, called="SOMEONE_ELSE") is None, "another called AE title is refused"
+        if shutil.which("echoscu"):  # dcmtk's client too
+            run = subprocess.run(["echoscu", "-aec", LISTEN_AET, "127.0.0.1", str(port)],
+                                 check=False, capture_output=True, timeout=30)
+            assert run.returncode == 0, run.stderr
+    spool = tmp_path / "spool"
+    assert not list((spool / "incoming").iterdir()) and not list((spool / "failed").iterdir())
+    assert len((spool / "forwarded.csv").read_text().splitlines()) == 3
+
+
+def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
+) -> None:
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 1, study)
+    spool = tmp_path / "spool"
+    with running_node(spool, orthanc, tiny_unet, destination_port=free_port()) as port:
+        assert send(port, files) == [0]
+        _wait_for(lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue")
+    reason = (spool / "failed.csv").read_text()
+    assert "did not accept an association" in reason and derived_sources(orthanc, study) == []
+    with running_node(spool, orthanc, tiny_unet):
+        _wait_for(lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered")
+    assert derived_sources(orthanc, study) == [_sop(files[0])]
+    assert not list((spool / "failed").iterdir())
+
+
+@pytest.mark.slow
+def test_kill_9_and_restart_delivers_every_instance_exactly_once(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
+) -> None:
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 6, study)
+    listener = Listener(tmp_path / "spool", orthanc, tiny_unet, SLOW).start()
+    assert send(listener.port, files[:4]) == [0] * 4
+    _wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 60, "a first denoised instance")
+    assert listener.stop(signal.SIGKILL) == -signal.SIGKILL
+    delivered_before = len(derived_sources(orthanc, study))
+    assert delivered_before < 4, "killed before every instance was delivered"
+    listener.args[listener.args.index("--tile-size"):] = FAST  # the rest need not be slow
+    listener.start()
+    try:
+        assert send(listener.port, files[4:]) == [0, 0]
+        _wait_for(lambda: len(derived_sources(orthanc, study)) >= 6, 120, "six derived instances")
+        time.sleep(1.0)  # a duplicate would arrive now
+        assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
+    finally:
+        assert listener.stop() == 0, listener.log.read_text()

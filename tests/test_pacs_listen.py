@@ -64,7 +64,7 @@ class Listener:
         self.pid = os.fork()
         if self.pid == 0:
             self._run_child()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: a loaded machine is slow, a working one is not
         while time.monotonic() < deadline:
             assert self.alive(), self.log.read_text()
             if echo(self.port) == 0x0000:
@@ -211,7 +211,7 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
     files = _radiographs(tmp_path / "in", 6, study)
     listener = Listener(tmp_path / "spool", orthanc, tiny_unet, SLOW).start()
     assert send(listener.port, files[:4]) == [0] * 4
-    _wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 60, "a first denoised instance")
+    _wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 180, "a first denoised instance")
     assert listener.stop(signal.SIGKILL) == -signal.SIGKILL
     delivered_before = len(derived_sources(orthanc, study))
     assert delivered_before < 4, "killed before every instance was delivered"
@@ -219,7 +219,7 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
     listener.start()
     try:
         assert send(listener.port, files[4:]) == [0, 0]
-        _wait_for(lambda: len(derived_sources(orthanc, study)) >= 6, 120, "six derived instances")
+        _wait_for(lambda: len(derived_sources(orthanc, study)) >= 6, 300, "six derived instances")
         time.sleep(1.0)  # a duplicate would arrive now
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
     finally:

@@ -230,7 +230,8 @@ def markdown(result: dict[str, Any], measured: str) -> str:
     model = next(iter(result["models"]), None)
     for c in result["conditions"].values():
         given = ", ".join(f"{m} given the noise {'PSD' if g == 'psd' else g}" for m, g in c["noise_given"].items())
-        title = (f"**{c['label']}** ({given or 'no baseline'}; on the BM3D images, "
+        where = "on the BM3D images" if c["summary"]["reference"] == "bm3d" else "on all images"
+        title = (f"**{c['label']}** ({given or 'no baseline'}; {where}, "
                  f"paired 95% CI vs {c['summary']['reference']}):")
         lines += [title, "", *_method_lines(c), ""]
         lines += _source_lines(c, model)

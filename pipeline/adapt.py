@@ -25,7 +25,7 @@ same command on the same RUN_DIR continues from ``last.pt`` with the time that i
 
 The time budget covers everything before the report: reading the scans, the ``fitted``
 method's references and noise fit (which stops at :data:`FIT_SHARE` of the budget with the
-best parameters so far) and training (which stops within a training step of the budget).
+best parameters so far) and training (checked after each short epoch of :data:`EPOCH_PATCHES` patches).
 
 Checks without a clean reference (per scan, on the central crop of at most
 :data:`CHECK_CROP` pixels a side; ``removed`` = input − output):

@@ -287,7 +287,7 @@ class TrainConfig(Section):
         0, ge=0,
         description="Processes that make the training patches and noise (0: the training process itself). A GPU trains faster than one CPU core makes patches; each sample depends only on (seed, epoch, index), so the result is the same for any number.",
     )
-    max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked before each training step; an epoch may end early).")
+    max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked after each epoch).")
 
 
 class EvaluateConfig(Section):

@@ -268,11 +268,7 @@ def train(
         total, count = 0.0, 0
         label = _epoch_label(epoch, tc, time.perf_counter() - started)
         bar = tqdm(loader, desc=label, disable=not (tc.progress and info.is_main), leave=False)
-        out_of_time = False
         for step, (noisy, clean) in enumerate(bar):
-            if step and info.world == 1 and tc.max_train_seconds and time.perf_counter() - started > tc.max_train_seconds:
-                out_of_time = True  # within a step of the budget (one process: ranks would have to agree)
-                break
             noisy, clean = noisy.to(device), clean.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = objective(forward, noisy, clean, step_generator(seed, epoch, step))
@@ -287,7 +283,7 @@ def train(
         if scheduler is not None:
             scheduler.step()
         train_loss = _mean_across_ranks(total, count, device, info)
-        out_of_time = out_of_time or (bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds)
+        out_of_time = bool(tc.max_train_seconds) and time.perf_counter() - started > tc.max_train_seconds
         if tc.max_train_seconds and info.world > 1:  # rank 0's clock decides, so all ranks stop (and validate) together
             out_of_time = bool(_broadcast(float(out_of_time), 0.0, device, info)[0])
         validated = (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
@@ -300,7 +296,7 @@ def train(
         row = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_psnr": val_psnr,
             "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-            "samples_per_second": count * info.world / seconds,  # a budget may end an epoch early
+            "samples_per_second": len(data) / seconds,
         }
         state["log"].append(row)
         if not validated:  # nothing to compare: keep best.pt and the patience count as they are

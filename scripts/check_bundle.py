@@ -38,18 +38,21 @@ TOLERANCE = 1e-4
 
 
 def gather(inputs: list[Path], folder: Path) -> list[Path]:
-    """Links in `folder` to every image file of `inputs` (files or folders, not recursive)."""
+    """Copies in `folder` of every image file of `inputs` (files or folders, not recursive).
+
+    Copies, not symbolic links: ``denoise apply`` refuses links that leave its input folder.
+    """
+    import shutil
+
     from pipeline.io import detect_format
 
     folder.mkdir(parents=True)
-    links = []
+    copies = []
     for item in inputs:
         for path in sorted(item.iterdir()) if item.is_dir() else [item]:
             if path.is_file() and detect_format(path) is not None:
-                link = folder / path.name
-                link.symlink_to(path.resolve())
-                links.append(link)
-    return links
+                copies.append(Path(shutil.copy2(path, folder / path.name)))
+    return copies
 
 
 def run_bundle(bundle: Path, scans: Path, out: Path) -> None:

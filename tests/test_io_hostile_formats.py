@@ -118,7 +118,7 @@ def test_compressed_tiff_is_read_exactly(tmp_path, compression, dtype):
     with tifffile.TiffFile(tmp_path / "c.tif") as tif:
         assert tif.pages[0].compression.name.lower().startswith(compression[:4])
     (image,) = read_image(tmp_path / "c.tif")
-    np.testing.assert_array_equal(np.rint(image.pixels * np.iinfo(dtype).max).astype(dtype), values)
+    np.testing.assert_array_equal(np.rint(image.pixels * image.meta.value_max).astype(dtype), values)
 
 
 def test_big_endian_dicom_is_written_as_explicit_little_endian(tmp_path):

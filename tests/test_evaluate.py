@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +17,6 @@ from orthanc_server import AET, Orthanc, free_port, write_radiograph
 from pydicom.uid import generate_uid
 
 from pipeline.checkpoint import load_model
-from pipeline.cli import main
 from pipeline.pacs.forward import Destination
 from pipeline.pacs.listen import ListenSettings, start_node
 
@@ -31,10 +30,11 @@ SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--device
 
 
 class Listener:
-    """`denoise listen` (the CLI's main) in a forked process on a free port, forwarding to Orthanc.
+    """`denoise listen` in a process of its own on a free port, forwarding to Orthanc.
 
-    Forked rather than started anew, so it needs no second import of torch; it is a process
-    of its own, to kill with SIGKILL or stop with SIGTERM.
+    Started anew (``python -m pipeline listen``), not forked: a fork of the test process, whose
+    torch has started its thread pools in earlier tests, can hang in its first convolution.
+    It is killed with SIGKILL or stopped with SIGTERM.
     """
 
     def __init__(self, spool: Path, orthanc: Orthanc, model: Path, options: list[str], port: int | None = None):
@@ -45,25 +45,15 @@ class Listener:
             "--destination", f"{AET}@127.0.0.1:{orthanc.dicom_port}", "--model", str(model), "--retries", "1",
             *options,
         ]
-        self.pid = 0
-
-    def _run_child(self) -> None:
-        code = 3
-        try:
-            out = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            code = main(self.args)
-        finally:
-            os._exit(code)
+        self.proc: subprocess.Popen | None = None
 
     def alive(self) -> bool:
-        return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> Listener:
-        self.pid = os.fork()
-        if self.pid == 0:
-            self._run_child()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "pipeline", *self.args], stdout=log, stderr=log,
+                                         cwd=Path(__file__).resolve().parents[1])
         deadline = time.monotonic() + 180  # generous: a loaded machine is slow, a working one is not
         while time.monotonic() < deadline:
             assert self.alive(), self.log.read_text()
@@ -74,15 +64,13 @@ class Listener:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send `sig` and wait; the exit status (-9 for SIGKILL)."""
-        os.kill(self.pid, sig)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.05)
-        os.kill(self.pid, signal.SIGKILL)
-        raise AssertionError(f"the listener did not stop: {self.log.read_text()}")
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"the listener did not stop: {self.log.read_text()}") from None
 
 
 def _association(port: int, contexts: list[str], called: str = LISTEN_AET):

@@ -31,7 +31,13 @@ from bench.formatting import DETAIL_COLUMN, fmt, fmt_ci
 from bench.noise_conditions import ACCEPTANCE, noise_conditions
 from bench.provenance import log, provenance
 from bench.settings import LOWRES_SIZE, Settings, as_recorded
-from bench.split_detail import by_source, source_of, transfer_by_method, transfer_curves
+from bench.split_detail import (
+    by_source,
+    condition_spectra,
+    source_of,
+    transfer_by_method,
+    transfer_curves,
+)
 from pipeline.baselines import make_baseline
 from pipeline.checkpoint import checkpoint_path
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
@@ -178,11 +184,12 @@ def summarise_condition(work: Path, names: set[str], sources: dict[str, str], mo
     scored = [r for r in rows if r["image"] in bm3d_set] if bm3d_set else rows
     summary = summarize_methods(scored, reference_method="bm3d" if bm3d_set else "noisy")
     images = bm3d_set or names
+    spectra = condition_spectra(work)
     return {
         "label": label, "noise": noise_cfg.model_dump(mode="json"), "summary": summary, "rows": rows,
         "all_images": summarize_methods(rows, reference_method="noisy")["methods"] if bm3d_set else None,
-        "transfer": transfer_by_method(work, images), "curves": transfer_curves(work, images),
-        "by_source": by_source(rows, sources, work) if bm3d_set else {},
+        "transfer": transfer_by_method(spectra, images), "curves": transfer_curves(spectra, images),
+        "by_source": by_source(rows, sources, spectra) if bm3d_set else {},
         "noise_given": noise_given_by_method(rows), "bm3d_images": len(bm3d_set),
         "summary_seconds": time.perf_counter() - t0,
     }

@@ -25,17 +25,25 @@ def source_of(image: ScanImage) -> str:
     return image.meta.source.parent.name if image.meta.source is not None else ""
 
 
-def transfer_by_method(work: Path, images: set[str]) -> dict[str, dict[str, float]]:
+Spectra = dict[tuple[str, str], dict[str, list[float]]]
+
+
+def condition_spectra(work: Path) -> Spectra:
+    """A condition's spectra (``spectra.jsonl`` of its work folder), read once per table."""
+    return read_spectra(work / "spectra.jsonl")
+
+
+def transfer_by_method(spectra: Spectra, images: set[str]) -> dict[str, dict[str, float]]:
     """Pooled detail kept per band for each method, over `images` (methods without spectra left out)."""
-    return {m: band_transfer(s) for m, s in by_method(read_spectra(work / "spectra.jsonl"), images).items()}
+    return {m: band_transfer(s) for m, s in by_method(spectra, images).items()}
 
 
-def transfer_curves(work: Path, images: set[str]) -> dict[str, dict[str, list[float | None]]]:
+def transfer_curves(spectra: Spectra, images: set[str]) -> dict[str, dict[str, list[float | None]]]:
     """Per method: frequency, T(f) and the residual's noise power spectrum, pooled over `images`."""
-    return {m: curves(s) for m, s in by_method(read_spectra(work / "spectra.jsonl"), images).items()}
+    return {m: curves(s) for m, s in by_method(spectra, images).items()}
 
 
-def by_source(rows: list[dict[str, Any]], sources: dict[str, str], work: Path) -> dict[str, Any]:
+def by_source(rows: list[dict[str, Any]], sources: dict[str, str], spectra: Spectra) -> dict[str, Any]:
     """Per source: each method's PSNR/SSIM summary against BM3D and its detail kept, on the images with BM3D."""
     out: dict[str, Any] = {}
     with_bm3d = {r["image"] for r in rows if r["method"] == "bm3d"}
@@ -44,7 +52,7 @@ def by_source(rows: list[dict[str, Any]], sources: dict[str, str], work: Path) -
         if not names:
             continue
         summary = summarize_methods([r for r in rows if r["image"] in names], reference_method="bm3d")
-        out[source] = {"n": len(names), "methods": summary["methods"], "transfer": transfer_by_method(work, names)}
+        out[source] = {"n": len(names), "methods": summary["methods"], "transfer": transfer_by_method(spectra, names)}
     return out
 
 

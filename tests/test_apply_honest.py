@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from PIL import Image
 from script_loading import load_script
+from test_apply_hostile import png
 from tiny_models import save_tiny_unet
 
 from pipeline.apply import apply_folder
@@ -27,13 +28,6 @@ QUIET = {"progress": False, "device": "cpu", "tile_size": 32, "report": False}
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return fuzz.tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
-
-
-def png(path, shape=(12, 10), value=90):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ramp = (np.add.outer(np.arange(shape[0]), np.arange(shape[1])) * 3 + value) % 256
-    Image.fromarray(ramp.astype(np.uint8)).save(path)
-    return path
 
 
 # --------------------------------------------------------------------------- what "finished" means

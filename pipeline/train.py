@@ -42,6 +42,7 @@ from pipeline.models import build_model
 from pipeline.noise import NoiseModel, add_noise, noise_rng
 from pipeline.records import read_csv, write_csv
 from pipeline.selfsupervised import Objective, make_objective, step_generator
+from pipeline.transfer_loss import transfer_penalty
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,22 @@ class NoisyPairs(Dataset):
         return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(np.ascontiguousarray(clean))[None]
 
 
-def make_loss(name: str, detail_weight: float = 0.0):
+def make_loss(name: str, detail_weight: float = 0.0, transfer_weight: float = 0.0):
     """Loss function by name: bce, mse, l1, or ssim_mix (0.84·(1−SSIM) + 0.16·L1, Zhao et al. 2017).
 
     With `detail_weight` > 0 the loss adds that weight times :func:`detail_slope` squared
-    (mean over the samples): a penalty on erasing the clean image's fine detail.
+    (mean over the samples): a penalty on erasing the clean image's fine detail. With
+    `transfer_weight` > 0 it adds that weight times
+    :func:`pipeline.transfer_loss.transfer_penalty`: content lost at 0.1-0.2 cycles/pixel.
     """
     base = _base_loss(name)
-    if detail_weight <= 0:
+    terms = [(weight, term) for weight, term in (
+        (detail_weight, lambda out, target: detail_slope(out, target).square().mean()),
+        (transfer_weight, transfer_penalty),
+    ) if weight > 0]
+    if not terms:
         return base
-    return lambda out, target: base(out, target) + detail_weight * detail_slope(out, target).square().mean()
+    return lambda out, target: base(out, target) + sum(weight * term(out, target) for weight, term in terms)
 
 
 def _base_loss(name: str):
@@ -234,7 +241,7 @@ def train(
         data, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers, pin_memory=device.type == "cuda",
     )  # workers start anew each epoch, so they see the epoch set below
     val_noisy = add_noise(val_images, noise, seed, "val")
-    loss_fn = make_loss(tc.loss, tc.detail_weight)
+    loss_fn = make_loss(tc.loss, tc.detail_weight, tc.transfer_weight)
     if tc.objective in ("supervised", "fitted"):  # fitted: clean = the denoised scans (pipeline.adapt)
         objective = supervised_objective(loss_fn, tc.loss_weighting)
     else:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +24,16 @@ from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.export import file_sha256
 from pipeline.pacs.auth import PASSWORD_VAR, TOKEN_VAR, USER_VAR, BearerAuth, check_url, credentials
+from pipeline.pacs.dicomweb import Server
+from pipeline.pacs.retrieve import Spool, fetch_ahead
+from pipeline.pacs.select import Selection, find_instances
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (pip install dicomweb-client)")
 
 FAST = ["--tile-size", "32", "--no-progress", "--no-report", "--device", "cpu"]
+#: Many small tiles: slow enough to kill a run while it works.
+SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--no-progress", "--no-report", "--device", "cpu"]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 #: Two of the shared radiographs (../shared/data/cxr/dicom), each of its own study: an
 #: uncompressed 8-bit one and a JPEG baseline one.
@@ -314,3 +324,55 @@ def test_tls_is_verified_and_a_ca_bundle_makes_it_trusted(
         assert len(list((tmp_path / "out" / "denoised").rglob("*.dcm"))) == 1
     finally:
         proxy.stop()
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_instances_are_fetched_ahead_of_the_denoiser_up_to_a_bound(tmp_path: Path, orthanc: Orthanc, login: None) -> None:
+    study, files = upload_study(orthanc, tmp_path / "src", 7)
+    client = Server(orthanc.dicomweb).client()
+    refs, _ = find_instances(client, Selection(studies=(study,)))
+    fetched = tmp_path / "spool" / "fetched"
+    batches = fetch_ahead(client, refs, Spool(tmp_path / "spool"), depth=2, most=3)
+    first = next(batches)
+    assert 1 <= len(first) <= 3
+    # while the consumer works on its first batch, the next instances arrive, but only 2
+    _wait_for(lambda: len(list(fetched.rglob("*.dcm"))) >= len(first) + 2, 30, "instances fetched ahead")
+    time.sleep(0.5)
+    assert len(list(fetched.rglob("*.dcm"))) == len(first) + 2, "no more than 2 fetched ahead"
+    rest = [item for batch in batches for item in batch]
+    assert sorted(ref.sop for ref, failure in first + rest if failure is None) == sorted(ref.sop for ref in refs)
+    assert len(refs) == len(files)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_and_rerun_stores_every_instance_exactly_once(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None
+) -> None:
+    study, files = upload_study(orthanc, tmp_path / "src", 6)
+    out = tmp_path / "out"
+    command = ["apply", "-i", f"dicomweb:{orthanc.dicomweb}", "-o", str(out), "--model", str(tiny_unet),
+               "--study", study, "--store"]
+    with open(tmp_path / "run.log", "wb") as log:
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", *command, *SLOW], cwd=PROJECT_ROOT,
+                               stdout=log, stderr=log, env=dict(os.environ))
+    try:
+        _wait_for(lambda: bool(stored_rows(out)) or run.poll() is not None, 240, "a first stored instance")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL, (tmp_path / "run.log").read_text()
+    denoised_before = len(list((out / "denoised").rglob("*.dcm")))
+    assert denoised_before < 6, "a derived instance was stored while others were still to be denoised"
+    assert main([*command, *FAST]) == 0
+    derived = derived_instances(orthanc, study)
+    assert sorted(d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in derived) == \
+        sorted(str(pydicom.dcmread(f).SOPInstanceUID) for f in files), "every instance stored exactly once"
+    assert sorted(row["derived_sop"] for row in stored_rows(out)) == sorted(str(d.SOPInstanceUID) for d in derived)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.apply.writer import write_atomic
+from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.select import InstanceRef
@@ -29,6 +30,9 @@ from pipeline.pacs.select import InstanceRef
 PARALLEL_REQUESTS = 4
 #: Instances fetched ahead of the denoiser at most (on disk, waiting to be denoised).
 FETCH_AHEAD = 8
+#: Instances handed to the denoiser at once at most (one folder run, then stored while the
+#: next is denoised).
+BATCH_MOST = 4
 FETCHED, BATCH = "fetched", "batch-"
 
 
@@ -89,9 +93,9 @@ class Spool:
 
 
 def fetch_ahead(
-    client, refs: Iterable[InstanceRef], spool: Spool, depth: int = FETCH_AHEAD,
+    client, refs: Iterable[InstanceRef], spool: Spool, depth: int = FETCH_AHEAD, most: int = BATCH_MOST,
 ) -> Iterator[list[tuple[InstanceRef, Failure | None]]]:
-    """Fetch `refs` into the spool on worker threads; yield what finished since the last yield.
+    """Fetch `refs` into the spool on worker threads; yield what finished (at most `most` at once).
 
     Each item is ``(ref, None)`` when the instance is in ``fetched/`` or ``(ref, failure)``.
     At most `depth` instances are fetched and not yet taken by the consumer (plus
@@ -114,6 +118,8 @@ def fetch_ahead(
             if err.fatal and not fatal:
                 fatal.append(err)
             return Failure(ref.name, str(err))
+        except Exception as err:  # noqa: BLE001 - e.g. the spool cannot be written; the others go on
+            return Failure(ref.name, f"instance {ref.sop}: not retrieved ({library_detail(err)})")
         return None
 
     def feed() -> None:
@@ -130,11 +136,13 @@ def fetch_ahead(
     try:
         finished = False
         while not finished:
-            taken = [results.get()]
-            while not results.empty():
-                taken.append(results.get())
-            finished = taken[-1] is end
-            batch = [item for item in taken if item is not end]
+            batch, item = [], results.get()
+            while item is not end:
+                batch.append(item)
+                if len(batch) >= most or results.empty():
+                    break
+                item = results.get()
+            finished = item is end
             for _ in batch:
                 slots.release()
             if batch:

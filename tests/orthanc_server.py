@@ -49,6 +49,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for(condition, seconds: float, what: str) -> None:
+    """Poll `condition` until it is true; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def _plugin() -> str:
     if shutil.which("Orthanc") is None:
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")

@@ -16,7 +16,15 @@ import pydicom
 import pytest
 from conftest import SHARED_DATA
 from dicom_validation import dciodvfy_errors
-from orthanc_server import USER, VISITOR, Orthanc, free_port, start_orthanc, write_radiograph
+from orthanc_server import (
+    USER,
+    VISITOR,
+    Orthanc,
+    free_port,
+    start_orthanc,
+    wait_for,
+    write_radiograph,
+)
 from pydicom.uid import generate_uid
 from tls_proxy import TlsProxy
 
@@ -326,15 +334,6 @@ def test_tls_is_verified_and_a_ca_bundle_makes_it_trusted(
         proxy.stop()
 
 
-def _wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_instances_are_fetched_ahead_of_the_denoiser_up_to_a_bound(tmp_path: Path, orthanc: Orthanc, login: None) -> None:
     study, files = upload_study(orthanc, tmp_path / "src", 7)
     client = Server(orthanc.dicomweb).client()
@@ -344,7 +343,7 @@ def test_instances_are_fetched_ahead_of_the_denoiser_up_to_a_bound(tmp_path: Pat
     first = next(batches)
     assert 1 <= len(first) <= 3
     # while the consumer works on its first batch, the next instances arrive, but only 2
-    _wait_for(lambda: len(list(fetched.rglob("*.dcm"))) >= len(first) + 2, 30, "instances fetched ahead")
+    wait_for(lambda: len(list(fetched.rglob("*.dcm"))) >= len(first) + 2, 30, "instances fetched ahead")
     time.sleep(0.5)
     assert len(list(fetched.rglob("*.dcm"))) == len(first) + 2, "no more than 2 fetched ahead"
     rest = [item for batch in batches for item in batch]
@@ -364,7 +363,7 @@ def test_kill_9_mid_run_and_rerun_stores_every_instance_exactly_once(
         run = subprocess.Popen([sys.executable, "-m", "pipeline", *command, *SLOW], cwd=PROJECT_ROOT,
                                stdout=log, stderr=log, env=dict(os.environ))
     try:
-        _wait_for(lambda: bool(stored_rows(out)) or run.poll() is not None, 240, "a first stored instance")
+        wait_for(lambda: bool(stored_rows(out)) or run.poll() is not None, 240, "a first stored instance")
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()

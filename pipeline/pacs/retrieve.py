@@ -25,6 +25,7 @@ from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.select import InstanceRef
+from pipeline.records import PARTIAL_TAG
 
 #: Instances fetched at once (requests overlap on the network).
 PARALLEL_REQUESTS = 4
@@ -68,6 +69,8 @@ class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
         (root / FETCHED).mkdir(parents=True, exist_ok=True)
+        for partial in (root / FETCHED).rglob(f".*{PARTIAL_TAG}*"):  # left by a killed run
+            partial.unlink()
         self.batches = sorted(p for p in root.iterdir() if re.fullmatch(rf"{BATCH}\d+", p.name))
         self.held = {p.stem for p in root.glob("*/*/*/*.dcm")}
 

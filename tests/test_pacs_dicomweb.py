@@ -375,3 +375,24 @@ def test_kill_9_mid_run_and_rerun_stores_every_instance_exactly_once(
     assert sorted(d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in derived) == \
         sorted(str(pydicom.dcmread(f).SOPInstanceUID) for f in files), "every instance stored exactly once"
     assert sorted(row["derived_sop"] for row in stored_rows(out)) == sorted(str(d.SOPInstanceUID) for d in derived)
+
+
+def test_server_stopped_mid_retrieval_records_the_rest_without_asking_again(
+    tmp_path: Path, orthanc: Orthanc, login: None
+) -> None:
+    server = start_orthanc(tmp_path / "source", password=orthanc.password)  # the environment's credentials
+    try:
+        study, _ = upload_study(server, tmp_path / "src", 6)
+        client = Server(server.dicomweb).client()
+        refs, _ = find_instances(client, Selection(studies=(study,)))
+        batches = fetch_ahead(client, refs, Spool(tmp_path / "spool"), depth=1, most=1)
+        first = next(batches)
+        server.stop(kill=True)
+        rest = [item for batch in batches for item in batch]
+    finally:
+        server.stop(kill=True)
+    reasons = [failure.reason for _ref, failure in first + rest if failure is not None]
+    assert first[0][1] is None and len(first + rest) == 6 and len(reasons) >= 3
+    assert all("\n" not in reason for reason in reasons)
+    down = next(i for i, reason in enumerate(reasons) if "cannot connect" in reason)
+    assert all("not retrieved after an earlier error" in reason for reason in reasons[down + 1:])

@@ -52,6 +52,7 @@ def _rates(seconds: float, n: int, size: int) -> dict[str, float]:
 
 def measure(args: argparse.Namespace, root: Path) -> dict:
     """Alternate folder and DICOMweb passes; per-pass rates and medians."""
+    commit = _commit()  # before the passes: the code measured is the code imported now
     loaded, _sha = load_run_model(args.model)
     options = {"tile_size": args.tile_size, "device": args.device, "progress": False, "report": False}
     orthanc = start_orthanc(root / "orthanc")
@@ -77,7 +78,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
     return {"passes": passes, "median_megapixels_per_s": median,
             "ratio_dicomweb_to_folder": round(median["dicomweb"] / median["folder"], 3),
             "model": loaded.identity, "files": args.files, "size": args.size, "tile_size": args.tile_size,
-            "device": args.device, "load_average": os.getloadavg(), "commit": _commit()}
+            "device": args.device, "load_average": os.getloadavg(), "commit": commit}
 
 
 def _commit() -> str:

@@ -7,8 +7,9 @@ alternating ``--repeats`` times (medians reported):
 
 - folder: :func:`pipeline.apply.apply_folder` on the files on disk;
 - DICOMweb: :func:`pipeline.pacs.dicomweb.apply_dicomweb` on their study: QIDO-RS search,
-  WADO-RS retrieval, the same folder run, STOW-RS of the derived series (each verified by a
-  search), each pass into a new output folder and a new upload of the study.
+  then WADO-RS retrieval, folder runs on the batches that arrived and STOW-RS of the derived
+  series (each verified by a search) overlapping one another, each pass into a new output
+  folder and a new upload of the study.
 
     python scripts/bench_pacs.py                                # shipped model, 4 files of 1024²
     python scripts/bench_pacs.py --files 8 --size 2048 --device cuda --out bench_pacs.json
@@ -51,6 +52,7 @@ def _rates(seconds: float, n: int, size: int) -> dict[str, float]:
 
 def measure(args: argparse.Namespace, root: Path) -> dict:
     """Alternate folder and DICOMweb passes; per-pass rates and medians."""
+    commit = _commit()  # before the passes: the code measured is the code imported now
     loaded, _sha = load_run_model(args.model)
     options = {"tile_size": args.tile_size, "device": args.device, "progress": False, "report": False}
     orthanc = start_orthanc(root / "orthanc")
@@ -76,7 +78,19 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
     return {"passes": passes, "median_megapixels_per_s": median,
             "ratio_dicomweb_to_folder": round(median["dicomweb"] / median["folder"], 3),
             "model": loaded.identity, "files": args.files, "size": args.size, "tile_size": args.tile_size,
-            "device": args.device, "load_average": os.getloadavg()}
+            "device": args.device, "load_average": os.getloadavg(), "commit": commit}
+
+
+def _commit() -> str:
+    """The checkout's commit (with ``+changes`` when files differ from it), or "unknown"."""
+    import subprocess
+
+    try:
+        run = [subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
+               for cmd in (["git", "rev-parse", "--short", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])]
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return run[0].strip() + ("+changes" if run[1].strip() else "")
 
 
 def main() -> None:

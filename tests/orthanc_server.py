@@ -23,15 +23,21 @@ import requests
 
 PLUGIN_CANDIDATES = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so")
 USER = "radiologist"
+#: A second user, with the same password, whom the server forbids every request (403).
+VISITOR = "visitor"
 AET = "ORTHANC"
-#: Lua filter: instances of patient NOSTOW are accepted by the REST upload only, so a STOW-RS
-#: of them is refused by the server.
-REFUSE_STOW_LUA = """
+#: Lua filters: instances of patient NOSTOW are accepted by the REST upload only, so a STOW-RS
+#: of them is refused by the server; every request of VISITOR is forbidden (403).
+REFUSE_STOW_LUA = f"""
 function ReceivedInstanceFilter(dicom, origin, info)
   if dicom.PatientID == 'NOSTOW' and origin['RequestOrigin'] ~= 'RestApi' then
     return false
   end
   return true
+end
+
+function IncomingHttpRequestFilter(method, uri, ip, username, httpHeaders)
+  return username ~= '{VISITOR}'
 end
 """
 
@@ -41,6 +47,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    """Poll `condition` until it is true; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _plugin() -> str:
@@ -135,7 +151,7 @@ def start_orthanc(root: Path, modalities: dict[str, list] | None = None, passwor
     config = {
         "Name": "denoise-test", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
         "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": AET, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True, "RegisteredUsers": {USER: password},
+        "AuthenticationEnabled": True, "RegisteredUsers": {USER: password, VISITOR: password},
         "Plugins": [plugin], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "DicomModalities": modalities or {}, "DicomCheckCalledAet": False, "SaveJobs": False,
         "LuaScripts": [str(root / "refuse.lua")], "StableAge": 1,

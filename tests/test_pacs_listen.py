@@ -12,18 +12,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pydicom
 import pytest
-from orthanc_server import AET, Orthanc, free_port, write_radiograph
+from orthanc_server import AET, Orthanc, free_port, start_orthanc, wait_for, write_radiograph
 from pydicom.uid import generate_uid
 
 from pipeline.checkpoint import load_model
-from pipeline.pacs.forward import Destination
+from pipeline.pacs.forward import Destination, forward
 from pipeline.pacs.listen import ListenSettings, start_node
 
 pynetdicom = pytest.importorskip("pynetdicom", reason="pynetdicom is not installed (pip install pynetdicom)")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LISTEN_AET = "DENOISE"
+VERIFICATION = "1.2.840.10008.1.1"
 FAST = ["--tile-size", "32", "--device", "cpu"]
 #: Many small tiles: slow enough to kill the node while it works.
 SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--device", "cpu"]
@@ -85,7 +87,7 @@ def _association(port: int, contexts: list[str], called: str = LISTEN_AET):
 
 def echo(port: int, called: str = LISTEN_AET) -> int | None:
     """The status of a C-ECHO to the listener, None when there is no association."""
-    assoc = _association(port, ["1.2.840.10008.1.1"], called)
+    assoc = _association(port, [VERIFICATION], called)
     if not assoc.is_established:
         return None
     try:
@@ -118,15 +120,6 @@ def derived_sources(orthanc: Orthanc, study: str) -> list[str]:
     return sources
 
 
-def _wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _radiographs(folder: Path, n: int, study: str) -> list[Path]:
     series = generate_uid()
     return [write_radiograph(folder / f"{i}.dcm", study, series, i + 1, seed=i) for i in range(n)]
@@ -139,11 +132,13 @@ def _sop(path: Path) -> str:
 
 
 @contextmanager
-def running_node(spool: Path, orthanc: Orthanc, model: Path, destination_port: int | None = None) -> Iterator[int]:
+def running_node(
+    spool: Path, orthanc: Orthanc, model: Path, destination_port: int | None = None, max_associations: int = 4,
+) -> Iterator[int]:
     """A node in this process (its worker in a thread), forwarding to Orthanc; yields its port."""
     port = destination_port or orthanc.dicom_port
     settings = ListenSettings(spool, Destination(AET, "127.0.0.1", port, LISTEN_AET), LISTEN_AET,
-                              port=free_port(), retries=0)
+                              port=free_port(), max_associations=max_associations, retries=0)
     node, server = start_node(settings, load_model(model), tile_size=32, device="cpu")
     worker = threading.Thread(target=node.run)
     worker.start()
@@ -162,7 +157,7 @@ def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, o
     with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
         assert echo(port) == 0x0000
         assert send(port, files) == [0, 0]
-        _wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
+        wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
         assert echo(port, called="SOMEONE_ELSE") is None, "another called AE title is refused"
         if shutil.which("echoscu"):  # dcmtk's client too
@@ -174,6 +169,34 @@ def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, o
     assert len((spool / "forwarded.csv").read_text().splitlines()) == 3
 
 
+def test_associations_beyond_the_limit_are_refused(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
+    with running_node(tmp_path / "spool", orthanc, tiny_unet, max_associations=1) as port:
+        first = _association(port, [VERIFICATION])
+        try:
+            assert first.is_established
+            second = _association(port, [VERIFICATION])
+            assert not second.is_established and second.is_rejected, "a second association at once is refused"
+        finally:
+            first.release()
+        wait_for(lambda: echo(port) == 0x0000, 20, "an association once the first is released")
+
+
+def test_delivery_is_retried_until_the_destination_is_back(tmp_path: Path, orthanc: Orthanc) -> None:
+    destination = start_orthanc(tmp_path / "dest", password=orthanc.password)
+    destination.stop(kill=True)
+    study = generate_uid()
+    [path] = _radiographs(tmp_path / "in", 1, study)
+    back = threading.Timer(0.5, destination.restart)
+    back.start()
+    try:
+        forward(Destination(AET, "127.0.0.1", destination.dicom_port, LISTEN_AET), path, retries=5, wait=0.5)
+        assert [s["MainDicomTags"]["SeriesInstanceUID"] for s in destination.series_of_study(study)] == \
+            [str(pydicom.dcmread(path).SeriesInstanceUID)], "delivered once the destination answered again"
+    finally:
+        back.join()
+        destination.stop(kill=True)
+
+
 def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
     tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
 ) -> None:
@@ -182,11 +205,11 @@ def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
     spool = tmp_path / "spool"
     with running_node(spool, orthanc, tiny_unet, destination_port=free_port()) as port:
         assert send(port, files) == [0]
-        _wait_for(lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue")
+        wait_for(lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue")
     reason = (spool / "failed.csv").read_text()
     assert "did not accept an association" in reason and derived_sources(orthanc, study) == []
     with running_node(spool, orthanc, tiny_unet):
-        _wait_for(lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered")
+        wait_for(lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered")
     assert derived_sources(orthanc, study) == [_sop(files[0])]
     assert not list((spool / "failed").iterdir())
 
@@ -199,7 +222,7 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
     files = _radiographs(tmp_path / "in", 6, study)
     listener = Listener(tmp_path / "spool", orthanc, tiny_unet, SLOW).start()
     assert send(listener.port, files[:4]) == [0] * 4
-    _wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 180, "a first denoised instance")
+    wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 180, "a first denoised instance")
     assert listener.stop(signal.SIGKILL) == -signal.SIGKILL
     delivered_before = len(derived_sources(orthanc, study))
     assert delivered_before < 4, "killed before every instance was delivered"
@@ -207,7 +230,7 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
     listener.start()
     try:
         assert send(listener.port, files[4:]) == [0, 0]
-        _wait_for(lambda: len(derived_sources(orthanc, study)) >= 6, 300, "six derived instances")
+        wait_for(lambda: len(derived_sources(orthanc, study)) >= 6, 300, "six derived instances")
         time.sleep(1.0)  # a duplicate would arrive now
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
     finally:

@@ -4,7 +4,7 @@
   instances (QIDO-RS), :mod:`~pipeline.pacs.retrieve` spools them (WADO-RS),
   :func:`pipeline.apply.apply_folder` denoises them as for a folder, and
   :mod:`~pipeline.pacs.store` stores the derived series back (STOW-RS);
-  :mod:`~pipeline.pacs.dicomweb` chains them. Credentials come from
+  :mod:`~pipeline.pacs.dicomweb` runs the three at once (fetching ahead, storing behind). Credentials come from
   :mod:`~pipeline.pacs.auth` (environment or a netrc-style file, never the command line);
   :mod:`~pipeline.pacs.errors` turns HTTP failures into one line each.
 - DICOM network (``denoise listen``): :mod:`~pipeline.pacs.listen` is a C-STORE SCP that

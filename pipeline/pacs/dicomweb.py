@@ -2,17 +2,20 @@
 
 The run keeps everything in its output folder OUT:
 
-- ``OUT/retrieved/<study>/<series>/<sop>.dcm``: the instances fetched (WADO-RS), the input
-  of the folder run (never modified);
-- ``OUT/denoised/``: what :func:`pipeline.apply.apply_folder` writes for that input (derived
-  DICOM files, ``manifest.csv``, ``failures.csv``, the report), so tiles, model and
-  records are those of a folder run;
+- ``OUT/retrieved/``: the instances fetched (WADO-RS), never modified; each batch of them
+  that the denoiser took at once is one folder, the input of one folder run
+  (:mod:`~pipeline.pacs.retrieve`);
+- ``OUT/denoised/``: what :func:`pipeline.apply.apply_folder` writes for those batches
+  (derived DICOM files under ``<study>/<series>/``, ``manifest.csv``, ``failures.csv``, the
+  report), so tiles, model and records are those of a folder run;
 - ``OUT/stored.csv``: derived instances the destination holds (:mod:`~pipeline.pacs.store`);
 - ``OUT/failures.csv``: every failure of the run (selection, retrieval, denoising,
   storing), one line each.
 
-A rerun skips what is done at each step (fetched, denoised, stored) and, before fetching,
-sources whose derived instance by the same model is on the destination already.
+The three steps overlap: the next instances are fetched while a batch is denoised, and
+the derived instances are stored while the next batch is denoised. A rerun skips what is
+done at each step (fetched, denoised, stored) and, before fetching, sources whose derived
+instance by the same model is on the destination already.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from pipeline.apply import ApplyResult, apply_folder
-from pipeline.apply.records import FAILURES, manifest_rows
+from pipeline.apply.examples import write_report
+from pipeline.apply.records import FAILURES, MANIFEST, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError
 from pipeline.export import file_sha256, is_exported, load_exported_model
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.pacs.auth import check_url, make_session
 from pipeline.pacs.errors import ServerError
-from pipeline.pacs.retrieve import retrieve_all
+from pipeline.pacs.retrieve import Spool, fetch_ahead
 from pipeline.pacs.select import Selection, already_derived, find_instances
-from pipeline.pacs.store import STORED, StoreCounts, derived_files, store_all
+from pipeline.pacs.store import STORED, StoreCounts, Storer, derived_files
 from pipeline.records import read_csv
 
 log = logging.getLogger(__name__)
@@ -117,21 +123,55 @@ def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
         return set()
 
 
-def _denoise_failures(denoised: Path) -> list[Failure]:
-    return [Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
-            for row in read_csv(denoised / FAILURES)]
+@dataclass
+class _Denoised:
+    """What the folder runs of one DICOMweb run did, summed over its batches."""
+
+    done: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _denoise_batch(batch: Path, out: Path, loaded: LoadedModel, options: dict, totals: _Denoised,
+                   storer: Storer | None) -> None:
+    """One folder run on `batch` into OUT/denoised; its derived files are handed to `storer`."""
+    denoised = out / DENOISED
+    result = apply_folder(batch, denoised, loaded, fmt="dicom", progress=False, report=False, **options)
+    totals.done += result.done
+    totals.skipped += result.skipped
+    totals.failures += [Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
+                        for row in read_csv(denoised / FAILURES)]  # this run's (each run rewrites it)
+    if storer is not None:
+        inside = batch.resolve()
+        outputs = [row["output"] for row in manifest_rows(denoised) if Path(row["input"]).is_relative_to(inside)]
+        for path in derived_files(denoised, outputs):
+            storer.submit(path)
+
+
+def _finish_denoised(out: Path, totals: _Denoised, report: bool, seconds: float) -> ApplyResult:
+    """OUT/denoised/failures.csv with every batch's failures, the report; the summed ApplyResult."""
+    denoised = out / DENOISED
+    failures_csv = write_failures_csv(totals.failures, denoised / FAILURES)
+    report_path = None
+    if report:
+        report_path = write_report(manifest_rows(denoised), denoised, out / RETRIEVED, read_csv(failures_csv))
+    return ApplyResult(denoised, totals.done, totals.skipped, len(totals.failures), denoised / MANIFEST,
+                       failures_csv, report_path, seconds=seconds)
 
 
 def apply_dicomweb(
     source: Server, selection: Selection, output_dir: str | Path, model: str | Path | LoadedModel | None = None,
-    *, destination: Server | None = None, **apply_options,
+    *, destination: Server | None = None, progress: bool = True, report: bool = True, **apply_options,
 ) -> DicomwebResult:
     """Denoise the selected instances of `source` into `output_dir`; store them on `destination`.
 
+    Retrieval, denoising and storing overlap: instances are fetched a bounded number ahead
+    of the denoiser, which takes what has arrived as one batch (a folder run), and derived
+    files are stored on background threads while the next batch is denoised.
     `apply_options` go to :func:`~pipeline.apply.apply_folder` (tile_size, overlap,
-    device, batch_size, progress, report). Raises PipelineError when `source` cannot be
-    used at all (unreachable, credentials refused) or a setting is wrong; failures of single
-    instances are recorded instead (see :mod:`pipeline.pacs.dicomweb`).
+    device, batch_size). Raises PipelineError when `source` cannot be used at all
+    (unreachable, credentials refused) or a setting is wrong; failures of single instances
+    are recorded instead (see :mod:`pipeline.pacs.dicomweb`).
     """
     start = time.perf_counter()
     out = Path(output_dir)
@@ -141,18 +181,29 @@ def apply_dicomweb(
     try:
         refs, failures = find_instances(client, selection)
         done = _on_destination(dest_client, {r.study for r in refs}, model_sha)
-        todo = [ref for ref in refs if ref.sop not in done]
-        (out / RETRIEVED).mkdir(parents=True, exist_ok=True)
-        _retrieved, fetch_failures = retrieve_all(client, todo, out / RETRIEVED)
     except ServerError as err:
         raise PipelineError(str(err)) from None
-    result = apply_folder(out / RETRIEVED, out / DENOISED, loaded, fmt="dicom", **apply_options)
-    failures += fetch_failures + _denoise_failures(out / DENOISED)
-    counts = None
-    if dest_client is not None:
-        outputs = [row["output"] for row in manifest_rows(out / DENOISED)]
-        counts, store_failures = store_all(dest_client, derived_files(out / DENOISED, outputs),
-                                           out / STORED, dest_client.base_url)
-        failures += store_failures
+    spool = Spool(out / RETRIEVED)
+    todo = [ref for ref in refs if ref.sop not in done and ref.sop not in spool.held]
+    storer = None if dest_client is None else Storer(dest_client, out / STORED, dest_client.base_url)
+    totals, counts = _Denoised(), None
+    try:
+        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not progress) as bar:
+            for batch in list(spool.batches):  # an earlier run's: finish and store what is left
+                _denoise_batch(batch, out, loaded, apply_options, totals, storer)
+            if spool.waiting():
+                _denoise_batch(spool.new_batch(spool.waiting()), out, loaded, apply_options, totals, storer)
+            for fetched in fetch_ahead(client, todo, spool):
+                failures += [failure for _ref, failure in fetched if failure is not None]
+                arrived = [ref for ref, failure in fetched if failure is None]
+                if arrived:
+                    _denoise_batch(spool.new_batch(arrived), out, loaded, apply_options, totals, storer)
+                bar.update(len(fetched))
+    finally:
+        if storer is not None:
+            counts, store_failures = storer.close()
+            failures += store_failures
+    result = _finish_denoised(out, totals, report, time.perf_counter() - start)
+    failures += totals.failures
     write_failures_csv(failures, out / FAILURES)
     return DicomwebResult(out, len(refs), len(done), result, counts, failures, time.perf_counter() - start)

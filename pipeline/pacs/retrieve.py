@@ -1,29 +1,40 @@
-"""WADO-RS retrieval of the selected instances into a local spool folder (the run's input).
+"""WADO-RS retrieval of the selected instances into a local spool, a bounded number ahead.
 
-Each instance is written atomically to ``<spool>/<study>/<series>/<sop>.dcm``; one already
-there is not fetched again, so a killed run resumes. Instances of a SOP class that holds no
-image are refused before they are fetched.
+The spool (``OUT/retrieved``) has two parts:
+
+- ``fetched/<study>/<series>/<sop>.dcm``: instances written (atomically) by the retrieval
+  threads and not yet handed to the denoiser;
+- ``batch-NNNN/<study>/<series>/<sop>.dcm``: the input folder of one folder run; an instance
+  is moved (renamed) there when the denoiser takes it, and stays there.
+
+An instance anywhere in the spool is not fetched again, so a killed run resumes. Instances
+of a SOP class that holds no image are refused before they are fetched.
 """
 
 from __future__ import annotations
 
+import queue
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.apply.writer import write_atomic
+from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.select import InstanceRef
+from pipeline.records import PARTIAL_TAG
 
 #: Instances fetched at once (requests overlap on the network).
 PARALLEL_REQUESTS = 4
-
-
-def spool_path(spool: Path, ref: InstanceRef) -> Path:
-    """Where `ref` is kept locally."""
-    return spool / ref.study / ref.series / f"{ref.sop}.dcm"
+#: Instances fetched ahead of the denoiser at most (on disk, waiting to be denoised).
+FETCH_AHEAD = 8
+#: Instances handed to the denoiser at once at most (one folder run, then stored while the
+#: next is denoised).
+BATCH_MOST = 4
+FETCHED, BATCH = "fetched", "batch-"
 
 
 def not_an_image(sop_class: str) -> str | None:
@@ -52,31 +63,93 @@ def _fetch(client, ref: InstanceRef, path: Path) -> None:
     write_atomic(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True), lambda: None)
 
 
-def retrieve_all(client, refs: Sequence[InstanceRef], spool: Path) -> tuple[list[InstanceRef], list[Failure]]:
-    """Fetch every instance of `refs` not yet in `spool`; returns (those in the spool, failures).
+class Spool:
+    """The local copies of a run's instances: fetched ones and the batches handed to the denoiser."""
 
-    After an error that every further request would repeat (no answer, credentials refused)
-    the remaining instances are recorded with that error without asking the server again.
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / FETCHED).mkdir(parents=True, exist_ok=True)
+        for partial in (root / FETCHED).rglob(f".*{PARTIAL_TAG}*"):  # left by a killed run
+            partial.unlink()
+        self.batches = sorted(p for p in root.iterdir() if re.fullmatch(rf"{BATCH}\d+", p.name))
+        self.held = {p.stem for p in root.glob("*/*/*/*.dcm")}
+
+    def fetched_path(self, ref: InstanceRef) -> Path:
+        """Where the retrieval writes `ref`."""
+        return self.root / FETCHED / ref.study / ref.series / f"{ref.sop}.dcm"
+
+    def waiting(self) -> list[InstanceRef]:
+        """Instances fetched by an earlier (killed) run but never handed to the denoiser."""
+        return [InstanceRef(p.parts[-3], p.parts[-2], p.stem, "")
+                for p in sorted((self.root / FETCHED).glob("*/*/*.dcm"))]
+
+    def new_batch(self, refs: Sequence[InstanceRef]) -> Path:
+        """Move the fetched `refs` into a new batch folder (the input of one folder run); its path."""
+        number = int(self.batches[-1].name[len(BATCH):]) + 1 if self.batches else 1
+        folder = self.root / f"{BATCH}{number:04d}"
+        for ref in refs:
+            target = folder / ref.study / ref.series / f"{ref.sop}.dcm"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.fetched_path(ref).replace(target)
+        self.batches.append(folder)
+        return folder
+
+
+def fetch_ahead(
+    client, refs: Iterable[InstanceRef], spool: Spool, depth: int = FETCH_AHEAD, most: int = BATCH_MOST,
+) -> Iterator[list[tuple[InstanceRef, Failure | None]]]:
+    """Fetch `refs` into the spool on worker threads; yield what finished (at most `most` at once).
+
+    Each item is ``(ref, None)`` when the instance is in ``fetched/`` or ``(ref, failure)``.
+    At most `depth` instances are fetched and not yet taken by the consumer (plus
+    :data:`PARALLEL_REQUESTS` in flight). After an error that every further request would
+    repeat (no answer, credentials refused) the remaining instances are recorded with that
+    error without asking the server again.
     """
-    stop: list[ServerError] = []
-    lock = threading.Lock()
+    results: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(depth)
+    stop = threading.Event()
+    fatal: list[ServerError] = []
+    end = object()
 
     def one(ref: InstanceRef) -> Failure | None:
-        path = spool_path(spool, ref)
-        if path.is_file():
-            return None
         try:
-            if stop:
-                return Failure(ref.name, f"instance {ref.sop}: not retrieved after an earlier error ({stop[0]})")
-            _fetch(client, ref, path)
+            if fatal:
+                return Failure(ref.name, f"instance {ref.sop}: not retrieved after an earlier error ({fatal[0]})")
+            _fetch(client, ref, spool.fetched_path(ref))
         except ServerError as err:
-            with lock:
-                if err.fatal and not stop:
-                    stop.append(err)
+            if err.fatal and not fatal:
+                fatal.append(err)
             return Failure(ref.name, str(err))
+        except Exception as err:  # noqa: BLE001 - e.g. the spool cannot be written; the others go on
+            return Failure(ref.name, f"instance {ref.sop}: not retrieved ({library_detail(err)})")
         return None
 
-    with ThreadPoolExecutor(PARALLEL_REQUESTS) as pool:
-        results = list(pool.map(one, refs))
-    failures = [f for f in results if f is not None]
-    return [ref for ref, f in zip(refs, results) if f is None], failures
+    def feed() -> None:
+        with ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="wado-rs") as pool:
+            for ref in refs:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                pool.submit(lambda r=ref: results.put((r, one(r))))
+        results.put(end)
+
+    thread = threading.Thread(target=feed, name="wado-rs-feed", daemon=True)
+    thread.start()
+    try:
+        finished = False
+        while not finished:
+            batch, item = [], results.get()
+            while item is not end:
+                batch.append(item)
+                if len(batch) >= most or results.empty():
+                    break
+                item = results.get()
+            finished = item is end
+            for _ in batch:
+                slots.release()
+            if batch:
+                yield batch
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.retrieve import PARALLEL_REQUESTS
@@ -26,7 +27,7 @@ _RECORDS_LOCK = threading.Lock()  # rows are appended by several threads
 
 @dataclass(frozen=True)
 class StoreCounts:
-    """What :func:`store_all` did: instances sent, found on the server, recorded earlier."""
+    """What a :class:`Storer` did: instances sent, found on the server, recorded earlier."""
 
     sent: int
     found: int
@@ -93,27 +94,52 @@ def _store_one(client, path: Path, records: Path, destination: str, known: set[s
     return how
 
 
-def store_all(client, files: list[Path], records: Path, destination: str) -> tuple[StoreCounts, list[Failure]]:
-    """Store every file of `files` that `destination` does not hold; (counts, failures).
+class Storer:
+    """Stores derived files on background threads while the caller goes on (STOW-RS).
 
-    After an error that every further request would repeat (no answer, credentials
-    refused) the remaining files are recorded with it without asking the server again.
+    :meth:`submit` queues a file, waiting while `depth` files are queued or being stored;
+    :meth:`close` waits for all of them. Each file is stored unless `destination` holds it
+    already (:data:`STORED` records, a QIDO-RS check); a row is appended to the records only
+    once the server has accepted the instance. After an error that every further request
+    would repeat (no answer, credentials refused) the remaining files are recorded with it
+    without asking the server again.
     """
-    known = stored_sops(records, destination)
-    stop: list[ServerError] = []
 
-    def one(path: Path) -> str | Failure:
-        if stop:
-            return Failure(path, f"{path.name}: not stored after an earlier error ({stop[0]})")
+    def __init__(self, client, records: Path, destination: str, depth: int = 2 * PARALLEL_REQUESTS) -> None:
+        self.client, self.records, self.destination = client, records, destination
+        self.known = stored_sops(records, destination)
+        self._pool = ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="stow-rs")
+        self._slots = threading.Semaphore(depth)
+        self._results: list[str | Failure] = []
+        self._fatal: list[ServerError] = []
+
+    def _one(self, path: Path) -> None:
         try:
-            return _store_one(client, path, records, destination, known)
-        except ServerError as err:
-            if err.fatal:
-                stop.append(err)
-            return Failure(path, str(err))
+            result = self._store(path)
+        finally:
+            self._slots.release()
+        self._results.append(result)
 
-    with ThreadPoolExecutor(PARALLEL_REQUESTS) as pool:
-        results = list(pool.map(one, files))
-    failures = [r for r in results if isinstance(r, Failure)]
-    counts = StoreCounts(*(sum(r == how for r in results) for how in ("sent", "found", "recorded")))
-    return counts, failures
+    def _store(self, path: Path) -> str | Failure:
+        if self._fatal:
+            return Failure(path, f"{path.name}: not stored after an earlier error ({self._fatal[0]})")
+        try:
+            return _store_one(self.client, path, self.records, self.destination, self.known)
+        except ServerError as err:
+            if err.fatal and not self._fatal:
+                self._fatal.append(err)
+            return Failure(path, str(err))
+        except Exception as err:  # noqa: BLE001 - one file must not stop the others
+            return Failure(path, f"{path.name}: not stored ({library_detail(err)})")
+
+    def submit(self, path: Path) -> None:
+        """Store `path` in the background (waits while `depth` files are pending)."""
+        self._slots.acquire()
+        self._pool.submit(self._one, path)
+
+    def close(self) -> tuple[StoreCounts, list[Failure]]:
+        """Wait for every submitted file; (counts, failures)."""
+        self._pool.shutdown(wait=True)
+        failures = [r for r in self._results if isinstance(r, Failure)]
+        counts = StoreCounts(*(sum(r == how for r in self._results) for how in ("sent", "found", "recorded")))
+        return counts, failures

@@ -270,6 +270,10 @@ class TrainConfig(Section):
         0.0, ge=0,
         description="Weight of a penalty on erasing fine detail: the squared slope of the error regressed on the clean patch's Laplacian of Gaussian (the detail of metrics.detail_loss), added to the loss. 0: off.",
     )
+    transfer_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of a penalty on content lost at 0.1-0.2 cycles/pixel: (1 - T)^2 where the batch's detail kept T (pipeline.detail) is below 1, added to the loss. 0: off.",
+    )
     optimizer: Literal["adadelta", "adam", "adamw"] = Field("adadelta", description="Optimizer.")
     lr: float = Field(1.0, gt=0, description="Learning rate (Adadelta's default is 1.0).")
     weight_decay: float = Field(0.0, ge=0, description="Weight decay.")

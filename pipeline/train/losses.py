@@ -10,18 +10,25 @@ import torch.nn.functional as F
 
 from pipeline.metrics import DETAIL_SIGMA, detail_highpass
 from pipeline.selfsupervised import Objective
+from pipeline.transfer_loss import transfer_penalty
 
 
-def make_loss(name: str, detail_weight: float = 0.0):
+def make_loss(name: str, detail_weight: float = 0.0, transfer_weight: float = 0.0):
     """Loss function by name: bce, mse, l1, or ssim_mix (0.84·(1−SSIM) + 0.16·L1, Zhao et al. 2017).
 
     With `detail_weight` > 0 the loss adds that weight times :func:`detail_slope` squared
-    (mean over the samples): a penalty on erasing the clean image's fine detail.
+    (mean over the samples): a penalty on erasing the clean image's fine detail. With
+    `transfer_weight` > 0 it adds that weight times
+    :func:`pipeline.transfer_loss.transfer_penalty`: content lost at 0.1-0.2 cycles/pixel.
     """
     base = _base_loss(name)
-    if detail_weight <= 0:
+    terms = [(weight, term) for weight, term in (
+        (detail_weight, lambda out, target: detail_slope(out, target).square().mean()),
+        (transfer_weight, transfer_penalty),
+    ) if weight > 0]
+    if not terms:
         return base
-    return lambda out, target: base(out, target) + detail_weight * detail_slope(out, target).square().mean()
+    return lambda out, target: base(out, target) + sum(weight * term(out, target) for weight, term in terms)
 
 
 def _base_loss(name: str):

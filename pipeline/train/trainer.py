@@ -112,7 +112,7 @@ class Trainer:
         if self.info.is_main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self._set_up_data(train_images, val_images, noise)
-        self.loss_fn = make_loss(self.tc.loss, self.tc.detail_weight)
+        self.loss_fn = make_loss(self.tc.loss, self.tc.detail_weight, self.tc.transfer_weight)
         if self.tc.objective in ("supervised", "fitted"):  # fitted: clean = the denoised scans (pipeline.adapt)
             self.objective = supervised_objective(self.loss_fn, self.tc.loss_weighting)
         else:

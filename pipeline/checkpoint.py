@@ -14,6 +14,10 @@ strings, lists and dicts only):
 ``optimizer_state``, ``scheduler_state``, ``state``
     what resuming needs (training state); :func:`strip_training_state` removes it for
     shipping or copying.
+
+Training starts from a checkpoint through :func:`init_weights` (weights only) or
+:func:`resume_training` (weights and training state); both check that it holds this
+config's model.
 anything else, e.g. ``provenance``
     kept as it is.
 """
@@ -118,6 +122,55 @@ def checkpoint_model_config(ckpt: dict[str, Any]) -> ModelConfig | None:
         return ModelConfig(**raw) if isinstance(raw, dict) else None
     except ValueError:
         return None
+
+
+def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:
+    if checkpoint_model_config(ckpt) != cfg.model:
+        raise PipelineError(
+            f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
+        )
+
+
+def _adds_refinement_head(theirs: ModelConfig | None, ours: ModelConfig) -> bool:
+    """True when `ours` is the U-Net `theirs` plus a refinement head."""
+    return (
+        theirs is not None and ours.name == "unet" and theirs.refine_channels == 0 < ours.refine_channels
+        and theirs.model_copy(update={"refine_channels": ours.refine_channels}) == ours
+    )
+
+
+def init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
+    """Load ``train.init_from``'s weights into `model` (a fine-tuning start).
+
+    The checkpoint must hold the same model section as `cfg`, or the same U-Net without
+    the refinement head (which then starts at zero); else a PipelineError says so.
+    """
+    what = "train.init_from"
+    ckpt = read_checkpoint(path, what)
+    if not _adds_refinement_head(checkpoint_model_config(ckpt), cfg.model):
+        _require_same_model(ckpt, path, cfg, what, " (or the same unet with refine_channels: 0, to add a refinement head)")
+        model.load_state_dict(ckpt["model_state"])
+        return
+    missing, unexpected = model.load_state_dict(ckpt["model_state"], strict=False)
+    if unexpected or any(not key.startswith("refine.") for key in missing):
+        raise PipelineError(f"{what}: {path} does not hold this network's weights")
+
+
+def resume_training(
+    path: Path, cfg: Config, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> tuple[int, dict[str, Any]]:
+    """Load ``train.resume``'s weights, optimizer and scheduler state; its epochs and training state.
+
+    The checkpoint must hold the same model section as `cfg` (else a PipelineError).
+    """
+    what = "train.resume"
+    ckpt = read_checkpoint(path, what)
+    _require_same_model(ckpt, path, cfg, what)
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    if scheduler is not None and ckpt.get("scheduler_state"):
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+    return int(ckpt["epoch"]), dict(ckpt["state"])
 
 
 def checkpoint_path(path: str | Path | None) -> Path:

@@ -8,7 +8,6 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -27,21 +26,19 @@ import skimage
 import torch
 
 import pipeline
-from pipeline import report
 from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
-from pipeline.detail import band_transfer, by_method, curves
-from pipeline.detail_figure import transfer_figure
 from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
-from pipeline.evaluate import EvalResult, evaluate, noise_given_by_method, read_spectra
+from pipeline.evaluate import evaluate
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
-from pipeline.ingest import DataSplits, load_splits
+from pipeline.ingest import load_splits
 from pipeline.ingest.failures import write_failures_csv
 from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
 from pipeline.records import write_json
+from pipeline.report.run_page import noise_description, write_run_report
 from pipeline.train import train
 
 log = logging.getLogger(__name__)
@@ -129,77 +126,6 @@ def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Denoiser]:
     return methods
 
 
-def write_report(cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, train_log: list[dict[str, Any]], extra: dict[str, Any]) -> tuple[dict[str, Any], Path]:
-    """summary.json, report.md, figures/ and report.html for an evaluated run."""
-    summary = report.summarize_methods(result.rows)
-    summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
-    summary["data"] = splits.description
-    summary["noise"] = (cfg.evaluate.noise or cfg.noise).model_dump(mode="json")
-    summary["n_test_images"] = len(splits.test)
-    summary.update(extra)
-    given = noise_given_by_method(result.rows)
-    if given:
-        summary["noise_given"] = given
-    spectra = by_method(read_spectra(run_dir / "spectra.jsonl"))
-    if spectra:
-        summary["detail_kept"] = {m: band_transfer(s) for m, s in spectra.items()}
-    write_json(summary, run_dir / "summary.json")
-    figures: dict[str, Path] = {}
-    fig_dir = run_dir / "figures"
-    if result.examples and cfg.report.n_examples:
-        examples = result.examples[: cfg.report.n_examples]
-        figures[report.example_caption(examples)] = report.example_panel_figure(examples, fig_dir / "examples.png")
-    figures["PSNR and SSIM per image, by method"] = report.distribution_figure(result.rows, fig_dir / "distributions.png")
-    if spectra:
-        figure = transfer_figure([("test images", {m: curves(s) for m, s in spectra.items()})], fig_dir / "detail_kept.png")
-        figures["Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower smooths more; "
-                "noise left in does not raise it; grey: the reported bands) and the noise power spectrum of each "
-                "method's residual (output − clean)"] = figure
-    if train_log:
-        figures["Training loss and validation PSNR by epoch"] = report.loss_curve_figure(train_log, fig_dir / "loss_curve.png")
-    lines = [
-        f"Data: {splits.description}; {len(splits.test)} test images.",
-        f"Test noise: {(cfg.evaluate.noise or cfg.noise).kind} ({noise_description(cfg)}), seed {cfg.run.seed}; every method sees the same noisy images.",
-        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
-    ]
-    if given:
-        lines.append("Noise given to baselines: " + "; ".join(
-            f"{name} the noise's {'power spectrum (PSD)' if kind == 'psd' else 'true std (sigma)' if kind == 'sigma' else kind}"
-            for name, kind in given.items()) + ".")
-    if train_log:
-        last = train_log[-1]
-        lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, {sum(r['seconds'] for r in train_log):.0f} s.")
-    if spectra:
-        lines.append("Detail kept (pooled over the test images, per band of cycles/pixel): " + "; ".join(
-            f"{m} " + ", ".join(f"{band.removeprefix('T_')} {value:.3f}" for band, value in bands.items())
-            for m, bands in summary["detail_kept"].items()) + ".")
-    report.write_report_md(summary, run_dir / "report.md", f"Run {cfg.run.name}", lines)
-    html_path = run_dir / "report.html"
-    if cfg.report.html:
-        env = json.loads((run_dir / "environment.json").read_text())
-        facts = {
-            "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "commit": env.get("commit") or "unknown (not a git checkout)",
-            "version": env.get("package", ""),
-            "run folder": str(run_dir),
-        }
-        report.write_report_html(html_path, f"Run {cfg.run.name}", summary, figures, lines, facts)
-    return summary, html_path if cfg.report.html else run_dir / "report.md"
-
-
-def noise_description(cfg: Config) -> str:
-    """The test noise's parameters in words, e.g. ``sigma 0.098``."""
-    n = cfg.evaluate.noise or cfg.noise
-    if n.kind == "gaussian":
-        return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
-    if n.kind == "poisson_gaussian":
-        return f"{n.photons:g} photons at full dose, dose {n.dose}, read noise {n.read_noise}"
-    if n.kind == "xray":
-        dose = f"{n.dose}..{n.dose_max}" if n.dose_max else f"{n.dose}"
-        return f"X-ray, {n.photons:g} photons unattenuated at full dose, dose {dose}, mu {n.mu}, kernel a {n.kernel_a}, read noise {n.read_noise}"
-    return n.kind
-
-
 def run(cfg: Config) -> RunResult:
     """Run the stages a config lists; return the run folder, summary and report path."""
     if "train" in cfg.run.stages and cfg.train.objective == "fitted":
@@ -248,7 +174,7 @@ def run(cfg: Config) -> RunResult:
         evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
         if "report" in cfg.run.stages:
             log.info("writing the report (summary, figures, report.html)")
-            result.summary, result.report = write_report(cfg, run_dir, evaluated, splits, train_log, extra)
+            result.summary, result.report = write_run_report(cfg, run_dir, evaluated, splits, train_log, extra)
     return result
 
 

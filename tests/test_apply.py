@@ -20,7 +20,6 @@ from PIL import Image
 
 import pipeline.apply.writer
 from pipeline.apply import apply_folder, merge_parts
-from pipeline.apply.examples import VIEWS
 from pipeline.apply.plan import resolve_part
 from pipeline.apply.stream import WriteBehind, prefetch
 from pipeline.checkpoint import (
@@ -35,6 +34,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.models import build_model
 from pipeline.records import read_csv
+from pipeline.report.apply_views import VIEWS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--tile-size", "32", "--no-progress", "--device", "cpu"]

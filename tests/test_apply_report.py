@@ -9,9 +9,11 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from pipeline.apply.examples import VIEWS, choose_sample, write_apply_report
 from pipeline.apply.records import MANIFEST, NOISE_AFTER, NOISE_BEFORE, manifest_rows
 from pipeline.records import write_csv
+from pipeline.report.apply_page import write_apply_report
+from pipeline.report.apply_sample import choose_sample
+from pipeline.report.apply_views import VIEWS
 
 UID = "1.2.826.0.1.3680043.8.498.10368940475310924637281623"
 
@@ -90,8 +92,8 @@ def test_manifest_of_an_earlier_version_is_read_with_the_new_column_names(tmp_pa
 
 def test_views_are_the_whole_image_pictures(tmp_path) -> None:
     """The views, made a block of rows at a time, are the pictures of the whole images."""
-    from pipeline.apply.examples import _diverging8, _gray8
     from pipeline.io import read_image
+    from pipeline.report.apply_views import _diverging8, _gray8
 
     inputs, outputs, rows = make_apply_folder(tmp_path)
     write_apply_report(rows[:1], outputs, inputs)

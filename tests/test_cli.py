@@ -241,7 +241,7 @@ def test_logged_warnings_print_as_one_warning_line(capsys, monkeypatch) -> None:
 
     def warn_twice(args) -> int:
         for _ in range(2):
-            logging.getLogger("pipeline.apply.examples").warning("no view of %s in the report", "a.png")
+            logging.getLogger("pipeline.report.apply_page").warning("no view of %s in the report", "a.png")
         return 0
 
     monkeypatch.setattr(cli, "cmd_config", warn_twice)  # build_parser looks it up when called

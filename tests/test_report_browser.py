@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.apply.examples import write_apply_report
 from pipeline.report import (
     distribution_figure,
     example_panel_figure,
     summarize_methods,
     write_report_html,
 )
+from pipeline.report.apply_page import write_apply_report
 
 BROWSER_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -212,7 +212,7 @@ def test_detail_weight_trains_end_to_end(tmp_path) -> None:
     assert result.checkpoint.exists()
 
 def test_train_scales_adds_downscaled_training_images(tmp_path, monkeypatch) -> None:
-    import pipeline.train as train_module
+    import pipeline.train.data as train_module
 
     seen: list[int] = []
     original = train_module.NoisyPairs.__init__

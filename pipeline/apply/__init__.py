@@ -57,7 +57,7 @@ Parts of the package
 --------------------
 :mod:`~pipeline.apply.plan` (files, output names, parts), :mod:`~pipeline.apply.stream`
 (read-ahead), :mod:`~pipeline.apply.writer` (atomic outputs), :mod:`~pipeline.apply.records`
-(manifest, failures, merging parts), :mod:`~pipeline.apply.examples` (the report) and
+(manifest, failures, merging parts), :mod:`pipeline.report.apply_page` (the report) and
 :mod:`~pipeline.apply.api` (:func:`apply_folder`, which chains them).
 """
 

@@ -26,7 +26,6 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.apply.examples import write_report
 from pipeline.apply.plan import (
     Job,
     check_folders,
@@ -355,6 +354,9 @@ def _finish(
     report_path = None
     if report and finishes:
         failures = read_csv(output_dir / FAILURES) if (output_dir / FAILURES).is_file() else []
+        # imported here: the report imports pipeline.apply (its records), so not at the top
+        from pipeline.report.apply_page import write_report
+
         report_path = write_report(manifest_rows(output_dir), output_dir, input_dir, failures)
     return merged, report_path
 

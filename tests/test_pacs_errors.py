@@ -1,4 +1,4 @@
-"""DICOMweb runs against a real Orthanc whose content changes under the run."""
+"""DICOMweb runs against a real Orthanc whose content changes under the run, and their warnings."""
 
 from __future__ import annotations
 
@@ -43,3 +43,12 @@ def test_instance_deleted_between_search_and_retrieval_is_one_failure_and_the_re
     stored = sorted(ds.SourceImageSequence[0].ReferencedSOPInstanceUID for ds in derived_instances(orthanc, study))
     assert stored == sorted(str(pydicom.dcmread(f).SOPInstanceUID) for f in files if f != files[1])
 
+
+def test_mnist_model_warning_is_logged_once_per_run(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, login: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    study, _ = upload_study(orthanc, tmp_path / "src", 6)  # more than one folder run (at most 4 each)
+    assert apply(orthanc, tmp_path / "out", tiny_unet, "--study", study) == 0  # tiny_unet's data.kind is mnist
+    assert len(list((tmp_path / "out" / "retrieved").glob("batch-*"))) > 1, "the run took several batches"
+    # records, not the command's stderr (which prints each distinct warning once anyway)
+    assert sum("trained on MNIST" in record.getMessage() for record in caplog.records) == 1

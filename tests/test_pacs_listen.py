@@ -189,6 +189,18 @@ def test_instances_sent_by_dcmtk_storescu_arrive_in_orthanc_once_each_as_derived
     uids = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in derived["Instances"]}
     assert len(uids) == 3 and not uids & sources, "new SOP Instance UIDs in a new series"
 
+
+def test_mnist_model_warning_is_logged_once_per_node_not_per_arrival(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 2, study)
+    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:  # tiny_unet's data.kind is mnist
+        for n, path in enumerate(files, 1):  # the second arrives after the first is delivered
+            assert send(port, [path]) == [0]
+            wait_for(lambda n=n: len(derived_sources(orthanc, study)) == n, 60, f"{n} derived instances")
+    assert sum("trained on MNIST" in record.getMessage() for record in caplog.records) == 1
+
 def test_associations_beyond_the_limit_are_refused(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
     with running_node(tmp_path / "spool", orthanc, tiny_unet, max_associations=1) as port:
         first = _association(port, [VERIFICATION])

@@ -97,6 +97,20 @@ class _OncePerMessage(logging.Filter):
         return True
 
 
+@contextmanager
+def each_warning_once(logger: logging.Logger) -> Iterator[None]:
+    """Within the block, a warning (or worse) `logger` gave already in it is not logged again.
+
+    For code that runs another function many times (each giving the same warnings) as one run.
+    """
+    once = _OncePerMessage()
+    logger.addFilter(once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(once)
+
+
 class _LowerLevelFormatter(logging.Formatter):
     """``info: …``, ``warning: …``: the level in lower case, like the CLI's ``error:`` lines."""
 

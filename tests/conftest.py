@@ -52,6 +52,18 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
+@pytest.fixture
+def login(orthanc, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credentials of `orthanc`'s user in the environment (tests/orthanc_server.py), no token."""
+    from orthanc_server import USER
+
+    from pipeline.pacs.auth import PASSWORD_VAR, TOKEN_VAR, USER_VAR
+
+    monkeypatch.delenv(TOKEN_VAR, raising=False)
+    monkeypatch.setenv(USER_VAR, USER)
+    monkeypatch.setenv(PASSWORD_VAR, orthanc.password)
+
+
 @pytest.fixture(scope="module")
 def tiny_unet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny U-Net checkpoint (tests/tiny_models.py), one per test module."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import signal
@@ -16,15 +15,8 @@ import pydicom
 import pytest
 from conftest import SHARED_DATA
 from dicom_validation import dciodvfy_errors
-from orthanc_server import (
-    USER,
-    VISITOR,
-    Orthanc,
-    free_port,
-    start_orthanc,
-    wait_for,
-    write_radiograph,
-)
+from dicomweb_runs import FAST, apply, derived_instances, failures, stored_rows, upload_study
+from orthanc_server import USER, VISITOR, Orthanc, free_port, start_orthanc, wait_for
 from pydicom.uid import generate_uid
 from tls_proxy import TlsProxy
 
@@ -38,7 +30,6 @@ from pipeline.pacs.select import Selection, find_instances
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (pip install dicomweb-client)")
 
-FAST = ["--tile-size", "32", "--no-progress", "--no-report", "--device", "cpu"]
 #: Many small tiles: slow enough to kill a run while it works.
 SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--no-progress", "--no-report", "--device", "cpu"]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,44 +40,6 @@ SHARED_DICOM = SHARED_DATA / "cxr" / "dicom"
 SHARED_FILES = ("nih_cxr14_gcp_*.dcm", "siim_pneumothorax_*.dcm")
 
 
-@pytest.fixture
-def login(orthanc: Orthanc, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The right credentials in the environment."""
-    for name in (TOKEN_VAR, USER_VAR, PASSWORD_VAR):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(USER_VAR, USER)
-    monkeypatch.setenv(PASSWORD_VAR, orthanc.password)
-
-
-def upload_study(orthanc: Orthanc, folder: Path, n: int, patient: str = "P001") -> tuple[str, list[Path]]:
-    """A new study of `n` CR instances in one series, uploaded; (StudyInstanceUID, files)."""
-    study, series = generate_uid(), generate_uid()
-    files = [write_radiograph(folder / f"{i}.dcm", study, series, i + 1, patient, seed=i) for i in range(n)]
-    for path in files:
-        orthanc.upload(path)
-    return study, files
-
-
-def apply(orthanc: Orthanc, out: Path, model: Path, *args: str) -> int:
-    return main(["apply", "-i", f"dicomweb:{orthanc.dicomweb}", "-o", str(out), "--model", str(model), *FAST, *args])
-
-
-def derived_instances(orthanc: Orthanc, study: str) -> list[pydicom.Dataset]:
-    """The instances of the derived series of `study`, as files read from Orthanc."""
-    import io
-
-    import requests
-
-    found = []
-    for series in orthanc.series_of_study(study):
-        if str(series["MainDicomTags"].get("SeriesDescription", "")).startswith("Denoised"):
-            for instance in series["Instances"]:
-                data = requests.get(f"{orthanc.url}/instances/{instance}/file", auth=(USER, orthanc.password),
-                                    timeout=10).content
-                found.append(pydicom.dcmread(io.BytesIO(data)))
-    return found
-
-
 def saved(datasets: list[pydicom.Dataset], folder: Path) -> list[Path]:
     """`datasets` written as files in `folder` (for dciodvfy)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,19 +47,6 @@ def saved(datasets: list[pydicom.Dataset], folder: Path) -> list[Path]:
     for ds, path in zip(datasets, paths):
         ds.save_as(path)
     return paths
-
-
-def failures(out: Path) -> list[dict[str, str]]:
-    with open(out / "failures.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def stored_rows(out: Path) -> list[dict[str, str]]:
-    """The rows of OUT/stored.csv (none when it is absent)."""
-    if not (out / "stored.csv").is_file():
-        return []
-    with open(out / "stored.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_study_is_denoised_and_stored_back_once_as_a_derived_series(

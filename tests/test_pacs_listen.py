@@ -169,6 +169,38 @@ def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, o
     assert len((spool / "forwarded.csv").read_text().splitlines()) == 3
 
 
+
+def test_instances_sent_by_dcmtk_storescu_arrive_in_orthanc_once_each_as_derived(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
+) -> None:
+    if shutil.which("storescu") is None:
+        pytest.skip("dcmtk's storescu is not installed (apt-get install dcmtk)")
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 3, study)
+    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
+        run = subprocess.run(["storescu", "-aet", "MODALITY", "-aec", LISTEN_AET, "127.0.0.1", str(port),
+                              *map(str, files)], check=False, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        wait_for(lambda: len(derived_sources(orthanc, study)) >= 3, 60, "three derived instances in Orthanc")
+    sources = {_sop(f) for f in files}
+    assert sorted(derived_sources(orthanc, study)) == sorted(sources), "each instance arrives once"
+    [derived] = [s for s in orthanc.series_of_study(study) if s["MainDicomTags"]["SeriesInstanceUID"]
+                 != str(pydicom.dcmread(files[0]).SeriesInstanceUID)]
+    uids = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in derived["Instances"]}
+    assert len(uids) == 3 and not uids & sources, "new SOP Instance UIDs in a new series"
+
+
+def test_mnist_model_warning_is_logged_once_per_node_not_per_arrival(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    study = generate_uid()
+    files = _radiographs(tmp_path / "in", 2, study)
+    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:  # tiny_unet's data.kind is mnist
+        for n, path in enumerate(files, 1):  # the second arrives after the first is delivered
+            assert send(port, [path]) == [0]
+            wait_for(lambda n=n: len(derived_sources(orthanc, study)) == n, 60, f"{n} derived instances")
+    assert sum("trained on MNIST" in record.getMessage() for record in caplog.records) == 1
+
 def test_associations_beyond_the_limit_are_refused(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
     with running_node(tmp_path / "spool", orthanc, tiny_unet, max_associations=1) as port:
         first = _association(port, [VERIFICATION])

@@ -34,6 +34,7 @@ from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError
 from pipeline.export import file_sha256, is_exported, load_exported_model
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
+from pipeline.logs import each_warning_once
 from pipeline.pacs.auth import check_url, make_session
 from pipeline.pacs.errors import ServerError
 from pipeline.pacs.retrieve import Spool, fetch_ahead
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 SCHEME = "dicomweb:"
 RETRIEVED, DENOISED = "retrieved", "denoised"
+#: The logger of the folder runs' warnings (e.g. about the model): given once per DICOMweb run.
+FOLDER_RUN_LOG = logging.getLogger(apply_folder.__module__)
 #: Tries of each request (no answer, 429, 503, 504...), waits doubling from 2 x HTTP_WAIT_MS.
 HTTP_ATTEMPTS, HTTP_WAIT_MS = 3, 250
 
@@ -188,7 +191,8 @@ def apply_dicomweb(
     storer = None if dest_client is None else Storer(dest_client, out / STORED, dest_client.base_url)
     totals, counts = _Denoised(), None
     try:
-        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not progress) as bar:
+        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not progress) as bar, \
+                each_warning_once(FOLDER_RUN_LOG):
             for batch in list(spool.batches):  # an earlier run's: finish and store what is left
                 _denoise_batch(batch, out, loaded, apply_options, totals, storer)
             if spool.waiting():

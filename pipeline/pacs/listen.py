@@ -30,6 +30,8 @@ from pipeline.apply import apply_folder
 from pipeline.apply.records import FAILURES, manifest_rows
 from pipeline.checkpoint import LoadedModel
 from pipeline.errors import PipelineError, short_text
+from pipeline.logs import each_warning_once
+from pipeline.pacs.dicomweb import FOLDER_RUN_LOG
 from pipeline.pacs.forward import Destination, ForwardError, forward
 from pipeline.pacs.store import derived_files
 from pipeline.records import append_csv_row, read_csv
@@ -169,10 +171,11 @@ class Node:
     def run(self) -> None:
         """Work until :attr:`stop` is set: whenever instances arrive, and once at the start."""
         self.wake.set()
-        while not self.stop.is_set():
-            if self.wake.wait(timeout=1.0):
-                self.wake.clear()
-                self.process()
+        with each_warning_once(FOLDER_RUN_LOG):  # e.g. about the model: once, not once per arrival
+            while not self.stop.is_set():
+                if self.wake.wait(timeout=1.0):
+                    self.wake.clear()
+                    self.process()
 
 
 def _application_entity(settings: ListenSettings):

@@ -56,7 +56,11 @@ def _fetch(client, ref: InstanceRef, path: Path) -> None:
     try:
         ds = client.retrieve_instance(ref.study, ref.series, ref.sop)
     except Exception as err:  # noqa: BLE001 - every failure becomes one line
-        raise server_error(err, f"retrieve instance {ref.sop}", client.base_url) from None
+        error = server_error(err, f"retrieve instance {ref.sop}", client.base_url)
+        if error.status == 404:  # the search found it: deleted on the server since
+            error = ServerError(f"retrieve instance {ref.sop}: no longer on the server (404 Not Found); "
+                                "deleted since the search found it", 404)
+        raise error from None
     if "PixelData" not in ds:
         raise ServerError(f"instance {ref.sop}: holds no pixel data (not an image); not denoised", 0)
     path.parent.mkdir(parents=True, exist_ok=True)

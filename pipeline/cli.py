@@ -12,7 +12,17 @@ import warnings
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline._mplcache import exit_on_sigterm
+from pipeline._mplcache import (
+    exit_on_sigterm,
+    no_onnxruntime_telemetry,
+    use_private_matplotlib_cache,
+)
+
+# The denoise command keeps libraries' caches out of $HOME: set before the imports below load
+# matplotlib (MONAI imports it) or onnxruntime. Importing the library elsewhere changes nothing.
+use_private_matplotlib_cache()
+no_onnxruntime_telemetry()
+
 from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
@@ -30,6 +40,7 @@ from pipeline.pacs.cli import (
     cmd_listen,
 )
 from pipeline.pacs.dicomweb import parse_input
+from pipeline.process import release_freed_memory
 from pipeline.runner import compare, format_summary, noise_description, run
 
 #: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
@@ -312,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    release_freed_memory()  # the command's resident memory stays near what it uses
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(verbosity_level(args.quiet, args.verbose))

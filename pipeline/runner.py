@@ -41,6 +41,7 @@ from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
 from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
+from pipeline.process import torch_threads
 from pipeline.records import write_json
 from pipeline.train import train
 
@@ -201,14 +202,21 @@ def noise_description(cfg: Config) -> str:
 
 
 def run(cfg: Config) -> RunResult:
-    """Run the stages a config lists; return the run folder, summary and report path."""
+    """Run the stages a config lists; return the run folder, summary and report path.
+
+    torch uses ``run.threads`` CPU threads during the run (its setting is put back after).
+    """
+    with torch_threads(cfg.run.threads):
+        return _run_stages(cfg)
+
+
+def _run_stages(cfg: Config) -> RunResult:
+    """The body of :func:`run`."""
     if "train" in cfg.run.stages and cfg.train.objective == "fitted":
         raise PipelineError(
             "train.objective fitted needs a starting model and noisy scans: use `denoise adapt --method fitted`; "
             "in a config choose supervised, blindspot or subsample"
         )
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)

@@ -1,0 +1,62 @@
+"""Importing the package changes nothing global; torch's thread count is put back by the
+library; the command alone changes the process's settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.process import torch_threads
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: Imports the third-party packages first (they set their own loggers, filters and exit
+#: hooks), records the process-wide state, imports the package, and prints what changed.
+SIDE_EFFECTS = """
+import atexit, json, logging, os, signal, sys, warnings
+import matplotlib.pyplot, monai, pydicom, torch
+
+def state():
+    loggers = {n: l.level for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger)}
+    return {"environment": dict(os.environ), "exit_hooks": atexit._ncallbacks(), "threads": torch.get_num_threads(),
+            "levels": {**loggers, "": logging.root.level}, "filters": [repr(f) for f in warnings.filters],
+            "sigterm": repr(signal.getsignal(signal.SIGTERM))}
+
+before = state()
+import pipeline, pipeline.monai, pipeline.apply, pipeline.inference, pipeline.io, pipeline.models, pipeline.export
+after = state()
+before["levels"] = {n: v for n, v in before["levels"].items() if n in after["levels"]}
+after["levels"] = {n: v for n, v in after["levels"].items() if v != logging.NOTSET or n in before["levels"]}
+print(json.dumps({k: [before[k], after[k]] for k in before if before[k] != after[k]}))
+"""
+
+
+def test_importing_the_package_changes_no_global_state() -> None:
+    result = subprocess.run([sys.executable, "-c", SIDE_EFFECTS], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
+
+
+def test_torch_threads_are_put_back() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("a failing block")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_heap_thresholds_are_set_on_glibc() -> None:
+    code = ("import sys; from pipeline.process import release_freed_memory; "
+            "sys.exit(0 if release_freed_memory() else 1)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, timeout=120, check=False)
+    assert result.returncode == (0 if sys.platform.startswith("linux") else 1)

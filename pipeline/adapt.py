@@ -215,7 +215,7 @@ def _resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
 
 
 def _environment() -> dict[str, Any]:
-    from pipeline.runner import environment
+    from pipeline.provenance import environment
 
     env = environment()
     if hasattr(os, "getloadavg"):

@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import monai
-import numpy as np
-import pydicom
-import skimage
 import torch
 
-import pipeline
 from pipeline import report
 from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
@@ -42,6 +33,7 @@ from pipeline.ingest.failures import write_failures_csv
 from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
 from pipeline.process import torch_threads
+from pipeline.provenance import environment
 from pipeline.records import write_json
 from pipeline.train import train
 
@@ -56,40 +48,6 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
     checkpoint: Path | None = None
-
-
-def source_commit() -> str | None:
-    """The git commit of the running code (``+dirty`` with uncommitted changes); None outside a checkout."""
-    root = str(Path(pipeline.__file__).resolve().parent.parent)
-    try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
-
-        head = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, Any]:
-    """Versions and hardware, saved beside every result."""
-    return {
-        "package": pipeline.__version__,
-        "commit": source_commit(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "monai": monai.__version__,
-        "pydicom": pydicom.__version__,
-        "scikit_image": skimage.__version__,
-        "numpy": np.__version__,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def make_run_dir(cfg: Config) -> Path:

@@ -26,13 +26,14 @@ from pipeline.apply import ApplyResult, apply_folder
 from pipeline.apply.records import FAILURES, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError
-from pipeline.export import file_sha256, is_exported, load_exported_model
+from pipeline.export import is_exported, load_exported_model
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.pacs.auth import check_url, make_session
 from pipeline.pacs.errors import ServerError
 from pipeline.pacs.retrieve import retrieve_all
 from pipeline.pacs.select import Selection, already_derived, find_instances
 from pipeline.pacs.store import STORED, StoreCounts, derived_files, store_all
+from pipeline.provenance import file_sha256
 from pipeline.records import read_csv
 
 log = logging.getLogger(__name__)

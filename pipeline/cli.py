@@ -40,7 +40,6 @@ from pipeline.pacs.cli import (
     cmd_listen,
 )
 from pipeline.pacs.dicomweb import parse_input
-from pipeline.process import release_freed_memory
 from pipeline.runner import compare, format_summary, noise_description, run
 
 #: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
@@ -323,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    release_freed_memory()  # the command's resident memory stays near what it uses
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(verbosity_level(args.quiet, args.verbose))

@@ -32,7 +32,11 @@ import pipeline, pipeline.monai, pipeline.apply, pipeline.inference, pipeline.io
 after = state()
 before["levels"] = {n: v for n, v in before["levels"].items() if n in after["levels"]}
 after["levels"] = {n: v for n, v in after["levels"].items() if v != logging.NOTSET or n in before["levels"]}
-print(json.dumps({k: [before[k], after[k]] for k in before if before[k] != after[k]}))
+env_before, env_after = before.pop("environment"), after.pop("environment")
+changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+changed.update({f"${k}": [env_before.get(k), env_after.get(k)]
+                for k in set(env_before) | set(env_after) if env_before.get(k) != env_after.get(k)})
+print(json.dumps(changed))
 """
 
 

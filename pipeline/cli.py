@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error(err: BaseException) -> str | None:
     """The one-line message for an error the user or the environment caused, else None."""
-    from pipeline.errors import path_text, short_text
+    from pipeline.text import path_text, short_text
 
     if isinstance(err, PipelineError):
         return str(err)
@@ -301,8 +301,8 @@ class _WarningPrinter:
         self.seen: set[str] = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        from pipeline.errors import short_text
         from pipeline.logs import with_file_name
+        from pipeline.text import short_text
 
         lines = str(message).strip().splitlines() or [""]
         text = with_file_name(short_text(lines[0], 250))
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
     except Exception as err:
-        from pipeline.errors import short_text
+        from pipeline.text import short_text
 
         message = _user_error(err)
         if message is not None:

@@ -59,7 +59,7 @@ from pipeline.apply.writer import (
 from pipeline.checkpoint import LoadedModel
 from pipeline.config import MAX_OVERLAP
 from pipeline.distributed import wait_for_all_ranks
-from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
+from pipeline.errors import ImageReadError, PipelineError
 from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import (
@@ -76,6 +76,7 @@ from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.provenance import file_sha256
 from pipeline.records import PARTIAL_TAG, read_csv
+from pipeline.text import library_detail, path_text, short_text
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ from matplotlib.figure import Figure
 from pipeline import __version__
 from pipeline.apply.plan import REPORT_VIEWS
 from pipeline.apply.records import NOISE_AFTER, NOISE_BEFORE
-from pipeline.errors import path_from_text, path_text, short_text
 from pipeline.io import read_image
 from pipeline.io.png import write_png
 from pipeline.metrics import paired_difference
@@ -47,6 +46,7 @@ from pipeline.report import (
     save_figure,
     write_md,
 )
+from pipeline.text import path_from_text, path_text, short_text
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError, short_text
+from pipeline.errors import ImageReadError
 from pipeline.io._values import check_pixel_count
 from pipeline.io.dicom.tags import FLOAT_PIXEL_TAGS
+from pipeline.text import short_text
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError, library_detail
+from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import check_file, normalise
 from pipeline.io.dicom.checks import check_pixel_module
@@ -27,6 +27,7 @@ from pipeline.io.dicom_guard import (
     quiet_validation,
     tolerated_line,
 )
+from pipeline.text import library_detail
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from bench.settings import LOWRES_SIZE, Settings, as_recorded, from_checkout
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
-from pipeline.export import file_sha256
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
 from pipeline.models import count_parameters
+from pipeline.provenance import file_sha256
 from pipeline.runner import run
 
 #: ``origin`` of a model entry that is the package's shipped checkpoint (as it was when measured).

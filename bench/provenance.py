@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 
 from bench.settings import Settings
-from pipeline.runner import environment
+from pipeline.provenance import environment, git_commit
 
 _logger = logging.getLogger("pipeline.bench")  # under the package logger, which setup_logging configures
 
@@ -21,16 +20,6 @@ _logger = logging.getLogger("pipeline.bench")  # under the package logger, which
 def log(message: str) -> None:
     """A progress step of the benchmark (logged at INFO level), with the time."""
     _logger.info("[%s] %s", f"{datetime.now():%H:%M:%S}", message)
-
-
-def git_commit(project: Path) -> str:
-    """``git rev-parse HEAD`` of the checkout `project`, with ``+dirty`` when it has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def cpu_model() -> str:
@@ -50,7 +39,7 @@ def provenance(settings: Settings) -> dict[str, Any]:
     return {
         "command": settings.command,
         "settings": settings.to_dict(),
-        "git_commit": git_commit(settings.project),
+        "git_commit": git_commit(settings.project) or "unknown",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": settings.quick,
         "machine": {

@@ -44,12 +44,12 @@ from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.detail import BANDS, band_name
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate, noise_given_by_method, read_metrics_csv
-from pipeline.export import file_sha256
 from pipeline.image import ScanImage
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.ingest.folder import resize_image
 from pipeline.metrics import estimate_noise_sigma
 from pipeline.noise import make_noise
+from pipeline.provenance import file_sha256
 from pipeline.report import rows_by_method, summarize_methods
 
 #: condition -> least mean ΔPSNR over BM3D in dB; every condition also asks for higher SSIM and a

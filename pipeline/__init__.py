@@ -8,12 +8,7 @@ Stages (each usable alone): :mod:`pipeline.ingest`, :mod:`pipeline.noise`,
 
 from typing import Any
 
-from pipeline._mplcache import no_onnxruntime_telemetry, use_private_matplotlib_cache
-
-__version__ = "0.1.0"
-
-use_private_matplotlib_cache()  # before anything imports matplotlib: no cache in $HOME
-no_onnxruntime_telemetry()  # before anything imports onnxruntime: no device id in $HOME
+from pipeline.version import __version__
 
 __all__ = ["__version__", "apply_folder"]
 

@@ -215,7 +215,7 @@ def _resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
 
 
 def _environment() -> dict[str, Any]:
-    from pipeline.runner import environment
+    from pipeline.provenance import environment
 
     env = environment()
     if hasattr(os, "getloadavg"):
@@ -231,7 +231,21 @@ def adapt(
     minutes: float = 15.0, seed: int = 0, threads: int | None = None, device: str = "auto",
     progress: bool = True, overrides: list[str] | None = None,
 ) -> AdaptResult:
-    """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see the module docstring."""
+    """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see the module docstring.
+
+    torch uses `threads` CPU threads during the call (its setting is put back after).
+    """
+    from pipeline.process import torch_threads
+
+    with torch_threads(threads):
+        return _adapt(scans, run_dir, source, method, minutes, seed, threads, device, progress, overrides)
+
+
+def _adapt(
+    scans: str | Path, run_dir: str | Path, source: str | Path | None, method: str, minutes: float, seed: int,
+    threads: int | None, device: str, progress: bool, overrides: list[str] | None,
+) -> AdaptResult:
+    """The body of :func:`adapt`."""
     from pipeline.checkpoint import checkpoint_path
     from pipeline.inference import resolve_device
     from pipeline.noise import make_noise
@@ -245,8 +259,6 @@ def adapt(
     if not scans.exists():
         raise PipelineError(f"scan folder not found: {scans}")
     source_path = checkpoint_path(source)
-    if threads:
-        torch.set_num_threads(threads)
     images, failures = _load_scans(scans)
     cfg = adapt_config(source_path, scans, run_dir, method, minutes, seed, threads, progress, len(images), list(overrides or []))
     if cfg.train.objective not in ADAPT_METHODS:

@@ -37,8 +37,9 @@ import torch
 from pipeline import __version__
 from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
-from pipeline.export import PaddedDenoiser, exportable, file_sha256
+from pipeline.export import PaddedDenoiser, exportable
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.provenance import file_sha256
 
 #: JSON schema of metadata.json that MONAI's verify_metadata checks against.
 METADATA_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"

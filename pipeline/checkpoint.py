@@ -34,9 +34,10 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.config import Config, ModelConfig, config_from_dict
-from pipeline.errors import PipelineError, library_detail
+from pipeline.errors import PipelineError
 from pipeline.models import build_model
 from pipeline.records import replacing
+from pipeline.text import library_detail
 
 #: Version of the checkpoint layout written by :func:`build_checkpoint`.
 FORMAT_VERSION = 2

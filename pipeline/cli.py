@@ -12,7 +12,17 @@ import warnings
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline._mplcache import exit_on_sigterm
+from pipeline._mplcache import (
+    exit_on_sigterm,
+    no_onnxruntime_telemetry,
+    use_private_matplotlib_cache,
+)
+
+# The denoise command keeps libraries' caches out of $HOME: set before the imports below load
+# matplotlib (MONAI imports it) or onnxruntime. Importing the library elsewhere changes nothing.
+use_private_matplotlib_cache()
+no_onnxruntime_telemetry()
+
 from pipeline.apply import apply_folder
 from pipeline.apply.api import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
@@ -265,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error(err: BaseException) -> str | None:
     """The one-line message for an error the user or the environment caused, else None."""
-    from pipeline.errors import path_text, short_text
+    from pipeline.text import path_text, short_text
 
     if isinstance(err, PipelineError):
         return str(err)
@@ -291,8 +301,8 @@ class _WarningPrinter:
         self.seen: set[str] = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        from pipeline.errors import short_text
         from pipeline.logs import with_file_name
+        from pipeline.text import short_text
 
         lines = str(message).strip().splitlines() or [""]
         text = with_file_name(short_text(lines[0], 250))
@@ -323,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished outputs are kept", file=sys.stderr)
         return 130
     except Exception as err:
-        from pipeline.errors import short_text
+        from pipeline.text import short_text
 
         message = _user_error(err)
         if message is not None:

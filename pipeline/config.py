@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError, short_text
+from pipeline.errors import ConfigError
+from pipeline.text import short_text
 
 #: A config file larger than this (bytes) is refused unread: real configs are a few KB.
 MAX_CONFIG_BYTES = 1 << 20

@@ -17,7 +17,6 @@ ONNX as the metadata property ``denoise_pipeline``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -39,6 +38,7 @@ from pipeline import __version__
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError, require
 from pipeline.inference import ModelDenoiser
+from pipeline.provenance import file_sha256
 
 #: Formats of :func:`export_model` (the MONAI bundle is written by :mod:`pipeline.bundle`).
 GRAPH_FORMATS = ("torchscript", "onnx")
@@ -101,15 +101,6 @@ class ExportResult:
             f"exported {meta['model']['name']} as {meta['format']}{opset} to {self.path}; "
             f"max abs difference to PyTorch {meta['max_abs_diff']:.2e} on {sizes} (tolerance {TOLERANCE:g})"
         )
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verification_sizes(multiple: int) -> list[tuple[int, int, int, int]]:

@@ -70,34 +70,50 @@ class _BandBlender:
 
     Rows above the next tile still to come get no more contributions: they are divided by
     their summed weights, clamped to [0, 1] and copied to the output, and the band moves down.
+    The summed weights are added up at the flush, :data:`FLUSH_ROWS` rows at a time, from the
+    tiles that cover the rows (in the order they came, as the outputs were summed).
     """
+
+    #: Rows whose summed weights are computed at a time (a small temporary, not a band).
+    FLUSH_ROWS = 64
 
     def __init__(self, out: torch.Tensor, weights: torch.Tensor, height: int) -> None:
         self.out = out
         self.weights = weights
         self.top = 0  # first row of the image held in the band
-        width = out.shape[-1]
-        self.sum = torch.zeros((height, width), dtype=torch.float32, device=weights.device)
-        self.weight_sum = torch.zeros_like(self.sum)
+        self.tiles: list[tuple[int, int]] = []  # (top, left) of the tiles added that reach into the band
+        self.sum = torch.zeros((height, out.shape[-1]), dtype=torch.float32, device=weights.device)
 
     def add(self, tile: torch.Tensor, top: int, left: int) -> None:
         """Add one tile's output (already multiplied by the weights) at (top, left)."""
-        rows = slice(top - self.top, top - self.top + tile.shape[-2])
-        cols = slice(left, left + tile.shape[-1])
-        self.sum[rows, cols] += tile
-        self.weight_sum[rows, cols] += self.weights
+        self.sum[top - self.top : top - self.top + tile.shape[-2], left : left + tile.shape[-1]] += tile
+        self.tiles.append((top, left))
+
+    def _weight_sum(self, start: int, end: int) -> torch.Tensor:
+        """The summed weights of the image rows [start, end)."""
+        total = torch.zeros((end - start, self.sum.shape[-1]), dtype=torch.float32, device=self.sum.device)
+        size = self.weights.shape[-1]
+        for top, left in self.tiles:
+            first, last = max(start, top), min(end, top + size)
+            if first < last:
+                total[first - start : last - start, left : left + size] += self.weights[first - top : last - top]
+        return total
 
     def flush(self, end: int) -> None:
         """Write the image rows [top, end) to the output and drop them from the band."""
         n = end - self.top
         if n <= 0:
             return
-        self.out[self.top : end] = (self.sum[:n] / self.weight_sum[:n]).clamp_(0, 1).to(self.out.device)
+        for start in range(self.top, end, self.FLUSH_ROWS):
+            stop = min(start + self.FLUSH_ROWS, end)
+            rows = self.sum[start - self.top : stop - self.top]
+            self.out[start:stop] = rows.div_(self._weight_sum(start, stop)).clamp_(0, 1).to(self.out.device)
         kept = self.sum.shape[0] - n
-        for band in (self.sum, self.weight_sum):
-            band[:kept] = band[n:].clone()
-            band[kept:] = 0
+        for row in range(0, kept, n):  # up by n rows, n at a time: no copy of the band
+            self.sum[row : min(row + n, kept)] = self.sum[row + n : min(row + 2 * n, kept + n)]
+        self.sum[kept:] = 0
         self.top = end
+        self.tiles = [(top, left) for top, left in self.tiles if top + self.weights.shape[-2] > end]
 
 
 class ModelDenoiser:

@@ -32,7 +32,7 @@ _working_on = threading.local()
 @contextmanager
 def about_file(path: str | Path) -> Iterator[None]:
     """Within the block, messages of this thread concern `path` (its name is put before them)."""
-    from pipeline.errors import path_text
+    from pipeline.text import path_text
 
     before = getattr(_working_on, "name", None)
     _working_on.name = path_text(Path(path).name)
@@ -53,7 +53,7 @@ class _ToPackageLogger(logging.Filter):
     and headed by the file name; the original is dropped (also the library's own handler)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from pipeline.errors import short_text
+        from pipeline.text import short_text
 
         lines = record.getMessage().strip().splitlines() or [""]
         text = short_text(f"{lines[0]} ({record.name})", 250)

@@ -9,23 +9,14 @@ file was skipped. Under ``torchrun`` every process trains its shard; rank 0 alon
 from __future__ import annotations
 
 import logging
-import os
-import platform
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import monai
-import numpy as np
-import pydicom
-import skimage
 import torch
 
-import pipeline
 from pipeline.baselines import make_baseline
 from pipeline.config import Config, save_config
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
@@ -37,6 +28,8 @@ from pipeline.ingest import load_splits
 from pipeline.ingest.failures import write_failures_csv
 from pipeline.ingest.groups import write_split_csv
 from pipeline.noise import make_noise
+from pipeline.process import torch_threads
+from pipeline.provenance import environment
 from pipeline.records import write_json
 from pipeline.report.run_page import noise_description, write_run_report
 from pipeline.train import train
@@ -52,40 +45,6 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
     checkpoint: Path | None = None
-
-
-def source_commit() -> str | None:
-    """The git commit of the running code (``+dirty`` with uncommitted changes); None outside a checkout."""
-    root = str(Path(pipeline.__file__).resolve().parent.parent)
-    try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, check=True, timeout=20).stdout.strip()
-
-        head = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, Any]:
-    """Versions and hardware, saved beside every result."""
-    return {
-        "package": pipeline.__version__,
-        "commit": source_commit(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "monai": monai.__version__,
-        "pydicom": pydicom.__version__,
-        "scikit_image": skimage.__version__,
-        "numpy": np.__version__,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def make_run_dir(cfg: Config) -> Path:
@@ -127,14 +86,21 @@ def build_methods(cfg: Config, trained: ModelDenoiser | None) -> list[Denoiser]:
 
 
 def run(cfg: Config) -> RunResult:
-    """Run the stages a config lists; return the run folder, summary and report path."""
+    """Run the stages a config lists; return the run folder, summary and report path.
+
+    torch uses ``run.threads`` CPU threads during the run (its setting is put back after).
+    """
+    with torch_threads(cfg.run.threads):
+        return _run_stages(cfg)
+
+
+def _run_stages(cfg: Config) -> RunResult:
+    """The body of :func:`run`."""
     if "train" in cfg.run.stages and cfg.train.objective == "fitted":
         raise PipelineError(
             "train.objective fitted needs a starting model and noisy scans: use `denoise adapt --method fitted`; "
             "in a config choose supervised, blindspot or subsample"
         )
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)

@@ -678,7 +678,7 @@ def read_records(path: Path) -> list[dict[str, str]]:
 
 def _recorded(path_field: str, source: Path) -> bytes | None:
     """The relative path (bytes) a record names under `source`, or None."""
-    from pipeline.errors import path_text
+    from pipeline.text import path_text
 
     for root in {path_text(source), path_text(source.resolve())}:
         if path_field.startswith(root + "/"):
@@ -699,13 +699,13 @@ def _folder_record(by_input: dict, rel: bytes) -> list:
 
 
 def path_from_text(text: str) -> str:
-    from pipeline.errors import path_from_text as decode
+    from pipeline.text import path_from_text as decode
 
     return decode(text)
 
 
 def _escaped(rel: bytes) -> bytes:
-    from pipeline.errors import path_text
+    from pipeline.text import path_text
 
     return path_text(rel).encode()
 

@@ -29,10 +29,10 @@ import torch
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
 
-from bench.provenance import git_commit
 from bench.settings import LOWRES, shared_data_beside
 from bench.split import SplitOptions, markdown, run_split, test_images
 from bench.split_detail import condition_figure
+from pipeline.provenance import git_commit
 
 
 def named_checkpoints(specs: list[str]) -> dict[str, str]:
@@ -47,7 +47,7 @@ def named_checkpoints(specs: list[str]) -> dict[str, str]:
 
 
 def provenance(argv: list[str], threads: int, project: Path) -> dict[str, Any]:
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(project),
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(project) or "unknown",
             "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
             "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
             "threads": threads}

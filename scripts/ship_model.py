@@ -25,7 +25,6 @@ from typing import Any
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
 
-from bench.provenance import git_commit
 from pipeline.checkpoint import (
     SHIPPED_MODEL,
     checkpoint_path,
@@ -33,6 +32,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
+from pipeline.provenance import git_commit
 from pipeline.records import write_json
 from pipeline.train import best_val_psnr, read_log
 
@@ -105,7 +105,7 @@ def main() -> None:
         "training_steps": [f"denoise run {args.config}"],
         "initialised_from": ckpt["config"]["train"].get("init_from"),
         "paths_replaced": notes,
-        "commit_when_shipped": git_commit(CHECKOUT),
+        "commit_when_shipped": git_commit(CHECKOUT) or "unknown",
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_checkpoint({**strip_training_state(ckpt), "provenance": provenance}, args.dest)

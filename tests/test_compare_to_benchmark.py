@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from script_loading import load_script
 
-from pipeline.export import file_sha256
+from pipeline.provenance import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results.json"

@@ -16,10 +16,11 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
-from pipeline.errors import ImageReadError, library_detail, path_text, short_text
+from pipeline.errors import ImageReadError
 from pipeline.io import read_image
 from pipeline.io._values import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 from pipeline.io.dicom import DerivedSeries
+from pipeline.text import library_detail, path_text, short_text
 
 
 def tiny_dicom(path, **tags):

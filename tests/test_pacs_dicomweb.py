@@ -22,11 +22,11 @@ from tls_proxy import TlsProxy
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.export import file_sha256
 from pipeline.pacs.auth import PASSWORD_VAR, TOKEN_VAR, USER_VAR, BearerAuth, check_url, credentials
 from pipeline.pacs.dicomweb import Server
 from pipeline.pacs.retrieve import Spool, fetch_ahead
 from pipeline.pacs.select import Selection, find_instances
+from pipeline.provenance import file_sha256
 
 pytest.importorskip("dicomweb_client", reason="dicomweb-client is not installed (pip install dicomweb-client)")
 

@@ -14,8 +14,8 @@ from bench.conditions import interleaved_by_folder
 from bench.run import run_benchmark
 from bench.settings import as_recorded, settings_from_args
 from pipeline.evaluate import read_metrics_csv
-from pipeline.export import file_sha256
 from pipeline.image import ImageMeta, ScanImage
+from pipeline.provenance import file_sha256
 
 
 def _image(folder: str, name: str) -> ScanImage:

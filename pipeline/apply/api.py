@@ -58,8 +58,8 @@ from pipeline.apply.writer import (
 from pipeline.checkpoint import LoadedModel
 from pipeline.config import MAX_OVERLAP
 from pipeline.distributed import wait_for_all_ranks
-from pipeline.errors import ImageReadError, PipelineError, library_detail, path_text, short_text
-from pipeline.export import file_sha256, is_exported, load_exported_model
+from pipeline.errors import ImageReadError, PipelineError
+from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
 from pipeline.inference import (
     DEFAULT_BATCH_SIZE,
@@ -73,7 +73,9 @@ from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
 from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
+from pipeline.provenance import file_sha256
 from pipeline.records import PARTIAL_TAG, read_csv
+from pipeline.text import library_detail, path_text, short_text
 
 log = logging.getLogger(__name__)
 

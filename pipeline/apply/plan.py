@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.distributed import torchrun_info
-from pipeline.errors import PipelineError, given_path, path_text
+from pipeline.errors import PipelineError, given_path
 from pipeline.ingest.folder import scan_folder
 from pipeline.io import SUPPORTED_SUFFIXES, default_output_format, detect_format, output_suffix
 from pipeline.records import PARTIAL_TAG
+from pipeline.text import path_text
 
 FRAMES_SUFFIX = ".frames"
 #: Top-level folder of OUT that holds the report's images (the report clears it on each run).

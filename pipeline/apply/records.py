@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, path_from_text
+from pipeline.errors import PipelineError
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.records import append_csv_row, read_csv, write_csv
+from pipeline.text import path_from_text
 
 MANIFEST = "manifest.csv"
 FAILURES = "failures.csv"

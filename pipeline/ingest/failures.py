@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import path_text, short_text
 from pipeline.records import write_csv
+from pipeline.text import path_text, short_text
 
 FAILURE_COLUMNS = ("path", "reason")
 

@@ -128,6 +128,25 @@ def _total_from_content_range(value: str | None) -> int | None:
     return int(total) if total.isdigit() else None
 
 
+def _write_body(response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None) -> int:
+    """Write the response body to `part` (opened with `mode`); returns the file's size after.
+    With `shown_as`, the percentage of `total` is printed on stderr as it grows."""
+    done, shown = start, -1
+    try:
+        with part.open(mode) as fh:
+            while chunk := response.read(CHUNK):
+                fh.write(chunk)
+                done += len(chunk)
+                if shown_as and total and (percent := 100 * done // total) != shown:
+                    shown = percent
+                    print(f"\r  {shown_as}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB "
+                          f"({percent}%)", end="", file=sys.stderr, flush=True)
+    finally:
+        if shown_as and total:
+            print(file=sys.stderr, flush=True)
+    return done
+
+
 def download(url: str, target: Path, progress: bool = True) -> Path:
     """Download `url` to `target`, resuming from ``target.part`` when it exists.
 
@@ -168,21 +187,10 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             start, mode = 0, "wb"
-        done, shown = start, -1
         try:
-            with part.open(mode) as fh:
-                while chunk := response.read(CHUNK):
-                    fh.write(chunk)
-                    done += len(chunk)
-                    if progress and total and (percent := 100 * done // total) != shown:
-                        shown = percent
-                        print(f"\r  {target.name}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB "
-                              f"({percent}%)", end="", file=sys.stderr, flush=True)
+            done = _write_body(response, part, mode, start, total, target.name if progress else None)
         except (OSError, http.client.HTTPException) as err:
             raise PipelineError(f"download of {url} was interrupted ({err}); {hint}") from None
-        finally:
-            if progress and total:
-                print(file=sys.stderr, flush=True)
     if total is not None and done < total:
         raise PipelineError(f"download of {url} is incomplete ({done} of {total} bytes); {hint}")
     if total is not None and done > total:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import ImageReadError, ImageWriteError, MissingDependencyError, library_detail
+from pipeline.errors import ImageReadError, ImageWriteError, MissingDependencyError
 from pipeline.image import ScanImage
 from pipeline.io._values import WRITABLE_FORMATS
 from pipeline.io.dicom import DerivedSeries, read_dicom, write_dicom
@@ -31,6 +31,7 @@ from pipeline.io.formats import (
 from pipeline.io.nifti import read_nifti, write_nifti
 from pipeline.io.raster import read_raster, write_raster
 from pipeline.logs import about_file
+from pipeline.text import library_detail
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

@@ -19,8 +19,8 @@ from pipeline.image import ImageMeta, ScanImage
 
 #: The formats a writer can produce.
 WRITABLE_FORMATS = ("dicom", "png", "tiff", "nifti")
-#: Elements converted at a time (float64 temporaries of 8 MiB).
-BLOCK_ELEMENTS = 1 << 20
+#: Elements converted at a time (float64 temporaries of 2 MiB).
+BLOCK_ELEMENTS = 1 << 18
 
 
 def row_blocks(shape: tuple[int, ...]) -> list[slice | tuple[()]]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError, library_detail
+from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import (
     check_file,
@@ -34,6 +34,7 @@ from pipeline.io._values import (
     file_values,
     normalise,
 )
+from pipeline.text import library_detail
 
 
 def read_nifti(path: str | Path) -> list[ScanImage]:

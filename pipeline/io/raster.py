@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ImageReadError, library_detail
+from pipeline.errors import ImageReadError
 from pipeline.image import ImageMeta, ScanImage
 from pipeline.io._values import (
     check_file,
@@ -40,6 +40,7 @@ from pipeline.io._values import (
 )
 from pipeline.io.formats import detect_format
 from pipeline.io.png import write_png
+from pipeline.text import library_detail
 
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG"}
 #: TIFF PhotometricInterpretation codes (tag 262) handled here.

@@ -28,11 +28,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.apply import ApplyResult, apply_folder
-from pipeline.apply.examples import write_report
 from pipeline.apply.records import FAILURES, MANIFEST, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.errors import PipelineError
-from pipeline.export import file_sha256, is_exported, load_exported_model
+from pipeline.export import is_exported, load_exported_model
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.logs import each_warning_once
 from pipeline.pacs.auth import check_url, make_session
@@ -40,7 +39,9 @@ from pipeline.pacs.errors import ServerError
 from pipeline.pacs.retrieve import Spool, fetch_ahead
 from pipeline.pacs.select import Selection, already_derived, find_instances
 from pipeline.pacs.store import STORED, StoreCounts, Storer, derived_files
+from pipeline.provenance import file_sha256
 from pipeline.records import read_csv
+from pipeline.report.apply_page import write_report
 
 log = logging.getLogger(__name__)
 

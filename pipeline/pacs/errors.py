@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError, library_detail, short_text
+from pipeline.errors import PipelineError
+from pipeline.text import library_detail, short_text
 
 #: Errors after which no further request to the server can succeed: the run stops.
 FATAL_STATUSES = frozenset({401, 403})

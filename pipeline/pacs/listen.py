@@ -29,12 +29,13 @@ from pathlib import Path
 from pipeline.apply import apply_folder
 from pipeline.apply.records import FAILURES, manifest_rows
 from pipeline.checkpoint import LoadedModel
-from pipeline.errors import PipelineError, short_text
+from pipeline.errors import PipelineError
 from pipeline.logs import each_warning_once
 from pipeline.pacs.dicomweb import FOLDER_RUN_LOG
 from pipeline.pacs.forward import Destination, ForwardError, forward
 from pipeline.pacs.store import derived_files
 from pipeline.records import append_csv_row, read_csv
+from pipeline.text import short_text
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.apply.writer import write_atomic
-from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.select import InstanceRef
 from pipeline.records import PARTIAL_TAG
+from pipeline.text import library_detail
 
 #: Instances fetched at once (requests overlap on the network).
 PARALLEL_REQUESTS = 4

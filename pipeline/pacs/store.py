@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.errors import library_detail
 from pipeline.ingest.failures import Failure
 from pipeline.pacs.errors import ServerError, server_error
 from pipeline.pacs.retrieve import PARALLEL_REQUESTS
 from pipeline.records import append_csv_row, read_csv
+from pipeline.text import library_detail
 
 STORED = "stored.csv"
 STORED_COLUMNS = ("derived_sop", "derived_series", "study", "file", "destination", "how", "stored")

@@ -26,7 +26,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline import __version__
-from pipeline.errors import path_text, short_text
 from pipeline.metrics import paired_difference
 from pipeline.report.apply_assets import HOW_TO_VIEW, SCRIPT, STYLE
 from pipeline.report.apply_sample import SAMPLE_SIZE, Row, choose_sample, noise_of, relative_input
@@ -41,6 +40,7 @@ from pipeline.report.figures import png_data_uri, save_figure
 from pipeline.report.formatting import as_float, format_ci, format_number
 from pipeline.report.shell import figure_html, html_header, html_page
 from pipeline.report.tables import Table, write_md
+from pipeline.text import path_text, short_text
 
 log = logging.getLogger(__name__)
 

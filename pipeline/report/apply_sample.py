@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.apply.records import NOISE_AFTER, NOISE_BEFORE
-from pipeline.errors import path_text
 from pipeline.report.formatting import as_float
+from pipeline.text import path_text
 
 #: Scans shown in the viewer.
 SAMPLE_SIZE = 8

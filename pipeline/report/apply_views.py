@@ -17,18 +17,18 @@ from typing import BinaryIO
 import numpy as np
 
 from pipeline.apply.plan import REPORT_VIEWS
-from pipeline.errors import path_from_text
 from pipeline.io import read_image
 from pipeline.io.png import write_png
 from pipeline.report.apply_sample import Row, noise_of, relative_input
 from pipeline.report.example_figure import detail_crop
+from pipeline.text import path_from_text
 
 #: Largest side of the inline thumbnails.
 THUMBNAIL_SIDE = 192
 #: The zoomed crop's side: a quarter of the short side, within these bounds.
 CROP_MIN, CROP_MAX = 64, 256
-#: Pixels of a full-resolution view converted at a time (8 MiB of RGBA float64).
-BLOCK_PIXELS = 1 << 18
+#: Pixels of a full-resolution view converted at a time (2 MiB of RGBA float64).
+BLOCK_PIXELS = 1 << 16
 #: zlib level of the full-resolution views.
 VIEW_COMPRESS_LEVEL = 6
 VIEWS = REPORT_VIEWS
@@ -110,6 +110,17 @@ def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
         rows -= np.fromfile(spill, np.float32, rows.size).reshape(rows.shape)
 
 
+def _magnitude_percentile(image: np.ndarray, q: float, spill: BinaryIO) -> float:
+    """``np.percentile(np.abs(image), q)`` without a second image in memory: `image` is set
+    aside in `spill` while its magnitudes replace it, then read back."""
+    spill.seek(0)
+    image.tofile(spill)
+    value = float(np.percentile(np.abs(image, out=image), q, overwrite_input=True))
+    spill.seek(0)
+    spill.readinto(memoryview(image).cast("B"))
+    return value
+
+
 def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) -> ScanView:
     """Read a sampled scan and its output; write its full-resolution views beside the report.
 
@@ -142,7 +153,7 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
             raise ValueError(f"input {removed.shape} and output {shape} differ in size")
         save("input", _by_rows(removed, _gray8))
         _subtract_spilled(removed, spill)  # input - output, in place of the input
-    limit = max(float(np.percentile(np.abs(removed), 99.5, overwrite_input=True)), 1e-4)
+        limit = max(_magnitude_percentile(removed, 99.5, spill), 1e-4)
     picture = _by_rows(removed, lambda rows: _diverging8(rows, limit), channels=3)
     del removed
     save("removed", picture)

@@ -308,7 +308,7 @@ def _fitted_references(
     goes on with the noise it started with.
     """
     from pipeline.checkpoint import load_model, read_checkpoint
-    from pipeline.config import NoiseConfig
+    from pipeline.config import noise_config
     from pipeline.inference import ModelDenoiser
     from pipeline.noisefit import FIT_SCANS, fit_noise
 
@@ -317,7 +317,7 @@ def _fitted_references(
     last = run_dir / "checkpoints" / "last.pt"
     saved = read_checkpoint(last, "adapt resume").get("config", {}).get("noise") if last.is_file() else None
     if saved:
-        cfg.noise = NoiseConfig(**saved)
+        cfg.noise = noise_config(saved)
         return references, {"noise": cfg.noise.model_dump(mode="json", exclude_none=True), "from": "the resumed run's checkpoint"}
     left = "" if deadline is None else f", for at most {max(deadline - time.perf_counter(), 0):.0f} s"
     print(f"adapt: fitting the noise of {min(len(images), FIT_SCANS)} scans{left}")

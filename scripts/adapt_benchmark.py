@@ -47,7 +47,7 @@ sys.path.insert(0, str(PROJECT_ROOT))  # the checkout: `bench` is not installed
 from bench.noise_conditions import ADAPT, noise_conditions
 from pipeline.adapt import adapt_config
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import NoiseConfig
+from pipeline.config import NoiseSection
 from pipeline.image import center_crop
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import paired_difference, psnr, ssim, summarize
@@ -75,7 +75,7 @@ def test_images(folders: list[Path]) -> list[tuple[str, np.ndarray]]:
     return images
 
 
-def write_noisy(images: list[tuple[str, np.ndarray]], noise_cfg: NoiseConfig, seed: int, folder: Path) -> list[np.ndarray]:
+def write_noisy(images: list[tuple[str, np.ndarray]], noise_cfg: NoiseSection, seed: int, folder: Path) -> list[np.ndarray]:
     """Noisy copies as 16-bit PNGs (made once); returns the noisy pixels as read back."""
     from pipeline.io import read_image
 
@@ -109,7 +109,7 @@ def run_adapt(noisy_dir: Path, run_dir: Path, method: str, minutes: float, threa
 
 
 def run_oracle(
-    clean_dir: Path, images: list[tuple[str, np.ndarray]], noise_cfg: NoiseConfig, run_dir: Path, minutes: float,
+    clean_dir: Path, images: list[tuple[str, np.ndarray]], noise_cfg: NoiseSection, run_dir: Path, minutes: float,
     threads: int, seed: int,
 ) -> dict[str, Any]:
     """Supervised fine-tuning of the shipped model on the clean images with fresh noise, same settings and budget."""

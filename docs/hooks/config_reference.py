@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PAGE = "configuration.md"
 INTRO = """# Configuration reference
 
-Generated at build time from the pydantic models in `pipeline/config.py`, so it always
+Generated at build time from the pydantic models in `pipeline/config/`, so it always
 matches the code. `denoise config --defaults` prints the same fields with their defaults,
 `denoise config FILE` validates a file and prints it resolved, and
 `--set section.field=value` overrides any field on the command line (see

@@ -45,9 +45,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # the checkout: `bench` is not installed
 
 from bench.noise_conditions import ADAPT, noise_conditions
-from pipeline.adapt import adapt_config
+from pipeline.adapt.setup import AdaptOptions, adapt_config
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import NoiseSection
+from pipeline.config import InferenceConfig, NoiseSection
 from pipeline.image import center_crop
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import paired_difference, psnr, ssim, summarize
@@ -119,7 +119,8 @@ def run_oracle(
     if not best.is_file():
         log(f"oracle: supervised, {minutes} min, {threads} threads")
         torch.set_num_threads(threads)
-        cfg = adapt_config(SHIPPED_MODEL, clean_dir, run_dir, "supervised", minutes, seed, threads, False, len(images), [])
+        options = AdaptOptions(clean_dir, run_dir, "supervised", minutes, seed, threads, progress=False)
+        cfg = adapt_config(options, SHIPPED_MODEL, len(images))
         run_dir.mkdir(parents=True, exist_ok=True)
         load = os.getloadavg()
         t0 = time.perf_counter()
@@ -153,7 +154,7 @@ def evaluate_condition(
         if method in rows:
             continue
         log(f"{key}: scoring {method}")
-        denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", batch_size=4)
+        denoiser, _ = denoiser_from_checkpoint(checkpoint, InferenceConfig(device="cpu", batch_size=4))
         method_rows = []
         for (name, clean), x in zip(images, noisy):
             t0 = time.perf_counter()

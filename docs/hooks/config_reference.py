@@ -101,7 +101,9 @@ def default_text(field: FieldInfo) -> str:
         return "its section's defaults" if type(value).model_fields else "{}"
     if isinstance(value, Path):
         value = str(value)
-    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
     return f"`{text}`"
 
 

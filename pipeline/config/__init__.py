@@ -9,7 +9,13 @@ Modules: :mod:`~pipeline.config.sections` (run, data, model, train, inference, r
 and overrides), :mod:`~pipeline.config.upgrade` (older shapes).
 """
 
-from pipeline.config.files import MAX_CONFIG_BYTES, apply_overrides, load_config, save_config
+from pipeline.config.files import (
+    MAX_CONFIG_BYTES,
+    apply_overrides,
+    load_config,
+    merge_settings,
+    save_config,
+)
 from pipeline.config.noise import (
     NOISE_KINDS,
     GaussianNoiseConfig,
@@ -52,5 +58,6 @@ __all__ = [
     "MixedNoiseConfig", "MixtureComponent", "ModelConfig", "NoiseConfig", "NoiseSection",
     "PoissonGaussianNoiseConfig", "ReportConfig", "RunConfig", "SaltPepperNoiseConfig", "Section",
     "SelfSupervisedConfig", "SpeckleNoiseConfig", "TrainConfig", "XrayNoiseConfig", "apply_overrides",
-    "config_from_dict", "describe_defaults", "kernel_axes", "load_config", "noise_config", "save_config",
+    "config_from_dict", "describe_defaults", "kernel_axes", "load_config", "merge_settings", "noise_config",
+    "save_config",
 ]

@@ -22,6 +22,16 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def merge_settings(raw: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A new raw config: `raw` with the values of `settings` (nested section mappings of plain
+    values) put over it, section by section; neither argument is changed."""
+    merged = dict(raw)
+    for key, value in settings.items():
+        below = merged.get(key)
+        merged[key] = merge_settings(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return merged
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` overrides to a raw config dictionary (in place) and return it."""
     for item in overrides:
@@ -39,10 +49,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *,
+    settings: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
+) -> Config:
     """Load a YAML config (None: all defaults), apply overrides, validate.
 
-    Relative data paths in the file are taken relative to the current directory.
+    `settings` (section mappings of values, see :func:`merge_settings`) go over the file
+    before the overrides, `fixed` over both. Relative data paths in the file are taken
+    relative to the current directory.
     """
     raw: dict[str, Any] = {}
     origin = "defaults"
@@ -55,8 +70,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must be a mapping of sections (run, data, noise, ...)")
         raw = loaded
-    apply_overrides(raw, list(overrides or []))
-    return config_from_dict(raw, origin)
+    raw = apply_overrides(merge_settings(raw, settings or {}), list(overrides or []))
+    return config_from_dict(merge_settings(raw, fixed or {}), origin)
 
 
 def _read_yaml(path: Path) -> Any:

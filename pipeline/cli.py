@@ -14,8 +14,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline._mplcache import exit_on_sigterm
-from pipeline.apply import apply_folder
-from pipeline.apply.api import OUTPUT_FORMATS
+from pipeline.apply import ApplyOptions, apply_folder
+from pipeline.apply.options import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
 from pipeline.config import (
@@ -26,8 +26,9 @@ from pipeline.config import (
     merge_settings,
 )
 from pipeline.errors import PipelineError, given_path
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.inference import DEFAULT_INFERENCE, settings_from_options
 from pipeline.ingest.fetch import fetch_dataset
+from pipeline.logs import WarningPrinter as _WarningPrinter
 from pipeline.logs import setup_logging, verbosity_level
 from pipeline.pacs.cli import (
     add_dicomweb_arguments,
@@ -137,10 +138,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Model and tiled-inference options of ``denoise apply`` and ``denoise listen``."""
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
+    default = DEFAULT_INFERENCE
+    parser.add_argument("--tile-size", type=int, default=default.tile_size, help=f"tile side for large images (default {default.tile_size})")
+    parser.add_argument("--overlap", type=float, default=default.overlap, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {default.overlap})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=default.batch_size, help=f"tiles per forward pass (default {default.batch_size})")
 
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,11 +169,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     check_folder_options(args)
     if (args.num_parts is None) != (args.part_id is None):
         raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
-    result = apply_folder(
-        args.input, args.output, args.model, fmt=args.format, tile_size=args.tile_size,
-        overlap=args.overlap, device=args.device, batch_size=args.batch_size, overwrite=args.overwrite,
-        num_parts=args.num_parts, part_id=args.part_id, progress=not args.no_progress, report=not args.no_report,
-    )
+    options = ApplyOptions(args.format, args.overwrite, args.num_parts, args.part_id, not args.no_progress,
+                           not args.no_report)
+    result = apply_folder(args.input, args.output, args.model, options, settings_from_options(args))
     print(result.summary())
     print(f"manifest: {result.manifest}")
     print(f"failures: {result.failures}" + (f" ({result.failed} files)" if result.failed else " (none)"))
@@ -340,31 +340,6 @@ def _user_error(err: BaseException) -> str | None:
     if isinstance(err, RecursionError):
         return short_text(f"input nested too deeply ({err})")
     return None
-
-
-class _WarningPrinter:
-    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
-    file this thread works on, when the text does not name it already).
-
-    No source line; printed through tqdm, so a progress bar on the terminal is redrawn
-    below the message instead of being broken by it.
-    """
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        from pipeline.errors import short_text
-        from pipeline.logs import with_file_name
-
-        lines = str(message).strip().splitlines() or [""]
-        text = with_file_name(short_text(lines[0], 250))
-        if text in self.seen:
-            return
-        self.seen.add(text)
-        from tqdm import tqdm
-
-        tqdm.write(f"warning: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

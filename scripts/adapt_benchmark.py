@@ -206,7 +206,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The options of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs" / "adapt_benchmark")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget of each adapt and oracle run")
@@ -218,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=int, help="use the first N test images only (smoke runs)")
     parser.add_argument("--score-crop", type=int, default=512, help="score on the central square of this side (0: whole images)")
     parser.add_argument("--steps", default="adapt,oracle,score", help="comma-separated: adapt, oracle, score")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     images = test_images(args.folders)[: args.max_images]
     log(f"{len(images)} test images: {[n for n, _ in images]}; load average {os.getloadavg()}")

@@ -17,6 +17,7 @@ from orthanc_server import AET, Orthanc, free_port, write_radiograph
 from pydicom.uid import generate_uid
 
 from pipeline.checkpoint import load_model
+from pipeline.config import InferenceConfig
 from pipeline.pacs.forward import Destination
 from pipeline.pacs.listen import ListenSettings, start_node
 
@@ -144,7 +145,7 @@ def running_node(spool: Path, orthanc: Orthanc, model: Path, destination_port: i
     port = destination_port or orthanc.dicom_port
     settings = ListenSettings(spool, Destination(AET, "127.0.0.1", port, LISTEN_AET), LISTEN_AET,
                               port=free_port(), retries=0)
-    node, server = start_node(settings, load_model(model), tile_size=32, device="cpu")
+    node, server = start_node(settings, load_model(model), InferenceConfig(tile_size=32, device="cpu"))
     worker = threading.Thread(target=node.run)
     worker.start()
     try:

@@ -213,6 +213,8 @@ class InferenceConfig(Section):
     7.7; peak memory 0.6-0.8 GiB at 512, 1.0-1.8 GiB at 1024.
     """
 
+    model_config = ConfigDict(frozen=True)
+
     tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
     overlap: float = Field(0.25, ge=0, le=MAX_OVERLAP, description=(
         f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is computed "

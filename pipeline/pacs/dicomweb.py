@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.apply import ApplyResult, apply_folder
+from pipeline.apply import ApplyOptions, ApplyResult, apply_folder
+from pipeline.apply.api import DEFAULT_OPTIONS
 from pipeline.apply.records import FAILURES, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.export import file_sha256, is_exported, load_exported_model
+from pipeline.inference import DEFAULT_INFERENCE
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.pacs.auth import check_url, make_session
 from pipeline.pacs.errors import ServerError
@@ -124,12 +127,13 @@ def _denoise_failures(denoised: Path) -> list[Failure]:
 
 def apply_dicomweb(
     source: Server, selection: Selection, output_dir: str | Path, model: str | Path | LoadedModel | None = None,
-    *, destination: Server | None = None, **apply_options,
+    *, destination: Server | None = None, options: ApplyOptions = DEFAULT_OPTIONS,
+    inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> DicomwebResult:
     """Denoise the selected instances of `source` into `output_dir`; store them on `destination`.
 
-    `apply_options` go to :func:`~pipeline.apply.apply_folder` (tile_size, overlap,
-    device, batch_size, progress, report). Raises PipelineError when `source` cannot be
+    `options` (its format replaced by DICOM) and `inference` go to
+    :func:`~pipeline.apply.apply_folder`. Raises PipelineError when `source` cannot be
     used at all (unreachable, credentials refused) or a setting is wrong; failures of single
     instances are recorded instead (see :mod:`pipeline.pacs.dicomweb`).
     """
@@ -146,7 +150,7 @@ def apply_dicomweb(
         _retrieved, fetch_failures = retrieve_all(client, todo, out / RETRIEVED)
     except ServerError as err:
         raise PipelineError(str(err)) from None
-    result = apply_folder(out / RETRIEVED, out / DENOISED, loaded, fmt="dicom", **apply_options)
+    result = apply_folder(out / RETRIEVED, out / DENOISED, loaded, replace(options, fmt="dicom"), inference)
     failures += fetch_failures + _denoise_failures(out / DENOISED)
     counts = None
     if dest_client is not None:

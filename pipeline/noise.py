@@ -31,13 +31,10 @@ The config sections that build these models are in :mod:`pipeline.config.noise`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from scipy.ndimage import correlate1d
-
-if TYPE_CHECKING:
-    from pipeline.config.noise import NoiseSection
 
 #: Purposes that get separate noise streams from one seed.
 STREAMS = {"train": 1, "val": 2, "test": 3}
@@ -312,8 +309,14 @@ class MixedNoise:
         return float(np.sum(weights * [m.std(clean) for m in self.models]) / weights.sum())
 
 
-def make_noise(cfg: NoiseSection) -> NoiseModel:
-    """Build the noise model a config section describes (its own :meth:`build`)."""
+class NoiseSettings(Protocol):
+    """What :func:`make_noise` takes: a noise config section (:mod:`pipeline.config.noise`)."""
+
+    def build(self) -> NoiseModel: ...
+
+
+def make_noise(cfg: NoiseSettings) -> NoiseModel:
+    """Build the noise model a config section describes (its own ``build``)."""
     return cfg.build()
 
 

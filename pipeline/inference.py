@@ -34,11 +34,18 @@ DEFAULT_INFERENCE = InferenceConfig()
 
 def settings_from_options(options: Any) -> InferenceConfig:
     """The inference settings of a command's ``--tile-size``, ``--overlap``, ``--batch-size``
-    and ``--device`` options; ConfigError (one line per bad value) when they are invalid."""
-    from pipeline.config import validated
+    and ``--device`` options; ConfigError (one line naming each bad option) when they are invalid."""
+    from pydantic import ValidationError
+
+    from pipeline.errors import ConfigError
 
     values = {name: getattr(options, name) for name in ("tile_size", "overlap", "batch_size", "device")}
-    return validated(InferenceConfig, "--tile-size, --overlap, --batch-size, --device", values)
+    try:
+        return InferenceConfig.model_validate(values)
+    except ValidationError as err:
+        problems = [f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')!r}: {e['msg'].lower()}"
+                    for e in err.errors()]
+        raise ConfigError("; ".join(problems)) from None
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -433,7 +433,7 @@ def test_python_api_from_pipeline(tmp_path: Path, checkpoint: Path) -> None:
     from pipeline import apply_folder as api
 
     src = _png_folder(tmp_path / "in", n=2, size=32)
-    result = api(src, tmp_path / "out", checkpoint, progress=False, report=False)
+    result = api(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False))
     assert (result.done, result.failed) == (2, 0) and result.exit_code == 0
 
 

@@ -42,7 +42,8 @@ def test_command_options_are_validated_once_with_a_clear_message() -> None:
     with pytest.raises(ConfigError) as err:
         settings_from_options(options)
     text = str(err.value)
-    assert "--tile-size" in text and "tile_size" in text and "batch_size" in text
+    assert "\n" not in text and "--tile-size 4: input should be greater than or equal to 8" in text
+    assert "--batch-size 0" in text
     good = settings_from_options(argparse.Namespace(tile_size=None, overlap=0.5, batch_size=3, device="cpu"))
     assert good == InferenceConfig(tile_size=None, overlap=0.5, batch_size=3, device="cpu")
 

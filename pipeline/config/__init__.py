@@ -37,7 +37,6 @@ from pipeline.config.root import (
     EvaluateConfig,
     config_from_dict,
     describe_defaults,
-    validated,
 )
 from pipeline.config.sections import (
     MAX_OVERLAP,
@@ -60,5 +59,5 @@ __all__ = [
     "PoissonGaussianNoiseConfig", "ReportConfig", "RunConfig", "SaltPepperNoiseConfig", "Section",
     "SelfSupervisedConfig", "SpeckleNoiseConfig", "TrainConfig", "XrayNoiseConfig", "apply_overrides",
     "config_from_dict", "describe_defaults", "kernel_axes", "load_config", "merge_settings", "noise_config",
-    "save_config", "validated",
+    "save_config",
 ]

@@ -83,14 +83,6 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def validated(cls: type[Section], origin: str, values: dict[str, Any]) -> Any:
-    """``cls`` validated from `values`; ConfigError naming each bad field and `origin` otherwise."""
-    try:
-        return cls.model_validate(values)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, origin)) from None
-
-
 def _key_path(loc: tuple[Any, ...]) -> str:
     """A validation error's location as a key path, without the union tags pydantic adds
     (``noise.sigma``, not ``noise.gaussian.sigma``)."""

@@ -140,13 +140,14 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     """
     import shutil
 
-    from pipeline.apply import apply_folder
+    from pipeline.apply import ApplyOptions, apply_folder
     from pipeline.inference import denoiser_from_checkpoint
     from pipeline.io import read_image
 
     model = model_path(args, folder)
-    denoiser, loaded = denoiser_from_checkpoint(model, device=args.device, tile_size=args.tile_size,
-                                                overlap=args.overlap, batch_size=args.batch_size)
+    settings = InferenceConfig(device=args.device, tile_size=args.tile_size, overlap=args.overlap,
+                               batch_size=args.batch_size)
+    denoiser, loaded = denoiser_from_checkpoint(model, settings)
     pixels = [image.pixels for path in sorted((folder / "in").iterdir()) for image in read_image(path)]
     megapixels = sum(p.size for p in pixels) / 1e6
     denoiser(pixels[0])  # warm-up: first-call allocations and kernel selection
@@ -160,8 +161,7 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         out = folder / "out-rates"
         shutil.rmtree(out, ignore_errors=True)
         start, cpu = time.perf_counter(), time.process_time()
-        result = apply_folder(folder / "in", out, loaded, device=args.device, tile_size=args.tile_size,
-                              overlap=args.overlap, batch_size=args.batch_size, progress=False, report=False)
+        result = apply_folder(folder / "in", out, loaded, ApplyOptions(progress=False, report=False), settings)
         apply.append(time.perf_counter() - start)
         apply_cpu.append(time.process_time() - cpu)
         if result.failed or result.done != args.files:

@@ -12,7 +12,7 @@ from bench.conditions import nih_patients
 from bench.provenance import log
 from bench.settings import LOWRES_SIZE, Settings, as_recorded, from_checkout
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import load_config
+from pipeline.config import InferenceConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint
 from pipeline.models import count_parameters
@@ -42,7 +42,8 @@ def load_entry(name: str, path: str | None, settings: Settings, origin: str = "g
     if path is None or path.lower() == "none":
         return ModelEntry(name, skipped="no checkpoint given" if path is None else "disabled with 'none'")
     try:
-        denoiser, loaded = denoiser_from_checkpoint(path, device=quality_device(settings), tile_size=settings.tile_size)
+        denoiser, loaded = denoiser_from_checkpoint(
+            path, InferenceConfig(device=quality_device(settings), tile_size=settings.tile_size))
     except PipelineError as err:
         return ModelEntry(name, skipped=f"checkpoint unusable: {err}")
     cfg = loaded.config

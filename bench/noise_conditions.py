@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.config import NoiseConfig
+from pipeline.config import (
+    GaussianNoiseConfig,
+    NoiseSection,
+    PoissonGaussianNoiseConfig,
+    XrayNoiseConfig,
+)
 
-Condition = tuple[str, NoiseConfig]
+Condition = tuple[str, NoiseSection]
 
 QUALITY = ("gaussian_15", "gaussian_25", "gaussian_50", "poisson_gaussian_dose_0.25", "poisson_gaussian_dose_0.05")
 ACCEPTANCE = ("xray_dose_0.25", "xray_dose_0.1", "gaussian_25", "gaussian_50")
@@ -30,22 +35,22 @@ def all_conditions() -> dict[str, Condition]:
       detector kernel wider along rows (a 0.6) than along columns (a 0.1).
     """
     conditions = {
-        f"gaussian_{s}": (f"Gaussian σ={s}/255", NoiseConfig(kind="gaussian", sigma=s / 255, clip=True))
+        f"gaussian_{s}": (f"Gaussian σ={s}/255", GaussianNoiseConfig(sigma=s / 255, clip=True))
         for s in (15, 25, 50)
     }
     for dose in (0.25, 0.05):
         conditions[f"poisson_gaussian_dose_{dose}"] = (
             f"Poisson-Gaussian 10⁴ photons, dose {dose}, read noise 10",
-            NoiseConfig(kind="poisson_gaussian", photons=1e4, dose=dose, read_noise=10.0, clip=True),
+            PoissonGaussianNoiseConfig(photons=1e4, dose=dose, read_noise=10.0, clip=True),
         )
     for dose in (0.25, 0.1):
         conditions[f"xray_dose_{dose}"] = (
             f"X-ray dose {dose} (2000 photons at full dose, mu 3, kernel a 0.3, read noise 3)",
-            NoiseConfig(kind="xray", photons=2000, dose=dose, mu=3.0, kernel_a=0.3, read_noise=3.0, clip=True),
+            XrayNoiseConfig(photons=2000, dose=dose, mu=3.0, kernel_a=0.3, read_noise=3.0, clip=True),
         )
     conditions["xray_aniso"] = (
         "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 along columns",
-        NoiseConfig(kind="xray", photons=2000, dose=0.05, read_noise=5.0, mu=3.0, kernel_a=[0.6, 0.1]),
+        XrayNoiseConfig(photons=2000, dose=0.05, read_noise=5.0, mu=3.0, kernel_a=[0.6, 0.1]),
     )
     return conditions
 

@@ -23,7 +23,7 @@ from bench.settings import (
 from bench.timing import CPU, macs_per_pixel, matmul_peak, speed_image, time_call
 from pipeline.baselines import make_baseline
 from pipeline.checkpoint import load_model
-from pipeline.config import Config, ModelConfig, TrainConfig, load_config
+from pipeline.config import Config, InferenceConfig, ModelConfig, TrainConfig, load_config
 from pipeline.denoiser import Denoiser
 from pipeline.inference import ModelDenoiser
 from pipeline.models import build_model, count_parameters
@@ -88,7 +88,7 @@ def image_methods(settings: Settings, nets: list[Network], device: torch.device)
         methods.update({name: make_baseline(name) for name in names})
     for net in nets:
         if getattr(net.model, "fixed_size", None) is None and not net.name.startswith("mnist_"):
-            methods[net.name] = ModelDenoiser(net.model, device, settings.tile_size)
+            methods[net.name] = ModelDenoiser(net.model, InferenceConfig(tile_size=settings.tile_size), device)
     return methods
 
 

@@ -40,6 +40,7 @@ from bench.split_detail import (
 )
 from pipeline.baselines import make_baseline
 from pipeline.checkpoint import checkpoint_path
+from pipeline.config import InferenceConfig
 from pipeline.denoiser import Denoiser, NoisyInput, Renamed
 from pipeline.detail import BANDS, band_name
 from pipeline.errors import PipelineError
@@ -88,7 +89,7 @@ def lowres_images(images: list[ScanImage], lowres_dir: Path) -> tuple[list[ScanI
 
 def model_methods(models: dict[str, str]) -> list[Denoiser]:
     """Checkpoints by name as evaluation methods."""
-    return [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], name) for name, path in models.items()]
+    return [Renamed(denoiser_from_checkpoint(path, InferenceConfig(device="cpu"))[0], name) for name, path in models.items()]
 
 
 def judge(key: str, condition: dict[str, Any], model: str) -> dict[str, Any] | None:

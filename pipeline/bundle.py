@@ -38,7 +38,7 @@ from pipeline import __version__
 from pipeline.checkpoint import load_model
 from pipeline.errors import PipelineError
 from pipeline.export import PaddedDenoiser, exportable
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.inference import DEFAULT_INFERENCE
 from pipeline.provenance import file_sha256
 
 #: JSON schema of metadata.json that MONAI's verify_metadata checks against.
@@ -131,7 +131,7 @@ def _version(package: str) -> str:
 
 def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
     """configs/inference.json: a folder of radiographs in, ``*_denoised.nii.gz`` out."""
-    tile = [DEFAULT_TILE_SIZE, DEFAULT_TILE_SIZE]
+    tile = [DEFAULT_INFERENCE.tile_size, DEFAULT_INFERENCE.tile_size]
     return {
         "imports": ["$import torch", "$import numpy as np", "$import pipeline", "$import pipeline.monai", "$import pipeline.bundle"],
         "bundle_root": ".",
@@ -152,7 +152,7 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
         "inferer": {
             "_target_": "pipeline.monai.TileInferer",
             "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one tile runs whole, as in denoise apply",
-            "roi_size": tile, "sw_batch_size": DEFAULT_BATCH_SIZE, "overlap": DEFAULT_OVERLAP,
+            "roi_size": tile, "sw_batch_size": DEFAULT_INFERENCE.batch_size, "overlap": DEFAULT_INFERENCE.overlap,
             "mode": "gaussian", "padding_mode": "replicate",
         },
         "postprocessing": {"_target_": "Compose", "transforms": [

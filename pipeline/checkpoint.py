@@ -7,7 +7,8 @@ strings, lists and dicts only):
     :data:`FORMAT_VERSION`. Files written before the key existed count as version 1 and
     are upgraded when read: their config's ``evaluate.tile_size``/``tile_overlap`` become
     the ``inference`` section (``evaluate.batch_size`` counted images, not tiles, and is
-    dropped).
+    dropped). Version 2 files hold the flat noise section, upgraded to the per-kind one
+    (:mod:`pipeline.config.upgrade`).
 ``model_state``, ``config``, ``version``, ``epoch``
     the weights, the resolved config they were trained with (a dict), the package version
     and the epochs trained.
@@ -34,13 +35,14 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.config import Config, ModelConfig, config_from_dict
+from pipeline.config.upgrade import upgrade_noise
 from pipeline.errors import PipelineError
 from pipeline.models import build_model
 from pipeline.records import replacing
 from pipeline.text import library_detail
 
 #: Version of the checkpoint layout written by :func:`build_checkpoint`.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Keys only resuming needs.
 TRAINING_STATE_KEYS = ("optimizer_state", "scheduler_state", "state")
 #: The radiograph model shipped inside the package (used when no model is given).
@@ -102,9 +104,13 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
 
 
 def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 checkpoint in the current layout (its config's tile settings moved to ``inference``)."""
+    """An older checkpoint in the current layout (version 1: tile settings moved to
+    ``inference``; versions 1 and 2: noise sections in the per-kind shape)."""
     config = dict(ckpt["config"])
     evaluate = dict(config.get("evaluate") or {})
+    for section in (config, evaluate):
+        if section.get("noise") is not None:
+            section["noise"] = upgrade_noise(section["noise"])
     inference = dict(config.get("inference") or {})
     if "tile_size" in evaluate:
         inference["tile_size"] = evaluate.pop("tile_size")

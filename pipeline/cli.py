@@ -10,6 +10,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from pipeline import __version__
 from pipeline._mplcache import (
@@ -23,14 +24,21 @@ from pipeline._mplcache import (
 use_private_matplotlib_cache()
 no_onnxruntime_telemetry()
 
-from pipeline.apply import apply_folder
-from pipeline.apply.api import OUTPUT_FORMATS
+from pipeline.apply import ApplyOptions, apply_folder
+from pipeline.apply.options import OUTPUT_FORMATS
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import MAX_OVERLAP, describe_defaults, load_config
+from pipeline.config import (
+    MAX_OVERLAP,
+    GaussianNoiseConfig,
+    describe_defaults,
+    load_config,
+    merge_settings,
+)
 from pipeline.errors import PipelineError, given_path
-from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from pipeline.inference import DEFAULT_INFERENCE, settings_from_options
 from pipeline.ingest.fetch import fetch_dataset
+from pipeline.logs import WarningPrinter as _WarningPrinter
 from pipeline.logs import setup_logging, verbosity_level
 from pipeline.pacs.cli import (
     add_dicomweb_arguments,
@@ -44,7 +52,7 @@ from pipeline.runner import compare, format_summary, noise_description, run
 
 #: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
 #: 25/255, a common radiograph denoising condition (the shipped model was trained on 0-50/255).
-RADIOGRAPH_NOISE = ["noise.kind=gaussian", f"noise.sigma={25 / 255:.6f}", "noise.sigma_max=null"]
+RADIOGRAPH_NOISE = GaussianNoiseConfig(sigma=round(25 / 255, 6))
 RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
 
 
@@ -83,25 +91,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.data is not None and not args.data.exists():
         raise PipelineError(f"--data {args.data}: no such folder or file (give a folder of clean images)")
-    overrides = ["run.stages=[evaluate, report]", *args.overrides]
-    if args.config is None:
-        overrides.insert(0, "run.name=evaluate")
-    if args.data is not None:
-        overrides += ["data.kind=folder", "data.root=null", f"data.test_root={args.data}"]
-    if args.config is None:  # --data: scans, not the MNIST tutorial's noise (sigma 0.5); --set comes after
-        overrides[:0] = RADIOGRAPH_NOISE
-    if args.baselines:
-        overrides.append(f"evaluate.baselines=[{', '.join(_baseline_names(args.baselines))}]")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, args.overrides, settings=_evaluate_settings(args), fixed=_evaluate_fixed(args))
     default = " (the radiograph default for --data; change it with --set noise.sigma=...)" if args.config is None else ""
     noise = cfg.evaluate.noise or cfg.noise
     print(f"evaluate: test noise {noise.kind} ({noise_description(cfg)}){default}", flush=True)
     models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
-    cfg.evaluate.models = models
+    cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"models": models})})
     result = run(cfg)
     print(format_summary(result.summary))
     print(f"report: {result.report}")
     return 0
+
+
+def _evaluate_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings of ``denoise evaluate`` that its --set options may change."""
+    settings: dict[str, Any] = {"run": {"stages": ["evaluate", "report"]}}
+    if args.config is None:  # --data: scans, not the MNIST tutorial's noise (sigma 0.5)
+        settings = merge_settings({"noise": RADIOGRAPH_NOISE.model_dump(), "run": {"name": "evaluate"}}, settings)
+    return settings
+
+
+def _evaluate_fixed(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings of ``denoise evaluate`` given by its own options (over --set)."""
+    fixed: dict[str, Any] = {}
+    if args.data is not None:
+        fixed["data"] = {"kind": "folder", "root": None, "test_root": args.data}
+    if args.baselines:
+        fixed["evaluate"] = {"baselines": _baseline_names(args.baselines)}
+    return fixed
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -131,10 +148,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Model and tiled-inference options of ``denoise apply`` and ``denoise listen``."""
     parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
                         "(default: the shipped radiograph model)")
-    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE, help=f"tile side for large images (default {DEFAULT_TILE_SIZE})")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
+    default = DEFAULT_INFERENCE
+    parser.add_argument("--tile-size", type=int, default=default.tile_size, help=f"tile side for large images (default {default.tile_size})")
+    parser.add_argument("--overlap", type=float, default=default.overlap, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {default.overlap})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=default.batch_size, help=f"tiles per forward pass (default {default.batch_size})")
 
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,11 +179,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     check_folder_options(args)
     if (args.num_parts is None) != (args.part_id is None):
         raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
-    result = apply_folder(
-        args.input, args.output, args.model, fmt=args.format, tile_size=args.tile_size,
-        overlap=args.overlap, device=args.device, batch_size=args.batch_size, overwrite=args.overwrite,
-        num_parts=args.num_parts, part_id=args.part_id, progress=not args.no_progress, report=not args.no_report,
-    )
+    options = ApplyOptions(args.format, args.overwrite, args.num_parts, args.part_id, not args.no_progress,
+                           not args.no_report)
+    result = apply_folder(args.input, args.output, args.model, options, settings_from_options(args))
     print(result.summary())
     print(f"manifest: {result.manifest}")
     print(f"failures: {result.failures}" + (f" ({result.failed} files)" if result.failed else " (none)"))
@@ -177,6 +193,42 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "or else by one run without --num-parts once every part is done"
         )
     return result.exit_code
+
+
+def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``denoise adapt``."""
+    from pipeline.adapt import ADAPT_METHODS, DEFAULT_METHOD
+
+    parser.add_argument("-i", "--input", required=True, help="folder of noisy scans (anything `denoise apply` reads)")
+    parser.add_argument("-o", "--output", required=True, help="run folder to write (rerun on it to resume after a kill)")
+    parser.add_argument("--from", dest="source", type=Path, help="checkpoint or run folder to start from (default: the shipped model)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=ADAPT_METHODS, help=f"adapt method (default: {DEFAULT_METHOD}; see the README)")
+    parser.add_argument("--minutes", type=float, default=15.0,
+                        help="time budget in minutes for reading, preparing and training; the report comes after it (default: 15)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Run ``denoise adapt``; print the checks' means and where the run folder and report are."""
+    from pipeline.adapt import adapt
+
+    result = adapt(
+        args.input, args.output, args.source, args.method, args.minutes, args.seed, args.threads,
+        args.device, not args.no_progress, args.overrides,
+    )
+    means = result.record["report_means"]
+    print(
+        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; removed lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
+        f"{means['removed_lag1_columns']:+.3f} (columns)"
+    )
+    print(f"run folder: {result.run_dir}  (use it with: denoise apply --model {result.run_dir})")
+    print(f"report: {result.report}")
+    return 0
 
 
 def _verbosity_options(default: object) -> argparse.ArgumentParser:
@@ -201,6 +253,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``denoise`` command."""
     parser = argparse.ArgumentParser(
         prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
         parents=[_verbosity_options(0)],
@@ -208,7 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     verbosity = [_verbosity_options(argparse.SUPPRESS)]  # after the command, not overwriting the values before it
+    _add_run_commands(sub, verbosity)
+    _add_model_commands(sub, verbosity)
+    _add_tool_commands(sub, verbosity)
+    return parser
 
+
+def _add_run_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
+    """run, evaluate, compare: commands on configs."""
     p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)", parents=verbosity,
                        description=f"Run the stages a config lists (train, evaluate, report); {RUNS_WHERE}.")
     _add_config_args(p, config_required=True)
@@ -234,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_model_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
+    """apply, listen, adapt, export: commands that use or make a model."""
     p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
@@ -246,10 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
                        parents=verbosity)
-    from pipeline.adapt import adapt_from_args, add_adapt_arguments
-
     add_adapt_arguments(p)
-    p.set_defaults(func=adapt_from_args)
+    p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
     p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
@@ -257,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
     p.set_defaults(func=cmd_export)
 
+
+def _add_tool_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
+    """fetch-data, config: data and settings."""
     p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
     p.add_argument("name", choices=["mnist", "openi"],
                    help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)")
@@ -270,7 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defaults", action="store_true",
                    help="print every field with its default, its allowed values and description")
     p.set_defaults(func=cmd_config)
-    return parser
 
 
 def _user_error(err: BaseException) -> str | None:
@@ -287,31 +350,6 @@ def _user_error(err: BaseException) -> str | None:
     if isinstance(err, RecursionError):
         return short_text(f"input nested too deeply ({err})")
     return None
-
-
-class _WarningPrinter:
-    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
-    file this thread works on, when the text does not name it already).
-
-    No source line; printed through tqdm, so a progress bar on the terminal is redrawn
-    below the message instead of being broken by it.
-    """
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        from pipeline.logs import with_file_name
-        from pipeline.text import short_text
-
-        lines = str(message).strip().splitlines() or [""]
-        text = with_file_name(short_text(lines[0], 250))
-        if text in self.seen:
-            return
-        self.seen.add(text)
-        from tqdm import tqdm
-
-        tqdm.write(f"warning: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

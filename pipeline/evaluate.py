@@ -138,6 +138,39 @@ def _batched_outputs(
     return results
 
 
+def _output(
+    method: Denoiser, noisy: np.ndarray, sigma: float, psd: np.ndarray | None,
+    batched: tuple[np.ndarray, float] | None,
+) -> tuple[np.ndarray, float, Any]:
+    """(output clipped to [0, 1], seconds, the noise fact given) of `method` on `noisy`;
+    `batched` is its (output, seconds) when already computed in a batch."""
+    given = noise_given(method, psd is not None)
+    if batched is not None:
+        raw, seconds = batched
+    else:
+        t0 = time.perf_counter()
+        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+        seconds = time.perf_counter() - t0
+    return np.clip(raw, 0.0, 1.0).astype(np.float32), seconds, given
+
+
+def _write_row(
+    name: str, method: Denoiser, clean: np.ndarray, out: np.ndarray, facts: dict[str, Any], out_dir: Path,
+) -> None:
+    """Append one image's scores for one method to metrics.csv (and its spectra when large enough)."""
+    row = {
+        "image": name, "method": method.name, "kind": method.kind,
+        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
+        "seconds": facts["seconds"], "megapixels": clean.size / 1e6, "noise_std": facts["noise_std"],
+        "noise_given": facts["noise_given"],
+    }
+    if min(clean.shape) >= SPECTRUM_MIN_SIDE:
+        spectra = transfer_spectra(clean, out)
+        row["detail_kept"] = band_transfer([spectra], [ACCEPTANCE_BAND]).popitem()[1]
+        append_spectra(name, method.name, spectra, out_dir / "spectra.jsonl")
+    append_metrics_row(row, out_dir / "metrics.csv")
+
+
 def evaluate(
     images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
     n_examples: int = 8, progress: bool = True,
@@ -167,35 +200,17 @@ def evaluate(
                 name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
                 sigma = noise.std(clean)
                 psd = _noise_psd(noise, clean, methods)
-                with_spectra = min(clean.shape) >= SPECTRUM_MIN_SIDE
-                keep = index < n_examples
                 example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
                 for method in methods:
                     if not wanted(index, method.name):
                         continue
-                    given = noise_given(method, psd is not None)
-                    if (index, method.name) in batched:
-                        raw, seconds = batched[(index, method.name)]
-                    else:
-                        t0 = time.perf_counter()
-                        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
-                        seconds = time.perf_counter() - t0
-                    out = np.clip(raw, 0.0, 1.0).astype(np.float32)
+                    out, seconds, given = _output(method, noisy, sigma, psd, batched.get((index, method.name)))
                     if method.kind != "input":
                         example["outputs"][method.name] = out
-                    if (name, method.name) in done:
-                        continue
-                    row = {
-                        "image": name, "method": method.name, "kind": method.kind,
-                        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-                        "seconds": seconds, "megapixels": clean.size / 1e6, "noise_std": sigma, "noise_given": given,
-                    }
-                    if with_spectra:
-                        spectra = transfer_spectra(clean, out)
-                        row["detail_kept"] = band_transfer([spectra], [ACCEPTANCE_BAND]).popitem()[1]
-                        append_spectra(name, method.name, spectra, out_dir / "spectra.jsonl")
-                    append_metrics_row(row, csv_path)
-                if keep:
+                    if (name, method.name) not in done:
+                        _write_row(name, method, clean, out, {"seconds": seconds, "noise_std": sigma,
+                                                              "noise_given": given}, out_dir)
+                if index < n_examples:
                     examples.append(example)
                 bar.update(1)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)

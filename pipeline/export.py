@@ -36,6 +36,7 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.checkpoint import LoadedModel, load_model
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError, require
 from pipeline.inference import ModelDenoiser
 from pipeline.provenance import file_sha256
@@ -288,7 +289,7 @@ def export_format(path: Path) -> str:
 
 def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, Any]]:
     """Largest absolute difference between `exported` and the PyTorch path on :func:`verification_sizes`."""
-    reference = ModelDenoiser(model, "cpu", tile_size=None)
+    reference = ModelDenoiser(model, InferenceConfig(tile_size=None), "cpu")
     checks = []
     for index, shape in enumerate(verification_sizes(exported.size_multiple)):
         x = sample_batch(shape, seed=index)

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map, dense_patch_slices
-from pydantic import ValidationError
 from torch import nn
 
 from pipeline.checkpoint import LoadedModel, load_model
@@ -29,10 +28,24 @@ from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
 
-#: Tile settings used when none are given: those of :class:`pipeline.config.InferenceConfig`.
-DEFAULT_TILE_SIZE: int | None = InferenceConfig().tile_size
-DEFAULT_OVERLAP: float = InferenceConfig().overlap
-DEFAULT_BATCH_SIZE: int = InferenceConfig().batch_size
+#: Settings used when none are given (tile, overlap, batch, device): :class:`pipeline.config.InferenceConfig`'s defaults.
+DEFAULT_INFERENCE = InferenceConfig()
+
+
+def settings_from_options(options: Any) -> InferenceConfig:
+    """The inference settings of a command's ``--tile-size``, ``--overlap``, ``--batch-size``
+    and ``--device`` options; ConfigError (one line naming each bad option) when they are invalid."""
+    from pydantic import ValidationError
+
+    from pipeline.errors import ConfigError
+
+    values = {name: getattr(options, name) for name in ("tile_size", "overlap", "batch_size", "device")}
+    try:
+        return InferenceConfig.model_validate(values)
+    except ValidationError as err:
+        problems = [f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')!r}: {e['msg'].lower()}"
+                    for e in err.errors()]
+        raise ConfigError("; ".join(problems)) from None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -124,24 +137,27 @@ class ModelDenoiser:
     Parameters
     ----------
     model: the network (see :mod:`pipeline.models`).
-    device: where to run it.
-    tile_size: images with a side above this go through a sliding window of this size
-        (rounded up to the model's size multiple); None denoises whole images.
-    overlap: overlap of neighbouring tiles (MONAI's convention, 0.25 = 25%).
-    batch_size: tiles (or images) per forward pass.
+    settings: tiles, overlap, batch and device (default :data:`DEFAULT_INFERENCE`). Images
+        with a side above ``tile_size`` go through a sliding window of that size (rounded up
+        to the model's size multiple); None denoises whole images.
+    device: where to run it when not ``settings.device`` (e.g. the training device).
+    name: the method's name in result tables.
     """
 
     def __init__(
-        self, model: nn.Module, device: str | torch.device = "cpu", tile_size: int | None = None,
-        overlap: float = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE, name: str = "model",
+        self, model: nn.Module, settings: InferenceConfig = DEFAULT_INFERENCE,
+        device: str | torch.device | None = None, name: str = "model",
     ) -> None:
+        device = resolve_device(settings.device) if device is None else torch.device(device)
         self.model = model.eval().to(device)
-        self.device = torch.device(device)
+        self.device = device
+        self.settings = settings
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.fixed_size = getattr(model, "fixed_size", None)
+        tile_size = settings.tile_size
         self.tile_size = None if tile_size is None else int(np.ceil(tile_size / self.multiple) * self.multiple)
-        self.overlap = overlap
-        self.batch_size = batch_size
+        self.overlap = settings.overlap
+        self.batch_size = settings.batch_size
         self.name = name
         self._weights: torch.Tensor | None = None
 
@@ -153,12 +169,8 @@ class ModelDenoiser:
     def from_settings(
         cls, model: nn.Module, settings: InferenceConfig, device: str | torch.device | None = None, name: str = "model"
     ) -> ModelDenoiser:
-        """A denoiser with the tile, overlap and batch settings of an ``inference`` config section.
-
-        `device` (e.g. the training device) replaces ``settings.device`` when given.
-        """
-        dev = resolve_device(settings.device) if device is None else device
-        return cls(model, dev, settings.tile_size, settings.overlap, settings.batch_size, name)
+        """The same as the constructor (kept for callers that name it)."""
+        return cls(model, settings, device, name)
 
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,19 +257,13 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    model: str | Path | LoadedModel | None = None, settings: InferenceConfig | None = None, **overrides: Any
+    model: str | Path | LoadedModel | None = None, settings: InferenceConfig = DEFAULT_INFERENCE,
 ) -> tuple[ModelDenoiser, LoadedModel]:
     """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
 
-    `settings` (default: the package defaults) with `overrides` (``tile_size``, ``overlap``,
-    ``batch_size``, ``device``) decide tiles, batching and device; under torchrun with CUDA
-    each worker takes its own GPU.
+    `settings` decide tiles, batching and device; under torchrun with CUDA each worker
+    takes its own GPU.
     """
-    base = (settings or InferenceConfig()).model_dump()
-    try:
-        settings = InferenceConfig(**{**base, **overrides})
-    except ValidationError as err:
-        raise PipelineError(f"inference settings: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}") from None
     dev = local_device(resolve_device(settings.device))
     loaded = model if isinstance(model, LoadedModel) else load_model(model, dev)
-    return ModelDenoiser.from_settings(loaded.model, settings, dev, loaded.method_name), loaded
+    return ModelDenoiser(loaded.model, settings, dev, loaded.method_name), loaded

@@ -136,3 +136,25 @@ def setup_logging(level: int = logging.INFO) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     route_third_party_logs()
+
+
+class WarningPrinter:
+    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
+    file this thread works on, when the text does not name it already).
+
+    No source line; printed through tqdm, so a progress bar on the terminal is redrawn
+    below the message instead of being broken by it.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        from pipeline.text import short_text
+
+        lines = str(message).strip().splitlines() or [""]
+        text = with_file_name(short_text(lines[0], 250))
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        tqdm.write(f"warning: {text}", file=sys.stderr)

@@ -45,15 +45,10 @@ from monai.transforms import MapTransform, Transform
 from torch import nn
 
 from pipeline.checkpoint import load_model
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.export import is_exported, load_exported_model
-from pipeline.inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE_SIZE,
-    ModelDenoiser,
-    resolve_device,
-)
+from pipeline.inference import DEFAULT_INFERENCE, ModelDenoiser, resolve_device
 
 #: Meta data key under which :class:`ToUnitRange` records the mapping it applied.
 UNIT_RANGE_KEY = "denoise_unit_range"
@@ -302,26 +297,23 @@ class Denoise(Transform):
     ----------
     model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, an
         ``nn.Module``, or None for the shipped model.
-    device : ``auto`` (GPU when there is one), ``cpu`` or ``cuda``.
-    tile_size, overlap, batch_size : sliding-window tiling of images larger than `tile_size`
-        (None: whole images), as ``denoise apply``.
+    inference : tiles, overlap, batch and device (``auto``: the GPU when there is one), as
+        ``denoise apply``; images larger than ``tile_size`` go through a sliding window.
     value_range : (low, high) of the input values; None: from meta data or dtype.
     columns_first : the spatial axes are (W, H), as MONAI's PIL and pydicom readers give
         them; False for arrays in (H, W) order.
     """
 
     def __init__(
-        self, model: str | Path | nn.Module | None = None, device: str = "auto",
-        tile_size: int | None = DEFAULT_TILE_SIZE, overlap: float = DEFAULT_OVERLAP,
-        batch_size: int = DEFAULT_BATCH_SIZE, value_range: Sequence[float] | None = None,
-        columns_first: bool = True,
+        self, model: str | Path | nn.Module | None = None, inference: InferenceConfig = DEFAULT_INFERENCE,
+        value_range: Sequence[float] | None = None, columns_first: bool = True,
     ) -> None:
-        dev = resolve_device(device)
+        dev = resolve_device(inference.device)
         if isinstance(model, nn.Module):
             network = model
         else:
             network = load_exported_model(model).model if is_exported(model) else load_model(model, dev).model
-        self.denoiser = ModelDenoiser(network, dev, tile_size, overlap, batch_size)
+        self.denoiser = ModelDenoiser(network, inference, dev)
         self.to_unit = ToUnitRange(value_range)
         self.columns_first = columns_first
 
@@ -340,12 +332,11 @@ class Denoise(Transform):
 class Denoised(_EachKey):
     """Dictionary form of :class:`Denoise`: denoise ``data[key]`` for each key with one model."""
 
-    def __init__(self, keys: KeysCollection, model: str | Path | nn.Module | None = None, device: str = "auto",
-                 tile_size: int | None = DEFAULT_TILE_SIZE, overlap: float = DEFAULT_OVERLAP,
-                 batch_size: int = DEFAULT_BATCH_SIZE, value_range: Sequence[float] | None = None,
+    def __init__(self, keys: KeysCollection, model: str | Path | nn.Module | None = None,
+                 inference: InferenceConfig = DEFAULT_INFERENCE, value_range: Sequence[float] | None = None,
                  columns_first: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.transform = Denoise(model, device, tile_size, overlap, batch_size, value_range, columns_first)
+        self.transform = Denoise(model, inference, value_range, columns_first)
 
 
 class TileInferer(SlidingWindowInferer):

@@ -21,8 +21,11 @@ Physical meaning
   :class:`XrayNoise` for the physics and its sources).
 - ``salt_pepper``: a fraction ``amount`` of pixels replaced by 0 or 1 (dead/hot pixels).
 - ``speckle``: multiplicative noise ``x + x * N(0, speckle_sigma)``.
-- ``mixed``: per image, one of ``mixed_kinds`` (gaussian, poisson_gaussian, xray) with
-  equal probability (blind training over several families).
+- ``mixed``: per image, one of several of the kinds above (gaussian, poisson_gaussian,
+  xray), each with probability proportional to its weight (blind training over several
+  families).
+
+The config sections that build these models are in :mod:`pipeline.config.noise`.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from typing import Protocol
 
 import numpy as np
 from scipy.ndimage import correlate1d
-
-from pipeline.config import NoiseConfig, kernel_axes
 
 #: Purposes that get separate noise streams from one seed.
 STREAMS = {"train": 1, "val": 2, "test": 3}
@@ -285,35 +286,38 @@ class SpeckleNoise:
 
 @dataclass(frozen=True)
 class MixedNoise:
-    """One of several noise models, chosen per image with equal probability."""
+    """One of several noise models, chosen per image with probability proportional to its weight.
+
+    One uniform draw ``r`` picks the model whose share of the cumulated weights holds
+    ``r * sum(weights)``; equal weights (the default) give each model the same chance.
+    """
 
     models: tuple[NoiseModel, ...]
+    weights: tuple[float, ...] | None = None
+
+    def _weights(self) -> np.ndarray:
+        return np.ones(len(self.models)) if self.weights is None else np.asarray(self.weights, float)
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        index = min(int(rng.random() * len(self.models)), len(self.models) - 1)  # 2 models: as before, r < 0.5
+        weights = self._weights()
+        drawn = rng.random() * float(weights.sum())
+        index = min(int(np.searchsorted(np.cumsum(weights), drawn, side="right")), len(self.models) - 1)
         return self.models[index](clean, rng)
 
     def std(self, clean: np.ndarray) -> float:
-        return float(np.mean([m.std(clean) for m in self.models]))
+        weights = self._weights()
+        return float(np.sum(weights * [m.std(clean) for m in self.models]) / weights.sum())
 
 
-def make_noise(cfg: NoiseConfig) -> NoiseModel:
-    """Build the noise model a config section describes."""
-    photons = float(cfg.photons)  # filled in by NoiseConfig when left out
-    read_noise = float(cfg.read_noise)
-    models: dict[str, NoiseModel] = {
-        "gaussian": GaussianNoise(cfg.sigma, cfg.sigma_max, cfg.clip),
-        "poisson_gaussian": PoissonGaussianNoise(photons, cfg.dose, read_noise, cfg.photons_min, cfg.clip),
-        "xray": XrayNoise(
-            photons, cfg.dose, read_noise, cfg.mu, kernel_axes(cfg.kernel_a, "kernel_a"), cfg.dose_max,
-            None if cfg.kernel_a_max is None else kernel_axes(cfg.kernel_a_max, "kernel_a_max"), cfg.clip,
-        ),
-        "salt_pepper": SaltPepperNoise(cfg.amount),
-        "speckle": SpeckleNoise(cfg.speckle_sigma, cfg.clip),
-    }
-    if cfg.kind == "mixed":
-        return MixedNoise(tuple(models[k] for k in cfg.mixed_kinds))
-    return models[cfg.kind]
+class NoiseSettings(Protocol):
+    """What :func:`make_noise` takes: a noise config section (:mod:`pipeline.config.noise`)."""
+
+    def build(self) -> NoiseModel: ...
+
+
+def make_noise(cfg: NoiseSettings) -> NoiseModel:
+    """Build the noise model a config section describes (its own ``build``)."""
+    return cfg.build()
 
 
 def add_noise(

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import NoiseConfig
+from pipeline.config import GaussianNoiseConfig, NoiseSection, XrayNoiseConfig
 from pipeline.image import center_crop
 from pipeline.noise import make_noise
 
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 class NoiseFit:
     """The fitted noise section and how well it matches."""
 
-    noise: NoiseConfig
+    noise: NoiseSection
     mismatch: float
     alternatives: dict[str, float]
     start_mismatch: float
@@ -118,26 +118,23 @@ def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
     return total
 
 
-def _noise_config(theta: np.ndarray, base: NoiseConfig) -> NoiseConfig:
+def _noise_config(theta: np.ndarray, base: XrayNoiseConfig) -> XrayNoiseConfig:
     """Parameters (log quanta, a rows, a columns, log read noise) as an xray noise section."""
-    photons = float(base.photons or 2000.0)
+    photons = float(base.photons)
     quanta = float(np.clip(np.exp(theta[0]), *QUANTA_RANGE))
     a = [round(float(np.clip(v, *KERNEL_RANGE)), 4) for v in theta[1:3]]
     read = float(np.clip(np.exp(theta[3]), *READ_NOISE_RANGE))
-    return NoiseConfig(kind="xray", photons=max(photons, quanta), dose=min(quanta / photons, 1.0),
-                       read_noise=round(read, 4), mu=base.mu, kernel_a=a)
+    return XrayNoiseConfig(photons=max(photons, quanta), dose=min(quanta / photons, 1.0),
+                           read_noise=round(read, 4), mu=base.mu, kernel_a=a)
 
 
-def _start(base: NoiseConfig) -> np.ndarray:
+def _start(base: XrayNoiseConfig) -> np.ndarray:
     """Starting parameters: the middle of the base section's ranges (its values when it has no range)."""
-    photons = float(base.photons or 2000.0)
-    dose = base.dose if base.kind == "xray" else 0.25
-    if base.kind == "xray" and base.dose_max:
-        dose = float(np.sqrt(base.dose * base.dose_max))
-    a = base.kernel_a if base.kind == "xray" else 0.3
+    dose = float(np.sqrt(base.dose * base.dose_max)) if base.dose_max else base.dose
+    a = base.kernel_a
     a_rows, a_cols = (a, a) if isinstance(a, (int, float)) else (a[0], a[-1])
-    read = float(base.read_noise) if base.kind == "xray" and base.read_noise else 3.0
-    return np.array([np.log(photons * dose), a_rows, a_cols, np.log(read)], dtype=float)
+    read = float(base.read_noise) if base.read_noise else 3.0
+    return np.array([np.log(base.photons * dose), a_rows, a_cols, np.log(read)], dtype=float)
 
 
 class _OutOfTime(Exception):
@@ -145,12 +142,12 @@ class _OutOfTime(Exception):
 
 
 def fit_noise(
-    scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseConfig, seed: int = 0, deadline: float | None = None,
+    scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseSection, seed: int = 0, deadline: float | None = None,
 ) -> NoiseFit:
     """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
 
-    See the module docstring. `base` gives ``photons`` and ``mu`` (kept) and the xray
-    starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
+    See the module docstring. `base` (through its :meth:`~pipeline.config.NoiseSection.fit_start`)
+    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
     evaluation starts after it, and the best parameters evaluated by then are kept (the
     starting values when none was; ``stopped_at_deadline`` in the result says so).
     """
@@ -159,13 +156,14 @@ def fit_noise(
     noisy = [np.ascontiguousarray(center_crop(s, FIT_CROP), dtype=np.float32) for s in scans[:FIT_SCANS]]
     denoised = [denoise(n) for n in noisy]
     observed = removed_statistics([n - d for n, d in zip(noisy, denoised)], denoised)
+    base = base.fit_start()
     start = _start(base)
     if not np.isfinite(observed["log_variance"]).any():
         log.warning("the scans have fewer than %d pixels in every display band: too few to fit the noise; "
                     "the starting values are used", MIN_BAND_PIXELS)
         return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {})
 
-    def simulate(cfg: NoiseConfig) -> dict[str, list[float]]:
+    def simulate(cfg: NoiseSection) -> dict[str, list[float]]:
         model = make_noise(cfg)
         removed = []
         for index, clean in enumerate(denoised):
@@ -173,9 +171,9 @@ def fit_noise(
             removed.append(sample - denoise(sample))
         return removed_statistics(removed, denoised)
 
-    tried: dict[str, list[tuple[float, NoiseConfig]]] = {"gaussian": [], "xray": []}
+    tried: dict[str, list[tuple[float, NoiseSection]]] = {"gaussian": [], "xray": []}
 
-    def evaluate(family: str, cfg: NoiseConfig) -> float:
+    def evaluate(family: str, cfg: NoiseSection) -> float:
         if deadline is not None and time.perf_counter() > deadline:
             raise _OutOfTime
         value = mismatch(simulate(cfg), observed)
@@ -203,6 +201,6 @@ def fit_noise(
                     sum(map(len, tried.values())), observed, {} if late else simulate(fitted), late)
 
 
-def _gaussian_config(log_sigma: float) -> NoiseConfig:
+def _gaussian_config(log_sigma: float) -> GaussianNoiseConfig:
     """White gaussian noise of std exp(`log_sigma`) as a noise section."""
-    return NoiseConfig(kind="gaussian", sigma=round(float(np.clip(np.exp(log_sigma), *SIGMA_RANGE)), 6))
+    return GaussianNoiseConfig(sigma=round(float(np.clip(np.exp(log_sigma), *SIGMA_RANGE)), 6))

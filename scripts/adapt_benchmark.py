@@ -45,9 +45,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # the checkout: `bench` is not installed
 
 from bench.noise_conditions import ADAPT, noise_conditions
-from pipeline.adapt import adapt_config
+from pipeline.adapt.setup import AdaptOptions, adapt_config
 from pipeline.checkpoint import SHIPPED_MODEL
-from pipeline.config import NoiseConfig
+from pipeline.config import InferenceConfig, NoiseSection
 from pipeline.image import center_crop
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.metrics import paired_difference, psnr, ssim, summarize
@@ -75,7 +75,7 @@ def test_images(folders: list[Path]) -> list[tuple[str, np.ndarray]]:
     return images
 
 
-def write_noisy(images: list[tuple[str, np.ndarray]], noise_cfg: NoiseConfig, seed: int, folder: Path) -> list[np.ndarray]:
+def write_noisy(images: list[tuple[str, np.ndarray]], noise_cfg: NoiseSection, seed: int, folder: Path) -> list[np.ndarray]:
     """Noisy copies as 16-bit PNGs (made once); returns the noisy pixels as read back."""
     from pipeline.io import read_image
 
@@ -109,7 +109,7 @@ def run_adapt(noisy_dir: Path, run_dir: Path, method: str, minutes: float, threa
 
 
 def run_oracle(
-    clean_dir: Path, images: list[tuple[str, np.ndarray]], noise_cfg: NoiseConfig, run_dir: Path, minutes: float,
+    clean_dir: Path, images: list[tuple[str, np.ndarray]], noise_cfg: NoiseSection, run_dir: Path, minutes: float,
     threads: int, seed: int,
 ) -> dict[str, Any]:
     """Supervised fine-tuning of the shipped model on the clean images with fresh noise, same settings and budget."""
@@ -119,7 +119,8 @@ def run_oracle(
     if not best.is_file():
         log(f"oracle: supervised, {minutes} min, {threads} threads")
         torch.set_num_threads(threads)
-        cfg = adapt_config(SHIPPED_MODEL, clean_dir, run_dir, "supervised", minutes, seed, threads, False, len(images), [])
+        options = AdaptOptions(clean_dir, run_dir, "supervised", minutes, seed, threads, progress=False)
+        cfg = adapt_config(options, SHIPPED_MODEL, len(images))
         run_dir.mkdir(parents=True, exist_ok=True)
         load = os.getloadavg()
         t0 = time.perf_counter()
@@ -153,7 +154,7 @@ def evaluate_condition(
         if method in rows:
             continue
         log(f"{key}: scoring {method}")
-        denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", batch_size=4)
+        denoiser, _ = denoiser_from_checkpoint(checkpoint, InferenceConfig(device="cpu", batch_size=4))
         method_rows = []
         for (name, clean), x in zip(images, noisy):
             t0 = time.perf_counter()
@@ -205,7 +206,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The options of this script."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs" / "adapt_benchmark")
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget of each adapt and oracle run")
@@ -217,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=int, help="use the first N test images only (smoke runs)")
     parser.add_argument("--score-crop", type=int, default=512, help="score on the central square of this side (0: whole images)")
     parser.add_argument("--steps", default="adapt,oracle,score", help="comma-separated: adapt, oracle, score")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     images = test_images(args.folders)[: args.max_images]
     log(f"{len(images)} test images: {[n for n, _ in images]}; load average {os.getloadavg()}")

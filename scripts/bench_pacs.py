@@ -31,7 +31,8 @@ sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "tests")]  # this checkout
 
 from orthanc_server import USER, start_orthanc, write_radiograph
 
-from pipeline.apply import apply_folder
+from pipeline.apply import ApplyOptions, apply_folder
+from pipeline.config import InferenceConfig
 from pipeline.pacs.auth import PASSWORD_VAR, USER_VAR
 from pipeline.pacs.dicomweb import Server, apply_dicomweb, load_run_model
 from pipeline.pacs.select import Selection
@@ -54,7 +55,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
     """Alternate folder and DICOMweb passes; per-pass rates and medians."""
     commit = _commit()  # before the passes: the code measured is the code imported now
     loaded, _sha = load_run_model(args.model)
-    options = {"tile_size": args.tile_size, "device": args.device, "progress": False, "report": False}
+    options = ApplyOptions(fmt="dicom", progress=False, report=False)
+    inference = InferenceConfig(tile_size=args.tile_size, device=args.device)
     orthanc = start_orthanc(root / "orthanc")
     os.environ[USER_VAR], os.environ[PASSWORD_VAR] = USER, orthanc.password
     server = Server(orthanc.dicomweb)
@@ -63,13 +65,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
         for r in range(args.repeats):
             study, files = _study(root / f"in{r}", args.files, args.size)
             start = time.perf_counter()
-            apply_folder(root / f"in{r}", root / f"folder{r}", loaded, fmt="dicom", **options)
+            apply_folder(root / f"in{r}", root / f"folder{r}", loaded, options, inference)
             passes["folder"].append(_rates(time.perf_counter() - start, args.files, args.size))
             for path in files:
                 orthanc.upload(path)
             start = time.perf_counter()
             result = apply_dicomweb(server, Selection(studies=(study,)), root / f"web{r}", loaded,
-                                    destination=server, **options)
+                                    destination=server, options=options, inference=inference)
             passes["dicomweb"].append(_rates(time.perf_counter() - start, args.files, args.size))
             assert not result.failures and result.stored.sent == args.files, result.summary()
     finally:

@@ -29,8 +29,9 @@ import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-from pipeline.apply import apply_folder
+from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.bundle import write_bundle
+from pipeline.config import InferenceConfig
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.io import read_image
 
@@ -82,8 +83,9 @@ def compare(inputs: list[Path], model: Path | None, work: Path) -> list[dict[str
     files = gather(inputs, scans)
     bundle = write_bundle(model, work / "bundle").path
     run_bundle(bundle, scans, work / "bundle_out")
-    apply_folder(scans, work / "apply_out", model, device="cpu", progress=False, report=False)
-    denoiser, _ = denoiser_from_checkpoint(model, device="cpu")  # the package's tile settings, as apply
+    cpu = InferenceConfig(device="cpu")  # the package's tile settings, as apply
+    apply_folder(scans, work / "apply_out", model, ApplyOptions(progress=False, report=False), cpu)
+    denoiser, _ = denoiser_from_checkpoint(model, cpu)
     written = {Path(p).name.split(".")[0]: p for p in (work / "apply_out").iterdir() if not p.name.startswith(".")}
     rows = []
     for path in files:

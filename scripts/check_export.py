@@ -15,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
+from pipeline.config import InferenceConfig
 from pipeline.export import TOLERANCE, load_exported_model
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.io import detect_format, read_image
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The package's inference settings (the tiles `denoise apply` uses) on the CPU.
+CPU = InferenceConfig(device="cpu")
 
 
 def image_files(inputs: list[Path]) -> list[Path]:
@@ -34,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of them")
     parser.add_argument("--model", type=Path, help="the checkpoint it came from (default: the shipped model)")
     args = parser.parse_args(argv)
-    exported, _ = denoiser_from_checkpoint(load_exported_model(args.export), device="cpu")  # apply's tiles
-    reference, _ = denoiser_from_checkpoint(args.model, device="cpu")
+    exported, _ = denoiser_from_checkpoint(load_exported_model(args.export), CPU)  # apply's tiles
+    reference, _ = denoiser_from_checkpoint(args.model, CPU)
     worst = 0.0
     for path in image_files(args.inputs):
         pixels = read_image(path)[0].pixels

@@ -26,6 +26,7 @@ from bench.conditions import crop_scan, cxr_test_images
 from bench.noise_conditions import QUALITY, noise_conditions
 from bench.quality import run_table, summarize_table
 from bench.settings import Settings
+from pipeline.config import InferenceConfig
 from pipeline.denoiser import Renamed
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.noise import make_noise
@@ -45,7 +46,7 @@ def compare(checkpoints: list[str], results: Path, threads: int, project: Path =
     if [c.meta.name for c in crops] != [i["image"] for i in recorded["images"]]:
         raise SystemExit(f"the test radiographs differ from those in {results}; run scripts/benchmark.py instead")
     torch.set_num_threads(threads)
-    methods = [Renamed(denoiser_from_checkpoint(path, device="cpu", tile_size=512)[0], path) for path in checkpoints]
+    methods = [Renamed(denoiser_from_checkpoint(path, InferenceConfig(device="cpu"))[0], path) for path in checkpoints]
     rows = []
     for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         bm3d = recorded["conditions"][key]["summary"]["methods"]["bm3d"]

@@ -195,3 +195,28 @@ def test_adapt_stops_within_its_time_budget_noise_fit_included(tmp_path, tiny_mo
     assert record["noise_fit"]["seconds"] <= budget / 2 + 2.0  # at most half the budget, plus one evaluation
     assert used <= budget + 2.0  # plus one training step and the last validation
     assert "s of a 0.1 min budget" in (result.run_dir / "report.html").read_text()
+
+
+def test_adapt_config_takes_paths_as_paths_and_overrides_on_top(tiny_model, tmp_path, monkeypatch):
+    """Scan folders named like YAML values (``true``, ``null``) stay paths: settings are values, not text."""
+    from pipeline.adapt.setup import AdaptOptions, adapt_config
+
+    monkeypatch.chdir(tmp_path)
+    options = AdaptOptions(Path("true"), Path("null") / "run", "blindspot", 2.0, seed=5,
+                           overrides=("train.lr=0.0003",))
+    cfg = adapt_config(options, tiny_model, n_images=3)
+    assert cfg.data.root == Path("true") and cfg.run.output_dir == Path("null")
+    assert (cfg.train.objective, cfg.train.lr, cfg.train.max_train_seconds, cfg.run.seed) == ("blindspot", 0.0003, 120.0, 5)
+    assert cfg.data.patches_per_image == 22 and cfg.train.init_from == tiny_model and cfg.run.stages == ["train"]
+
+
+def test_fitted_references_leave_the_config_as_it_is(tiny_model, noisy_scans, tmp_path):
+    from pipeline.adapt.setup import AdaptOptions, adapt_config, fitted_references, load_scans
+
+    images, _ = load_scans(noisy_scans)
+    cfg = adapt_config(AdaptOptions(noisy_scans, tmp_path / "run", "fitted"), tiny_model, len(images))
+    before = cfg.to_dict()
+    references, noise, record = fitted_references(
+        images, tiny_model, cfg, tmp_path / "run", torch.device("cpu"), 0, deadline=time.perf_counter())
+    assert cfg.to_dict() == before
+    assert len(references) == len(images) and noise.kind in ("xray", "gaussian") and record["stopped_at_deadline"]

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 import pipeline.apply.writer
-from pipeline.apply import apply_folder, merge_parts
+from pipeline.apply import ApplyOptions, apply_folder, merge_parts
 from pipeline.apply.plan import resolve_part
 from pipeline.apply.stream import WriteBehind, prefetch
 from pipeline.checkpoint import (
@@ -30,7 +30,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
 )
 from pipeline.cli import main
-from pipeline.config import Config
+from pipeline.config import Config, InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.models import build_model
 from pipeline.records import read_csv
@@ -163,16 +163,16 @@ def test_apply_mirrors_tree_keeps_bit_depth_and_records_failures(
 
 def test_rerun_skips_finished_and_overwrite_redoes(scans: Path, tmp_path: Path, checkpoint: Path) -> None:
     out = tmp_path / "out"
-    first = apply_folder(scans, out, checkpoint, tile_size=32, progress=False, report=False)
+    first = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     assert (first.done, first.skipped, first.failed, first.exit_code) == (4, 0, 1, 1)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
 
-    again = apply_folder(scans, out, checkpoint, tile_size=32, progress=False, report=False)
+    again = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     assert (again.done, again.skipped, again.failed) == (0, 4, 1)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
     assert len(_rows(out / "manifest.csv")) == 4  # earlier rows kept
 
-    redo = apply_folder(scans, out, checkpoint, tile_size=32, progress=False, report=False, overwrite=True)
+    redo = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=32))
     assert (redo.done, redo.skipped) == (4, 0)
     rows = _rows(out / "manifest.csv")
     assert len(rows) == 4 and len({r["input"] for r in rows}) == 4  # replaced, not duplicated
@@ -185,7 +185,7 @@ def test_output_folder_must_not_overlap_input(scans: Path, tmp_path: Path, check
         assert "inside the input folder" in capsys.readouterr().err or out == scans
     assert not (scans / "sub" / "out").exists()
     with pytest.raises(PipelineError, match="input folder .* is inside the output folder"):
-        apply_folder(scans, tmp_path, checkpoint, progress=False)
+        apply_folder(scans, tmp_path, checkpoint, ApplyOptions(progress=False))
 
 
 def test_outputs_never_leave_the_output_folder(tmp_path: Path, checkpoint: Path) -> None:
@@ -195,7 +195,7 @@ def test_outputs_never_leave_the_output_folder(tmp_path: Path, checkpoint: Path)
     out.mkdir()
     (out / "sub").symlink_to(elsewhere, target_is_directory=True)
 
-    result = apply_folder(src, out, checkpoint, tile_size=32, progress=False, report=False)
+    result = apply_folder(src, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     assert (result.done, result.failed) == (1, 1)
     assert list(elsewhere.iterdir()) == []
     assert "outside" in _rows(out / "failures.csv")[0]["reason"]
@@ -210,13 +210,13 @@ def test_chosen_format_multiframe_and_volume(tmp_path: Path, checkpoint: Path) -
     tifffile.imwrite(src / "pages.tif", pages, photometric="minisblack")
     nib.save(nib.Nifti1Image((pages.transpose(1, 2, 0) // 16).astype(np.int16), np.eye(4)), src / "vol.nii.gz")
 
-    tiff = apply_folder(src, tmp_path / "tiff", checkpoint, fmt="tiff", tile_size=32, progress=False, report=False)
+    tiff = apply_folder(src, tmp_path / "tiff", checkpoint, ApplyOptions(fmt="tiff", progress=False, report=False), InferenceConfig(tile_size=32))
     assert tiff.failed == 0
     assert tifffile.imread(tmp_path / "tiff" / "img0.tif").dtype == np.uint16
     frames = sorted(p.name for p in (tmp_path / "tiff" / "pages.frames").iterdir())
     assert frames == ["frame_0000.tif", "frame_0001.tif", "frame_0002.tif"]
 
-    nifti = apply_folder(src, tmp_path / "nii", checkpoint, tile_size=32, progress=False, report=False)
+    nifti = apply_folder(src, tmp_path / "nii", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     assert nifti.failed == 0
     volume = nib.load(tmp_path / "nii" / "vol.nii.gz")
     assert volume.shape == (24, 32, 3) and volume.get_data_dtype() == np.int16
@@ -235,7 +235,7 @@ def test_dicom_outputs_form_a_derived_series(cxr_dir: Path, tmp_path: Path, chec
     shutil.copy(acr, src / "old_acr_nema")  # no suffix, no file meta
     before = _hashes(src)
 
-    result = apply_folder(src, tmp_path / "out", checkpoint, tile_size=256, progress=False)
+    result = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False), InferenceConfig(tile_size=256))
     assert (result.done, result.failed) == (3, 0)
     assert _hashes(src) == before
     source = pydicom.dcmread(nih)
@@ -250,7 +250,7 @@ def test_dicom_outputs_form_a_derived_series(cxr_dir: Path, tmp_path: Path, chec
     acr_out = pydicom.dcmread(tmp_path / "out" / "old_acr_nema.dcm")
     assert acr_out.PhotometricInterpretation == "MONOCHROME1" and acr_out.BitsStored == 10
 
-    again = apply_folder(src, tmp_path / "out", checkpoint, tile_size=256, progress=False, report=False, overwrite=True)
+    again = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=256))
     assert again.done == 3  # a rerun into the same folder keeps the derived series
     assert pydicom.dcmread(tmp_path / "out" / "s1" / nih.name).SeriesInstanceUID == one.SeriesInstanceUID
 
@@ -293,7 +293,7 @@ def test_failed_write_leaves_neither_partial_nor_final_file(
         raise OSError("No space left on device")
 
     monkeypatch.setattr(pipeline.apply.writer, "write_image", half_then_fail)
-    result = apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, progress=False)
+    result = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False), InferenceConfig(tile_size=32))
     assert (result.done, result.failed) == (0, 2)
     assert "0 files denoised; 2 failed" in result.report.read_text()  # the report lists the failures
     assert _outputs(tmp_path / "out") == {}
@@ -303,14 +303,14 @@ def test_failed_write_leaves_neither_partial_nor_final_file(
 
 def test_resume_with_another_model_is_refused(tmp_path: Path, checkpoint: Path) -> None:
     src = _png_folder(tmp_path / "in", n=1)
-    apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, progress=False, report=False)
+    apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     other = tmp_path / "other.pt"
     state = read_checkpoint(checkpoint)
     state["model_state"] = {k: v + 0.01 for k, v in state["model_state"].items()}
     save_checkpoint(state, other)
     with pytest.raises(PipelineError, match="another model"):
-        apply_folder(src, tmp_path / "out", other, tile_size=32, progress=False, report=False)
-    redo = apply_folder(src, tmp_path / "out", other, tile_size=32, progress=False, report=False, overwrite=True)
+        apply_folder(src, tmp_path / "out", other, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    redo = apply_folder(src, tmp_path / "out", other, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=32))
     assert redo.done == 1
 
 
@@ -362,9 +362,8 @@ def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: 
     from pipeline.io import read_image
 
     src = _png_folder(tmp_path / "in", n=1, size=150)
-    apply_folder(src, tmp_path / "out", checkpoint, tile_size=32, batch_size=3, device="cpu", progress=False,
-                 report=False)
-    denoiser, _ = denoiser_from_checkpoint(checkpoint, device="cpu", tile_size=32, batch_size=3)
+    apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32, batch_size=3, device="cpu"))
+    denoiser, _ = denoiser_from_checkpoint(checkpoint, InferenceConfig(device="cpu", tile_size=32, batch_size=3))
     expected = denoiser(read_image(src / "img0.png")[0].pixels)
     written = np.asarray(Image.open(tmp_path / "out" / "img0.png")).astype(np.float64)
     assert np.array_equal(written, np.rint(expected.astype(np.float64) * 65535))
@@ -397,7 +396,7 @@ def test_two_independent_parts_split_disjointly_then_merge(tmp_path: Path, check
     _assert_each_output_once(src, out, parts[0] + parts[1])
     assert not (out / "report.html").exists()
 
-    merged = apply_folder(src, out, checkpoint, tile_size=32, progress=False, report=False)
+    merged = apply_folder(src, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
     assert (merged.done, merged.skipped) == (0, 5)
     _assert_each_output_once(src, out, _rows(out / "manifest.csv"))
     assert not list(out.glob("*.part-*.csv"))
@@ -434,7 +433,7 @@ def test_python_api_from_pipeline(tmp_path: Path, checkpoint: Path) -> None:
     from pipeline import apply_folder as api
 
     src = _png_folder(tmp_path / "in", n=2, size=32)
-    result = api(src, tmp_path / "out", checkpoint, progress=False, report=False)
+    result = api(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False))
     assert (result.done, result.failed) == (2, 0) and result.exit_code == 0
 
 
@@ -487,7 +486,7 @@ def test_shipped_model_is_the_default_and_denoises(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     _save_png(src / "scan.png", noisy, np.uint16)
-    result = apply_folder(src, tmp_path / "out", None, progress=False, report=False)
+    result = apply_folder(src, tmp_path / "out", None, ApplyOptions(progress=False, report=False))
     assert result.done == 1
     out = np.asarray(Image.open(tmp_path / "out" / "scan.png"), dtype=np.float64) / 65535
     assert np.mean((out - clean) ** 2) < 0.25 * np.mean((noisy - clean) ** 2), "the shipped model must reduce the error"

@@ -7,6 +7,7 @@ or a user error reported as something else.
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,13 +17,15 @@ from script_loading import load_script
 from test_apply_hostile import png
 from tiny_models import save_tiny_unet
 
-from pipeline.apply import apply_folder
+from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.cli import main
+from pipeline.config import InferenceConfig
 from pipeline.io import read_image
 from pipeline.records import read_csv
 
 fuzz = load_script("fuzz_apply")
-QUIET = {"progress": False, "device": "cpu", "tile_size": 32, "report": False}
+QUIET = ApplyOptions(progress=False, report=False)
+CPU_TILES = InferenceConfig(device="cpu", tile_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def test_a_foreign_file_under_an_output_name_is_a_clash_not_finished(tmp_path, m
     foreign = (tmp_path / "out" / "a.png")
     foreign.write_bytes(source.read_bytes())  # `cp in/a.png out/`: not denoised
 
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
 
     assert (result.done, result.skipped, result.failed, result.exit_code) == (1, 0, 1, 1)
     assert foreign.read_bytes() == source.read_bytes()  # left as it is, never taken for an output
@@ -49,22 +52,22 @@ def test_a_foreign_file_under_an_output_name_is_a_clash_not_finished(tmp_path, m
     assert "--overwrite" in failure["reason"]
     assert [row["input"][-5:] for row in read_csv(tmp_path / "out" / "manifest.csv")] == ["b.png"]
 
-    redo = apply_folder(tmp_path / "in", tmp_path / "out", model, overwrite=True, **QUIET)
+    redo = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, overwrite=True), CPU_TILES)
     assert (redo.done, redo.failed) == (2, 0)
     assert foreign.read_bytes() != source.read_bytes()
 
 
 def test_finished_means_recorded_with_the_inputs_hash_and_the_model(tmp_path, model):
     source = png(tmp_path / "in" / "a.png")
-    first = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    first = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
     [row] = read_csv(tmp_path / "out" / "manifest.csv")
     assert first.done == 1 and len(row["input_sha256"]) == 64
 
-    again = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    again = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
     assert (again.done, again.skipped) == (0, 1)
 
     png(source, value=200)  # the input changed since: its recorded output is stale
-    changed = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    changed = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
     assert (changed.done, changed.skipped, changed.failed) == (1, 0, 0)
     [row_after] = read_csv(tmp_path / "out" / "manifest.csv")
     assert row_after["input_sha256"] != row["input_sha256"]
@@ -98,7 +101,7 @@ def test_values_in_a_small_part_of_the_dtype_keep_their_range(tmp_path, name, va
     [image] = read_image(path)
     assert image.meta.bits_stored == bits and image.pixels.max() > 0.9
 
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
 
     assert result.done == 1
     [row] = read_csv(tmp_path / "out" / "manifest.csv")
@@ -120,12 +123,12 @@ def test_an_escaped_name_and_the_raw_byte_name_keep_their_own_records(tmp_path, 
         handle.write(raw.read_bytes())
     png(folder / "a\\xff.png", value=30)  # a literal backslash sequence in the name
 
-    first = apply_folder(folder, tmp_path / "out", model, **QUIET)
+    first = apply_folder(folder, tmp_path / "out", model, QUIET, CPU_TILES)
     rows = read_csv(tmp_path / "out" / "manifest.csv")
     assert first.done == 2 and len({row["input"] for row in rows}) == 2
     assert len({row["output"] for row in rows}) == 2
 
-    again = apply_folder(folder, tmp_path / "out", model, **QUIET)
+    again = apply_folder(folder, tmp_path / "out", model, QUIET, CPU_TILES)
     assert (again.done, again.skipped, again.failed) == (0, 2, 0)
     assert len(read_csv(tmp_path / "out" / "manifest.csv")) == 2
 
@@ -184,7 +187,7 @@ def test_the_report_counts_and_lists_failures_and_draws_crops_at_native_size(tmp
     png(tmp_path / "in" / "good.png", (100, 90))
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
 
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, **{**QUIET, "report": True})
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=True), CPU_TILES)
 
     assert (result.done, result.failed) == (1, 1)
     page = (tmp_path / "out" / "report.html").read_text()

@@ -9,6 +9,7 @@ import errno
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,18 +19,20 @@ from PIL import Image
 from script_loading import load_script
 
 import pipeline.apply.api
-from pipeline.apply import apply_folder
+from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.apply.plan import stale_temporaries
 from pipeline.apply.writer import output_lock
 from pipeline.checkpoint import load_model
 from pipeline.cli import main
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.inference import ModelDenoiser
 from pipeline.io import read_image
 from pipeline.records import read_csv
 
 fuzz = load_script("fuzz_apply")
-QUIET = {"progress": False, "device": "cpu", "tile_size": 32}
+QUIET = ApplyOptions(progress=False)
+CPU_TILES = InferenceConfig(device="cpu", tile_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +61,13 @@ def one_error_line(capsys) -> str:
 def test_report_views_never_overwrite_or_delete_outputs(tmp_path, model):
     png(tmp_path / "in" / "report_views" / "000_output.png", (7, 5))
     png(tmp_path / "in" / "report_views" / "noise_before_after.png", (6, 9))
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
     assert result.failed == 0 and result.report is not None
     assert read_image(tmp_path / "out" / "report_views.input" / "000_output.png")[0].pixels.shape == (7, 5)
     assert read_image(tmp_path / "out" / "report_views.input" / "noise_before_after.png")[0].pixels.shape == (6, 9)
     outputs = {row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv")}
     assert outputs == {"report_views.input/000_output.png", "report_views.input/noise_before_after.png"}
-    rerun = apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)  # the report clears its own folder only
+    rerun = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)  # the report clears its own folder only
     assert rerun.failed == 0 and (tmp_path / "out" / "report_views.input" / "000_output.png").is_file()
 
 
@@ -72,12 +75,12 @@ def test_frames_folder_never_clashes_with_an_input_folder(tmp_path, model):
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "a.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
     png(tmp_path / "in" / "a.frames" / "y.png", (9, 7))
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     assert result.failed == 0
     assert read_image(tmp_path / "out" / "a.frames" / "y.png")[0].pixels.shape == (9, 7)
     assert sorted(p.name for p in (tmp_path / "out" / "a_tif.frames").iterdir()) == [
         "frame_0000.tif", "frame_0001.tif", "frame_0002.tif"]
-    again = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    again = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     assert (again.done, again.skipped, again.failed) == (0, 2, 0)
 
 
@@ -87,7 +90,7 @@ def test_unlistable_folder_is_recorded(tmp_path, model):
     png(source / "ok.png")
     rel = fuzz.long_path_case(source)  # a PNG whose path is over 4,096 bytes
     assert len(rel) > 4096
-    result = apply_folder(source, tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(source, tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     assert (result.done, result.failed) == (1, 1)
     (row,) = read_csv(tmp_path / "out" / "failures.csv")
     assert "cannot list this folder" in row["reason"] and len(row["reason"]) <= 300
@@ -100,12 +103,12 @@ def test_non_utf8_name_is_recorded_and_skipped_on_rerun(tmp_path, model):
     data = (png(tmp_path / "plain.png")).read_bytes()
     with open(os.path.join(os.fsencode(source), b"caf\xe9.png"), "wb") as handle:
         handle.write(data)
-    result = apply_folder(source, tmp_path / "out", model, report=True, **QUIET)
+    result = apply_folder(source, tmp_path / "out", model, replace(QUIET, report=True), CPU_TILES)
     assert (result.done, result.failed) == (1, 0)
     (row,) = read_csv(tmp_path / "out" / "manifest.csv")
     assert row["output"] == "caf\\xe9.png" and row["input"].endswith("/caf\\xe9.png")
     assert os.path.exists(os.path.join(os.fsencode(tmp_path / "out"), b"caf\xe9.png"))
-    again = apply_folder(source, tmp_path / "out", model, **QUIET)
+    again = apply_folder(source, tmp_path / "out", model, QUIET, CPU_TILES)
     assert (again.done, again.skipped) == (0, 1)
     assert len(read_csv(tmp_path / "out" / "manifest.csv")) == 1
 
@@ -114,7 +117,7 @@ def test_old_failures_csv_with_a_huge_field_is_read(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "failures.csv").write_text(f"path,reason\n{tmp_path}/in/old.png,{'x' * 300_000}\n")
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     assert (result.done, result.failed) == (1, 0)
 
 
@@ -135,7 +138,7 @@ def test_nan_weight_checkpoint_is_refused(tmp_path, capsys, model):
 def test_non_finite_model_output_is_a_failure_not_a_black_image(tmp_path, model, monkeypatch):
     png(tmp_path / "in" / "a.png")
     monkeypatch.setattr(ModelDenoiser, "__call__", lambda self, pixels, **noise: pixels * np.nan)
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     assert (result.done, result.failed) == (0, 1)
     assert not (tmp_path / "out" / "a.png").exists()
     assert "NaN or infinite" in read_csv(tmp_path / "out" / "failures.csv")[0]["reason"]
@@ -197,8 +200,8 @@ def test_second_run_on_a_busy_out_is_refused(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
     with output_lock(tmp_path / "out"), pytest.raises(PipelineError, match="in use by another denoise apply run"):
-        apply_folder(tmp_path / "in", tmp_path / "out", model, **QUIET)
-    assert apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET).done == 1
+        apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
+    assert apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES).done == 1
 
 
 def test_a_live_runs_temporary_file_is_not_stale(tmp_path):
@@ -229,7 +232,7 @@ def test_symbolic_links_inside_in_are_followed_and_others_recorded(tmp_path, mod
     (source / "outside").symlink_to(elsewhere, target_is_directory=True)
     (source / "o.png").symlink_to(elsewhere / "o.png")
     (source / "real" / "loop").symlink_to(source, target_is_directory=True)
-    result = apply_folder(source, tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(source, tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     done = sorted(row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv"))
     assert done == ["inside/r.png", "real/r.png"] and (result.done, result.failed) == (2, 4)
     reasons = {os.path.relpath(row["path"], source): row["reason"] for row in read_csv(tmp_path / "out" / "failures.csv")}
@@ -246,7 +249,7 @@ def test_unnamed_dicom_at_a_path_over_the_limit_is_recorded(tmp_path, model):
     source.mkdir()
     long_file = os.path.join(os.fsencode(source), fuzz.long_name_case(source))
     assert len(long_file) > 4096 and len(os.path.dirname(long_file)) < 4096
-    result = apply_folder(source, tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(source, tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     (row,) = read_csv(tmp_path / "out" / "failures.csv")
     assert result.failed == 1 and os.fsencode(row["path"]) == long_file
     assert "File name too long" in row["reason"]
@@ -256,7 +259,7 @@ def test_names_differing_only_in_case_get_one_row_each(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     png(tmp_path / "in" / "A.png", value=40)
     png(tmp_path / "in" / "b.dcm.png")
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, report=False, **QUIET)
+    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     manifest, failures = read_csv(tmp_path / "out" / "manifest.csv"), read_csv(tmp_path / "out" / "failures.csv")
     assert (result.done, result.failed) == (2, 1)
     assert sorted(os.path.basename(r["input"]) for r in manifest) == ["A.png", "b.dcm.png"]

@@ -68,10 +68,10 @@ def test_missing_bm3d_names_install(monkeypatch):
 
 
 def test_bm3d_given_the_psd_beats_bm3d_given_sigma_on_correlated_noise(smooth_image):
-    from pipeline.config import NoiseConfig
+    from pipeline.config import XrayNoiseConfig
     from pipeline.noise import make_noise
 
-    noise = make_noise(NoiseConfig(kind="xray", dose=0.1, kernel_a=0.4))
+    noise = make_noise(XrayNoiseConfig(dose=0.1, kernel_a=0.4))
     noisy = noise(smooth_image, np.random.default_rng(0))
     with_sigma = make_baseline("bm3d", sigma=noise.std(smooth_image))(noisy)
     with_psd = make_baseline("bm3d", psd=noise.psd(smooth_image, smooth_image.shape))(noisy)

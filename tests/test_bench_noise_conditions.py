@@ -9,8 +9,11 @@ from script_loading import load_script
 
 from bench import split
 from bench.noise_conditions import ACCEPTANCE, ADAPT, QUALITY, all_conditions, noise_conditions
+from pipeline.config import NOISE_KINDS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Names of the noise section classes (pipeline.config.noise).
+NOISE_SECTIONS = {cls.__name__ for cls in NOISE_KINDS.values()}
 
 
 def test_each_table_takes_its_conditions_in_order():
@@ -34,10 +37,10 @@ def test_each_call_gives_new_configs():
 
 
 def test_no_other_benchmark_module_defines_a_noise_condition():
-    """Only bench/noise_conditions.py builds a NoiseConfig among the benchmarks and scripts."""
+    """Only bench/noise_conditions.py builds a noise section among the benchmarks and scripts."""
     builders = []
     for path in sorted([*(PROJECT_ROOT / "bench").glob("*.py"), *(PROJECT_ROOT / "scripts").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "NoiseConfig":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in NOISE_SECTIONS:
                 builders.append(str(path.relative_to(PROJECT_ROOT)))
     assert set(builders) == {"bench/noise_conditions.py"}

@@ -247,3 +247,17 @@ def test_logged_warnings_print_as_one_warning_line(capsys, monkeypatch) -> None:
     monkeypatch.setattr(cli, "cmd_config", warn_twice)  # build_parser looks it up when called
     assert cli.main(["config"]) == 0
     assert capsys.readouterr().err == "warning: no view of a.png in the report\n"
+
+
+def test_evaluate_settings_are_values_and_leave_the_options_alone(tmp_path) -> None:
+    """--data named like a YAML value stays a path; the radiograph noise comes under --set."""
+    import argparse
+
+    from pipeline.cli import _evaluate_fixed, _evaluate_settings
+    from pipeline.config import load_config
+
+    args = argparse.Namespace(config=None, data=Path("null"), baselines="tv")
+    cfg = load_config(None, ["noise.sigma=0.2"], settings=_evaluate_settings(args), fixed=_evaluate_fixed(args))
+    assert cfg.data.test_root == Path("null") and cfg.data.kind == "folder" and cfg.evaluate.baselines == ["tv"]
+    assert (cfg.noise.kind, cfg.noise.sigma, cfg.run.name, cfg.run.stages) == ("gaussian", 0.2, "evaluate", ["evaluate", "report"])
+    assert args.data == Path("null") and args.baselines == "tv"

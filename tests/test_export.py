@@ -11,6 +11,7 @@ from tiny_models import save_tiny_unet
 
 from pipeline.checkpoint import load_model
 from pipeline.cli import main
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.export import (
     ONNX_OPSET,
@@ -52,7 +53,7 @@ def test_export_records_its_check_and_matches_pytorch_on_new_sizes(tiny, exports
 
     exported = load_exported(result.path)
     assert exported.metadata == meta  # stored inside the file itself
-    reference = ModelDenoiser(load_model(tiny).model, "cpu", tile_size=None)
+    reference = ModelDenoiser(load_model(tiny).model, InferenceConfig(tile_size=None), "cpu")
     for shape in [(3, 1, 17, 50), (1, 1, 4, 9)]:  # sizes the export never saw, odd ones included
         x = sample_batch(shape, seed=5)
         expected = reference.denoise_tensor(x)
@@ -66,8 +67,8 @@ def test_export_records_its_check_and_matches_pytorch_on_new_sizes(tiny, exports
 def test_exported_file_tiles_like_a_checkpoint(tiny, exports, fmt, suffix) -> None:
     path = exports[fmt].path
     image = sample_batch((1, 1, 70, 45), seed=2)[0, 0].numpy()
-    tiled_ref = ModelDenoiser(load_model(tiny).model, "cpu", tile_size=16)(image)
-    tiled_exported = ModelDenoiser(load_exported(path), "cpu", tile_size=16)(image)
+    tiled_ref = ModelDenoiser(load_model(tiny).model, InferenceConfig(tile_size=16), "cpu")(image)
+    tiled_exported = ModelDenoiser(load_exported(path), InferenceConfig(tile_size=16), "cpu")(image)
     assert np.abs(tiled_exported - tiled_ref).max() <= TOLERANCE
 
 
@@ -113,15 +114,15 @@ def test_a_file_not_written_by_export_is_refused(tmp_path) -> None:
 def test_denoise_apply_runs_an_export_like_its_checkpoint(tiny, exports, tmp_path, fmt) -> None:
     from PIL import Image
 
-    from pipeline.apply import apply_folder
+    from pipeline.apply import ApplyOptions, apply_folder
     from pipeline.io import read_image
 
     scans = tmp_path / "in"
     scans.mkdir()
     pixels = sample_batch((1, 1, 70, 45), seed=7)[0, 0].numpy()
     Image.fromarray(np.round(pixels * 65535).astype(np.uint16)).save(scans / "scan.png")
-    options = {"tile_size": 32, "device": "cpu", "progress": False, "report": False}
-    apply_folder(scans, tmp_path / "from_checkpoint", tiny, **options)
+    apply_folder(scans, tmp_path / "from_checkpoint", tiny, ApplyOptions(progress=False, report=False),
+                 InferenceConfig(tile_size=32, device="cpu"))
     args = ["apply", "-i", str(scans), "-o", str(tmp_path / "from_export"), "--model", str(exports[fmt].path),
             "--tile-size", "32", "--device", "cpu", "--no-progress", "--no-report"]
     assert main(args) == 0

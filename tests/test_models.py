@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.config import ModelConfig
+from pipeline.config import InferenceConfig, ModelConfig
 from pipeline.models import build_model
 
 
@@ -75,7 +75,7 @@ def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> N
     from pipeline.denoiser import Denoiser
     from pipeline.inference import ModelDenoiser
 
-    denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), tile_size=64)
+    denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), InferenceConfig(tile_size=64), "cpu")
     assert isinstance(denoiser, Denoiser) and denoiser.takes == ()
     for shape in [(20, 600), (130, 70), (257, 255)]:
         out = denoiser(np.random.default_rng(0).random(shape, dtype=np.float32))
@@ -92,7 +92,8 @@ def test_banded_sliding_window_equals_monai_and_may_write_in_place(shape, tile, 
     from pipeline.inference import ModelDenoiser
 
     torch.manual_seed(0)
-    denoiser = ModelDenoiser(build_model(ModelConfig(name="unet", channels=[8, 16])), tile_size=tile, batch_size=batch)
+    denoiser = ModelDenoiser(build_model(ModelConfig(name="unet", channels=[8, 16])),
+                             InferenceConfig(tile_size=tile, batch_size=batch), "cpu")
     pixels = np.random.default_rng(1).random(shape, dtype=np.float32)
     monai = SlidingWindowInferer(roi_size=(tile, tile), sw_batch_size=batch, overlap=0.25, mode="gaussian",
                                  padding_mode="replicate")

@@ -14,6 +14,7 @@ from PIL import Image
 from tiny_models import save_tiny_unet
 
 from pipeline.checkpoint import load_model
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.export import sample_batch
 from pipeline.inference import ModelDenoiser
@@ -29,6 +30,8 @@ from pipeline.monai import (
 )
 
 TOL = 1e-4
+#: Whole images on the CPU.
+WHOLE = InferenceConfig(tile_size=None, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def network(tiny: Path) -> torch.nn.Module:
 def _pipeline_result(path: Path, network: torch.nn.Module, tile_size: int) -> tuple[np.ndarray, object]:
     """What `denoise apply` computes for the file: its reader, then ModelDenoiser, in [0, 1]."""
     image = read_image(path)[0]
-    return ModelDenoiser(network, "cpu", tile_size, 0.25, 4)(image.pixels), image.meta
+    return ModelDenoiser(network, InferenceConfig(tile_size=tile_size, overlap=0.25, batch_size=4), "cpu")(image.pixels), image.meta
 
 
 def test_denoised_after_loadimaged_on_a_shared_dicom_matches_the_pipeline(cxr_dir, network) -> None:
@@ -54,7 +57,7 @@ def test_denoised_after_loadimaged_on_a_shared_dicom_matches_the_pipeline(cxr_di
         chain = Compose([
             LoadImaged("image", reader=PydicomReader(prune_metadata=False)),
             EnsureChannelFirstd("image"),
-            Denoised("image", model=network, device="cpu", tile_size=256),
+            Denoised("image", model=network, inference=InferenceConfig(device="cpu", tile_size=256)),
         ])
         loaded = Compose(list(chain.transforms[:2]))({"image": str(path)})["image"]
         out = chain({"image": str(path)})["image"]
@@ -70,8 +73,8 @@ def test_denoised_after_loadimaged_on_a_shared_dicom_matches_the_pipeline(cxr_di
 
 def test_denoise_keeps_array_type_dtype_and_range(network) -> None:
     pixels = sample_batch((1, 1, 45, 38), seed=3)[0].numpy()  # (1, H, W) in [0, 1]
-    reference = ModelDenoiser(network, "cpu", tile_size=None)(pixels[0])
-    denoise = Denoise(network, device="cpu", tile_size=None, columns_first=False)
+    reference = ModelDenoiser(network, WHOLE, "cpu")(pixels[0])
+    denoise = Denoise(network, WHOLE, columns_first=False)
 
     as_uint16 = np.round(pixels * 65535).astype(np.uint16)
     out16 = denoise(as_uint16)
@@ -84,21 +87,21 @@ def test_denoise_keeps_array_type_dtype_and_range(network) -> None:
     assert np.abs(out[0].numpy() - reference).max() <= TOL
 
     twelve_bit = pixels.astype(np.float64) * 4095.0
-    out12 = Denoise(network, device="cpu", tile_size=None, columns_first=False, value_range=(0, 4095))(twelve_bit)
+    out12 = Denoise(network, WHOLE, columns_first=False, value_range=(0, 4095))(twelve_bit)
     assert out12.dtype == np.float64 and np.abs(out12[0] / 4095.0 - reference).max() <= TOL
 
-    transposed = Denoise(network, device="cpu", tile_size=None)(np.ascontiguousarray(pixels.transpose(0, 2, 1)))
+    transposed = Denoise(network, WHOLE)(np.ascontiguousarray(pixels.transpose(0, 2, 1)))
     assert np.abs(transposed[0].T - reference).max() <= TOL  # MONAI's (W, H) order is handled
 
 
 def test_denoise_loads_the_shipped_model_by_default() -> None:
     scan = np.round(sample_batch((1, 1, 40, 48), seed=6)[0].numpy() * 255).astype(np.uint8)
-    out = Denoise(device="cpu")(scan)
+    out = Denoise(inference=InferenceConfig(device="cpu"))(scan)
     assert out.dtype == np.uint8 and out.shape == scan.shape and np.abs(out.astype(int) - scan).max() > 0
 
 
 def test_denoise_refuses_what_it_cannot_map(network) -> None:
-    denoise = Denoise(network, device="cpu", tile_size=None)
+    denoise = Denoise(network, WHOLE)
     with pytest.raises(PipelineError, match="pass value_range"):
         denoise(np.full((1, 16, 16), 300.0, dtype=np.float32))
     with pytest.raises(PipelineError, match="EnsureChannelFirst"):
@@ -113,7 +116,7 @@ def test_scan_reader_gives_the_pipeline_pixels_and_restores_file_values(tmp_path
     Image.fromarray(values).save(path)
     chain = Compose([
         LoadImaged("image", reader=ScanReader()), EnsureChannelFirstd("image"),
-        Denoised("image", model=network, device="cpu", tile_size=None),
+        Denoised("image", model=network, inference=WHOLE),
     ])
     data = chain({"image": str(path)})
     expected, _ = _pipeline_result(path, network, None)
@@ -129,7 +132,7 @@ def test_tile_inferer_agrees_with_the_model_denoiser(network) -> None:
 
     padded = exportable(network)
     inferer = TileInferer(roi_size=(16, 16), sw_batch_size=4, overlap=0.25, mode="gaussian", padding_mode="replicate")
-    denoiser = ModelDenoiser(network, "cpu", tile_size=16, overlap=0.25, batch_size=4)
+    denoiser = ModelDenoiser(network, InferenceConfig(tile_size=16, overlap=0.25, batch_size=4), "cpu")
     for shape in [(1, 1, 13, 10), (1, 1, 50, 37)]:  # one tile (whole image), many tiles
         x = sample_batch(shape, seed=4)
         with torch.no_grad():

@@ -8,7 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.config import NoiseConfig
+from pipeline.config import (
+    GaussianNoiseConfig,
+    PoissonGaussianNoiseConfig,
+    SaltPepperNoiseConfig,
+    SpeckleNoiseConfig,
+    XrayNoiseConfig,
+    noise_config,
+)
 from pipeline.noise import (
     GaussianNoise,
     PoissonGaussianNoise,
@@ -21,7 +28,7 @@ from pipeline.noise import (
 
 
 def test_same_seed_same_noise_different_seed_different(smooth_image) -> None:
-    noise = make_noise(NoiseConfig(kind="gaussian", sigma=0.5))
+    noise = make_noise(GaussianNoiseConfig(sigma=0.5))
     a = noise(smooth_image, noise_rng(3, "test", 0, 5))
     b = noise(smooth_image, noise_rng(3, "test", 0, 5))
     c = noise(smooth_image, noise_rng(3, "test", 0, 6))
@@ -32,13 +39,13 @@ def test_same_seed_same_noise_different_seed_different(smooth_image) -> None:
 
 @pytest.mark.parametrize("kind", ["poisson_gaussian", "xray"])
 def test_noise_identical_in_another_process(kind: str, smooth_image) -> None:
-    here = add_noise([smooth_image], make_noise(NoiseConfig(kind=kind, photons=500)), 11, "test")[0]
+    here = add_noise([smooth_image], make_noise(noise_config({"kind": kind, "photons": 500})), 11, "test")[0]
     code = (
         "import numpy as np, sys\n"
-        "from pipeline.config import NoiseConfig\n"
+        "from pipeline.config import noise_config\n"
         "from pipeline.noise import add_noise, make_noise\n"
         "img = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(64, 64)\n"
-        f"out = add_noise([img], make_noise(NoiseConfig(kind={kind!r}, photons=500)), 11, 'test')[0]\n"
+        f"out = add_noise([img], make_noise(noise_config({{'kind': {kind!r}, 'photons': 500}})), 11, 'test')[0]\n"
         "sys.stdout.buffer.write(out.tobytes())\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], input=smooth_image.tobytes(), capture_output=True, check=True)
@@ -55,7 +62,7 @@ def test_gaussian_statistics_without_clipping(rng) -> None:
 
 
 def test_tutorial_noise_is_clipped(rng, smooth_image) -> None:
-    noisy = make_noise(NoiseConfig(sigma=0.5))(smooth_image, rng)
+    noisy = make_noise(GaussianNoiseConfig(sigma=0.5))(smooth_image, rng)
     assert noisy.min() >= 0.0 and noisy.max() <= 1.0
 
 
@@ -85,16 +92,16 @@ def test_lower_dose_is_noisier(rng) -> None:
 
 
 def test_salt_pepper_and_speckle(rng, smooth_image) -> None:
-    sp = make_noise(NoiseConfig(kind="salt_pepper", amount=0.1))(smooth_image, rng)
+    sp = make_noise(SaltPepperNoiseConfig(amount=0.1))(smooth_image, rng)
     changed = np.mean(sp != smooth_image)
     assert 0.07 < changed < 0.13 and set(np.unique(sp[sp != smooth_image])) <= {0.0, 1.0}
-    sk = make_noise(NoiseConfig(kind="speckle", speckle_sigma=0.2, clip=False))(smooth_image, rng)
+    sk = make_noise(SpeckleNoiseConfig(sigma=0.2, clip=False))(smooth_image, rng)
     rel = (sk - smooth_image) / smooth_image
     assert abs(float(rel.std()) - 0.2) < 0.02
 
 
 def _flat_xray_noise(level: float, **kwargs) -> tuple[XrayNoise, np.ndarray]:
-    model = make_noise(NoiseConfig(kind="xray", clip=False, **kwargs))
+    model = make_noise(XrayNoiseConfig(clip=False, **kwargs))
     clean = np.full((256, 256), level, np.float32)
     return model, model(clean, np.random.default_rng([7, int(level * 100)])) - clean
 
@@ -130,7 +137,7 @@ def test_xray_darker_display_values_are_less_noisy() -> None:
 def test_xray_noise_is_clipped_and_lower_dose_noisier(smooth_image) -> None:
     rms = []
     for dose in (1.0, 0.25, 0.1):
-        model = make_noise(NoiseConfig(kind="xray", dose=dose))
+        model = make_noise(XrayNoiseConfig(dose=dose))
         noisy = model(smooth_image, np.random.default_rng(0))
         assert noisy.dtype == np.float32 and noisy.min() >= 0.0 and noisy.max() <= 1.0
         rms.append(float(np.sqrt(np.mean((noisy - smooth_image) ** 2))))
@@ -150,7 +157,7 @@ def test_xray_psd_holds_the_noise_power_with_the_kernels_shape() -> None:
 
 
 def test_xray_blind_ranges_vary_per_image(smooth_image) -> None:
-    model = make_noise(NoiseConfig(kind="xray", dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5))
+    model = make_noise(XrayNoiseConfig(dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5))
     draws = [model._draw(noise_rng(0, "train", 0, i)) for i in range(40)]
     doses = np.array([d for d, _ in draws])
     assert doses.min() >= 0.05 and doses.max() <= 1.0 and np.mean(doses < np.sqrt(0.05)) > 0.25  # log-uniform
@@ -159,25 +166,26 @@ def test_xray_blind_ranges_vary_per_image(smooth_image) -> None:
 
 
 def test_xray_config_defaults_and_checks() -> None:
-    cfg = NoiseConfig(kind="xray")
+    cfg = XrayNoiseConfig()
     assert (cfg.photons, cfg.read_noise, cfg.mu, cfg.kernel_a) == (2000.0, 3.0, 3.0, 0.3)
-    assert NoiseConfig(kind="poisson_gaussian").photons == 1e4
-    assert NoiseConfig(kind="mixed", mixed_kinds=["gaussian", "xray"]).photons == 2000.0
+    assert PoissonGaussianNoiseConfig().photons == 1e4
+    mixed = noise_config({"kind": "mixed", "mixed_kinds": ["gaussian", "xray"]})
+    assert mixed.components[1].noise.photons == 2000.0
     for bad in ({"dose": 0.5, "dose_max": 0.2}, {"kernel_a": [0.1, 0.2, 0.3]}, {"kernel_a": 1.5},
                 {"kernel_a": 0.3, "kernel_a_max": 0.1}):
         with pytest.raises(ValueError):
-            NoiseConfig(kind="xray", **bad)
+            XrayNoiseConfig(**bad)
 
 
 def test_mixed_can_draw_xray(smooth_image) -> None:
-    noise = make_noise(NoiseConfig(kind="mixed", mixed_kinds=["gaussian", "xray"], sigma=0.0, clip=False))
+    noise = make_noise(noise_config({"kind": "mixed", "mixed_kinds": ["gaussian", "xray"], "sigma": 0.0, "clip": False}))
     # sigma 0 leaves the image as it is; xray noise changes it.
     changed = [not np.array_equal(noise(smooth_image, noise_rng(0, "train", 0, i)), smooth_image) for i in range(12)]
     assert any(changed) and not all(changed)
 
 
 def test_mixed_uses_both_families(smooth_image) -> None:
-    noise = make_noise(NoiseConfig(kind="mixed", sigma=0.05, photons=100, read_noise=0, clip=False))
+    noise = make_noise(noise_config({"kind": "mixed", "sigma": 0.05, "photons": 100, "read_noise": 0, "clip": False}))
     # Poisson noise of 100 photons keeps values on a grid of 1/100; Gaussian noise does not.
     on_grid = []
     for i in range(12):

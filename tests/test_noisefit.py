@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import correlate1d, gaussian_filter
 
-from pipeline.config import NoiseConfig
+from pipeline.config import XrayNoiseConfig
 from pipeline.noise import make_noise
 from pipeline.noisefit import fit_noise, mismatch, removed_statistics
 
@@ -40,10 +40,10 @@ def test_statistics_see_white_and_correlated_noise():
 
 
 def test_fit_recovers_dose_and_anisotropic_detector_blur():
-    truth = NoiseConfig(kind="xray", photons=2000, dose=0.1, read_noise=3, mu=3.0, kernel_a=[0.5, 0.05])
+    truth = XrayNoiseConfig(photons=2000, dose=0.1, read_noise=3, mu=3.0, kernel_a=[0.5, 0.05])
     noise = make_noise(truth)
     scans = [noise(anatomy(i), np.random.default_rng(100 + i)).astype(np.float32) for i in range(3)]
-    start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
+    start = XrayNoiseConfig(photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
     fit = fit_noise(scans, blur, start, seed=0)
     a_rows, a_cols = fit.noise.kernel_a
     assert fit.noise.kind == "xray" and fit.noise.mu == 3.0 and fit.noise.photons == 2000
@@ -55,7 +55,7 @@ def test_fit_recovers_dose_and_anisotropic_detector_blur():
 
 
 def test_too_few_pixels_keep_the_starting_values(caplog):
-    start = NoiseConfig(kind="xray", photons=2000, dose=0.1, kernel_a=0.3, read_noise=3)
+    start = XrayNoiseConfig(photons=2000, dose=0.1, kernel_a=0.3, read_noise=3)
     fit = fit_noise([np.full((20, 20), 0.5, np.float32)], blur, start)
     assert fit.evaluations == 0 and fit.noise.dose == pytest.approx(0.1) and fit.noise.kernel_a == [0.3, 0.3]
     assert "too few to fit" in caplog.text
@@ -63,7 +63,7 @@ def test_too_few_pixels_keep_the_starting_values(caplog):
 
 def test_white_gaussian_noise_is_fitted_as_gaussian():
     scans = [anatomy(i) + np.random.default_rng(200 + i).normal(0, 0.08, (256, 256)).astype(np.float32) for i in range(3)]
-    start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
+    start = XrayNoiseConfig(photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
     fit = fit_noise([np.clip(s, 0, 1) for s in scans], blur, start, seed=0)
     assert fit.noise.kind == "gaussian" and fit.noise.sigma == pytest.approx(0.08, rel=0.1)
     assert fit.alternatives["xray"] > 3 * fit.alternatives["gaussian"]
@@ -72,9 +72,9 @@ def test_white_gaussian_noise_is_fitted_as_gaussian():
 def test_a_passed_deadline_stops_the_fit_with_the_starting_values(caplog):
     import time
 
-    noise = make_noise(NoiseConfig(kind="xray", photons=2000, dose=0.1, read_noise=3, mu=3.0, kernel_a=0.3))
+    noise = make_noise(XrayNoiseConfig(photons=2000, dose=0.1, read_noise=3, mu=3.0, kernel_a=0.3))
     scans = [noise(anatomy(i), np.random.default_rng(i)).astype(np.float32) for i in range(2)]
-    start = NoiseConfig(kind="xray", photons=2000, dose=0.05, dose_max=1.0)
+    start = XrayNoiseConfig(photons=2000, dose=0.05, dose_max=1.0)
     fit = fit_noise(scans, blur, start, seed=0, deadline=time.perf_counter())
     assert fit.stopped_at_deadline and fit.evaluations == 0
     assert fit.noise.kind == "xray" and fit.to_dict()["stopped_at_deadline"] is True

@@ -18,6 +18,7 @@ from orthanc_server import AET, Orthanc, free_port, start_orthanc, wait_for, wri
 from pydicom.uid import generate_uid
 
 from pipeline.checkpoint import load_model
+from pipeline.config import InferenceConfig
 from pipeline.pacs.forward import Destination, forward
 from pipeline.pacs.listen import ListenSettings, start_node
 
@@ -139,7 +140,7 @@ def running_node(
     port = destination_port or orthanc.dicom_port
     settings = ListenSettings(spool, Destination(AET, "127.0.0.1", port, LISTEN_AET), LISTEN_AET,
                               port=free_port(), max_associations=max_associations, retries=0)
-    node, server = start_node(settings, load_model(model), tile_size=32, device="cpu")
+    node, server = start_node(settings, load_model(model), InferenceConfig(tile_size=32, device="cpu"))
     worker = threading.Thread(target=node.run)
     worker.start()
     try:

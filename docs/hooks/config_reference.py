@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PAGE = "configuration.md"
 INTRO = """# Configuration reference
 
-Generated at build time from the pydantic models in `pipeline/config.py`, so it always
+Generated at build time from the pydantic models in `pipeline/config/`, so it always
 matches the code. `denoise config --defaults` prints the same fields with their defaults,
 `denoise config FILE` validates a file and prints it resolved, and
 `--set section.field=value` overrides any field on the command line (see
@@ -101,7 +101,9 @@ def default_text(field: FieldInfo) -> str:
         return "its section's defaults" if type(value).model_fields else "{}"
     if isinstance(value, Path):
         value = str(value)
-    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    if isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
     return f"`{text}`"
 
 

@@ -55,6 +55,7 @@ files in ``manifest.part-K.csv`` and ``failures.part-K.csv``; they are merged in
 
 Parts of the package
 --------------------
+:mod:`~pipeline.apply.options` (what apply is asked to do and the result),
 :mod:`~pipeline.apply.plan` (files, output names, parts), :mod:`~pipeline.apply.stream`
 (read-ahead), :mod:`~pipeline.apply.writer` (atomic outputs), :mod:`~pipeline.apply.records`
 (manifest, failures, merging parts), :mod:`pipeline.report.apply_page` (the report) and
@@ -62,6 +63,7 @@ Parts of the package
 """
 
 from pipeline.apply.api import ApplyResult, apply_folder
+from pipeline.apply.options import ApplyOptions
 from pipeline.apply.records import merge_parts
 
-__all__ = ["ApplyResult", "apply_folder", "merge_parts"]
+__all__ = ["ApplyOptions", "ApplyResult", "apply_folder", "merge_parts"]

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline import __version__
+from pipeline.apply.options import ApplyOptions, ApplyResult
 from pipeline.apply.plan import (
     Job,
     check_folders,
@@ -56,18 +57,12 @@ from pipeline.apply.writer import (
     write_atomic,
 )
 from pipeline.checkpoint import LoadedModel
-from pipeline.config import MAX_OVERLAP
+from pipeline.config import InferenceConfig
 from pipeline.distributed import wait_for_all_ranks
 from pipeline.errors import ImageReadError, PipelineError
 from pipeline.export import is_exported, load_exported_model
 from pipeline.image import ScanImage, center_crop
-from pipeline.inference import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_OVERLAP,
-    DEFAULT_TILE_SIZE,
-    ModelDenoiser,
-    denoiser_from_checkpoint,
-)
+from pipeline.inference import DEFAULT_INFERENCE, ModelDenoiser, denoiser_from_checkpoint
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
@@ -81,53 +76,14 @@ log = logging.getLogger(__name__)
 
 #: Noise is estimated on the central crop of at most this many pixels a side.
 NOISE_CROP = 1024
-OUTPUT_FORMATS = ("dicom", "png", "tiff", "nifti")
 RUN_FILE = ".denoise-apply.json"
+
+#: Options of :func:`apply_folder` when none are given.
+DEFAULT_OPTIONS = ApplyOptions()
 
 Row = dict[str, Any]
 #: Write errors that stop the run (exit 2): the output folder itself is unusable.
 _FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What :func:`apply_folder` did.
-
-    Attributes
-    ----------
-    output_dir: the output folder.
-    done, skipped, failed: files denoised, found finished, failed (this process's part).
-    manifest, failures: the CSV files this process wrote (``*.part-K.csv`` for a part).
-    report: report.html, or None when no report was written.
-    part_id, num_parts: which part of the file list this process handled.
-    seconds: wall time.
-    empty: the input folder held no image at all (a warning was logged; exit status 1).
-    """
-
-    output_dir: Path
-    done: int
-    skipped: int
-    failed: int
-    manifest: Path
-    failures: Path
-    report: Path | None = None
-    part_id: int = 0
-    num_parts: int = 1
-    seconds: float = 0.0
-    empty: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        """1 when any file failed or the input folder held no image, else 0."""
-        return 1 if self.failed or self.empty else 0
-
-    def summary(self) -> str:
-        """One line: counts, time, part."""
-        part = f" (part {self.part_id} of {self.num_parts})" if self.num_parts > 1 else ""
-        return (
-            f"denoised {self.done} files, skipped {self.skipped} already finished, "
-            f"{self.failed} failed in {self.seconds:.1f} s{part} -> {self.output_dir}"
-        )
 
 
 @dataclass(frozen=True)
@@ -320,22 +276,6 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
     return done, failures
 
 
-def _check_options(fmt: str | None, tile_size: int | None, overlap: float, batch_size: int) -> str | None:
-    """The normalised format; PipelineError for impossible settings."""
-    if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
-        raise PipelineError(f"output format {fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
-    if tile_size is not None and tile_size < 8:
-        raise PipelineError(f"tile size must be at least 8 pixels; got {tile_size}")
-    if not 0 <= overlap <= MAX_OVERLAP:
-        raise PipelineError(
-            f"tile overlap must be in [0, {MAX_OVERLAP}]; got {overlap} (each pixel is computed about "
-            f"1/(1 - overlap)**2 times: {MAX_OVERLAP} is 16 times already)"
-        )
-    if batch_size < 1:
-        raise PipelineError(f"batch size must be at least 1; got {batch_size}")
-    return None if fmt is None else fmt.lower()
-
-
 def _finish(
     input_dir: Path, output_dir: Path, num_parts: int, part_id: int, torchrun: bool, report: bool
 ) -> tuple[bool, Path | None]:
@@ -367,17 +307,8 @@ def apply_folder(
     input_dir: str | Path,
     output_dir: str | Path,
     model: str | Path | LoadedModel | None = None,
-    *,
-    fmt: str | None = None,
-    tile_size: int | None = DEFAULT_TILE_SIZE,
-    overlap: float = DEFAULT_OVERLAP,
-    device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    overwrite: bool = False,
-    num_parts: int | None = None,
-    part_id: int | None = None,
-    progress: bool = True,
-    report: bool = True,
+    options: ApplyOptions = DEFAULT_OPTIONS,
+    inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> ApplyResult:
     """Denoise every supported image under `input_dir` into `output_dir` (see :mod:`pipeline.apply`).
 
@@ -386,43 +317,48 @@ def apply_folder(
     input_dir, output_dir : folders; they must not contain one another.
     model : checkpoint file, run folder, TorchScript/ONNX file from ``denoise export``, a
         loaded model, or None for the shipped model.
-    fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``); None: as each input.
-    tile_size, overlap, batch_size : tiled inference (None: whole images); tiles per pass.
-    device : ``auto``, ``cpu`` or ``cuda``.
-    overwrite : redo finished outputs instead of skipping them.
-    num_parts, part_id : handle files ``i`` with ``i % num_parts == part_id``; None: from
-        torchrun's WORLD_SIZE/RANK, else the whole folder.
-    progress, report : show a progress bar; write the report.
+    options : format, overwrite, parts, progress bar and report (:class:`ApplyOptions`).
+    inference : tiled inference and device (:class:`~pipeline.config.InferenceConfig`).
 
     Raises
     ------
     PipelineError : missing or overlapping folders, bad settings, missing model.
     """
     start = time.perf_counter()
-    fmt = _check_options(fmt, tile_size, overlap, batch_size)
     source, dest = check_folders(input_dir, output_dir)
-    num_parts, part_id, torchrun = resolve_part(num_parts, part_id)
+    num_parts, part_id, torchrun = resolve_part(options.num_parts, options.part_id)
+    options = replace(options, num_parts=num_parts, part_id=part_id)
     if is_exported(model):  # a TorchScript or ONNX file from `denoise export`
         model = load_exported_model(model)
-    denoiser, loaded = denoiser_from_checkpoint(
-        model, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device
-    )
+    denoiser, loaded = denoiser_from_checkpoint(model, inference)
     model_sha = file_sha256(loaded.path)[:16]
     _warn_about_training_data(loaded)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):
-        return _apply_locked(source, dest, loaded, denoiser, model_sha, fmt, overwrite, num_parts, part_id,
-                             torchrun, progress, report, start)
+        return _apply_locked(_Run(source, dest, loaded, denoiser, model_sha, options, torchrun, start))
 
 
-def _apply_locked(
-    source: Path, dest: Path, loaded: LoadedModel, denoiser: ModelDenoiser, model_sha: str, fmt: str | None,
-    overwrite: bool, num_parts: int, part_id: int, torchrun: bool, progress: bool, report: bool, start: float,
-) -> ApplyResult:
+@dataclass(frozen=True)
+class _Run:
+    """One call of :func:`apply_folder` with its folders, model and options resolved
+    (``options.num_parts`` and ``part_id`` set)."""
+
+    source: Path
+    dest: Path
+    loaded: LoadedModel
+    denoiser: ModelDenoiser
+    model_sha: str
+    options: ApplyOptions
+    torchrun: bool
+    start: float
+
+
+def _apply_locked(run: _Run) -> ApplyResult:
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
-    series = _derived_series(dest, model_sha)
-
-    every_job = plan_jobs(source, dest, fmt)
+    source, dest, options = run.source, run.dest, run.options
+    num_parts, part_id = int(options.num_parts or 1), int(options.part_id or 0)  # set by apply_folder
+    series = _derived_series(dest, run.model_sha)
+    every_job = plan_jobs(source, dest, options.fmt)
     if not every_job:
         log.warning("%s holds no image (%s, or DICOM content without a suffix; hidden files are ignored): "
                     "nothing was denoised", path_text(source), ", ".join(sorted(SUPPORTED_SUFFIXES)))
@@ -430,27 +366,27 @@ def _apply_locked(
     for path in stale_temporaries(jobs):
         remove_path(path)
     recorded = {str(row["input"]): row for row in manifest_rows(dest)}
-    if not overwrite:
-        check_unchanged_model(dest, {path_text(job.source) for job in jobs if finished_output(job)}, model_sha)
-    todo, finished = split_finished(jobs, overwrite, dest, recorded, model_sha, file_sha256)
+    if not options.overwrite:
+        check_unchanged_model(dest, {path_text(job.source) for job in jobs if finished_output(job)}, run.model_sha)
+    todo, finished = split_finished(jobs, options.overwrite, dest, recorded, run.model_sha, file_sha256)
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)
     prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
-    description = f"Denoised ({loaded.config.model.name} {model_sha[:8]}) denoise-pipeline {__version__}"
-    ctx = _Context(dest, denoiser, series, loaded.identity, model_sha, manifest, description)
+    description = f"Denoised ({run.loaded.config.model.name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
+    ctx = _Context(dest, run.denoiser, series, run.loaded.identity, run.model_sha, manifest, description)
     failures: list[Failure] = []
     try:
         desc = "denoise" if num_parts == 1 else f"denoise part {part_id}/{num_parts}"
-        done, failures = _run_jobs(todo, ctx, progress, desc)
+        done, failures = _run_jobs(todo, ctx, options.progress, desc)
     finally:
         write_failures_csv(failures, failures_csv)
 
-    merged, report_path = _finish(source, dest, num_parts, part_id, torchrun, report)
+    merged, report_path = _finish(source, dest, num_parts, part_id, run.torchrun, options.report)
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(
         dest, done, len(finished), len(failures), manifest, failures_csv, report_path,
-        part_id, num_parts, time.perf_counter() - start, not every_job,
+        part_id, num_parts, time.perf_counter() - run.start, not every_job,
     )

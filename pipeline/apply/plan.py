@@ -34,8 +34,6 @@ REPORT_VIEWS = "report_views"
 #: to ``<name>.input/`` instead, so a report never replaces or deletes an output.
 RESERVED_FOLDERS = frozenset({REPORT_VIEWS})
 INPUT_FOLDER_TAG = ".input"
-
-
 @dataclass(frozen=True)
 class Job:
     """One input file, where its output goes, and why it cannot be read (if known already)."""

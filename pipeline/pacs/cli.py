@@ -46,6 +46,8 @@ def check_folder_options(args: argparse.Namespace) -> None:
 
 def cmd_apply_dicomweb(args: argparse.Namespace, url: str) -> int:
     """``denoise apply --input dicomweb:URL``: print a summary and where the records are; exit status."""
+    from pipeline.apply import ApplyOptions
+    from pipeline.inference import settings_from_options
     from pipeline.pacs.dicomweb import Server, apply_dicomweb, parse_input
     from pipeline.pacs.select import Selection
 
@@ -61,9 +63,9 @@ def cmd_apply_dicomweb(args: argparse.Namespace, url: str) -> int:
         destination = Server(dest_url, args.auth_file, args.ca_bundle)
     selection = Selection(tuple(args.study), args.series, _query(args.query))
     result = apply_dicomweb(
-        source, selection, args.output, args.model, destination=destination, tile_size=args.tile_size,
-        overlap=args.overlap, device=args.device, batch_size=args.batch_size,
-        progress=not args.no_progress, report=not args.no_report,
+        source, selection, args.output, args.model, destination=destination,
+        options=ApplyOptions(progress=not args.no_progress, report=not args.no_report),
+        inference=settings_from_options(args),
     )
     print(result.summary())
     print(f"manifest: {result.denoise.manifest}")
@@ -86,6 +88,7 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     """``denoise listen``: run the node until SIGTERM or SIGINT."""
+    from pipeline.inference import settings_from_options
     from pipeline.pacs.dicomweb import load_run_model
     from pipeline.pacs.forward import Destination
     from pipeline.pacs.listen import ListenSettings, listen
@@ -98,6 +101,5 @@ def cmd_listen(args: argparse.Namespace) -> int:
         args.spool, Destination.parse(args.destination, args.ae_title.strip()), args.ae_title.strip(),
         args.host, args.port, args.max_associations, args.retries,
     )
-    listen(settings, load_run_model(args.model)[0], tile_size=args.tile_size, overlap=args.overlap,
-           device=args.device, batch_size=args.batch_size)
+    listen(settings, load_run_model(args.model)[0], settings_from_options(args))
     return 0

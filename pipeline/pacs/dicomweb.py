@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.apply import ApplyResult, apply_folder
+from pipeline.apply import ApplyOptions, ApplyResult, apply_folder
+from pipeline.apply.api import DEFAULT_OPTIONS
 from pipeline.apply.records import FAILURES, MANIFEST, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
 from pipeline.export import is_exported, load_exported_model
+from pipeline.inference import DEFAULT_INFERENCE
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.logs import each_warning_once
 from pipeline.pacs.auth import check_url, make_session
@@ -136,11 +139,11 @@ class _Denoised:
     failures: list[Failure] = field(default_factory=list)
 
 
-def _denoise_batch(batch: Path, out: Path, loaded: LoadedModel, options: dict, totals: _Denoised,
-                   storer: Storer | None) -> None:
+def _denoise_batch(batch: Path, out: Path, loaded: LoadedModel, options: ApplyOptions,
+                   inference: InferenceConfig, totals: _Denoised, storer: Storer | None) -> None:
     """One folder run on `batch` into OUT/denoised; its derived files are handed to `storer`."""
     denoised = out / DENOISED
-    result = apply_folder(batch, denoised, loaded, fmt="dicom", progress=False, report=False, **options)
+    result = apply_folder(batch, denoised, loaded, options, inference)
     totals.done += result.done
     totals.skipped += result.skipped
     totals.failures += [Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
@@ -165,17 +168,18 @@ def _finish_denoised(out: Path, totals: _Denoised, report: bool, seconds: float)
 
 def apply_dicomweb(
     source: Server, selection: Selection, output_dir: str | Path, model: str | Path | LoadedModel | None = None,
-    *, destination: Server | None = None, progress: bool = True, report: bool = True, **apply_options,
+    *, destination: Server | None = None, options: ApplyOptions = DEFAULT_OPTIONS,
+    inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> DicomwebResult:
     """Denoise the selected instances of `source` into `output_dir`; store them on `destination`.
 
     Retrieval, denoising and storing overlap: instances are fetched a bounded number ahead
     of the denoiser, which takes what has arrived as one batch (a folder run), and derived
     files are stored on background threads while the next batch is denoised.
-    `apply_options` go to :func:`~pipeline.apply.apply_folder` (tile_size, overlap,
-    device, batch_size). Raises PipelineError when `source` cannot be used at all
-    (unreachable, credentials refused) or a setting is wrong; failures of single instances
-    are recorded instead (see :mod:`pipeline.pacs.dicomweb`).
+    `options` (its format replaced by DICOM; progress and report are the whole run's) and
+    `inference` go to :func:`~pipeline.apply.apply_folder`. Raises PipelineError when
+    `source` cannot be used at all (unreachable, credentials refused) or a setting is wrong;
+    failures of single instances are recorded instead (see :mod:`pipeline.pacs.dicomweb`).
     """
     start = time.perf_counter()
     out = Path(output_dir)
@@ -191,24 +195,25 @@ def apply_dicomweb(
     todo = [ref for ref in refs if ref.sop not in done and ref.sop not in spool.held]
     storer = None if dest_client is None else Storer(dest_client, out / STORED, dest_client.base_url)
     totals, counts = _Denoised(), None
+    batch_options = replace(options, fmt="dicom", progress=False, report=False)
     try:
-        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not progress) as bar, \
+        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not options.progress) as bar, \
                 each_warning_once(FOLDER_RUN_LOG):
             for batch in list(spool.batches):  # an earlier run's: finish and store what is left
-                _denoise_batch(batch, out, loaded, apply_options, totals, storer)
+                _denoise_batch(batch, out, loaded, batch_options, inference, totals, storer)
             if spool.waiting():
-                _denoise_batch(spool.new_batch(spool.waiting()), out, loaded, apply_options, totals, storer)
+                _denoise_batch(spool.new_batch(spool.waiting()), out, loaded, batch_options, inference, totals, storer)
             for fetched in fetch_ahead(client, todo, spool):
                 failures += [failure for _ref, failure in fetched if failure is not None]
                 arrived = [ref for ref, failure in fetched if failure is None]
                 if arrived:
-                    _denoise_batch(spool.new_batch(arrived), out, loaded, apply_options, totals, storer)
+                    _denoise_batch(spool.new_batch(arrived), out, loaded, batch_options, inference, totals, storer)
                 bar.update(len(fetched))
     finally:
         if storer is not None:
             counts, store_failures = storer.close()
             failures += store_failures
-    result = _finish_denoised(out, totals, report, time.perf_counter() - start)
+    result = _finish_denoised(out, totals, options.report, time.perf_counter() - start)
     failures += totals.failures
     write_failures_csv(failures, out / FAILURES)
     return DicomwebResult(out, len(refs), len(done), result, counts, failures, time.perf_counter() - start)

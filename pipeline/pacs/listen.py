@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.apply import apply_folder
+from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.apply.records import FAILURES, manifest_rows
 from pipeline.checkpoint import LoadedModel
+from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
+from pipeline.inference import DEFAULT_INFERENCE
 from pipeline.logs import each_warning_once
 from pipeline.pacs.dicomweb import FOLDER_RUN_LOG
 from pipeline.pacs.forward import Destination, ForwardError, forward
@@ -90,8 +92,8 @@ def spool_instance(spool: Path, sop_uid: str, data: bytes) -> Path:
 class Node:
     """The spool and the work on it: denoise, forward, record (one worker at a time)."""
 
-    def __init__(self, settings: ListenSettings, model: LoadedModel, apply_options: dict) -> None:
-        self.settings, self.model, self.apply_options = settings, model, apply_options
+    def __init__(self, settings: ListenSettings, model: LoadedModel, inference: InferenceConfig) -> None:
+        self.settings, self.model, self.inference = settings, model, inference
         self.wake, self.stop = threading.Event(), threading.Event()
         spool = settings.spool
         for name in (INCOMING, PARTIAL, DERIVED, FAILED):
@@ -153,8 +155,8 @@ class Node:
         if not pending:
             return
         derived = spool / DERIVED
-        apply_folder(spool / INCOMING, derived, self.model, fmt="dicom", progress=False, report=False,
-                     **self.apply_options)
+        apply_folder(spool / INCOMING, derived, self.model, ApplyOptions(fmt="dicom", progress=False, report=False),
+                     self.inference)
         outputs = {Path(row["input"]).name: row["output"] for row in manifest_rows(derived)}
         reasons = {Path(row["path"]).name: row["reason"] for row in read_csv(derived / FAILURES)}
         for source in pending:
@@ -192,7 +194,9 @@ def _application_entity(settings: ListenSettings):
     return ae
 
 
-def start_node(settings: ListenSettings, model: LoadedModel, **apply_options) -> tuple[Node, object]:
+def start_node(
+    settings: ListenSettings, model: LoadedModel, inference: InferenceConfig = DEFAULT_INFERENCE,
+) -> tuple[Node, object]:
     """The node and its running SCP server (pynetdicom's ThreadedAssociationServer).
 
     Nothing is denoised until :meth:`Node.run` runs; stop with ``node.stop.set()``,
@@ -203,7 +207,7 @@ def start_node(settings: ListenSettings, model: LoadedModel, **apply_options) ->
     except ImportError:
         raise PipelineError("denoise listen needs the pynetdicom package: pip install pynetdicom "
                             "(or pip install denoise-pipeline[pacs])") from None
-    node = Node(settings, model, apply_options)
+    node = Node(settings, model, inference)
     ae = _application_entity(settings)
     try:
         server = ae.start_server((settings.host, settings.port), block=False,
@@ -214,9 +218,9 @@ def start_node(settings: ListenSettings, model: LoadedModel, **apply_options) ->
     return node, server
 
 
-def listen(settings: ListenSettings, model: LoadedModel, **apply_options) -> None:
-    """Run the node until SIGTERM or SIGINT; `apply_options` go to apply_folder (tiles, device)."""
-    node, server = start_node(settings, model, **apply_options)
+def listen(settings: ListenSettings, model: LoadedModel, inference: InferenceConfig = DEFAULT_INFERENCE) -> None:
+    """Run the node until SIGTERM or SIGINT; `inference` goes to apply_folder (tiles, device)."""
+    node, server = start_node(settings, model, inference)
 
     def stop(signum: int, _frame: object) -> None:
         log.info("%s: stopping after the instance at hand", signal.Signals(signum).name)

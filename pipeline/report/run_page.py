@@ -125,13 +125,4 @@ def _given_words(kind: str) -> str:
 
 def noise_description(cfg: Config) -> str:
     """The test noise's parameters in words, e.g. ``sigma 0.098``."""
-    n = cfg.evaluate.noise or cfg.noise
-    if n.kind == "gaussian":
-        return f"sigma {n.sigma}" + (f"..{n.sigma_max}" if n.sigma_max else "")
-    if n.kind == "poisson_gaussian":
-        return f"{n.photons:g} photons at full dose, dose {n.dose}, read noise {n.read_noise}"
-    if n.kind == "xray":
-        dose = f"{n.dose}..{n.dose_max}" if n.dose_max else f"{n.dose}"
-        return (f"X-ray, {n.photons:g} photons unattenuated at full dose, dose {dose}, mu {n.mu}, "
-                f"kernel a {n.kernel_a}, read noise {n.read_noise}")
-    return n.kind
+    return (cfg.evaluate.noise or cfg.noise).describe()

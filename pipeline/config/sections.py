@@ -1,27 +1,14 @@
-"""Configuration of a run: pydantic models, YAML in, resolved YAML out.
-
-Every field has a default and a one-line description. Unknown keys are errors naming the
-key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
-"""
+"""The sections of a run's config other than noise and evaluate (see :mod:`pipeline.config`)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.errors import ConfigError
 from pipeline.text import short_text
-
-#: A config file larger than this (bytes) is refused unread: real configs are a few KB.
-MAX_CONFIG_BYTES = 1 << 20
-#: Most values (counted through every alias) and deepest nesting a config may have; a
-#: YAML alias bomb or a deeply nested file is refused at once instead of exhausting memory.
-MAX_CONFIG_VALUES = 100_000
-MAX_CONFIG_DEPTH = 32
 
 
 class Section(BaseModel):
@@ -132,87 +119,6 @@ class DataConfig(Section):
         return self
 
 
-#: Noise kinds a ``mixed`` model may draw from.
-MixableNoise = Literal["gaussian", "poisson_gaussian", "xray"]
-
-#: Defaults of ``photons`` and ``read_noise`` per kind (None in a config means these).
-PHOTONS_DEFAULT = {"xray": 2000.0, "other": 1e4}
-READ_NOISE_DEFAULT = {"xray": 3.0, "other": 10.0}
-
-
-class NoiseConfig(Section):
-    kind: Literal["gaussian", "poisson_gaussian", "xray", "salt_pepper", "speckle", "mixed"] = Field(
-        "gaussian", description="Noise model (see pipeline.noise)."
-    )
-    sigma: float = Field(0.5, ge=0.0, description="Gaussian: std in [0,1] units (the tutorial's noise factor 0.5).")
-    sigma_max: float | None = Field(
-        None, ge=0.0, description="Gaussian: draw sigma uniformly in [sigma, sigma_max] per image (blind training)."
-    )
-    clip: bool = Field(True, description="Clip noisy values to [0, 1].")
-    photons: float | None = Field(
-        None, gt=0,
-        description="Poisson-Gaussian: photons per pixel at full signal; xray: photons per pixel of an unattenuated ray at full dose (try 1e3-1e4). None: 1e4, or 2000 for xray (also when mixed includes xray).",
-    )
-    photons_min: float | None = Field(None, gt=0, description="Poisson-Gaussian: draw photons log-uniformly in [photons_min, photons].")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Poisson-Gaussian and xray: dose fraction of the full dose (0.25 = quarter dose).")
-    dose_max: float | None = Field(
-        None, gt=0, le=1.0, description="xray: draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training)."
-    )
-    read_noise: float | None = Field(
-        None, ge=0, description="Poisson-Gaussian and xray: electronic (read) noise std in photon counts. None: 10, or 3 for xray."
-    )
-    mu: float = Field(3.0, gt=0, description="xray: attenuation of a display value p (transmission exp(-mu p)); 3.0 is a 20:1 range of transmitted intensity.")
-    kernel_a: float | list[float] = Field(
-        0.3, description="xray: detector kernel [a, 1, a] (normalised to unit energy) correlating quantum noise; one a, or [a_rows, a_cols] per axis; 0: white."
-    )
-    kernel_a_max: float | list[float] | None = Field(
-        None, description="xray: draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch (blind training)."
-    )
-    mixed_kinds: list[MixableNoise] = Field(
-        ["gaussian", "poisson_gaussian"], min_length=1, description="mixed: kinds drawn per image with equal probability."
-    )
-    amount: float = Field(0.05, ge=0, le=1, description="Salt-and-pepper: fraction of pixels replaced.")
-    speckle_sigma: float = Field(0.1, ge=0, description="Speckle: std of the multiplicative noise.")
-    fresh_each_epoch: bool = Field(True, description="Draw new training noise each epoch (False: one fixed noisy set).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_defaults(cls, data: Any) -> Any:
-        """Fill photons and read_noise left out (or None) with the kind's default."""
-        if not isinstance(data, dict):
-            return data
-        kind = data.get("kind", "gaussian")
-        xray = kind == "xray" or (kind == "mixed" and "xray" in (data.get("mixed_kinds") or []))
-        key = "xray" if xray else "other"
-        data = dict(data)
-        if data.get("photons") is None:
-            data["photons"] = PHOTONS_DEFAULT[key]
-        if data.get("read_noise") is None:
-            data["read_noise"] = READ_NOISE_DEFAULT[key]
-        return data
-
-    @model_validator(mode="after")
-    def _check_xray_ranges(self) -> NoiseConfig:
-        if self.dose_max is not None and self.dose_max < self.dose:
-            raise ValueError(f"dose_max ({self.dose_max}) must be at least dose ({self.dose})")
-        low = kernel_axes(self.kernel_a, "kernel_a")
-        if self.kernel_a_max is not None:
-            high = kernel_axes(self.kernel_a_max, "kernel_a_max")
-            if any(h < lo for lo, h in zip(low, high)):
-                raise ValueError(f"kernel_a_max {self.kernel_a_max} must be at least kernel_a {self.kernel_a} on each axis")
-        return self
-
-
-def kernel_axes(value: float | list[float], name: str) -> tuple[float, float]:
-    """(a_rows, a_cols) of a kernel_a value; a must lie in [0, 1]."""
-    pair = [value, value] if isinstance(value, (int, float)) else list(value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be one number or [a_rows, a_cols]; got {value}")
-    if any(not 0.0 <= a <= 1.0 for a in pair):
-        raise ValueError(f"{name} values must lie in [0, 1]; got {value}")
-    return float(pair[0]), float(pair[1])
-
-
 #: Largest width (filters, channels, latent size) a config may give a network: wider ones
 #: take gigabytes per layer, and a typo such as 100000000 would fail in allocation.
 MAX_WIDTH = 4096
@@ -295,16 +201,6 @@ class TrainConfig(Section):
     max_train_seconds: float | None = Field(None, gt=0, description="Stop training after this many seconds (checked after each epoch).")
 
 
-class EvaluateConfig(Section):
-    baselines: list[Literal["bm3d", "nlm", "tv", "wavelet", "median"]] = Field(
-        [], description="Classical denoisers compared with the model on the same images and noise."
-    )
-    models: list[Path] = Field([], description="Further checkpoints or run folders to compare on the same images.")
-    noise: NoiseConfig | None = Field(
-        None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
-    )
-
-
 #: Largest tile overlap: 0.75 computes each pixel about 16 times; 0.99 would be 10,000 times.
 MAX_OVERLAP = 0.75
 
@@ -321,6 +217,8 @@ class InferenceConfig(Section):
     7.7; peak memory 0.6-0.8 GiB at 512, 1.0-1.8 GiB at 1024.
     """
 
+    model_config = ConfigDict(frozen=True)
+
     tile_size: int | None = Field(512, ge=8, description="Denoise images larger than this in tiles of this size (None: whole images).")
     overlap: float = Field(0.25, ge=0, le=MAX_OVERLAP, description=(
         f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is computed "
@@ -334,190 +232,3 @@ class ReportConfig(Section):
     html: bool = Field(True, description="Write the self-contained report.html.")
 
 
-class Config(Section):
-    """A whole run."""
-
-    run: RunConfig = Field(default_factory=RunConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    noise: NoiseConfig = Field(default_factory=NoiseConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    inference: InferenceConfig = Field(default_factory=InferenceConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, YAML-safe dictionary of every resolved field."""
-        return self.model_dump(mode="json")
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _format_errors(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration ({origin}):"]
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)")
-        else:
-            lines.append(f"  {path}: {e['msg']} (got {short_text(repr(e.get('input')), 80)})")
-    return "\n".join(lines)
-
-
-def _parse_value(text: str) -> Any:
-    """Parse an override's value as YAML (numbers, booleans, lists), else keep the string."""
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):
-        return text
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` overrides to a raw config dictionary (in place) and return it."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. train.epochs=5)")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = raw
-        for p in parts[:-1]:
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {p} is not a section")
-            node = child
-        node[parts[-1]] = _parse_value(value)
-    return raw
-
-
-def _check_size(raw: Any, origin: str) -> None:
-    """ConfigError when `raw` nests deeper than MAX_CONFIG_DEPTH or holds (counting every
-    alias each time it is used) more than MAX_CONFIG_VALUES values."""
-    budget = MAX_CONFIG_VALUES
-    stack: list[tuple[Any, int]] = [(raw, 0)]
-    while stack:
-        node, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise ConfigError(f"{origin}: too many values (over {MAX_CONFIG_VALUES:,}, counting "
-                              "YAML aliases each time they are used); a config is a few dozen fields")
-        if depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"{origin}: nested deeper than {MAX_CONFIG_DEPTH} levels; a config has "
-                              "sections of fields, a few levels deep")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for pair in node.items() for v in pair)
-        elif isinstance(node, (list, tuple, set)):
-            stack.extend((v, depth + 1) for v in node)
-
-
-def config_from_dict(raw: dict[str, Any], origin: str = "config") -> Config:
-    """Validate a raw dictionary; errors name the key path and what is allowed."""
-    _check_size(raw, origin)
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, origin)) from None
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (None: all defaults), apply overrides, validate.
-
-    Relative data paths in the file are taken relative to the current directory.
-    """
-    raw: dict[str, Any] = {}
-    origin = "defaults"
-    if path is not None:
-        path = Path(path)
-        origin = str(path)
-        loaded = _read_yaml(path)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must be a mapping of sections (run, data, noise, ...)")
-        raw = loaded
-    apply_overrides(raw, list(overrides or []))
-    return config_from_dict(raw, origin)
-
-
-def _read_yaml(path: Path) -> Any:
-    """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})")
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"config file {path} is UTF-16 text; save it as UTF-8")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        _refuse_duplicate_keys(root, path)
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {short_text(str(err))}") from None
-    except RecursionError:
-        raise ConfigError(f"config file {path}: nested too deeply to be a config") from None
-
-
-def _refuse_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
-    """ConfigError naming the key path and line of a key given twice in one mapping.
-
-    YAML keeps the last of two equal keys, so a second ``train:`` would silently replace
-    the whole first section. Each node is visited once (aliases are not expanded).
-    """
-    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
-    seen: set[int] = set()
-    while stack:
-        node, where = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys: set[str] = set()
-            for key, value in node.value:
-                name = str(key.value) if isinstance(key, yaml.ScalarNode) else ""
-                if name and name != "<<" and name in keys:
-                    raise ConfigError(f"config file {path}: key {where}{name} is given twice (line "
-                                      f"{key.start_mark.line + 1}); keep one (YAML would keep only the last)")
-                keys.add(name)
-                stack.append((value, f"{where}{name}."))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, f"{where}{index}.") for index, item in enumerate(node.value))
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config (every field, seed included) as YAML."""
-    Path(path).write_text(cfg.to_yaml())
-
-
-def _allowed_values(annotation: Any) -> list[Any]:
-    """The values a field admits when its type is (a list or optional of) a Literal, else []."""
-    if get_origin(annotation) is Literal:
-        return list(get_args(annotation))
-    return [v for arg in get_args(annotation) for v in _allowed_values(arg)]
-
-
-def describe_defaults() -> str:
-    """Every field with its default, allowed values and description, for `denoise config --defaults`."""
-    lines: list[str] = []
-    for section_name, section_field in Config.model_fields.items():
-        section_cls = section_field.default_factory  # type: ignore[assignment]
-        lines.append(f"{section_name}:")
-        for name, f in section_cls.model_fields.items():  # type: ignore[union-attr]
-            default = f.default if f.default_factory is None else f.default_factory()
-            if isinstance(default, BaseModel):
-                default = default.model_dump(mode="json")
-            if isinstance(default, Path):
-                default = str(default)
-            allowed = _allowed_values(f.annotation)
-            words = "Any of" if get_origin(f.annotation) is list else "One of"
-            choices = f" {words}: {', '.join(map(str, allowed))}." if allowed else ""
-            lines.append(f"  {name}: {yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.description}{choices}")
-    return "\n".join(lines)

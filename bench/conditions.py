@@ -79,15 +79,23 @@ def patient_split_test_images(seed: int, project: Path) -> tuple[list[ScanImage]
     for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
         paths = getattr(cfg.data, name)
         if paths is not None:
-            setattr(cfg.data, name, [from_checkout(p, project) for p in paths] if isinstance(paths, list) else from_checkout(paths, project))
+            setattr(
+                cfg.data,
+                name,
+                [from_checkout(p, project) for p in paths]
+                if isinstance(paths, list)
+                else from_checkout(paths, project),
+            )
     if cfg.data.groups is not None:
         cfg.data.groups.csv = from_checkout(cfg.data.groups.csv, project)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
         splits = load_splits(cfg.data, cfg.run.seed)
     order = interleaved_by_folder(splits.test)
-    return order, (f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
-                   "taken in turn from each source folder")
+    return order, (
+        f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
+        "taken in turn from each source folder"
+    )
 
 
 def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanImage], str]:
@@ -106,18 +114,25 @@ def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanIm
         found, failed = read_files([shared_data / CXR_PNG / row["file"]])
         if failed:
             raise PipelineError(failed[0].reason)
-        images += [replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]})) for img in found]
+        images += [
+            replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]}))
+            for img in found
+        ]
     patients = len({r["patient"] for r in rows})
     sources = sorted({r["source"] for r in rows})
-    return interleaved_by_folder(images), (f"test part of the five-source patient split {MULTISITE_SPLIT} "
-                                           f"({patients} patients from {', '.join(sources)}), taken in turn from each source")
+    return interleaved_by_folder(images), (
+        f"test part of the five-source patient split {MULTISITE_SPLIT} "
+        f"({patients} patients from {', '.join(sources)}), taken in turn from each source"
+    )
 
 
 def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
     """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N mixes the sources."""
     by_folder: dict[str, list[ScanImage]] = {}
     for img in images:
-        key = (img.meta.extra or {}).get("source") or str(img.meta.source.parent if img.meta.source else "")
+        key = (img.meta.extra or {}).get("source") or str(
+            img.meta.source.parent if img.meta.source else ""
+        )
         by_folder.setdefault(key, []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
@@ -129,13 +144,25 @@ def classical_methods() -> list[Denoiser]:
 
 
 def describe_images(images: list[ScanImage]) -> list[dict[str, Any]]:
-    return [{"image": img.meta.name, "folder": img.meta.source.parent.name if img.meta.source else None,
-             "shape": list(img.pixels.shape)} for img in images]
+    return [
+        {
+            "image": img.meta.name,
+            "folder": img.meta.source.parent.name if img.meta.source else None,
+            "shape": list(img.pixels.shape),
+        }
+        for img in images
+    ]
 
 
 def nih_patients(roots: list[Path]) -> set[str]:
     """NIH patient ids of the PNG files under those of `roots` that exist."""
-    return {m.group(1) for root in roots if root.is_dir() for f in root.rglob("*.png") if (m := NIH_PATIENT.match(f.name))}
+    return {
+        m.group(1)
+        for root in roots
+        if root.is_dir()
+        for f in root.rglob("*.png")
+        if (m := NIH_PATIENT.match(f.name))
+    }
 
 
 def unseen_images(images: list[ScanImage], patients: set[str]) -> tuple[list[ScanImage], list[str]]:

@@ -43,7 +43,9 @@ def transfer_curves(spectra: Spectra, images: set[str]) -> dict[str, dict[str, l
     return {m: curves(s) for m, s in by_method(spectra, images).items()}
 
 
-def by_source(rows: list[dict[str, Any]], sources: dict[str, str], spectra: Spectra) -> dict[str, Any]:
+def by_source(
+    rows: list[dict[str, Any]], sources: dict[str, str], spectra: Spectra
+) -> dict[str, Any]:
     """Per source: each method's PSNR/SSIM summary against BM3D and its detail kept, on the images with BM3D."""
     out: dict[str, Any] = {}
     with_bm3d = {r["image"] for r in rows if r["method"] == "bm3d"}
@@ -51,11 +53,19 @@ def by_source(rows: list[dict[str, Any]], sources: dict[str, str], spectra: Spec
         names = {img for img, s in sources.items() if s == source and img in with_bm3d}
         if not names:
             continue
-        summary = summarize_methods([r for r in rows if r["image"] in names], reference_method="bm3d")
-        out[source] = {"n": len(names), "methods": summary["methods"], "transfer": transfer_by_method(spectra, names)}
+        summary = summarize_methods(
+            [r for r in rows if r["image"] in names], reference_method="bm3d"
+        )
+        out[source] = {
+            "n": len(names),
+            "methods": summary["methods"],
+            "transfer": transfer_by_method(spectra, names),
+        }
     return out
 
 
 def condition_figure(result: dict[str, Any], path: Path) -> Path | None:
     """T(f) and residual NPS per method, one column per condition of an acceptance result (None without curves)."""
-    return transfer_figure([(c["label"], c.get("curves") or {}) for c in result["conditions"].values()], path)
+    return transfer_figure(
+        [(c["label"], c.get("curves") or {}) for c in result["conditions"].values()], path
+    )

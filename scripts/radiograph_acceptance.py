@@ -47,39 +47,81 @@ def named_checkpoints(specs: list[str]) -> dict[str, str]:
 
 
 def provenance(argv: list[str], threads: int, project: Path) -> dict[str, Any]:
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(project) or "unknown",
-            "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
-            "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
-            "threads": threads}
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(project) or "unknown",
+        "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
+        "threads": threads,
+    }
 
 
 def measured_line(p: dict[str, Any]) -> str:
-    return (f"*Measured {p['time']} at commit `{p['commit']}` with `{p['command']}` on {p['machine']}, "
-            f"{p['threads']} torch threads.*")
+    return (
+        f"*Measured {p['time']} at commit `{p['commit']}` with `{p['command']}` on {p['machine']}, "
+        f"{p['threads']} torch threads.*"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", default=[], help="name=checkpoint (repeatable; the first is judged)")
-    p.add_argument("--lowres", action="append", default=[], help="name=checkpoint of a 64-px model (64x64 table instead)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="name=checkpoint (repeatable; the first is judged)",
+    )
+    p.add_argument(
+        "--lowres",
+        action="append",
+        default=[],
+        help="name=checkpoint of a 64-px model (64x64 table instead)",
+    )
     p.add_argument("--crop", type=int, default=512, help="centre crop side (0: whole images)")
-    p.add_argument("--images", type=int, default=None, help="the first N test images only (default all)")
-    p.add_argument("--bm3d-images", type=int, default=None, help="run BM3D on the first N images only (default all)")
-    p.add_argument("--bm3d-budget", type=float, default=None, help="start no BM3D image after this many seconds")
+    p.add_argument(
+        "--images", type=int, default=None, help="the first N test images only (default all)"
+    )
+    p.add_argument(
+        "--bm3d-images",
+        type=int,
+        default=None,
+        help="run BM3D on the first N images only (default all)",
+    )
+    p.add_argument(
+        "--bm3d-budget",
+        type=float,
+        default=None,
+        help="start no BM3D image after this many seconds",
+    )
     p.add_argument("--only", nargs="*", help="condition keys to run (default all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--work", type=Path, required=True, help="folder for the rows (reused) and the tables")
-    p.add_argument("--project", type=Path, default=CHECKOUT, help="the checkout (default: this script's)")
-    p.add_argument("--shared-data", type=Path, help="the radiographs (default: ../shared/data beside the checkout)")
+    p.add_argument(
+        "--work", type=Path, required=True, help="folder for the rows (reused) and the tables"
+    )
+    p.add_argument(
+        "--project", type=Path, default=CHECKOUT, help="the checkout (default: this script's)"
+    )
+    p.add_argument(
+        "--shared-data",
+        type=Path,
+        help="the radiographs (default: ../shared/data beside the checkout)",
+    )
     args = p.parse_args(argv)
     shared_data = args.shared_data or shared_data_beside(args.project)
     torch.set_num_threads(args.threads)
     options = SplitOptions(
-        work=args.work, models=named_checkpoints(args.lowres or args.model), lowres=bool(args.lowres),
-        lowres_dir=shared_data / LOWRES, crop=args.crop,
-        images=args.images, bm3d_images=args.bm3d_images, bm3d_budget=args.bm3d_budget, only=args.only, seed=args.seed,
+        work=args.work,
+        models=named_checkpoints(args.lowres or args.model),
+        lowres=bool(args.lowres),
+        lowres_dir=shared_data / LOWRES,
+        crop=args.crop,
+        images=args.images,
+        bm3d_images=args.bm3d_images,
+        bm3d_budget=args.bm3d_budget,
+        only=args.only,
+        seed=args.seed,
     )
     result = run_split(*test_images(args.project, shared_data), options)
     result["provenance"] = provenance(argv, args.threads, args.project)

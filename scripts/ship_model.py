@@ -61,7 +61,11 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
         if env.is_file():
             info = json.loads(env.read_text())
             machine = {k: info.get(k) for k in ("cuda", "torch", "cpu_count", "python")}
-    return {"best_val_psnr": best, "training_seconds": sum(row["seconds"] for row in log), "trained_on": machine}
+    return {
+        "best_val_psnr": best,
+        "training_seconds": sum(row["seconds"] for row in log),
+        "trained_on": machine,
+    }
 
 
 def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
@@ -73,17 +77,24 @@ def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
         for old, new in replacements:
             if value.startswith(old):
-                return new + value[len(old):]
+                return new + value[len(old) :]
     return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run folder (or checkpoint) of the training run")
-    parser.add_argument("--run-log", type=Path, help="folder with the run's train_log.csv and environment.json")
+    parser.add_argument(
+        "--run-log", type=Path, help="folder with the run's train_log.csv and environment.json"
+    )
     parser.add_argument("--config", default=CONFIG, help="the config that trains it, as recorded")
-    parser.add_argument("--replace-path", action="append", default=[], metavar="OLD=NEW",
-                        help="in the recorded config, paths starting with OLD start with NEW instead (repeatable)")
+    parser.add_argument(
+        "--replace-path",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="in the recorded config, paths starting with OLD start with NEW instead (repeatable)",
+    )
     parser.add_argument("--dest", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
     replacements = [tuple(item.split("=", 1)) for item in args.replace_path]
@@ -93,7 +104,9 @@ def main() -> None:
     ckpt = read_checkpoint(source)
     ckpt["config"] = replace_paths(ckpt["config"], replacements)
     notes = [f"{old} -> {new}" for old, new in replacements]
-    if Path(ckpt["config"]["run"]["output_dir"]).is_absolute():  # the training machine's folder means nothing here
+    if Path(
+        ckpt["config"]["run"]["output_dir"]
+    ).is_absolute():  # the training machine's folder means nothing here
         ckpt["config"]["run"]["output_dir"] = "runs"
         notes.append("run.output_dir (absolute on the training machine) -> runs")
     provenance = {

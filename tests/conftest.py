@@ -15,7 +15,9 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 def shared_data() -> Path:
     """../shared/data, or skip: the real radiographs and MNIST files are not on this machine."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the project in development and CI)")
+        pytest.skip(
+            f"real data folder {SHARED_DATA} is absent (it sits beside the project in development and CI)"
+        )
     return SHARED_DATA
 
 

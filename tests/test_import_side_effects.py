@@ -41,8 +41,14 @@ print(json.dumps(changed))
 
 
 def test_importing_the_package_changes_no_global_state() -> None:
-    result = subprocess.run([sys.executable, "-c", SIDE_EFFECTS], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SIDE_EFFECTS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
 

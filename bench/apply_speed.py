@@ -105,8 +105,8 @@ def run_child(cmd: list[str], cwd: Path) -> tuple[int, float, float]:
 def baseline_cmd(model: Path | None, device: str) -> list[str]:
     """A child that imports the package and loads the model, and does nothing else."""
     code = (
-        "import sys; import pipeline.apply; from pipeline.checkpoint import load_model; "
-        "from pipeline.inference import resolve_device; "
+        "import sys; import pipeline.apply; from pipeline.checkpoint import load_model; from "
+        "pipeline.inference import resolve_device; "
         f"load_model(sys.argv[1] if sys.argv[1] != '-' else None, resolve_device({device!r}))"
     )
     return [sys.executable, "-c", code, str(model) if model else "-"]
@@ -137,7 +137,8 @@ def apply_cmd(args: argparse.Namespace, model: Path | None, src: Path, dest: Pat
 
 
 def model_path(args: argparse.Namespace, folder: Path) -> Path | None:
-    """The checkpoint to measure: the untrained one made in `folder`, else --model (None: shipped)."""
+    """The checkpoint to measure: the untrained one made in `folder`, else --model (None:
+    shipped)."""
     return folder / f"untrained-{args.untrained}.pt" if args.untrained else args.model
 
 
@@ -274,7 +275,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -> dict[str, Any]:
-    """Peak RSS of ``python -m pipeline apply`` on ``folder/in`` and of the import-and-load baseline."""
+    """Peak RSS of ``python -m pipeline apply`` on ``folder/in`` and of the import-and-load
+    baseline."""
     status, _, baseline_mib = run_child(baseline_cmd(model, args.device), args.project)
     if status != 0:
         raise SystemExit(f"loading the model failed (exit {status}); give --model or --untrained")
@@ -295,7 +297,8 @@ def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -
 
 
 def parse_args(argv: list[str] | None = None, project: Path | None = None) -> argparse.Namespace:
-    """The command line; `project` is the checkout when ``--project`` is not given (else the working folder)."""
+    """The command line; `project` is the checkout when ``--project`` is not given (else the working
+    folder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model", type=Path, help="checkpoint or run folder (default: the shipped model)"

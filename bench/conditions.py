@@ -20,9 +20,11 @@ from pipeline.ingest import load_splits
 from pipeline.ingest.folder import load_folder, read_files
 from pipeline.ingest.split_file import read_split_csv
 
-#: In the checkout: the previous radiograph patient split (its data section), the shipped model's own test set.
+#: In the checkout: the previous radiograph patient split (its data section), the shipped model's
+#: own test set.
 SPLIT_CONFIG = Path("configs/cxr_shipped_xray.yaml")
-#: In the checkout: the five-source patient split (scripts/make_multisite_split.py) whose test part the tables use.
+#: In the checkout: the five-source patient split (scripts/make_multisite_split.py) whose test part
+#: the tables use.
 MULTISITE_SPLIT = Path("configs/splits/multisite.csv")
 CXR_TRAIN_NOTE = (
     "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_default.yaml) learned from the "
@@ -49,10 +51,11 @@ def crop_scan(image: ScanImage, size: int | None) -> ScanImage:
 
 
 def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str]:
-    """The radiograph test images (uncropped), the reasons of files that failed to load, and what they are.
+    """The radiograph test images (uncropped), the reasons of files that failed to load, and what
+    they are.
 
-    Default: the test part of the earlier radiograph patient split (configs/cxr_shipped_xray.yaml); with
-    ``--cxr-dirs``, every image of those folders.
+    Default: the test part of the earlier radiograph patient split (configs/cxr_shipped_xray.yaml);
+    with ``--cxr-dirs``, every image of those folders.
     """
     images: list[ScanImage] = []
     failures: list[str] = []
@@ -74,7 +77,8 @@ def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str
 
 
 def patient_split_test_images(seed: int, project: Path) -> tuple[list[ScanImage], str]:
-    """The test images of the radiograph patient split (paths in the config are relative to the checkout `project`)."""
+    """The test images of the radiograph patient split (paths in the config are relative to the
+    checkout `project`)."""
     cfg = load_config(project / SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
     for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
         paths = getattr(cfg.data, name)
@@ -99,7 +103,8 @@ def patient_split_test_images(seed: int, project: Path) -> tuple[list[ScanImage]
 
 
 def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanImage], str]:
-    """The test part of the five-source patient split, each image's source in ``meta.extra['source']``.
+    """The test part of the five-source patient split, each image's source in
+    ``meta.extra['source']``.
 
     The split CSV is in the checkout `project`, the images under `shared_data`. Taken in turn
     from each source, so any first N (BM3D's subset) mixes the sources.
@@ -127,7 +132,8 @@ def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanIm
 
 
 def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
-    """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N mixes the sources."""
+    """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N
+    mixes the sources."""
     by_folder: dict[str, list[ScanImage]] = {}
     for img in images:
         key = (img.meta.extra or {}).get("source") or str(

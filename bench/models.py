@@ -1,4 +1,5 @@
-"""The networks of the quality tables: given checkpoints, MNIST models trained here, or why one is absent."""
+"""The networks of the quality tables: given checkpoints, MNIST models trained here, or why one is
+absent."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def load_entry(
 
 
 def train_mnist(config_file: Path, settings: Settings) -> tuple[Path, int]:
-    """Train an MNIST config with :func:`pipeline.runner.run`; its best checkpoint and epochs asked."""
+    """Train an MNIST config with :func:`pipeline.runner.run`; its best checkpoint and epochs
+    asked."""
     cfg = load_config(config_file)
     cfg.run.output_dir = settings.work / "runs"
     cfg.run.stages = ["train"]
@@ -103,7 +105,10 @@ def mnist_entry(name: str, settings: Settings) -> ModelEntry:
         )
     checkpoint, epochs = train_mnist(config_file, settings)
     default_epochs = load_config(config_file).train.epochs
-    origin = f"trained by this script from configs/{config_file.name} for {epochs} epochs (the config says {default_epochs})"
+    origin = (
+        f"trained by this script from configs/{config_file.name} for {epochs} epochs (the "
+        f"config says {default_epochs})"
+    )
     return load_entry(name, str(checkpoint), settings, origin)
 
 
@@ -125,7 +130,8 @@ def cxr_entry(name: str, settings: Settings) -> ModelEntry:
     if path is None and name == "unet":
         return ModelEntry(
             name,
-            skipped=f"no --cxr-unet given and the shipped model {as_recorded(SHIPPED_MODEL, settings.project)} is absent",
+            skipped="no --cxr-unet given and the shipped model "
+            f"{as_recorded(SHIPPED_MODEL, settings.project)} is absent",
         )
     if path is None:
         return ModelEntry(name, skipped=f"no checkpoint given (--cxr-{name} RUN)")

@@ -57,7 +57,8 @@ def all_conditions() -> dict[str, Condition]:
             ),
         )
     conditions["xray_aniso"] = (
-        "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 along columns",
+        "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 "
+        "along columns",
         XrayNoiseConfig(photons=2000, dose=0.05, read_noise=5.0, mu=3.0, kernel_a=[0.6, 0.1]),
     )
     return conditions

@@ -1,4 +1,5 @@
-"""Quality tables: every method on the same images and seeded noise (MNIST, radiograph crops, 64-px radiographs)."""
+"""Quality tables: every method on the same images and seeded noise (MNIST, radiograph crops, 64-px
+radiographs)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def run_table(
     folder: Path,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """Evaluate methods (BM3D on the first `bm3d_images` only) on the same seeded noise; all rows."""
+    """Evaluate methods (BM3D on the first `bm3d_images` only) on the same seeded noise; all
+    rows."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.csv").unlink(missing_ok=True)  # a benchmark never reuses old rows
     rows = evaluate(images, noise, seed, methods, folder, n_examples=0, progress=False).rows
@@ -136,7 +138,8 @@ def run_conditions(
     out: dict[str, Any] = {}
     for key, (label, noise_cfg) in noise_conditions(QUALITY).items():
         log(
-            f"{folder.name}: {label}, {len(images)} images, methods {[m.name for m in methods]}{' + bm3d' if reference else ''}"
+            f"{folder.name}: {label}, {len(images)} images, methods "
+            f"{[m.name for m in methods]}{' + bm3d' if reference else ''}"
         )
         rows = run_table(
             images,
@@ -205,10 +208,12 @@ def quality_cxr_lowres(settings: Settings, images: list[ScanImage]) -> dict[str,
     methods = [NoisyInput(), *classical_methods(), *model_methods(entries)]
     return {
         "provenance": provenance(settings),
-        "data": f"{len(small)} of the radiographs, whole images downscaled to {LOWRES_SIZE}x{LOWRES_SIZE} (bilinear)",
+        "data": f"{len(small)} of the radiographs, whole images downscaled to "
+        f"{LOWRES_SIZE}x{LOWRES_SIZE} (bilinear)",
         "excluded_seen_patients": dropped,
         "baseline_sigma": BASELINE_SIGMA,
-        "training_note": f"left out, patient in the low-res training data: {', '.join(dropped) or 'none'}",
+        "training_note": "left out, patient in the low-res training data: "
+        f"{', '.join(dropped) or 'none'}",
         "models": {e.name: e.info for e in entries if e.denoiser is not None},
         "skipped": skipped,
         "conditions": run_conditions(small, methods, settings, settings.work / f"cxr{LOWRES_SIZE}"),

@@ -12,7 +12,8 @@ from bench.speed import APPLY_SIZE
 from bench.split import markdown, view_title
 from pipeline import report
 
-#: Issue 13: the shipped network denoises at least this many megapixels per second at 1024² on the CPU.
+#: Issue 13: the shipped network denoises at least this many megapixels per second at 1024² on the
+#: CPU.
 SPEED_TARGET_MP_PER_S = 3.0
 SPEED_TARGET_SIZE = 1024
 
@@ -41,7 +42,8 @@ def speed_ratio(speed: dict[str, Any] | None, model: str) -> dict[str, Any] | No
 
 
 def headline(results: dict[str, Any]) -> dict[str, Any]:
-    """The judged radiograph model against the radiograph acceptance targets (each view of the split part) and its CPU speed."""
+    """The judged radiograph model against the radiograph acceptance targets (each view of the split
+    part) and its CPU speed."""
     split = results.get("split", {})
     rows: list[dict[str, Any]] = []
     model = None
@@ -98,7 +100,8 @@ def provenance_line(p: dict[str, Any]) -> str:
     gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
     quick = " **(quick mode: smoke-test sizes, not results)**" if p.get("quick") else ""
     return (
-        f"*Measured {p['date']} at commit `{p['git_commit']}` with `{p['command']}` on {m['cpu_model']}, "
+        f"*Measured {p['date']} at commit `{p['git_commit']}` with `{p['command']}` on "
+        f"{m['cpu_model']}, "
         f"{m['cpu_cores']} cores, {m['torch_threads']} torch threads{gpu}.*{quick}"
     )
 
@@ -134,7 +137,8 @@ def mnist_notes(mnist: dict[str, Any]) -> dict[str, str]:
 
 
 def render_headline(results: dict[str, Any]) -> list[str]:
-    """The radiograph acceptance table (from the split part), the speed line, then the MNIST table."""
+    """The radiograph acceptance table (from the split part), the speed line, then the MNIST
+    table."""
     h = results.get("headline", {})
     lines = ["## Headline", ""]
     rows = h.get("acceptance", [])
@@ -146,7 +150,8 @@ def render_headline(results: dict[str, Any]) -> list[str]:
         met = sum(r["met"] for r in rows)
         summary = (
             f"**Radiographs split by patient ({rows[0]['n']} test images): `{h['model']}` "
-            f"(`{info.get('checkpoint', '?')}`{sha}) against BM3D given the noise PSD (X-ray) or σ (Gaussian): "
+            f"(`{info.get('checkpoint', '?')}`{sha}) against BM3D given the noise PSD (X-ray) or "
+            "σ (Gaussian): "
             f"{met} of {len(rows)} of the radiograph acceptance rows met.**"
         )
         lines += [summary, ""]
@@ -183,7 +188,8 @@ def render_headline(results: dict[str, Any]) -> list[str]:
             else ""
         )
         line = (
-            f"**Speed on CPU: `{speed['model']}` {speed['mp_per_s']:.2f} MP/s at {speed['size']}² (target ≥ "
+            f"**Speed on CPU: `{speed['model']}` {speed['mp_per_s']:.2f} MP/s at {speed['size']}² "
+            "(target ≥ "
             f"{speed['target']:g}: {'met' if speed['met'] else 'not met'}){ratio}.**"
         )
         lines += [line, ""]
@@ -205,12 +211,15 @@ def render_mnist(mnist: dict[str, Any]) -> list[str]:
         "",
         provenance_line(mnist["provenance"]),
         "",
-        f"Data: {mnist['data']}; first {mnist['n_images']} test images. Noise: Gaussian σ=0.5, clipped, seed shared by all methods.",
+        f"Data: {mnist['data']}; first {mnist['n_images']} test images. Noise: Gaussian σ=0.5, "
+        "clipped, seed shared by all methods.",
         "",
     ]
     for name, info in mnist["models"].items():
         lines.append(
-            f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; trained on {info['train_data']}; {info['parameters']} parameters; `{info['checkpoint']}`"
+            f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; "
+            f"trained on {info['train_data']}; {info['parameters']} parameters; "
+            f"`{info['checkpoint']}`"
         )
     if mnist.get("bm3d_subset"):
         lines += ["", f"On BM3D's {mnist['n_bm3d_images']} images only (like-for-like means):", ""]
@@ -239,7 +248,9 @@ def render_cxr(cxr: dict[str, Any], title: str) -> list[str]:
     ]
     for name, info in cxr["models"].items():
         lines.append(
-            f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; trained on {info['train_data']} ({info['train_noise']} noise); `{info['checkpoint']}`"
+            f"- `{name}`: {info['origin']}; best checkpoint at epoch {info['checkpoint_epoch']}; "
+            f"trained on {info['train_data']} ({info['train_noise']} noise); "
+            f"`{info['checkpoint']}`"
         )
     lines.append("")
     conditions = cxr["conditions"]
@@ -268,9 +279,11 @@ def render_cxr(cxr: dict[str, Any], title: str) -> list[str]:
 
 def render_speed_device(key: str, dev: dict[str, Any]) -> list[str]:
     lines = [
-        f"### {'CPU' if key == 'cpu' else 'GPU'}: {dev['device']} ({dev['torch_threads']} torch threads)",
+        f"### {'CPU' if key == 'cpu' else 'GPU'}: {dev['device']} ({dev['torch_threads']} torch "
+        "threads)",
         "",
-        f"Input: {dev['input']}. Matmul peak ({dev['matmul_peak']['n']}², float32): {dev['matmul_peak']['gflops']:.1f} GFLOP/s.",
+        f"Input: {dev['input']}. Matmul peak ({dev['matmul_peak']['n']}², float32): "
+        f"{dev['matmul_peak']['gflops']:.1f} GFLOP/s.",
         "",
     ]
     sizes = sorted({s for by in dev["images"].values() for s in by}, key=int)
@@ -281,8 +294,9 @@ def render_speed_device(key: str, dev: dict[str, Any]) -> list[str]:
         for s in sizes:
             f = by.get(s, {})
             if "megapixels_per_second" in f:
+                estimated = "not measured" in f.get("ratio_basis", "")
                 ratio = (
-                    f" (×{f['ratio_to_bm3d']:.1f}{'*' if 'not measured' in f.get('ratio_basis', '') else ''})"
+                    f" (×{f['ratio_to_bm3d']:.1f}{'*' if estimated else ''})"
                     if "ratio_to_bm3d" in f
                     else ""
                 )
@@ -338,8 +352,9 @@ def render_speed_device(key: str, dev: dict[str, Any]) -> list[str]:
         )
     lines += md_table(header, rows)
     note = (
-        "MNIST and dense networks are timed on batches of 256 images at their own size. A fraction of "
-        "the matmul peak above 100% means the network's kernels ran faster than the 2048² matmul did."
+        "MNIST and dense networks are timed on batches of 256 images at their own size. A fraction "
+        "of the matmul peak above 100% means the network's kernels ran faster than the 2048² "
+        "matmul did."
     )
     return [*lines, note, ""]
 
@@ -347,7 +362,8 @@ def render_speed_device(key: str, dev: dict[str, Any]) -> list[str]:
 def render_apply_memory(mem: dict[str, Any]) -> list[str]:
     """Peak resident memory of `denoise apply`, one line per device."""
     lines = [
-        f"### Peak memory of `denoise apply` ({mem.get('size', APPLY_SIZE)}² 16-bit PNG, scripts/bench_apply.py)",
+        f"### Peak memory of `denoise apply` ({mem.get('size', APPLY_SIZE)}² 16-bit PNG, "
+        "scripts/bench_apply.py)",
         "",
     ]
     if "skipped" in mem:
@@ -359,7 +375,8 @@ def render_apply_memory(mem: dict[str, Any]) -> list[str]:
             continue
         lines.append(
             f"- {device}: peak RSS **{r.get('peak_rss_mib')} MiB** (import + model load alone: "
-            f"{r.get('baseline_rss_mib')} MiB), {r.get('megapixels_per_second')} MP/s, model {r.get('model')}, "
+            f"{r.get('baseline_rss_mib')} MiB), {r.get('megapixels_per_second')} MP/s, model "
+            f"{r.get('model')}, "
             f"settings {r.get('settings')}; `{run['command']}`"
         )
     return [*lines, ""]
@@ -374,15 +391,18 @@ def render_speed(speed: dict[str, Any]) -> list[str]:
     lines += render_apply_memory(speed.get("apply_memory", {}))
     lines += [
         "",
-        "Training throughput: training steps (forward, loss, backward, optimizer) on random tensors; data loading and noise excluded.",
-        "MACs counted with forward hooks on Conv2d/ConvTranspose2d/Linear; GFLOP/s = 2·MACs·pixels/s.",
+        "Training throughput: training steps (forward, loss, backward, optimizer) on random "
+        "tensors; data loading and noise excluded.",
+        "MACs counted with forward hooks on Conv2d/ConvTranspose2d/Linear; GFLOP/s = "
+        "2·MACs·pixels/s.",
         "",
     ]
     return lines
 
 
 def other_pages(folder: Path) -> list[tuple[str, str]]:
-    """(file name, title) of the measurement pages beside RESULTS.md that other scripts keep by hand."""
+    """(file name, title) of the measurement pages beside RESULTS.md that other scripts keep by
+    hand."""
     pages = []
     for path in sorted(folder.glob("*.md")):
         if path.name in ("RESULTS.md", "README.md"):
@@ -396,7 +416,8 @@ def other_pages(folder: Path) -> list[tuple[str, str]]:
 
 
 def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) -> str:
-    """RESULTS.md: headline (radiographs vs BM3D, MNIST table), the pages kept beside it, then detail tables."""
+    """RESULTS.md: headline (radiographs vs BM3D, MNIST table), the pages kept beside it, then
+    detail tables."""
     lines = [
         "# Benchmarks",
         "",
@@ -405,8 +426,8 @@ def render_markdown(results: dict[str, Any], pages: list[tuple[str, str]] = ()) 
     ]
     if pages:
         intro = (
-            "Measured by other scripts and kept by hand beside this file (a run of `scripts/benchmark.py` "
-            "leaves them as they are):"
+            "Measured by other scripts and kept by hand beside this file (a run of "
+            "`scripts/benchmark.py` leaves them as they are):"
         )
         lines += [intro, ""]
         lines += [f"- [{title}]({name})" for name, title in pages] + [""]
@@ -438,10 +459,11 @@ def render_split(split: dict[str, Any]) -> list[str]:
             "",
         ]
     intro = (
-        "The test part of the five-source patient split (configs/splits/multisite.csv), every method on "
-        "the same seeded noise; BM3D is given the noise power spectrum (X-ray) or σ (Gaussian); paired 95% CIs "
-        "against BM3D, pooled and per source; detail kept: the task transfer function on the content per band "
-        "(higher keeps more). Rows already in the work folder are reused (BM3D runs once per image and condition)."
+        "The test part of the five-source patient split (configs/splits/multisite.csv), every "
+        "method on the same seeded noise; BM3D is given the noise power spectrum (X-ray) or σ "
+        "(Gaussian); paired 95% CIs against BM3D, pooled and per source; detail kept: the task "
+        "transfer function on the content per band (higher keeps more). Rows already in the work "
+        "folder are reused (BM3D runs once per image and condition)."
     )
     lines += [intro, ""]
     for key, result in split["views"].items():

@@ -1,4 +1,5 @@
-"""Running a benchmark: the asked parts, merged with earlier results, written as results.json and RESULTS.md."""
+"""Running a benchmark: the asked parts, merged with earlier results, written as results.json and
+RESULTS.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What a benchmark run measures: its settings (from the command line or a results.json), data folders, defaults."""
+"""What a benchmark run measures: its settings (from the command line or a results.json), data
+folders, defaults."""
 
 from __future__ import annotations
 
@@ -165,8 +166,8 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], project: Path | None = None) -> Settings:
-        """Settings recorded by :meth:`to_dict`, their relative paths taken in `project` (default: the
-        working folder). Unknown keys are ignored; missing ones keep their defaults."""
+        """Settings recorded by :meth:`to_dict`, their relative paths taken in `project` (default:
+        the working folder). Unknown keys are ignored; missing ones keep their defaults."""
         project = Path(project or Path.cwd()).resolve()
         known = {f.name for f in fields(cls) if f.metadata.get("recorded", True)}
         values = {name: data[name] for name in known if name in data}
@@ -210,7 +211,8 @@ def as_recorded(value: Any, project: Path) -> Any:
 
 
 def from_checkout(text: str | Path, project: Path) -> Path:
-    """A recorded or configured path made absolute: relative ones are relative to the checkout `project`."""
+    """A recorded or configured path made absolute: relative ones are relative to the checkout
+    `project`."""
     path = Path(text)
     return path if path.is_absolute() else Path(os.path.normpath(project / path))
 
@@ -264,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--mnist-root",
         type=Path,
-        help="MNIST IDX folder (default the shared data's mnist/ when it has t10k, else the bundled sample)",
+        help="MNIST IDX folder (default the shared data's mnist/ when it has t10k, else the "
+        "bundled sample)",
     )
     g.add_argument("--mnist-images", type=int, help="test images (full 1000, quick 100)")
     g.add_argument(
@@ -292,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cxr-dirs",
         type=Path,
         nargs="+",
-        help="test image folders (default: the test part of the earlier radiograph patient split, configs/cxr_shipped_xray.yaml)",
+        help="test image folders (default: the test part of the earlier radiograph patient split, "
+        "configs/cxr_shipped_xray.yaml)",
     )
     g.add_argument(
         "--cxr-crop", type=int, help="center crop side, 0 = whole images (full 512, quick 128)"

@@ -1,4 +1,5 @@
-"""Speed tables: megapixels per second per method and size, network throughput and compute use, `denoise apply` memory."""
+"""Speed tables: megapixels per second per method and size, network throughput and compute use,
+`denoise apply` memory."""
 
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ def speed_networks(settings: Settings) -> list[Network]:
 def image_methods(
     settings: Settings, nets: list[Network], device: torch.device
 ) -> dict[str, Denoiser]:
-    """Denoisers timed on whole images: the baselines (CPU only) and fully convolutional networks."""
+    """Denoisers timed on whole images: the baselines (CPU only) and fully convolutional
+    networks."""
     methods: dict[str, Denoiser] = {}
     if device.type == "cpu":
         names = (["bm3d"] if settings.bm3d else []) + ["nlm", "tv"]
@@ -126,7 +128,8 @@ def time_method(
     """Megapixels/s of one method at one size (or why it was not measured)."""
     if name == "bm3d" and side > settings.bm3d_max_size:
         return {
-            "skipped": f"not measured: BM3D above {settings.bm3d_max_size}² (~35 s/MP; --bm3d-max-size {side} measures it)"
+            "skipped": f"not measured: BM3D above {settings.bm3d_max_size}² (~35 s/MP; "
+            f"--bm3d-max-size {side} measures it)"
         }
     noisy, sigma = speed_image(side, settings.seed, settings.nih_dir)
     timing = time_call(
@@ -136,7 +139,8 @@ def time_method(
 
 
 def add_ratios(table: dict[str, dict[str, Any]]) -> None:
-    """Ratio of each method's MP/s to BM3D's at the same size (else BM3D's largest measured size)."""
+    """Ratio of each method's MP/s to BM3D's at the same size (else BM3D's largest measured
+    size)."""
     bm3d = {
         s: v["megapixels_per_second"]
         for s, v in table.get("bm3d", {}).items()
@@ -288,12 +292,14 @@ def device_speed(settings: Settings, nets: list[Network], device: torch.device) 
         "matmul_peak": peak,
         "images": images,
         "networks": network_table(nets, images, peak["gflops"], settings, device),
-        "input": "a NIH radiograph resized to each size, Gaussian noise σ=25/255 (BM3D/TV get the true σ)",
+        "input": "a NIH radiograph resized to each size, Gaussian noise σ=25/255 (BM3D/TV get the "
+        "true σ)",
     }
 
 
 def run_apply_speed(args: list[str], out: Path, project: Path) -> dict[str, Any]:
-    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout `project`; its JSON, or why there is none."""
+    """Run :mod:`bench.apply_speed` with `args` (writing `out`) once, in the checkout `project`; its
+    JSON, or why there is none."""
     cmd = [sys.executable, *APPLY_SPEED, *args]
     log(f"apply memory: {shlex.join(cmd)}")
     shown = shlex.join(
@@ -303,7 +309,8 @@ def run_apply_speed(args: list[str], out: Path, project: Path) -> dict[str, Any]
     if done.returncode != 0 or not out.is_file():
         return {
             "command": shown,
-            "skipped": f"bench.apply_speed failed (exit {done.returncode}): {done.stderr.strip()[-500:]}",
+            "skipped": f"bench.apply_speed failed (exit {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}",
         }
     return {"command": shown, "result": json.loads(out.read_text())}
 

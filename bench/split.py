@@ -1,4 +1,5 @@
-"""The radiograph acceptance: X-ray dose and Gaussian noise on the five-source patient split's test part, against BM3D.
+"""The radiograph acceptance: X-ray dose and Gaussian noise on the five-source patient split's test
+part, against BM3D.
 
 Test images: the test part of ``configs/splits/multisite.csv`` (five sources, split by patient;
 :func:`bench.conditions.multisite_test_images`), as centre crops, whole, or
@@ -9,8 +10,9 @@ for Gaussian noise (each row records which). Rows stay in ``<work>/<condition>/m
 and are reused, so BM3D runs once and a rerun with another model adds only that model's rows.
 The result: mean PSNR / SSIM and detail kept (:mod:`pipeline.detail`) per method, pooled and per
 source, paired 95% CIs against BM3D, and whether each acceptance target is met (the first
-model is the one judged). BM3D runs on the first ``bm3d_images`` images, one image at a time across the conditions, until
-``bm3d_budget`` seconds are spent, so every condition has BM3D on the same images.
+model is the one judged). BM3D runs on the first ``bm3d_images`` images, one image at a time across
+the conditions, until ``bm3d_budget`` seconds are spent, so every condition has BM3D on the same
+images.
 
 Run by ``scripts/radiograph_acceptance.py`` and by ``scripts/benchmark.py --only split``.
 """
@@ -61,13 +63,15 @@ TARGETS = {
     "gaussian_25": 0.7,
     "gaussian_50": 2.0,
 }
-#: conditions where the judged model must keep at least BM3D's detail in the acceptance band (pooled)
+#: conditions where the judged model must keep at least BM3D's detail in the acceptance band
+#: (pooled)
 DETAIL_TARGETS = ("gaussian_25", "xray_dose_0.1")
 
 
 @dataclass
 class SplitOptions:
-    """One acceptance table: which models, which view of the images, how much BM3D, where the rows go."""
+    """One acceptance table: which models, which view of the images, how much BM3D, where the rows
+    go."""
 
     work: Path
     models: dict[str, str] = field(default_factory=dict)  # name -> checkpoint; the first is judged
@@ -84,7 +88,8 @@ class SplitOptions:
 
 
 def lowres_images(images: list[ScanImage], lowres_dir: Path) -> tuple[list[ScanImage], list[str]]:
-    """Images downscaled to 64x64, without NIH patients of the 64-px training set in `lowres_dir`; and those left out."""
+    """Images downscaled to 64x64, without NIH patients of the 64-px training set in `lowres_dir`;
+    and those left out."""
     kept, left_out = unseen_images(
         images, nih_patients([lowres_dir / "train", lowres_dir / "valid"])
     )
@@ -169,7 +174,8 @@ def lead_by_reference_noise(
 def prepare_images(
     images: list[ScanImage], description: str, options: SplitOptions
 ) -> tuple[list[ScanImage], str, list[str]]:
-    """The test images as the table sees them (first N, cropped, whole or 64-px), what that is, who was left out."""
+    """The test images as the table sees them (first N, cropped, whole or 64-px), what that is, who
+    was left out."""
     images = images[: options.images] if options.images is not None else images
     if options.lowres:
         if options.lowres_dir is None:
@@ -189,7 +195,8 @@ def prepare_images(
 
 
 def run_split(images: list[ScanImage], description: str, options: SplitOptions) -> dict[str, Any]:
-    """Every method on every condition (rows reused from ``options.work``), summarised and judged."""
+    """Every method on every condition (rows reused from ``options.work``), summarised and
+    judged."""
     images, description, left_out = prepare_images(images, description, options)
     methods = model_methods(options.models)
     bm3d_count = (
@@ -216,7 +223,8 @@ def run_split(images: list[ScanImage], description: str, options: SplitOptions) 
             n_examples=0,
             progress=False,
         )
-    # BM3D one image at a time across the conditions, so a time budget leaves every condition the same images.
+    # BM3D one image at a time across the conditions, so a time budget leaves every condition the
+    # same images.
     started = time.perf_counter()
     for count in range(1, bm3d_count + 1):
         if options.bm3d_budget is not None and time.perf_counter() - started > options.bm3d_budget:
@@ -262,7 +270,8 @@ def summarise_condition(
     label: str,
     noise_cfg: Any,
 ) -> dict[str, Any]:
-    """One condition's pooled summary, detail kept, spectra and per-source leads (on BM3D's images)."""
+    """One condition's pooled summary, detail kept, spectra and per-source leads (on BM3D's
+    images)."""
     t0 = time.perf_counter()
     rows = [
         r
@@ -292,7 +301,8 @@ def summarise_condition(
 
 
 def _method_lines(c: dict[str, Any]) -> list[str]:
-    """A condition's pooled table: PSNR, SSIM, their paired differences to the reference, detail kept per band."""
+    """A condition's pooled table: PSNR, SSIM, their paired differences to the reference, detail
+    kept per band."""
     bands = [band_name(b) for b in BANDS]
     head = (
         "| method | n | PSNR (dB) | SSIM | ΔPSNR | ΔSSIM | "
@@ -304,7 +314,8 @@ def _method_lines(c: dict[str, Any]) -> list[str]:
         vs = m.get("vs_reference") or {}
         kept = c.get("transfer", {}).get(name, {})
         lines.append(
-            f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | {fmt_ci(vs.get('psnr'), 2, True)} | "
+            f"| {name} | {m['n']} | {fmt_ci(m['psnr'])} | {fmt_ci(m['ssim'], 3)} | "
+            f"{fmt_ci(vs.get('psnr'), 2, True)} | "
             f"{fmt_ci(vs.get('ssim'), 3, True)} | "
             + " | ".join(fmt(kept.get(b), 3) for b in bands)
             + f" | {fmt(m['seconds_per_image'])} |"
@@ -326,15 +337,21 @@ def _source_lines(c: dict[str, Any], model: str | None) -> list[str]:
         vs = v["methods"].get(model, {}).get("vs_reference") or {}
         kept = v.get("transfer", {})
         lines.append(
-            f"| {source} | {v['n']} | {fmt_ci(vs.get('psnr'), 2, True)} | {fmt_ci(vs.get('ssim'), 3, True)} | "
-            f"{fmt(kept.get(model, {}).get(DETAIL_COLUMN), 3)} | {fmt(kept.get('bm3d', {}).get(DETAIL_COLUMN), 3)} |"
+            f"| {source} | {v['n']} | {fmt_ci(vs.get('psnr'), 2, True)} | "
+            f"{fmt_ci(vs.get('ssim'), 3, True)} | "
+            f"{fmt(kept.get(model, {}).get(DETAIL_COLUMN), 3)} | "
+            f"{fmt(kept.get('bm3d', {}).get(DETAIL_COLUMN), 3)} |"
         )
     return lines + [""]
 
 
 def markdown(result: dict[str, Any], measured: str) -> str:
-    """One table per condition (pooled, then per source), then the acceptance rows; `measured` is the provenance line."""
-    data = f"Data: {result['data']}; {len(result['images'])} images, BM3D on the first {result.get('bm3d_images', 0)}."
+    """One table per condition (pooled, then per source), then the acceptance rows; `measured` is
+    the provenance line."""
+    data = (
+        f"Data: {result['data']}; {len(result['images'])} images, BM3D on the first "
+        f"{result.get('bm3d_images', 0)}."
+    )
     lines = [measured, "", data]
     if result["left_out"]:
         lines.append(
@@ -344,9 +361,9 @@ def markdown(result: dict[str, Any], measured: str) -> str:
         "Models: " + "; ".join(f"`{k}` = `{v}`" for k, v in result["models"].items()) + ".",
         "",
         (
-            "Detail kept T: the task transfer function on the content (Re F(out)·conj F(clean) / |F(clean)|², "
-            "Hann-windowed, pooled over the images) per band of cycles/pixel: 1 keeps all, lower smooths more; "
-            "noise left in does not raise it."
+            "Detail kept T: the task transfer function on the content (Re F(out)·conj F(clean) / "
+            "|F(clean)|², Hann-windowed, pooled over the images) per band of cycles/pixel: 1 keeps "
+            "all, lower smooths more; noise left in does not raise it."
         ),
         "",
     ]
@@ -367,8 +384,10 @@ def markdown(result: dict[str, Any], measured: str) -> str:
             lines += [
                 (
                     f"`{model}`'s lead over BM3D against the reference's own noise "
-                    f"(wavelet estimate, median {lead['reference_noise_median'] * 255:.2f}/255): Pearson r "
-                    f"{lead['pearson_r']:+.2f} over {lead['n']} images; mean lead {lead['cleaner_half']:+.2f} dB "
+                    f"(wavelet estimate, median {lead['reference_noise_median'] * 255:.2f}/255): "
+                    "Pearson r "
+                    f"{lead['pearson_r']:+.2f} over {lead['n']} images; mean lead "
+                    f"{lead['cleaner_half']:+.2f} dB "
                     f"on the cleaner half, {lead['noisier_half']:+.2f} dB on the noisier half."
                 ),
                 "",
@@ -391,7 +410,8 @@ def markdown(result: dict[str, Any], measured: str) -> str:
     return "\n".join(lines)
 
 
-#: The judged model's name in the benchmark's tables (the shipped model unless --cxr-unet names another).
+#: The judged model's name in the benchmark's tables (the shipped model unless --cxr-unet names
+#: another).
 BENCH_MODEL = "unet"
 
 
@@ -406,7 +426,8 @@ def view_title(key: str) -> str:
 
 
 def run_split_part(settings: Settings) -> dict[str, Any]:
-    """``scripts/benchmark.py``'s split part: the acceptance tables of each view (crop side or whole)."""
+    """``scripts/benchmark.py``'s split part: the acceptance tables of each view (crop side or
+    whole)."""
     checkpoint = settings.cxr_models.get(BENCH_MODEL)
     if not checkpoint or checkpoint == "none":
         return {

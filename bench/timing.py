@@ -1,4 +1,5 @@
-"""Timing tools: medians of timed runs, multiply-accumulates per pixel, matmul peak, the speed test image."""
+"""Timing tools: medians of timed runs, multiply-accumulates per pixel, matmul peak, the speed test
+image."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def time_call(
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass, counted by hooks on Conv2d/ConvTranspose2d/Linear."""
+    """Multiply-accumulates of one forward pass, counted by hooks on
+    Conv2d/ConvTranspose2d/Linear."""
     total = 0
 
     def conv_hook(
@@ -101,7 +103,8 @@ def matmul_peak(n: int, device: torch.device, repeats: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def speed_image(side: int, seed: int, folder: Path) -> tuple[np.ndarray, float]:
-    """A noisy (sigma 25/255) radiograph of `folder` resized to side x side (synthetic without one)."""
+    """A noisy (sigma 25/255) radiograph of `folder` resized to side x side (synthetic without
+    one)."""
     sigma = 25 / 255
     found = load_folder(folder, limit=1)[0] if folder.is_dir() else []
     if found:

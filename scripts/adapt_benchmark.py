@@ -141,7 +141,8 @@ def run_oracle(
     threads: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Supervised fine-tuning of the shipped model on the clean images with fresh noise, same settings and budget."""
+    """Supervised fine-tuning of the shipped model on the clean images with fresh noise, same
+    settings and budget."""
     from pipeline.train import train
 
     best = run_dir / "checkpoints" / "best.pt"
@@ -275,13 +276,15 @@ def markdown(results: dict[str, Any]) -> str:
         for m, s in cond["summary"]["methods"].items():
             p = s["psnr"]
             lines.append(
-                f"| {m} | {p['mean']:.2f} | [{p['ci_low']:.2f}, {p['ci_high']:.2f}] | {s['ssim']['mean']:.3f} |"
+                f"| {m} | {p['mean']:.2f} | [{p['ci_low']:.2f}, {p['ci_high']:.2f}] | "
+                f"{s['ssim']['mean']:.3f} |"
             )
         lines += ["", "| paired difference | PSNR (dB) | 95% CI | SSIM |", "|---|---|---|---|"]
         for name, d in cond["summary"]["paired"].items():
             p = d["psnr"]
             lines.append(
-                f"| {name} | {p['mean']:+.2f} | [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}] | {d['ssim']['mean']:+.3f} |"
+                f"| {name} | {p['mean']:+.2f} | [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}] | "
+                f"{d['ssim']['mean']:+.3f} |"
             )
         lines.append("")
     return "\n".join(lines)

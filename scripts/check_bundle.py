@@ -136,16 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = compare(args.inputs, args.model, Path(tmp))
     print(
-        f"{'file':60s} {'size':>11s} {'vs_apply_pixels':>16s} {'vs_apply_file':>14s} {'file_step':>10s}"
+        f"{'file':60s} {'size':>11s} {'vs_apply_pixels':>16s} {'vs_apply_file':>14s} "
+        f"{'file_step':>10s}"
     )
     for r in rows:
         size = f"{r['height']}x{r['width']}"
         print(
-            f"{r['file'][:60]:60s} {size:>11s} {r['vs_apply_pixels']:16.2e} {r['vs_apply_file']:14.2e} {r['file_step']:10.2e}"
+            f"{r['file'][:60]:60s} {size:>11s} {r['vs_apply_pixels']:16.2e} "
+            f"{r['vs_apply_file']:14.2e} {r['file_step']:10.2e}"
         )
     worst = max(r["vs_apply_pixels"] for r in rows)
     print(
-        f"largest difference to denoise apply's pixels: {worst:.2e} (tolerance {TOLERANCE:g}) on {len(rows)} files"
+        f"largest difference to denoise apply's pixels: {worst:.2e} (tolerance {TOLERANCE:g}) on "
+        f"{len(rows)} files"
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, diff)
         print(f"{path.name[:60]:60s} {pixels.shape[0]:>5d}x{pixels.shape[1]:<5d} {diff:.2e}")
     print(
-        f"largest difference between {args.export.name} and the PyTorch path: {worst:.2e} (tolerance {TOLERANCE:g})"
+        f"largest difference between {args.export.name} and the PyTorch path: {worst:.2e} "
+        f"(tolerance {TOLERANCE:g})"
     )
     return 0 if worst <= TOLERANCE else 1
 

@@ -1,12 +1,14 @@
 """Score checkpoints on the benchmark's radiograph crops against its recorded BM3D figures.
 
-    python scripts/compare_to_benchmark.py pipeline/weights/cxr_default.pt runs/x/checkpoints/best.pt
+    python scripts/compare_to_benchmark.py pipeline/weights/cxr_default.pt \
+        runs/x/checkpoints/best.pt
 
 Uses the test radiographs, centre crop, noise conditions and seed of the last full run of
-``scripts/benchmark.py``, read from the settings recorded in ``benchmarks/results.json``, so each checkpoint sees exactly the
-noisy images that BM3D saw there, without running BM3D again (about 9 minutes). Prints, per
-noise condition, each checkpoint's mean PSNR / SSIM and its mean ΔPSNR against BM3D (the mean
-of the paired differences; for confidence intervals run the benchmark itself).
+``scripts/benchmark.py``, read from the settings recorded in ``benchmarks/results.json``, so each
+checkpoint sees exactly the noisy images that BM3D saw there, without running BM3D again (about 9
+minutes). Prints, per noise condition, each checkpoint's mean PSNR / SSIM and its mean ΔPSNR
+against BM3D (the mean of the paired differences; for confidence intervals run the benchmark
+itself).
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ from pipeline.noise import make_noise
 def compare(
     checkpoints: list[str], results: Path, threads: int, project: Path = CHECKOUT
 ) -> list[dict]:
-    """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D mean.
+    """One row per (noise condition, checkpoint): mean PSNR, SSIM and ΔPSNR vs the recorded BM3D
+    mean.
 
     The recorded settings' relative paths are taken in the checkout `project`.
     """
     recorded = json.loads(results.read_text())["quality"]["cxr"]
     if "settings" not in recorded["provenance"]:
         raise SystemExit(
-            f"{results} records no settings (written before they were stored); run scripts/benchmark.py again"
+            f"{results} records no settings (written before they were stored); run "
+            "scripts/benchmark.py again"
         )
     settings = Settings.from_dict(
         recorded["provenance"]["settings"], project
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for row in compare(args.checkpoints, args.results, args.threads):
         print(
-            f"{row['condition']:<56} {row['checkpoint']:<40} {row['psnr']:6.2f} dB / {row['ssim']:.3f}"
+            f"{row['condition']:<56} {row['checkpoint']:<40} {row['psnr']:6.2f} dB / "
+            f"{row['ssim']:.3f}"
             f"  BM3D {row['bm3d_psnr']:6.2f}  ΔPSNR {row['delta_psnr']:+.2f}"
         )
     return 0

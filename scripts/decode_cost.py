@@ -1,7 +1,9 @@
-"""How long decoding a split's training radiographs takes, per source (is a decoded-image cache worth it?).
+"""How long decoding a split's training radiographs takes, per source (is a decoded-image cache
+worth it?).
 
-    python scripts/decode_cost.py                       # configs/splits/multisite.csv, training part
-    python scripts/decode_cost.py --split val --out benchmarks/five_sources_2026-12-07/decode_cost.md
+    python scripts/decode_cost.py     # configs/splits/multisite.csv, training part
+    python scripts/decode_cost.py --split val \
+        --out benchmarks/five_sources_2026-12-07/decode_cost.md
 
 Reads every file of the chosen part with the reader training uses (``pipeline.io.read_image``),
 once, in the CSV's order, and prints a Markdown table: files, megapixels, seconds and MP/s per
@@ -46,7 +48,8 @@ def markdown(totals: dict[str, list[float]], command: str) -> str:
     ]
     for source, (files, mp, seconds) in rows:
         lines.append(
-            f"| {source} | {int(files)} | {mp:.0f} | {seconds:.1f} | {mp / max(seconds, 1e-9):.1f} |"
+            f"| {source} | {int(files)} | {mp:.0f} | {seconds:.1f} | "
+            f"{mp / max(seconds, 1e-9):.1f} |"
         )
     total_mp = rows[-1][1][1]
     lines.append("")
@@ -58,7 +61,7 @@ def markdown(totals: dict[str, list[float]], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split-csv", type=Path, default=PROJECT / "configs/splits/multisite.csv")
     parser.add_argument(
         "--root",

@@ -830,7 +830,8 @@ def apply_args(source: Path, dest: Path, model: Path, *extra: str) -> list[str]:
 
 
 def read_records(path: Path) -> list[dict[str, str]]:
-    """Rows of a manifest or failures CSV (the field limit raised: a long field is checked, not fatal)."""
+    """Rows of a manifest or failures CSV (the field limit raised: a long field is checked, not
+    fatal)."""
     if not path.is_file():
         return []
     csv.field_size_limit(1 << 30)

@@ -1,4 +1,5 @@
-"""Learning curve: one training recipe on growing parts of the training patients, each scored against BM3D.
+"""Learning curve: one training recipe on growing parts of the training patients, each scored
+against BM3D.
 
     python scripts/learning_curve.py --config configs/cxr_multisite.yaml --patients 37 100 200 0 \
         --work runs/learning_curve --crop 512 --out benchmarks/learning_curve
@@ -54,7 +55,8 @@ def train_size(config: Path, patients: int, work: Path, overrides: list[str]) ->
 
 
 def split_train_patients(config: Path) -> int:
-    """Training patients of the config's split CSV (before any reference is left out as too noisy)."""
+    """Training patients of the config's split CSV (before any reference is left out as too
+    noisy)."""
     cfg = load_config(config)
     return len({r["patient"] for r in read_split_csv(cfg.data.split_csv) if r["split"] == "train"})
 

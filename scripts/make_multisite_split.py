@@ -103,7 +103,8 @@ def readable(
 
 
 def make_split(shared: Path, seed: int = 0) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The split rows (file, patient, split, source), sorted by split, source and file; the refused files."""
+    """The split rows (file, patient, split, source), sorted by split, source and file; the refused
+    files."""
     rows, refused = readable(collect(shared), shared / PNG)
     sources = {r["patient"]: r["source"] for r in rows}
     where = stratified_split(

@@ -1,11 +1,12 @@
-"""The radiograph acceptance table: X-ray dose and Gaussian noise on the five-source patient split's test part.
+"""The radiograph acceptance table: X-ray dose and Gaussian noise on the five-source patient split's
+test part.
 
-    python scripts/radiograph_acceptance.py --model unet=pipeline/weights/cxr_default.pt --crop 512 \
-        --work runs/acceptance_512
-    python scripts/radiograph_acceptance.py --model unet=pipeline/weights/cxr_default.pt --crop 0 \
-        --bm3d-images 2 --work runs/acceptance_full
-    python scripts/radiograph_acceptance.py --lowres dense64=runs/cxr64_dense/<ts> --lowres conv64=runs/cxr64_conv/<ts> \
-        --work runs/acceptance_64
+    python scripts/radiograph_acceptance.py --model unet=pipeline/weights/cxr_default.pt \
+        --crop 512 --work runs/acceptance_512
+    python scripts/radiograph_acceptance.py --model unet=pipeline/weights/cxr_default.pt \
+        --crop 0 --bm3d-images 2 --work runs/acceptance_full
+    python scripts/radiograph_acceptance.py --lowres dense64=runs/cxr64_dense/<ts> \
+        --lowres conv64=runs/cxr64_conv/<ts> --work runs/acceptance_64
 
 What it measures is :mod:`bench.split` (``scripts/benchmark.py --only split`` runs the
 same tables for the shipped model). Rows stay in ``<work>/<condition>/metrics.csv`` and are
@@ -51,7 +52,8 @@ def provenance(argv: list[str], threads: int, project: Path) -> dict[str, Any]:
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_commit(project) or "unknown",
         "command": "python scripts/radiograph_acceptance.py " + shlex.join(argv),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available",
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        "threads available",
         "threads": threads,
     }
 
@@ -130,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "acceptance.json").write_text(json.dumps(result, indent=2, default=float))
     figure = condition_figure(result, args.work / "transfer.png")
     if figure is not None:
-        text += f"\n![detail kept T(f) and the residual's noise power spectrum per method]({figure.name})\n"
+        text += (
+            "\n![detail kept T(f) and the residual's noise power spectrum per "
+            f"method]({figure.name})\n"
+        )
     (args.work / "acceptance.md").write_text(text)
     print(text)
     return 0

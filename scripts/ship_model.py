@@ -38,18 +38,20 @@ from pipeline.train import best_val_psnr, read_log
 
 CONFIG = "configs/cxr_default.yaml"
 DATA_PROVENANCE = (
-    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 67 radiographs of "
-    "../shared/data/cxr/png/hannover_mhh_covid (35 patients, from "
+    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 67 radiographs "
+    "of ../shared/data/cxr/png/hannover_mhh_covid (35 patients, from "
     "../shared/data/cxr/metadata/hannover_ccd_metadata.csv) and 3 DICOM chest radiographs of "
-    "../shared/data/cxr/dicom (pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR; grouped "
-    "by PatientID), split by patient with seed 0: a quarter of the patients for testing (with the NIH "
-    "ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the rest for training after "
-    "leaving out the references noisier than 1.53/255 (37 training images); the run's split.csv lists every file."
+    "../shared/data/cxr/dicom (pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR; "
+    "grouped by PatientID), split by patient with seed 0: a quarter of the patients for testing "
+    "(with the NIH ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the "
+    "rest for training after leaving out the references noisier than 1.53/255 (37 training "
+    "images); the run's split.csv lists every file."
 )
 
 
 def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any]:
-    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's files."""
+    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's
+    files."""
     log = ckpt.get("state", {}).get("log", [])
     best = ckpt.get("state", {}).get("best_val_psnr")
     machine = None
@@ -69,7 +71,8 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
 
 
 def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
-    """`value` (a config section or entry) with every string that starts with an OLD prefix given NEW instead."""
+    """`value` (a config section or entry) with every string that starts with an OLD prefix given
+    NEW instead."""
     if isinstance(value, dict):
         return {k: replace_paths(v, replacements) for k, v in value.items()}
     if isinstance(value, list):

@@ -31,7 +31,8 @@ from pipeline.records import write_json
 from pipeline.train import best_val_psnr, read_log
 
 BUDGET_SHARE = 0.92
-"""Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final validation."""
+"""Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final
+validation."""
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Variant:
 
 
 def seconds_per_epoch(train_log: Path) -> float:
-    """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there are more."""
+    """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there
+    are more."""
     seconds = [row["seconds"] for row in read_log(train_log)]
     if not seconds:
         raise ValueError(f"{train_log}: no epoch finished; give the calibration more seconds")
@@ -72,7 +74,8 @@ def _launch(config: str, overrides: list[str], log_path: Path) -> subprocess.Pop
 def _run_together(
     config: str, jobs: dict[str, list[str]], logs: Path, deadline: float
 ) -> dict[str, int | None]:
-    """Run one `denoise run` per job at once; kill what is still running at `deadline` (seconds from now)."""
+    """Run one `denoise run` per job at once; kill what is still running at `deadline` (seconds from
+    now)."""
     procs = {
         name: _launch(config, overrides, logs / f"{name}.log") for name, overrides in jobs.items()
     }
@@ -224,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'variant':<14} {'s/epoch':>8} {'epochs':>7} {'best val PSNR':>14}  exit")
     for v in done:
         print(
-            f"{v.name:<14} {v.seconds_per_epoch:>8.3f} {v.epochs:>7d} {v.best_val_psnr:>14.3f}  {v.returncode}"
+            f"{v.name:<14} {v.seconds_per_epoch:>8.3f} {v.epochs:>7d} {v.best_val_psnr:>14.3f}  "
+            f"{v.returncode}"
         )
     return 0 if all(v.returncode == 0 for v in done) else 1
 

@@ -35,7 +35,8 @@ def upload_study(
 
 
 def apply(orthanc: Orthanc, out: Path, model: Path, *args: str) -> int:
-    """The exit status of ``denoise apply -i dicomweb:<orthanc> -o OUT --model MODEL`` (fast tiles) ARGS."""
+    """The exit status of ``denoise apply -i dicomweb:<orthanc> -o OUT --model MODEL`` (fast tiles)
+    ARGS."""
     return main(
         [
             "apply",

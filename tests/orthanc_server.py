@@ -158,7 +158,8 @@ class Orthanc:
 def start_orthanc(
     root: Path, modalities: dict[str, list] | None = None, password: str | None = None
 ) -> Orthanc:
-    """Start Orthanc with its configuration and storage under `root` (a random password by default)."""
+    """Start Orthanc with its configuration and storage under `root` (a random password by
+    default)."""
     plugin = _plugin()
     root.mkdir(parents=True, exist_ok=True)
     (root / "refuse.lua").write_text(REFUSE_STOW_LUA)
@@ -202,7 +203,8 @@ def write_radiograph(
     seed: int = 0,
     shape: tuple[int, int] = (48, 64),
 ) -> Path:
-    """A 12-bit CR image (default 64x48; a smooth gradient plus noise) with patient and study modules."""
+    """A 12-bit CR image (default 64x48; a smooth gradient plus noise) with patient and study
+    modules."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 

@@ -1,4 +1,5 @@
-"""`denoise adapt`: self-supervised fine-tuning on a folder of noisy scans, resume, apply, checks."""
+"""`denoise adapt`: self-supervised fine-tuning on a folder of noisy scans, resume, apply,
+checks."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ FAST = [
 
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
-    """A small U-Net checkpoint to start from (the shipped model is slower to fine-tune in a test)."""
+    """A small U-Net checkpoint to start from (the shipped model is slower to fine-tune in a
+    test)."""
     cfg = load_config(
         None, ["model.name=unet", "model.channels=[8,16]", "model.residual=true", "run.name=tiny"]
     )
@@ -349,7 +351,8 @@ def test_adapt_stops_within_its_time_budget_noise_fit_included(tmp_path, tiny_mo
 
 
 def test_adapt_config_takes_paths_as_paths_and_overrides_on_top(tiny_model, tmp_path, monkeypatch):
-    """Scan folders named like YAML values (``true``, ``null``) stay paths: settings are values, not text."""
+    """Scan folders named like YAML values (``true``, ``null``) stay paths: settings are values, not
+    text."""
     from pipeline.adapt.setup import AdaptOptions, adapt_config
 
     monkeypatch.chdir(tmp_path)

@@ -94,7 +94,8 @@ def _png_folder(root: Path, n: int = 2, size: int = 48) -> Path:
 
 @pytest.fixture
 def scans(tmp_path: Path) -> Path:
-    """8-bit and 16-bit PNGs in nested folders, a JPEG beside a PNG of the same stem, a broken file."""
+    """8-bit and 16-bit PNGs in nested folders, a JPEG beside a PNG of the same stem, a broken
+    file."""
     root = tmp_path / "in"
     _save_png(root / "a8.png", _noisy((40, 56), 0), np.uint8)
     _save_png(root / "sub" / "b16.png", _noisy((70, 50), 1), np.uint16)
@@ -506,7 +507,8 @@ def test_write_behind_runs_calls_in_order_with_a_bounded_queue() -> None:
 
 
 def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: Path) -> None:
-    """Reading, tiled in-place denoising and writing give the values of the network on the decoded array."""
+    """Reading, tiled in-place denoising and writing give the values of the network on the decoded
+    array."""
     from pipeline.inference import denoiser_from_checkpoint
     from pipeline.io import read_image
 
@@ -624,7 +626,8 @@ def test_python_api_from_pipeline(tmp_path: Path, checkpoint: Path) -> None:
 
 @pytest.mark.slow
 def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkpoint: Path) -> None:
-    """The five DICOMs and the PNG/JPEG radiographs, a nested folder and broken files, in one command."""
+    """The five DICOMs and the PNG/JPEG radiographs, a nested folder and broken files, in one
+    command."""
     from dicom_validation import dciodvfy_errors
 
     from pipeline.io import detect_format, read_image

@@ -1,4 +1,5 @@
-"""`denoise apply` says what happened (issue 28): no silent skips, honest records, user errors as such.
+"""`denoise apply` says what happened (issue 28): no silent skips, honest records, user errors as
+such.
 
 Each test is the smallest run that showed a run ending 0 with a wrong or missing output,
 or a user error reported as something else.

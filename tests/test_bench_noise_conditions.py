@@ -1,4 +1,5 @@
-"""bench.noise_conditions: each benchmark noise condition defined once, every table taking its own."""
+"""bench.noise_conditions: each benchmark noise condition defined once, every table taking its
+own."""
 
 from __future__ import annotations
 

@@ -239,7 +239,8 @@ def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: 
 
 
 def test_the_apply_script_runs_from_any_folder(tmp_path: Path) -> None:
-    """scripts/bench_apply.py, a thin entry point, finds bench/ in its checkout wherever it is run."""
+    """scripts/bench_apply.py, a thin entry point, finds bench/ in its checkout wherever it is
+    run."""
     import subprocess
     import sys
 

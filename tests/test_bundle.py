@@ -1,4 +1,5 @@
-"""`denoise export --format monai-bundle`: layout, MONAI's metadata check, MONAI's run command vs `denoise apply`."""
+"""`denoise export --format monai-bundle`: layout, MONAI's metadata check, MONAI's run command vs
+`denoise apply`."""
 
 from __future__ import annotations
 

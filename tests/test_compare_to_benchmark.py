@@ -22,8 +22,10 @@ def test_shipped_model_scores_what_the_benchmark_recorded(cxr_dir: Path) -> None
     scored = recorded["models"]["unet"]
     if scored.get("sha256") != file_sha256(shipped):
         pytest.skip(
-            f"the shipped weights are not the ones the last benchmark run scored (run {scored.get('run')}, "
-            f"epoch {scored.get('checkpoint_epoch')}, sha256 {scored.get('sha256', 'not recorded')}): rerun scripts/benchmark.py"
+            "the shipped weights are not the ones the last benchmark run scored (run "
+            f"{scored.get('run')}, "
+            f"epoch {scored.get('checkpoint_epoch')}, sha256 "
+            f"{scored.get('sha256', 'not recorded')}): rerun scripts/benchmark.py"
         )
     rows = load_script("compare_to_benchmark").compare([str(shipped)], RESULTS, threads=2)
     assert len(rows) == len(recorded["conditions"]) == 5

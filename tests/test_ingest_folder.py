@@ -1,4 +1,5 @@
-"""Folder ingest on real radiographs mixed with broken files: good ones load, bad ones are listed."""
+"""Folder ingest on real radiographs mixed with broken files: good ones load, bad ones are
+listed."""
 
 from __future__ import annotations
 

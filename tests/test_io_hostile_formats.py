@@ -67,7 +67,8 @@ def with_syntax(raw: bytes, syntax: str) -> bytes:
 
 
 def read_everything_said(path, caplog, capfd) -> tuple[list, str]:
-    """(images or the refusal, all text the read produced: reason, log, warnings, stdout, stderr)."""
+    """(images or the refusal, all text the read produced: reason, log, warnings, stdout,
+    stderr)."""
     with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -1,4 +1,5 @@
-"""One pixel limit for every reader, and third-party messages through the project's logger (issue 28)."""
+"""One pixel limit for every reader, and third-party messages through the project's logger (issue
+28)."""
 
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> N
     [((100, 130), 32, 4), ((20, 90), 32, 3), ((97, 97), 40, 1), ((150, 70), 48, 8)],
 )
 def test_banded_sliding_window_equals_monai_and_may_write_in_place(shape, tile, batch) -> None:
-    """Same tiles, weights and blending as MONAI's SlidingWindowInferer: the same output, bit for bit."""
+    """Same tiles, weights and blending as MONAI's SlidingWindowInferer: the same output, bit for
+    bit."""
     import numpy as np
     from monai.inferers import SlidingWindowInferer
 
@@ -123,7 +124,8 @@ def test_banded_sliding_window_equals_monai_and_may_write_in_place(shape, tile, 
 
 
 def test_deep_dncnn_learns_from_its_first_steps() -> None:
-    """With He initialisation a 10-layer DnCNN reduces the error quickly (torch's default init did not)."""
+    """With He initialisation a 10-layer DnCNN reduces the error quickly (torch's default init did
+    not)."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="dncnn", depth=10, features=16))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

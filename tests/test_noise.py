@@ -43,12 +43,11 @@ def test_noise_identical_in_another_process(kind: str, smooth_image) -> None:
         [smooth_image], make_noise(noise_config({"kind": kind, "photons": 500})), 11, "test"
     )[0]
     code = (
-        "import numpy as np, sys\n"
-        "from pipeline.config import noise_config\n"
-        "from pipeline.noise import add_noise, make_noise\n"
-        "img = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(64, 64)\n"
-        f"out = add_noise([img], make_noise(noise_config({{'kind': {kind!r}, 'photons': 500}})), 11, 'test')[0]\n"
-        "sys.stdout.buffer.write(out.tobytes())\n"
+        "import numpy as np, sys\nfrom pipeline.config import noise_config\nfrom pipeline.noise "
+        "import add_noise, make_noise\nimg = np.frombuffer(sys.stdin.buffer.read(), "
+        "np.float32).reshape(64, 64)\n"
+        f"out = add_noise([img], make_noise(noise_config({{'kind': {kind!r}, 'photons': 500}})), "
+        "11, 'test')[0]\nsys.stdout.buffer.write(out.tobytes())\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], input=smooth_image.tobytes(), capture_output=True, check=True
@@ -160,7 +159,8 @@ def test_xray_psd_holds_the_noise_power_with_the_kernels_shape() -> None:
     assert psd.shape == noise.shape
     assert abs(psd.mean() / noise.size / noise.var() - 1) < 0.05  # Parseval
     measured = np.abs(np.fft.fft2(noise)) ** 2
-    # averaged over the lowest and highest row frequencies: the [a,1,a] kernel passes lows, damps highs
+    # averaged over the lowest and highest row frequencies: the [a,1,a] kernel passes lows, damps
+    # highs
     low, high = measured[:8].mean() / psd[:8].mean(), measured[120:136].mean() / psd[120:136].mean()
     assert abs(low - 1) < 0.15 and abs(high - 1) < 0.15 and psd[0, 0] > 2 * psd[128, 0]
 

@@ -20,7 +20,8 @@ def anatomy(seed: int, side: int = 256) -> np.ndarray:
 
 
 def blur(image: np.ndarray) -> np.ndarray:
-    """A stand-in denoiser: any fixed map works, the fit passes real and simulated noise through it."""
+    """A stand-in denoiser: any fixed map works, the fit passes real and simulated noise through
+    it."""
     return gaussian_filter(image, 2.0).astype(np.float32)
 
 

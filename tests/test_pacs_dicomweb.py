@@ -125,7 +125,8 @@ def test_shared_radiographs_are_stored_back_once_as_valid_derived_series(
     found = [sorted(SHARED_DICOM.glob(pattern)) for pattern in SHARED_FILES]
     if not all(found):
         pytest.skip(
-            f"the shared DICOM radiographs {', '.join(SHARED_FILES)} are absent from {SHARED_DICOM} "
+            f"the shared DICOM radiographs {', '.join(SHARED_FILES)} are absent from "
+            f"{SHARED_DICOM} "
             "(synthetic DICOMs are tested by the other tests)"
         )
     sources = {}

@@ -136,7 +136,8 @@ def send(port: int, files: list[Path]) -> list[int]:
 
 
 def derived_sources(orthanc: Orthanc, study: str) -> list[str]:
-    """The source SOPInstanceUID of every derived instance Orthanc holds in `study` (repeats kept)."""
+    """The source SOPInstanceUID of every derived instance Orthanc holds in `study` (repeats
+    kept)."""
     sources = []
     for series in orthanc.series_of_study(study):
         if not str(series["MainDicomTags"].get("SeriesDescription", "")).startswith("Denoised"):

@@ -222,7 +222,8 @@ def test_benchmark_split_part_writes_the_tables(
         and "### Whole images" in page
     )
     assert "Acceptance (`unet` against BM3D)" in page
-    # the headline is the radiograph acceptance: one row per view and judged condition, as the tables judged them
+    # the headline is the radiograph acceptance: one row per view and judged condition, as the
+    # tables judged them
     head = results["headline"]
     judged = [
         (v, c["label"], c["acceptance"]["met"])
@@ -238,7 +239,8 @@ def test_benchmark_split_part_writes_the_tables(
         f"{sum(m for *_, m in judged)} of 8 of the radiograph acceptance rows met"
         in page.split("## Radiographs split")[0]
     )
-    # RESULTS.md is rendered again from results.json by any later --only run (NaN is stored as null there)
+    # RESULTS.md is rendered again from results.json by any later --only run (NaN is stored as null
+    # there)
     from bench.render import other_pages, render_markdown
 
     assert render_markdown(results, other_pages(tmp_path / "out")) == page

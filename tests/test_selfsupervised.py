@@ -53,7 +53,8 @@ def test_blind_spot_hidden_pixels_take_the_mean_of_visible_neighbours():
 
 
 def test_blind_spot_loss_uses_only_centres():
-    """Changing the noisy value of a pixel that is neither centre nor hidden changes the input, not the target set."""
+    """Changing the noisy value of a pixel that is neither centre nor hidden changes the input, not
+    the target set."""
     blind = BlindSpot(fraction=0.02, span=(1, 1))
     gen_seed = 5
     centres, hidden = blind.masks((2, 1, 16, 16), torch.Generator().manual_seed(gen_seed))
@@ -135,7 +136,8 @@ def test_config_rejects_a_gap_as_wide_as_the_cell():
 
 
 def test_run_trains_self_supervised_from_scratch(tmp_path):
-    """`denoise run` with train.objective=subsample learns to denoise without using the clean images in its loss."""
+    """`denoise run` with train.objective=subsample learns to denoise without using the clean images
+    in its loss."""
     import csv
 
     from pipeline.config import load_config
@@ -177,7 +179,8 @@ def test_run_trains_self_supervised_from_scratch(tmp_path):
 
 
 def test_sub_images_smaller_than_the_networks_multiple_are_padded(tmp_path):
-    """MNIST's 28x28 images give 7x7 sub-images at stride 4; a U-Net of multiple 4 still trains on them."""
+    """MNIST's 28x28 images give 7x7 sub-images at stride 4; a U-Net of multiple 4 still trains on
+    them."""
     import csv
     import math
 

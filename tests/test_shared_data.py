@@ -1,5 +1,5 @@
-"""Every grey image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set, the five-source
-collections), the colour ones are refused with a reason; the patient split."""
+"""Every grey image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set, the
+five-source collections), the colour ones are refused with a reason; the patient split."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_every_shared_radiograph_loads(cxr_dir) -> None:
 
 
 def test_radiograph_split_is_by_patient(cxr_dir, monkeypatch) -> None:
-    """configs/cxr_shipped_xray.yaml: 67 Hannover JPEGs of 35 patients, split by patient (seed 0)."""
+    """configs/cxr_shipped_xray.yaml: 67 Hannover JPEGs of 35 patients, split by patient (seed
+    0)."""
     import csv
     from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""scripts/ship_model.py: an exported checkpoint shipped with its run's log and the data paths it was trained from."""
+"""scripts/ship_model.py: an exported checkpoint shipped with its run's log and the data paths it
+was trained from."""
 
 from __future__ import annotations
 

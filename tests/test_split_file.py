@@ -1,4 +1,5 @@
-"""Splits by source (stratified_split), splits fixed in a CSV (data.split_csv) and the five-source split script."""
+"""Splits by source (stratified_split), splits fixed in a CSV (data.split_csv) and the five-source
+split script."""
 
 from __future__ import annotations
 
@@ -166,9 +167,9 @@ def test_learning_curve_trains_each_size_and_tabulates_the_gain_over_bm3d(
     config.write_text(
         f"run: {{name: lc, seed: 0, threads: 1}}\n"
         f"data: {{kind: folder, root: {tmp_path / 'data'}, split_csv: {split}}}\n"
-        "noise: {kind: gaussian, sigma: 0.1}\n"
-        "model: {name: unet, channels: [4, 8], residual: true}\n"
-        "train: {epochs: 1, batch_size: 2, optimizer: adam, lr: 0.001, loss: mse, progress: false}\n"
+        "noise: {kind: gaussian, sigma: 0.1}\nmodel: {name: unet, channels: [4, 8], residual: "
+        "true}\ntrain: {epochs: 1, batch_size: 2, optimizer: adam, lr: 0.001, loss: mse, progress: "
+        "false}\n"
     )
     script = load_script("learning_curve")
     scans = load_splits(script.load_config(config).data, 0).test

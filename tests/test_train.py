@@ -229,7 +229,8 @@ def test_detail_slope_measures_erased_detail_not_leftover_noise() -> None:
     assert torch.allclose(
         detail_slope(blurred + noise, clean), erased, atol=0.1 * float(erased.min())
     )
-    # The same value as a NumPy regression on scipy's Laplacian of Gaussian, inside the kernel's border.
+    # The same value as a NumPy regression on scipy's Laplacian of Gaussian, inside the kernel's
+    # border.
     error = (blurred - clean)[0, 0, 4:-4, 4:-4].double().numpy()
     detail = detail_highpass(clean[0, 0].double().numpy())[4:-4, 4:-4]
     error, detail = error - error.mean(), detail - detail.mean()

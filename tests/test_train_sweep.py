@@ -1,4 +1,5 @@
-"""scripts/train_sweep.py: epochs planned from a calibration run, then every variant trained side by side."""
+"""scripts/train_sweep.py: epochs planned from a calibration run, then every variant trained side by
+side."""
 
 from __future__ import annotations
 

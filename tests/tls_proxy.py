@@ -1,4 +1,5 @@
-"""Test helper: HTTPS in front of a local HTTP server (a TLS-terminating proxy, as deployments have).
+"""Test helper: HTTPS in front of a local HTTP server (a TLS-terminating proxy, as deployments
+have).
 
 Debian's Orthanc 1.10 crashes on HTTPS requests with OpenSSL 3, so the TLS tests put this
 proxy, with a self-signed certificate made by openssl, in front of its HTTP port.

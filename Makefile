@@ -24,8 +24,10 @@ test: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# The whole checkout, with pyproject.toml's settings: the lint rules, then the formatting.
 lint: install
-	$(VENV)/bin/ruff check pipeline bench tests scripts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) scripts/benchmark.py

@@ -105,22 +105,40 @@ def run_child(cmd: list[str], cwd: Path) -> tuple[int, float, float]:
 def baseline_cmd(model: Path | None, device: str) -> list[str]:
     """A child that imports the package and loads the model, and does nothing else."""
     code = (
-        "import sys; import pipeline.apply; from pipeline.checkpoint import load_model; "
-        "from pipeline.inference import resolve_device; "
+        "import sys; import pipeline.apply; from pipeline.checkpoint import load_model; from "
+        "pipeline.inference import resolve_device; "
         f"load_model(sys.argv[1] if sys.argv[1] != '-' else None, resolve_device({device!r}))"
     )
     return [sys.executable, "-c", code, str(model) if model else "-"]
 
 
 def apply_cmd(args: argparse.Namespace, model: Path | None, src: Path, dest: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "pipeline", "apply", "-i", str(src), "-o", str(dest), "--no-progress",
-           "--no-report", "--device", args.device, "--tile-size", str(args.tile_size),
-           "--overlap", str(args.overlap), "--batch-size", str(args.batch_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "apply",
+        "-i",
+        str(src),
+        "-o",
+        str(dest),
+        "--no-progress",
+        "--no-report",
+        "--device",
+        args.device,
+        "--tile-size",
+        str(args.tile_size),
+        "--overlap",
+        str(args.overlap),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     return cmd + (["--model", str(model)] if model else [])
 
 
 def model_path(args: argparse.Namespace, folder: Path) -> Path | None:
-    """The checkpoint to measure: the untrained one made in `folder`, else --model (None: shipped)."""
+    """The checkpoint to measure: the untrained one made in `folder`, else --model (None:
+    shipped)."""
     return folder / f"untrained-{args.untrained}.pt" if args.untrained else args.model
 
 
@@ -145,10 +163,16 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from pipeline.io import read_image
 
     model = model_path(args, folder)
-    settings = InferenceConfig(device=args.device, tile_size=args.tile_size, overlap=args.overlap,
-                               batch_size=args.batch_size)
+    settings = InferenceConfig(
+        device=args.device,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+    )
     denoiser, loaded = denoiser_from_checkpoint(model, settings)
-    pixels = [image.pixels for path in sorted((folder / "in").iterdir()) for image in read_image(path)]
+    pixels = [
+        image.pixels for path in sorted((folder / "in").iterdir()) for image in read_image(path)
+    ]
     megapixels = sum(p.size for p in pixels) / 1e6
     denoiser(pixels[0])  # warm-up: first-call allocations and kernel selection
     network, apply, network_cpu, apply_cpu = [], [], [], []
@@ -161,13 +185,17 @@ def measure_rates(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         out = folder / "out-rates"
         shutil.rmtree(out, ignore_errors=True)
         start, cpu = time.perf_counter(), time.process_time()
-        result = apply_folder(folder / "in", out, loaded, ApplyOptions(progress=False, report=False), settings)
+        result = apply_folder(
+            folder / "in", out, loaded, ApplyOptions(progress=False, report=False), settings
+        )
         apply.append(time.perf_counter() - start)
         apply_cpu.append(time.process_time() - cpu)
         if result.failed or result.done != args.files:
             raise SystemExit(f"apply_folder denoised {result.done} of {args.files} files")
     rates = {
-        "model": loaded.identity if not args.untrained else f"untrained {args.untrained} ({loaded.identity})",
+        "model": loaded.identity
+        if not args.untrained
+        else f"untrained {args.untrained} ({loaded.identity})",
         "megapixels": round(megapixels, 4),
         "network_seconds": [round(t, 3) for t in network],
         "apply_seconds": [round(t, 3) for t in apply],
@@ -194,26 +222,52 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         model = model_path(args, tmp_dir)
         memory = {} if args.no_memory else measure_memory(args, model, tmp_dir)
     megapixels = rates["megapixels"]
-    network_s, apply_s = statistics.median(rates["network_seconds"]), statistics.median(rates["apply_seconds"])
+    network_s, apply_s = (
+        statistics.median(rates["network_seconds"]),
+        statistics.median(rates["apply_seconds"]),
+    )
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "command": " ".join(["python", *apply_cmd(args, Path("MODEL") if model else None, Path("IN"), Path("OUT"))[1:]]),
-        "load_average": {"before": [round(x, 2) for x in load_before],
-                         "after": [round(x, 2) for x in os.getloadavg()]},
-        "image": {"size": [args.size, args.size], "dtype": "uint16", "files": args.files, "megapixels": megapixels,
-                  "float32_mib": round(args.size * args.size * 4 / 2**20, 1)},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "command": " ".join(
+            [
+                "python",
+                *apply_cmd(args, Path("MODEL") if model else None, Path("IN"), Path("OUT"))[1:],
+            ]
+        ),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "image": {
+            "size": [args.size, args.size],
+            "dtype": "uint16",
+            "files": args.files,
+            "megapixels": megapixels,
+            "float32_mib": round(args.size * args.size * 4 / 2**20, 1),
+        },
         "model": rates["model"],
-        "settings": {"tile_size": args.tile_size, "overlap": args.overlap, "batch_size": args.batch_size,
-                     "device": args.device},
+        "settings": {
+            "tile_size": args.tile_size,
+            "overlap": args.overlap,
+            "batch_size": args.batch_size,
+            "device": args.device,
+        },
         "repeats": args.repeats,
         "network_megapixels_per_second": round(megapixels / network_s, 3),
         "apply_megapixels_per_second": round(megapixels / apply_s, 3),
         "apply_files_per_second": round(args.files / apply_s, 3),
         "ratio_to_network": round(network_s / apply_s, 3),
-        "cpu_ratio_to_network": round(statistics.median(rates["network_cpu_seconds"])
-                                      / statistics.median(rates["apply_cpu_seconds"]), 3),
+        "cpu_ratio_to_network": round(
+            statistics.median(rates["network_cpu_seconds"])
+            / statistics.median(rates["apply_cpu_seconds"]),
+            3,
+        ),
         "rates": rates,
         "megapixels_per_second": round(megapixels / apply_s, 3),
         **memory,
@@ -221,11 +275,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -> dict[str, Any]:
-    """Peak RSS of ``python -m pipeline apply`` on ``folder/in`` and of the import-and-load baseline."""
+    """Peak RSS of ``python -m pipeline apply`` on ``folder/in`` and of the import-and-load
+    baseline."""
     status, _, baseline_mib = run_child(baseline_cmd(model, args.device), args.project)
     if status != 0:
         raise SystemExit(f"loading the model failed (exit {status}); give --model or --untrained")
-    status, wall, peak_mib = run_child(apply_cmd(args, model, folder / "in", folder / "out"), args.project)
+    status, wall, peak_mib = run_child(
+        apply_cmd(args, model, folder / "in", folder / "out"), args.project
+    )
     if status != 0:
         raise SystemExit(f"denoise apply failed (exit {status})")
     with open(folder / "out" / "manifest.csv", newline="") as fh:
@@ -240,23 +297,42 @@ def measure_memory(args: argparse.Namespace, model: Path | None, folder: Path) -
 
 
 def parse_args(argv: list[str] | None = None, project: Path | None = None) -> argparse.Namespace:
-    """The command line; `project` is the checkout when ``--project`` is not given (else the working folder)."""
+    """The command line; `project` is the checkout when ``--project`` is not given (else the working
+    folder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped model)")
-    parser.add_argument("--untrained", choices=("conv", "unet", "dncnn"),
-                        help="measure an untrained network of this architecture instead")
-    parser.add_argument("--size", type=int, default=4096, help="side of each generated scan (default 4096)")
-    parser.add_argument("--files", type=int, default=1, help="number of generated scans in the folder (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="network and apply timings, back to back (default 3)")
+    parser.add_argument(
+        "--model", type=Path, help="checkpoint or run folder (default: the shipped model)"
+    )
+    parser.add_argument(
+        "--untrained",
+        choices=("conv", "unet", "dncnn"),
+        help="measure an untrained network of this architecture instead",
+    )
+    parser.add_argument(
+        "--size", type=int, default=4096, help="side of each generated scan (default 4096)"
+    )
+    parser.add_argument(
+        "--files", type=int, default=1, help="number of generated scans in the folder (default 1)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="network and apply timings, back to back (default 3)"
+    )
     parser.add_argument("--tile-size", type=int, default=DEFAULTS.tile_size)
     parser.add_argument("--overlap", type=float, default=DEFAULTS.overlap)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    parser.add_argument("--no-memory", action="store_true",
-                        help="skip the peak-memory run of the CLI (rates only)")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the peak-memory run of the CLI (rates only)"
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--out", type=Path, help="JSON file to write (default benchmarks/apply.json)")
-    parser.add_argument("--project", type=Path, default=project or Path.cwd(),
-                        help="the checkout the children run in (default: the working folder)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON file to write (default benchmarks/apply.json)"
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=project or Path.cwd(),
+        help="the checkout the children run in (default: the working folder)",
+    )
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # the children's jobs
     parser.add_argument("--rates", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -20,9 +20,11 @@ from pipeline.ingest import load_splits
 from pipeline.ingest.folder import load_folder, read_files
 from pipeline.ingest.split_file import read_split_csv
 
-#: In the checkout: the previous radiograph patient split (its data section), the shipped model's own test set.
+#: In the checkout: the previous radiograph patient split (its data section), the shipped model's
+#: own test set.
 SPLIT_CONFIG = Path("configs/cxr_shipped_xray.yaml")
-#: In the checkout: the five-source patient split (scripts/make_multisite_split.py) whose test part the tables use.
+#: In the checkout: the five-source patient split (scripts/make_multisite_split.py) whose test part
+#: the tables use.
 MULTISITE_SPLIT = Path("configs/splits/multisite.csv")
 CXR_TRAIN_NOTE = (
     "the shipped unet (pipeline/weights/cxr_default.pt, configs/cxr_default.yaml) learned from the "
@@ -49,10 +51,11 @@ def crop_scan(image: ScanImage, size: int | None) -> ScanImage:
 
 
 def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str]:
-    """The radiograph test images (uncropped), the reasons of files that failed to load, and what they are.
+    """The radiograph test images (uncropped), the reasons of files that failed to load, and what
+    they are.
 
-    Default: the test part of the earlier radiograph patient split (configs/cxr_shipped_xray.yaml); with
-    ``--cxr-dirs``, every image of those folders.
+    Default: the test part of the earlier radiograph patient split (configs/cxr_shipped_xray.yaml);
+    with ``--cxr-dirs``, every image of those folders.
     """
     images: list[ScanImage] = []
     failures: list[str] = []
@@ -74,24 +77,34 @@ def cxr_test_images(settings: Settings) -> tuple[list[ScanImage], list[str], str
 
 
 def patient_split_test_images(seed: int, project: Path) -> tuple[list[ScanImage], str]:
-    """The test images of the radiograph patient split (paths in the config are relative to the checkout `project`)."""
+    """The test images of the radiograph patient split (paths in the config are relative to the
+    checkout `project`)."""
     cfg = load_config(project / SPLIT_CONFIG, ["data.max_clean_noise=null", f"run.seed={seed}"])
     for name in ("root", "test_root"):  # relative to the checkout, so any working folder works
         paths = getattr(cfg.data, name)
         if paths is not None:
-            setattr(cfg.data, name, [from_checkout(p, project) for p in paths] if isinstance(paths, list) else from_checkout(paths, project))
+            setattr(
+                cfg.data,
+                name,
+                [from_checkout(p, project) for p in paths]
+                if isinstance(paths, list)
+                else from_checkout(paths, project),
+            )
     if cfg.data.groups is not None:
         cfg.data.groups.csv = from_checkout(cfg.data.groups.csv, project)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fo-dicom file has no PatientID and no file meta
         splits = load_splits(cfg.data, cfg.run.seed)
     order = interleaved_by_folder(splits.test)
-    return order, (f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
-                   "taken in turn from each source folder")
+    return order, (
+        f"test part of the patient split of configs/{SPLIT_CONFIG.name} (seed {cfg.run.seed}), "
+        "taken in turn from each source folder"
+    )
 
 
 def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanImage], str]:
-    """The test part of the five-source patient split, each image's source in ``meta.extra['source']``.
+    """The test part of the five-source patient split, each image's source in
+    ``meta.extra['source']``.
 
     The split CSV is in the checkout `project`, the images under `shared_data`. Taken in turn
     from each source, so any first N (BM3D's subset) mixes the sources.
@@ -106,18 +119,26 @@ def multisite_test_images(project: Path, shared_data: Path) -> tuple[list[ScanIm
         found, failed = read_files([shared_data / CXR_PNG / row["file"]])
         if failed:
             raise PipelineError(failed[0].reason)
-        images += [replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]})) for img in found]
+        images += [
+            replace(img, meta=replace(img.meta, extra={**img.meta.extra, "source": row["source"]}))
+            for img in found
+        ]
     patients = len({r["patient"] for r in rows})
     sources = sorted({r["source"] for r in rows})
-    return interleaved_by_folder(images), (f"test part of the five-source patient split {MULTISITE_SPLIT} "
-                                           f"({patients} patients from {', '.join(sources)}), taken in turn from each source")
+    return interleaved_by_folder(images), (
+        f"test part of the five-source patient split {MULTISITE_SPLIT} "
+        f"({patients} patients from {', '.join(sources)}), taken in turn from each source"
+    )
 
 
 def interleaved_by_folder(images: list[ScanImage]) -> list[ScanImage]:
-    """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N mixes the sources."""
+    """Images taken in turn from each source (``meta.extra['source']``, else folder), so any first N
+    mixes the sources."""
     by_folder: dict[str, list[ScanImage]] = {}
     for img in images:
-        key = (img.meta.extra or {}).get("source") or str(img.meta.source.parent if img.meta.source else "")
+        key = (img.meta.extra or {}).get("source") or str(
+            img.meta.source.parent if img.meta.source else ""
+        )
         by_folder.setdefault(key, []).append(img)
     queues = list(by_folder.values())
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
@@ -129,13 +150,25 @@ def classical_methods() -> list[Denoiser]:
 
 
 def describe_images(images: list[ScanImage]) -> list[dict[str, Any]]:
-    return [{"image": img.meta.name, "folder": img.meta.source.parent.name if img.meta.source else None,
-             "shape": list(img.pixels.shape)} for img in images]
+    return [
+        {
+            "image": img.meta.name,
+            "folder": img.meta.source.parent.name if img.meta.source else None,
+            "shape": list(img.pixels.shape),
+        }
+        for img in images
+    ]
 
 
 def nih_patients(roots: list[Path]) -> set[str]:
     """NIH patient ids of the PNG files under those of `roots` that exist."""
-    return {m.group(1) for root in roots if root.is_dir() for f in root.rglob("*.png") if (m := NIH_PATIENT.match(f.name))}
+    return {
+        m.group(1)
+        for root in roots
+        if root.is_dir()
+        for f in root.rglob("*.png")
+        if (m := NIH_PATIENT.match(f.name))
+    }
 
 
 def unseen_images(images: list[ScanImage], patients: set[str]) -> tuple[list[ScanImage], list[str]]:

@@ -1,4 +1,5 @@
-"""The networks of the quality tables: given checkpoints, MNIST models trained here, or why one is absent."""
+"""The networks of the quality tables: given checkpoints, MNIST models trained here, or why one is
+absent."""
 
 from __future__ import annotations
 
@@ -37,29 +38,43 @@ def quality_device(settings: Settings) -> str:
     return "cuda" if settings.device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
-def load_entry(name: str, path: str | None, settings: Settings, origin: str = "given on the command line") -> ModelEntry:
+def load_entry(
+    name: str, path: str | None, settings: Settings, origin: str = "given on the command line"
+) -> ModelEntry:
     """Load a checkpoint (or run folder) as a named denoiser; absent or unreadable: skipped."""
     if path is None or path.lower() == "none":
-        return ModelEntry(name, skipped="no checkpoint given" if path is None else "disabled with 'none'")
+        return ModelEntry(
+            name, skipped="no checkpoint given" if path is None else "disabled with 'none'"
+        )
     try:
         denoiser, loaded = denoiser_from_checkpoint(
-            path, InferenceConfig(device=quality_device(settings), tile_size=settings.tile_size))
+            path, InferenceConfig(device=quality_device(settings), tile_size=settings.tile_size)
+        )
     except PipelineError as err:
         return ModelEntry(name, skipped=f"checkpoint unusable: {err}")
     cfg = loaded.config
     root = cfg.data.root
     info = {
-        "checkpoint": as_recorded(str(loaded.path), settings.project), "sha256": file_sha256(loaded.path), "origin": origin,
-        "model": cfg.model.model_dump(mode="json"), "run": cfg.run.name, "checkpoint_epoch": loaded.meta.get("epoch"),
-        "train_data": ", ".join(map(str, as_recorded(root if isinstance(root, list) else [root], settings.project))) if root is not None
+        "checkpoint": as_recorded(str(loaded.path), settings.project),
+        "sha256": file_sha256(loaded.path),
+        "origin": origin,
+        "model": cfg.model.model_dump(mode="json"),
+        "run": cfg.run.name,
+        "checkpoint_epoch": loaded.meta.get("epoch"),
+        "train_data": ", ".join(
+            map(str, as_recorded(root if isinstance(root, list) else [root], settings.project))
+        )
+        if root is not None
         else f"{cfg.data.kind}: bundled sample",
-        "train_noise": cfg.noise.kind, "parameters": count_parameters(loaded.model),
+        "train_noise": cfg.noise.kind,
+        "parameters": count_parameters(loaded.model),
     }
     return ModelEntry(name, denoiser, info)
 
 
 def train_mnist(config_file: Path, settings: Settings) -> tuple[Path, int]:
-    """Train an MNIST config with :func:`pipeline.runner.run`; its best checkpoint and epochs asked."""
+    """Train an MNIST config with :func:`pipeline.runner.run`; its best checkpoint and epochs
+    asked."""
     cfg = load_config(config_file)
     cfg.run.output_dir = settings.work / "runs"
     cfg.run.stages = ["train"]
@@ -85,10 +100,15 @@ def mnist_entry(name: str, settings: Settings) -> ModelEntry:
     if name == "best" or not config_file.is_file():
         return ModelEntry(name, skipped=f"no --mnist-{name} checkpoint given")
     if not settings.train:
-        return ModelEntry(name, skipped=f"no --mnist-{name} given and training disabled (--no-train)")
+        return ModelEntry(
+            name, skipped=f"no --mnist-{name} given and training disabled (--no-train)"
+        )
     checkpoint, epochs = train_mnist(config_file, settings)
     default_epochs = load_config(config_file).train.epochs
-    origin = f"trained by this script from configs/{config_file.name} for {epochs} epochs (the config says {default_epochs})"
+    origin = (
+        f"trained by this script from configs/{config_file.name} for {epochs} epochs (the "
+        f"config says {default_epochs})"
+    )
     return load_entry(name, str(checkpoint), settings, origin)
 
 
@@ -97,7 +117,10 @@ def require_size(entry: ModelEntry, side: int | None) -> ModelEntry:
     size = getattr(entry.denoiser.model, "fixed_size", None) if entry.denoiser else None
     if size is not None and size != side:
         where = f"{side}x{side} images" if side else "images of any size"
-        return ModelEntry(entry.name, skipped=f"{entry.info['checkpoint']} takes only {size}x{size} images, not {where}")
+        return ModelEntry(
+            entry.name,
+            skipped=f"{entry.info['checkpoint']} takes only {size}x{size} images, not {where}",
+        )
     return entry
 
 
@@ -105,10 +128,19 @@ def cxr_entry(name: str, settings: Settings) -> ModelEntry:
     """A radiograph model from its --cxr-NAME option (unet defaults to the shipped model)."""
     path = settings.cxr_models.get(name)
     if path is None and name == "unet":
-        return ModelEntry(name, skipped=f"no --cxr-unet given and the shipped model {as_recorded(SHIPPED_MODEL, settings.project)} is absent")
+        return ModelEntry(
+            name,
+            skipped="no --cxr-unet given and the shipped model "
+            f"{as_recorded(SHIPPED_MODEL, settings.project)} is absent",
+        )
     if path is None:
         return ModelEntry(name, skipped=f"no checkpoint given (--cxr-{name} RUN)")
-    return load_entry(name, path, settings, SHIPPED_ORIGIN if path == str(SHIPPED_MODEL) else "given on the command line")
+    return load_entry(
+        name,
+        path,
+        settings,
+        SHIPPED_ORIGIN if path == str(SHIPPED_MODEL) else "given on the command line",
+    )
 
 
 def lowres_entry(name: str, settings: Settings) -> ModelEntry:
@@ -119,5 +151,10 @@ def lowres_entry(name: str, settings: Settings) -> ModelEntry:
 def seen_patients(entries: list[ModelEntry], settings: Settings) -> set[str]:
     """NIH patient ids in the low-res training/validation folders and the models' data roots."""
     roots = [settings.lowres_dir / "train", settings.lowres_dir / "valid"]
-    roots += [from_checkout(r, settings.project) for e in entries for r in e.info.get("train_data", "").split(", ") if r]  # as recorded
+    roots += [
+        from_checkout(r, settings.project)
+        for e in entries
+        for r in e.info.get("train_data", "").split(", ")
+        if r
+    ]  # as recorded
     return nih_patients(roots)

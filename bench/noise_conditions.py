@@ -19,7 +19,13 @@ from pipeline.config import (
 
 Condition = tuple[str, NoiseSection]
 
-QUALITY = ("gaussian_15", "gaussian_25", "gaussian_50", "poisson_gaussian_dose_0.25", "poisson_gaussian_dose_0.05")
+QUALITY = (
+    "gaussian_15",
+    "gaussian_25",
+    "gaussian_50",
+    "poisson_gaussian_dose_0.25",
+    "poisson_gaussian_dose_0.05",
+)
 ACCEPTANCE = ("xray_dose_0.25", "xray_dose_0.1", "gaussian_25", "gaussian_50")
 ADAPT = ("xray_aniso", "gaussian_25")
 
@@ -46,10 +52,13 @@ def all_conditions() -> dict[str, Condition]:
     for dose in (0.25, 0.1):
         conditions[f"xray_dose_{dose}"] = (
             f"X-ray dose {dose} (2000 photons at full dose, mu 3, kernel a 0.3, read noise 3)",
-            XrayNoiseConfig(photons=2000, dose=dose, mu=3.0, kernel_a=0.3, read_noise=3.0, clip=True),
+            XrayNoiseConfig(
+                photons=2000, dose=dose, mu=3.0, kernel_a=0.3, read_noise=3.0, clip=True
+            ),
         )
     conditions["xray_aniso"] = (
-        "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 along columns",
+        "xray, N0 2000, dose 0.05, read noise 5, mu 3, detector kernel a = 0.6 along rows and 0.1 "
+        "along columns",
         XrayNoiseConfig(photons=2000, dose=0.05, read_noise=5.0, mu=3.0, kernel_a=[0.6, 0.1]),
     )
     return conditions

@@ -14,7 +14,9 @@ import torch
 from bench.settings import Settings
 from pipeline.provenance import environment, git_commit
 
-_logger = logging.getLogger("pipeline.bench")  # under the package logger, which setup_logging configures
+_logger = logging.getLogger(
+    "pipeline.bench"
+)  # under the package logger, which setup_logging configures
 
 
 def log(message: str) -> None:
@@ -50,5 +52,7 @@ def provenance(settings: Settings) -> dict[str, Any]:
             "gpu": env["cuda"],
             "platform": env["platform"],
         },
-        "versions": {k: env[k] for k in ("package", "python", "torch", "monai", "scikit_image", "numpy")},
+        "versions": {
+            k: env[k] for k in ("package", "python", "torch", "monai", "scikit_image", "numpy")
+        },
     }

@@ -1,4 +1,5 @@
-"""Running a benchmark: the asked parts, merged with earlier results, written as results.json and RESULTS.md."""
+"""Running a benchmark: the asked parts, merged with earlier results, written as results.json and
+RESULTS.md."""
 
 from __future__ import annotations
 
@@ -42,8 +43,12 @@ def run_benchmark(settings: Settings) -> dict[str, Any]:
     if "split" in settings.parts:
         results["split"] = run_split_part(settings)
     results["headline"] = headline(results)
-    results["last_run"] = {**provenance(settings), "parts": list(settings.parts), "seconds": time.perf_counter() - started,
-                           "work_dir": str(settings.work)}
+    results["last_run"] = {
+        **provenance(settings),
+        "parts": list(settings.parts),
+        "seconds": time.perf_counter() - started,
+        "work_dir": str(settings.work),
+    }
     write_json(results, settings.out / "results.json")
     (settings.out / "RESULTS.md").write_text(render_markdown(results, other_pages(settings.out)))
     return results
@@ -57,8 +62,10 @@ def main(argv: list[str] | None = None, project: Path | None = None) -> int:
     setup_logging()
     settings = settings_from_args(argv, project)
     results = run_benchmark(settings)
-    log(f"done in {results['last_run']['seconds']:.0f} s: {settings.out / 'RESULTS.md'}, "
-        f"{settings.out / 'results.json'} (work: {settings.work})")
+    log(
+        f"done in {results['last_run']['seconds']:.0f} s: {settings.out / 'RESULTS.md'}, "
+        f"{settings.out / 'results.json'} (work: {settings.work})"
+    )
     return 0
 
 

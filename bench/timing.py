@@ -1,4 +1,5 @@
-"""Timing tools: medians of timed runs, multiply-accumulates per pixel, matmul peak, the speed test image."""
+"""Timing tools: medians of timed runs, multiply-accumulates per pixel, matmul peak, the speed test
+image."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def _sync(device: torch.device) -> None:
 CPU = torch.device("cpu")
 
 
-def time_call(fn: Callable[[], Any], repeats: int, slow_seconds: float, device: torch.device = CPU) -> dict[str, Any]:
+def time_call(
+    fn: Callable[[], Any], repeats: int, slow_seconds: float, device: torch.device = CPU
+) -> dict[str, Any]:
     """Median seconds of `repeats` runs after one warm-up (a slow warm-up counts as a run)."""
 
     def once() -> float:
@@ -40,14 +43,22 @@ def time_call(fn: Callable[[], Any], repeats: int, slow_seconds: float, device: 
     runs = [warm] if warm > slow_seconds else []
     while len(runs) < max(repeats, 1):
         runs.append(once())
-    return {"median_s": statistics.median(runs), "runs_s": runs, "warmup_s": warm, "warmup_counted": warm > slow_seconds}
+    return {
+        "median_s": statistics.median(runs),
+        "runs_s": runs,
+        "warmup_s": warm,
+        "warmup_counted": warm > slow_seconds,
+    }
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass, counted by hooks on Conv2d/ConvTranspose2d/Linear."""
+    """Multiply-accumulates of one forward pass, counted by hooks on
+    Conv2d/ConvTranspose2d/Linear."""
     total = 0
 
-    def conv_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def conv_hook(
+        module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
         nonlocal total
         kernel = module.kernel_size[0] * module.kernel_size[1]
         if isinstance(module, nn.ConvTranspose2d):
@@ -55,7 +66,9 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> int:
         else:
             total += output.numel() * (module.in_channels // module.groups) * kernel
 
-    def linear_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def linear_hook(
+        module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
         nonlocal total
         total += output.numel() * module.in_features
 
@@ -90,7 +103,8 @@ def matmul_peak(n: int, device: torch.device, repeats: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def speed_image(side: int, seed: int, folder: Path) -> tuple[np.ndarray, float]:
-    """A noisy (sigma 25/255) radiograph of `folder` resized to side x side (synthetic without one)."""
+    """A noisy (sigma 25/255) radiograph of `folder` resized to side x side (synthetic without
+    one)."""
     sigma = 25 / 255
     found = load_folder(folder, limit=1)[0] if folder.is_dir() else []
     if found:

@@ -28,7 +28,9 @@ def use_private_matplotlib_cache() -> str | None:
     """Set ``MPLCONFIGDIR`` to a fresh per-process path unless it is set; return that path."""
     if os.environ.get("MPLCONFIGDIR"):
         return None
-    folder = os.path.join(tempfile.gettempdir(), f"denoise-matplotlib-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    folder = os.path.join(
+        tempfile.gettempdir(), f"denoise-matplotlib-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    )
     os.environ["MPLCONFIGDIR"] = folder
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     _remove_on_sigterm(folder)
@@ -37,14 +39,18 @@ def use_private_matplotlib_cache() -> str | None:
 
 def _remove_on_sigterm(folder: str) -> None:
     """Where SIGTERM has its default action (in the main thread): remove `folder`, then
-    end by SIGTERM as before (atexit does not run on a signal)."""
+    end by SIGTERM as before (atexit does not run on a signal).
+    """
 
     def remove_and_end(signum: int, frame: object) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
         signal.signal(signal.SIGTERM, remove_and_end)
 
 
@@ -58,14 +64,16 @@ def exit_on_sigterm() -> Iterator[None]:
     """Within the block SIGTERM ends the process as an exception does (exit status 143), so
     that cleanup runs: temporary outputs and the matplotlib folder are removed. Only in the
     main thread and where SIGTERM has its default action or this module's (a caller's own
-    handler is kept)."""
+    handler is kept).
+    """
 
     def terminate(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
     before = signal.getsignal(signal.SIGTERM)
     own = threading.current_thread() is threading.main_thread() and (
-        before is signal.SIG_DFL or getattr(before, "__name__", "") == "remove_and_end")
+        before is signal.SIG_DFL or getattr(before, "__name__", "") == "remove_and_end"
+    )
     if own:
         signal.signal(signal.SIGTERM, terminate)
     try:

@@ -78,7 +78,9 @@ class Baseline:
     takes: tuple[NoiseFact, ...] = ()
     kind: Kind = "baseline"
 
-    def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
+    ) -> np.ndarray:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"{self.name}: expected a 2-D (H, W) image; got shape {image.shape}")
@@ -86,8 +88,13 @@ class Baseline:
         if psd is not None and self.psd_fn is not None:
             out = self.psd_fn(image, psd)
         else:
-            out = self.fn(image, self.sigma if self.sigma is not None else sigma if "sigma" in self.takes else None)
-        return np.clip(np.asarray(out).reshape(image.shape), 0.0, 1.0).astype(np.float32, copy=False)
+            out = self.fn(
+                image,
+                self.sigma if self.sigma is not None else sigma if "sigma" in self.takes else None,
+            )
+        return np.clip(np.asarray(out).reshape(image.shape), 0.0, 1.0).astype(
+            np.float32, copy=False
+        )
 
 
 def _with_sigma(fn: Callable[[np.ndarray, float], np.ndarray]) -> SigmaFn:
@@ -133,7 +140,9 @@ def _bm3d(module, image: np.ndarray, sigma: float) -> np.ndarray:
 def _bm3d_psd(module, image: np.ndarray, psd: np.ndarray) -> np.ndarray:
     psd = np.asarray(psd, dtype=np.float64)
     if psd.shape != image.shape:
-        raise ValueError(f"bm3d: the noise PSD has shape {psd.shape}, the image {image.shape}; they must match")
+        raise ValueError(
+            f"bm3d: the noise PSD has shape {psd.shape}, the image {image.shape}; they must match"
+        )
     return module.bm3d(image, sigma_psd=psd)
 
 
@@ -182,6 +191,10 @@ def make_baseline(name: str, sigma: float | None = None, psd: np.ndarray | None 
     else:
         raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
     return Baseline(
-        name=name, fn=fn, sigma=None if sigma is None else float(sigma), psd_fn=psd_fn, psd=psd,
+        name=name,
+        fn=fn,
+        sigma=None if sigma is None else float(sigma),
+        psd_fn=psd_fn,
+        psd=psd,
         takes=TAKES.get(name, ()),
     )

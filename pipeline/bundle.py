@@ -60,7 +60,9 @@ def list_images(folder: str | Path) -> list[str]:
 
     files = [str(path) for path in scan_folder(folder).files]
     if not files:
-        raise PipelineError(f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI files")
+        raise PipelineError(
+            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI files"
+        )
     return files
 
 
@@ -85,9 +87,15 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
 
     provenance = loaded.meta.get("provenance") or {}
     tensor = {
-        "type": "image", "format": "magnitude", "modality": "DX/CR (radiograph)", "num_channels": 1,
-        "spatial_shape": [f"{multiple}*n", f"{multiple}*m"], "dtype": "float32", "value_range": [0, 1],
-        "is_patch_data": True, "channel_def": {"0": "image"},
+        "type": "image",
+        "format": "magnitude",
+        "modality": "DX/CR (radiograph)",
+        "num_channels": 1,
+        "spatial_shape": [f"{multiple}*n", f"{multiple}*m"],
+        "dtype": "float32",
+        "value_range": [0, 1],
+        "is_patch_data": True,
+        "channel_def": {"0": "image"},
     }
     return {
         "schema": METADATA_SCHEMA,
@@ -97,7 +105,10 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
         "required_packages_version": {"denoise-pipeline": __version__},
-        "optional_packages_version": {"pydicom": _version("pydicom"), "nibabel": _version("nibabel")},
+        "optional_packages_version": {
+            "pydicom": _version("pydicom"),
+            "nibabel": _version("nibabel"),
+        },
         "task": "Denoising of 2-D radiographs (DICOM, PNG, JPEG, TIFF)",
         "description": (
             f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full value range "
@@ -111,11 +122,17 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
         "image_classes": "one channel, values in [0, 1], high = bright",
         "pred_classes": "one channel, the denoised image, values in [0, 1], high = bright",
         "intended_use": "Research preprocessing; not for diagnostic use.",
-        "network_data_format": {"inputs": {"image": tensor}, "outputs": {"pred": dict(tensor, channel_def={"0": "denoised image"})}},
+        "network_data_format": {
+            "inputs": {"image": tensor},
+            "outputs": {"pred": dict(tensor, channel_def={"0": "denoised image"})},
+        },
         "denoise_pipeline": {
-            "model": loaded.identity, "model_config": loaded.config.model.model_dump(mode="json"),
-            "source_checkpoint": loaded.path.name, "model_sha256": file_sha256(loaded.path),
-            "package_version": __version__, "size_multiple": multiple,
+            "model": loaded.identity,
+            "model_config": loaded.config.model.model_dump(mode="json"),
+            "source_checkpoint": loaded.path.name,
+            "model_sha256": file_sha256(loaded.path),
+            "package_version": __version__,
+            "size_multiple": multiple,
         },
     }
 
@@ -133,7 +150,13 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
     """configs/inference.json: a folder of radiographs in, ``*_denoised.nii.gz`` out."""
     tile = [DEFAULT_INFERENCE.tile_size, DEFAULT_INFERENCE.tile_size]
     return {
-        "imports": ["$import torch", "$import numpy as np", "$import pipeline", "$import pipeline.monai", "$import pipeline.bundle"],
+        "imports": [
+            "$import torch",
+            "$import numpy as np",
+            "$import pipeline",
+            "$import pipeline.monai",
+            "$import pipeline.bundle",
+        ],
         "bundle_root": ".",
         "dataset_dir": "$@bundle_root + '/input'",
         "output_dir": "$@bundle_root + '/eval'",
@@ -141,35 +164,79 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
         "datalist": "$pipeline.bundle.list_images(@dataset_dir)",
         "network_def": {"_target_": "pipeline.bundle.bundle_network", "model": model_config},
         "network": "$@network_def.to(@device)",
-        "preprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "LoadImaged", "keys": "image", "reader": "$pipeline.monai.ScanReader()"},
-            {"_target_": "EnsureChannelFirstd", "keys": "image"},
-            {"_target_": "Transposed", "keys": "image", "indices": [0, 2, 1],
-             "_desc_": "MONAI readers give (W, H); the network was trained on rows first"},
-        ]},
-        "dataset": {"_target_": "Dataset", "data": "$[{'image': i} for i in @datalist]", "transform": "@preprocessing"},
-        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": False, "num_workers": 0},
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {
+                    "_target_": "LoadImaged",
+                    "keys": "image",
+                    "reader": "$pipeline.monai.ScanReader()",
+                },
+                {"_target_": "EnsureChannelFirstd", "keys": "image"},
+                {
+                    "_target_": "Transposed",
+                    "keys": "image",
+                    "indices": [0, 2, 1],
+                    "_desc_": "MONAI readers give (W, H); the network was trained on rows first",
+                },
+            ],
+        },
+        "dataset": {
+            "_target_": "Dataset",
+            "data": "$[{'image': i} for i in @datalist]",
+            "transform": "@preprocessing",
+        },
+        "dataloader": {
+            "_target_": "DataLoader",
+            "dataset": "@dataset",
+            "batch_size": 1,
+            "shuffle": False,
+            "num_workers": 0,
+        },
         "inferer": {
             "_target_": "pipeline.monai.TileInferer",
             "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one tile runs whole, as in denoise apply",
-            "roi_size": tile, "sw_batch_size": DEFAULT_INFERENCE.batch_size, "overlap": DEFAULT_INFERENCE.overlap,
-            "mode": "gaussian", "padding_mode": "replicate",
+            "roi_size": tile,
+            "sw_batch_size": DEFAULT_INFERENCE.batch_size,
+            "overlap": DEFAULT_INFERENCE.overlap,
+            "mode": "gaussian",
+            "padding_mode": "replicate",
         },
-        "postprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "Transposed", "keys": "pred", "indices": [0, 2, 1]},
-            {"_target_": "pipeline.monai.FromUnitRanged", "keys": "pred", "ref_key": "image"},
-            {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir", "output_postfix": "denoised",
-             "output_ext": ".nii.gz", "output_dtype": "$np.float32", "resample": False, "separate_folder": False,
-             "print_log": False},
-        ]},
+        "postprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "Transposed", "keys": "pred", "indices": [0, 2, 1]},
+                {"_target_": "pipeline.monai.FromUnitRanged", "keys": "pred", "ref_key": "image"},
+                {
+                    "_target_": "SaveImaged",
+                    "keys": "pred",
+                    "output_dir": "@output_dir",
+                    "output_postfix": "denoised",
+                    "output_ext": ".nii.gz",
+                    "output_dtype": "$np.float32",
+                    "resample": False,
+                    "separate_folder": False,
+                    "print_log": False,
+                },
+            ],
+        },
         "handlers": [
-            {"_target_": "CheckpointLoader", "load_path": "$@bundle_root + '/models/model.pt'", "load_dict": {"model": "@network"}},
+            {
+                "_target_": "CheckpointLoader",
+                "load_path": "$@bundle_root + '/models/model.pt'",
+                "load_dict": {"model": "@network"},
+            },
             {"_target_": "StatsHandler", "iteration_log": False},
         ],
         "evaluator": {
-            "_target_": "SupervisedEvaluator", "device": "@device", "val_data_loader": "@dataloader",
-            "network": "@network", "inferer": "@inferer", "postprocessing": "@postprocessing",
-            "val_handlers": "@handlers", "amp": False,
+            "_target_": "SupervisedEvaluator",
+            "device": "@device",
+            "val_data_loader": "@dataloader",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "val_handlers": "@handlers",
+            "amp": False,
         },
         "initialize": ["$monai.utils.set_determinism(seed=0)"],
         "run": ["$@evaluator.run()"],
@@ -178,11 +245,11 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
 
 def _readme(meta: dict[str, Any]) -> str:
     info = meta["denoise_pipeline"]
-    return f"""# Radiograph denoiser (denoise-pipeline {info['package_version']})
+    return f"""# Radiograph denoiser (denoise-pipeline {info["package_version"]})
 
-{meta['description']}
+{meta["description"]}
 
-Model: {info['model']}; checkpoint `{info['source_checkpoint']}`, SHA-256 `{info['model_sha256']}`.
+Model: {info["model"]}; checkpoint `{info["source_checkpoint"]}`, SHA-256 `{info["model_sha256"]}`.
 
 ## Run
 
@@ -206,7 +273,7 @@ columns first as MONAI's readers give them.
   BitsStored (e.g. 12 bits -> 0-4095, not the dtype's 65535) through the rescale slope and
   intercept, MONOCHROME1 inverted; 8/16-bit PNG over 255/65535.
 - Tiling: 512-px tiles, overlap 0.25, Gaussian blending; an image that fits in one tile
-  runs whole. The network pads sides that are not multiples of {info['size_multiple']} (reflect).
+  runs whole. The network pads sides that are not multiples of {info["size_multiple"]} (reflect).
 - Outputs agree with `denoise apply` on the same files (same reader, tiling and network).
 
 Research use only; not for diagnosis.
@@ -243,8 +310,13 @@ def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
     An existing non-empty `output` is refused unless it is a bundle (then it is replaced).
     """
     output = Path(output)
-    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not (output / "configs" / "metadata.json").is_file())):
-        raise PipelineError(f"{output} exists and is not a MONAI bundle: choose a new folder for the bundle")
+    if output.exists() and (
+        not output.is_dir()
+        or (any(output.iterdir()) and not (output / "configs" / "metadata.json").is_file())
+    ):
+        raise PipelineError(
+            f"{output} exists and is not a MONAI bundle: choose a new folder for the bundle"
+        )
     loaded = load_model(model, "cpu")
     network = exportable(loaded.model)
     metadata = _metadata(loaded, network.multiple)
@@ -259,7 +331,9 @@ def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
     (tmp / "docs" / "README.md").write_text(_readme(metadata))
     training_data = (loaded.meta.get("provenance") or {}).get("training_data")
     if training_data:
-        (tmp / "docs" / "data_license.txt").write_text(f"Training data of this model: {training_data}\n")
+        (tmp / "docs" / "data_license.txt").write_text(
+            f"Training data of this model: {training_data}\n"
+        )
     (tmp / "LICENSE").write_text(_MIT)
     shutil.rmtree(output, ignore_errors=True)
     tmp.rename(output)

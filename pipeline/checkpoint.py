@@ -50,8 +50,14 @@ SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "cxr_default.pt"
 
 
 def build_checkpoint(
-    model: nn.Module, cfg: Config, *, epoch: int = 0, optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None, state: dict[str, Any] | None = None, **extra: Any,
+    model: nn.Module,
+    cfg: Config,
+    *,
+    epoch: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    state: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """A checkpoint of `model` trained with `cfg`; training state included when given."""
     return {
@@ -93,7 +99,9 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
             f"{what}: {path} is not a readable checkpoint of this tool ({library_detail(err, 160)})"
         ) from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
-        raise PipelineError(f"{what}: {path} is not a checkpoint of this tool (no model_state/config)")
+        raise PipelineError(
+            f"{what}: {path} is not a checkpoint of this tool (no model_state/config)"
+        )
     version = ckpt.get("format_version", 1)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise PipelineError(
@@ -105,7 +113,8 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
 
 def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
     """An older checkpoint in the current layout (version 1: tile settings moved to
-    ``inference``; versions 1 and 2: noise sections in the per-kind shape)."""
+    ``inference``; versions 1 and 2: noise sections in the per-kind shape).
+    """
     config = dict(ckpt["config"])
     evaluate = dict(config.get("evaluate") or {})
     for section in (config, evaluate):
@@ -131,7 +140,9 @@ def checkpoint_model_config(ckpt: dict[str, Any]) -> ModelConfig | None:
         return None
 
 
-def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = "") -> None:
+def _require_same_model(
+    ckpt: dict[str, Any], path: Path, cfg: Config, what: str, hint: str = ""
+) -> None:
     if checkpoint_model_config(ckpt) != cfg.model:
         raise PipelineError(
             f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
@@ -141,7 +152,9 @@ def _require_same_model(ckpt: dict[str, Any], path: Path, cfg: Config, what: str
 def _adds_refinement_head(theirs: ModelConfig | None, ours: ModelConfig) -> bool:
     """True when `ours` is the U-Net `theirs` plus a refinement head."""
     return (
-        theirs is not None and ours.name == "unet" and theirs.refine_channels == 0 < ours.refine_channels
+        theirs is not None
+        and ours.name == "unet"
+        and theirs.refine_channels == 0 < ours.refine_channels
         and theirs.model_copy(update={"refine_channels": ours.refine_channels}) == ours
     )
 
@@ -155,7 +168,13 @@ def init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
     what = "train.init_from"
     ckpt = read_checkpoint(path, what)
     if not _adds_refinement_head(checkpoint_model_config(ckpt), cfg.model):
-        _require_same_model(ckpt, path, cfg, what, " (or the same unet with refine_channels: 0, to add a refinement head)")
+        _require_same_model(
+            ckpt,
+            path,
+            cfg,
+            what,
+            " (or the same unet with refine_channels: 0, to add a refinement head)",
+        )
         model.load_state_dict(ckpt["model_state"])
         return
     missing, unexpected = model.load_state_dict(ckpt["model_state"], strict=False)
@@ -184,11 +203,17 @@ def checkpoint_path(path: str | Path | None) -> Path:
     """A checkpoint file from a file path, a run folder (its best.pt) or None (the shipped model)."""
     if path is None:
         if not SHIPPED_MODEL.is_file():
-            raise PipelineError(f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT")
+            raise PipelineError(
+                f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT"
+            )
         return SHIPPED_MODEL
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt", path / "checkpoints" / "last.pt"):
+        for candidate in (
+            path / "checkpoints" / "best.pt",
+            path / "best.pt",
+            path / "checkpoints" / "last.pt",
+        ):
             if candidate.is_file():
                 return candidate
         raise PipelineError(f"no checkpoint in run folder {path} (expected checkpoints/best.pt)")
@@ -226,7 +251,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     ckpt_file = checkpoint_path(path)
     ckpt = read_checkpoint(ckpt_file)
     if not isinstance(ckpt["config"], dict):
-        raise PipelineError(f"{ckpt_file} is not a checkpoint of this tool (its config is not a mapping)")
+        raise PipelineError(
+            f"{ckpt_file} is not a checkpoint of this tool (its config is not a mapping)"
+        )
     config = config_from_dict(ckpt["config"], origin=f"config inside {ckpt_file}")
     model = build_model(config.model)
     try:
@@ -238,7 +265,11 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         ) from None
     _check_finite_weights(model, ckpt_file)
     model.eval().to(device)
-    meta = {k: v for k, v in ckpt.items() if k not in ("model_state", "optimizer_state", "scheduler_state")}
+    meta = {
+        k: v
+        for k, v in ckpt.items()
+        if k not in ("model_state", "optimizer_state", "scheduler_state")
+    }
     return LoadedModel(model, config, ckpt_file, meta)
 
 
@@ -246,4 +277,6 @@ def _check_finite_weights(model: nn.Module, path: Path) -> None:
     """PipelineError when a weight is NaN or infinite (the outputs would be NaN: black images)."""
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise PipelineError(f"{path}: weight {name} holds NaN or infinite values; the checkpoint is unusable")
+            raise PipelineError(
+                f"{path}: weight {name} holds NaN or infinite values; the checkpoint is unusable"
+            )

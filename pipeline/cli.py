@@ -53,13 +53,28 @@ from pipeline.runner import compare, format_summary, noise_description, run
 #: Test noise of ``denoise evaluate --data`` without a config: white Gaussian noise of sigma
 #: 25/255, a common radiograph denoising condition (the shipped model was trained on 0-50/255).
 RADIOGRAPH_NOISE = GaussianNoiseConfig(sigma=round(25 / 255, 6))
-RUNS_WHERE = "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
+RUNS_WHERE = (
+    "results go to runs/<run.name>/<timestamp>/ under the current directory (run.output_dir)"
+)
 
 
-def _add_config_args(p: argparse.ArgumentParser, config_required: bool, example: str = "train.epochs=5") -> None:
-    p.add_argument("config", nargs=None if config_required else "?", type=Path, help="YAML config file (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a config field, e.g. --set {example} (repeatable)")
+def _add_config_args(
+    p: argparse.ArgumentParser, config_required: bool, example: str = "train.epochs=5"
+) -> None:
+    p.add_argument(
+        "config",
+        nargs=None if config_required else "?",
+        type=Path,
+        help="YAML config file (see configs/)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config field, e.g. --set {example} (repeatable)",
+    )
 
 
 def _baseline_names(text: str) -> list[str]:
@@ -90,9 +105,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "or a CONFIG whose data section names them (e.g. configs/cxr_quick.yaml)"
         )
     if args.data is not None and not args.data.exists():
-        raise PipelineError(f"--data {args.data}: no such folder or file (give a folder of clean images)")
-    cfg = load_config(args.config, args.overrides, settings=_evaluate_settings(args), fixed=_evaluate_fixed(args))
-    default = " (the radiograph default for --data; change it with --set noise.sigma=...)" if args.config is None else ""
+        raise PipelineError(
+            f"--data {args.data}: no such folder or file (give a folder of clean images)"
+        )
+    cfg = load_config(
+        args.config, args.overrides, settings=_evaluate_settings(args), fixed=_evaluate_fixed(args)
+    )
+    default = (
+        " (the radiograph default for --data; change it with --set noise.sigma=...)"
+        if args.config is None
+        else ""
+    )
     noise = cfg.evaluate.noise or cfg.noise
     print(f"evaluate: test noise {noise.kind} ({noise_description(cfg)}){default}", flush=True)
     models = list(args.model) or list(cfg.evaluate.models) or [SHIPPED_MODEL]
@@ -107,7 +130,9 @@ def _evaluate_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Settings of ``denoise evaluate`` that its --set options may change."""
     settings: dict[str, Any] = {"run": {"stages": ["evaluate", "report"]}}
     if args.config is None:  # --data: scans, not the MNIST tutorial's noise (sigma 0.5)
-        settings = merge_settings({"noise": RADIOGRAPH_NOISE.model_dump(), "run": {"name": "evaluate"}}, settings)
+        settings = merge_settings(
+            {"noise": RADIOGRAPH_NOISE.model_dump(), "run": {"name": "evaluate"}}, settings
+        )
     return settings
 
 
@@ -146,25 +171,75 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     """Model and tiled-inference options of ``denoise apply`` and ``denoise listen``."""
-    parser.add_argument("--model", type=Path, help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
-                        "(default: the shipped radiograph model)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="checkpoint, run folder, or TorchScript/ONNX file from `denoise export` "
+        "(default: the shipped radiograph model)",
+    )
     default = DEFAULT_INFERENCE
-    parser.add_argument("--tile-size", type=int, default=default.tile_size, help=f"tile side for large images (default {default.tile_size})")
-    parser.add_argument("--overlap", type=float, default=default.overlap, help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {default.overlap})")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run the model (default auto)")
-    parser.add_argument("--batch-size", type=int, default=default.batch_size, help=f"tiles per forward pass (default {default.batch_size})")
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=default.tile_size,
+        help=f"tile side for large images (default {default.tile_size})",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=default.overlap,
+        help=f"overlap of neighbouring tiles, at most {MAX_OVERLAP} (default {default.overlap})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to run the model (default auto)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=default.batch_size,
+        help=f"tiles per forward pass (default {default.batch_size})",
+    )
 
 
 def add_apply_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply``."""
-    parser.add_argument("-i", "--input", required=True, help="folder of scans to denoise (read only), or dicomweb:URL "
-                        "of a DICOMweb server (see the DICOMweb options)")
-    parser.add_argument("-o", "--output", required=True, help="output folder (mirrors the input tree; not inside the input)")
-    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: the input's; JPEG becomes PNG)")
+    parser.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        help="folder of scans to denoise (read only), or dicomweb:URL "
+        "of a DICOMweb server (see the DICOMweb options)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder (mirrors the input tree; not inside the input)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        help="output format (default: the input's; JPEG becomes PNG)",
+    )
     add_inference_arguments(parser)
-    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them)")
-    parser.add_argument("--num-parts", type=int, help="split the sorted file list into this many parts (independent jobs)")
-    parser.add_argument("--part-id", type=int, help="the part this job handles: files i with i %% num-parts == part-id")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo outputs that already exist (default: skip them)",
+    )
+    parser.add_argument(
+        "--num-parts",
+        type=int,
+        help="split the sorted file list into this many parts (independent jobs)",
+    )
+    parser.add_argument(
+        "--part-id",
+        type=int,
+        help="the part this job handles: files i with i %% num-parts == part-id",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-report", action="store_true", help="no report.html")
     add_dicomweb_arguments(parser)
@@ -178,13 +253,24 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return cmd_apply_dicomweb(args, url)
     check_folder_options(args)
     if (args.num_parts is None) != (args.part_id is None):
-        raise PipelineError("give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)")
-    options = ApplyOptions(args.format, args.overwrite, args.num_parts, args.part_id, not args.no_progress,
-                           not args.no_report)
+        raise PipelineError(
+            "give --num-parts and --part-id together (e.g. --num-parts 4 --part-id 0)"
+        )
+    options = ApplyOptions(
+        args.format,
+        args.overwrite,
+        args.num_parts,
+        args.part_id,
+        not args.no_progress,
+        not args.no_report,
+    )
     result = apply_folder(args.input, args.output, args.model, options, settings_from_options(args))
     print(result.summary())
     print(f"manifest: {result.manifest}")
-    print(f"failures: {result.failures}" + (f" ({result.failed} files)" if result.failed else " (none)"))
+    print(
+        f"failures: {result.failures}"
+        + (f" ({result.failed} files)" if result.failed else " (none)")
+    )
     if result.report is not None:
         print(f"report: {result.report}")
     elif result.num_parts > 1:
@@ -199,18 +285,48 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise adapt``."""
     from pipeline.adapt import ADAPT_METHODS, DEFAULT_METHOD
 
-    parser.add_argument("-i", "--input", required=True, help="folder of noisy scans (anything `denoise apply` reads)")
-    parser.add_argument("-o", "--output", required=True, help="run folder to write (rerun on it to resume after a kill)")
-    parser.add_argument("--from", dest="source", type=Path, help="checkpoint or run folder to start from (default: the shipped model)")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=ADAPT_METHODS, help=f"adapt method (default: {DEFAULT_METHOD}; see the README)")
-    parser.add_argument("--minutes", type=float, default=15.0,
-                        help="time budget in minutes for reading, preparing and training; the report comes after it (default: 15)")
+    parser.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        help="folder of noisy scans (anything `denoise apply` reads)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="run folder to write (rerun on it to resume after a kill)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="checkpoint or run folder to start from (default: the shipped model)",
+    )
+    parser.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=ADAPT_METHODS,
+        help=f"adapt method (default: {DEFAULT_METHOD}; see the README)",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=15.0,
+        help="time budget in minutes for reading, preparing and training; the report comes after it (default: 15)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]",
+    )
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -218,8 +334,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from pipeline.adapt import adapt
 
     result = adapt(
-        args.input, args.output, args.source, args.method, args.minutes, args.seed, args.threads,
-        args.device, not args.no_progress, args.overrides,
+        args.input,
+        args.output,
+        args.source,
+        args.method,
+        args.minutes,
+        args.seed,
+        args.threads,
+        args.device,
+        not args.no_progress,
+        args.overrides,
     )
     means = result.record["report_means"]
     print(
@@ -234,8 +358,16 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 def _verbosity_options(default: object) -> argparse.ArgumentParser:
     """``-q``/``-v``, accepted before and after the command name."""
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("-q", "--quiet", action="count", default=default, help="fewer messages: warnings only (-qq: errors only)")
-    options.add_argument("-v", "--verbose", action="count", default=default, help="more messages (debug details)")
+    options.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="fewer messages: warnings only (-qq: errors only)",
+    )
+    options.add_argument(
+        "-v", "--verbose", action="count", default=default, help="more messages (debug details)"
+    )
     return options
 
 
@@ -255,12 +387,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every ``denoise`` command."""
     parser = argparse.ArgumentParser(
-        prog="denoise", description="Denoise radiographs and other scans; train and evaluate denoisers.",
+        prog="denoise",
+        description="Denoise radiographs and other scans; train and evaluate denoisers.",
         parents=[_verbosity_options(0)],
     )
     parser.add_argument("--version", action="version", version=f"denoise-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    verbosity = [_verbosity_options(argparse.SUPPRESS)]  # after the command, not overwriting the values before it
+    verbosity = [
+        _verbosity_options(argparse.SUPPRESS)
+    ]  # after the command, not overwriting the values before it
     _add_run_commands(sub, verbosity)
     _add_model_commands(sub, verbosity)
     _add_tool_commands(sub, verbosity)
@@ -269,70 +404,154 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
     """run, evaluate, compare: commands on configs."""
-    p = sub.add_parser("run", help="run the stages a config lists (train, evaluate, report)", parents=verbosity,
-                       description=f"Run the stages a config lists (train, evaluate, report); {RUNS_WHERE}.")
+    p = sub.add_parser(
+        "run",
+        help="run the stages a config lists (train, evaluate, report)",
+        parents=verbosity,
+        description=f"Run the stages a config lists (train, evaluate, report); {RUNS_WHERE}.",
+    )
     _add_config_args(p, config_required=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("evaluate", help="compare models and classical baselines on clean images with synthetic noise", parents=verbosity,
-                       description="Add seeded synthetic noise to clean images and score models and baselines on them; "
-                       "needs --data or a CONFIG. The noise is the config's; with --data alone, Gaussian sigma "
-                       f"25/255 (a radiograph condition; the first line of output says which); {RUNS_WHERE}.")
+    p = sub.add_parser(
+        "evaluate",
+        help="compare models and classical baselines on clean images with synthetic noise",
+        parents=verbosity,
+        description="Add seeded synthetic noise to clean images and score models and baselines on them; "
+        "needs --data or a CONFIG. The noise is the config's; with --data alone, Gaussian sigma "
+        f"25/255 (a radiograph condition; the first line of output says which); {RUNS_WHERE}.",
+    )
     _add_config_args(p, config_required=False, example="noise.sigma=0.098")
-    p.add_argument("--data", type=Path, help="folder of clean images to evaluate on (all of them); replaces the config's data")
-    p.add_argument("--model", action="append", default=[], type=Path,
-                   help="checkpoint or run folder (repeatable); default: the shipped radiograph model")
-    p.add_argument("--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="folder of clean images to evaluate on (all of them); replaces the config's data",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        type=Path,
+        help="checkpoint or run folder (repeatable); default: the shipped radiograph model",
+    )
+    p.add_argument(
+        "--baselines", help="comma-separated classical baselines: bm3d,nlm,tv,wavelet,median"
+    )
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="train several configs and compare them with baselines on the first one's test images", parents=verbosity,
-                       description=f"Train several configs, then compare them with baselines on the first one's test images; {RUNS_WHERE}.")
-    p.add_argument("configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field in every config, e.g. --set train.epochs=5")
-    p.add_argument("--model", action="append", default=[], type=Path, help="also compare this checkpoint or run folder")
-    p.add_argument("--baselines", help="comma-separated classical baselines (default: the first config's evaluate.baselines)")
+    p = sub.add_parser(
+        "compare",
+        help="train several configs and compare them with baselines on the first one's test images",
+        parents=verbosity,
+        description=f"Train several configs, then compare them with baselines on the first one's test images; {RUNS_WHERE}.",
+    )
+    p.add_argument(
+        "configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field in every config, e.g. --set train.epochs=5",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        type=Path,
+        help="also compare this checkpoint or run folder",
+    )
+    p.add_argument(
+        "--baselines",
+        help="comma-separated classical baselines (default: the first config's evaluate.baselines)",
+    )
     p.set_defaults(func=cmd_compare)
 
 
 def _add_model_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
     """apply, listen, adapt, export: commands that use or make a model."""
-    p = sub.add_parser("apply", help="denoise every image under a folder into another folder", parents=verbosity)
+    p = sub.add_parser(
+        "apply", help="denoise every image under a folder into another folder", parents=verbosity
+    )
     add_apply_arguments(p)
     p.set_defaults(func=cmd_apply)
 
-    p = sub.add_parser("listen", help="a DICOM node: receive instances (C-STORE), denoise them, forward them to an AE",
-                       parents=verbosity)
+    p = sub.add_parser(
+        "listen",
+        help="a DICOM node: receive instances (C-STORE), denoise them, forward them to an AE",
+        parents=verbosity,
+    )
     add_inference_arguments(p)
     add_listen_arguments(p)
     p.set_defaults(func=cmd_listen)
 
-    p = sub.add_parser("adapt", help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
-                       parents=verbosity)
+    p = sub.add_parser(
+        "adapt",
+        help="fine-tune a model on your own noisy scans, without clean images (self-supervised)",
+        parents=verbosity,
+    )
     add_adapt_arguments(p)
     p.set_defaults(func=cmd_adapt)
 
-    p = sub.add_parser("export", help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)", parents=verbosity)
-    p.add_argument("model", nargs="?", type=Path, help="checkpoint or run folder (default: the shipped radiograph model)")
-    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "monai-bundle"), help="what to write")
-    p.add_argument("-o", "--output", required=True, type=Path, help="file (.pt/.ts, .onnx) or bundle folder to write")
+    p = sub.add_parser(
+        "export",
+        help="export a model as TorchScript, ONNX or a MONAI bundle (checked against PyTorch)",
+        parents=verbosity,
+    )
+    p.add_argument(
+        "model",
+        nargs="?",
+        type=Path,
+        help="checkpoint or run folder (default: the shipped radiograph model)",
+    )
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("torchscript", "onnx", "monai-bundle"),
+        help="what to write",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="file (.pt/.ts, .onnx) or bundle folder to write",
+    )
     p.set_defaults(func=cmd_export)
 
 
 def _add_tool_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> None:
     """fetch-data, config: data and settings."""
-    p = sub.add_parser("fetch-data", help="download a public data set (mnist, openi) with resume and checksums", parents=verbosity)
-    p.add_argument("name", choices=["mnist", "openi"],
-                   help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)")
+    p = sub.add_parser(
+        "fetch-data",
+        help="download a public data set (mnist, openi) with resume and checksums",
+        parents=verbosity,
+    )
+    p.add_argument(
+        "name",
+        choices=["mnist", "openi"],
+        help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)",
+    )
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
     p.add_argument("--url", help="base URL of a mirror (default: the public source)")
-    p.add_argument("--no-progress", action="store_true", help="print nothing but errors and the final line")
+    p.add_argument(
+        "--no-progress", action="store_true", help="print nothing but errors and the final line"
+    )
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("config", help="print the defaults, or validate a config and print it resolved", parents=verbosity)
+    p = sub.add_parser(
+        "config",
+        help="print the defaults, or validate a config and print it resolved",
+        parents=verbosity,
+    )
     _add_config_args(p, config_required=False)
-    p.add_argument("--defaults", action="store_true",
-                   help="print every field with its default, its allowed values and description")
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="print every field with its default, its allowed values and description",
+    )
     p.set_defaults(func=cmd_config)
 
 
@@ -346,7 +565,9 @@ def _user_error(err: BaseException) -> str | None:
         where = f"{path_text(err.filename)}: " if err.filename is not None else ""
         return f"{where}{err.strerror}; check the path, its permissions and free space"
     if isinstance(err, MemoryError):
-        return "out of memory; process fewer or smaller images at a time (e.g. a smaller --tile-size)"
+        return (
+            "out of memory; process fewer or smaller images at a time (e.g. a smaller --tile-size)"
+        )
     if isinstance(err, RecursionError):
         return short_text(f"input nested too deeply ({err})")
     return None
@@ -354,7 +575,8 @@ def _user_error(err: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
-    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback)."""
+    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback).
+    """
     import os
 
     for stream in (sys.stdout, sys.stderr):  # undecodable file names print as \xNN escapes
@@ -379,9 +601,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if os.environ.get("DENOISE_DEBUG"):
             raise
-        print(f"error: internal error ({short_text(f'{type(err).__name__}: {err}', 200)}); this is "
-              "a bug: please report it with the command (DENOISE_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"error: internal error ({short_text(f'{type(err).__name__}: {err}', 200)}); this is "
+            "a bug: please report it with the command (DENOISE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 3
     finally:
         warnings.showwarning = shown_before

@@ -44,7 +44,9 @@ class Denoiser(Protocol):
     kind: Kind
     takes: tuple[NoiseFact, ...]
 
-    def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
+    ) -> np.ndarray:
         """The denoised image; `sigma`/`psd` are used only when listed in ``takes``."""
         ...
 
@@ -64,7 +66,9 @@ class NoisyInput:
     kind: Kind = "input"
     takes: tuple[NoiseFact, ...] = ()
 
-    def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
+    ) -> np.ndarray:
         return image
 
 
@@ -88,5 +92,7 @@ class Renamed:
         """The inner denoiser's batched call (a model's), or None when it has none."""
         return getattr(self.inner, "denoise_many", None)
 
-    def __call__(self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
+    ) -> np.ndarray:
         return self.inner(image, sigma=sigma, psd=psd)

@@ -77,7 +77,9 @@ def transfer_spectra(clean: np.ndarray, output: np.ndarray) -> dict[str, list[fl
     fc, fo = _windowed_fft(clean), _windowed_fft(output)
     fr = _windowed_fft(np.asarray(output, np.float64) - np.asarray(clean, np.float64))
     bins, weights = _radial_bins(clean.shape), _weights(clean.shape)
-    window_energy = float(np.sum(np.outer(np.hanning(clean.shape[0]), np.hanning(clean.shape[1])) ** 2))
+    window_energy = float(
+        np.sum(np.outer(np.hanning(clean.shape[0]), np.hanning(clean.shape[1])) ** 2)
+    )
     return {
         "cross": _radial_sum(weights * np.real(fo * np.conj(fc)), bins).tolist(),
         "clean": _radial_sum(weights * np.abs(fc) ** 2, bins).tolist(),
@@ -99,23 +101,29 @@ def pooled_transfer(spectra: Iterable[dict[str, list[float]]]) -> dict[str, np.n
             "frequency": (np.arange(N_BINS) + 0.5) * BIN_WIDTH,
             "transfer": np.where(clean > 0, cross / clean, np.nan),
             "nps": np.where(count > 0, residual / count, np.nan),
-            "cross": cross, "clean": clean,
+            "cross": cross,
+            "clean": clean,
         }
 
 
-def band_transfer(spectra: Iterable[dict[str, list[float]]], bands: Sequence[Sequence[float]] = BANDS) -> dict[str, float]:
+def band_transfer(
+    spectra: Iterable[dict[str, list[float]]], bands: Sequence[Sequence[float]] = BANDS
+) -> dict[str, float]:
     """Pooled T per band (``band_name`` -> value): the band's summed cross over its summed clean power."""
     pooled = pooled_transfer(spectra)
     out: dict[str, float] = {}
     for band in bands:
         lo, hi = round(band[0] / BIN_WIDTH), round(band[1] / BIN_WIDTH)
         clean = float(pooled["clean"][lo:hi].sum())
-        out[band_name(band)] = float(pooled["cross"][lo:hi].sum() / clean) if clean > 0 else float("nan")
+        out[band_name(band)] = (
+            float(pooled["cross"][lo:hi].sum() / clean) if clean > 0 else float("nan")
+        )
     return out
 
 
 def by_method(
-    spectra: dict[tuple[str, str], dict[str, list[float]]], images: set[str] | None = None,
+    spectra: dict[tuple[str, str], dict[str, list[float]]],
+    images: set[str] | None = None,
 ) -> dict[str, list[dict[str, list[float]]]]:
     """Method -> its spectra (from :func:`pipeline.evaluate.read_spectra`), over `images` when given."""
     out: dict[str, list[dict[str, list[float]]]] = {}
@@ -128,4 +136,7 @@ def by_method(
 def curves(spectra: list[dict[str, list[float]]]) -> dict[str, list[float | None]]:
     """Pooled frequency, T(f) and residual NPS as JSON-ready lists (None where undefined)."""
     pooled = pooled_transfer(spectra)
-    return {k: [float(v) if np.isfinite(v) else None for v in pooled[k]] for k in ("frequency", "transfer", "nps")}
+    return {
+        k: [float(v) if np.isfinite(v) else None for v in pooled[k]]
+        for k in ("frequency", "transfer", "nps")
+    }

@@ -30,8 +30,12 @@ def transfer_figure(panels: Sequence[Panel], path: Path) -> Path | None:
             axes[0, col].plot(f, np.asarray(c["transfer"], float), label=method)
             axes[1, col].semilogy(f, np.asarray(c["nps"], float), label=method)
         for band in BANDS:
-            axes[0, col].axvspan(*band, alpha=0.15 if tuple(band) == ACCEPTANCE_BAND else 0.05, color="grey")
-        axes[0, col].set_title(title.split(" (")[0], fontsize=9)  # the condition, without its parameters
+            axes[0, col].axvspan(
+                *band, alpha=0.15 if tuple(band) == ACCEPTANCE_BAND else 0.05, color="grey"
+            )
+        axes[0, col].set_title(
+            title.split(" (")[0], fontsize=9
+        )  # the condition, without its parameters
         axes[0, col].set_ylim(0, 1.2)
         axes[1, col].set_xlabel("cycles / pixel")
     axes[0, 0].set_ylabel("detail kept T(f)")

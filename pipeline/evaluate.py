@@ -65,7 +65,11 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
 
 def append_spectra(image: str, method: str, spectra: dict[str, list[float]], path: Path) -> None:
     """Append one (image, method)'s radial spectra to a ``spectra.jsonl`` file."""
-    line = {"image": image, "method": method, **{k: [float(f"{v:.6g}") for v in vals] for k, vals in spectra.items()}}
+    line = {
+        "image": image,
+        "method": method,
+        **{k: [float(f"{v:.6g}") for v in vals] for k, vals in spectra.items()},
+    }
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(line) + "\n")
 
@@ -105,7 +109,9 @@ def _chunks(images: list[ScanImage]) -> list[range]:
     """Consecutive index ranges of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels (at least one image)."""
     chunks, start, pixels = [], 0, 0
     for index, img in enumerate(images):
-        if index > start and (index - start == CHUNK_IMAGES or pixels + img.pixels.size > CHUNK_PIXELS):
+        if index > start and (
+            index - start == CHUNK_IMAGES or pixels + img.pixels.size > CHUNK_PIXELS
+        ):
             chunks.append(range(start, index))
             start, pixels = index, 0
         pixels += img.pixels.size
@@ -139,29 +145,49 @@ def _batched_outputs(
 
 
 def _output(
-    method: Denoiser, noisy: np.ndarray, sigma: float, psd: np.ndarray | None,
+    method: Denoiser,
+    noisy: np.ndarray,
+    sigma: float,
+    psd: np.ndarray | None,
     batched: tuple[np.ndarray, float] | None,
 ) -> tuple[np.ndarray, float, Any]:
     """(output clipped to [0, 1], seconds, the noise fact given) of `method` on `noisy`;
-    `batched` is its (output, seconds) when already computed in a batch."""
+    `batched` is its (output, seconds) when already computed in a batch.
+    """
     given = noise_given(method, psd is not None)
     if batched is not None:
         raw, seconds = batched
     else:
         t0 = time.perf_counter()
-        raw = method(noisy, psd=psd) if given == "psd" else method(noisy, sigma=sigma) if given else method(noisy)
+        raw = (
+            method(noisy, psd=psd)
+            if given == "psd"
+            else method(noisy, sigma=sigma)
+            if given
+            else method(noisy)
+        )
         seconds = time.perf_counter() - t0
     return np.clip(raw, 0.0, 1.0).astype(np.float32), seconds, given
 
 
 def _write_row(
-    name: str, method: Denoiser, clean: np.ndarray, out: np.ndarray, facts: dict[str, Any], out_dir: Path,
+    name: str,
+    method: Denoiser,
+    clean: np.ndarray,
+    out: np.ndarray,
+    facts: dict[str, Any],
+    out_dir: Path,
 ) -> None:
     """Append one image's scores for one method to metrics.csv (and its spectra when large enough)."""
     row = {
-        "image": name, "method": method.name, "kind": method.kind,
-        "psnr": psnr(clean, out, data_range=1.0), "ssim": ssim(clean, out, data_range=1.0),
-        "seconds": facts["seconds"], "megapixels": clean.size / 1e6, "noise_std": facts["noise_std"],
+        "image": name,
+        "method": method.name,
+        "kind": method.kind,
+        "psnr": psnr(clean, out, data_range=1.0),
+        "ssim": ssim(clean, out, data_range=1.0),
+        "seconds": facts["seconds"],
+        "megapixels": clean.size / 1e6,
+        "noise_std": facts["noise_std"],
         "noise_given": facts["noise_given"],
     }
     if min(clean.shape) >= SPECTRUM_MIN_SIDE:
@@ -172,8 +198,13 @@ def _write_row(
 
 
 def evaluate(
-    images: list[ScanImage], noise: NoiseModel, seed: int, methods: list[Denoiser], out_dir: Path,
-    n_examples: int = 8, progress: bool = True,
+    images: list[ScanImage],
+    noise: NoiseModel,
+    seed: int,
+    methods: list[Denoiser],
+    out_dir: Path,
+    n_examples: int = 8,
+    progress: bool = True,
 ) -> EvalResult:
     """Run every method on every image; append rows to ``out_dir/metrics.csv`` as they come.
 
@@ -183,7 +214,11 @@ def evaluate(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "metrics.csv"
-    done = {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)} if csv_path.exists() else set()
+    done = (
+        {(r["image"], r["method"]) for r in read_metrics_csv(csv_path)}
+        if csv_path.exists()
+        else set()
+    )
     examples: list[dict[str, Any]] = []
     names = _unique_names(images)
 
@@ -192,7 +227,9 @@ def evaluate(
 
     with tqdm(total=len(images), desc="evaluate", disable=not progress) as bar:
         for chunk in _chunks(images):
-            needed = [i for i in chunk if any(wanted(i, m.name) for m in methods)]  # rows already written: no work
+            needed = [
+                i for i in chunk if any(wanted(i, m.name) for m in methods)
+            ]  # rows already written: no work
             noisy_of = {i: noise(images[i].pixels, noise_rng(seed, "test", 0, i)) for i in needed}
             batched = _batched_outputs(methods, noisy_of, wanted)
             bar.update(len(chunk) - len(needed))
@@ -204,12 +241,20 @@ def evaluate(
                 for method in methods:
                     if not wanted(index, method.name):
                         continue
-                    out, seconds, given = _output(method, noisy, sigma, psd, batched.get((index, method.name)))
+                    out, seconds, given = _output(
+                        method, noisy, sigma, psd, batched.get((index, method.name))
+                    )
                     if method.kind != "input":
                         example["outputs"][method.name] = out
                     if (name, method.name) not in done:
-                        _write_row(name, method, clean, out, {"seconds": seconds, "noise_std": sigma,
-                                                              "noise_given": given}, out_dir)
+                        _write_row(
+                            name,
+                            method,
+                            clean,
+                            out,
+                            {"seconds": seconds, "noise_std": sigma, "noise_given": given},
+                            out_dir,
+                        )
                 if index < n_examples:
                     examples.append(example)
                 bar.update(1)

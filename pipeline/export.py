@@ -146,30 +146,44 @@ def torchscript_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]
 
     def write(path: Path, metadata: dict[str, Any]) -> None:
         with _no_jit_deprecation():
-            torch.jit.save(scripted, str(path), _extra_files={_TORCHSCRIPT_EXTRA: json.dumps(metadata, indent=1)})
+            torch.jit.save(
+                scripted,
+                str(path),
+                _extra_files={_TORCHSCRIPT_EXTRA: json.dumps(metadata, indent=1)},
+            )
 
     return write
 
 
 def onnx_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]], None]:
     """Export `module` once to ONNX (opset :data:`ONNX_OPSET`, dynamic N, H, W); the returned
-    function saves it with given metadata (a metadata property)."""
+    function saves it with given metadata (a metadata property).
+    """
     onnx = require("onnx", "onnx", "ONNX export")
     require("onnxscript", "onnxscript", "ONNX export")
     example = sample_batch(verification_sizes(module.multiple)[0])
-    dims = {"x": {
-        0: torch.export.Dim("batch", min=1, max=4096),
-        2: torch.export.Dim("height", min=module.multiple, max=65536),
-        3: torch.export.Dim("width", min=module.multiple, max=65536),
-    }}
+    dims = {
+        "x": {
+            0: torch.export.Dim("batch", min=1, max=4096),
+            2: torch.export.Dim("height", min=module.multiple, max=65536),
+            3: torch.export.Dim("width", min=module.multiple, max=65536),
+        }
+    }
     quiet = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # it lists the torchvision operators it skips
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            module, (example,), None, input_names=["image"], output_names=["denoised"],
-            dynamic_shapes=dims, opset_version=ONNX_OPSET, dynamo=True, verbose=False,
+            module,
+            (example,),
+            None,
+            input_names=["image"],
+            output_names=["denoised"],
+            dynamic_shapes=dims,
+            opset_version=ONNX_OPSET,
+            dynamo=True,
+            verbose=False,
         )
     quiet.setLevel(level)
     proto = program.model_proto
@@ -212,12 +226,16 @@ class ExportedModel:
             extra = {_TORCHSCRIPT_EXTRA: ""}
             try:
                 with _no_jit_deprecation():
-                    self._module = torch.jit.load(str(path), map_location=self.device, _extra_files=extra).eval()
+                    self._module = torch.jit.load(
+                        str(path), map_location=self.device, _extra_files=extra
+                    ).eval()
             except Exception as err:  # noqa: BLE001 - any load failure means a bad file
                 raise PipelineError(f"{path} is not a readable TorchScript model ({err})") from None
             raw = extra[_TORCHSCRIPT_EXTRA] or None
         if not raw:
-            raise PipelineError(f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); export it again")
+            raise PipelineError(
+                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); export it again"
+            )
         self.metadata: dict[str, Any] = json.loads(raw)
         self.size_multiple = int(self.metadata["model"]["size_multiple"])
         if self.fmt == "onnx":
@@ -235,12 +253,16 @@ class ExportedModel:
             import onnxruntime as ort
 
             if "CUDAExecutionProvider" in ort.get_available_providers():
-                self._session = ort.InferenceSession(str(self.path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+                self._session = ort.InferenceSession(
+                    str(self.path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+                )
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.fmt == "onnx":
-            out = self._session.run(None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()})[0]
+            out = self._session.run(
+                None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()}
+            )[0]
             return torch.from_numpy(out).to(x.device)
         with torch.no_grad():
             return self._module(x.to(self.device, torch.float32)).to(x.device)
@@ -261,7 +283,9 @@ def is_exported(path: object) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:  # TorchScript archives hold code/ and constants.pkl
-        return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+        return any(
+            name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()
+        )
 
 
 def load_exported_model(path: str | Path) -> LoadedModel:
@@ -296,7 +320,9 @@ def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, 
         expected = reference.denoise_tensor(x)
         got = exported(x)
         if tuple(got.shape) != tuple(expected.shape):
-            raise PipelineError(f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected {tuple(expected.shape)}")
+            raise PipelineError(
+                f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected {tuple(expected.shape)}"
+            )
         checks.append({"shape": list(shape), "max_abs_diff": float((got - expected).abs().max())})
     return checks
 
@@ -314,8 +340,11 @@ def export_metadata(loaded: Any, fmt: str, multiple: int) -> dict[str, Any]:
         "source_checkpoint": loaded.path.name,
         "model_sha256": file_sha256(loaded.path),
         "model": {
-            "name": config.model.name, "identity": loaded.identity, "size_multiple": multiple,
-            "min_side": multiple, "config": config.model.model_dump(mode="json"),
+            "name": config.model.name,
+            "identity": loaded.identity,
+            "size_multiple": multiple,
+            "min_side": multiple,
+            "config": config.model.model_dump(mode="json"),
         },
         "config": config.to_dict(),
         "values": VALUE_CONTRACT,
@@ -337,7 +366,9 @@ def export_model(model: str | Path | None, fmt: str, output: str | Path) -> Expo
     PipelineError raised. The metadata is written once more with the measured figures.
     """
     if fmt not in GRAPH_FORMATS:
-        raise PipelineError(f"export format {fmt!r} is not one of {', '.join(GRAPH_FORMATS)} (or monai-bundle)")
+        raise PipelineError(
+            f"export format {fmt!r} is not one of {', '.join(GRAPH_FORMATS)} (or monai-bundle)"
+        )
     output = Path(output)
     if export_format(output) != fmt:
         wanted = ".onnx" if fmt == "onnx" else ".pt or .ts"
@@ -355,7 +386,9 @@ def export_model(model: str | Path | None, fmt: str, output: str | Path) -> Expo
         checks = max_difference(ExportedModel(tmp, "cpu"), loaded.model)
         worst = max(c["max_abs_diff"] for c in checks)
         if not worst <= TOLERANCE:
-            raise PipelineError(f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); nothing was written")
+            raise PipelineError(
+                f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); nothing was written"
+            )
         metadata.update(verification=checks, max_abs_diff=worst)
         write(tmp, metadata)
         tmp.replace(output)

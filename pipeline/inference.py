@@ -34,17 +34,22 @@ DEFAULT_INFERENCE = InferenceConfig()
 
 def settings_from_options(options: Any) -> InferenceConfig:
     """The inference settings of a command's ``--tile-size``, ``--overlap``, ``--batch-size``
-    and ``--device`` options; ConfigError (one line naming each bad option) when they are invalid."""
+    and ``--device`` options; ConfigError (one line naming each bad option) when they are invalid.
+    """
     from pydantic import ValidationError
 
     from pipeline.errors import ConfigError
 
-    values = {name: getattr(options, name) for name in ("tile_size", "overlap", "batch_size", "device")}
+    values = {
+        name: getattr(options, name) for name in ("tile_size", "overlap", "batch_size", "device")
+    }
     try:
         return InferenceConfig.model_validate(values)
     except ValidationError as err:
-        problems = [f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')!r}: {e['msg'].lower()}"
-                    for e in err.errors()]
+        problems = [
+            f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')!r}: {e['msg'].lower()}"
+            for e in err.errors()
+        ]
         raise ConfigError("; ".join(problems)) from None
 
 
@@ -53,7 +58,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("device 'cuda' was asked for but torch sees no GPU here; use --device cpu")
+        raise PipelineError(
+            "device 'cuda' was asked for but torch sees no GPU here; use --device cpu"
+        )
     return torch.device(name)
 
 
@@ -75,7 +82,10 @@ def tile_positions(shape: tuple[int, int], tile: int, overlap: float) -> list[tu
     spans the side); the last tile of a row or column ends exactly at the image's edge.
     """
     steps = [tile if tile == side else max(int(tile * (1 - overlap)), 1) for side in shape]
-    return [(int(rows.start), int(cols.start)) for rows, cols in dense_patch_slices(shape, (tile, tile), steps)]
+    return [
+        (int(rows.start), int(cols.start))
+        for rows, cols in dense_patch_slices(shape, (tile, tile), steps)
+    ]
 
 
 class _BandBlender:
@@ -94,22 +104,30 @@ class _BandBlender:
         self.out = out
         self.weights = weights
         self.top = 0  # first row of the image held in the band
-        self.tiles: list[tuple[int, int]] = []  # (top, left) of the tiles added that reach into the band
+        self.tiles: list[
+            tuple[int, int]
+        ] = []  # (top, left) of the tiles added that reach into the band
         self.sum = torch.zeros((height, out.shape[-1]), dtype=torch.float32, device=weights.device)
 
     def add(self, tile: torch.Tensor, top: int, left: int) -> None:
         """Add one tile's output (already multiplied by the weights) at (top, left)."""
-        self.sum[top - self.top : top - self.top + tile.shape[-2], left : left + tile.shape[-1]] += tile
+        self.sum[
+            top - self.top : top - self.top + tile.shape[-2], left : left + tile.shape[-1]
+        ] += tile
         self.tiles.append((top, left))
 
     def _weight_sum(self, start: int, end: int) -> torch.Tensor:
         """The summed weights of the image rows [start, end)."""
-        total = torch.zeros((end - start, self.sum.shape[-1]), dtype=torch.float32, device=self.sum.device)
+        total = torch.zeros(
+            (end - start, self.sum.shape[-1]), dtype=torch.float32, device=self.sum.device
+        )
         size = self.weights.shape[-1]
         for top, left in self.tiles:
             first, last = max(start, top), min(end, top + size)
             if first < last:
-                total[first - start : last - start, left : left + size] += self.weights[first - top : last - top]
+                total[first - start : last - start, left : left + size] += self.weights[
+                    first - top : last - top
+                ]
         return total
 
     def flush(self, end: int) -> None:
@@ -120,7 +138,9 @@ class _BandBlender:
         for start in range(self.top, end, self.FLUSH_ROWS):
             stop = min(start + self.FLUSH_ROWS, end)
             rows = self.sum[start - self.top : stop - self.top]
-            self.out[start:stop] = rows.div_(self._weight_sum(start, stop)).clamp_(0, 1).to(self.out.device)
+            self.out[start:stop] = (
+                rows.div_(self._weight_sum(start, stop)).clamp_(0, 1).to(self.out.device)
+            )
         kept = self.sum.shape[0] - n
         for row in range(0, kept, n):  # up by n rows, n at a time: no copy of the band
             self.sum[row : min(row + n, kept)] = self.sum[row + n : min(row + 2 * n, kept + n)]
@@ -145,8 +165,11 @@ class ModelDenoiser:
     """
 
     def __init__(
-        self, model: nn.Module, settings: InferenceConfig = DEFAULT_INFERENCE,
-        device: str | torch.device | None = None, name: str = "model",
+        self,
+        model: nn.Module,
+        settings: InferenceConfig = DEFAULT_INFERENCE,
+        device: str | torch.device | None = None,
+        name: str = "model",
     ) -> None:
         device = resolve_device(settings.device) if device is None else torch.device(device)
         self.model = model.eval().to(device)
@@ -155,7 +178,9 @@ class ModelDenoiser:
         self.multiple = int(getattr(model, "size_multiple", 1))
         self.fixed_size = getattr(model, "fixed_size", None)
         tile_size = settings.tile_size
-        self.tile_size = None if tile_size is None else int(np.ceil(tile_size / self.multiple) * self.multiple)
+        self.tile_size = (
+            None if tile_size is None else int(np.ceil(tile_size / self.multiple) * self.multiple)
+        )
         self.overlap = settings.overlap
         self.batch_size = settings.batch_size
         self.name = name
@@ -163,11 +188,19 @@ class ModelDenoiser:
 
     def _tiled(self, shape: tuple[int, ...]) -> bool:
         """Whether an image of `shape` goes through the sliding window."""
-        return self.tile_size is not None and self.fixed_size is None and max(shape[-2:]) > self.tile_size
+        return (
+            self.tile_size is not None
+            and self.fixed_size is None
+            and max(shape[-2:]) > self.tile_size
+        )
 
     @classmethod
     def from_settings(
-        cls, model: nn.Module, settings: InferenceConfig, device: str | torch.device | None = None, name: str = "model"
+        cls,
+        model: nn.Module,
+        settings: InferenceConfig,
+        device: str | torch.device | None = None,
+        name: str = "model",
     ) -> ModelDenoiser:
         """The same as the constructor (kept for callers that name it)."""
         return cls(model, settings, device, name)
@@ -196,22 +229,34 @@ class ModelDenoiser:
         h, w = image.shape
         pad_h, pad_w = max(tile - h, 0), max(tile - w, 0)
         if pad_h or pad_w:
-            padded = F.pad(image[None, None], (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
-                           mode="replicate")[0, 0]
+            padded = F.pad(
+                image[None, None],
+                (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2),
+                mode="replicate",
+            )[0, 0]
             result = torch.empty_like(padded, device=out.device)
             self._sliding_window(padded, result)
             out[:] = result[pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w]
             return
         if self._weights is None:
-            self._weights = compute_importance_map((tile, tile), mode="gaussian", sigma_scale=0.125,
-                                                   device=self.device, dtype=torch.float32)
+            self._weights = compute_importance_map(
+                (tile, tile),
+                mode="gaussian",
+                sigma_scale=0.125,
+                device=self.device,
+                dtype=torch.float32,
+            )
         positions = tile_positions((h, w), tile, self.overlap)
-        batches = [positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)]
+        batches = [
+            positions[i : i + self.batch_size] for i in range(0, len(positions), self.batch_size)
+        ]
         # the band spans from the first row of a batch's first tile row to the end of its last tile
         height = max(batch[-1][0] + tile - batch[0][0] for batch in batches)
         band = _BandBlender(out, self._weights, min(height, h))
         for index, batch in enumerate(batches):
-            tiles = torch.stack([image[top : top + tile, left : left + tile] for top, left in batch])
+            tiles = torch.stack(
+                [image[top : top + tile, left : left + tile] for top, left in batch]
+            )
             outputs = self._forward_padded(tiles[:, None].to(self.device, torch.float32))[:, 0]
             outputs *= self._weights
             for output, (top, left) in zip(outputs, batch):
@@ -222,12 +267,18 @@ class ModelDenoiser:
     takes: tuple[NoiseFact, ...] = ()
 
     def __call__(
-        self, pixels: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None,
+        self,
+        pixels: np.ndarray,
+        *,
+        sigma: float | None = None,
+        psd: np.ndarray | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """The denoised image (float32); written into `out` when given, which may be `pixels` itself."""
         pixels = np.ascontiguousarray(pixels, np.float32)
-        if out is not None and (out.shape != pixels.shape or out.dtype != np.float32 or not out.flags.c_contiguous):
+        if out is not None and (
+            out.shape != pixels.shape or out.dtype != np.float32 or not out.flags.c_contiguous
+        ):
             raise ValueError(f"out must be a C-contiguous float32 array of shape {pixels.shape}")
         if not self._tiled(pixels.shape):
             result = self.denoise_tensor(torch.from_numpy(pixels)[None, None])[0, 0].cpu().numpy()
@@ -257,7 +308,8 @@ class ModelDenoiser:
 
 
 def denoiser_from_checkpoint(
-    model: str | Path | LoadedModel | None = None, settings: InferenceConfig = DEFAULT_INFERENCE,
+    model: str | Path | LoadedModel | None = None,
+    settings: InferenceConfig = DEFAULT_INFERENCE,
 ) -> tuple[ModelDenoiser, LoadedModel]:
     """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
 

@@ -50,7 +50,8 @@ def with_file_name(text: str) -> str:
 
 class _ToPackageLogger(logging.Filter):
     """On a third-party logger: re-log each record as the package's, cut to its first line
-    and headed by the file name; the original is dropped (also the library's own handler)."""
+    and headed by the file name; the original is dropped (also the library's own handler).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         from pipeline.text import short_text

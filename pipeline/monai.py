@@ -52,7 +52,15 @@ from pipeline.inference import DEFAULT_INFERENCE, ModelDenoiser, resolve_device
 
 #: Meta data key under which :class:`ToUnitRange` records the mapping it applied.
 UNIT_RANGE_KEY = "denoise_unit_range"
-_PIL_MODE_RANGE = {"1": 1.0, "L": 255.0, "P": 255.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0}
+_PIL_MODE_RANGE = {
+    "1": 1.0,
+    "L": 255.0,
+    "P": 255.0,
+    "I;16": 65535.0,
+    "I;16B": 65535.0,
+    "I;16L": 65535.0,
+    "I": 65535.0,
+}
 
 
 # --------------------------------------------------------------------------- value range
@@ -108,7 +116,9 @@ class UnitRange:
         if value_range is not None:
             low, high = (float(v) for v in value_range)
             if not high > low:
-                raise PipelineError(f"value_range must be (low, high) with high > low; got {tuple(value_range)}")
+                raise PipelineError(
+                    f"value_range must be (low, high) with high > low; got {tuple(value_range)}"
+                )
             return cls(low, high, invert)
         if _DicomTags(meta).get("BitsStored") is not None:
             from pipeline.io.dicom import unit_range
@@ -157,8 +167,11 @@ def _like(values: torch.Tensor, img: Any) -> Any:
         return values.cpu().numpy()
     values = values.to(img.device)
     if isinstance(img, MetaTensor):
-        return MetaTensor(values.as_tensor() if isinstance(values, MetaTensor) else values, meta=dict(img.meta),
-                          applied_operations=list(img.applied_operations))
+        return MetaTensor(
+            values.as_tensor() if isinstance(values, MetaTensor) else values,
+            meta=dict(img.meta),
+            applied_operations=list(img.applied_operations),
+        )
     return values
 
 
@@ -200,13 +213,18 @@ class ScanReader(ImageReader):
         images = [frame for file in img for frame in file]
         first = images[0].meta
         pixels = np.stack([np.ascontiguousarray(i.pixels.T) for i in images])
-        invert = first.photometric == "MONOCHROME1" or first.extra.get("tiff_photometric") == "miniswhite"
+        invert = (
+            first.photometric == "MONOCHROME1"
+            or first.extra.get("tiff_photometric") == "miniswhite"
+        )
         col, row = (first.spacing or (1.0, 1.0))[::-1]
         meta = {
             UNIT_RANGE_KEY: [float(first.value_min), float(first.value_max), bool(invert)],
-            "format": first.format, "spatial_shape": np.array(pixels.shape[1:]),
+            "format": first.format,
+            "spatial_shape": np.array(pixels.shape[1:]),
             "original_channel_dim": 0 if len(images) > 1 else float("nan"),
-            "affine": np.diag([col, row, 1.0]), "original_affine": np.diag([col, row, 1.0]),
+            "affine": np.diag([col, row, 1.0]),
+            "original_affine": np.diag([col, row, 1.0]),
         }
         return (pixels if len(images) > 1 else pixels[0]), meta
 
@@ -248,9 +266,13 @@ class FromUnitRange(Transform):
         source = img if ref is None else ref
         meta = source.meta if isinstance(source, MetaTensor) else {}
         if UNIT_RANGE_KEY not in meta:
-            raise PipelineError(f"no {UNIT_RANGE_KEY} in the meta data: run ToUnitRange(d) on this image first")
+            raise PipelineError(
+                f"no {UNIT_RANGE_KEY} in the meta data: run ToUnitRange(d) on this image first"
+            )
         x = _as_tensor(img)
-        values = UnitRange.from_record(meta[UNIT_RANGE_KEY]).from_unit(x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype)
+        values = UnitRange.from_record(meta[UNIT_RANGE_KEY]).from_unit(
+            x.as_tensor() if isinstance(x, MetaTensor) else x, self.dtype
+        )
         return MetaTensor(values, meta={k: v for k, v in meta.items() if k != UNIT_RANGE_KEY})
 
 
@@ -269,7 +291,12 @@ class _EachKey(MapTransform):
 class ToUnitRanged(_EachKey):
     """Dictionary form of :class:`ToUnitRange`."""
 
-    def __init__(self, keys: KeysCollection, value_range: Sequence[float] | None = None, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        value_range: Sequence[float] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = ToUnitRange(value_range)
 
@@ -277,8 +304,13 @@ class ToUnitRanged(_EachKey):
 class FromUnitRanged(MapTransform):
     """Dictionary form of :class:`FromUnitRange`; `ref_key` names the item whose meta data holds the range."""
 
-    def __init__(self, keys: KeysCollection, ref_key: str | None = None, dtype: torch.dtype = torch.float32,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ref_key: str | None = None,
+        dtype: torch.dtype = torch.float32,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.ref_key = ref_key
         self.transform = FromUnitRange(dtype)
@@ -305,14 +337,21 @@ class Denoise(Transform):
     """
 
     def __init__(
-        self, model: str | Path | nn.Module | None = None, inference: InferenceConfig = DEFAULT_INFERENCE,
-        value_range: Sequence[float] | None = None, columns_first: bool = True,
+        self,
+        model: str | Path | nn.Module | None = None,
+        inference: InferenceConfig = DEFAULT_INFERENCE,
+        value_range: Sequence[float] | None = None,
+        columns_first: bool = True,
     ) -> None:
         dev = resolve_device(inference.device)
         if isinstance(model, nn.Module):
             network = model
         else:
-            network = load_exported_model(model).model if is_exported(model) else load_model(model, dev).model
+            network = (
+                load_exported_model(model).model
+                if is_exported(model)
+                else load_model(model, dev).model
+            )
         self.denoiser = ModelDenoiser(network, inference, dev)
         self.to_unit = ToUnitRange(value_range)
         self.columns_first = columns_first
@@ -332,9 +371,15 @@ class Denoise(Transform):
 class Denoised(_EachKey):
     """Dictionary form of :class:`Denoise`: denoise ``data[key]`` for each key with one model."""
 
-    def __init__(self, keys: KeysCollection, model: str | Path | nn.Module | None = None,
-                 inference: InferenceConfig = DEFAULT_INFERENCE, value_range: Sequence[float] | None = None,
-                 columns_first: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        model: str | Path | nn.Module | None = None,
+        inference: InferenceConfig = DEFAULT_INFERENCE,
+        value_range: Sequence[float] | None = None,
+        columns_first: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform = Denoise(model, inference, value_range, columns_first)
 
@@ -349,7 +394,9 @@ class TileInferer(SlidingWindowInferer):
     Outputs are clipped to [0, 1].
     """
 
-    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         if max(inputs.shape[2:]) <= max(self.roi_size):
             return network(inputs, *args, **kwargs).clamp(0.0, 1.0)
         return super().__call__(inputs, network, *args, **kwargs).clamp(0.0, 1.0)

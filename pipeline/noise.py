@@ -74,7 +74,9 @@ class GaussianNoise:
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         sigma = self._draw_sigma(rng)
-        return _finish(clean + sigma * rng.standard_normal(clean.shape, dtype=np.float32), self.clip)
+        return _finish(
+            clean + sigma * rng.standard_normal(clean.shape, dtype=np.float32), self.clip
+        )
 
     def std(self, clean: np.ndarray) -> float:
         if self.sigma_max is None:
@@ -181,7 +183,10 @@ class XrayNoise:
             dose = float(np.exp(rng.uniform(np.log(self.dose), np.log(self.dose_max))))
         a = self.kernel_a
         if self.kernel_a_max is not None:
-            a = (float(rng.uniform(a[0], self.kernel_a_max[0])), float(rng.uniform(a[1], self.kernel_a_max[1])))
+            a = (
+                float(rng.uniform(a[0], self.kernel_a_max[0])),
+                float(rng.uniform(a[1], self.kernel_a_max[1])),
+            )
         return dose, a
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -278,7 +283,9 @@ class SpeckleNoise:
     clip: bool = True
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return _finish(clean * (1 + self.sigma * rng.standard_normal(clean.shape, dtype=np.float32)), self.clip)
+        return _finish(
+            clean * (1 + self.sigma * rng.standard_normal(clean.shape, dtype=np.float32)), self.clip
+        )
 
     def std(self, clean: np.ndarray) -> float:
         return float(self.sigma * np.sqrt(np.mean(clean**2)))
@@ -296,12 +303,16 @@ class MixedNoise:
     weights: tuple[float, ...] | None = None
 
     def _weights(self) -> np.ndarray:
-        return np.ones(len(self.models)) if self.weights is None else np.asarray(self.weights, float)
+        return (
+            np.ones(len(self.models)) if self.weights is None else np.asarray(self.weights, float)
+        )
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         weights = self._weights()
         drawn = rng.random() * float(weights.sum())
-        index = min(int(np.searchsorted(np.cumsum(weights), drawn, side="right")), len(self.models) - 1)
+        index = min(
+            int(np.searchsorted(np.cumsum(weights), drawn, side="right")), len(self.models) - 1
+        )
         return self.models[index](clean, rng)
 
     def std(self, clean: np.ndarray) -> float:
@@ -325,4 +336,3 @@ def add_noise(
 ) -> list[np.ndarray]:
     """Noisy copies of `images`, image i drawn from :func:`noise_rng` (seed, stream, epoch, i)."""
     return [noise(img, noise_rng(seed, stream, epoch, i)) for i, img in enumerate(images)]
-

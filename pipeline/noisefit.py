@@ -74,14 +74,21 @@ class NoiseFit:
     stopped_at_deadline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"noise": self.noise.model_dump(mode="json", exclude_none=True), "mismatch": self.mismatch,
-                "mismatch_by_family": self.alternatives,
-                "start_mismatch": self.start_mismatch, "evaluations": self.evaluations,
-                "stopped_at_deadline": self.stopped_at_deadline,
-                "observed": self.observed, "simulated": self.simulated}
+        return {
+            "noise": self.noise.model_dump(mode="json", exclude_none=True),
+            "mismatch": self.mismatch,
+            "mismatch_by_family": self.alternatives,
+            "start_mismatch": self.start_mismatch,
+            "evaluations": self.evaluations,
+            "stopped_at_deadline": self.stopped_at_deadline,
+            "observed": self.observed,
+            "simulated": self.simulated,
+        }
 
 
-def removed_statistics(removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, list[float]]:
+def removed_statistics(
+    removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]
+) -> dict[str, list[float]]:
     """Per display band of `reference`: log variance of `removed` and its lag-1 correlation along rows and columns.
 
     Bands with fewer than :data:`MIN_BAND_PIXELS` pixels are NaN.
@@ -101,7 +108,9 @@ def removed_statistics(removed: Sequence[np.ndarray], reference: Sequence[np.nda
         stats["log_variance"].append(float(np.log(max(variance, 1e-20))))
         for key, axis in (("rows", 0), ("columns", 1)):
             products = [
-                (r.take(range(r.shape[axis] - 1), axis) * r.take(range(1, r.shape[axis]), axis))[m.take(range(m.shape[axis] - 1), axis)]
+                (r.take(range(r.shape[axis] - 1), axis) * r.take(range(1, r.shape[axis]), axis))[
+                    m.take(range(m.shape[axis] - 1), axis)
+                ]
                 for r, m in zip(centred, inside)
             ]
             stats[key].append(float(np.mean(np.concatenate(products)) / max(variance, 1e-20)))
@@ -111,7 +120,11 @@ def removed_statistics(removed: Sequence[np.ndarray], reference: Sequence[np.nda
 def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
     """Mean squared difference of the log variances plus weighted mean squared differences of the correlations."""
     total = 0.0
-    for key, weight in (("log_variance", 1.0), ("rows", CORRELATION_WEIGHT), ("columns", CORRELATION_WEIGHT)):
+    for key, weight in (
+        ("log_variance", 1.0),
+        ("rows", CORRELATION_WEIGHT),
+        ("columns", CORRELATION_WEIGHT),
+    ):
         x, y = np.asarray(a[key]), np.asarray(b[key])
         both = np.isfinite(x) & np.isfinite(y)
         total += weight * float(np.mean((x[both] - y[both]) ** 2)) if both.any() else 0.0
@@ -124,8 +137,13 @@ def _noise_config(theta: np.ndarray, base: XrayNoiseConfig) -> XrayNoiseConfig:
     quanta = float(np.clip(np.exp(theta[0]), *QUANTA_RANGE))
     a = [round(float(np.clip(v, *KERNEL_RANGE)), 4) for v in theta[1:3]]
     read = float(np.clip(np.exp(theta[3]), *READ_NOISE_RANGE))
-    return XrayNoiseConfig(photons=max(photons, quanta), dose=min(quanta / photons, 1.0),
-                           read_noise=round(read, 4), mu=base.mu, kernel_a=a)
+    return XrayNoiseConfig(
+        photons=max(photons, quanta),
+        dose=min(quanta / photons, 1.0),
+        read_noise=round(read, 4),
+        mu=base.mu,
+        kernel_a=a,
+    )
 
 
 def _start(base: XrayNoiseConfig) -> np.ndarray:
@@ -142,7 +160,11 @@ class _OutOfTime(Exception):
 
 
 def fit_noise(
-    scans: Sequence[np.ndarray], denoise: Denoise, base: NoiseSection, seed: int = 0, deadline: float | None = None,
+    scans: Sequence[np.ndarray],
+    denoise: Denoise,
+    base: NoiseSection,
+    seed: int = 0,
+    deadline: float | None = None,
 ) -> NoiseFit:
     """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
 
@@ -153,14 +175,19 @@ def fit_noise(
     """
     from scipy.optimize import minimize, minimize_scalar
 
-    noisy = [np.ascontiguousarray(center_crop(s, FIT_CROP), dtype=np.float32) for s in scans[:FIT_SCANS]]
+    noisy = [
+        np.ascontiguousarray(center_crop(s, FIT_CROP), dtype=np.float32) for s in scans[:FIT_SCANS]
+    ]
     denoised = [denoise(n) for n in noisy]
     observed = removed_statistics([n - d for n, d in zip(noisy, denoised)], denoised)
     base = base.fit_start()
     start = _start(base)
     if not np.isfinite(observed["log_variance"]).any():
-        log.warning("the scans have fewer than %d pixels in every display band: too few to fit the noise; "
-                    "the starting values are used", MIN_BAND_PIXELS)
+        log.warning(
+            "the scans have fewer than %d pixels in every display band: too few to fit the noise; "
+            "the starting values are used",
+            MIN_BAND_PIXELS,
+        )
         return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {})
 
     def simulate(cfg: NoiseSection) -> dict[str, list[float]]:
@@ -182,23 +209,52 @@ def fit_noise(
 
     late = False
     try:  # the one-parameter family first: a short budget still gets a fitted level
-        minimize_scalar(lambda v: evaluate("gaussian", _gaussian_config(v)), bounds=np.log(SIGMA_RANGE),
-                        method="bounded", options={"xatol": 0.005, "maxiter": 40})
-        minimize(lambda t: evaluate("xray", _noise_config(t, base)), start, method="Nelder-Mead",
-                 options={"maxfev": MAX_EVALUATIONS, "xatol": 0.01, "fatol": 1e-5,
-                          "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])])})
+        minimize_scalar(
+            lambda v: evaluate("gaussian", _gaussian_config(v)),
+            bounds=np.log(SIGMA_RANGE),
+            method="bounded",
+            options={"xatol": 0.005, "maxiter": 40},
+        )
+        minimize(
+            lambda t: evaluate("xray", _noise_config(t, base)),
+            start,
+            method="Nelder-Mead",
+            options={
+                "maxfev": MAX_EVALUATIONS,
+                "xatol": 0.01,
+                "fatol": 1e-5,
+                "initial_simplex": start + np.vstack([np.zeros(4), np.diag([0.7, 0.2, 0.2, 0.5])]),
+            },
+        )
     except _OutOfTime:
         late = True
-        log.warning("the noise fit stopped at its share of the time budget after %d evaluations; the best "
-                    "parameters so far are used", sum(map(len, tried.values())))
-    best = {family: min(values, key=lambda item: item[0]) for family, values in tried.items() if values}
+        log.warning(
+            "the noise fit stopped at its share of the time budget after %d evaluations; the best "
+            "parameters so far are used",
+            sum(map(len, tried.values())),
+        )
+    best = {
+        family: min(values, key=lambda item: item[0]) for family, values in tried.items() if values
+    }
     if not best:
-        return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {}, True)
+        return NoiseFit(
+            _noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {}, True
+        )
     family = min(best, key=lambda name: best[name][0])
     value, fitted = best[family]
-    start_value = tried["xray"][0][0] if tried["xray"] else float("nan")  # Nelder-Mead starts at `start`
-    return NoiseFit(fitted, value, {name: fit[0] for name, fit in best.items()}, start_value,
-                    sum(map(len, tried.values())), observed, {} if late else simulate(fitted), late)
+    start_value = (
+        tried["xray"][0][0] if tried["xray"] else float("nan")
+    )  # Nelder-Mead starts at `start`
+    return NoiseFit(
+        fitted,
+        value,
+        {name: fit[0] for name, fit in best.items()},
+        start_value,
+        sum(map(len, tried.values())),
+        observed,
+        {} if late else simulate(fitted),
+        late,
+    )
 
 
 def _gaussian_config(log_sigma: float) -> GaussianNoiseConfig:

@@ -15,7 +15,8 @@ import torch
 @contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with `threads` CPU threads for torch (None or 0: torch's setting as it is);
-    the setting before is put back when the block ends, also on an error."""
+    the setting before is put back when the block ends, also on an error.
+    """
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

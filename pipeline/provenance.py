@@ -31,17 +31,29 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def git_commit(checkout: str | Path = SOURCE_CHECKOUT, digits: int = 40, untracked: bool = True) -> str | None:
+def git_commit(
+    checkout: str | Path = SOURCE_CHECKOUT, digits: int = 40, untracked: bool = True
+) -> str | None:
     """The HEAD commit of the git checkout `checkout` (its first `digits` hex digits), with
     ``+dirty`` when it has uncommitted changes (new untracked files count when `untracked`);
-    None outside a checkout or without git."""
+    None outside a checkout or without git.
+    """
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
-                              timeout=20).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=20,
+        ).stdout.strip()
 
     try:
-        head = git("rev-parse", f"--short={digits}", "HEAD") if digits < 40 else git("rev-parse", "HEAD")
+        head = (
+            git("rev-parse", f"--short={digits}", "HEAD")
+            if digits < 40
+            else git("rev-parse", "HEAD")
+        )
         dirty = git("status", "--porcelain", f"--untracked-files={'normal' if untracked else 'no'}")
     except (OSError, subprocess.SubprocessError):
         return None

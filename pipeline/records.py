@@ -168,5 +168,7 @@ def json_safe(obj: Any) -> Any:
 def write_json(obj: Any, path: str | Path, indent: int = 2) -> Path:
     """Write `obj` as strict JSON (see :func:`json_safe`), replacing `path` atomically."""
     with replacing(path) as tmp:
-        tmp.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n", encoding="utf-8"
+        )
     return Path(path)

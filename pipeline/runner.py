@@ -102,11 +102,15 @@ def _run_stages(cfg: Config) -> RunResult:
             "in a config choose supervised, blindspot or subsample"
         )
     device = resolve_device(cfg.run.device)
-    splits = load_splits(cfg.data, cfg.run.seed)  # before the run folder: bad data makes no empty folder
+    splits = load_splits(
+        cfg.data, cfg.run.seed
+    )  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
         log.info(f"run folder: {run_dir}")
-        log.info(f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images")
+        log.info(
+            f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images"
+        )
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
     if is_main and splits.failures:
@@ -120,9 +124,18 @@ def _run_stages(cfg: Config) -> RunResult:
     extra: dict[str, Any] = {}
     if "train" in cfg.run.stages:
         if is_main:
-            log.info(f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)")
+            log.info(
+                f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)"
+            )
         t0 = time.perf_counter()
-        out = train(cfg, [i.pixels for i in splits.train], [i.pixels for i in splits.val], noise, run_dir, device)
+        out = train(
+            cfg,
+            [i.pixels for i in splits.train],
+            [i.pixels for i in splits.val],
+            noise,
+            run_dir,
+            device,
+        )
         extra["training_seconds"] = time.perf_counter() - t0
         extra["epochs_run"] = len(out.log)
         train_log = out.log
@@ -132,19 +145,35 @@ def _run_stages(cfg: Config) -> RunResult:
         return result
     if "evaluate" in cfg.run.stages:
         if not splits.test:
-            raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
+            raise PipelineError(
+                "no test images to evaluate: check data.test_fraction / data.test_root"
+            )
         methods = build_methods(cfg, trained)
         test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
-        log.info(f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
-             f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({noise_description(cfg)})")
-        evaluated = evaluate(splits.test, test_noise, cfg.run.seed, methods, run_dir, cfg.report.n_examples, cfg.train.progress)
+        log.info(
+            f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+            f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({noise_description(cfg)})"
+        )
+        evaluated = evaluate(
+            splits.test,
+            test_noise,
+            cfg.run.seed,
+            methods,
+            run_dir,
+            cfg.report.n_examples,
+            cfg.train.progress,
+        )
         if "report" in cfg.run.stages:
             log.info("writing the report (summary, figures, report.html)")
-            result.summary, result.report = write_run_report(cfg, run_dir, evaluated, splits, train_log, extra)
+            result.summary, result.report = write_run_report(
+                cfg, run_dir, evaluated, splits, train_log, extra
+            )
     return result
 
 
-def compare(configs: list[Config], models: list[Path] | None = None, baselines: list[str] | None = None) -> RunResult:
+def compare(
+    configs: list[Config], models: list[Path] | None = None, baselines: list[str] | None = None
+) -> RunResult:
     """Train each config, then evaluate all of them (plus `models` and `baselines`) side by side.
 
     The first config decides the test images, the noise and the seed, so every method sees
@@ -155,7 +184,9 @@ def compare(configs: list[Config], models: list[Path] | None = None, baselines: 
         raise PipelineError("compare needs at least one config")
     checkpoints: list[Path] = []
     for cfg in configs:
-        trained = run(cfg.model_copy(update={"run": cfg.run.model_copy(update={"stages": ["train"]})}))
+        trained = run(
+            cfg.model_copy(update={"run": cfg.run.model_copy(update={"stages": ["train"]})})
+        )
         if trained.checkpoint is not None:
             checkpoints.append(trained.checkpoint)
     first = configs[0]

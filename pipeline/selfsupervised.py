@@ -72,7 +72,9 @@ class BlindSpot:
     span: tuple[int, int] = (2, 2)
     margin: int = 2
 
-    def masks(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def masks(
+        self, shape: tuple[int, ...], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(centres, hidden): boolean (N, 1, H, W) masks; every batch item has at least one centre."""
         n, c, h, w = shape
         centres = torch.rand((n, c, h, w), generator=generator) < self.fraction
@@ -82,7 +84,9 @@ class BlindSpot:
             flat = centres.view(n, -1)
             flat[empty.nonzero().flatten(), where] = True
         sy, sx = self.span
-        hidden = F.max_pool2d(centres.float(), (2 * sy + 1, 2 * sx + 1), stride=1, padding=(sy, sx)) > 0
+        hidden = (
+            F.max_pool2d(centres.float(), (2 * sy + 1, 2 * sx + 1), stride=1, padding=(sy, sx)) > 0
+        )
         return centres, hidden
 
     def hide(self, noisy: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
@@ -90,13 +94,21 @@ class BlindSpot:
         visible = (~hidden).to(noisy.dtype)
         ky, kx = 2 * (self.span[0] + self.margin) + 1, 2 * (self.span[1] + self.margin) + 1
         pad = (ky // 2, kx // 2)
-        total = F.avg_pool2d(noisy * visible, (ky, kx), stride=1, padding=pad, count_include_pad=True)
+        total = F.avg_pool2d(
+            noisy * visible, (ky, kx), stride=1, padding=pad, count_include_pad=True
+        )
         count = F.avg_pool2d(visible, (ky, kx), stride=1, padding=pad, count_include_pad=True)
         fallback = (noisy * visible).flatten(1).sum(1) / visible.flatten(1).sum(1).clamp_min(1)
         local = torch.where(count > 0, total / count.clamp_min(1e-12), fallback.view(-1, 1, 1, 1))
         return torch.where(hidden, local, noisy)
 
-    def __call__(self, forward: Forward, noisy: torch.Tensor, clean: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self,
+        forward: Forward,
+        noisy: torch.Tensor,
+        clean: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         centres, hidden = self.masks(tuple(noisy.shape), generator)
         centres, hidden = centres.to(noisy.device), hidden.to(noisy.device)
         out = forward(self.hide(noisy, hidden))
@@ -108,7 +120,8 @@ class BlindSpot:
 
 def cell_pairs(stride: int, gap: int) -> list[tuple[int, int]]:
     """Ordered pairs (a, b) of positions in a stride x stride cell (index row * stride + col)
-    that lie at least `gap` apart along some axis."""
+    that lie at least `gap` apart along some axis.
+    """
     cells = list(product(range(stride), range(stride)))
     return [
         (ia * stride + ja, ib * stride + jb)
@@ -132,9 +145,13 @@ class Subsample:
 
     def __post_init__(self) -> None:
         if not cell_pairs(self.stride, self.gap):
-            raise ValueError(f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; lower gap or raise stride")
+            raise ValueError(
+                f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; lower gap or raise stride"
+            )
 
-    def pair_indices(self, shape: tuple[int, ...], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair_indices(
+        self, shape: tuple[int, ...], generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices (N, 1, H/s, W/s) into each cell (row * stride + col) of the two sub-images."""
         n, c, h, w = shape
         s = self.stride
@@ -150,14 +167,22 @@ class Subsample:
         cells = cells.view(n, c, s * s, h // s, w // s)
         return torch.gather(cells, 2, index.to(x.device).unsqueeze(2)).squeeze(2)
 
-    def __call__(self, forward: Forward, noisy: torch.Tensor, clean: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self,
+        forward: Forward,
+        noisy: torch.Tensor,
+        clean: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         first, second = self.pair_indices(tuple(noisy.shape), generator)
         with torch.no_grad():
             full = forward(noisy)
         source, target = self.sub_image(noisy, first), self.sub_image(noisy, second)
         out = forward(source)
         reconstruction = F.mse_loss(out, target)
-        consistency = F.mse_loss(out - target, self.sub_image(full, first) - self.sub_image(full, second))
+        consistency = F.mse_loss(
+            out - target, self.sub_image(full, first) - self.sub_image(full, second)
+        )
         return reconstruction + self.gamma * consistency
 
 
@@ -170,4 +195,6 @@ def make_objective(name: str, cfg: SelfSupervisedConfig) -> Objective:
         return BlindSpot(cfg.mask_fraction, (cfg.span[0], cfg.span[1]), cfg.margin)
     if name == "subsample":
         return Subsample(cfg.stride, cfg.gap, cfg.gamma)
-    raise ValueError(f"unknown self-supervised objective {name!r}; choose one of {', '.join(METHODS)}")
+    raise ValueError(
+        f"unknown self-supervised objective {name!r}; choose one of {', '.join(METHODS)}"
+    )

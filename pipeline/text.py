@@ -29,13 +29,19 @@ def path_from_text(text: str) -> str:
     import os
     import re
 
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode("utf-8", "surrogateescape"))
+    raw = re.sub(
+        rb"\\x([0-9a-f]{2})",
+        lambda m: bytes([int(m[1], 16)]),
+        text.encode("utf-8", "surrogateescape"),
+    )
     return os.fsdecode(raw)
 
 
 def short_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """One printable line of at most `limit` characters (control bytes escaped, cut with '...')."""
-    line = " ".join(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").split())
+    line = " ".join(
+        text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").split()
+    )
     line = "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in line)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

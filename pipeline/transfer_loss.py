@@ -21,7 +21,9 @@ import torch
 from pipeline.detail import ACCEPTANCE_BAND
 
 
-def _band_weights(height: int, width: int, band: Sequence[float], device: torch.device) -> torch.Tensor:
+def _band_weights(
+    height: int, width: int, band: Sequence[float], device: torch.device
+) -> torch.Tensor:
     """Weight of each rfft2 coefficient of an (height, width) image inside `band` (0 outside).
 
     Coefficients stand for themselves and their mirror image (weight 2), except the first and,
@@ -41,14 +43,17 @@ def _band_weights(height: int, width: int, band: Sequence[float], device: torch.
 def _windowed_fft(batch: torch.Tensor) -> torch.Tensor:
     """rfft2 of each image of (N, C, H, W), mean-subtracted and 2-D Hann-windowed (float32)."""
     height, width = batch.shape[-2:]
-    window = (torch.hann_window(height, periodic=False, device=batch.device)[:, None]
-              * torch.hann_window(width, periodic=False, device=batch.device)[None, :])
+    window = (
+        torch.hann_window(height, periodic=False, device=batch.device)[:, None]
+        * torch.hann_window(width, periodic=False, device=batch.device)[None, :]
+    )
     data = batch.float()
     return torch.fft.rfft2((data - data.mean(dim=(-2, -1), keepdim=True)) * window)
 
 
-def batch_transfer(out: torch.Tensor, clean: torch.Tensor,
-                   band: Sequence[float] = ACCEPTANCE_BAND) -> torch.Tensor:
+def batch_transfer(
+    out: torch.Tensor, clean: torch.Tensor, band: Sequence[float] = ACCEPTANCE_BAND
+) -> torch.Tensor:
     """Detail kept T in `band` (cycles/pixel), pooled over the batch (a 0-d tensor)."""
     if out.shape != clean.shape:
         raise ValueError(f"shapes differ: output {tuple(out.shape)}, clean {tuple(clean.shape)}")
@@ -59,7 +64,8 @@ def batch_transfer(out: torch.Tensor, clean: torch.Tensor,
     return cross / power.clamp_min(torch.finfo(power.dtype).tiny)
 
 
-def transfer_penalty(out: torch.Tensor, clean: torch.Tensor,
-                     band: Sequence[float] = ACCEPTANCE_BAND) -> torch.Tensor:
+def transfer_penalty(
+    out: torch.Tensor, clean: torch.Tensor, band: Sequence[float] = ACCEPTANCE_BAND
+) -> torch.Tensor:
     """``(1 - T)^2`` where the batch's detail kept T in `band` is below 1, else 0."""
     return (1.0 - batch_transfer(out, clean, band)).clamp_min(0.0).square()

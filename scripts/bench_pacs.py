@@ -27,7 +27,10 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "tests")]  # this checkout; the tests' Orthanc launcher
+sys.path[:0] = [
+    str(PROJECT_ROOT),
+    str(PROJECT_ROOT / "tests"),
+]  # this checkout; the tests' Orthanc launcher
 
 from orthanc_server import USER, start_orthanc, write_radiograph
 
@@ -42,13 +45,18 @@ def _study(folder: Path, n: int, size: int) -> tuple[str, list[Path]]:
     from pydicom.uid import generate_uid
 
     study, series = generate_uid(), generate_uid()
-    return study, [write_radiograph(folder / f"{i}.dcm", study, series, i + 1, seed=i, shape=(size, size))
-                   for i in range(n)]
+    return study, [
+        write_radiograph(folder / f"{i}.dcm", study, series, i + 1, seed=i, shape=(size, size))
+        for i in range(n)
+    ]
 
 
 def _rates(seconds: float, n: int, size: int) -> dict[str, float]:
-    return {"seconds": round(seconds, 3), "megapixels_per_s": round(n * size * size / 1e6 / seconds, 4),
-            "instances_per_min": round(60 * n / seconds, 2)}
+    return {
+        "seconds": round(seconds, 3),
+        "megapixels_per_s": round(n * size * size / 1e6 / seconds, 4),
+        "instances_per_min": round(60 * n / seconds, 2),
+    }
 
 
 def measure(args: argparse.Namespace, root: Path) -> dict:
@@ -70,17 +78,32 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             for path in files:
                 orthanc.upload(path)
             start = time.perf_counter()
-            result = apply_dicomweb(server, Selection(studies=(study,)), root / f"web{r}", loaded,
-                                    destination=server, options=options, inference=inference)
+            result = apply_dicomweb(
+                server,
+                Selection(studies=(study,)),
+                root / f"web{r}",
+                loaded,
+                destination=server,
+                options=options,
+                inference=inference,
+            )
             passes["dicomweb"].append(_rates(time.perf_counter() - start, args.files, args.size))
             assert not result.failures and result.stored.sent == args.files, result.summary()
     finally:
         orthanc.stop()
     median = {k: statistics.median(p["megapixels_per_s"] for p in v) for k, v in passes.items()}
-    return {"passes": passes, "median_megapixels_per_s": median,
-            "ratio_dicomweb_to_folder": round(median["dicomweb"] / median["folder"], 3),
-            "model": loaded.identity, "files": args.files, "size": args.size, "tile_size": args.tile_size,
-            "device": args.device, "load_average": os.getloadavg(), "commit": commit}
+    return {
+        "passes": passes,
+        "median_megapixels_per_s": median,
+        "ratio_dicomweb_to_folder": round(median["dicomweb"] / median["folder"], 3),
+        "model": loaded.identity,
+        "files": args.files,
+        "size": args.size,
+        "tile_size": args.tile_size,
+        "device": args.device,
+        "load_average": os.getloadavg(),
+        "commit": commit,
+    }
 
 
 def _commit() -> str:
@@ -88,8 +111,15 @@ def _commit() -> str:
     import subprocess
 
     try:
-        run = [subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=True).stdout
-               for cmd in (["git", "rev-parse", "--short", "HEAD"], ["git", "status", "--porcelain", "--untracked-files=no"])]
+        run = [
+            subprocess.run(
+                cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+            for cmd in (
+                ["git", "rev-parse", "--short", "HEAD"],
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+            )
+        ]
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return run[0].strip() + ("+changes" if run[1].strip() else "")

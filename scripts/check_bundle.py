@@ -58,10 +58,23 @@ def gather(inputs: list[Path], folder: Path) -> list[Path]:
 
 def run_bundle(bundle: Path, scans: Path, out: Path) -> None:
     """MONAI's bundle command, from the bundle folder, in a child process."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+    )
     command = [
-        sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/inference.json",
-        "--meta_file", "configs/metadata.json", "--dataset_dir", str(scans), "--output_dir", str(out),
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "configs/inference.json",
+        "--meta_file",
+        "configs/metadata.json",
+        "--dataset_dir",
+        str(scans),
+        "--output_dir",
+        str(out),
     ]
     proc = subprocess.run(command, cwd=bundle, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -86,36 +99,57 @@ def compare(inputs: list[Path], model: Path | None, work: Path) -> list[dict[str
     cpu = InferenceConfig(device="cpu")  # the package's tile settings, as apply
     apply_folder(scans, work / "apply_out", model, ApplyOptions(progress=False, report=False), cpu)
     denoiser, _ = denoiser_from_checkpoint(model, cpu)
-    written = {Path(p).name.split(".")[0]: p for p in (work / "apply_out").iterdir() if not p.name.startswith(".")}
+    written = {
+        Path(p).name.split(".")[0]: p
+        for p in (work / "apply_out").iterdir()
+        if not p.name.startswith(".")
+    }
     rows = []
     for path in files:
         image = read_image(path)[0]
         meta = image.meta
-        got = bundle_unit(work / "bundle_out" / f"{path.name.rsplit('.', 1)[0]}_denoised.nii.gz", meta)
+        got = bundle_unit(
+            work / "bundle_out" / f"{path.name.rsplit('.', 1)[0]}_denoised.nii.gz", meta
+        )
         applied = read_image(written[path.name.split(".")[0]])[0]
-        rows.append({
-            "file": path.name, "height": got.shape[0], "width": got.shape[1],
-            "vs_apply_pixels": float(np.abs(got - denoiser(image.pixels)).max()),
-            "vs_apply_file": float(np.abs(got - applied.pixels).max()),
-            "file_step": 1.0 / (applied.meta.value_max - applied.meta.value_min),
-        })
+        rows.append(
+            {
+                "file": path.name,
+                "height": got.shape[0],
+                "width": got.shape[1],
+                "vs_apply_pixels": float(np.abs(got - denoiser(image.pixels)).max()),
+                "vs_apply_file": float(np.abs(got - applied.pixels).max()),
+                "file_step": 1.0 / (applied.meta.value_max - applied.meta.value_min),
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of them")
-    parser.add_argument("--model", type=Path, help="checkpoint or run folder (default: the shipped model)")
+    parser.add_argument(
+        "--model", type=Path, help="checkpoint or run folder (default: the shipped model)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = compare(args.inputs, args.model, Path(tmp))
-    print(f"{'file':60s} {'size':>11s} {'vs_apply_pixels':>16s} {'vs_apply_file':>14s} {'file_step':>10s}")
+    print(
+        f"{'file':60s} {'size':>11s} {'vs_apply_pixels':>16s} {'vs_apply_file':>14s} "
+        f"{'file_step':>10s}"
+    )
     for r in rows:
         size = f"{r['height']}x{r['width']}"
-        print(f"{r['file'][:60]:60s} {size:>11s} {r['vs_apply_pixels']:16.2e} {r['vs_apply_file']:14.2e} {r['file_step']:10.2e}")
+        print(
+            f"{r['file'][:60]:60s} {size:>11s} {r['vs_apply_pixels']:16.2e} "
+            f"{r['vs_apply_file']:14.2e} {r['file_step']:10.2e}"
+        )
     worst = max(r["vs_apply_pixels"] for r in rows)
-    print(f"largest difference to denoise apply's pixels: {worst:.2e} (tolerance {TOLERANCE:g}) on {len(rows)} files")
+    print(
+        f"largest difference to denoise apply's pixels: {worst:.2e} (tolerance {TOLERANCE:g}) on "
+        f"{len(rows)} files"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0 if worst <= TOLERANCE else 1

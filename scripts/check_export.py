@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("export", type=Path, help="file written by denoise export (.onnx, .pt)")
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of them")
-    parser.add_argument("--model", type=Path, help="the checkpoint it came from (default: the shipped model)")
+    parser.add_argument(
+        "--model", type=Path, help="the checkpoint it came from (default: the shipped model)"
+    )
     args = parser.parse_args(argv)
     exported, _ = denoiser_from_checkpoint(load_exported_model(args.export), CPU)  # apply's tiles
     reference, _ = denoiser_from_checkpoint(args.model, CPU)
@@ -45,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         diff = float(np.abs(exported(pixels) - reference(pixels)).max())
         worst = max(worst, diff)
         print(f"{path.name[:60]:60s} {pixels.shape[0]:>5d}x{pixels.shape[1]:<5d} {diff:.2e}")
-    print(f"largest difference between {args.export.name} and the PyTorch path: {worst:.2e} (tolerance {TOLERANCE:g})")
+    print(
+        f"largest difference between {args.export.name} and the PyTorch path: {worst:.2e} "
+        f"(tolerance {TOLERANCE:g})"
+    )
     return 0 if worst <= TOLERANCE else 1
 
 

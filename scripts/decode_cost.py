@@ -1,7 +1,9 @@
-"""How long decoding a split's training radiographs takes, per source (is a decoded-image cache worth it?).
+"""How long decoding a split's training radiographs takes, per source (is a decoded-image cache
+worth it?).
 
-    python scripts/decode_cost.py                       # configs/splits/multisite.csv, training part
-    python scripts/decode_cost.py --split val --out benchmarks/five_sources_2026-12-07/decode_cost.md
+    python scripts/decode_cost.py     # configs/splits/multisite.csv, training part
+    python scripts/decode_cost.py --split val \
+        --out benchmarks/five_sources_2026-12-07/decode_cost.md
 
 Reads every file of the chosen part with the reader training uses (``pipeline.io.read_image``),
 once, in the CSV's order, and prints a Markdown table: files, megapixels, seconds and MP/s per
@@ -41,27 +43,42 @@ def measure(split_csv: Path, root: Path, part: str) -> dict[str, list[float]]:
 def markdown(totals: dict[str, list[float]], command: str) -> str:
     """The table, with a total row and the command that measured it."""
     lines = ["| source | files | MP | seconds | MP/s |", "| --- | ---: | ---: | ---: | ---: |"]
-    rows = sorted(totals.items()) + [("all", [sum(v[i] for v in totals.values()) for i in range(3)])]
+    rows = sorted(totals.items()) + [
+        ("all", [sum(v[i] for v in totals.values()) for i in range(3)])
+    ]
     for source, (files, mp, seconds) in rows:
-        lines.append(f"| {source} | {int(files)} | {mp:.0f} | {seconds:.1f} | {mp / max(seconds, 1e-9):.1f} |")
+        lines.append(
+            f"| {source} | {int(files)} | {mp:.0f} | {seconds:.1f} | "
+            f"{mp / max(seconds, 1e-9):.1f} |"
+        )
     total_mp = rows[-1][1][1]
     lines.append("")
-    lines.append(f"Decoded as float32 the images take {total_mp * 4 / 1024:.2f} GiB in the training process.")
+    lines.append(
+        f"Decoded as float32 the images take {total_mp * 4 / 1024:.2f} GiB in the training process."
+    )
     lines.append(f"*`{command}` on {platform.processor() or platform.machine()}.*")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split-csv", type=Path, default=PROJECT / "configs/splits/multisite.csv")
-    parser.add_argument("--root", type=Path, default=PROJECT.parent / "shared/data/cxr/png",
-                        help="the folder the CSV's files are relative to (default ../shared/data/cxr/png)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=PROJECT.parent / "shared/data/cxr/png",
+        help="the folder the CSV's files are relative to (default ../shared/data/cxr/png)",
+    )
     parser.add_argument("--split", default="train", choices=["train", "val", "test"])
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
-        raise SystemExit(f"error: {args.root} not found: the shared radiographs are needed (--root)")
-    command = "python scripts/decode_cost.py" + (f" --split {args.split}" if args.split != "train" else "")
+        raise SystemExit(
+            f"error: {args.root} not found: the shared radiographs are needed (--root)"
+        )
+    command = "python scripts/decode_cost.py" + (
+        f" --split {args.split}" if args.split != "train" else ""
+    )
     table = markdown(measure(args.split_csv, args.root, args.split), command)
     print(table, end="")
     if args.out:

@@ -56,8 +56,16 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parents[1]
 DICOM_SAMPLES = PROJECT.parent / "shared" / "data" / "cxr" / "dicom"
 #: Patient fields whose values must never appear in a failure reason.
-PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs",
-                    "PatientAddress", "AccessionNumber", "InstitutionName", "ReferringPhysicianName")
+PATIENT_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "OtherPatientIDs",
+    "PatientAddress",
+    "AccessionNumber",
+    "InstitutionName",
+    "ReferringPhysicianName",
+)
 #: A value planted in every generated DICOM so that a leak is always detectable.
 PLANTED_NAME = "FUZZ^PATIENT^SECRET"
 MAX_REASON = 300
@@ -125,7 +133,7 @@ def dicom_bases(rng: np.random.Generator) -> list:
             ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
         pixels = ds.pixel_array
         top, left = (pixels.shape[0] - 64) // 2, (pixels.shape[1] - 64) // 2
-        crop = np.ascontiguousarray(pixels[top:top + 64, left:left + 64])
+        crop = np.ascontiguousarray(pixels[top : top + 64, left : left + 64])
         bits = int(ds.get("BitsStored") or crop.dtype.itemsize * 8)
         set_pixel_data(ds, crop, str(ds.PhotometricInterpretation), bits)
         ds.PatientName = PLANTED_NAME
@@ -135,7 +143,12 @@ def dicom_bases(rng: np.random.Generator) -> list:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.Modality, ds.SeriesNumber = PLANTED_NAME, "FUZZID12345", "OT", 3
+    ds.PatientName, ds.PatientID, ds.Modality, ds.SeriesNumber = (
+        PLANTED_NAME,
+        "FUZZID12345",
+        "OT",
+        3,
+    )
     set_pixel_data(ds, rng.integers(0, 4096, (40, 48), dtype=np.uint16), "MONOCHROME2", 12)
     bases.append(ds)
     rle = copy.deepcopy(bases[-1])
@@ -171,7 +184,11 @@ TAG_EDITS = [
     ("bits-stored", "BitsStored", [0, 1, 7, 16, 17, 33]),
     ("high-bit", "HighBit", [0, 31, 99]),
     ("pixel-representation", "PixelRepresentation", [1, 2]),
-    ("photometric", "PhotometricInterpretation", ["MONOCHROME1", "RGB", "PALETTE COLOR", "YBR_FULL", "", "XYZ", None]),
+    (
+        "photometric",
+        "PhotometricInterpretation",
+        ["MONOCHROME1", "RGB", "PALETTE COLOR", "YBR_FULL", "", "XYZ", None],
+    ),
     ("samples", "SamplesPerPixel", [0, 3, 4]),
     ("frames", "NumberOfFrames", [0, 1, 2, 3, 100000, "-1", None]),
     ("slope", "RescaleSlope", ["NaN", "inf", "-inf", "0", "-1", "1e308", "abc", "1e-300"]),
@@ -180,8 +197,17 @@ TAG_EDITS = [
     ("window", "WindowCenter", ["NaN", "1e400"]),
     ("patient-name-long", "PatientName", [PLANTED_NAME * 200]),
 ]
-SYNTAXES = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.4.50",
-            "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99", "1.2.3.4", ""]
+SYNTAXES = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.3.4",
+    "",
+]
 
 
 def dicom_case(rng: np.random.Generator, bases: list) -> tuple[bytes, str]:
@@ -199,7 +225,9 @@ def dicom_case(rng: np.random.Generator, bases: list) -> tuple[bytes, str]:
             return _dicom_bytes(base), f"dicom tag {label} (unwritable, plain copy)"
     if kind == 1:
         syntax = SYNTAXES[int(rng.integers(len(SYNTAXES)))]
-        return _with_syntax(_dicom_bytes(base), syntax), f"dicom transfer syntax {syntax or 'empty'}"
+        return _with_syntax(
+            _dicom_bytes(base), syntax
+        ), f"dicom transfer syntax {syntax or 'empty'}"
     if kind == 2:
         extra = [b"\0\0", bytes(ds.PixelData), b"\x01" * 7]
         chosen = extra[int(rng.integers(len(extra)))]
@@ -220,19 +248,23 @@ def dicom_case(rng: np.random.Generator, bases: list) -> tuple[bytes, str]:
     if kind == 4:
         cut = int(rng.integers(0, len(raw)))
         return bytes(raw[:cut]), f"dicom truncated at {cut}/{len(raw)}"
-    length_at = [i for i in range(132, header_end - 8) if raw[i + 4:i + 6] in (b"US", b"IS", b"DS", b"PN", b"UI")]
+    length_at = [
+        i
+        for i in range(132, header_end - 8)
+        if raw[i + 4 : i + 6] in (b"US", b"IS", b"DS", b"PN", b"UI")
+    ]
     if length_at:
         at = length_at[int(rng.integers(len(length_at)))] + 6
-        raw[at:at + 2] = struct.pack("<H", int(rng.choice([0, 1, 0xFFFF, 0x7FFF])))
+        raw[at : at + 2] = struct.pack("<H", int(rng.choice([0, 1, 0xFFFF, 0x7FFF])))
     return bytes(raw), "dicom element length edited"
 
 
 def _with_syntax(raw: bytes, syntax: str) -> bytes:
     """`raw` with its (0002,0010) Transfer Syntax UID replaced (the data left as encoded)."""
     at = raw.index(b"\x02\x00\x10\x00UI")
-    length = struct.unpack("<H", raw[at + 6:at + 8])[0]
+    length = struct.unpack("<H", raw[at + 6 : at + 8])[0]
     value = syntax.encode() + (b"\0" if len(syntax) % 2 else b"")
-    return raw[:at + 6] + struct.pack("<H", len(value)) + value + raw[at + 8 + length:]
+    return raw[: at + 6] + struct.pack("<H", len(value)) + value + raw[at + 8 + length :]
 
 
 def _png(values: np.ndarray, **params) -> bytes:
@@ -251,9 +283,17 @@ def raster_case(rng: np.random.Generator) -> tuple[bytes, str, str]:
     h, w = (int(n) for n in rng.integers(4, 48, 2))
     kind = int(rng.integers(10))
     if kind == 0:
-        data, suffix, label = _png(rng.integers(0, 256, (h, w), dtype=np.uint8)), ".png", "png 8-bit"
+        data, suffix, label = (
+            _png(rng.integers(0, 256, (h, w), dtype=np.uint8)),
+            ".png",
+            "png 8-bit",
+        )
     elif kind == 1:
-        data, suffix, label = _png(rng.integers(0, 65536, (h, w), dtype=np.uint16)), ".png", "png 16-bit"
+        data, suffix, label = (
+            _png(rng.integers(0, 65536, (h, w), dtype=np.uint16)),
+            ".png",
+            "png 16-bit",
+        )
     elif kind == 2:
         frames = [Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)) for _ in range(3)]
         buffer = io.BytesIO()
@@ -268,27 +308,39 @@ def raster_case(rng: np.random.Generator) -> tuple[bytes, str, str]:
         buffer = io.BytesIO()
         exif = Image.Exif()
         exif[0x0112] = int(rng.integers(0, 10))
-        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(buffer, format="JPEG", exif=exif)
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(
+            buffer, format="JPEG", exif=exif
+        )
         data, suffix, label = buffer.getvalue(), ".jpg", f"jpeg exif orientation {exif[0x0112]}"
     else:
         buffer = io.BytesIO()
         dtype = [np.uint8, np.uint16, np.int16, np.float32, np.float64][int(rng.integers(5))]
         values = (rng.random((h, w)) * 1000).astype(dtype)
         if dtype in (np.float32, np.float64) and rng.random() < 0.5:
-            values.flat[int(rng.integers(values.size))] = [np.nan, np.inf, -np.inf][int(rng.integers(3))]
+            values.flat[int(rng.integers(values.size))] = [np.nan, np.inf, -np.inf][
+                int(rng.integers(3))
+            ]
         pages = int(rng.integers(1, 4))
         with tifffile.TiffWriter(buffer) as tif:
             for page in range(pages):
                 shape = (h, w) if page == 0 or rng.random() < 0.5 else (w + 1, h)
-                tif.write(np.resize(values, shape).astype(dtype),
-                          photometric="miniswhite" if rng.random() < 0.2 else "minisblack")
-        data, suffix, label = buffer.getvalue(), ".tif", f"tiff {np.dtype(dtype).name} {pages} page(s)"
+                tif.write(
+                    np.resize(values, shape).astype(dtype),
+                    photometric="miniswhite" if rng.random() < 0.2 else "minisblack",
+                )
+        data, suffix, label = (
+            buffer.getvalue(),
+            ".tif",
+            f"tiff {np.dtype(dtype).name} {pages} page(s)",
+        )
     if rng.random() < 0.5:
         return data, suffix, label
     return _damaged(rng, data, suffix, label)
 
 
-def _damaged(rng: np.random.Generator, data: bytes, suffix: str, label: str) -> tuple[bytes, str, str]:
+def _damaged(
+    rng: np.random.Generator, data: bytes, suffix: str, label: str
+) -> tuple[bytes, str, str]:
     raw, what = _damage_raster(rng, bytearray(data), suffix)
     return bytes(raw), suffix, f"{label}, {what}"
 
@@ -307,15 +359,15 @@ def _damage_raster(rng: np.random.Generator, raw: bytearray, suffix: str) -> tup
     huge = int(rng.choice([0, 1, 60000, 0x7FFFFFFF]))
     if suffix == ".png":
         field_at = 16 + 4 * int(rng.integers(2))  # IHDR width or height (CRC left stale)
-        raw[field_at:field_at + 4] = struct.pack(">I", huge)
+        raw[field_at : field_at + 4] = struct.pack(">I", huge)
         return raw, f"png size field {huge}"
     if suffix == ".tif" and raw[:2] == b"II":
         ifd = struct.unpack("<I", raw[4:8])[0]
-        count = struct.unpack("<H", raw[ifd:ifd + 2])[0]
+        count = struct.unpack("<H", raw[ifd : ifd + 2])[0]
         entries = [ifd + 2 + 12 * i for i in range(count)]
         at = entries[int(rng.integers(len(entries)))]
-        tag = struct.unpack("<H", raw[at:at + 2])[0]
-        raw[at + 8:at + 12] = struct.pack("<I", huge)
+        tag = struct.unpack("<H", raw[at : at + 2])[0]
+        raw[at + 8 : at + 12] = struct.pack("<I", huge)
         return raw, f"tiff tag {tag} = {huge}"
     return raw, "unchanged"
 
@@ -324,7 +376,9 @@ def nifti_case(rng: np.random.Generator) -> tuple[bytes, str, str]:
     """One NIfTI-1 file (.nii or .nii.gz), its header edited half of the time."""
     import nibabel as nib
 
-    shape = tuple(int(n) for n in rng.integers(3, 24, 2)) + ((int(rng.integers(1, 4)),) if rng.random() < 0.5 else ())
+    shape = tuple(int(n) for n in rng.integers(3, 24, 2)) + (
+        (int(rng.integers(1, 4)),) if rng.random() < 0.5 else ()
+    )
     dtype = [np.uint8, np.int16, np.float32, np.float64][int(rng.integers(4))]
     values = (rng.random(shape) * 500).astype(dtype)
     label = f"nifti {np.dtype(dtype).name} {'x'.join(map(str, shape))}"
@@ -341,13 +395,21 @@ def nifti_case(rng: np.random.Generator) -> tuple[bytes, str, str]:
             raw[40:42] = struct.pack("<h", int(rng.choice([0, 1, 7, 8, 99])))  # dim[0]
             label += ", dim[0] edited"
         elif edit == 2:
-            raw[70:72] = struct.pack("<h", int(rng.choice([0, 1, 32, 128, 1792, 2304, 9999])))  # datatype
+            raw[70:72] = struct.pack(
+                "<h", int(rng.choice([0, 1, 32, 128, 1792, 2304, 9999]))
+            )  # datatype
             label += ", datatype edited"
         elif edit == 3:
-            raw[108:112] = struct.pack("<f", float(rng.choice([0.0, 1e9, -352.0, np.nan])))  # vox_offset
+            raw[108:112] = struct.pack(
+                "<f", float(rng.choice([0.0, 1e9, -352.0, np.nan]))
+            )  # vox_offset
             label += ", vox_offset edited"
         elif edit == 4:
-            raw[112:120] = struct.pack("<ff", float(rng.choice([np.nan, np.inf, 0.0, 1e38])), float(rng.choice([0.0, np.inf])))
+            raw[112:120] = struct.pack(
+                "<ff",
+                float(rng.choice([np.nan, np.inf, 0.0, 1e38])),
+                float(rng.choice([0.0, np.inf])),
+            )
             label += ", scl_slope/inter edited"
         else:
             raw = raw[: int(rng.integers(0, len(raw)))]
@@ -369,9 +431,24 @@ NAMES: list[tuple[str, Callable[[str, str], bytes]]] = [
     ("long-name", lambda s, x: (s + "_" + "n" * (240 - len(s) - len(x))).encode() + x.encode()),
     ("leading-dash-space", lambda s, x: f"-{s} x {x}".encode()),
     ("unicode", lambda s, x: f"{s}_\u202eŻółw{x}".encode()),
-    ("views-collision", lambda s, x: b"report_views/000_output.png" if x == ".png" else f"report_views/{s}{x}".encode()),
-    ("views-noise", lambda s, x: b"report_views/noise_before_after.png" if x == ".png" else f"report_views/{s}{x}".encode()),
-    ("report-name", lambda s, x: f"report{x}".encode() if x in (".png", ".dcm") else f"report_{s}{x}".encode()),
+    (
+        "views-collision",
+        lambda s, x: (
+            b"report_views/000_output.png" if x == ".png" else f"report_views/{s}{x}".encode()
+        ),
+    ),
+    (
+        "views-noise",
+        lambda s, x: (
+            b"report_views/noise_before_after.png"
+            if x == ".png"
+            else f"report_views/{s}{x}".encode()
+        ),
+    ),
+    (
+        "report-name",
+        lambda s, x: f"report{x}".encode() if x in (".png", ".dcm") else f"report_{s}{x}".encode(),
+    ),
     ("nested", lambda s, x: f"d1/d2/{s}{x}".encode()),
 ]
 
@@ -407,7 +484,9 @@ def structural_cases(rng: np.random.Generator) -> list[FileCase]:
     import tifffile
 
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, rng.integers(0, 255, (3, 8, 8), dtype=np.uint8), photometric="minisblack")
+    tifffile.imwrite(
+        buffer, rng.integers(0, 255, (3, 8, 8), dtype=np.uint8), photometric="minisblack"
+    )
     png = _png(rng.integers(0, 256, (9, 7), dtype=np.uint8))
     from PIL import Image
 
@@ -415,13 +494,22 @@ def structural_cases(rng: np.random.Generator) -> list[FileCase]:
     Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8)).save(jpeg, format="JPEG")
     return [
         FileCase(b"clash/a.tif", buffer.getvalue(), "clash: 3-page tiff beside a.frames/"),
-        FileCase(b"clash/a.frames/y.png", png, "clash: png inside a folder named like a frames folder"),
+        FileCase(
+            b"clash/a.frames/y.png", png, "clash: png inside a folder named like a frames folder"
+        ),
         FileCase(b"clash/x.png", png, "clash: x.png beside x.jpg"),
         FileCase(b"clash/x.jpg", jpeg.getvalue(), "clash: x.jpg beside x.png"),
         FileCase(b"clash/b.partial-1.png", png, "clash: a name that looks like a temporary output"),
         FileCase(b"clash/notes.txt", b"not an image", "text file (ignored)", candidate=False),
-        FileCase(b"case/A.png", png, "clash: A.png beside a.png (first in sorted order)", expect="out"),
-        FileCase(b"case/a.png", png, "clash: a.png beside A.png (one file on case-insensitive disks)", expect="fail"),
+        FileCase(
+            b"case/A.png", png, "clash: A.png beside a.png (first in sorted order)", expect="out"
+        ),
+        FileCase(
+            b"case/a.png",
+            png,
+            "clash: a.png beside A.png (one file on case-insensitive disks)",
+            expect="fail",
+        ),
     ]
 
 
@@ -431,14 +519,36 @@ def link_cases(rng: np.random.Generator) -> list[FileCase]:
     loop): each of those is one failure row."""
     png = _png(rng.integers(0, 256, (8, 6), dtype=np.uint8))
     return [
-        FileCase(b"links/real/r.png", png, "link: png in a folder linked from inside IN", expect="out"),
-        FileCase(b"links/inside", b"", "link: folder link inside IN", candidate=False, link=b"real"),
-        FileCase(b"links/inside/r.png", b"", "link: png seen through the folder link", through_link=True,
-                 expect="out"),
-        FileCase(b"links/outside", b"", "link: folder link leaving IN", link=b"../../home", expect="fail"),
-        FileCase(b"links/away.png", b"", "link: file link leaving IN", link=b"../../home/none.png", expect="fail"),
-        FileCase(b"links/real/loop", b"", "link: folder link to its own parent (a loop)", link=b"..",
-                 expect="fail"),
+        FileCase(
+            b"links/real/r.png", png, "link: png in a folder linked from inside IN", expect="out"
+        ),
+        FileCase(
+            b"links/inside", b"", "link: folder link inside IN", candidate=False, link=b"real"
+        ),
+        FileCase(
+            b"links/inside/r.png",
+            b"",
+            "link: png seen through the folder link",
+            through_link=True,
+            expect="out",
+        ),
+        FileCase(
+            b"links/outside", b"", "link: folder link leaving IN", link=b"../../home", expect="fail"
+        ),
+        FileCase(
+            b"links/away.png",
+            b"",
+            "link: file link leaving IN",
+            link=b"../../home/none.png",
+            expect="fail",
+        ),
+        FileCase(
+            b"links/real/loop",
+            b"",
+            "link: folder link to its own parent (a loop)",
+            link=b"..",
+            expect="fail",
+        ),
     ]
 
 
@@ -447,15 +557,25 @@ def format_cases(rng: np.random.Generator, bases: list, count: int) -> list[File
     PackBits TIFF, big-endian DICOM, whole JPEG Baseline DICOM, NIfTI with scl_slope 0 or
     NaN) and of each invalid one they must refuse (a JPEG frame cut short, an infinite
     scl_slope), and DICOMs whose SOP Class UID length runs into the patient module."""
-    makers = [("tiff-compressed", _compressed_tiff, ".tif"), ("dicom-big-endian", _big_endian_dicom, ".dcm"),
-              ("dicom-jpeg", _jpeg_dicom, ".dcm"), ("nifti-slope", _nifti_slope, ".nii"),
-              ("dicom-uid-swallow", _uid_swallow, ".dcm")]
+    makers = [
+        ("tiff-compressed", _compressed_tiff, ".tif"),
+        ("dicom-big-endian", _big_endian_dicom, ".dcm"),
+        ("dicom-jpeg", _jpeg_dicom, ".dcm"),
+        ("nifti-slope", _nifti_slope, ".nii"),
+        ("dicom-uid-swallow", _uid_swallow, ".dcm"),
+    ]
     cases = []
     for index in range(count):
         for name, make, suffix in makers:
             data, label, expect = make(rng, bases)
-            cases.append(FileCase(f"formats/{name}-{index:03d}{suffix}".encode(), data, f"{name}: {label}",
-                                  expect=expect))
+            cases.append(
+                FileCase(
+                    f"formats/{name}-{index:03d}{suffix}".encode(),
+                    data,
+                    f"{name}: {label}",
+                    expect=expect,
+                )
+            )
     return cases
 
 
@@ -464,7 +584,9 @@ def _compressed_tiff(rng: np.random.Generator, bases: list) -> tuple[bytes, str,
 
     compression = ["lzw", "deflate", "packbits"][int(rng.integers(3))]
     dtype = [np.uint8, np.uint16][int(rng.integers(2))]
-    values = rng.integers(0, np.iinfo(dtype).max, tuple(int(n) for n in rng.integers(4, 40, 2)), dtype=dtype)
+    values = rng.integers(
+        0, np.iinfo(dtype).max, tuple(int(n) for n in rng.integers(4, 40, 2)), dtype=dtype
+    )
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, values, compression=compression, photometric="minisblack")
     return buffer.getvalue(), f"{compression} {np.dtype(dtype).name}", "out"
@@ -476,7 +598,9 @@ def _big_endian_dicom(rng: np.random.Generator, bases: list) -> tuple[bytes, str
     from pydicom.uid import ExplicitVRBigEndian
 
     ds = copy.deepcopy(bases[-2])  # the synthetic dataset: no word (OW) values to swap
-    values = rng.integers(0, 4096, (int(rng.integers(4, 40)), int(rng.integers(4, 40))), dtype=np.uint16)
+    values = rng.integers(
+        0, 4096, (int(rng.integers(4, 40)), int(rng.integers(4, 40))), dtype=np.uint16
+    )
     ds.Rows, ds.Columns = values.shape
     ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
     ds.PixelData = values.astype(">u2").tobytes()
@@ -493,7 +617,9 @@ def _jpeg_dicom(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str 
 
     h, w = (int(n) for n in rng.integers(16, 64, 2))
     buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
+    Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(
+        buffer, format="JPEG", quality=90
+    )
     frame, label, expect = buffer.getvalue(), f"whole {w}x{h}", "out"
     if rng.random() < 0.5:
         cut = int(rng.integers(len(frame) // 4, len(frame) - 2))
@@ -511,7 +637,9 @@ def _nifti_slope(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str
     import nibabel as nib
 
     slope = float(rng.choice([0.0, np.nan, np.inf, -np.inf, 2.0]))
-    raw = bytearray(nib.Nifti1Image(rng.integers(0, 500, (9, 7)).astype(np.int16), np.eye(4)).to_bytes())
+    raw = bytearray(
+        nib.Nifti1Image(rng.integers(0, 500, (9, 7)).astype(np.int16), np.eye(4)).to_bytes()
+    )
     raw[112:120] = struct.pack("<ff", slope, 3.0)
     return bytes(raw), f"scl_slope {slope}", "fail" if np.isinf(slope) else "out"
 
@@ -522,7 +650,7 @@ def _uid_swallow(rng: np.random.Generator, bases: list) -> tuple[bytes, str, str
     raw = bytearray(_dicom_bytes(bases[-2]))
     at = raw.index(b"\x08\x00\x16\x00UI")
     length = int(rng.choice([0x100, 0x400, 0x7FFE]))
-    raw[at + 6:at + 8] = struct.pack("<H", length)
+    raw[at + 6 : at + 8] = struct.pack("<H", length)
     return bytes(raw), f"length {length}", None
 
 
@@ -615,8 +743,12 @@ def snapshot(root: Path) -> dict[bytes, str]:
     def walk(fd: int, rel: bytes) -> None:
         for entry in os.scandir(fd):
             name = os.fsencode(entry.name)
-            if entry.is_symlink():  # a link is its target's name (never followed: it may leave the tree)
-                found[os.path.join(rel, name) if rel else name] = "link:" + os.fsdecode(os.readlink(name, dir_fd=fd))
+            if (
+                entry.is_symlink()
+            ):  # a link is its target's name (never followed: it may leave the tree)
+                found[os.path.join(rel, name) if rel else name] = "link:" + os.fsdecode(
+                    os.readlink(name, dir_fd=fd)
+                )
             elif entry.is_dir(follow_symlinks=False):
                 inner = os.open(name, os.O_RDONLY, dir_fd=fd)
                 try:
@@ -626,7 +758,9 @@ def snapshot(root: Path) -> dict[bytes, str]:
             else:
                 handle = os.open(name, os.O_RDONLY, dir_fd=fd)
                 with os.fdopen(handle, "rb") as stream:
-                    found[os.path.join(rel, name) if rel else name] = hashlib.sha256(stream.read()).hexdigest()
+                    found[os.path.join(rel, name) if rel else name] = hashlib.sha256(
+                        stream.read()
+                    ).hexdigest()
 
     if root.is_dir():
         top = os.open(root, os.O_RDONLY)
@@ -647,25 +781,57 @@ class RunResult:
 
 def run_apply(args: list[str], sandbox: Path, timeout: int = RUN_TIMEOUT) -> RunResult:
     """``python -m pipeline apply ARGS`` with HOME and TMPDIR inside `sandbox`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
-    env.update(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"), PYTHONPATH=str(PROJECT),
-               OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+    }
+    env.update(
+        HOME=str(sandbox / "home"),
+        TMPDIR=str(sandbox / "tmp"),
+        PYTHONPATH=str(PROJECT),
+        OMP_NUM_THREADS="1",
+        PYTHONIOENCODING="utf-8",
+    )
     for name in ("home", "tmp"):
         (sandbox / name).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pipeline", "apply", *args], env=env, cwd=sandbox,
-                            capture_output=True, timeout=timeout, check=False)
-    return RunResult(result.returncode, result.stdout.decode("utf-8", "replace"),
-                     result.stderr.decode("utf-8", "replace"), time.perf_counter() - start)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "apply", *args],
+        env=env,
+        cwd=sandbox,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return RunResult(
+        result.returncode,
+        result.stdout.decode("utf-8", "replace"),
+        result.stderr.decode("utf-8", "replace"),
+        time.perf_counter() - start,
+    )
 
 
 def apply_args(source: Path, dest: Path, model: Path, *extra: str) -> list[str]:
-    return ["-i", str(source), "-o", str(dest), "--model", str(model), "--device", "cpu",
-            "--no-progress", "--tile-size", "256", *extra]
+    return [
+        "-i",
+        str(source),
+        "-o",
+        str(dest),
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--tile-size",
+        "256",
+        *extra,
+    ]
 
 
 def read_records(path: Path) -> list[dict[str, str]]:
-    """Rows of a manifest or failures CSV (the field limit raised: a long field is checked, not fatal)."""
+    """Rows of a manifest or failures CSV (the field limit raised: a long field is checked, not
+    fatal)."""
     if not path.is_file():
         return []
     csv.field_size_limit(1 << 30)
@@ -682,7 +848,7 @@ def _recorded(path_field: str, source: Path) -> bytes | None:
 
     for root in {path_text(source), path_text(source.resolve())}:
         if path_field.startswith(root + "/"):
-            rel = path_field[len(root) + 1:]
+            rel = path_field[len(root) + 1 :]
             return rel.encode("utf-8", "surrogateescape")
     return None
 
@@ -735,14 +901,26 @@ def _output_shape(path: Path) -> tuple[int, tuple[int, int]] | None:
     return (len(images), images[0].pixels.shape) if images else None
 
 
-def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, dest: Path,
-              sandbox: Path, result: RunResult, before: dict[bytes, str], expect_codes=(0, 1)) -> None:
+def check_run(
+    tally: Tally,
+    label: str,
+    cases: list[FileCase],
+    source: Path,
+    dest: Path,
+    sandbox: Path,
+    result: RunResult,
+    before: dict[bytes, str],
+    expect_codes=(0, 1),
+) -> None:
     """Check every promise for one batch run; record violations in `tally`."""
     tally.runs += 1
     if "Traceback" in result.err:
         tally.violate("traceback", f"{label}: {result.err.strip().splitlines()[-1][:200]}")
     if result.code not in expect_codes:
-        tally.violate("wrong-exit", f"{label}: exit {result.code}, expected {expect_codes}: {result.err.strip()[-300:]}")
+        tally.violate(
+            "wrong-exit",
+            f"{label}: exit {result.code}, expected {expect_codes}: {result.err.strip()[-300:]}",
+        )
     _nothing_outside_out(tally, label, sandbox)
     if snapshot(source) != before:
         tally.violate("input-changed", f"{label}: the input folder changed")
@@ -751,15 +929,21 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
     manifest = read_records(dest / "manifest.csv")
     failures = read_records(dest / "failures.csv")
     if (result.code == 1) != bool(failures):
-        tally.violate("wrong-exit", f"{label}: exit {result.code} with {len(failures)} failure rows")
+        tally.violate(
+            "wrong-exit", f"{label}: exit {result.code} with {len(failures)} failure rows"
+        )
     patient = _patient_values(cases)
     _check_no_patient_data(tally, label, dest, result, patient)
     for row in failures:
         reason = row.get("reason", "")
         if len(reason) > MAX_REASON or not reason.isprintable():
-            tally.violate("bad-reason", f"{label}: reason of {len(reason)} characters: {reason[:80]!r}")
+            tally.violate(
+                "bad-reason", f"{label}: reason of {len(reason)} characters: {reason[:80]!r}"
+            )
         if any(value in reason for value in patient):
-            tally.violate("patient-data", f"{label}: a reason holds a patient field: {reason[:80]!r}")
+            tally.violate(
+                "patient-data", f"{label}: a reason holds a patient field: {reason[:80]!r}"
+            )
         if re.search(r"\bunexpected [A-Za-z]*(Error|Exception)\b", reason):
             tally.violate("unexpected-error", f"{label}: {reason[:200]}")
     outputs: dict[str, bytes] = {}
@@ -779,12 +963,17 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
         records = by_input.get(_escaped(case.rel), []) or _folder_record(by_input, case.rel)
         kinds = sorted(kind for kind, _ in records)
         if kinds not in (["out"], ["fail"]):
-            tally.violate("data-loss", f"{label}: {case.rel[:120]!r} ({case.label}) has records {kinds}")
+            tally.violate(
+                "data-loss", f"{label}: {case.rel[:120]!r} ({case.label}) has records {kinds}"
+            )
             continue
         if case.expect is not None and kinds != [case.expect]:
             reason = records[0][1].get("reason", "")[:120]
-            tally.violate("wrong-outcome", f"{label}: {case.rel[:120]!r} ({case.label}): {kinds[0]}, expected "
-                                           f"{case.expect} {reason!r}")
+            tally.violate(
+                "wrong-outcome",
+                f"{label}: {case.rel[:120]!r} ({case.label}): {kinds[0]}, expected "
+                f"{case.expect} {reason!r}",
+            )
         if kinds == ["fail"]:
             continue
         row = records[0][1]
@@ -795,9 +984,14 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
         got = _output_shape(dest / path_from_text(output))
         want = _expected_shape(os.path.join(os.fsencode(source), case.rel))
         if got is None or want is None or got != want:
-            tally.violate("data-loss", f"{label}: output {output!r} of {case.rel[:80]!r} ({case.label}) "
-                                       f"reads as {got}, input as {want}")
-    leftovers = [k for k in snapshot(dest) if os.path.basename(k).startswith(b".") and b".partial-" in k]
+            tally.violate(
+                "data-loss",
+                f"{label}: output {output!r} of {case.rel[:80]!r} ({case.label}) "
+                f"reads as {got}, input as {want}",
+            )
+    leftovers = [
+        k for k in snapshot(dest) if os.path.basename(k).startswith(b".") and b".partial-" in k
+    ]
     if leftovers:
         tally.violate("temp-left", f"{label}: temporary files left: {leftovers[:3]}")
 
@@ -806,7 +1000,9 @@ def check_run(tally: Tally, label: str, cases: list[FileCase], source: Path, des
 TEXT_OUTPUTS = ("manifest.csv", "failures.csv", "report.html", "report.md")
 
 
-def _check_no_patient_data(tally: Tally, label: str, dest: Path, result: RunResult, patient: set[str]) -> None:
+def _check_no_patient_data(
+    tally: Tally, label: str, dest: Path, result: RunResult, patient: set[str]
+) -> None:
     """No planted patient field in stdout, stderr, the manifest, failures.csv or the report;
     no line of them longer than a few hundred characters of a library's words."""
     texts = {"stdout": result.out, "stderr": result.err}
@@ -819,7 +1015,10 @@ def _check_no_patient_data(tally: Tally, label: str, dest: Path, result: RunResu
             tally.violate("patient-data", f"{label}: {name} holds the patient field(s) {found}")
     long_lines = [line for line in result.err.splitlines() if len(line) > 2 * MAX_REASON]
     if long_lines:
-        tally.violate("bad-reason", f"{label}: stderr line of {len(long_lines[0])} characters: {long_lines[0][:80]!r}")
+        tally.violate(
+            "bad-reason",
+            f"{label}: stderr line of {len(long_lines[0])} characters: {long_lines[0][:80]!r}",
+        )
 
 
 def _nothing_outside_out(tally: Tally, label: str, sandbox: Path) -> None:
@@ -827,7 +1026,9 @@ def _nothing_outside_out(tally: Tally, label: str, sandbox: Path) -> None:
     for name in ("home", "tmp"):
         left = list((sandbox / name).iterdir())
         if left:
-            tally.violate("wrote-outside-out", f"{label}: {name}/ holds {[p.name for p in left][:3]}")
+            tally.violate(
+                "wrote-outside-out", f"{label}: {name}/ holds {[p.name for p in left][:3]}"
+            )
 
 
 def _patient_values(cases: list[FileCase]) -> set[str]:
@@ -835,7 +1036,9 @@ def _patient_values(cases: list[FileCase]) -> set[str]:
     return {PLANTED_NAME, "FUZZID12345", *PLANTED_NAME.split("^")} - {"FUZZ"}
 
 
-def check_rerun(tally: Tally, label: str, source: Path, dest: Path, model: Path, sandbox: Path) -> None:
+def check_rerun(
+    tally: Tally, label: str, source: Path, dest: Path, model: Path, sandbox: Path
+) -> None:
     """A second run finds everything finished: same records, no new manifest row, no crash."""
     rows_before = read_records(dest / "manifest.csv")
     failures_before = read_records(dest / "failures.csv")
@@ -844,20 +1047,31 @@ def check_rerun(tally: Tally, label: str, source: Path, dest: Path, model: Path,
     if "Traceback" in result.err:
         tally.violate("traceback", f"{label} rerun: {result.err.strip().splitlines()[-1][:200]}")
     if result.code != (1 if failures_before else 0):
-        tally.violate("wrong-exit", f"{label} rerun: exit {result.code}: {result.err.strip()[-200:]}")
+        tally.violate(
+            "wrong-exit", f"{label} rerun: exit {result.code}: {result.err.strip()[-200:]}"
+        )
     rows_after = read_records(dest / "manifest.csv")
     if len(rows_after) != len(rows_before):
-        tally.violate("duplicate-rows", f"{label} rerun: manifest {len(rows_before)} -> {len(rows_after)} rows")
+        tally.violate(
+            "duplicate-rows",
+            f"{label} rerun: manifest {len(rows_before)} -> {len(rows_after)} rows",
+        )
 
 
 # --------------------------------------------------------------------------- campaign
 
 
-def file_campaign(tally: Tally, cases: list[FileCase], work: Path, model: Path, per_run: int,
-                  long_path: bool = True) -> None:
+def file_campaign(
+    tally: Tally,
+    cases: list[FileCase],
+    work: Path,
+    model: Path,
+    per_run: int,
+    long_path: bool = True,
+) -> None:
     """Run the file cases in batches of `per_run`; check each batch and its rerun."""
     for start in range(0, len(cases), per_run):
-        batch = cases[start:start + per_run]
+        batch = cases[start : start + per_run]
         label = f"batch {start // per_run}"
         sandbox = work / f"b{start // per_run:03d}"
         source, dest = sandbox / "in", sandbox / "out"
@@ -865,8 +1079,13 @@ def file_campaign(tally: Tally, cases: list[FileCase], work: Path, model: Path, 
         write_inputs(source, batch)
         if long_path and start == 0:
             rel, unnamed = long_path_case(source), long_name_case(source)
-            batch = [*batch, FileCase(rel, b"", "long-path: png path over 4096 characters"),
-                     FileCase(unnamed, b"", "long-path: suffix-less file, its path over 4096 characters")]
+            batch = [
+                *batch,
+                FileCase(rel, b"", "long-path: png path over 4096 characters"),
+                FileCase(
+                    unnamed, b"", "long-path: suffix-less file, its path over 4096 characters"
+                ),
+            ]
         before = snapshot(source)
         try:
             result = run_apply(apply_args(source, dest, model), sandbox)
@@ -904,8 +1123,13 @@ def run_cases(tally: Tally, work: Path, model: Path, quick: bool = False) -> Non
         return expect_run(tally, sandbox, label, args, codes, words)
 
     checkpoints = {
-        "nan-weights": lambda s: {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in s.items()},
-        "inf-weights": lambda s: {k: v * float("inf") if v.is_floating_point() else v for k, v in s.items()},
+        "nan-weights": lambda s: {
+            k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+            for k, v in s.items()
+        },
+        "inf-weights": lambda s: {
+            k: v * float("inf") if v.is_floating_point() else v for k, v in s.items()
+        },
     }
     for name, edit in checkpoints.items():
         path = tiny_checkpoint(sandbox / f"{name}.pt", edit)
@@ -925,7 +1149,11 @@ def run_cases(tally: Tally, work: Path, model: Path, quick: bool = False) -> Non
     state["config"]["model"]["features"] = 8
     torch.save(state, shape)
     for name in ("corrupt", "empty", "text", "evil", "wrong", "shape"):
-        expect(f"checkpoint {name}", apply_args(source, sandbox / f"out-{name}", sandbox / f"{name}.pt"), (2,))
+        expect(
+            f"checkpoint {name}",
+            apply_args(source, sandbox / f"out-{name}", sandbox / f"{name}.pt"),
+            (2,),
+        )
     if (sandbox / "pwned").exists():
         tally.violate("code-ran", "a malicious checkpoint ran code")
 
@@ -962,22 +1190,43 @@ def honesty_cases(tally: Tally, work: Path, model: Path) -> None:
     dest.mkdir()
     foreign = (source / "i0.png").read_bytes()  # `cp in/i0.png out/`: not denoised
     (dest / "i0.png").write_bytes(foreign)
-    expect_run(tally, sandbox, "existing-output-name", apply_args(source, dest, model, "--no-report"), (1,))
+    expect_run(
+        tally, sandbox, "existing-output-name", apply_args(source, dest, model, "--no-report"), (1,)
+    )
     reasons = {Path(r["path"]).name: r["reason"] for r in read_records(dest / "failures.csv")}
-    if (dest / "i0.png").read_bytes() != foreign or "already exists" not in reasons.get("i0.png", ""):
-        tally.violate("data-loss", f"existing-output-name: foreign i0.png replaced or not recorded ({reasons})")
+    if (dest / "i0.png").read_bytes() != foreign or "already exists" not in reasons.get(
+        "i0.png", ""
+    ):
+        tally.violate(
+            "data-loss",
+            f"existing-output-name: foreign i0.png replaced or not recorded ({reasons})",
+        )
     if len(read_records(dest / "manifest.csv")) != 2:
         tally.violate("data-loss", "existing-output-name: the other inputs have no manifest rows")
     empty_out = ["-i", str(source), "-o", "", *apply_args(source, dest, model)[4:]]
     expect_run(tally, sandbox, "empty-output-path", empty_out, (2,), "-o")
     if (sandbox / "manifest.csv").exists():
-        tally.violate("wrote-outside-out", "empty-output-path: outputs written into the current folder")
-    expect_run(tally, sandbox, "overlap-bound", apply_args(source, sandbox / "o-overlap", model, "--overlap", "0.99"),
-               (2,), "overlap")
+        tally.violate(
+            "wrote-outside-out", "empty-output-path: outputs written into the current folder"
+        )
+    expect_run(
+        tally,
+        sandbox,
+        "overlap-bound",
+        apply_args(source, sandbox / "o-overlap", model, "--overlap", "0.99"),
+        (2,),
+        "overlap",
+    )
     (sandbox / "in-empty").mkdir()
     (sandbox / "in-empty" / "notes.txt").write_text("no image here")
-    expect_run(tally, sandbox, "empty-input", apply_args(sandbox / "in-empty", sandbox / "o-empty", model), (1,),
-               "no image")
+    expect_run(
+        tally,
+        sandbox,
+        "empty-input",
+        apply_args(sandbox / "in-empty", sandbox / "o-empty", model),
+        (1,),
+        "no image",
+    )
     _nothing_outside_out(tally, "honesty cases", sandbox)
 
 
@@ -985,7 +1234,9 @@ def onnx_case(tally: Tally, work: Path, onnx: Path) -> None:
     """An ONNX model from ``denoise export``: onnxruntime writes nothing into HOME or TMPDIR."""
     sandbox = work / "onnx"
     source = _small_input(sandbox / "in")
-    expect_run(tally, sandbox, "onnx-model", apply_args(source, sandbox / "out", onnx, "--no-report"), (0,))
+    expect_run(
+        tally, sandbox, "onnx-model", apply_args(source, sandbox / "out", onnx, "--no-report"), (0,)
+    )
     _nothing_outside_out(tally, "onnx-model", sandbox)
 
 
@@ -995,15 +1246,26 @@ def terminated_case(tally: Tally, work: Path, model: Path, delay: float = 1.0) -
     source = sandbox / "in"
     source.mkdir(parents=True)
     for index in range(4):  # tiles of 8 px every 2 px: a few seconds per image
-        (source / f"big{index}.png").write_bytes(_png((np.add.outer(np.arange(256), np.arange(256)) % 251).astype(np.uint8)))
+        (source / f"big{index}.png").write_bytes(
+            _png((np.add.outer(np.arange(256), np.arange(256)) % 251).astype(np.uint8))
+        )
     dest = sandbox / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME")}
-    env.update(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"), PYTHONPATH=str(PROJECT), OMP_NUM_THREADS="1")
+    env.update(
+        HOME=str(sandbox / "home"),
+        TMPDIR=str(sandbox / "tmp"),
+        PYTHONPATH=str(PROJECT),
+        OMP_NUM_THREADS="1",
+    )
     for name in ("home", "tmp"):
         (sandbox / name).mkdir(parents=True, exist_ok=True)
     slow = ["--tile-size", "8", "--overlap", "0.75", "--batch-size", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "apply", *apply_args(source, dest, model, *slow)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "apply", *apply_args(source, dest, model, *slow)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120  # until the run has started: OUT exists
     while time.monotonic() < deadline and proc.poll() is None and not (dest / RUN_FILE).exists():
         time.sleep(0.05)
@@ -1020,8 +1282,14 @@ def terminated_case(tally: Tally, work: Path, model: Path, delay: float = 1.0) -
     _nothing_outside_out(tally, "terminated", sandbox)
 
 
-def expect_run(tally: Tally, sandbox: Path, label: str, args: list[str], codes: tuple[int, ...],
-               words: str = "") -> RunResult:
+def expect_run(
+    tally: Tally,
+    sandbox: Path,
+    label: str,
+    args: list[str],
+    codes: tuple[int, ...],
+    words: str = "",
+) -> RunResult:
     """One run-level case: its exit status is one of `codes`, exit 2 comes with an error: line."""
     result = run_apply(args, sandbox)
     tally.runs += 1
@@ -1029,8 +1297,13 @@ def expect_run(tally: Tally, sandbox: Path, label: str, args: list[str], codes: 
     if "Traceback" in result.err:
         tally.violate("traceback", f"{label}: {result.err.strip().splitlines()[-1][:200]}")
     if result.code not in codes:
-        tally.violate("wrong-exit", f"{label}: exit {result.code}, expected {codes}: {result.err.strip()[-200:]}")
-    elif result.code == 2 and not [line for line in result.err.splitlines() if line.startswith("error:")]:
+        tally.violate(
+            "wrong-exit",
+            f"{label}: exit {result.code}, expected {codes}: {result.err.strip()[-200:]}",
+        )
+    elif result.code == 2 and not [
+        line for line in result.err.splitlines() if line.startswith("error:")
+    ]:
         tally.violate("wrong-exit", f"{label}: exit 2 without an error: line")
     if words and words not in result.err:
         tally.violate("unclear-error", f"{label}: {words!r} not in {result.err.strip()[-200:]!r}")
@@ -1043,8 +1316,14 @@ def _small_disk(tally: Tally, sandbox: Path, model: Path) -> None:
     larger disk finishes everything."""
     mount = sandbox / "small-disk"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)],
-                             capture_output=True, check=False).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mount)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     if not mounted:
         tally.cases["skipped:full-disk (no tmpfs mount)"] += 1
         return
@@ -1053,16 +1332,40 @@ def _small_disk(tally: Tally, sandbox: Path, model: Path) -> None:
         source.mkdir()
         rng = np.random.default_rng(5)
         for index in range(6):
-            (source / f"n{index}.png").write_bytes(_png(rng.integers(0, 65536, (96, 96), dtype=np.uint16)))
+            (source / f"n{index}.png").write_bytes(
+                _png(rng.integers(0, 65536, (96, 96), dtype=np.uint16))
+            )
         dest = mount / "out"
-        expect_run(tally, sandbox, "full-disk", apply_args(source, dest, model, "--no-report"), (2,), "No space left")
+        expect_run(
+            tally,
+            sandbox,
+            "full-disk",
+            apply_args(source, dest, model, "--no-report"),
+            (2,),
+            "No space left",
+        )
         for row in read_records(dest / "manifest.csv"):
             if _output_shape(dest / row["output"]) != (1, (96, 96)):
-                tally.violate("data-loss", f"full disk: recorded output {row['output']} is incomplete")
+                tally.violate(
+                    "data-loss", f"full disk: recorded output {row['output']} is incomplete"
+                )
         subprocess.run(["mount", "-o", "remount,size=4m", str(mount)], check=True)
-        expect_run(tally, sandbox, "full-disk-resumed", apply_args(source, dest, model, "--no-report"), (0,))
+        expect_run(
+            tally,
+            sandbox,
+            "full-disk-resumed",
+            apply_args(source, dest, model, "--no-report"),
+            (0,),
+        )
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
-        expect_run(tally, sandbox, "read-only-out", apply_args(source, mount / "out2", model), (2,), "Read-only")
+        expect_run(
+            tally,
+            sandbox,
+            "read-only-out",
+            apply_args(source, mount / "out2", model),
+            (2,),
+            "Read-only",
+        )
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True, check=False)
 
@@ -1074,7 +1377,9 @@ def _no_non_finite_outputs(tally: Tally, name: str, dest: Path) -> None:
         path = dest / row["output"]
         images = read_image(path) if path.is_file() else []
         if any(float(image.pixels.max()) == float(image.pixels.min()) == 0.0 for image in images):
-            tally.violate("data-loss", f"checkpoint {name}: black output {row['output']} with a manifest row")
+            tally.violate(
+                "data-loss", f"checkpoint {name}: black output {row['output']} with a manifest row"
+            )
 
 
 def _concurrent(tally: Tally, sandbox: Path, source: Path, model: Path) -> None:
@@ -1082,10 +1387,26 @@ def _concurrent(tally: Tally, sandbox: Path, source: Path, model: Path) -> None:
     big = _small_input(sandbox / "in-many", 12)
     dest = sandbox / "out-concurrent"
     env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
-    env.update(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"), PYTHONPATH=str(PROJECT), OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "pipeline", "apply", *apply_args(big, dest, model, "--no-report")]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
-    results = [(p.wait(timeout=RUN_TIMEOUT), p.stderr.read().decode("utf-8", "replace")) for p in procs]
+    env.update(
+        HOME=str(sandbox / "home"),
+        TMPDIR=str(sandbox / "tmp"),
+        PYTHONPATH=str(PROJECT),
+        OMP_NUM_THREADS="1",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "apply",
+        *apply_args(big, dest, model, "--no-report"),
+    ]
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    results = [
+        (p.wait(timeout=RUN_TIMEOUT), p.stderr.read().decode("utf-8", "replace")) for p in procs
+    ]
     for proc in procs:
         proc.stdout.close()
         proc.stderr.close()
@@ -1093,7 +1414,9 @@ def _concurrent(tally: Tally, sandbox: Path, source: Path, model: Path) -> None:
     tally.cases["run:concurrent"] += 1
     codes = sorted(code for code, _ in results)
     if codes not in ([0, 0], [0, 2]) or any("Traceback" in err for _, err in results):
-        tally.violate("concurrent", f"exit codes {codes}: {[err.strip()[-150:] for _, err in results]}")
+        tally.violate(
+            "concurrent", f"exit codes {codes}: {[err.strip()[-150:] for _, err in results]}"
+        )
     rows = read_records(dest / "manifest.csv")
     if len(rows) != len({row["input"] for row in rows}) or len(rows) != 12:
         tally.violate("duplicate-rows", f"concurrent: {len(rows)} manifest rows for 12 inputs")
@@ -1105,24 +1428,47 @@ def _killed(tally: Tally, sandbox: Path, source: Path, model: Path, delays=(2.0,
     reference = sandbox / "out-reference"
     run_apply(apply_args(big, reference, model, "--no-report"), sandbox)
     env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
-    env.update(HOME=str(sandbox / "home"), TMPDIR=str(sandbox / "tmp"), PYTHONPATH=str(PROJECT), OMP_NUM_THREADS="1")
+    env.update(
+        HOME=str(sandbox / "home"),
+        TMPDIR=str(sandbox / "tmp"),
+        PYTHONPATH=str(PROJECT),
+        OMP_NUM_THREADS="1",
+    )
     for delay in delays:
         dest = sandbox / f"out-kill-{delay}"
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "apply", *apply_args(big, dest, model, "--no-report")],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "apply",
+                *apply_args(big, dest, model, "--no-report"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         result = run_apply(apply_args(big, dest, model, "--no-report"), sandbox)
         tally.runs += 2
         tally.cases["run:killed"] += 1
-        same = all((dest / f"i{i}.png").is_file() and (dest / f"i{i}.png").read_bytes() == (reference / f"i{i}.png").read_bytes()
-                   for i in range(8))
+        same = all(
+            (dest / f"i{i}.png").is_file()
+            and (dest / f"i{i}.png").read_bytes() == (reference / f"i{i}.png").read_bytes()
+            for i in range(8)
+        )
         if result.code != 0 or not same:
-            tally.violate("killed", f"kill after {delay} s: rerun exit {result.code}, outputs identical: {same}")
+            tally.violate(
+                "killed",
+                f"kill after {delay} s: rerun exit {result.code}, outputs identical: {same}",
+            )
 
 
-def campaign(cases: int, seed: int, work: Path, per_run: int = FILES_PER_RUN, with_runs: bool = True) -> Tally:
+def campaign(
+    cases: int, seed: int, work: Path, per_run: int = FILES_PER_RUN, with_runs: bool = True
+) -> Tally:
     """Generate `cases` file cases (plus the structural and run-level ones) and check them all."""
     rng = np.random.default_rng(seed)
     tally = Tally(echo=True)
@@ -1135,11 +1481,29 @@ def campaign(cases: int, seed: int, work: Path, per_run: int = FILES_PER_RUN, wi
 
 def format_tally(tally: Tally) -> str:
     total = sum(tally.cases.values())
-    lines = [f"cases: {total} ({', '.join(f'{k} {v}' for k, v in sorted(tally.cases.items()))})",
-             f"apply runs: {tally.runs}"]
-    for kind in ("data-loss", "traceback", "wrong-exit", "unexpected-error", "bad-reason", "patient-data",
-                 "wrote-outside-out", "input-changed", "temp-left", "duplicate-rows", "concurrent", "killed",
-                 "timeout", "code-ran", "unclear-error", "wrong-record", "wrong-outcome"):
+    lines = [
+        f"cases: {total} ({', '.join(f'{k} {v}' for k, v in sorted(tally.cases.items()))})",
+        f"apply runs: {tally.runs}",
+    ]
+    for kind in (
+        "data-loss",
+        "traceback",
+        "wrong-exit",
+        "unexpected-error",
+        "bad-reason",
+        "patient-data",
+        "wrote-outside-out",
+        "input-changed",
+        "temp-left",
+        "duplicate-rows",
+        "concurrent",
+        "killed",
+        "timeout",
+        "code-ran",
+        "unclear-error",
+        "wrong-record",
+        "wrong-outcome",
+    ):
         lines.append(f"{kind}: {tally.outcomes.get(kind, 0)}")
     return "\n".join(lines)
 
@@ -1150,11 +1514,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # the checks read damaged TIFFs
     logging.getLogger("pipeline").setLevel(logging.ERROR)  # and damaged DICOMs
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=int(os.environ.get("DENOISE_FUZZ_CASES", "700")),
-                        help="generated file cases (default 700, or $DENOISE_FUZZ_CASES)")
+    parser.add_argument(
+        "--cases",
+        type=int,
+        default=int(os.environ.get("DENOISE_FUZZ_CASES", "700")),
+        help="generated file cases (default 700, or $DENOISE_FUZZ_CASES)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--per-run", type=int, default=FILES_PER_RUN, help="files per apply run")
-    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, deleted)")
+    parser.add_argument(
+        "--work", type=Path, help="working folder (default: a temporary one, deleted)"
+    )
     parser.add_argument("--no-run-cases", action="store_true", help="file cases only")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="denoise-fuzz-"))

@@ -1,4 +1,5 @@
-"""Learning curve: one training recipe on growing parts of the training patients, each scored against BM3D.
+"""Learning curve: one training recipe on growing parts of the training patients, each scored
+against BM3D.
 
     python scripts/learning_curve.py --config configs/cxr_multisite.yaml --patients 37 100 200 0 \
         --work runs/learning_curve --crop 512 --out benchmarks/learning_curve
@@ -46,13 +47,16 @@ def train_size(config: Path, patients: int, work: Path, overrides: list[str]) ->
         sets.append(f"data.max_train_patients={patients}")
     cfg = load_config(config, sets)
     if cfg.data.split_csv is None:
-        raise SystemExit(f"error: {config} has no data.split_csv; the learning curve needs a fixed split")
+        raise SystemExit(
+            f"error: {config} has no data.split_csv; the learning curve needs a fixed split"
+        )
     result = run(cfg)
     return result.run_dir / "checkpoints" / "best.pt"
 
 
 def split_train_patients(config: Path) -> int:
-    """Training patients of the config's split CSV (before any reference is left out as too noisy)."""
+    """Training patients of the config's split CSV (before any reference is left out as too
+    noisy)."""
     cfg = load_config(config)
     return len({r["patient"] for r in read_split_csv(cfg.data.split_csv) if r["split"] == "train"})
 
@@ -68,11 +72,22 @@ def gains(result: dict[str, Any], model: str) -> dict[str, dict[str, float]]:
 
 def curve_markdown(points: list[dict[str, Any]], command: str) -> str:
     """The table of the curve."""
-    lines = [f"*Measured with `{command}`.*", "", "| training patients | " + " | ".join(
-        f"ΔPSNR vs BM3D, {k} [95% CI]" for k in CURVE_CONDITIONS) + " |", "|" + " --- |" * (1 + len(CURVE_CONDITIONS))]
+    lines = [
+        f"*Measured with `{command}`.*",
+        "",
+        "| training patients | "
+        + " | ".join(f"ΔPSNR vs BM3D, {k} [95% CI]" for k in CURVE_CONDITIONS)
+        + " |",
+        "|" + " --- |" * (1 + len(CURVE_CONDITIONS)),
+    ]
     for p in points:
-        cells = [f"{g['mean']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]" for g in (p["gain"][k] for k in CURVE_CONDITIONS)]
-        lines.append(f"| {p['patients']}{' (all)' if p.get('all') else ''} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{g['mean']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
+            for g in (p["gain"][k] for k in CURVE_CONDITIONS)
+        ]
+        lines.append(
+            f"| {p['patients']}{' (all)' if p.get('all') else ''} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -87,8 +102,14 @@ def curve_figure(points: list[dict[str, Any]], path: Path) -> Path:
     n = [p["patients"] for p in points]
     for key in CURVE_CONDITIONS:
         g = [p["gain"][key] for p in points]
-        ax.errorbar(n, [x["mean"] for x in g], yerr=[[x["mean"] - x["ci_low"] for x in g], [x["ci_high"] - x["mean"] for x in g]],
-                    marker="o", capsize=3, label=key)
+        ax.errorbar(
+            n,
+            [x["mean"] for x in g],
+            yerr=[[x["mean"] - x["ci_low"] for x in g], [x["ci_high"] - x["mean"] for x in g]],
+            marker="o",
+            capsize=3,
+            label=key,
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("training patients")
     ax.set_ylabel("ΔPSNR vs BM3D (dB)")
@@ -102,26 +123,56 @@ def curve_figure(points: list[dict[str, Any]], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--patients", type=int, nargs="+", default=[37, 100, 200, 0], help="training patients per point (0: all)")
+    p.add_argument(
+        "--patients",
+        type=int,
+        nargs="+",
+        default=[37, 100, 200, 0],
+        help="training patients per point (0: all)",
+    )
     p.add_argument("--work", type=Path, required=True, help="runs and acceptance rows (reused)")
     p.add_argument("--out", type=Path, required=True, help="writes OUT.md, OUT.json, OUT.png")
-    p.add_argument("--crop", type=int, default=512, help="centre crop side of the test images (0: whole)")
+    p.add_argument(
+        "--crop", type=int, default=512, help="centre crop side of the test images (0: whole)"
+    )
     p.add_argument("--images", type=int, default=None, help="the first N test images only")
-    p.add_argument("--set", dest="overrides", action="append", default=[], help="key=value for every training run")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="key=value for every training run",
+    )
     args = p.parse_args(argv)
     images, description = test_images(CHECKOUT, shared_data_beside(CHECKOUT))
     points = []
     for patients in args.patients:
         checkpoint = train_size(args.config, patients, args.work, args.overrides)
         name = f"n{patients}"
-        options = SplitOptions(work=args.work / "acceptance", models={name: str(checkpoint)}, crop=args.crop,
-                               images=args.images, only=list(CURVE_CONDITIONS))
+        options = SplitOptions(
+            work=args.work / "acceptance",
+            models={name: str(checkpoint)},
+            crop=args.crop,
+            images=args.images,
+            only=list(CURVE_CONDITIONS),
+        )
         result = run_split(images, description, options)
-        points.append({"patients": patients or split_train_patients(args.config), "all": not patients,
-                       "checkpoint": str(checkpoint), "gain": gains(result, name), "n_test_images": len(result["images"])})
-    command = "python scripts/learning_curve.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        points.append(
+            {
+                "patients": patients or split_train_patients(args.config),
+                "all": not patients,
+                "checkpoint": str(checkpoint),
+                "gain": gains(result, name),
+                "n_test_images": len(result["images"]),
+            }
+        )
+    command = "python scripts/learning_curve.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json({"command": command, "data": description, "points": points}, args.out.with_suffix(".json"))
+    write_json(
+        {"command": command, "data": description, "points": points}, args.out.with_suffix(".json")
+    )
     args.out.with_suffix(".md").write_text(curve_markdown(points, command))
     curve_figure(points, args.out.with_suffix(".png"))
     print(json.dumps(points, indent=2))

@@ -48,7 +48,11 @@ def nih_patient(name: str) -> str:
 def collect(shared: Path) -> list[dict[str, str]]:
     """One row (file, patient, source) per radiograph of the five sources."""
     rows = [
-        {"file": f"hannover_mhh_covid/{r['filename']}", "patient": f"hannover:{r['patientid']}", "source": "hannover_mhh"}
+        {
+            "file": f"hannover_mhh_covid/{r['filename']}",
+            "patient": f"hannover:{r['patientid']}",
+            "source": "hannover_mhh",
+        }
         for r in _csv_rows(shared / METADATA / "hannover_ccd_metadata.csv")
         if (shared / PNG / "hannover_mhh_covid" / r["filename"]).is_file()
     ]
@@ -57,8 +61,13 @@ def collect(shared: Path) -> list[dict[str, str]]:
         for r in _csv_rows(shared / METADATA / "multisite_patients.csv")
     ]
     rows += [
-        {"file": f"nih_chestxray14/{p.name}", "patient": nih_patient(p.name), "source": "nih_chestxray14"}
-        for p in sorted((shared / PNG / "nih_chestxray14").glob("*.png")) if p.name != RESIZED_COPY
+        {
+            "file": f"nih_chestxray14/{p.name}",
+            "patient": nih_patient(p.name),
+            "source": "nih_chestxray14",
+        }
+        for p in sorted((shared / PNG / "nih_chestxray14").glob("*.png"))
+        if p.name != RESIZED_COPY
     ]
     return rows
 
@@ -77,7 +86,9 @@ def previous_test_patients(path: Path = PREVIOUS_SPLIT) -> set[str]:
     return keys
 
 
-def readable(rows: list[dict[str, str]], root: Path) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def readable(
+    rows: list[dict[str, str]], root: Path
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """The rows whose file the project's reader takes, and the others with the reason."""
     from pipeline.io import read_image
 
@@ -92,11 +103,19 @@ def readable(rows: list[dict[str, str]], root: Path) -> tuple[list[dict[str, str
 
 
 def make_split(shared: Path, seed: int = 0) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The split rows (file, patient, split, source), sorted by split, source and file; the refused files."""
+    """The split rows (file, patient, split, source), sorted by split, source and file; the refused
+    files."""
     rows, refused = readable(collect(shared), shared / PNG)
     sources = {r["patient"]: r["source"] for r in rows}
-    where = stratified_split(sources, test_fraction=0.15, val_fraction=0.05, seed=seed, min_test=8,
-                             min_val=1, keep_test=previous_test_patients())
+    where = stratified_split(
+        sources,
+        test_fraction=0.15,
+        val_fraction=0.05,
+        seed=seed,
+        min_test=8,
+        min_val=1,
+        keep_test=previous_test_patients(),
+    )
     out = [{**r, "split": where[r["patient"]]} for r in rows]
     order = {"train": 0, "val": 1, "test": 2}
     return sorted(out, key=lambda r: (order[r["split"]], r["source"], r["file"])), refused
@@ -110,7 +129,11 @@ def main() -> None:
     args = parser.parse_args()
     rows, refused = make_split(args.shared, args.seed)
     write_csv(rows, args.out, ("file", "patient", "split", "source"))
-    write_csv(refused, args.out.with_name(args.out.stem + "_excluded.csv"), ("file", "patient", "source", "reason"))
+    write_csv(
+        refused,
+        args.out.with_name(args.out.stem + "_excluded.csv"),
+        ("file", "patient", "source", "reason"),
+    )
     print(f"left out {len(refused)} files the reader refuses (see {args.out.stem}_excluded.csv)")
     for part in ("train", "val", "test"):
         n_files = sum(r["split"] == part for r in rows)

@@ -38,18 +38,20 @@ from pipeline.train import best_val_psnr, read_log
 
 CONFIG = "configs/cxr_default.yaml"
 DATA_PROVENANCE = (
-    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 67 radiographs of "
-    "../shared/data/cxr/png/hannover_mhh_covid (35 patients, from "
+    "Hannover Medical School COVID-19 chest radiograph repository (CC BY 3.0): the 67 radiographs "
+    "of ../shared/data/cxr/png/hannover_mhh_covid (35 patients, from "
     "../shared/data/cxr/metadata/hannover_ccd_metadata.csv) and 3 DICOM chest radiographs of "
-    "../shared/data/cxr/dicom (pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR; grouped "
-    "by PatientID), split by patient with seed 0: a quarter of the patients for testing (with the NIH "
-    "ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the rest for training after "
-    "leaving out the references noisier than 1.53/255 (37 training images); the run's split.csv lists every file."
+    "../shared/data/cxr/dicom (pydicom RG1 CR, the SIIM pneumothorax CR, the fo-dicom ACR-NEMA CR; "
+    "grouped by PatientID), split by patient with seed 0: a quarter of the patients for testing "
+    "(with the NIH ChestX-ray14 and openCXR radiographs), 15% for validation (3 images used), the "
+    "rest for training after leaving out the references noisier than 1.53/255 (37 training "
+    "images); the run's split.csv lists every file."
 )
 
 
 def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any]:
-    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's files."""
+    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's
+    files."""
     log = ckpt.get("state", {}).get("log", [])
     best = ckpt.get("state", {}).get("best_val_psnr")
     machine = None
@@ -61,11 +63,16 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
         if env.is_file():
             info = json.loads(env.read_text())
             machine = {k: info.get(k) for k in ("cuda", "torch", "cpu_count", "python")}
-    return {"best_val_psnr": best, "training_seconds": sum(row["seconds"] for row in log), "trained_on": machine}
+    return {
+        "best_val_psnr": best,
+        "training_seconds": sum(row["seconds"] for row in log),
+        "trained_on": machine,
+    }
 
 
 def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
-    """`value` (a config section or entry) with every string that starts with an OLD prefix given NEW instead."""
+    """`value` (a config section or entry) with every string that starts with an OLD prefix given
+    NEW instead."""
     if isinstance(value, dict):
         return {k: replace_paths(v, replacements) for k, v in value.items()}
     if isinstance(value, list):
@@ -73,17 +80,24 @@ def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
         for old, new in replacements:
             if value.startswith(old):
-                return new + value[len(old):]
+                return new + value[len(old) :]
     return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="run folder (or checkpoint) of the training run")
-    parser.add_argument("--run-log", type=Path, help="folder with the run's train_log.csv and environment.json")
+    parser.add_argument(
+        "--run-log", type=Path, help="folder with the run's train_log.csv and environment.json"
+    )
     parser.add_argument("--config", default=CONFIG, help="the config that trains it, as recorded")
-    parser.add_argument("--replace-path", action="append", default=[], metavar="OLD=NEW",
-                        help="in the recorded config, paths starting with OLD start with NEW instead (repeatable)")
+    parser.add_argument(
+        "--replace-path",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="in the recorded config, paths starting with OLD start with NEW instead (repeatable)",
+    )
     parser.add_argument("--dest", type=Path, default=SHIPPED_MODEL)
     args = parser.parse_args()
     replacements = [tuple(item.split("=", 1)) for item in args.replace_path]
@@ -93,7 +107,9 @@ def main() -> None:
     ckpt = read_checkpoint(source)
     ckpt["config"] = replace_paths(ckpt["config"], replacements)
     notes = [f"{old} -> {new}" for old, new in replacements]
-    if Path(ckpt["config"]["run"]["output_dir"]).is_absolute():  # the training machine's folder means nothing here
+    if Path(
+        ckpt["config"]["run"]["output_dir"]
+    ).is_absolute():  # the training machine's folder means nothing here
         ckpt["config"]["run"]["output_dir"] = "runs"
         notes.append("run.output_dir (absolute on the training machine) -> runs")
     provenance = {

@@ -31,7 +31,8 @@ from pipeline.records import write_json
 from pipeline.train import best_val_psnr, read_log
 
 BUDGET_SHARE = 0.92
-"""Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final validation."""
+"""Share of the budget that the epoch count is planned for; the rest absorbs start-up and the final
+validation."""
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Variant:
 
 
 def seconds_per_epoch(train_log: Path) -> float:
-    """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there are more."""
+    """Mean seconds per epoch in a train_log.csv, leaving out the first (warm-up) epoch when there
+    are more."""
     seconds = [row["seconds"] for row in read_log(train_log)]
     if not seconds:
         raise ValueError(f"{train_log}: no epoch finished; give the calibration more seconds")
@@ -69,9 +71,14 @@ def _launch(config: str, overrides: list[str], log_path: Path) -> subprocess.Pop
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _run_together(config: str, jobs: dict[str, list[str]], logs: Path, deadline: float) -> dict[str, int | None]:
-    """Run one `denoise run` per job at once; kill what is still running at `deadline` (seconds from now)."""
-    procs = {name: _launch(config, overrides, logs / f"{name}.log") for name, overrides in jobs.items()}
+def _run_together(
+    config: str, jobs: dict[str, list[str]], logs: Path, deadline: float
+) -> dict[str, int | None]:
+    """Run one `denoise run` per job at once; kill what is still running at `deadline` (seconds from
+    now)."""
+    procs = {
+        name: _launch(config, overrides, logs / f"{name}.log") for name, overrides in jobs.items()
+    }
     end = time.monotonic() + deadline
     while any(p.poll() is None for p in procs.values()) and time.monotonic() < end:
         time.sleep(1.0)
@@ -96,30 +103,53 @@ def export_checkpoint(src: Path, dest: Path) -> None:
 
 
 def sweep(
-    config: str, common: list[str], variants: list[Variant], budget: float, calibrate: float, out: Path,
-    export: Path | None = None, grace: float = 60.0,
+    config: str,
+    common: list[str],
+    variants: list[Variant],
+    budget: float,
+    calibrate: float,
+    out: Path,
+    export: Path | None = None,
+    grace: float = 60.0,
 ) -> list[Variant]:
     """Calibrate, then train every variant for the epochs that fit `budget`; processes still running
     `grace` seconds after a phase's time are killed (their last checkpoints stay)."""
     calib = {
-        v.name: [*common, *v.overrides, f"run.output_dir={out / 'calibration' / v.name}", "train.epochs=1000000",
-                 f"train.max_train_seconds={calibrate}"]
+        v.name: [
+            *common,
+            *v.overrides,
+            f"run.output_dir={out / 'calibration' / v.name}",
+            "train.epochs=1000000",
+            f"train.max_train_seconds={calibrate}",
+        ]
         for v in variants
     }
     _run_together(config, calib, out / "logs" / "calibration", deadline=calibrate + grace)
     for v in variants:
         try:
-            v.seconds_per_epoch = seconds_per_epoch(_latest_run_dir(out / "calibration" / v.name) / "train_log.csv")
+            v.seconds_per_epoch = seconds_per_epoch(
+                _latest_run_dir(out / "calibration" / v.name) / "train_log.csv"
+            )
         except (FileNotFoundError, ValueError) as err:  # dropped; see logs/calibration/<name>.log
             v.log.append(f"calibration: {err}")
             print(f"{v.name}: left out, {err}", flush=True)
             continue
         v.epochs = epochs_for_budget(v.seconds_per_epoch, budget)
-        print(f"{v.name}: {v.seconds_per_epoch:.3f} s/epoch in calibration -> {v.epochs} epochs", flush=True)
+        print(
+            f"{v.name}: {v.seconds_per_epoch:.3f} s/epoch in calibration -> {v.epochs} epochs",
+            flush=True,
+        )
     jobs = {
-        v.name: [*common, *v.overrides, f"run.output_dir={out / 'runs'}", f"run.name={v.name}", f"train.epochs={v.epochs}",
-                 f"train.max_train_seconds={budget}"]
-        for v in variants if v.epochs
+        v.name: [
+            *common,
+            *v.overrides,
+            f"run.output_dir={out / 'runs'}",
+            f"run.name={v.name}",
+            f"train.epochs={v.epochs}",
+            f"train.max_train_seconds={budget}",
+        ]
+        for v in variants
+        if v.epochs
     }
     codes = _run_together(config, jobs, out / "logs", deadline=budget + grace)
     for v in variants:
@@ -143,24 +173,63 @@ def sweep(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config")
-    p.add_argument("--variant", nargs="+", action="append", required=True, metavar="NAME [KEY=VALUE ...]",
-                   help="a variant: its name, then its overrides (repeatable)")
-    p.add_argument("--set", dest="common", action="append", default=[], metavar="KEY=VALUE",
-                   help="an override for every variant (repeatable)")
-    p.add_argument("--budget", type=float, required=True, help="seconds of training for the variants, run together")
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="NAME [KEY=VALUE ...]",
+        help="a variant: its name, then its overrides (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        dest="common",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for every variant (repeatable)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        required=True,
+        help="seconds of training for the variants, run together",
+    )
     p.add_argument("--calibrate", type=float, default=40.0, help="seconds of the calibration run")
-    p.add_argument("--grace", type=float, default=60.0,
-                   help="seconds past each phase's time (start-up, last validation) before a run is killed")
-    p.add_argument("--out", type=Path, required=True, help="folder for the runs, logs and sweep.json")
-    p.add_argument("--export", type=Path, help="write each best checkpoint here as <variant>.pt, without optimizer state")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        help="seconds past each phase's time (start-up, last validation) before a run is killed",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for the runs, logs and sweep.json"
+    )
+    p.add_argument(
+        "--export",
+        type=Path,
+        help="write each best checkpoint here as <variant>.pt, without optimizer state",
+    )
     args = p.parse_args(argv)
     variants = [Variant(name=v[0], overrides=v[1:]) for v in args.variant]
     if len({v.name for v in variants}) != len(variants):
         p.error("variant names must differ")
-    done = sweep(args.config, args.common, variants, args.budget, args.calibrate, args.out, args.export, args.grace)
+    done = sweep(
+        args.config,
+        args.common,
+        variants,
+        args.budget,
+        args.calibrate,
+        args.out,
+        args.export,
+        args.grace,
+    )
     print(f"{'variant':<14} {'s/epoch':>8} {'epochs':>7} {'best val PSNR':>14}  exit")
     for v in done:
-        print(f"{v.name:<14} {v.seconds_per_epoch:>8.3f} {v.epochs:>7d} {v.best_val_psnr:>14.3f}  {v.returncode}")
+        print(
+            f"{v.name:<14} {v.seconds_per_epoch:>8.3f} {v.epochs:>7d} {v.best_val_psnr:>14.3f}  "
+            f"{v.returncode}"
+        )
     return 0 if all(v.returncode == 0 for v in done) else 1
 
 

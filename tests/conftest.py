@@ -15,7 +15,10 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 def shared_data() -> Path:
     """../shared/data, or skip: the real radiographs and MNIST files are not on this machine."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the project in development and CI)")
+        pytest.skip(
+            f"real data folder {SHARED_DATA} is absent (it sits beside the project in development "
+            "and CI)"
+        )
     return SHARED_DATA
 
 
@@ -44,7 +47,8 @@ def smooth_image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def orthanc(tmp_path_factory: pytest.TempPathFactory):
-    """A real Orthanc with its DICOMweb plugin, one per test module (tests/orthanc_server.py); skips where absent."""
+    """A real Orthanc with its DICOMweb plugin, one per test module (tests/orthanc_server.py); skips
+    where absent."""
     from orthanc_server import start_orthanc
 
     server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
@@ -54,7 +58,8 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def login(orthanc, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The credentials of `orthanc`'s user in the environment (tests/orthanc_server.py), no token."""
+    """The credentials of `orthanc`'s user in the environment (tests/orthanc_server.py), no
+    token."""
     from orthanc_server import USER
 
     from pipeline.pacs.auth import PASSWORD_VAR, TOKEN_VAR, USER_VAR

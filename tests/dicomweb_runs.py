@@ -20,18 +20,36 @@ from pipeline.cli import main
 FAST = ["--tile-size", "32", "--no-progress", "--no-report", "--device", "cpu"]
 
 
-def upload_study(orthanc: Orthanc, folder: Path, n: int, patient: str = "P001") -> tuple[str, list[Path]]:
+def upload_study(
+    orthanc: Orthanc, folder: Path, n: int, patient: str = "P001"
+) -> tuple[str, list[Path]]:
     """A new study of `n` CR instances in one series, uploaded; (StudyInstanceUID, files)."""
     study, series = generate_uid(), generate_uid()
-    files = [write_radiograph(folder / f"{i}.dcm", study, series, i + 1, patient, seed=i) for i in range(n)]
+    files = [
+        write_radiograph(folder / f"{i}.dcm", study, series, i + 1, patient, seed=i)
+        for i in range(n)
+    ]
     for path in files:
         orthanc.upload(path)
     return study, files
 
 
 def apply(orthanc: Orthanc, out: Path, model: Path, *args: str) -> int:
-    """The exit status of ``denoise apply -i dicomweb:<orthanc> -o OUT --model MODEL`` (fast tiles) ARGS."""
-    return main(["apply", "-i", f"dicomweb:{orthanc.dicomweb}", "-o", str(out), "--model", str(model), *FAST, *args])
+    """The exit status of ``denoise apply -i dicomweb:<orthanc> -o OUT --model MODEL`` (fast tiles)
+    ARGS."""
+    return main(
+        [
+            "apply",
+            "-i",
+            f"dicomweb:{orthanc.dicomweb}",
+            "-o",
+            str(out),
+            "--model",
+            str(model),
+            *FAST,
+            *args,
+        ]
+    )
 
 
 def derived_instances(orthanc: Orthanc, study: str) -> list[pydicom.Dataset]:
@@ -40,8 +58,11 @@ def derived_instances(orthanc: Orthanc, study: str) -> list[pydicom.Dataset]:
     for series in orthanc.series_of_study(study):
         if str(series["MainDicomTags"].get("SeriesDescription", "")).startswith("Denoised"):
             for instance in series["Instances"]:
-                data = requests.get(f"{orthanc.url}/instances/{instance}/file", auth=(USER, orthanc.password),
-                                    timeout=10).content
+                data = requests.get(
+                    f"{orthanc.url}/instances/{instance}/file",
+                    auth=(USER, orthanc.password),
+                    timeout=10,
+                ).content
                 found.append(pydicom.dcmread(io.BytesIO(data)))
     return found
 

@@ -21,7 +21,10 @@ import numpy as np
 import pytest
 import requests
 
-PLUGIN_CANDIDATES = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so")
+PLUGIN_CANDIDATES = (
+    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+    "/usr/lib/orthanc/libOrthancDicomWeb.so",
+)
 USER = "radiologist"
 #: A second user, with the same password, whom the server forbids every request (403).
 VISITOR = "visitor"
@@ -94,22 +97,31 @@ class Orthanc:
 
     def upload(self, path: Path) -> str:
         """Store a DICOM file through the REST API; returns Orthanc's instance id."""
-        answer = requests.post(f"{self.url}/instances", data=path.read_bytes(), auth=(USER, self.password), timeout=10)
+        answer = requests.post(
+            f"{self.url}/instances", data=path.read_bytes(), auth=(USER, self.password), timeout=10
+        )
         answer.raise_for_status()
         return str(answer.json()["ID"])
 
     def series_of_study(self, study_uid: str) -> list[dict]:
         """Orthanc's description of every series of a study (``MainDicomTags``, ``Instances``)."""
-        found = requests.post(f"{self.url}/tools/find", auth=(USER, self.password), timeout=10, json={
-            "Level": "Study", "Query": {"StudyInstanceUID": study_uid}}).json()
+        found = requests.post(
+            f"{self.url}/tools/find",
+            auth=(USER, self.password),
+            timeout=10,
+            json={"Level": "Study", "Query": {"StudyInstanceUID": study_uid}},
+        ).json()
         return [] if not found else list(self.get(f"/studies/{found[0]}/series"))
 
     def restart(self) -> None:
         """Start the stopped server again with the same configuration, ports and storage."""
         self.stop()
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(["Orthanc", str(self.log.parent / "orthanc.json")],
-                                            stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                ["Orthanc", str(self.log.parent / "orthanc.json")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.wait()
 
     def wait(self, seconds: float = 20) -> None:
@@ -124,7 +136,9 @@ class Orthanc:
             except requests.RequestException:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"Orthanc did not answer within {seconds} s: {self.log.read_text()[-2000:]}")
+        raise RuntimeError(
+            f"Orthanc did not answer within {seconds} s: {self.log.read_text()[-2000:]}"
+        )
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server: cleanly, or at once with `kill` (as a crash would)."""
@@ -141,35 +155,56 @@ class Orthanc:
             self.process.wait()
 
 
-def start_orthanc(root: Path, modalities: dict[str, list] | None = None, password: str | None = None) -> Orthanc:
-    """Start Orthanc with its configuration and storage under `root` (a random password by default)."""
+def start_orthanc(
+    root: Path, modalities: dict[str, list] | None = None, password: str | None = None
+) -> Orthanc:
+    """Start Orthanc with its configuration and storage under `root` (a random password by
+    default)."""
     plugin = _plugin()
     root.mkdir(parents=True, exist_ok=True)
     (root / "refuse.lua").write_text(REFUSE_STOW_LUA)
     password = password or secrets.token_hex(8)
     http_port, dicom_port = free_port(), free_port()
     config = {
-        "Name": "denoise-test", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
-        "HttpPort": http_port, "DicomPort": dicom_port, "DicomAet": AET, "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True, "RegisteredUsers": {USER: password, VISITOR: password},
-        "Plugins": [plugin], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-        "DicomModalities": modalities or {}, "DicomCheckCalledAet": False, "SaveJobs": False,
-        "LuaScripts": [str(root / "refuse.lua")], "StableAge": 1,
+        "Name": "denoise-test",
+        "StorageDirectory": str(root / "db"),
+        "IndexDirectory": str(root / "db"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": AET,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {USER: password, VISITOR: password},
+        "Plugins": [plugin],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "DicomModalities": modalities or {},
+        "DicomCheckCalledAet": False,
+        "SaveJobs": False,
+        "LuaScripts": [str(root / "refuse.lua")],
+        "StableAge": 1,
     }
     (root / "orthanc.json").write_text(json.dumps(config))
     log = root / "orthanc.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ["Orthanc", str(root / "orthanc.json")], stdout=out, stderr=subprocess.STDOUT
+        )
     server = Orthanc(http_port, dicom_port, password, process, log)
     server.wait()
     return server
 
 
 def write_radiograph(
-    path: Path, study: str, series: str, number: int, patient: str = "P001", seed: int = 0,
+    path: Path,
+    study: str,
+    series: str,
+    number: int,
+    patient: str = "P001",
+    seed: int = 0,
     shape: tuple[int, int] = (48, 64),
 ) -> Path:
-    """A 12-bit CR image (default 64x48; a smooth gradient plus noise) with patient and study modules."""
+    """A 12-bit CR image (default 64x48; a smooth gradient plus noise) with patient and study
+    modules."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -178,8 +213,16 @@ def write_radiograph(
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = f"Test^{patient}", patient, "19700101", "O"
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
+        f"Test^{patient}",
+        patient,
+        "19700101",
+        "O",
+    )
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240102", "101010", "1", "ACC1"
     ds.ReferringPhysicianName, ds.Manufacturer = "", "test"

@@ -12,7 +12,10 @@ adapt_bench = load_script("adapt_benchmark")
 def test_crop_is_central_and_keeps_small_images_whole():
     image = np.arange(100, dtype=np.float32).reshape(10, 10)
     assert np.array_equal(adapt_bench.crop(image, 4), image[3:7, 3:7])
-    assert np.array_equal(adapt_bench.crop(image, 20), image) and adapt_bench.crop(image, None) is image
+    assert (
+        np.array_equal(adapt_bench.crop(image, 20), image)
+        and adapt_bench.crop(image, None) is image
+    )
 
 
 def test_summary_pairs_methods_image_by_image():
@@ -31,5 +34,10 @@ def test_summary_pairs_methods_image_by_image():
 
 def test_conditions_include_the_acceptance_noise():
     noise = adapt_bench.CONDITIONS["xray_aniso"][1]
-    assert (noise.kind, noise.dose, noise.read_noise, noise.kernel_a) == ("xray", 0.05, 5.0, [0.6, 0.1])
+    assert (noise.kind, noise.dose, noise.read_noise, noise.kernel_a) == (
+        "xray",
+        0.05,
+        5.0,
+        [0.6, 0.1],
+    )
     assert adapt_bench.CONDITIONS["gaussian_25"][1].sigma == pytest.approx(25 / 255)

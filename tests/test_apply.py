@@ -39,8 +39,18 @@ from pipeline.report.apply_views import VIEWS
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--tile-size", "32", "--no-progress", "--device", "cpu"]
 #: Many small tiles: slow enough to kill a run between two files.
-SLOW = ["--tile-size", "16", "--overlap", "0.75", "--batch-size", "1", "--no-progress", "--no-report",
-        "--device", "cpu"]
+SLOW = [
+    "--tile-size",
+    "16",
+    "--overlap",
+    "0.75",
+    "--batch-size",
+    "1",
+    "--no-progress",
+    "--no-report",
+    "--device",
+    "cpu",
+]
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -55,7 +65,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg.run.name = "tiny"
     torch.manual_seed(0)
     model = build_model(cfg.model)
-    return save_checkpoint(build_checkpoint(model, cfg), tmp_path_factory.mktemp("model") / "tiny.pt")
+    return save_checkpoint(
+        build_checkpoint(model, cfg), tmp_path_factory.mktemp("model") / "tiny.pt"
+    )
 
 
 def _noisy(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -74,18 +86,23 @@ def _save_png(path: Path, pixels: np.ndarray, dtype: type) -> Path:
 def _png_folder(root: Path, n: int = 2, size: int = 48) -> Path:
     """`n` 16-bit PNGs in root/ and root/sub/."""
     for i in range(n):
-        _save_png(root / ("sub" if i % 2 else "") / f"img{i}.png", _noisy((size, size), i), np.uint16)
+        _save_png(
+            root / ("sub" if i % 2 else "") / f"img{i}.png", _noisy((size, size), i), np.uint16
+        )
     return root
 
 
 @pytest.fixture
 def scans(tmp_path: Path) -> Path:
-    """8-bit and 16-bit PNGs in nested folders, a JPEG beside a PNG of the same stem, a broken file."""
+    """8-bit and 16-bit PNGs in nested folders, a JPEG beside a PNG of the same stem, a broken
+    file."""
     root = tmp_path / "in"
     _save_png(root / "a8.png", _noisy((40, 56), 0), np.uint8)
     _save_png(root / "sub" / "b16.png", _noisy((70, 50), 1), np.uint16)
     _save_png(root / "sub" / "deeper" / "c.png", _noisy((36, 36), 2), np.uint8)
-    Image.fromarray((_noisy((36, 36), 3) * 255).astype(np.uint8)).save(root / "sub" / "deeper" / "c.jpg")
+    Image.fromarray((_noisy((36, 36), 3) * 255).astype(np.uint8)).save(
+        root / "sub" / "deeper" / "c.jpg"
+    )
     (root / "sub" / "broken.png").write_bytes(b"this is not a PNG")
     return root
 
@@ -93,7 +110,8 @@ def scans(tmp_path: Path) -> Path:
 def _hashes(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -101,8 +119,12 @@ def _outputs(root: Path) -> dict[str, bytes]:
     """Image outputs under root (records, report and hidden files left out)."""
     records = {".csv", ".html", ".md"}
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix not in records and VIEWS not in p.parts and not p.name.startswith(".")
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and p.suffix not in records
+        and VIEWS not in p.parts
+        and not p.name.startswith(".")
     }
 
 
@@ -112,17 +134,40 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _apply_cmd(src: Path, dest: Path, checkpoint: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "apply", "-i", str(src), "-o", str(dest), "--model", str(checkpoint), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "apply",
+        "-i",
+        str(src),
+        "-o",
+        str(dest),
+        "--model",
+        str(checkpoint),
+        *extra,
+    ]
 
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, check=False, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(
+        cmd,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 def _popen(cmd: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 # --------------------------------------------------------------------------- one folder
@@ -140,9 +185,17 @@ def test_apply_mirrors_tree_keeps_bit_depth_and_records_failures(
     assert "denoised 4 files" in printed and "1 failed" in printed
     assert f"manifest: {out / 'manifest.csv'}" in printed and "report: " in printed
     assert _hashes(scans) == before  # inputs untouched
-    assert sorted(_outputs(out)) == ["a8.png", "sub/b16.png", "sub/deeper/c.png", "sub/deeper/c_jpg.png"]
-    for name, dtype, shape in [("a8.png", np.uint8, (40, 56)), ("sub/b16.png", np.uint16, (70, 50)),
-                               ("sub/deeper/c_jpg.png", np.uint8, (36, 36))]:
+    assert sorted(_outputs(out)) == [
+        "a8.png",
+        "sub/b16.png",
+        "sub/deeper/c.png",
+        "sub/deeper/c_jpg.png",
+    ]
+    for name, dtype, shape in [
+        ("a8.png", np.uint8, (40, 56)),
+        ("sub/b16.png", np.uint16, (70, 50)),
+        ("sub/deeper/c_jpg.png", np.uint8, (36, 36)),
+    ]:
         with Image.open(out / name) as img:
             assert img.format == "PNG"
             assert np.asarray(img).dtype == dtype and np.asarray(img).shape == shape
@@ -154,34 +207,63 @@ def test_apply_mirrors_tree_keeps_bit_depth_and_records_failures(
     assert len(rows) == 4
     b16 = next(r for r in rows if r["output"] == "sub/b16.png")
     assert b16["input"] == str((scans / "sub" / "b16.png").resolve())
-    assert (b16["frames"], b16["height"], b16["width"], b16["megapixels"]) == ("1", "70", "50", "0.0035")
+    assert (b16["frames"], b16["height"], b16["width"], b16["megapixels"]) == (
+        "1",
+        "70",
+        "50",
+        "0.0035",
+    )
     assert float(b16["noise_before_fraction_of_range"]) > 0.02 and float(b16["seconds"]) > 0
     assert "conv model from tiny.pt" in b16["model"] and len(b16["model_sha256"]) == 16
     assert (out / "report.html").is_file() and (out / VIEWS / "000_output.png").is_file()
     assert not [p for p in out.rglob("*") if ".partial-" in p.name]
 
 
-def test_rerun_skips_finished_and_overwrite_redoes(scans: Path, tmp_path: Path, checkpoint: Path) -> None:
+def test_rerun_skips_finished_and_overwrite_redoes(
+    scans: Path, tmp_path: Path, checkpoint: Path
+) -> None:
     out = tmp_path / "out"
-    first = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    first = apply_folder(
+        scans,
+        out,
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert (first.done, first.skipped, first.failed, first.exit_code) == (4, 0, 1, 1)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
 
-    again = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    again = apply_folder(
+        scans,
+        out,
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert (again.done, again.skipped, again.failed) == (0, 4, 1)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
     assert len(_rows(out / "manifest.csv")) == 4  # earlier rows kept
 
-    redo = apply_folder(scans, out, checkpoint, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=32))
+    redo = apply_folder(
+        scans,
+        out,
+        checkpoint,
+        ApplyOptions(progress=False, report=False, overwrite=True),
+        InferenceConfig(tile_size=32),
+    )
     assert (redo.done, redo.skipped) == (4, 0)
     rows = _rows(out / "manifest.csv")
     assert len(rows) == 4 and len({r["input"] for r in rows}) == 4  # replaced, not duplicated
 
 
-def test_output_folder_must_not_overlap_input(scans: Path, tmp_path: Path, checkpoint: Path,
-                                              capsys: pytest.CaptureFixture) -> None:
+def test_output_folder_must_not_overlap_input(
+    scans: Path, tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
     for out in (scans, scans / "sub" / "out"):
-        assert main(["apply", "-i", str(scans), "-o", str(out), "--model", str(checkpoint), *FAST]) == 2
+        assert (
+            main(["apply", "-i", str(scans), "-o", str(out), "--model", str(checkpoint), *FAST])
+            == 2
+        )
         assert "inside the input folder" in capsys.readouterr().err or out == scans
     assert not (scans / "sub" / "out").exists()
     with pytest.raises(PipelineError, match="input folder .* is inside the output folder"):
@@ -195,7 +277,13 @@ def test_outputs_never_leave_the_output_folder(tmp_path: Path, checkpoint: Path)
     out.mkdir()
     (out / "sub").symlink_to(elsewhere, target_is_directory=True)
 
-    result = apply_folder(src, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    result = apply_folder(
+        src,
+        out,
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert (result.done, result.failed) == (1, 1)
     assert list(elsewhere.iterdir()) == []
     assert "outside" in _rows(out / "failures.csv")[0]["reason"]
@@ -208,22 +296,39 @@ def test_chosen_format_multiframe_and_volume(tmp_path: Path, checkpoint: Path) -
     src = _png_folder(tmp_path / "in", n=1)
     pages = (np.stack([_noisy((24, 32), k) for k in range(3)]) * 65535).astype(np.uint16)
     tifffile.imwrite(src / "pages.tif", pages, photometric="minisblack")
-    nib.save(nib.Nifti1Image((pages.transpose(1, 2, 0) // 16).astype(np.int16), np.eye(4)), src / "vol.nii.gz")
+    nib.save(
+        nib.Nifti1Image((pages.transpose(1, 2, 0) // 16).astype(np.int16), np.eye(4)),
+        src / "vol.nii.gz",
+    )
 
-    tiff = apply_folder(src, tmp_path / "tiff", checkpoint, ApplyOptions(fmt="tiff", progress=False, report=False), InferenceConfig(tile_size=32))
+    tiff = apply_folder(
+        src,
+        tmp_path / "tiff",
+        checkpoint,
+        ApplyOptions(fmt="tiff", progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert tiff.failed == 0
     assert tifffile.imread(tmp_path / "tiff" / "img0.tif").dtype == np.uint16
     frames = sorted(p.name for p in (tmp_path / "tiff" / "pages.frames").iterdir())
     assert frames == ["frame_0000.tif", "frame_0001.tif", "frame_0002.tif"]
 
-    nifti = apply_folder(src, tmp_path / "nii", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    nifti = apply_folder(
+        src,
+        tmp_path / "nii",
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert nifti.failed == 0
     volume = nib.load(tmp_path / "nii" / "vol.nii.gz")
     assert volume.shape == (24, 32, 3) and volume.get_data_dtype() == np.int16
 
 
 @pytest.mark.filterwarnings("ignore:.*ACR-NEMA:UserWarning")
-def test_dicom_outputs_form_a_derived_series(cxr_dir: Path, tmp_path: Path, checkpoint: Path) -> None:
+def test_dicom_outputs_form_a_derived_series(
+    cxr_dir: Path, tmp_path: Path, checkpoint: Path
+) -> None:
     import pydicom
 
     nih = next((cxr_dir / "dicom").glob("nih_cxr14_*.dcm"))
@@ -235,7 +340,13 @@ def test_dicom_outputs_form_a_derived_series(cxr_dir: Path, tmp_path: Path, chec
     shutil.copy(acr, src / "old_acr_nema")  # no suffix, no file meta
     before = _hashes(src)
 
-    result = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False), InferenceConfig(tile_size=256))
+    result = apply_folder(
+        src,
+        tmp_path / "out",
+        checkpoint,
+        ApplyOptions(progress=False),
+        InferenceConfig(tile_size=256),
+    )
     assert (result.done, result.failed) == (3, 0)
     assert _hashes(src) == before
     source = pydicom.dcmread(nih)
@@ -250,9 +361,18 @@ def test_dicom_outputs_form_a_derived_series(cxr_dir: Path, tmp_path: Path, chec
     acr_out = pydicom.dcmread(tmp_path / "out" / "old_acr_nema.dcm")
     assert acr_out.PhotometricInterpretation == "MONOCHROME1" and acr_out.BitsStored == 10
 
-    again = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=256))
+    again = apply_folder(
+        src,
+        tmp_path / "out",
+        checkpoint,
+        ApplyOptions(progress=False, report=False, overwrite=True),
+        InferenceConfig(tile_size=256),
+    )
     assert again.done == 3  # a rerun into the same folder keeps the derived series
-    assert pydicom.dcmread(tmp_path / "out" / "s1" / nih.name).SeriesInstanceUID == one.SeriesInstanceUID
+    assert (
+        pydicom.dcmread(tmp_path / "out" / "s1" / nih.name).SeriesInstanceUID
+        == one.SeriesInstanceUID
+    )
 
 
 # --------------------------------------------------------------------------- crash safety
@@ -263,7 +383,11 @@ def test_killed_run_resumes_to_byte_identical_outputs(tmp_path: Path, checkpoint
     reference = _popen(_apply_cmd(src, tmp_path / "ref", checkpoint, *SLOW))
     killed = _popen(_apply_cmd(src, tmp_path / "out", checkpoint, *SLOW))
     deadline = time.monotonic() + 90
-    while not (tmp_path / "out" / "img0.png").exists() and killed.poll() is None and time.monotonic() < deadline:
+    while (
+        not (tmp_path / "out" / "img0.png").exists()
+        and killed.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
@@ -293,9 +417,17 @@ def test_failed_write_leaves_neither_partial_nor_final_file(
         raise OSError("No space left on device")
 
     monkeypatch.setattr(pipeline.apply.writer, "write_image", half_then_fail)
-    result = apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False), InferenceConfig(tile_size=32))
+    result = apply_folder(
+        src,
+        tmp_path / "out",
+        checkpoint,
+        ApplyOptions(progress=False),
+        InferenceConfig(tile_size=32),
+    )
     assert (result.done, result.failed) == (0, 2)
-    assert "0 files denoised; 2 failed" in result.report.read_text()  # the report lists the failures
+    assert (
+        "0 files denoised; 2 failed" in result.report.read_text()
+    )  # the report lists the failures
     assert _outputs(tmp_path / "out") == {}
     assert not [p for p in (tmp_path / "out").rglob("*") if ".partial-" in p.name]
     assert "No space left on device" in _rows(tmp_path / "out" / "failures.csv")[0]["reason"]
@@ -303,14 +435,32 @@ def test_failed_write_leaves_neither_partial_nor_final_file(
 
 def test_resume_with_another_model_is_refused(tmp_path: Path, checkpoint: Path) -> None:
     src = _png_folder(tmp_path / "in", n=1)
-    apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    apply_folder(
+        src,
+        tmp_path / "out",
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     other = tmp_path / "other.pt"
     state = read_checkpoint(checkpoint)
     state["model_state"] = {k: v + 0.01 for k, v in state["model_state"].items()}
     save_checkpoint(state, other)
     with pytest.raises(PipelineError, match="another model"):
-        apply_folder(src, tmp_path / "out", other, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
-    redo = apply_folder(src, tmp_path / "out", other, ApplyOptions(progress=False, report=False, overwrite=True), InferenceConfig(tile_size=32))
+        apply_folder(
+            src,
+            tmp_path / "out",
+            other,
+            ApplyOptions(progress=False, report=False),
+            InferenceConfig(tile_size=32),
+        )
+    redo = apply_folder(
+        src,
+        tmp_path / "out",
+        other,
+        ApplyOptions(progress=False, report=False, overwrite=True),
+        InferenceConfig(tile_size=32),
+    )
     assert redo.done == 1
 
 
@@ -357,13 +507,22 @@ def test_write_behind_runs_calls_in_order_with_a_bounded_queue() -> None:
 
 
 def test_apply_output_equals_inference_on_the_array(tmp_path: Path, checkpoint: Path) -> None:
-    """Reading, tiled in-place denoising and writing give the values of the network on the decoded array."""
+    """Reading, tiled in-place denoising and writing give the values of the network on the decoded
+    array."""
     from pipeline.inference import denoiser_from_checkpoint
     from pipeline.io import read_image
 
     src = _png_folder(tmp_path / "in", n=1, size=150)
-    apply_folder(src, tmp_path / "out", checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32, batch_size=3, device="cpu"))
-    denoiser, _ = denoiser_from_checkpoint(checkpoint, InferenceConfig(device="cpu", tile_size=32, batch_size=3))
+    apply_folder(
+        src,
+        tmp_path / "out",
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32, batch_size=3, device="cpu"),
+    )
+    denoiser, _ = denoiser_from_checkpoint(
+        checkpoint, InferenceConfig(device="cpu", tile_size=32, batch_size=3)
+    )
     expected = denoiser(read_image(src / "img0.png")[0].pixels)
     written = np.asarray(Image.open(tmp_path / "out" / "img0.png")).astype(np.float64)
     assert np.array_equal(written, np.rint(expected.astype(np.float64) * 65535))
@@ -386,9 +545,14 @@ def _assert_each_output_once(src: Path, out: Path, rows: list[dict[str, str]]) -
     assert sorted(_outputs(out)) == sorted(r["output"] for r in rows)
 
 
-def test_two_independent_parts_split_disjointly_then_merge(tmp_path: Path, checkpoint: Path) -> None:
+def test_two_independent_parts_split_disjointly_then_merge(
+    tmp_path: Path, checkpoint: Path
+) -> None:
     src, out = _png_folder(tmp_path / "in", n=5, size=32), tmp_path / "out"
-    jobs = [_popen(_apply_cmd(src, out, checkpoint, *FAST, "--num-parts", "2", "--part-id", str(k))) for k in (0, 1)]
+    jobs = [
+        _popen(_apply_cmd(src, out, checkpoint, *FAST, "--num-parts", "2", "--part-id", str(k)))
+        for k in (0, 1)
+    ]
     for job in jobs:
         assert job.wait(timeout=120) == 0, job.stderr.read()
     parts = [_rows(out / f"manifest.part-{k}.csv") for k in (0, 1)]
@@ -396,7 +560,13 @@ def test_two_independent_parts_split_disjointly_then_merge(tmp_path: Path, check
     _assert_each_output_once(src, out, parts[0] + parts[1])
     assert not (out / "report.html").exists()
 
-    merged = apply_folder(src, out, checkpoint, ApplyOptions(progress=False, report=False), InferenceConfig(tile_size=32))
+    merged = apply_folder(
+        src,
+        out,
+        checkpoint,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32),
+    )
     assert (merged.done, merged.skipped) == (0, 5)
     _assert_each_output_once(src, out, _rows(out / "manifest.csv"))
     assert not list(out.glob("*.part-*.csv"))
@@ -407,8 +577,21 @@ def test_torchrun_two_processes_split_and_rank0_merges(tmp_path: Path, checkpoin
     if not torchrun.is_file():
         pytest.skip(f"{torchrun} is absent")
     src, out = _png_folder(tmp_path / "in", n=5, size=32), tmp_path / "out"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "pipeline", "apply",
-           "-i", str(src), "-o", str(out), "--model", str(checkpoint), *FAST]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pipeline",
+        "apply",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(checkpoint),
+        *FAST,
+    ]
     done = _run(cmd)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(part 0 of 2)" in done.stdout and "(part 1 of 2)" in done.stdout
@@ -420,9 +603,13 @@ def test_torchrun_two_processes_split_and_rank0_merges(tmp_path: Path, checkpoin
 def test_merge_keeps_the_newest_row_per_input(tmp_path: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"x")
     header = "input,output,finished\n"
-    (tmp_path / "manifest.csv").write_text(header + "/in/x.png,x.png,2024-01-01\n/in/gone.png,gone.png,2024-01-01\n")
+    (tmp_path / "manifest.csv").write_text(
+        header + "/in/x.png,x.png,2024-01-01\n/in/gone.png,gone.png,2024-01-01\n"
+    )
     (tmp_path / "manifest.part-1.csv").write_text(header + "/in/x.png,x.png,2025-01-01\n")
-    (tmp_path / "failures.part-0.csv").write_text("path,reason\n/in/bad.png,broken\n/in/x.png,old failure\n")
+    (tmp_path / "failures.part-0.csv").write_text(
+        "path,reason\n/in/bad.png,broken\n/in/x.png,old failure\n"
+    )
     rows, failures = merge_parts(tmp_path)
     assert [(r["input"], r["finished"]) for r in rows] == [("/in/x.png", "2025-01-01")]
     assert [(str(f.path), f.reason) for f in failures] == [("/in/bad.png", "broken")]
@@ -439,7 +626,8 @@ def test_python_api_from_pipeline(tmp_path: Path, checkpoint: Path) -> None:
 
 @pytest.mark.slow
 def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkpoint: Path) -> None:
-    """The five DICOMs and the PNG/JPEG radiographs, a nested folder and broken files, in one command."""
+    """The five DICOMs and the PNG/JPEG radiographs, a nested folder and broken files, in one
+    command."""
     from dicom_validation import dciodvfy_errors
 
     from pipeline.io import detect_format, read_image
@@ -448,7 +636,9 @@ def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkp
     (src / "nested" / "deeper").mkdir(parents=True)
     for path in sorted((cxr_dir / "dicom").iterdir()):
         shutil.copy(path, src / path.name)
-    for path in sorted((cxr_dir / "png" / "nih_chestxray14").iterdir()) + sorted((cxr_dir / "png" / "opencxr_tests").iterdir()):
+    for path in sorted((cxr_dir / "png" / "nih_chestxray14").iterdir()) + sorted(
+        (cxr_dir / "png" / "opencxr_tests").iterdir()
+    ):
         shutil.copy(path, src / "nested" / path.name)
     for path in sorted((cxr_dir / "png" / "hannover_mhh_covid").iterdir())[:2]:
         shutil.copy(path, src / "nested" / "deeper" / path.name)
@@ -473,7 +663,9 @@ def test_acceptance_real_radiograph_folder(cxr_dir: Path, tmp_path: Path, checkp
         assert written.pixels.shape == original.pixels.shape
         assert written.meta.dtype == original.meta.dtype
         if source_format == "dicom":
-            assert not dciodvfy_errors(output) - dciodvfy_errors(source), f"{output.name} adds dciodvfy errors"
+            assert not dciodvfy_errors(output) - dciodvfy_errors(source), (
+                f"{output.name} adds dciodvfy errors"
+            )
 
 
 def test_shipped_model_is_the_default_and_denoises(tmp_path: Path) -> None:
@@ -489,4 +681,6 @@ def test_shipped_model_is_the_default_and_denoises(tmp_path: Path) -> None:
     result = apply_folder(src, tmp_path / "out", None, ApplyOptions(progress=False, report=False))
     assert result.done == 1
     out = np.asarray(Image.open(tmp_path / "out" / "scan.png"), dtype=np.float64) / 65535
-    assert np.mean((out - clean) ** 2) < 0.25 * np.mean((noisy - clean) ** 2), "the shipped model must reduce the error"
+    assert np.mean((out - clean) ** 2) < 0.25 * np.mean((noisy - clean) ** 2), (
+        "the shipped model must reduce the error"
+    )

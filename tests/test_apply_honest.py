@@ -1,4 +1,5 @@
-"""`denoise apply` says what happened (issue 28): no silent skips, honest records, user errors as such.
+"""`denoise apply` says what happened (issue 28): no silent skips, honest records, user errors as
+such.
 
 Each test is the smallest run that showed a run ending 0 with a wrong or missing output,
 or a user error reported as something else.
@@ -40,7 +41,7 @@ def test_a_foreign_file_under_an_output_name_is_a_clash_not_finished(tmp_path, m
     source = png(tmp_path / "in" / "a.png")
     png(tmp_path / "in" / "b.png", value=10)
     (tmp_path / "out").mkdir()
-    foreign = (tmp_path / "out" / "a.png")
+    foreign = tmp_path / "out" / "a.png"
     foreign.write_bytes(source.read_bytes())  # `cp in/a.png out/`: not denoised
 
     result = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
@@ -52,7 +53,9 @@ def test_a_foreign_file_under_an_output_name_is_a_clash_not_finished(tmp_path, m
     assert "--overwrite" in failure["reason"]
     assert [row["input"][-5:] for row in read_csv(tmp_path / "out" / "manifest.csv")] == ["b.png"]
 
-    redo = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, overwrite=True), CPU_TILES)
+    redo = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, overwrite=True), CPU_TILES
+    )
     assert (redo.done, redo.failed) == (2, 0)
     assert foreign.read_bytes() != source.read_bytes()
 
@@ -85,11 +88,14 @@ def _ramp(high: int, dtype, shape=(40, 40)) -> np.ndarray:
     return np.round((x + y) / (shape[0] + shape[1] - 2) * high).astype(dtype)
 
 
-@pytest.mark.parametrize(("name", "values", "bits"), [
-    ("wide.tif", _ramp(1_000_000, np.uint32), 20),
-    ("twelve.tif", _ramp(4095, np.uint16), 12),
-    ("twelve.png", _ramp(4095, np.uint16), 12),
-])
+@pytest.mark.parametrize(
+    ("name", "values", "bits"),
+    [
+        ("wide.tif", _ramp(1_000_000, np.uint32), 20),
+        ("twelve.tif", _ramp(4095, np.uint16), 12),
+        ("twelve.png", _ramp(4095, np.uint16), 12),
+    ],
+)
 def test_values_in_a_small_part_of_the_dtype_keep_their_range(tmp_path, name, values, bits):
     model = save_tiny_unet(tmp_path / "unet.pt")  # residual: its output follows its input
     path = tmp_path / "in" / name
@@ -106,7 +112,11 @@ def test_values_in_a_small_part_of_the_dtype_keep_their_range(tmp_path, name, va
     assert result.done == 1
     [row] = read_csv(tmp_path / "out" / "manifest.csv")
     assert row["bits_stored"] == str(bits)
-    written = tifffile.imread(tmp_path / "out" / name) if name.endswith(".tif") else np.asarray(Image.open(tmp_path / "out" / name))
+    written = (
+        tifffile.imread(tmp_path / "out" / name)
+        if name.endswith(".tif")
+        else np.asarray(Image.open(tmp_path / "out" / name))
+    )
     assert written.dtype == values.dtype
     assert 0 <= written.min() and written.max() <= 2**bits - 1
     assert _correlation(written, values) > 0.9
@@ -146,7 +156,9 @@ def _error_line(capsys) -> str:
 def test_an_empty_output_path_is_refused(tmp_path, model, capsys, monkeypatch):
     png(tmp_path / "in" / "a.png")
     monkeypatch.chdir(tmp_path)
-    code = main(["apply", "-i", "in", "-o", "", "--model", str(model), "--no-progress", "--device", "cpu"])
+    code = main(
+        ["apply", "-i", "in", "-o", "", "--model", str(model), "--no-progress", "--device", "cpu"]
+    )
     assert code == 2
     assert "-o" in _error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
@@ -154,8 +166,22 @@ def test_an_empty_output_path_is_refused(tmp_path, model, capsys, monkeypatch):
 
 def test_an_overlap_above_the_bound_is_refused(tmp_path, model, capsys):
     png(tmp_path / "in" / "a.png")
-    code = main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
-                 "--overlap", "0.99", "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "apply",
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model),
+            "--overlap",
+            "0.99",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2
     assert "overlap" in _error_line(capsys)
 
@@ -163,8 +189,20 @@ def test_an_overlap_above_the_bound_is_refused(tmp_path, model, capsys):
 def test_an_input_folder_without_an_image_warns_and_exits_1(tmp_path, model, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("no image here")
-    code = main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
-                 "--no-progress", "--device", "cpu"])
+    code = main(
+        [
+            "apply",
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "warning:" in err and "no image" in err
@@ -173,8 +211,21 @@ def test_an_input_folder_without_an_image_warns_and_exits_1(tmp_path, model, cap
 def test_a_model_trained_on_mnist_warns_once_on_scans(tmp_path, model, capsys):
     png(tmp_path / "in" / "a.png")
     png(tmp_path / "in" / "b.png", value=40)
-    code = main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
-                 "--no-progress", "--device", "cpu", "--no-report"])
+    code = main(
+        [
+            "apply",
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model),
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--no-report",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert err.count("trained on MNIST") == 1
@@ -187,7 +238,9 @@ def test_the_report_counts_and_lists_failures_and_draws_crops_at_native_size(tmp
     png(tmp_path / "in" / "good.png", (100, 90))
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
 
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=True), CPU_TILES)
+    result = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=True), CPU_TILES
+    )
 
     assert (result.done, result.failed) == (1, 1)
     page = (tmp_path / "out" / "report.html").read_text()

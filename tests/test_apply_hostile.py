@@ -63,24 +63,44 @@ def test_report_views_never_overwrite_or_delete_outputs(tmp_path, model):
     png(tmp_path / "in" / "report_views" / "noise_before_after.png", (6, 9))
     result = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
     assert result.failed == 0 and result.report is not None
-    assert read_image(tmp_path / "out" / "report_views.input" / "000_output.png")[0].pixels.shape == (7, 5)
-    assert read_image(tmp_path / "out" / "report_views.input" / "noise_before_after.png")[0].pixels.shape == (6, 9)
+    assert read_image(tmp_path / "out" / "report_views.input" / "000_output.png")[
+        0
+    ].pixels.shape == (7, 5)
+    assert read_image(tmp_path / "out" / "report_views.input" / "noise_before_after.png")[
+        0
+    ].pixels.shape == (6, 9)
     outputs = {row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv")}
-    assert outputs == {"report_views.input/000_output.png", "report_views.input/noise_before_after.png"}
-    rerun = apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)  # the report clears its own folder only
-    assert rerun.failed == 0 and (tmp_path / "out" / "report_views.input" / "000_output.png").is_file()
+    assert outputs == {
+        "report_views.input/000_output.png",
+        "report_views.input/noise_before_after.png",
+    }
+    rerun = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES
+    )  # the report clears its own folder only
+    assert (
+        rerun.failed == 0 and (tmp_path / "out" / "report_views.input" / "000_output.png").is_file()
+    )
 
 
 def test_frames_folder_never_clashes_with_an_input_folder(tmp_path, model):
     (tmp_path / "in").mkdir()
-    tifffile.imwrite(tmp_path / "in" / "a.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "in" / "a.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack"
+    )
     png(tmp_path / "in" / "a.frames" / "y.png", (9, 7))
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
+    result = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+    )
     assert result.failed == 0
     assert read_image(tmp_path / "out" / "a.frames" / "y.png")[0].pixels.shape == (9, 7)
     assert sorted(p.name for p in (tmp_path / "out" / "a_tif.frames").iterdir()) == [
-        "frame_0000.tif", "frame_0001.tif", "frame_0002.tif"]
-    again = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
+        "frame_0000.tif",
+        "frame_0001.tif",
+        "frame_0002.tif",
+    ]
+    again = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+    )
     assert (again.done, again.skipped, again.failed) == (0, 2, 0)
 
 
@@ -116,8 +136,12 @@ def test_non_utf8_name_is_recorded_and_skipped_on_rerun(tmp_path, model):
 def test_old_failures_csv_with_a_huge_field_is_read(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "failures.csv").write_text(f"path,reason\n{tmp_path}/in/old.png,{'x' * 300_000}\n")
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
+    (tmp_path / "out" / "failures.csv").write_text(
+        f"path,reason\n{tmp_path}/in/old.png,{'x' * 300_000}\n"
+    )
+    result = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+    )
     assert (result.done, result.failed) == (1, 0)
 
 
@@ -125,12 +149,29 @@ def test_old_failures_csv_with_a_huge_field_is_read(tmp_path, model):
 
 
 def test_nan_weight_checkpoint_is_refused(tmp_path, capsys, model):
-    bad = fuzz.tiny_checkpoint(tmp_path / "nan.pt", lambda s: {k: v * float("nan") for k, v in s.items()})
+    bad = fuzz.tiny_checkpoint(
+        tmp_path / "nan.pt", lambda s: {k: v * float("nan") for k, v in s.items()}
+    )
     with pytest.raises(PipelineError, match="NaN or infinite"):
         load_model(bad)
     png(tmp_path / "in" / "a.png")
-    assert main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(bad),
-                 "--no-progress", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "apply",
+                "-i",
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(bad),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "NaN or infinite" in one_error_line(capsys)
     assert not (tmp_path / "out" / "a.png").exists()
 
@@ -138,7 +179,9 @@ def test_nan_weight_checkpoint_is_refused(tmp_path, capsys, model):
 def test_non_finite_model_output_is_a_failure_not_a_black_image(tmp_path, model, monkeypatch):
     png(tmp_path / "in" / "a.png")
     monkeypatch.setattr(ModelDenoiser, "__call__", lambda self, pixels, **noise: pixels * np.nan)
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
+    result = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+    )
     assert (result.done, result.failed) == (0, 1)
     assert not (tmp_path / "out" / "a.png").exists()
     assert "NaN or infinite" in read_csv(tmp_path / "out" / "failures.csv")[0]["reason"]
@@ -159,8 +202,23 @@ def test_bad_checkpoints_are_one_error_line(tmp_path, capsys, model, damage):
     else:
         path.write_bytes(b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")
     png(tmp_path / "in" / "a.png")
-    assert main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(path),
-                 "--no-progress", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "apply",
+                "-i",
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(path),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert str(path) in one_error_line(capsys)
     assert not (tmp_path / "pwned").exists()
 
@@ -171,12 +229,29 @@ def test_bad_checkpoints_are_one_error_line(tmp_path, capsys, model, damage):
 def test_out_under_a_file_is_one_error_line(tmp_path, capsys, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "file").write_text("x")
-    assert main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "file" / "out"), "--model", str(model),
-                 "--no-progress", "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "apply",
+                "-i",
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "file" / "out"),
+                "--model",
+                str(model),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "Not a directory" in one_error_line(capsys)
 
 
-def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(tmp_path, capsys, model, monkeypatch):
+def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(
+    tmp_path, capsys, model, monkeypatch
+):
     for name in ("a", "b", "c"):
         png(tmp_path / "in" / f"{name}.png")
     real = pipeline.apply.api.output_writer
@@ -184,13 +259,31 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(tmp_path
     def filling(job, outputs, options):
         final, write = real(job, outputs, options)
         if job.source.name == "b.png":
+
             def write(path):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
         return final, write
 
     monkeypatch.setattr(pipeline.apply.api, "output_writer", filling)
-    assert main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model),
-                 "--no-progress", "--device", "cpu", "--no-report"]) == 2
+    assert (
+        main(
+            [
+                "apply",
+                "-i",
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(model),
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--no-report",
+            ]
+        )
+        == 2
+    )
     assert "No space left on device" in one_error_line(capsys)
     assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
     assert not [p for p in (tmp_path / "out").iterdir() if ".partial-" in p.name]
@@ -199,9 +292,17 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(tmp_path
 def test_second_run_on_a_busy_out_is_refused(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     (tmp_path / "out").mkdir()
-    with output_lock(tmp_path / "out"), pytest.raises(PipelineError, match="in use by another denoise apply run"):
+    with (
+        output_lock(tmp_path / "out"),
+        pytest.raises(PipelineError, match="in use by another denoise apply run"),
+    ):
         apply_folder(tmp_path / "in", tmp_path / "out", model, QUIET, CPU_TILES)
-    assert apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES).done == 1
+    assert (
+        apply_folder(
+            tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+        ).done
+        == 1
+    )
 
 
 def test_a_live_runs_temporary_file_is_not_stale(tmp_path):
@@ -235,8 +336,16 @@ def test_symbolic_links_inside_in_are_followed_and_others_recorded(tmp_path, mod
     result = apply_folder(source, tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
     done = sorted(row["output"] for row in read_csv(tmp_path / "out" / "manifest.csv"))
     assert done == ["inside/r.png", "real/r.png"] and (result.done, result.failed) == (2, 4)
-    reasons = {os.path.relpath(row["path"], source): row["reason"] for row in read_csv(tmp_path / "out" / "failures.csv")}
-    assert sorted(reasons) == ["inside/loop", "o.png", "outside", "real/loop"]  # the loop seen twice
+    reasons = {
+        os.path.relpath(row["path"], source): row["reason"]
+        for row in read_csv(tmp_path / "out" / "failures.csv")
+    }
+    assert sorted(reasons) == [
+        "inside/loop",
+        "o.png",
+        "outside",
+        "real/loop",
+    ]  # the loop seen twice
     assert "skipped: symbolic link leaving the input folder" in reasons["outside"]
     assert "skipped: symbolic link leaving the input folder" in reasons["o.png"]
     assert "a loop" in reasons["real/loop"]
@@ -259,9 +368,16 @@ def test_names_differing_only_in_case_get_one_row_each(tmp_path, model):
     png(tmp_path / "in" / "a.png")
     png(tmp_path / "in" / "A.png", value=40)
     png(tmp_path / "in" / "b.dcm.png")
-    result = apply_folder(tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES)
-    manifest, failures = read_csv(tmp_path / "out" / "manifest.csv"), read_csv(tmp_path / "out" / "failures.csv")
+    result = apply_folder(
+        tmp_path / "in", tmp_path / "out", model, replace(QUIET, report=False), CPU_TILES
+    )
+    manifest, failures = (
+        read_csv(tmp_path / "out" / "manifest.csv"),
+        read_csv(tmp_path / "out" / "failures.csv"),
+    )
     assert (result.done, result.failed) == (2, 1)
     assert sorted(os.path.basename(r["input"]) for r in manifest) == ["A.png", "b.dcm.png"]
     (row,) = failures
-    assert row["path"].endswith("/a.png") and "differs only in letter case from A.png" in row["reason"]
+    assert (
+        row["path"].endswith("/a.png") and "differs only in letter case from A.png" in row["reason"]
+    )

@@ -19,8 +19,17 @@ UID = "1.2.826.0.1.3680043.8.498.10368940475310924637281623"
 
 
 def _row(name: str, noise: float, inputs: Path = Path("/in")) -> dict:
-    return {"input": str(inputs / name), "output": name, NOISE_BEFORE: noise, NOISE_AFTER: noise / 3,
-            "height": 64, "width": 64, "seconds": 0.5, "model": "unet m", "model_sha256": "ab" * 32}
+    return {
+        "input": str(inputs / name),
+        "output": name,
+        NOISE_BEFORE: noise,
+        NOISE_AFTER: noise / 3,
+        "height": 64,
+        "width": 64,
+        "seconds": 0.5,
+        "model": "unet m",
+        "model_sha256": "ab" * 32,
+    }
 
 
 def test_sample_covers_formats_folders_and_the_noise_range() -> None:
@@ -38,7 +47,11 @@ def test_sample_covers_formats_folders_and_the_noise_range() -> None:
 def _scan(shape: tuple[int, int], seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]] / max(shape)
-    image = 0.3 + 0.4 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.1) + 0.05 * np.sin(60 * x) * (y > 0.5)
+    image = (
+        0.3
+        + 0.4 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.1)
+        + 0.05 * np.sin(60 * x) * (y > 0.5)
+    )
     return np.clip(image + rng.normal(0, 0.03, shape), 0, 1)
 
 
@@ -46,9 +59,13 @@ def make_apply_folder(root: Path) -> tuple[Path, Path, list[dict]]:
     """IN with scans in nested folders, OUT with 'denoised' copies and their manifest rows."""
     inputs, outputs = root / "IN", root / "OUT"
     rows = []
-    for i, (name, shape) in enumerate([(f"site A/patient 1/{UID}.1.png", (300, 240)),
-                                        ("site A/patient 2/small.png", (64, 64)),
-                                        ("site B/chest.png", (200, 260))]):
+    for i, (name, shape) in enumerate(
+        [
+            (f"site A/patient 1/{UID}.1.png", (300, 240)),
+            ("site A/patient 2/small.png", (64, 64)),
+            ("site B/chest.png", (200, 260)),
+        ]
+    ):
         noisy = _scan(shape, i)
         smooth = gaussian_filter(noisy, 1.0)
         for folder, image in ((inputs, noisy), (outputs, smooth)):
@@ -64,13 +81,15 @@ def test_apply_report_page_and_views(tmp_path) -> None:
     page = written["html"].read_text()
     for fact in ("unet m", "ab" * 32, "denoise-pipeline", str(inputs), str(outputs), "command"):
         assert fact in page
-    assert f"site A/patient 1/{UID}.1.png" in page and str(inputs / "site B") not in page  # relative to IN
+    assert (
+        f"site A/patient 1/{UID}.1.png" in page and str(inputs / "site B") not in page
+    )  # relative to IN
     assert '<table class="sortable">' in page and "<script>" in page and "<style>" in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|/)""", page)  # relative or data: only
     views = sorted(p.name for p in (outputs / VIEWS).iterdir())
-    assert views == [f"{i:03d}_{kind}.png" for i in range(3) for kind in ("input", "output", "removed")] + [
-        "noise_before_after.png"
-    ]
+    assert views == [
+        f"{i:03d}_{kind}.png" for i in range(3) for kind in ("input", "output", "removed")
+    ] + ["noise_before_after.png"]
     with Image.open(outputs / VIEWS / "000_input.png") as image:
         assert image.size == (240, 300)  # native resolution
     for i in range(3):
@@ -79,12 +98,20 @@ def test_apply_report_page_and_views(tmp_path) -> None:
     assert f"| site A/patient 1/{UID}.1.png |" in md
     # a rerun with fewer scans leaves no stale views behind
     write_apply_report(rows[:1], outputs, inputs)
-    assert sorted(p.name for p in (outputs / VIEWS).glob("0*.png")) == [f"000_{k}.png" for k in ("input", "output", "removed")]
+    assert sorted(p.name for p in (outputs / VIEWS).glob("0*.png")) == [
+        f"000_{k}.png" for k in ("input", "output", "removed")
+    ]
 
 
 def test_manifest_of_an_earlier_version_is_read_with_the_new_column_names(tmp_path) -> None:
     (tmp_path / "a.png").write_bytes(b"x")
-    old = {"input": "/in/a.png", "output": "a.png", "noise_before": "0.02", "noise_after": "0.005", "finished": "t"}
+    old = {
+        "input": "/in/a.png",
+        "output": "a.png",
+        "noise_before": "0.02",
+        "noise_after": "0.005",
+        "finished": "t",
+    }
     write_csv([old], tmp_path / MANIFEST)
     (row,) = manifest_rows(tmp_path)
     assert row[NOISE_BEFORE] == "0.02" and row[NOISE_AFTER] == "0.005" and "noise_before" not in row
@@ -101,7 +128,11 @@ def test_views_are_the_whole_image_pictures(tmp_path) -> None:
     after = read_image(outputs / rows[0]["output"])[0].pixels
     removed = before - after
     limit = float(np.percentile(np.abs(removed), 99.5))
-    for kind, expected in (("input", _gray8(before)), ("output", _gray8(after)), ("removed", _diverging8(removed, limit))):
+    for kind, expected in (
+        ("input", _gray8(before)),
+        ("output", _gray8(after)),
+        ("removed", _diverging8(removed, limit)),
+    ):
         with Image.open(outputs / VIEWS / f"000_{kind}.png") as image:
             np.testing.assert_array_equal(np.asarray(image), expected)
 
@@ -114,7 +145,10 @@ def test_views_of_a_large_scan_need_about_two_float_images(tmp_path) -> None:
     shape = (1024, 1024)
     rows = []
     for name, image in (("scan.png", _scan(shape, 0)),):
-        for folder, values in ((tmp_path / "IN", image), (tmp_path / "OUT", gaussian_filter(image, 1.0))):
+        for folder, values in (
+            (tmp_path / "IN", image),
+            (tmp_path / "OUT", gaussian_filter(image, 1.0)),
+        ):
             folder.mkdir(exist_ok=True)
             Image.fromarray(np.round(values * 65535).astype(np.uint16)).save(folder / name)
         rows.append({**_row(name, 0.03, tmp_path / "IN"), "height": shape[0], "width": shape[1]})

@@ -76,7 +76,10 @@ def test_bm3d_given_the_psd_beats_bm3d_given_sigma_on_correlated_noise(smooth_im
     with_sigma = make_baseline("bm3d", sigma=noise.std(smooth_image))(noisy)
     with_psd = make_baseline("bm3d", psd=noise.psd(smooth_image, smooth_image.shape))(noisy)
     assert with_psd.shape == smooth_image.shape and with_psd.dtype == np.float32
-    assert psnr(smooth_image, with_psd, data_range=1.0) > psnr(smooth_image, with_sigma, data_range=1.0) + 1.0
+    assert (
+        psnr(smooth_image, with_psd, data_range=1.0)
+        > psnr(smooth_image, with_sigma, data_range=1.0) + 1.0
+    )
 
 
 def test_psd_only_for_bm3d_and_of_the_images_shape(noisy_pair):

@@ -30,7 +30,12 @@ def tiny_conv_checkpoint(path: Path) -> Path:
     cfg = Config(model=ModelConfig(name="conv", features=4))
     torch.manual_seed(0)
     model = build_model(cfg.model)
-    save_checkpoint(build_checkpoint(model, cfg, epoch=1, optimizer=make_optimizer(model.parameters(), cfg.train)), path)
+    save_checkpoint(
+        build_checkpoint(
+            model, cfg, epoch=1, optimizer=make_optimizer(model.parameters(), cfg.train)
+        ),
+        path,
+    )
     return path
 
 
@@ -48,10 +53,36 @@ def positive(x: Any) -> bool:
 def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: np.ndarray) -> None:
     ckpt = str(tiny_conv_checkpoint(tmp_path / "conv.pt"))
     argv = [
-        "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--skip-bm3d", "--no-train",
-        "--mnist-images", "3", "--mnist-conv", ckpt, "--cxr-dirs", str(write_images(tmp_path / "cxr", smooth_image)),
-        "--cxr-crop", "0", "--cxr-conv", ckpt, "--cxr-unet", "none", "--cxr-dncnn", "none",
-        "--sizes", "32", "--repeats", "1", "--matmul-n", "128", "--train-patch", "16", "--train-batch", "2",
+        "--out",
+        str(tmp_path / "out"),
+        "--work",
+        str(tmp_path / "work"),
+        "--skip-bm3d",
+        "--no-train",
+        "--mnist-images",
+        "3",
+        "--mnist-conv",
+        ckpt,
+        "--cxr-dirs",
+        str(write_images(tmp_path / "cxr", smooth_image)),
+        "--cxr-crop",
+        "0",
+        "--cxr-conv",
+        ckpt,
+        "--cxr-unet",
+        "none",
+        "--cxr-dncnn",
+        "none",
+        "--sizes",
+        "32",
+        "--repeats",
+        "1",
+        "--matmul-n",
+        "128",
+        "--train-patch",
+        "16",
+        "--train-batch",
+        "2",
         "--no-apply-bench",
     ]
     settings = settings_from_args(argv)
@@ -62,21 +93,31 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
 
     page = (tmp_path / "out" / "RESULTS.md").read_text()
     assert page.startswith("# Benchmarks") and "- [Measured by hand](by_hand.md)" in page
-    assert kept.read_text() == "# Measured by hand\n\nfigures\n", "a run leaves the pages kept by hand"
+    assert kept.read_text() == "# Measured by hand\n\nfigures\n", (
+        "a run leaves the pages kept by hand"
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {"quality", "speed", "headline", "last_run"} <= set(results)
     mnist, cxr = results["quality"]["mnist"], results["quality"]["cxr"]
     assert set(mnist["summary"]["methods"]) == {"noisy", "tv", "nlm", "conv"}
     assert {"dense", "best", "bm3d"} <= set(mnist["skipped"])
-    assert set(cxr["conditions"]) == {"gaussian_15", "gaussian_25", "gaussian_50",
-                                      "poisson_gaussian_dose_0.25", "poisson_gaussian_dose_0.05"}
+    assert set(cxr["conditions"]) == {
+        "gaussian_15",
+        "gaussian_25",
+        "gaussian_50",
+        "poisson_gaussian_dose_0.25",
+        "poisson_gaussian_dose_0.05",
+    }
     assert {"unet", "dncnn", "bm3d"} <= set(cxr["skipped"])
     tables = [mnist["summary"], *(c["summary"] for c in cxr["conditions"].values())]
     for table in tables:
         for entry in table["methods"].values():
             assert positive(entry["psnr"]["mean"]) and positive(entry["ssim"]["mean"])
             assert positive(entry["megapixels_per_second"])
-    assert "no radiograph model" in results["headline"]["note"] and results["headline"]["acceptance"] == []
+    assert (
+        "no radiograph model" in results["headline"]["note"]
+        and results["headline"]["acceptance"] == []
+    )
     assert "speed" not in results["headline"], "the speed target is at 1024², not measured here"
     assert len(cxr["models"]["conv"]["sha256"]) == 64
 
@@ -92,31 +133,73 @@ def test_benchmark_tiny_run_writes_finite_results(tmp_path: Path, smooth_image: 
     assert positive(cpu["networks"]["conv"]["compute"]["32"]["fraction_of_peak"])
     assert positive(cpu["networks"]["mnist_dense"]["batch_inference"]["gflops"])
     assert "skipped" in results["speed"]["apply_memory"]
-    assert "no radiograph model" in results["split"]["skipped"], "--cxr-unet none: issue 13's tables are skipped"
+    assert "no radiograph model" in results["split"]["skipped"], (
+        "--cxr-unet none: issue 13's tables are skipped"
+    )
     recorded = Settings.from_dict(cxr["provenance"]["settings"])  # settings stored as data
     assert recorded == settings and cxr["provenance"]["settings"]["sizes"] == [32]
 
 
 def test_headline_is_the_radiograph_acceptance_and_the_speed_target() -> None:
     def condition(label: str, gain: float, met: bool) -> dict[str, Any]:
-        methods = {"bm3d": {"n": 5, "ssim": {"mean": 0.80}},
-                   "unet": {"n": 5, "ssim": {"mean": 0.82}, "vs_reference": {"psnr": {"mean": gain, "ci_low": gain - 0.2, "ci_high": gain + 0.2}}}}
+        methods = {
+            "bm3d": {"n": 5, "ssim": {"mean": 0.80}},
+            "unet": {
+                "n": 5,
+                "ssim": {"mean": 0.82},
+                "vs_reference": {
+                    "psnr": {"mean": gain, "ci_low": gain - 0.2, "ci_high": gain + 0.2}
+                },
+            },
+        }
         checks = {"ΔPSNR ≥ +1.0 dB": met, "higher SSIM": True}
-        return {"label": label, "summary": {"methods": methods}, "transfer": {"unet": {"T_0.1-0.2": 0.2}, "bm3d": {"T_0.1-0.2": 0.27}},
-                "acceptance": {"checks": checks, "met": met}}
+        return {
+            "label": label,
+            "summary": {"methods": methods},
+            "transfer": {"unet": {"T_0.1-0.2": 0.2}, "bm3d": {"T_0.1-0.2": 0.27}},
+            "acceptance": {"checks": checks, "met": met},
+        }
 
-    view = {"models": {"unet": "pipeline/weights/cxr_default.pt"},
-            "conditions": {"x": condition("X-ray", 1.2, True), "g": condition("G25", 0.3, False), "n": {"label": "no target", "acceptance": None}}}
-    results = {"split": {"model": {"checkpoint": "pipeline/weights/cxr_default.pt", "sha256": "ab" * 32}, "views": {"whole": view}},
-               "speed": {"devices": {"cpu": {"images": {"unet": {"1024": {"megapixels_per_second": 2.5}},
-                                                         "bm3d": {"1024": {"megapixels_per_second": 0.04}}}}}}}
+    view = {
+        "models": {"unet": "pipeline/weights/cxr_default.pt"},
+        "conditions": {
+            "x": condition("X-ray", 1.2, True),
+            "g": condition("G25", 0.3, False),
+            "n": {"label": "no target", "acceptance": None},
+        },
+    }
+    results = {
+        "split": {
+            "model": {"checkpoint": "pipeline/weights/cxr_default.pt", "sha256": "ab" * 32},
+            "views": {"whole": view},
+        },
+        "speed": {
+            "devices": {
+                "cpu": {
+                    "images": {
+                        "unet": {"1024": {"megapixels_per_second": 2.5}},
+                        "bm3d": {"1024": {"megapixels_per_second": 0.04}},
+                    }
+                }
+            }
+        },
+    }
     h = headline(results)
-    assert [(r["condition"], r["met"]) for r in h["acceptance"]] == [("X-ray", True), ("G25", False)]
+    assert [(r["condition"], r["met"]) for r in h["acceptance"]] == [
+        ("X-ray", True),
+        ("G25", False),
+    ]
     assert h["speed"]["met"] is False and h["speed_vs_bm3d"]["ratio"] == pytest.approx(62.5)
     results["headline"] = h
     page = "\n".join(render_headline(results))
-    assert "1 of 2 of the radiograph acceptance rows met" in page and "sha256 abababababab" in page and "0.200 vs 0.270" in page
-    assert "| Whole images | G25 | +0.30 [+0.10, +0.50] dB | 0.820 vs 0.800 | 0.200 vs 0.270 |" in page
+    assert (
+        "1 of 2 of the radiograph acceptance rows met" in page
+        and "sha256 abababababab" in page
+        and "0.200 vs 0.270" in page
+    )
+    assert (
+        "| Whole images | G25 | +0.30 [+0.10, +0.50] dB | 0.820 vs 0.800 | 0.200 vs 0.270 |" in page
+    )
     assert "2.50 MP/s at 1024² (target ≥ 3: not met)" in page and "62× slower" in page
     results["speed"]["devices"]["cpu"]["images"]["unet"]["1024"]["megapixels_per_second"] = 4.0
     assert headline(results)["speed"]["met"] is True
@@ -131,9 +214,13 @@ def test_results_page_lists_the_pages_kept_beside_it(tmp_path: Path) -> None:
     pages = other_pages(tmp_path)
     assert pages == [("adapt.md", "Adapting to another scanner"), ("untitled.md", "untitled")]
     page = render_markdown({}, pages)
-    assert "- [Adapting to another scanner](adapt.md)" in page and "- [untitled](untitled.md)" in page
+    assert (
+        "- [Adapting to another scanner](adapt.md)" in page and "- [untitled](untitled.md)" in page
+    )
     assert "Measured by other scripts" not in render_markdown({}), "no pages, no list"
-    assert (tmp_path / "adapt.md").read_text().endswith("table\n"), "listing a page leaves it as it was"
+    assert (tmp_path / "adapt.md").read_text().endswith("table\n"), (
+        "listing a page leaves it as it was"
+    )
 
 
 def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: Path) -> None:
@@ -141,16 +228,28 @@ def test_apply_memory_command_is_recorded_without_this_machines_paths(tmp_path: 
 
     project = Path(__file__).resolve().parents[1]
     shipped = str(project / "pipeline" / "weights" / "cxr_default.pt")
-    run = run_apply_speed(["--model", shipped, "--size", "x"], tmp_path / "never.json", project)  # a bad size: exit 2
-    assert run["command"] == "python -m bench.apply_speed --model pipeline/weights/cxr_default.pt --size x"
+    run = run_apply_speed(
+        ["--model", shipped, "--size", "x"], tmp_path / "never.json", project
+    )  # a bad size: exit 2
+    assert (
+        run["command"]
+        == "python -m bench.apply_speed --model pipeline/weights/cxr_default.pt --size x"
+    )
     assert "failed (exit 2)" in run["skipped"]
 
 
 def test_the_apply_script_runs_from_any_folder(tmp_path: Path) -> None:
-    """scripts/bench_apply.py, a thin entry point, finds bench/ in its checkout wherever it is run."""
+    """scripts/bench_apply.py, a thin entry point, finds bench/ in its checkout wherever it is
+    run."""
     import subprocess
     import sys
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_apply.py"
-    done = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0 and "--untrained" in done.stdout

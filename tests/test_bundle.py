@@ -1,4 +1,5 @@
-"""`denoise export --format monai-bundle`: layout, MONAI's metadata check, MONAI's run command vs `denoise apply`."""
+"""`denoise export --format monai-bundle`: layout, MONAI's metadata check, MONAI's run command vs
+`denoise apply`."""
 
 from __future__ import annotations
 
@@ -35,15 +36,26 @@ def bundle(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _needs_bundle_runner() -> None:
     pytest.importorskip("fire", reason="`python -m monai.bundle` needs fire (dev extra)")
-    pytest.importorskip("ignite", reason="the bundle's SupervisedEvaluator needs pytorch-ignite (dev extra)")
+    pytest.importorskip(
+        "ignite", reason="the bundle's SupervisedEvaluator needs pytorch-ignite (dev extra)"
+    )
 
 
 def test_bundle_has_the_standard_layout(bundle) -> None:
-    for name in ("configs/metadata.json", "configs/inference.json", "models/model.pt", "docs/README.md", "LICENSE"):
+    for name in (
+        "configs/metadata.json",
+        "configs/inference.json",
+        "models/model.pt",
+        "docs/README.md",
+        "LICENSE",
+    ):
         assert (bundle / name).is_file(), name
     meta = json.loads((bundle / "configs/metadata.json").read_text())
     fmt = meta["network_data_format"]
-    assert fmt["inputs"]["image"]["value_range"] == [0, 1] and fmt["outputs"]["pred"]["num_channels"] == 1
+    assert (
+        fmt["inputs"]["image"]["value_range"] == [0, 1]
+        and fmt["outputs"]["pred"]["num_channels"] == 1
+    )
     assert meta["denoise_pipeline"]["size_multiple"] == 4
     inference = json.loads((bundle / "configs/inference.json").read_text())
     assert inference["inferer"]["roi_size"] == [512, 512]
@@ -78,7 +90,9 @@ def test_monai_verify_metadata_passes(bundle, monai_schema, tmp_path) -> None:
 def test_export_cli_writes_a_bundle_and_refuses_a_foreign_folder(tiny, tmp_path, capsys) -> None:
     assert main(["export", str(tiny), "--format", "monai-bundle", "-o", str(tmp_path / "b")]) == 0
     assert "python -m monai.bundle run" in capsys.readouterr().out
-    assert main(["export", str(tiny), "--format", "monai-bundle", "-o", str(tmp_path / "b")]) == 0  # replaced
+    assert (
+        main(["export", str(tiny), "--format", "monai-bundle", "-o", str(tmp_path / "b")]) == 0
+    )  # replaced
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(PipelineError, match="is not a MONAI bundle"):
@@ -110,7 +124,9 @@ def test_bundle_run_matches_denoise_apply_on_synthetic_scans(tiny, tmp_path) -> 
 def test_bundle_run_matches_denoise_apply_on_shared_radiographs(tiny, cxr_dir, tmp_path) -> None:
     _needs_bundle_runner()
     files = [
-        cxr_dir / "dicom" / "fodicom_CR-MONO1-10-chest.acrnema.dcm",  # ACR-NEMA, MONOCHROME1, one tile
+        cxr_dir
+        / "dicom"
+        / "fodicom_CR-MONO1-10-chest.acrnema.dcm",  # ACR-NEMA, MONOCHROME1, one tile
         cxr_dir / "png" / "opencxr_tests" / "c0001_8bit.png",
     ]
     rows = load_script("check_bundle").compare(files, tiny, tmp_path / "work")

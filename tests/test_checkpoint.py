@@ -30,10 +30,16 @@ def _tiny() -> tuple[torch.nn.Module, Config]:
 def test_build_save_read_and_strip(tmp_path: Path) -> None:
     model, cfg = _tiny()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    ckpt = build_checkpoint(model, cfg, epoch=3, optimizer=optimizer, state={"log": [1]}, provenance={"x": "y"})
+    ckpt = build_checkpoint(
+        model, cfg, epoch=3, optimizer=optimizer, state={"log": [1]}, provenance={"x": "y"}
+    )
     path = save_checkpoint(ckpt, tmp_path / "a" / "best.pt")
     back = read_checkpoint(path)
-    assert back["format_version"] == FORMAT_VERSION and back["epoch"] == 3 and back["provenance"] == {"x": "y"}
+    assert (
+        back["format_version"] == FORMAT_VERSION
+        and back["epoch"] == 3
+        and back["provenance"] == {"x": "y"}
+    )
     assert back["optimizer_state"] is not None and back["state"] == {"log": [1]}
     small = strip_training_state(back)
     assert not {"optimizer_state", "scheduler_state", "state"} & set(small)
@@ -70,4 +76,7 @@ def test_version_1_tile_settings_move_to_the_inference_section(tmp_path: Path) -
     torch.save(old, tmp_path / "v1.pt")
     loaded = load_model(tmp_path / "v1.pt")
     assert (loaded.config.inference.tile_size, loaded.config.inference.overlap) == (256, 0.5)
-    assert loaded.config.inference.batch_size == InferenceConfig().batch_size and loaded.meta["format_version"] == FORMAT_VERSION
+    assert (
+        loaded.config.inference.batch_size == InferenceConfig().batch_size
+        and loaded.meta["format_version"] == FORMAT_VERSION
+    )

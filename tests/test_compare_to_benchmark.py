@@ -21,12 +21,18 @@ def test_shipped_model_scores_what_the_benchmark_recorded(cxr_dir: Path) -> None
     shipped = ROOT / "pipeline" / "weights" / "cxr_default.pt"
     scored = recorded["models"]["unet"]
     if scored.get("sha256") != file_sha256(shipped):
-        pytest.skip(f"the shipped weights are not the ones the last benchmark run scored (run {scored.get('run')}, "
-                    f"epoch {scored.get('checkpoint_epoch')}, sha256 {scored.get('sha256', 'not recorded')}): rerun scripts/benchmark.py")
+        pytest.skip(
+            "the shipped weights are not the ones the last benchmark run scored (run "
+            f"{scored.get('run')}, "
+            f"epoch {scored.get('checkpoint_epoch')}, sha256 "
+            f"{scored.get('sha256', 'not recorded')}): rerun scripts/benchmark.py"
+        )
     rows = load_script("compare_to_benchmark").compare([str(shipped)], RESULTS, threads=2)
     assert len(rows) == len(recorded["conditions"]) == 5
     for row, condition in zip(rows, recorded["conditions"].values()):
         unet = condition["summary"]["methods"]["unet"]
         assert row["condition"] == condition["label"]
         assert row["psnr"] == pytest.approx(unet["psnr"]["mean"], abs=0.01)
-        assert row["delta_psnr"] == pytest.approx(row["psnr"] - condition["summary"]["methods"]["bm3d"]["psnr"]["mean"])
+        assert row["delta_psnr"] == pytest.approx(
+            row["psnr"] - condition["summary"]["methods"]["bm3d"]["psnr"]["mean"]
+        )

@@ -16,7 +16,9 @@ def test_defaults_validate_and_every_field_is_described() -> None:
     assert "train:" in text and "epochs: 100" in text
     for line in text.splitlines():
         if line.startswith("  "):
-            assert "#" in line and line.split("#", 1)[1].strip(), f"field without description: {line}"
+            assert "#" in line and line.split("#", 1)[1].strip(), (
+                f"field without description: {line}"
+            )
 
 
 def test_unknown_key_names_its_path(tmp_path) -> None:
@@ -40,7 +42,9 @@ def test_negative_epochs_rejected() -> None:
 
 
 def test_overrides_parse_yaml_values() -> None:
-    cfg = load_config(None, ["train.epochs=5", "evaluate.baselines=[tv, nlm]", "noise.clip=false", "run.name=x"])
+    cfg = load_config(
+        None, ["train.epochs=5", "evaluate.baselines=[tv, nlm]", "noise.clip=false", "run.name=x"]
+    )
     assert cfg.train.epochs == 5
     assert cfg.evaluate.baselines == ["tv", "nlm"]
     assert cfg.noise.clip is False
@@ -75,9 +79,13 @@ def test_shipped_configs_validate() -> None:
 def test_tutorial_config_is_the_tutorial() -> None:
     cfg = load_config("configs/mnist_dense.yaml")
     assert (cfg.model.name, cfg.model.latent, cfg.model.image_size) == ("dense", 64, 28)
-    assert (cfg.train.loss, cfg.train.optimizer, cfg.train.lr, cfg.train.epochs) == ("bce", "adadelta", 1.0, 100)
+    assert (cfg.train.loss, cfg.train.optimizer, cfg.train.lr, cfg.train.epochs) == (
+        "bce",
+        "adadelta",
+        1.0,
+        100,
+    )
     assert (cfg.noise.kind, cfg.noise.sigma, cfg.noise.clip) == ("gaussian", 0.5, True)
-
 
 
 def test_train_scales_outside_zero_one_rejected() -> None:

@@ -13,8 +13,9 @@ from tests.script_loading import load_script
 
 def test_decode_cost_counts_files_and_megapixels_per_source(tmp_path: Path) -> None:
     rows = []
-    for i, (source, side, split) in enumerate([("a", 100, "train"), ("a", 200, "train"), ("b", 50, "train"),
-                                                ("b", 300, "test")]):
+    for i, (source, side, split) in enumerate(
+        [("a", 100, "train"), ("a", 200, "train"), ("b", 50, "train"), ("b", 300, "test")]
+    ):
         Image.fromarray(np.full((side, side), i * 40, np.uint8)).save(tmp_path / f"{i}.png")
         rows.append({"file": f"{i}.png", "patient": f"p{i}", "split": split, "source": source})
     write_csv(rows, tmp_path / "split.csv")

@@ -33,14 +33,22 @@ def test_blur_keeps_less_at_high_frequencies_as_its_transfer_says(textured: np.n
     assert mid == pytest.approx(np.exp(-2 * np.pi**2 * sigma**2 * 0.15**2), abs=0.08)
 
 
-def test_noise_left_in_does_not_bias_it_and_shows_in_the_residual_spectrum(textured: np.ndarray) -> None:
+def test_noise_left_in_does_not_bias_it_and_shows_in_the_residual_spectrum(
+    textured: np.ndarray,
+) -> None:
     rng = np.random.default_rng(1)
-    spectra = [transfer_spectra(textured, textured + rng.normal(0, 0.05, textured.shape)) for _ in range(8)]
+    spectra = [
+        transfer_spectra(textured, textured + rng.normal(0, 0.05, textured.shape)) for _ in range(8)
+    ]
     assert all(v == pytest.approx(1.0, abs=0.05) for v in band_transfer(spectra).values())
     nps = pooled_transfer(spectra)["nps"]
-    assert np.nanmedian(nps[5:45]) == pytest.approx(0.05**2, rel=0.1), "white noise: flat NPS at its variance"
+    assert np.nanmedian(nps[5:45]) == pytest.approx(0.05**2, rel=0.1), (
+        "white noise: flat NPS at its variance"
+    )
     smooth = band_transfer([transfer_spectra(textured, gaussian_filter(textured, 1.0))])
-    assert smooth[band_name(BANDS[1])] < band_transfer(spectra)[band_name(BANDS[1])], "a smoother keeps less"
+    assert smooth[band_name(BANDS[1])] < band_transfer(spectra)[band_name(BANDS[1])], (
+        "a smoother keeps less"
+    )
 
 
 def test_pooling_adds_sums_before_dividing(textured: np.ndarray) -> None:

@@ -30,7 +30,11 @@ def test_configuration_reference_has_a_row_for_every_field_of_every_section() ->
     assert {path for path, _ in found} >= set(Config.model_fields) | nested
     headings = page.split("\n## ")
     for path, model in found:  # a union's members (the noise kinds) share a path: one heading each
-        table = next(h for h in headings if h.startswith(f"`{path}`") and model.__name__ in h.split("\n", 1)[0])
+        table = next(
+            h
+            for h in headings
+            if h.startswith(f"`{path}`") and model.__name__ in h.split("\n", 1)[0]
+        )
         for name in model.model_fields:
             assert f"| `{name}` |" in table, f"{path}.{name} is not in the configuration reference"
 

@@ -50,14 +50,27 @@ def test_every_method_sees_the_same_noisy_image(tmp_path, smooth_image) -> None:
 
 
 def test_rows_match_metrics_and_baseline_improves(tmp_path, smooth_image) -> None:
-    result = evaluate(images(smooth_image), GaussianNoise(0.1), 0, [NoisyInput(), make_baseline("tv")], tmp_path, progress=False)
+    result = evaluate(
+        images(smooth_image),
+        GaussianNoise(0.1),
+        0,
+        [NoisyInput(), make_baseline("tv")],
+        tmp_path,
+        progress=False,
+    )
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     assert len(rows) == 6 and len(result.examples) == 3
     by = {(r["image"], r["method"]): r for r in rows}
     for img_id in {r["image"] for r in rows}:
         assert by[(img_id, "tv")]["psnr"] > by[(img_id, "noisy")]["psnr"] + 2
     example = result.examples[0]
-    assert abs(psnr(example["clean"], example["noisy"], data_range=1.0) - by[(example["image"], "noisy")]["psnr"]) < 1e-9
+    assert (
+        abs(
+            psnr(example["clean"], example["noisy"], data_range=1.0)
+            - by[(example["image"], "noisy")]["psnr"]
+        )
+        < 1e-9
+    )
 
 
 @dataclass
@@ -73,19 +86,51 @@ class BatchRecorder(Recorder):
 
 def test_models_run_on_batches_and_share_the_batch_time(tmp_path, smooth_image) -> None:
     model = BatchRecorder("m", kind="model")
-    evaluate(images(smooth_image, 5), GaussianNoise(0.1), 0, [NoisyInput(), model], tmp_path, n_examples=1, progress=False)
+    evaluate(
+        images(smooth_image, 5),
+        GaussianNoise(0.1),
+        0,
+        [NoisyInput(), model],
+        tmp_path,
+        n_examples=1,
+        progress=False,
+    )
     assert model.batches == [5] and model.calls == []  # one batch, never one image at a time
     rows = [r for r in read_metrics_csv(tmp_path / "metrics.csv") if r["method"] == "m"]
     assert len(rows) == 5 and len({r["seconds"] for r in rows}) == 1
-    evaluate(images(smooth_image, 7), GaussianNoise(0.1), 0, [model], tmp_path, n_examples=1, progress=False)
+    evaluate(
+        images(smooth_image, 7),
+        GaussianNoise(0.1),
+        0,
+        [model],
+        tmp_path,
+        n_examples=1,
+        progress=False,
+    )
     assert model.batches == [5, 3], "a rerun batches the two new images and the example only"
 
 
 def test_interrupted_evaluation_resumes_without_recomputing(tmp_path, smooth_image) -> None:
     counting = Recorder("m", kind="model")
-    evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    evaluate(
+        images(smooth_image, 2),
+        GaussianNoise(0.1),
+        0,
+        [counting],
+        tmp_path,
+        n_examples=0,
+        progress=False,
+    )
     assert len(counting.calls) == 2
-    evaluate(images(smooth_image, 4), GaussianNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    evaluate(
+        images(smooth_image, 4),
+        GaussianNoise(0.1),
+        0,
+        [counting],
+        tmp_path,
+        n_examples=0,
+        progress=False,
+    )
     assert len(counting.calls) == 4, "the two images already in metrics.csv must be skipped"
     assert len(read_metrics_csv(tmp_path / "metrics.csv")) == 4
 
@@ -102,15 +147,45 @@ class CountingNoise(GaussianNoise):
 
 def test_images_whose_rows_are_all_written_draw_no_noise(tmp_path, smooth_image) -> None:
     counting = Recorder("m", kind="model")
-    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
+    evaluate(
+        images(smooth_image, 3),
+        CountingNoise(0.1),
+        0,
+        [counting],
+        tmp_path,
+        n_examples=0,
+        progress=False,
+    )
     CountingNoise.drawn = 0
-    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting], tmp_path, n_examples=0, progress=False)
-    assert CountingNoise.drawn == 0 and len(counting.calls) == 3, "a rerun over finished rows does no work"
-    evaluate(images(smooth_image, 3), CountingNoise(0.1), 0, [counting, Recorder("new")], tmp_path, n_examples=0, progress=False)
-    assert CountingNoise.drawn == 3 and len(counting.calls) == 3, "a new method: noise drawn again, the old one not rerun"
+    evaluate(
+        images(smooth_image, 3),
+        CountingNoise(0.1),
+        0,
+        [counting],
+        tmp_path,
+        n_examples=0,
+        progress=False,
+    )
+    assert CountingNoise.drawn == 0 and len(counting.calls) == 3, (
+        "a rerun over finished rows does no work"
+    )
+    evaluate(
+        images(smooth_image, 3),
+        CountingNoise(0.1),
+        0,
+        [counting, Recorder("new")],
+        tmp_path,
+        n_examples=0,
+        progress=False,
+    )
+    assert CountingNoise.drawn == 3 and len(counting.calls) == 3, (
+        "a new method: noise drawn again, the old one not rerun"
+    )
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     first, new = ([r for r in rows if r["method"] == name] for name in ("m", "new"))
-    assert [r["psnr"] for r in first] == [r["psnr"] for r in new], "the same seeded noise as the first time"
+    assert [r["psnr"] for r in first] == [r["psnr"] for r in new], (
+        "the same seeded noise as the first time"
+    )
 
 
 def write_12bit_dicom(path, values: np.ndarray) -> None:
@@ -119,7 +194,10 @@ def write_12bit_dicom(path, values: np.ndarray) -> None:
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.PatientID = "OT", "P1"
     ds.Rows, ds.Columns = values.shape
@@ -141,14 +219,26 @@ def test_12bit_data_in_uint16_uses_range_4095(tmp_path, rng) -> None:
     wrong = psnr(clean.astype(float), noisy.astype(float), data_range=65535)
     assert abs(in_pipeline - on_stored) < 1e-4
     assert abs(wrong - on_stored - 20 * np.log10(65535 / 4095)) < 1e-9
-    assert abs(ssim(a.pixels, b.pixels, data_range=1.0) - ssim(clean.astype(float), noisy.astype(float), data_range=4095)) < 1e-4
+    assert (
+        abs(
+            ssim(a.pixels, b.pixels, data_range=1.0)
+            - ssim(clean.astype(float), noisy.astype(float), data_range=4095)
+        )
+        < 1e-4
+    )
 
 
 def _metric_rows() -> list[dict]:
     """Twelve metric rows: three images by four methods."""
     methods = ("noisy", "tv", "bm3d", "model")
     return [
-        {"image": f"{i:03d}", "method": m, "psnr": 10.0 + 2.5 * k + i, "ssim": 0.2 * k + 0.05 * i, "seconds": 0.5 * k}
+        {
+            "image": f"{i:03d}",
+            "method": m,
+            "psnr": 10.0 + 2.5 * k + i,
+            "ssim": 0.2 * k + 0.05 * i,
+            "seconds": 0.5 * k,
+        }
         for k, m in enumerate(methods)
         for i in range(3)
     ]
@@ -191,8 +281,12 @@ def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smoo
 
     bm3d = Recorder("bm3d", takes=("psd", "sigma"))
     methods = [NoisyInput(), bm3d, make_baseline("tv")]
-    rows = evaluate(images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False).rows
-    assert [(list(noise), noise["psd"].shape) for _, noise in bm3d.calls] == [(["psd"], smooth_image.shape)] * 2
+    rows = evaluate(
+        images(smooth_image, 2), XrayNoise(dose=0.25), 0, methods, tmp_path / "x", progress=False
+    ).rows
+    assert [(list(noise), noise["psd"].shape) for _, noise in bm3d.calls] == [
+        (["psd"], smooth_image.shape)
+    ] * 2
     assert noise_given_by_method(rows) == {"bm3d": "psd", "tv": "sigma"}
     from pipeline.evaluate import read_spectra
 
@@ -202,5 +296,9 @@ def test_correlated_noise_gives_baselines_its_psd_and_rows_say_so(tmp_path, smoo
     assert kept["noisy"] == pytest.approx(1.0, abs=0.1), "noise left in does not bias detail kept"
     assert kept["tv"] < kept["noisy"], "a smoother keeps less"
     bm3d.calls.clear()
-    rows = evaluate(images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False).rows
-    assert [list(noise) for _, noise in bm3d.calls] == [["sigma"]] * 2 and noise_given_by_method(rows)["bm3d"] == "sigma"
+    rows = evaluate(
+        images(smooth_image, 2), GaussianNoise(0.1), 0, methods, tmp_path / "g", progress=False
+    ).rows
+    assert [list(noise) for _, noise in bm3d.calls] == [["sigma"]] * 2 and noise_given_by_method(
+        rows
+    )["bm3d"] == "sigma"

@@ -41,7 +41,9 @@ def exports(tiny, tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExportR
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), FORMATS)
-def test_export_records_its_check_and_matches_pytorch_on_new_sizes(tiny, exports, fmt, suffix) -> None:
+def test_export_records_its_check_and_matches_pytorch_on_new_sizes(
+    tiny, exports, fmt, suffix
+) -> None:
     result = exports[fmt]
     meta = result.metadata
     assert [c["shape"][2:] for c in meta["verification"]] == [[32, 32], [24, 40], [35, 29]]
@@ -77,7 +79,9 @@ def test_cli_exports_the_shipped_model_by_default(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     meta = load_exported(tmp_path / "shipped.ts").metadata
     assert meta["source_checkpoint"] == "cxr_default.pt" and meta["model"]["name"] == "unet"
-    checked = ", ".join(f"{h}x{w}" for _, _, h, w in verification_sizes(meta["model"]["size_multiple"]))
+    checked = ", ".join(
+        f"{h}x{w}" for _, _, h, w in verification_sizes(meta["model"]["size_multiple"])
+    )
     assert "max abs difference to PyTorch" in out and checked in out
 
 
@@ -121,10 +125,28 @@ def test_denoise_apply_runs_an_export_like_its_checkpoint(tiny, exports, tmp_pat
     scans.mkdir()
     pixels = sample_batch((1, 1, 70, 45), seed=7)[0, 0].numpy()
     Image.fromarray(np.round(pixels * 65535).astype(np.uint16)).save(scans / "scan.png")
-    apply_folder(scans, tmp_path / "from_checkpoint", tiny, ApplyOptions(progress=False, report=False),
-                 InferenceConfig(tile_size=32, device="cpu"))
-    args = ["apply", "-i", str(scans), "-o", str(tmp_path / "from_export"), "--model", str(exports[fmt].path),
-            "--tile-size", "32", "--device", "cpu", "--no-progress", "--no-report"]
+    apply_folder(
+        scans,
+        tmp_path / "from_checkpoint",
+        tiny,
+        ApplyOptions(progress=False, report=False),
+        InferenceConfig(tile_size=32, device="cpu"),
+    )
+    args = [
+        "apply",
+        "-i",
+        str(scans),
+        "-o",
+        str(tmp_path / "from_export"),
+        "--model",
+        str(exports[fmt].path),
+        "--tile-size",
+        "32",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--no-report",
+    ]
     assert main(args) == 0
     expected = read_image(tmp_path / "from_checkpoint" / "scan.png")[0].pixels
     got = read_image(tmp_path / "from_export" / "scan.png")[0].pixels

@@ -55,7 +55,7 @@ class _Server:
                     body = data
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body if outer.cut_after is None else body[:outer.cut_after])
+                self.wfile.write(body if outer.cut_after is None else body[: outer.cut_after])
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -78,7 +78,9 @@ def server():
 
 
 def _idx_gz(array: np.ndarray) -> bytes:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
 
 
@@ -123,8 +125,13 @@ def test_mnist_download_verifies_and_loads(server, mnist_files, tmp_path):
     from pipeline.ingest.mnist import read_idx
 
     server.files.update(mnist_files)
-    dest = fetch_dataset("mnist", tmp_path / "mnist", base_url=server.url, progress=False,
-                         manifest=_manifest(mnist_files))
+    dest = fetch_dataset(
+        "mnist",
+        tmp_path / "mnist",
+        base_url=server.url,
+        progress=False,
+        manifest=_manifest(mnist_files),
+    )
     for name, data in mnist_files.items():
         assert (dest / name).read_bytes() == data
         assert not (dest / (name + ".part")).exists()
@@ -133,7 +140,9 @@ def test_mnist_download_verifies_and_loads(server, mnist_files, tmp_path):
     assert hashlib.sha256(mnist_files["t10k-labels-idx1-ubyte.gz"]).hexdigest() in sums
     # A second call finds everything present and asks the server for nothing.
     n = len(server.requests)
-    fetch_dataset("mnist", dest, base_url=server.url, progress=False, manifest=_manifest(mnist_files))
+    fetch_dataset(
+        "mnist", dest, base_url=server.url, progress=False, manifest=_manifest(mnist_files)
+    )
     assert len(server.requests) == n
 
 
@@ -144,8 +153,13 @@ def test_resume_from_part_file_uses_range(server, mnist_files, tmp_path):
     dest = tmp_path / "d"
     dest.mkdir()
     (dest / (name + ".part")).write_bytes(data[:1000])
-    fetch_dataset("mnist", dest, base_url=server.url, progress=False,
-                  manifest=[RemoteFile(name, md5=_md5(data))])
+    fetch_dataset(
+        "mnist",
+        dest,
+        base_url=server.url,
+        progress=False,
+        manifest=[RemoteFile(name, md5=_md5(data))],
+    )
     assert (dest / name).read_bytes() == data
     assert server.requests == [(name, "bytes=1000-")]
 
@@ -175,8 +189,13 @@ def test_resume_when_server_ignores_range(server, mnist_files, tmp_path):
     dest = tmp_path / "d"
     dest.mkdir()
     (dest / (name + ".part")).write_bytes(b"garbage")
-    fetch_dataset("mnist", dest, base_url=server.url, progress=False,
-                  manifest=[RemoteFile(name, md5=_md5(data))])
+    fetch_dataset(
+        "mnist",
+        dest,
+        base_url=server.url,
+        progress=False,
+        manifest=[RemoteFile(name, md5=_md5(data))],
+    )
     assert (dest / name).read_bytes() == data
 
 
@@ -187,8 +206,13 @@ def test_complete_part_file_is_finished_on_416(server, mnist_files, tmp_path):
     dest = tmp_path / "d"
     dest.mkdir()
     (dest / (name + ".part")).write_bytes(data)
-    fetch_dataset("mnist", dest, base_url=server.url, progress=False,
-                  manifest=[RemoteFile(name, md5=_md5(data))])
+    fetch_dataset(
+        "mnist",
+        dest,
+        base_url=server.url,
+        progress=False,
+        manifest=[RemoteFile(name, md5=_md5(data))],
+    )
     assert (dest / name).read_bytes() == data
 
 
@@ -197,8 +221,13 @@ def test_checksum_mismatch_deletes_file(server, mnist_files, tmp_path):
     server.files[name] = mnist_files[name]
     dest = tmp_path / "d"
     with pytest.raises(PipelineError, match="checksum mismatch") as info:
-        fetch_dataset("mnist", dest, base_url=server.url, progress=False,
-                      manifest=[RemoteFile(name, md5="0" * 32)])
+        fetch_dataset(
+            "mnist",
+            dest,
+            base_url=server.url,
+            progress=False,
+            manifest=[RemoteFile(name, md5="0" * 32)],
+        )
     assert server.url + name in str(info.value)
     assert not (dest / name).exists() and not (dest / (name + ".part")).exists()
 
@@ -217,7 +246,9 @@ def test_unreachable_server(tmp_path):
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
     with pytest.raises(PipelineError, match="could not reach") as info:
-        fetch_dataset("mnist", tmp_path / "d", base_url=url, progress=False, manifest=[RemoteFile("a.gz")])
+        fetch_dataset(
+            "mnist", tmp_path / "d", base_url=url, progress=False, manifest=[RemoteFile("a.gz")]
+        )
     assert url + "a.gz" in str(info.value)
 
 
@@ -230,13 +261,17 @@ def test_openi_archives_extract_into_loader_layout(server, tmp_path):
     from pipeline.ingest.openi import find_openi_images
 
     xml = b'<eCitation><uId id="CXR1"/><parentImage id="CXR1_IM-0001-1001"/></eCitation>'
-    server.files["NLMCXR_png.tgz"] = _tgz({"CXR1_IM-0001-1001.png": _png(10), "CXR2_IM-0002-1001.png": _png(20)})
+    server.files["NLMCXR_png.tgz"] = _tgz(
+        {"CXR1_IM-0001-1001.png": _png(10), "CXR2_IM-0002-1001.png": _png(20)}
+    )
     server.files["NLMCXR_reports.tgz"] = _tgz({"ecgen-radiology/1.xml": xml})
     manifest = [
         RemoteFile("NLMCXR_png.tgz", extract_to="NLMCXR_png"),
         RemoteFile("NLMCXR_reports.tgz", extract_to="ecgen-radiology"),
     ]
-    dest = fetch_dataset("openi", tmp_path / "nlm", base_url=server.url, progress=False, manifest=manifest)
+    dest = fetch_dataset(
+        "openi", tmp_path / "nlm", base_url=server.url, progress=False, manifest=manifest
+    )
     assert (dest / "NLMCXR_png" / "CXR2_IM-0002-1001.png").is_file()
     assert (dest / "ecgen-radiology" / "1.xml").read_bytes() == xml
     sums = (dest / "SHA256SUMS").read_text()
@@ -251,8 +286,13 @@ def test_traversal_archive_refused(server, tmp_path):
     server.files["NLMCXR_png.tgz"] = _tgz({"ok.png": _png(1), "../evil.png": _png(2)})
     dest = tmp_path / "nlm"
     with pytest.raises(PipelineError, match="refusing to extract.*'\\.\\./evil.png'"):
-        fetch_dataset("openi", dest, base_url=server.url, progress=False,
-                      manifest=[RemoteFile("NLMCXR_png.tgz", extract_to="NLMCXR_png")])
+        fetch_dataset(
+            "openi",
+            dest,
+            base_url=server.url,
+            progress=False,
+            manifest=[RemoteFile("NLMCXR_png.tgz", extract_to="NLMCXR_png")],
+        )
     assert not (dest / "evil.png").exists() and not (tmp_path / "evil.png").exists()
     assert not (dest / ".NLMCXR_png.tgz.extracted").exists()
 
@@ -294,10 +334,18 @@ def test_builtin_manifest_checksums_are_well_formed():
     from pipeline.ingest.fetch import DATASETS
 
     names = [f.name for f in DATASETS["mnist"].files]
-    assert names == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                     "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert names == [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
     assert all(f.md5 and len(f.md5) == 32 and int(f.md5, 16) >= 0 for f in DATASETS["mnist"].files)
-    assert {f.name for f in DATASETS["openi"].files} == {"NLMCXR_png.tgz", "NLMCXR_reports.tgz", "NLMCXR_dcm.tgz"}
+    assert {f.name for f in DATASETS["openi"].files} == {
+        "NLMCXR_png.tgz",
+        "NLMCXR_reports.tgz",
+        "NLMCXR_dcm.tgz",
+    }
 
 
 def test_builtin_md5_matches_shared_copies(shared_data: Path):

@@ -22,16 +22,21 @@ import atexit, json, logging, os, signal, sys, warnings
 import matplotlib.pyplot, monai, pydicom, torch
 
 def state():
-    loggers = {n: l.level for n, l in logging.root.manager.loggerDict.items() if isinstance(l, logging.Logger)}
-    return {"environment": dict(os.environ), "exit_hooks": atexit._ncallbacks(), "threads": torch.get_num_threads(),
-            "levels": {**loggers, "": logging.root.level}, "filters": [repr(f) for f in warnings.filters],
+    loggers = {n: l.level for n, l in logging.root.manager.loggerDict.items()
+               if isinstance(l, logging.Logger)}
+    return {"environment": dict(os.environ), "exit_hooks": atexit._ncallbacks(),
+            "threads": torch.get_num_threads(),
+            "levels": {**loggers, "": logging.root.level},
+            "filters": [repr(f) for f in warnings.filters],
             "sigterm": repr(signal.getsignal(signal.SIGTERM))}
 
 before = state()
-import pipeline, pipeline.monai, pipeline.apply, pipeline.inference, pipeline.io, pipeline.models, pipeline.export
+import pipeline, pipeline.monai, pipeline.apply, pipeline.inference, pipeline.io
+import pipeline.models, pipeline.export
 after = state()
 before["levels"] = {n: v for n, v in before["levels"].items() if n in after["levels"]}
-after["levels"] = {n: v for n, v in after["levels"].items() if v != logging.NOTSET or n in before["levels"]}
+after["levels"] = {n: v for n, v in after["levels"].items()
+                   if v != logging.NOTSET or n in before["levels"]}
 env_before, env_after = before.pop("environment"), after.pop("environment")
 changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
 changed.update({f"${k}": [env_before.get(k), env_after.get(k)]
@@ -41,8 +46,14 @@ print(json.dumps(changed))
 
 
 def test_importing_the_package_changes_no_global_state() -> None:
-    result = subprocess.run([sys.executable, "-c", SIDE_EFFECTS], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SIDE_EFFECTS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {}
 

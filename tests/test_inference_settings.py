@@ -26,12 +26,22 @@ def test_one_default_everywhere() -> None:
     denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), device="cpu")
     assert (denoiser.tile_size, denoiser.overlap, denoiser.batch_size) == (512, 0.25, 2)
     for function in (denoiser_from_checkpoint, apply_folder, Denoise.__init__):
-        assert inspect.signature(function).parameters["settings" if function is denoiser_from_checkpoint
-                                                       else "inference"].default is DEFAULT_INFERENCE
+        assert (
+            inspect.signature(function)
+            .parameters["settings" if function is denoiser_from_checkpoint else "inference"]
+            .default
+            is DEFAULT_INFERENCE
+        )
 
 
 def test_apply_folder_takes_typed_settings_only() -> None:
-    assert list(inspect.signature(apply_folder).parameters) == ["input_dir", "output_dir", "model", "options", "inference"]
+    assert list(inspect.signature(apply_folder).parameters) == [
+        "input_dir",
+        "output_dir",
+        "model",
+        "options",
+        "inference",
+    ]
     assert ApplyOptions(fmt="PNG").fmt == "png"
     with pytest.raises(PipelineError, match="output format 'bmp'"):
         ApplyOptions(fmt="bmp")
@@ -44,7 +54,9 @@ def test_command_options_are_validated_once_with_a_clear_message() -> None:
     text = str(err.value)
     assert "\n" not in text and "--tile-size 4: input should be greater than or equal to 8" in text
     assert "--batch-size 0" in text
-    good = settings_from_options(argparse.Namespace(tile_size=None, overlap=0.5, batch_size=3, device="cpu"))
+    good = settings_from_options(
+        argparse.Namespace(tile_size=None, overlap=0.5, batch_size=3, device="cpu")
+    )
     assert good == InferenceConfig(tile_size=None, overlap=0.5, batch_size=3, device="cpu")
 
 

@@ -1,4 +1,5 @@
-"""Folder ingest on real radiographs mixed with broken files: good ones load, bad ones are listed."""
+"""Folder ingest on real radiographs mixed with broken files: good ones load, bad ones are
+listed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pipeline.errors import PipelineError
 from pipeline.ingest.failures import Failure, write_failures_csv
 from pipeline.ingest.folder import load_folder, read_files, resize_image, scan_folder
 
-pytestmark = pytest.mark.filterwarnings(r"ignore:.*bad\.dcm:UserWarning")  # io warns on the corrupt DICOM
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:.*bad\.dcm:UserWarning"
+)  # io warns on the corrupt DICOM
 
 BAD = ("bad.dcm", "colour.jpg", "empty.png", "notes.png")
 
@@ -25,7 +28,9 @@ def mixed_folder(cxr_dir: Path, tmp_path: Path) -> Path:
     root = tmp_path / "scans"
     nested = root / "sub" / "deeper"
     nested.mkdir(parents=True)
-    shutil.copy(cxr_dir / "png/nih_chestxray14/00000001_000_512px_torchxrayvision.png", root / "nih.png")
+    shutil.copy(
+        cxr_dir / "png/nih_chestxray14/00000001_000_512px_torchxrayvision.png", root / "nih.png"
+    )
     lowres = min((cxr_dir / "lowres/nih1000_64px/train/0_normal").glob("*.png"))
     shutil.copy(lowres, root / "sub" / "lowres.png")
     shutil.copy(cxr_dir / "png/hannover_mhh_covid/00cfd1c1.jpg", nested / "mhh.jpg")
@@ -51,7 +56,13 @@ def _rel(paths, root: Path) -> list[str]:
 
 def test_scan_lists_candidates_in_sorted_order(mixed_folder):
     scan = scan_folder(mixed_folder)
-    assert _rel(scan.files, mixed_folder) == ["bad.dcm", "colour.jpg", "nih.png", "notes.png", *GOOD[1:]]
+    assert _rel(scan.files, mixed_folder) == [
+        "bad.dcm",
+        "colour.jpg",
+        "nih.png",
+        "notes.png",
+        *GOOD[1:],
+    ]
     assert [(f.path.name, "empty" in f.reason) for f in scan.failures] == [("empty.png", True)]
 
 
@@ -64,7 +75,9 @@ def test_good_images_load_and_exactly_the_bad_files_fail(mixed_folder):
     assert images[0].pixels.shape == (512, 512) and images[2].pixels.shape == (64, 64)
     assert [f.path.name for f in failures] == list(BAD)
     for failure in failures:
-        assert failure.path.name in failure.reason and len(failure.reason) > len(failure.path.name) + 5
+        assert (
+            failure.path.name in failure.reason and len(failure.reason) > len(failure.path.name) + 5
+        )
     assert "colour" in failures[1].reason.lower() or "color" in failures[1].reason.lower()
 
 
@@ -132,11 +145,16 @@ def test_read_files_records_missing_file(tmp_path):
 
 
 def test_write_failures_csv(tmp_path):
-    failures = [Failure(Path("/data/a.dcm"), "a.dcm: truncated,\nsecond line"), Failure(Path("b.png"), "b.png: empty")]
+    failures = [
+        Failure(Path("/data/a.dcm"), "a.dcm: truncated,\nsecond line"),
+        Failure(Path("b.png"), "b.png: empty"),
+    ]
     out = write_failures_csv(failures, tmp_path / "run" / "failures.csv")
     rows = list(csv.DictReader(out.open(newline="")))
-    assert rows == [{"path": "/data/a.dcm", "reason": "a.dcm: truncated, second line"},
-                    {"path": "b.png", "reason": "b.png: empty"}]
+    assert rows == [
+        {"path": "/data/a.dcm", "reason": "a.dcm: truncated, second line"},
+        {"path": "b.png", "reason": "b.png: empty"},
+    ]
     assert write_failures_csv([], tmp_path / "none.csv").read_text().strip() == "path,reason"
 
 
@@ -150,12 +168,21 @@ def test_max_clean_noise_leaves_noisy_references_out(tmp_path: Path) -> None:
     root = tmp_path / "refs"
     root.mkdir()
     for i in range(4):
-        Image.fromarray(np.uint16(np.clip(smooth + 0.001 * i, 0, 1) * 65535)).save(root / f"clean{i}.png")
+        Image.fromarray(np.uint16(np.clip(smooth + 0.001 * i, 0, 1) * 65535)).save(
+            root / f"clean{i}.png"
+        )
     grainy = np.clip(smooth + rng.normal(0, 0.02, smooth.shape), 0, 1)
     Image.fromarray(np.uint16(grainy * 65535)).save(root / "grainy.png")
     assert own_noise(grainy) > 0.015 and own_noise(smooth) < 0.002
 
-    cfg = DataConfig(kind="folder", root=root, val_fraction=0.25, test_fraction=0.0, test_root=root, max_clean_noise=0.006)
+    cfg = DataConfig(
+        kind="folder",
+        root=root,
+        val_fraction=0.25,
+        test_fraction=0.0,
+        test_root=root,
+        max_clean_noise=0.006,
+    )
     splits = load_splits(cfg, seed=0)
     used = {img.meta.source.name for img in splits.train + splits.val}
     assert used == {f"clean{i}.png" for i in range(4)}
@@ -180,10 +207,23 @@ def test_root_may_list_folders_and_single_files(tmp_path: Path) -> None:
         Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(folder / f"f{i}.png")
     Image.fromarray(np.full((16, 16), 200, np.uint8)).save(extra / "one.png")
     Image.fromarray(np.full((16, 16), 220, np.uint8)).save(extra / "not_listed.png")
-    cfg = DataConfig(kind="folder", root=[folder, extra / "one.png"], val_fraction=0.0, test_fraction=0.0, test_root=folder)
+    cfg = DataConfig(
+        kind="folder",
+        root=[folder, extra / "one.png"],
+        val_fraction=0.0,
+        test_fraction=0.0,
+        test_root=folder,
+    )
     splits = load_splits(cfg, seed=0)
-    assert sorted(img.meta.source.name for img in splits.train) == ["f0.png", "f1.png", "f2.png", "one.png"]
-    missing = DataConfig(kind="folder", root=[folder, extra / "absent"], val_fraction=0.0, test_fraction=0.0)
+    assert sorted(img.meta.source.name for img in splits.train) == [
+        "f0.png",
+        "f1.png",
+        "f2.png",
+        "one.png",
+    ]
+    missing = DataConfig(
+        kind="folder", root=[folder, extra / "absent"], val_fraction=0.0, test_fraction=0.0
+    )
     with pytest.raises(PipelineError, match="absent"):
         load_splits(missing, seed=0)
     with pytest.raises(ConfigError, match="list only for folder data"):

@@ -39,7 +39,9 @@ def _write_png(folder: Path, image_id: str) -> None:
     Image.fromarray(_pixels(image_id, 255, np.uint8)).save(folder / f"{image_id}.png")
 
 
-def _write_dicom(folder: Path, image_id: str, view: str | None = None, orientation: list[str] | None = None) -> None:
+def _write_dicom(
+    folder: Path, image_id: str, view: str | None = None, orientation: list[str] | None = None
+) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -49,7 +51,10 @@ def _write_dicom(folder: Path, image_id: str, view: str | None = None, orientati
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.PatientID = "CR", image_id.split("_")[0][3:]
     ds.Rows = ds.Columns = SIZE
@@ -68,20 +73,22 @@ def _write_xml(folder: Path, report: int, images: list[tuple[str, str]]) -> None
         f'<parentImage id="{i}"><figureId>F{n}</figureId><caption>{c}</caption></parentImage>'
         for n, (i, c) in enumerate(images, 1)
     )
-    (folder / f"{report}.xml").write_text(f'<?xml version="1.0"?><eCitation><uId id="CXR{report}"/>{parents}</eCitation>')
+    (folder / f"{report}.xml").write_text(
+        f'<?xml version="1.0"?><eCitation><uId id="CXR{report}"/>{parents}</eCitation>'
+    )
 
 
 #: The frontal image ids of the fixture, and the rule that decides each report.
 FRONTAL_IDS = {
-    _image_id(1, 1),   # DICOM ViewPosition PA / LL
-    _image_id(2, 1),   # DICOM only: AP / LATERAL
-    _image_id(3, 2),   # no ViewPosition; PatientOrientation A\F (lateral) first, L\F second
-    _image_id(4, 2),   # bare headers; XML captions "Lateral" / "PA" decide
-    _image_id(5, 2),   # PNG only; XML lists image 2 first, captions undecided
+    _image_id(1, 1),  # DICOM ViewPosition PA / LL
+    _image_id(2, 1),  # DICOM only: AP / LATERAL
+    _image_id(3, 2),  # no ViewPosition; PatientOrientation A\F (lateral) first, L\F second
+    _image_id(4, 2),  # bare headers; XML captions "Lateral" / "PA" decide
+    _image_id(5, 2),  # PNG only; XML lists image 2 first, captions undecided
     *(_image_id(r, 1) for r in range(6, 21)),  # PNG only, no XML: the first image
     _image_id(22, 1),  # single PNG, nothing known: frontal
     _image_id(23, 1),  # DICOM PA; image 2 is a PNG without DICOM: lateral (report has a frontal)
-}                      # report 21: a single lateral DICOM (LL): no frontal image
+}  # report 21: a single lateral DICOM (LL): no frontal image
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +130,10 @@ def test_parse_openi_name():
     assert parse_openi_name("CXR1000_IM-0003-2001.png") == (1000, "CXR1000_IM-0003-2001")
     assert parse_openi_name("1000_IM-0003-2001.dcm") == (1000, "CXR1000_IM-0003-2001")
     assert parse_openi_name("CXR1000_IM-0003-2001") == (1000, "CXR1000_IM-0003-2001")
-    assert parse_openi_name("/x/NLMCXR_dcm/1021_IM-0017-1001-0002.dcm") == (1021, "CXR1021_IM-0017-1001-0002")
+    assert parse_openi_name("/x/NLMCXR_dcm/1021_IM-0017-1001-0002.dcm") == (
+        1021,
+        "CXR1021_IM-0017-1001-0002",
+    )
     assert parse_openi_name("CXR1_1_IM-0001-3001.png") == (1, "CXR1_IM-0001-3001")
     assert parse_openi_name("1_IM-0001-3001.dcm.png") == (1, "CXR1_IM-0001-3001")
     for bad in ("README.png", "CXR12.png", "CXRx_IM-0001-1001.png", "12_IM-0001.png"):
@@ -137,7 +147,9 @@ def test_find_both_releases_prefers_dicom(nlmcxr):
     assert records == sorted(records, key=lambda r: (r.report_id, r.image_id))
     by_id = {r.image_id: r for r in records}
     assert by_id[_image_id(1, 1)].path.suffix == ".dcm"
-    assert by_id[_image_id(6, 1)].path.suffix == ".png" and by_id[_image_id(6, 1)].dicom_path is None
+    assert (
+        by_id[_image_id(6, 1)].path.suffix == ".png" and by_id[_image_id(6, 1)].dicom_path is None
+    )
     png_first = {r.image_id: r for r in find_openi_images(nlmcxr, prefer="png")}
     assert png_first[_image_id(1, 1)].path.suffix == ".png"
     assert png_first[_image_id(1, 1)].dicom_path == by_id[_image_id(1, 1)].path
@@ -145,14 +157,22 @@ def test_find_both_releases_prefers_dicom(nlmcxr):
 
 
 def test_split_by_report_is_disjoint_and_deterministic():
-    records = [OpenIRecord(r, _image_id(r, k), Path(f"{r}-{k}")) for r in range(1, 101) for k in (1, 2, 3)]
+    records = [
+        OpenIRecord(r, _image_id(r, k), Path(f"{r}-{k}")) for r in range(1, 101) for k in (1, 2, 3)
+    ]
     splits = split_by_report(records, 0.2, 0.1, seed=3)
     reports = {name: {r.report_id for r in members} for name, members in splits.items()}
-    assert not (reports["train"] & reports["val"] or reports["train"] & reports["test"] or reports["val"] & reports["test"])
+    assert not (
+        reports["train"] & reports["val"]
+        or reports["train"] & reports["test"]
+        or reports["val"] & reports["test"]
+    )
     assert sum(len(m) for m in splits.values()) == len(records)
     assert (len(reports["train"]), len(reports["val"]), len(reports["test"])) == (70, 20, 10)
     assert split_by_report(records, 0.2, 0.1, seed=3) == splits
-    assert split_by_report(list(reversed(records)), 0.2, 0.1, seed=3)["test"] == list(reversed(splits["test"]))
+    assert split_by_report(list(reversed(records)), 0.2, 0.1, seed=3)["test"] == list(
+        reversed(splits["test"])
+    )
     assert split_by_report(records, 0.2, 0.1, seed=4) != splits
 
 
@@ -161,7 +181,9 @@ def test_load_all_views_no_report_crosses_splits(nlmcxr):
     assert set(splits) == {"train", "val", "test"}
     seen = {name: {im.meta.extra["report_id"] for im in images} for name, images in splits.items()}
     assert all(seen.values())
-    assert not (seen["train"] & seen["val"] or seen["train"] & seen["test"] or seen["val"] & seen["test"])
+    assert not (
+        seen["train"] & seen["val"] or seen["train"] & seen["test"] or seen["val"] & seen["test"]
+    )
     loaded = [i for images in splits.values() for i in _ids(images)]
     assert sorted(loaded) == sorted(r.image_id for r in find_openi_images(nlmcxr))
     assert failures == []
@@ -195,8 +217,11 @@ def test_frontal_only(nlmcxr):
 def test_frontal_only_from_png_copies_reads_dicom_headers(nlmcxr):
     splits, _ = load_openi(nlmcxr, 0.2, 0.2, seed=0, frontal_only=True, prefer="png")
     assert {i for images in splits.values() for i in _ids(images)} == FRONTAL_IDS
-    assert any(im.meta.format == "png" and im.meta.extra["image_id"] == _image_id(3, 2)
-               for images in splits.values() for im in images)
+    assert any(
+        im.meta.format == "png" and im.meta.extra["image_id"] == _image_id(3, 2)
+        for images in splits.values()
+        for im in images
+    )
 
 
 def test_max_per_split(nlmcxr):
@@ -206,14 +231,23 @@ def test_max_per_split(nlmcxr):
 
 def test_view_rules():
     assert view_from_header("PA", None) == FRONTAL and view_from_header("ap", "") == FRONTAL
-    assert view_from_header("LL", None) == LATERAL and view_from_header("LARGE  LATERAL", None) == LATERAL
+    assert (
+        view_from_header("LL", None) == LATERAL
+        and view_from_header("LARGE  LATERAL", None) == LATERAL
+    )
     assert view_from_header("", ["A", "F"]) == LATERAL and view_from_header(None, "R\\F") == FRONTAL
     assert view_from_header("", "") is None and view_from_header(None, None) is None
     assert view_from_caption("PA view of the chest") == FRONTAL
     assert view_from_caption("Lateral") == LATERAL
-    assert view_from_caption("Xray Chest PA and Lateral") is None and view_from_caption(None) is None
+    assert (
+        view_from_caption("Xray Chest PA and Lateral") is None and view_from_caption(None) is None
+    )
     records = [OpenIRecord(7, _image_id(7, k), Path("x.png")) for k in (1, 2, 3)]
-    assert classify_views(records) == {_image_id(7, 1): FRONTAL, _image_id(7, 2): LATERAL, _image_id(7, 3): LATERAL}
+    assert classify_views(records) == {
+        _image_id(7, 1): FRONTAL,
+        _image_id(7, 2): LATERAL,
+        _image_id(7, 3): LATERAL,
+    }
 
 
 def test_parse_report_xml(nlmcxr):
@@ -238,7 +272,9 @@ def test_unreadable_image_is_a_failure(tmp_path):
 
 
 def test_missing_root_says_to_set_it(tmp_path):
-    with pytest.raises(PipelineError, match=r"OpenI data root not found: .*nowhere.*--set data\.root="):
+    with pytest.raises(
+        PipelineError, match=r"OpenI data root not found: .*nowhere.*--set data\.root="
+    ):
         load_openi(tmp_path / "nowhere")
     with pytest.raises(PipelineError, match=r"OpenI data root is not set.*--set data\.root="):
         load_openi(None)

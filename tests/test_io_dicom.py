@@ -91,8 +91,7 @@ def make_dataset(
     if rescale is not None:
         ds.RescaleSlope, ds.RescaleIntercept = rescale
         ds.RescaleType = "US"
-    pydicom.pixels.set_pixel_data(ds, pixels, photometric, bits_stored,
-                                  generate_instance_uid=False)
+    pydicom.pixels.set_pixel_data(ds, pixels, photometric, bits_stored, generate_instance_uid=False)
     return ds
 
 
@@ -158,7 +157,9 @@ def test_acr_nema_file_reads_with_a_warning_naming_it(dicom_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.io.dicom"):
         (image,) = read_dicom(path)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(re.search(r"ACR-NEMA.*Implicit VR Little Endian", m) and path.name in m for m in warned), warned
+    assert any(
+        re.search(r"ACR-NEMA.*Implicit VR Little Endian", m) and path.name in m for m in warned
+    ), warned
     assert image.pixels.shape == (440, 440)
     assert image.meta.value_max == 1023.0 and image.meta.photometric == "MONOCHROME1"
 
@@ -226,8 +227,10 @@ def test_truncated_jpeg_file_is_reported(dicom_dir, tmp_path):
 
 
 def test_mono1_with_rescale_reads_modality_range_and_writes_back(tmp_path, ramp12):
-    path = save(make_dataset(ramp12, photometric="MONOCHROME1", rescale=(0.5, -100.0)),
-                tmp_path / "mono1.dcm")
+    path = save(
+        make_dataset(ramp12, photometric="MONOCHROME1", rescale=(0.5, -100.0)),
+        tmp_path / "mono1.dcm",
+    )
     (image,) = read_image(path)
     assert image.meta.value_min == -100.0 and image.meta.value_max == 0.5 * 4095 - 100.0
     np.testing.assert_allclose(image.pixels, 1.0 - ramp12 / 4095.0, atol=1e-6)
@@ -315,17 +318,21 @@ def test_one_derived_series_per_source_series_and_run(tmp_path, ramp12):
     first = make_dataset(ramp12)
     second = make_dataset(ramp12[::-1])
     second.SeriesInstanceUID = first.SeriesInstanceUID
-    images = [read_image(save(ds, tmp_path / f"in{i}.dcm"))[0]
-              for i, ds in enumerate((first, second))]
+    images = [
+        read_image(save(ds, tmp_path / f"in{i}.dcm"))[0] for i, ds in enumerate((first, second))
+    ]
     run = DerivedSeries(run_id="run-1")
-    outs = [pydicom.dcmread(write_image(im, tmp_path / f"o{i}.dcm", series=run))
-            for i, im in enumerate(images)]
+    outs = [
+        pydicom.dcmread(write_image(im, tmp_path / f"o{i}.dcm", series=run))
+        for i, im in enumerate(images)
+    ]
     assert outs[0].SeriesInstanceUID == outs[1].SeriesInstanceUID != first.SeriesInstanceUID
     assert outs[0].SOPInstanceUID != outs[1].SOPInstanceUID
     assert run.uids == {str(first.SeriesInstanceUID): str(outs[0].SeriesInstanceUID)}
     # another process of the same run agrees; another run does not
     assert DerivedSeries(run_id="run-1").series_uid(str(first.SeriesInstanceUID)) == (
-        outs[0].SeriesInstanceUID)
+        outs[0].SeriesInstanceUID
+    )
     other = pydicom.dcmread(write_image(images[0], tmp_path / "x.dcm", series=DerivedSeries()))
     assert other.SeriesInstanceUID != outs[0].SeriesInstanceUID
 
@@ -340,8 +347,9 @@ def test_description_option_sets_series_description(tmp_path, ramp12):
 
 
 def test_synthesized_cr_output_has_no_new_dciodvfy_error(tmp_path, ramp12):
-    source = save(make_dataset(ramp12, photometric="MONOCHROME1", rescale=(1.0, 0.0)),
-                  tmp_path / "cr.dcm")
+    source = save(
+        make_dataset(ramp12, photometric="MONOCHROME1", rescale=(1.0, 0.0)), tmp_path / "cr.dcm"
+    )
     out = write_image(read_image(source)[0], tmp_path / "out.dcm")
     assert not dciodvfy_errors(out) - dciodvfy_errors(source)
 
@@ -384,8 +392,16 @@ def test_acr_nema_without_sop_class_becomes_secondary_capture(tmp_path, ramp12, 
 def test_non_dicom_image_is_written_as_secondary_capture(tmp_path, smooth_image):
     from pipeline.image import ImageMeta
 
-    image = ScanImage(smooth_image, ImageMeta(format="png", source=tmp_path / "a.png",
-                                              dtype="uint8", value_max=255.0, spacing=(0.5, 0.5)))
+    image = ScanImage(
+        smooth_image,
+        ImageMeta(
+            format="png",
+            source=tmp_path / "a.png",
+            dtype="uint8",
+            value_max=255.0,
+            spacing=(0.5, 0.5),
+        ),
+    )
     out = write_image(image, tmp_path / "sc.dcm", fmt="dicom")
     written = pydicom.dcmread(out)
     assert written.SOPClassUID == SC_STORAGE and written.BitsStored == 8

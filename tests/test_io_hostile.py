@@ -95,8 +95,12 @@ def test_nifti_declaring_30000_squared_is_refused_without_decompressing(tmp_path
 def test_dicom_declaring_30000_squared_is_refused_before_decoding(tmp_path):
     from pydicom.encaps import encapsulate
 
-    path = tiny_dicom(tmp_path / "bomb.dcm", Rows=30000, Columns=30000,
-                      PixelData=encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 64]))
+    path = tiny_dicom(
+        tmp_path / "bomb.dcm",
+        Rows=30000,
+        Columns=30000,
+        PixelData=encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 64]),
+    )
     from pydicom import dcmread
 
     ds = dcmread(path)
@@ -130,7 +134,9 @@ def test_apng_frames_are_all_read(tmp_path):
     assert [round(float(i.pixels.mean()) * 255) for i in images] == [10, 200]
 
 
-@pytest.mark.parametrize(("orientation", "shape", "corner"), [(1, (2, 3), 0), (3, (2, 3), 250), (6, (3, 2), 150)])
+@pytest.mark.parametrize(
+    ("orientation", "shape", "corner"), [(1, (2, 3), 0), (3, (2, 3), 250), (6, (3, 2), 150)]
+)
 def test_jpeg_exif_orientation_is_applied_and_recorded(tmp_path, orientation, shape, corner):
     values = np.array([[0, 50, 100], [150, 200, 250]], np.uint8)
     exif = Image.Exif()
@@ -171,7 +177,10 @@ def test_impossible_pixel_module_values_are_refused(tmp_path, tags):
     assert "bit depth" in message or "invalid image size" in message
 
 
-@pytest.mark.parametrize(("source", "expected"), [(2**31 - 1, 1000), (5, 1005), (-(2**31), -(2**31) + 1000), (None, 1000)])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [(2**31 - 1, 1000), (5, 1005), (-(2**31), -(2**31) + 1000), (None, 1000)],
+)
 def test_series_number_stays_a_valid_is_value(source, expected):
     assert DerivedSeries().series_number(source) == expected
 
@@ -224,7 +233,9 @@ def test_damaged_uids_are_not_quoted_in_reasons(tmp_path):
     path = tiny_dicom(tmp_path / "s.dcm", SOPClassUID="1.2.840.10008.5.1.4.1.1.7\0DOE^JANE")
     raw = path.read_bytes()
     no_pixels = raw[: raw.index(b"\xe0\x7f\x10\x00")]  # cut before (7FE0,0010)
-    (tmp_path / "n.dcm").write_bytes(no_pixels.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x10\x10US"))
+    (tmp_path / "n.dcm").write_bytes(
+        no_pixels.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x10\x10US")
+    )
     reason = refused(tmp_path / "n.dcm")
     assert "JANE" not in reason and "not an image" in reason
     syntax = raw.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840\0DOE^JANE\0\0")

@@ -67,7 +67,8 @@ def with_syntax(raw: bytes, syntax: str) -> bytes:
 
 
 def read_everything_said(path, caplog, capfd) -> tuple[list, str]:
-    """(images or the refusal, all text the read produced: reason, log, warnings, stdout, stderr)."""
+    """(images or the refusal, all text the read produced: reason, log, warnings, stdout,
+    stderr)."""
     with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -118,17 +119,27 @@ def test_compressed_tiff_is_read_exactly(tmp_path, compression, dtype):
     with tifffile.TiffFile(tmp_path / "c.tif") as tif:
         assert tif.pages[0].compression.name.lower().startswith(compression[:4])
     (image,) = read_image(tmp_path / "c.tif")
-    np.testing.assert_array_equal(np.rint(image.pixels * image.meta.value_max).astype(dtype), values)
+    np.testing.assert_array_equal(
+        np.rint(image.pixels * image.meta.value_max).astype(dtype), values
+    )
 
 
 def test_big_endian_dicom_is_written_as_explicit_little_endian(tmp_path):
     ds = dataset(ExplicitVRBigEndian)
     stored = (np.arange(24, dtype=np.uint16) * 150).reshape(4, 6)
     ds.PixelData = stored.astype(">u2").tobytes()
-    for element, vr, value in [(0x0010, "US", 4), (0x0011, "US", 6), (0x0040, "CS", "G"), (0x0050, "SS", [1, 1]),
-                               (0x0100, "US", 1), (0x0102, "US", 0)]:  # an overlay plane: rows, columns, ...
+    for element, vr, value in [
+        (0x0010, "US", 4),
+        (0x0011, "US", 6),
+        (0x0040, "CS", "G"),
+        (0x0050, "SS", [1, 1]),
+        (0x0100, "US", 1),
+        (0x0102, "US", 0),
+    ]:  # an overlay plane: rows, columns, ...
         ds.add_new(0x60000000 + element, vr, value)
-    ds.add_new(0x60003000, "OW", struct.pack(">HH", 0x0102, 0x0304))  # Overlay Data, big-endian words
+    ds.add_new(
+        0x60003000, "OW", struct.pack(">HH", 0x0102, 0x0304)
+    )  # Overlay Data, big-endian words
     (tmp_path / "be.dcm").write_bytes(encoded(ds, implicit_vr=False, little_endian=False))
     (image,) = read_image(tmp_path / "be.dcm")
     write_image(image, tmp_path / "out.dcm")
@@ -146,7 +157,8 @@ def jpeg_dicom(path, cut: bool) -> None:
     """An 8-bit JPEG Baseline DICOM of one 64x64 frame, the frame cut in half when `cut`."""
     buffer = io.BytesIO()
     Image.fromarray((np.add.outer(np.arange(64), np.arange(64)) * 2 % 256).astype(np.uint8)).save(
-        buffer, format="JPEG", quality=90)
+        buffer, format="JPEG", quality=90
+    )
     frame = buffer.getvalue()
     if cut:
         frame = frame[: len(frame) // 2]
@@ -166,8 +178,12 @@ def test_jpeg_frame_cut_in_half_is_refused(tmp_path):
 
 
 def nifti_with_scaling(path, slope: float, inter: float = 5.0):
-    raw = bytearray(nib.Nifti1Image(np.arange(12, dtype=np.int16).reshape(3, 4), np.eye(4)).to_bytes())
-    raw[112:120] = struct.pack("<ff", slope, inter)  # scl_slope, scl_inter (nibabel refuses to write these)
+    raw = bytearray(
+        nib.Nifti1Image(np.arange(12, dtype=np.int16).reshape(3, 4), np.eye(4)).to_bytes()
+    )
+    raw[112:120] = struct.pack(
+        "<ff", slope, inter
+    )  # scl_slope, scl_inter (nibabel refuses to write these)
     path.write_bytes(bytes(raw))
     return path
 
@@ -178,9 +194,14 @@ def test_infinite_nifti_slope_is_refused(tmp_path, slope):
         read_image(nifti_with_scaling(tmp_path / "s.nii", slope))
 
 
-@pytest.mark.parametrize(("slope", "low", "high"), [(np.nan, 0.0, 11.0), (0.0, 0.0, 11.0), (2.0, 5.0, 27.0)])
+@pytest.mark.parametrize(
+    ("slope", "low", "high"), [(np.nan, 0.0, 11.0), (0.0, 0.0, 11.0), (2.0, 5.0, 27.0)]
+)
 def test_nifti_slope_zero_or_nan_means_no_scaling(tmp_path, slope, low, high):
     (image,) = read_image(nifti_with_scaling(tmp_path / "s.nii", slope))
     assert (image.meta.value_min, image.meta.value_max) == (low, high)
     write_image(image, tmp_path / "o.nii")
-    assert nib.load(tmp_path / "o.nii").header.get_slope_inter() == (None, None)  # never scaled on output
+    assert nib.load(tmp_path / "o.nii").header.get_slope_inter() == (
+        None,
+        None,
+    )  # never scaled on output

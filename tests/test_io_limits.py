@@ -1,4 +1,5 @@
-"""One pixel limit for every reader, and third-party messages through the project's logger (issue 28)."""
+"""One pixel limit for every reader, and third-party messages through the project's logger (issue
+28)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pipeline.io import read_image
 def test_denoise_max_pixels_alone_governs_pillow_files(tmp_path, monkeypatch, suffix):
     path = tmp_path / f"scan{suffix}"
     Image.fromarray(np.full((60, 50), 128, np.uint8)).save(path)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's own limit far below the file: not used
+    monkeypatch.setattr(
+        Image, "MAX_IMAGE_PIXELS", 1000
+    )  # Pillow's own limit far below the file: not used
     monkeypatch.setenv("DENOISE_MAX_PIXELS", "3000")
     [image] = read_image(path)
     assert image.pixels.shape == (60, 50)
@@ -30,7 +33,11 @@ def _tiff_with_a_bad_tag(path) -> None:
 
     import tifffile
 
-    tifffile.imwrite(path, np.arange(64, dtype=np.uint16).reshape(8, 8), extratags=[(65000, "s", 0, "hello", True)])
+    tifffile.imwrite(
+        path,
+        np.arange(64, dtype=np.uint16).reshape(8, 8),
+        extratags=[(65000, "s", 0, "hello", True)],
+    )
     data = bytearray(path.read_bytes())
     where = data.find(struct.pack("<H", 65000))
     data[where + 2 : where + 4] = struct.pack("<H", 99)
@@ -42,8 +49,21 @@ def test_third_party_log_records_are_warnings_naming_the_file(tmp_path, capsys):
 
     (tmp_path / "in").mkdir()
     _tiff_with_a_bad_tag(tmp_path / "in" / "odd.tif")
-    code = main(["apply", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--no-progress", "--no-report",
-                 "--device", "cpu", "--tile-size", "64"])
+    code = main(
+        [
+            "apply",
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--no-report",
+            "--device",
+            "cpu",
+            "--tile-size",
+            "64",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     [line] = [line for line in err.splitlines() if "invalid data type" in line]
@@ -61,8 +81,11 @@ def test_third_party_warnings_name_the_file_being_read(capsys):
         warnings.simplefilter("always")
         warnings.showwarning = _WarningPrinter()
         with about_file("scans/knee.nii.gz"):
-            warnings.warn("Possible precision loss converting image\nsecond line", UserWarning, stacklevel=1)
+            warnings.warn(
+                "Possible precision loss converting image\nsecond line", UserWarning, stacklevel=1
+            )
         warnings.warn("outside any file", UserWarning, stacklevel=1)
     assert capsys.readouterr().err.splitlines() == [
-        "warning: knee.nii.gz: Possible precision loss converting image", "warning: outside any file",
+        "warning: knee.nii.gz: Possible precision loss converting image",
+        "warning: outside any file",
     ]

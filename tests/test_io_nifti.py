@@ -13,12 +13,14 @@ from pipeline.image import ImageMeta, ScanImage
 from pipeline.io import detect_format, read_image, write_image
 from pipeline.io.nifti import write_volume
 
-AFFINE = np.array([
-    [0.5, 0.0, 0.0, 10.0],
-    [0.0, 0.7, 0.0, -3.0],
-    [0.0, 0.0, 2.0, 5.0],
-    [0.0, 0.0, 0.0, 1.0],
-])
+AFFINE = np.array(
+    [
+        [0.5, 0.0, 0.0, 10.0],
+        [0.0, 0.7, 0.0, -3.0],
+        [0.0, 0.0, 2.0, 5.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 def load(path) -> nib.Nifti1Image:

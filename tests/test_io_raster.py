@@ -110,12 +110,20 @@ def test_16_bit_rgb_png_is_rejected_not_squashed(tmp_path):
     raw = b"".join(b"\x00" + b"\x12\x34" * 3 * width for _ in range(height))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(ImageReadError, match=r"rgb16\.png: 16-bit PNG with colour"):
         read_image(path)
 
@@ -272,8 +280,17 @@ def test_detect_format_prefers_the_signature_over_the_suffix(tmp_path, gray8):
 
 
 def test_suffix_tables():
-    assert {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii",
-            ".nii.gz"} <= SUPPORTED_SUFFIXES
+    assert {
+        ".dcm",
+        ".dicom",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+        ".nii",
+        ".nii.gz",
+    } <= SUPPORTED_SUFFIXES
     assert output_suffix("dicom") == ".dcm" and output_suffix("nifti") == ".nii.gz"
     assert output_suffix("tiff", source="a/b.TIFF") == ".tiff"
     assert output_suffix("nifti", source="a/b.nii") == ".nii"

@@ -102,13 +102,22 @@ def test_no_import_circle(package):
 
 def test_the_package_does_not_import_the_benchmarks():
     graph = import_graph(PROJECT_ROOT)
-    offending = {m: sorted(t for t in ts if t.split(".")[0] == "bench") for m, ts in graph.items()
-                 if m.split(".")[0] == "pipeline"}
+    offending = {
+        m: sorted(t for t in ts if t.split(".")[0] == "bench")
+        for m, ts in graph.items()
+        if m.split(".")[0] == "pipeline"
+    }
     assert {m: ts for m, ts in offending.items() if ts} == {}
 
 
 def test_the_benchmarks_take_no_path_from_their_own_location():
     """bench/ finds the checkout and the data through Settings fields, never from ``__file__``."""
-    uses = [str(path.relative_to(PROJECT_ROOT)) for path in sorted((PROJECT_ROOT / "bench").rglob("*.py"))
-            if any(isinstance(n, ast.Name) and n.id == "__file__" for n in ast.walk(ast.parse(path.read_text())))]
+    uses = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in sorted((PROJECT_ROOT / "bench").rglob("*.py"))
+        if any(
+            isinstance(n, ast.Name) and n.id == "__file__"
+            for n in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
     assert uses == []

@@ -49,7 +49,9 @@ def test_not_gzip_and_bad_magic(tmp_path) -> None:
 def test_bundled_sample_and_split() -> None:
     train, test = load_mnist()
     assert train.images.shape == (10000, 28, 28) and test is None
-    assert train.images.dtype == np.float32 and 0 <= train.images.min() and train.images.max() == 1.0
+    assert (
+        train.images.dtype == np.float32 and 0 <= train.images.min() and train.images.max() == 1.0
+    )
     assert list(train.labels[:5]) == [5, 0, 4, 1, 9]
     splits = load_splits(DataConfig(), seed=0)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (8000, 1000, 1000)

@@ -75,7 +75,9 @@ def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> N
     from pipeline.denoiser import Denoiser
     from pipeline.inference import ModelDenoiser
 
-    denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), InferenceConfig(tile_size=64), "cpu")
+    denoiser = ModelDenoiser(
+        build_model(ModelConfig(name="conv", features=4)), InferenceConfig(tile_size=64), "cpu"
+    )
     assert isinstance(denoiser, Denoiser) and denoiser.takes == ()
     for shape in [(20, 600), (130, 70), (257, 255)]:
         out = denoiser(np.random.default_rng(0).random(shape, dtype=np.float32))
@@ -83,22 +85,38 @@ def test_tiled_inference_handles_thin_images_and_matches_whole_image_size() -> N
         assert 0.0 <= out.min() and out.max() <= 1.0
 
 
-@pytest.mark.parametrize(("shape", "tile", "batch"), [((100, 130), 32, 4), ((20, 90), 32, 3), ((97, 97), 40, 1), ((150, 70), 48, 8)])
+@pytest.mark.parametrize(
+    ("shape", "tile", "batch"),
+    [((100, 130), 32, 4), ((20, 90), 32, 3), ((97, 97), 40, 1), ((150, 70), 48, 8)],
+)
 def test_banded_sliding_window_equals_monai_and_may_write_in_place(shape, tile, batch) -> None:
-    """Same tiles, weights and blending as MONAI's SlidingWindowInferer: the same output, bit for bit."""
+    """Same tiles, weights and blending as MONAI's SlidingWindowInferer: the same output, bit for
+    bit."""
     import numpy as np
     from monai.inferers import SlidingWindowInferer
 
     from pipeline.inference import ModelDenoiser
 
     torch.manual_seed(0)
-    denoiser = ModelDenoiser(build_model(ModelConfig(name="unet", channels=[8, 16])),
-                             InferenceConfig(tile_size=tile, batch_size=batch), "cpu")
+    denoiser = ModelDenoiser(
+        build_model(ModelConfig(name="unet", channels=[8, 16])),
+        InferenceConfig(tile_size=tile, batch_size=batch),
+        "cpu",
+    )
     pixels = np.random.default_rng(1).random(shape, dtype=np.float32)
-    monai = SlidingWindowInferer(roi_size=(tile, tile), sw_batch_size=batch, overlap=0.25, mode="gaussian",
-                                 padding_mode="replicate")
+    monai = SlidingWindowInferer(
+        roi_size=(tile, tile),
+        sw_batch_size=batch,
+        overlap=0.25,
+        mode="gaussian",
+        padding_mode="replicate",
+    )
     with torch.inference_mode():
-        expected = monai(torch.from_numpy(pixels)[None, None], denoiser._forward_padded).clamp(0, 1)[0, 0].numpy()
+        expected = (
+            monai(torch.from_numpy(pixels)[None, None], denoiser._forward_padded)
+            .clamp(0, 1)[0, 0]
+            .numpy()
+        )
     assert np.array_equal(denoiser(pixels), expected)
     in_place = pixels.copy()
     assert denoiser(in_place, out=in_place) is in_place
@@ -106,7 +124,8 @@ def test_banded_sliding_window_equals_monai_and_may_write_in_place(shape, tile, 
 
 
 def test_deep_dncnn_learns_from_its_first_steps() -> None:
-    """With He initialisation a 10-layer DnCNN reduces the error quickly (torch's default init did not)."""
+    """With He initialisation a 10-layer DnCNN reduces the error quickly (torch's default init did
+    not)."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="dncnn", depth=10, features=16))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -39,16 +39,19 @@ def test_same_seed_same_noise_different_seed_different(smooth_image) -> None:
 
 @pytest.mark.parametrize("kind", ["poisson_gaussian", "xray"])
 def test_noise_identical_in_another_process(kind: str, smooth_image) -> None:
-    here = add_noise([smooth_image], make_noise(noise_config({"kind": kind, "photons": 500})), 11, "test")[0]
+    here = add_noise(
+        [smooth_image], make_noise(noise_config({"kind": kind, "photons": 500})), 11, "test"
+    )[0]
     code = (
-        "import numpy as np, sys\n"
-        "from pipeline.config import noise_config\n"
-        "from pipeline.noise import add_noise, make_noise\n"
-        "img = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(64, 64)\n"
-        f"out = add_noise([img], make_noise(noise_config({{'kind': {kind!r}, 'photons': 500}})), 11, 'test')[0]\n"
-        "sys.stdout.buffer.write(out.tobytes())\n"
+        "import numpy as np, sys\nfrom pipeline.config import noise_config\nfrom pipeline.noise "
+        "import add_noise, make_noise\nimg = np.frombuffer(sys.stdin.buffer.read(), "
+        "np.float32).reshape(64, 64)\n"
+        f"out = add_noise([img], make_noise(noise_config({{'kind': {kind!r}, 'photons': 500}})), "
+        "11, 'test')[0]\nsys.stdout.buffer.write(out.tobytes())\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], input=smooth_image.tobytes(), capture_output=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], input=smooth_image.tobytes(), capture_output=True, check=True
+    )
     there = np.frombuffer(proc.stdout, np.float32).reshape(64, 64)
     assert np.array_equal(here, there)
 
@@ -68,7 +71,10 @@ def test_tutorial_noise_is_clipped(rng, smooth_image) -> None:
 
 def test_blind_sigma_range_varies_per_image(smooth_image) -> None:
     noise = GaussianNoise(0.0, 0.4, clip=False)
-    stds = [float((noise(smooth_image, noise_rng(0, "train", 0, i)) - smooth_image).std()) for i in range(20)]
+    stds = [
+        float((noise(smooth_image, noise_rng(0, "train", 0, i)) - smooth_image).std())
+        for i in range(20)
+    ]
     assert min(stds) < 0.15 and max(stds) > 0.25
 
 
@@ -106,7 +112,9 @@ def _flat_xray_noise(level: float, **kwargs) -> tuple[XrayNoise, np.ndarray]:
     return model, model(clean, np.random.default_rng([7, int(level * 100)])) - clean
 
 
-@pytest.mark.parametrize(("level", "dose"), [(0.2, 1.0), (0.5, 1.0), (0.8, 1.0), (0.2, 0.25), (0.5, 0.25)])
+@pytest.mark.parametrize(
+    ("level", "dose"), [(0.2, 1.0), (0.5, 1.0), (0.8, 1.0), (0.2, 0.25), (0.5, 0.25)]
+)
 def test_xray_flat_field_variance_follows_the_log_transform(level: float, dose: float) -> None:
     """Variance 1/(mu^2 lambda) + read term (delta method; the unit-energy kernel keeps it).
 
@@ -151,7 +159,8 @@ def test_xray_psd_holds_the_noise_power_with_the_kernels_shape() -> None:
     assert psd.shape == noise.shape
     assert abs(psd.mean() / noise.size / noise.var() - 1) < 0.05  # Parseval
     measured = np.abs(np.fft.fft2(noise)) ** 2
-    # averaged over the lowest and highest row frequencies: the [a,1,a] kernel passes lows, damps highs
+    # averaged over the lowest and highest row frequencies: the [a,1,a] kernel passes lows, damps
+    # highs
     low, high = measured[:8].mean() / psd[:8].mean(), measured[120:136].mean() / psd[120:136].mean()
     assert abs(low - 1) < 0.15 and abs(high - 1) < 0.15 and psd[0, 0] > 2 * psd[128, 0]
 
@@ -160,7 +169,9 @@ def test_xray_blind_ranges_vary_per_image(smooth_image) -> None:
     model = make_noise(XrayNoiseConfig(dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5))
     draws = [model._draw(noise_rng(0, "train", 0, i)) for i in range(40)]
     doses = np.array([d for d, _ in draws])
-    assert doses.min() >= 0.05 and doses.max() <= 1.0 and np.mean(doses < np.sqrt(0.05)) > 0.25  # log-uniform
+    assert (
+        doses.min() >= 0.05 and doses.max() <= 1.0 and np.mean(doses < np.sqrt(0.05)) > 0.25
+    )  # log-uniform
     a = np.array([k for _, k in draws])
     assert a.min() >= 0 and a.max() <= 0.5 and not np.allclose(a[:, 0], a[:, 1])
 
@@ -171,21 +182,36 @@ def test_xray_config_defaults_and_checks() -> None:
     assert PoissonGaussianNoiseConfig().photons == 1e4
     mixed = noise_config({"kind": "mixed", "mixed_kinds": ["gaussian", "xray"]})
     assert mixed.components[1].noise.photons == 2000.0
-    for bad in ({"dose": 0.5, "dose_max": 0.2}, {"kernel_a": [0.1, 0.2, 0.3]}, {"kernel_a": 1.5},
-                {"kernel_a": 0.3, "kernel_a_max": 0.1}):
+    for bad in (
+        {"dose": 0.5, "dose_max": 0.2},
+        {"kernel_a": [0.1, 0.2, 0.3]},
+        {"kernel_a": 1.5},
+        {"kernel_a": 0.3, "kernel_a_max": 0.1},
+    ):
         with pytest.raises(ValueError):
             XrayNoiseConfig(**bad)
 
 
 def test_mixed_can_draw_xray(smooth_image) -> None:
-    noise = make_noise(noise_config({"kind": "mixed", "mixed_kinds": ["gaussian", "xray"], "sigma": 0.0, "clip": False}))
+    noise = make_noise(
+        noise_config(
+            {"kind": "mixed", "mixed_kinds": ["gaussian", "xray"], "sigma": 0.0, "clip": False}
+        )
+    )
     # sigma 0 leaves the image as it is; xray noise changes it.
-    changed = [not np.array_equal(noise(smooth_image, noise_rng(0, "train", 0, i)), smooth_image) for i in range(12)]
+    changed = [
+        not np.array_equal(noise(smooth_image, noise_rng(0, "train", 0, i)), smooth_image)
+        for i in range(12)
+    ]
     assert any(changed) and not all(changed)
 
 
 def test_mixed_uses_both_families(smooth_image) -> None:
-    noise = make_noise(noise_config({"kind": "mixed", "sigma": 0.05, "photons": 100, "read_noise": 0, "clip": False}))
+    noise = make_noise(
+        noise_config(
+            {"kind": "mixed", "sigma": 0.05, "photons": 100, "read_noise": 0, "clip": False}
+        )
+    )
     # Poisson noise of 100 photons keeps values on a grid of 1/100; Gaussian noise does not.
     on_grid = []
     for i in range(12):

@@ -20,7 +20,8 @@ def anatomy(seed: int, side: int = 256) -> np.ndarray:
 
 
 def blur(image: np.ndarray) -> np.ndarray:
-    """A stand-in denoiser: any fixed map works, the fit passes real and simulated noise through it."""
+    """A stand-in denoiser: any fixed map works, the fit passes real and simulated noise through
+    it."""
     return gaussian_filter(image, 2.0).astype(np.float32)
 
 
@@ -34,7 +35,9 @@ def test_statistics_see_white_and_correlated_noise():
     band = int(np.nanargmax(np.isfinite(white["log_variance"])))  # the one band holding 0.5
     assert white["log_variance"][band] == pytest.approx(np.log(0.01), abs=0.05)
     assert abs(white["rows"][band]) < 0.03 and abs(white["columns"][band]) < 0.03
-    assert along_rows["rows"][band] == pytest.approx(2 * 0.5 / (1 + 2 * 0.25), abs=0.03)  # [a,1,a]: 2a/(1+2a²)
+    assert along_rows["rows"][band] == pytest.approx(
+        2 * 0.5 / (1 + 2 * 0.25), abs=0.03
+    )  # [a,1,a]: 2a/(1+2a²)
     assert abs(along_rows["columns"][band]) < 0.03
     assert mismatch(white, white) == 0.0 and mismatch(white, along_rows) > 1.0
 
@@ -57,12 +60,19 @@ def test_fit_recovers_dose_and_anisotropic_detector_blur():
 def test_too_few_pixels_keep_the_starting_values(caplog):
     start = XrayNoiseConfig(photons=2000, dose=0.1, kernel_a=0.3, read_noise=3)
     fit = fit_noise([np.full((20, 20), 0.5, np.float32)], blur, start)
-    assert fit.evaluations == 0 and fit.noise.dose == pytest.approx(0.1) and fit.noise.kernel_a == [0.3, 0.3]
+    assert (
+        fit.evaluations == 0
+        and fit.noise.dose == pytest.approx(0.1)
+        and fit.noise.kernel_a == [0.3, 0.3]
+    )
     assert "too few to fit" in caplog.text
 
 
 def test_white_gaussian_noise_is_fitted_as_gaussian():
-    scans = [anatomy(i) + np.random.default_rng(200 + i).normal(0, 0.08, (256, 256)).astype(np.float32) for i in range(3)]
+    scans = [
+        anatomy(i) + np.random.default_rng(200 + i).normal(0, 0.08, (256, 256)).astype(np.float32)
+        for i in range(3)
+    ]
     start = XrayNoiseConfig(photons=2000, dose=0.05, dose_max=1.0, kernel_a=0.0, kernel_a_max=0.5)
     fit = fit_noise([np.clip(s, 0, 1) for s in scans], blur, start, seed=0)
     assert fit.noise.kind == "gaussian" and fit.noise.sigma == pytest.approx(0.08, rel=0.1)

@@ -22,7 +22,9 @@ from pipeline.config import InferenceConfig
 from pipeline.pacs.forward import Destination, forward
 from pipeline.pacs.listen import ListenSettings, start_node
 
-pynetdicom = pytest.importorskip("pynetdicom", reason="pynetdicom is not installed (pip install pynetdicom)")
+pynetdicom = pytest.importorskip(
+    "pynetdicom", reason="pynetdicom is not installed (pip install pynetdicom)"
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LISTEN_AET = "DENOISE"
@@ -40,12 +42,30 @@ class Listener:
     It is killed with SIGKILL or stopped with SIGTERM.
     """
 
-    def __init__(self, spool: Path, orthanc: Orthanc, model: Path, options: list[str], port: int | None = None):
+    def __init__(
+        self,
+        spool: Path,
+        orthanc: Orthanc,
+        model: Path,
+        options: list[str],
+        port: int | None = None,
+    ):
         self.port = port or free_port()
         self.log = spool.parent / f"listen-{self.port}.log"
         self.args = [
-            "listen", "--spool", str(spool), "--port", str(self.port), "--ae-title", LISTEN_AET,
-            "--destination", f"{AET}@127.0.0.1:{orthanc.dicom_port}", "--model", str(model), "--retries", "1",
+            "listen",
+            "--spool",
+            str(spool),
+            "--port",
+            str(self.port),
+            "--ae-title",
+            LISTEN_AET,
+            "--destination",
+            f"{AET}@127.0.0.1:{orthanc.dicom_port}",
+            "--model",
+            str(model),
+            "--retries",
+            "1",
             *options,
         ]
         self.proc: subprocess.Popen | None = None
@@ -55,9 +75,15 @@ class Listener:
 
     def start(self) -> Listener:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "pipeline", *self.args], stdout=log, stderr=log,
-                                         cwd=Path(__file__).resolve().parents[1])
-        deadline = time.monotonic() + 180  # generous: a loaded machine is slow, a working one is not
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", *self.args],
+                stdout=log,
+                stderr=log,
+                cwd=Path(__file__).resolve().parents[1],
+            )
+        deadline = (
+            time.monotonic() + 180
+        )  # generous: a loaded machine is slow, a working one is not
         while time.monotonic() < deadline:
             assert self.alive(), self.log.read_text()
             if echo(self.port) == 0x0000:
@@ -110,7 +136,8 @@ def send(port: int, files: list[Path]) -> list[int]:
 
 
 def derived_sources(orthanc: Orthanc, study: str) -> list[str]:
-    """The source SOPInstanceUID of every derived instance Orthanc holds in `study` (repeats kept)."""
+    """The source SOPInstanceUID of every derived instance Orthanc holds in `study` (repeats
+    kept)."""
     sources = []
     for series in orthanc.series_of_study(study):
         if not str(series["MainDicomTags"].get("SeriesDescription", "")).startswith("Denoised"):
@@ -134,13 +161,25 @@ def _sop(path: Path) -> str:
 
 @contextmanager
 def running_node(
-    spool: Path, orthanc: Orthanc, model: Path, destination_port: int | None = None, max_associations: int = 4,
+    spool: Path,
+    orthanc: Orthanc,
+    model: Path,
+    destination_port: int | None = None,
+    max_associations: int = 4,
 ) -> Iterator[int]:
     """A node in this process (its worker in a thread), forwarding to Orthanc; yields its port."""
     port = destination_port or orthanc.dicom_port
-    settings = ListenSettings(spool, Destination(AET, "127.0.0.1", port, LISTEN_AET), LISTEN_AET,
-                              port=free_port(), max_associations=max_associations, retries=0)
-    node, server = start_node(settings, load_model(model), InferenceConfig(tile_size=32, device="cpu"))
+    settings = ListenSettings(
+        spool,
+        Destination(AET, "127.0.0.1", port, LISTEN_AET),
+        LISTEN_AET,
+        port=free_port(),
+        max_associations=max_associations,
+        retries=0,
+    )
+    node, server = start_node(
+        settings, load_model(model), InferenceConfig(tile_size=32, device="cpu")
+    )
     worker = threading.Thread(target=node.run)
     worker.start()
     try:
@@ -152,23 +191,32 @@ def running_node(
         server.shutdown()
 
 
-def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
+def test_echo_and_store_in_gives_a_derived_instance_in_orthanc(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
+) -> None:
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 2, study)
     with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
         assert echo(port) == 0x0000
         assert send(port, files) == [0, 0]
-        wait_for(lambda: len(derived_sources(orthanc, study)) == 2, 60, "two derived instances in Orthanc")
+        wait_for(
+            lambda: len(derived_sources(orthanc, study)) == 2,
+            60,
+            "two derived instances in Orthanc",
+        )
         assert sorted(derived_sources(orthanc, study)) == sorted(_sop(f) for f in files)
         assert echo(port, called="SOMEONE_ELSE") is None, "another called AE title is refused"
         if shutil.which("echoscu"):  # dcmtk's client too
-            run = subprocess.run(["echoscu", "-aec", LISTEN_AET, "127.0.0.1", str(port)],
-                                 check=False, capture_output=True, timeout=30)
+            run = subprocess.run(
+                ["echoscu", "-aec", LISTEN_AET, "127.0.0.1", str(port)],
+                check=False,
+                capture_output=True,
+                timeout=30,
+            )
             assert run.returncode == 0, run.stderr
     spool = tmp_path / "spool"
     assert not list((spool / "incoming").iterdir()) and not list((spool / "failed").iterdir())
     assert len((spool / "forwarded.csv").read_text().splitlines()) == 3
-
 
 
 def test_instances_sent_by_dcmtk_storescu_arrive_in_orthanc_once_each_as_derived(
@@ -179,15 +227,40 @@ def test_instances_sent_by_dcmtk_storescu_arrive_in_orthanc_once_each_as_derived
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 3, study)
     with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:
-        run = subprocess.run(["storescu", "-aet", "MODALITY", "-aec", LISTEN_AET, "127.0.0.1", str(port),
-                              *map(str, files)], check=False, capture_output=True, text=True, timeout=60)
+        run = subprocess.run(
+            [
+                "storescu",
+                "-aet",
+                "MODALITY",
+                "-aec",
+                LISTEN_AET,
+                "127.0.0.1",
+                str(port),
+                *map(str, files),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
-        wait_for(lambda: len(derived_sources(orthanc, study)) >= 3, 60, "three derived instances in Orthanc")
+        wait_for(
+            lambda: len(derived_sources(orthanc, study)) >= 3,
+            60,
+            "three derived instances in Orthanc",
+        )
     sources = {_sop(f) for f in files}
     assert sorted(derived_sources(orthanc, study)) == sorted(sources), "each instance arrives once"
-    [derived] = [s for s in orthanc.series_of_study(study) if s["MainDicomTags"]["SeriesInstanceUID"]
-                 != str(pydicom.dcmread(files[0]).SeriesInstanceUID)]
-    uids = {orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in derived["Instances"]}
+    [derived] = [
+        s
+        for s in orthanc.series_of_study(study)
+        if s["MainDicomTags"]["SeriesInstanceUID"]
+        != str(pydicom.dcmread(files[0]).SeriesInstanceUID)
+    ]
+    uids = {
+        orthanc.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]
+        for i in derived["Instances"]
+    }
     assert len(uids) == 3 and not uids & sources, "new SOP Instance UIDs in a new series"
 
 
@@ -196,25 +269,36 @@ def test_mnist_model_warning_is_logged_once_per_node_not_per_arrival(
 ) -> None:
     study = generate_uid()
     files = _radiographs(tmp_path / "in", 2, study)
-    with running_node(tmp_path / "spool", orthanc, tiny_unet) as port:  # tiny_unet's data.kind is mnist
+    with running_node(
+        tmp_path / "spool", orthanc, tiny_unet
+    ) as port:  # tiny_unet's data.kind is mnist
         for n, path in enumerate(files, 1):  # the second arrives after the first is delivered
             assert send(port, [path]) == [0]
-            wait_for(lambda n=n: len(derived_sources(orthanc, study)) == n, 60, f"{n} derived instances")
+            wait_for(
+                lambda n=n: len(derived_sources(orthanc, study)) == n, 60, f"{n} derived instances"
+            )
     assert sum("trained on MNIST" in record.getMessage() for record in caplog.records) == 1
 
-def test_associations_beyond_the_limit_are_refused(tmp_path: Path, orthanc: Orthanc, tiny_unet: Path) -> None:
+
+def test_associations_beyond_the_limit_are_refused(
+    tmp_path: Path, orthanc: Orthanc, tiny_unet: Path
+) -> None:
     with running_node(tmp_path / "spool", orthanc, tiny_unet, max_associations=1) as port:
         first = _association(port, [VERIFICATION])
         try:
             assert first.is_established
             second = _association(port, [VERIFICATION])
-            assert not second.is_established and second.is_rejected, "a second association at once is refused"
+            assert not second.is_established and second.is_rejected, (
+                "a second association at once is refused"
+            )
         finally:
             first.release()
         wait_for(lambda: echo(port) == 0x0000, 20, "an association once the first is released")
 
 
-def test_delivery_is_retried_until_the_destination_is_back(tmp_path: Path, orthanc: Orthanc) -> None:
+def test_delivery_is_retried_until_the_destination_is_back(
+    tmp_path: Path, orthanc: Orthanc
+) -> None:
     destination = start_orthanc(tmp_path / "dest", password=orthanc.password)
     destination.stop(kill=True)
     study = generate_uid()
@@ -222,9 +306,17 @@ def test_delivery_is_retried_until_the_destination_is_back(tmp_path: Path, ortha
     back = threading.Timer(0.5, destination.restart)
     back.start()
     try:
-        forward(Destination(AET, "127.0.0.1", destination.dicom_port, LISTEN_AET), path, retries=5, wait=0.5)
-        assert [s["MainDicomTags"]["SeriesInstanceUID"] for s in destination.series_of_study(study)] == \
-            [str(pydicom.dcmread(path).SeriesInstanceUID)], "delivered once the destination answered again"
+        forward(
+            Destination(AET, "127.0.0.1", destination.dicom_port, LISTEN_AET),
+            path,
+            retries=5,
+            wait=0.5,
+        )
+        assert [
+            s["MainDicomTags"]["SeriesInstanceUID"] for s in destination.series_of_study(study)
+        ] == [str(pydicom.dcmread(path).SeriesInstanceUID)], (
+            "delivered once the destination answered again"
+        )
     finally:
         back.join()
         destination.stop(kill=True)
@@ -238,11 +330,15 @@ def test_undeliverable_instance_is_queued_and_delivered_after_a_restart(
     spool = tmp_path / "spool"
     with running_node(spool, orthanc, tiny_unet, destination_port=free_port()) as port:
         assert send(port, files) == [0]
-        wait_for(lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue")
+        wait_for(
+            lambda: (spool / "failed" / f"{_sop(files[0])}.dcm").is_file(), 60, "the failure queue"
+        )
     reason = (spool / "failed.csv").read_text()
     assert "did not accept an association" in reason and derived_sources(orthanc, study) == []
     with running_node(spool, orthanc, tiny_unet):
-        wait_for(lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered")
+        wait_for(
+            lambda: len(derived_sources(orthanc, study)) == 1, 60, "the queued instance delivered"
+        )
     assert derived_sources(orthanc, study) == [_sop(files[0])]
     assert not list((spool / "failed").iterdir())
 
@@ -255,11 +351,15 @@ def test_kill_9_and_restart_delivers_every_instance_exactly_once(
     files = _radiographs(tmp_path / "in", 6, study)
     listener = Listener(tmp_path / "spool", orthanc, tiny_unet, SLOW).start()
     assert send(listener.port, files[:4]) == [0] * 4
-    wait_for(lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(), 180, "a first denoised instance")
+    wait_for(
+        lambda: (tmp_path / "spool" / "derived" / "manifest.csv").is_file(),
+        180,
+        "a first denoised instance",
+    )
     assert listener.stop(signal.SIGKILL) == -signal.SIGKILL
     delivered_before = len(derived_sources(orthanc, study))
     assert delivered_before < 4, "killed before every instance was delivered"
-    listener.args[listener.args.index("--tile-size"):] = FAST  # the rest need not be slow
+    listener.args[listener.args.index("--tile-size") :] = FAST  # the rest need not be slow
     listener.start()
     try:
         assert send(listener.port, files[4:]) == [0, 0]

@@ -79,7 +79,9 @@ def test_augmented_patches_keep_value_multiset(smooth_image):
     sampler_plain = PatchSampler(16, min_std=0.0, augment=False)
     sampler_aug = PatchSampler(16, min_std=0.0, augment=True)
     plain = sampler_plain.sample_one(smooth_image, np.random.default_rng(5))
-    aug = sampler_aug.sample_one(smooth_image, np.random.default_rng(5))  # same crop, then a symmetry
+    aug = sampler_aug.sample_one(
+        smooth_image, np.random.default_rng(5)
+    )  # same crop, then a symmetry
     np.testing.assert_array_equal(np.sort(aug, axis=None), np.sort(plain, axis=None))
 
 
@@ -87,7 +89,6 @@ def test_augmented_patches_keep_value_multiset(smooth_image):
 def test_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         PatchSampler(**kwargs)
-
 
 
 def test_at_scales_gives_each_image_at_each_scale(smooth_image):

@@ -21,8 +21,9 @@ def test_file_sha256_is_the_digest_of_the_bytes(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_git_commit_marks_uncommitted_changes(tmp_path: Path) -> None:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert git_commit(tmp_path) is None  # not a checkout
     git("init", "-q")

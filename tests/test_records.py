@@ -14,7 +14,9 @@ from pipeline.records import append_csv_row, read_csv, replacing, write_csv, wri
 
 
 def test_write_csv_keeps_given_columns_and_leaves_no_temporary(tmp_path: Path) -> None:
-    path = write_csv([{"a": 1, "b": None, "c": np.float32(0.5)}], tmp_path / "sub" / "x.csv", ["a", "b", "c"])
+    path = write_csv(
+        [{"a": 1, "b": None, "c": np.float32(0.5)}], tmp_path / "sub" / "x.csv", ["a", "b", "c"]
+    )
     assert path.read_text() == "a,b,c\n1,,0.5\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.csv"]
 
@@ -41,7 +43,9 @@ def test_append_after_a_cut_line_and_widening(tmp_path: Path) -> None:
 
 
 def test_write_json_is_strict(tmp_path: Path) -> None:
-    path = write_json({"x": math.nan, "y": np.int64(3), "p": Path("a/b"), "v": np.arange(2)}, tmp_path / "r.json")
+    path = write_json(
+        {"x": math.nan, "y": np.int64(3), "p": Path("a/b"), "v": np.arange(2)}, tmp_path / "r.json"
+    )
     assert json.loads(path.read_text()) == {"x": None, "y": 3, "p": "a/b", "v": [0, 1]}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert os.access(path, os.R_OK)

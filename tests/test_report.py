@@ -172,12 +172,17 @@ def test_detail_crop_keeps_inside_small_and_odd_images():
 
 def test_method_codes_in_words():
     assert describe_method("nlm").startswith("non-local means")
-    assert describe_method("unet:cxr_shipped_refine") == "trained residual U-Net (cxr_shipped_refine)"
+    assert (
+        describe_method("unet:cxr_shipped_refine") == "trained residual U-Net (cxr_shipped_refine)"
+    )
     assert describe_method("mystery") == "trained mystery"
 
 
 def test_noisy_input_has_no_throughput(tmp_path):
-    rows = [{**r, "kind": "input" if r["method"] == "noisy" else "model", "seconds": 0.001} for r in _rows()]
+    rows = [
+        {**r, "kind": "input" if r["method"] == "noisy" else "model", "seconds": 0.001}
+        for r in _rows()
+    ]
     summary = summarize_methods(rows)
     assert math.isnan(summary["methods"]["noisy"]["images_per_second"])
     assert summary["methods"]["model"]["images_per_second"] == pytest.approx(1000.0)
@@ -188,7 +193,10 @@ def test_one_number_formatter_for_every_page_and_the_benchmarks() -> None:
     from bench.formatting import fmt, fmt_ci
     from pipeline.report import format_ci, format_number
 
-    assert [format_number(v) for v in (None, "", "x", math.nan, 1.005, math.inf)] == ["–"] * 4 + ["1.00", "inf"]
+    assert [format_number(v) for v in (None, "", "x", math.nan, 1.005, math.inf)] == ["–"] * 4 + [
+        "1.00",
+        "inf",
+    ]
     assert format_number(0.5, 3, signed=True) == "+0.500" and format_number("0.25", 4) == "0.2500"
     assert format_ci({"mean": 1.0, "ci_low": math.nan}, 2) == "1.00"
     assert format_ci({"mean": 1.0, "ci_low": 0.5, "ci_high": 1.5}, 1, True) == "+1.0 [+0.5, +1.5]"

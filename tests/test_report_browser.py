@@ -24,8 +24,13 @@ from pipeline.report import (
 from pipeline.report.apply_page import write_apply_report
 
 BROWSER_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 WIDE, NARROW = 1400, 420
 MIN_TEXT_PX = 10.0
@@ -67,7 +72,9 @@ BROKEN_IMAGES_JS = """() => [...document.images]
 
 
 def _chromium() -> str:
-    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+    pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+    )
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -127,7 +134,9 @@ def _scan(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """A smooth synthetic 'scan' with a textured patch, float32 in [0, 1]."""
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]] / max(shape)
     img = 0.3 + 0.4 * np.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.08)
-    img[shape[0] // 4 : shape[0] // 2, shape[1] // 4 : shape[1] // 2] += 0.1 * np.sin(x * 90)[: shape[0] // 4, : shape[1] // 4]
+    img[shape[0] // 4 : shape[0] // 2, shape[1] // 4 : shape[1] // 2] += (
+        0.1 * np.sin(x * 90)[: shape[0] // 4, : shape[1] // 4]
+    )
     return np.clip(img, 0, 1).astype(np.float32)
 
 
@@ -138,17 +147,42 @@ def test_run_report_in_chromium(browser, tmp_path, rng) -> None:
         clean = _scan(rng, shape)
         noisy = np.clip(clean + rng.normal(0, 0.1, shape), 0, 1).astype(np.float32)
         outputs = {"tv": (clean + noisy) / 2, "unet:cxr_shipped_refine": clean}
-        examples.append({"image": long_name if i == 0 else f"img{i}", "clean": clean, "noisy": noisy, "outputs": outputs})
+        examples.append(
+            {
+                "image": long_name if i == 0 else f"img{i}",
+                "clean": clean,
+                "noisy": noisy,
+                "outputs": outputs,
+            }
+        )
     for i in range(6):
-        for method, kind, base in [("noisy", "input", 20.0), ("tv", "baseline", 25.0), ("unet:cxr_shipped_refine", "model", 30.0)]:
-            rows.append({"image": f"{long_name}#{i}", "method": method, "kind": kind,
-                         "psnr": base + rng.normal(), "ssim": 0.5 + 0.05 * rng.random(), "seconds": 0.01})
+        for method, kind, base in [
+            ("noisy", "input", 20.0),
+            ("tv", "baseline", 25.0),
+            ("unet:cxr_shipped_refine", "model", 30.0),
+        ]:
+            rows.append(
+                {
+                    "image": f"{long_name}#{i}",
+                    "method": method,
+                    "kind": kind,
+                    "psnr": base + rng.normal(),
+                    "ssim": 0.5 + 0.05 * rng.random(),
+                    "seconds": 0.01,
+                }
+            )
     figures = {
         "Examples": example_panel_figure(examples, tmp_path / "figures" / "examples.png"),
         "Distributions": distribution_figure(rows, tmp_path / "figures" / "distributions.png"),
     }
-    facts = {"date": "2026-11-29 20:00 UTC", "commit": "0123456789ab", "run folder": str(tmp_path / "runs" / long_name)}
-    page = write_report_html(tmp_path / "report.html", "Run test", summarize_methods(rows), figures, [long_name], facts)
+    facts = {
+        "date": "2026-11-29 20:00 UTC",
+        "commit": "0123456789ab",
+        "run folder": str(tmp_path / "runs" / long_name),
+    }
+    page = write_report_html(
+        tmp_path / "report.html", "Run test", summarize_methods(rows), figures, [long_name], facts
+    )
     check_page(browser, page)
 
 

@@ -14,7 +14,9 @@ from pipeline.selfsupervised import BlindSpot, Subsample, cell_pairs, make_objec
 def _unet() -> torch.nn.Module:
     torch.manual_seed(0)
     model = build_model(ModelConfig(name="unet", channels=[8, 16], residual=True))
-    for p in model.parameters():  # the U-Net's output layer starts at zero: give every weight a value
+    for (
+        p
+    ) in model.parameters():  # the U-Net's output layer starts at zero: give every weight a value
         torch.nn.init.normal_(p, std=0.1)
     return model.double()
 
@@ -31,7 +33,7 @@ def test_blind_spot_prediction_ignores_the_hidden_box(span):
     checked = 0
     for _, _, i, j in centres.nonzero().tolist()[:5]:
         (grad,) = torch.autograd.grad(out[0, 0, i, j], x, retain_graph=True)
-        box = grad[0, 0, max(i - sy, 0): i + sy + 1, max(j - sx, 0): j + sx + 1]
+        box = grad[0, 0, max(i - sy, 0) : i + sy + 1, max(j - sx, 0) : j + sx + 1]
         assert torch.all(box == 0), f"the centre ({i}, {j}) sees its hidden box"
         assert grad.abs().sum() > 0, "the prediction must depend on the visible pixels"
         checked += 1
@@ -51,7 +53,8 @@ def test_blind_spot_hidden_pixels_take_the_mean_of_visible_neighbours():
 
 
 def test_blind_spot_loss_uses_only_centres():
-    """Changing the noisy value of a pixel that is neither centre nor hidden changes the input, not the target set."""
+    """Changing the noisy value of a pixel that is neither centre nor hidden changes the input, not
+    the target set."""
     blind = BlindSpot(fraction=0.02, span=(1, 1))
     gen_seed = 5
     centres, hidden = blind.masks((2, 1, 16, 16), torch.Generator().manual_seed(gen_seed))
@@ -127,11 +130,14 @@ def test_config_rejects_a_gap_as_wide_as_the_cell():
     from pipeline.errors import ConfigError
 
     with pytest.raises(ConfigError, match="gap"):
-        config_from_dict({"train": {"objective": "subsample", "self_supervised": {"stride": 2, "gap": 2}}})
+        config_from_dict(
+            {"train": {"objective": "subsample", "self_supervised": {"stride": 2, "gap": 2}}}
+        )
 
 
 def test_run_trains_self_supervised_from_scratch(tmp_path):
-    """`denoise run` with train.objective=subsample learns to denoise without using the clean images in its loss."""
+    """`denoise run` with train.objective=subsample learns to denoise without using the clean images
+    in its loss."""
     import csv
 
     from pipeline.config import load_config
@@ -140,13 +146,29 @@ def test_run_trains_self_supervised_from_scratch(tmp_path):
     from pipeline.noise import add_noise, make_noise
     from pipeline.runner import run
 
-    cfg = load_config(None, [
-        "data.max_train=512", "data.max_val=64", "train.batch_size=32", "train.progress=false",
-        "run.stages=[train]", "model.name=unet", "model.channels=[8,16]", "train.optimizer=adam",
-        "train.lr=0.003", "run.threads=1", "train.loss=mse", "noise.kind=gaussian", "noise.sigma=0.3",
-        "train.epochs=3", "train.objective=subsample", "train.self_supervised.stride=2",
-        "train.self_supervised.gap=1", f"run.output_dir={tmp_path}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "data.max_train=512",
+            "data.max_val=64",
+            "train.batch_size=32",
+            "train.progress=false",
+            "run.stages=[train]",
+            "model.name=unet",
+            "model.channels=[8,16]",
+            "train.optimizer=adam",
+            "train.lr=0.003",
+            "run.threads=1",
+            "train.loss=mse",
+            "noise.kind=gaussian",
+            "noise.sigma=0.3",
+            "train.epochs=3",
+            "train.objective=subsample",
+            "train.self_supervised.stride=2",
+            "train.self_supervised.gap=1",
+            f"run.output_dir={tmp_path}",
+        ],
+    )
     result = run(cfg)
     with open(result.run_dir / "train_log.csv") as fh:
         val_psnr = float(list(csv.DictReader(fh))[-1]["val_psnr"])
@@ -157,18 +179,32 @@ def test_run_trains_self_supervised_from_scratch(tmp_path):
 
 
 def test_sub_images_smaller_than_the_networks_multiple_are_padded(tmp_path):
-    """MNIST's 28x28 images give 7x7 sub-images at stride 4; a U-Net of multiple 4 still trains on them."""
+    """MNIST's 28x28 images give 7x7 sub-images at stride 4; a U-Net of multiple 4 still trains on
+    them."""
     import csv
     import math
 
     from pipeline.config import load_config
     from pipeline.runner import run
 
-    cfg = load_config(None, [
-        "data.max_train=64", "data.max_val=8", "train.batch_size=16", "train.progress=false", "run.stages=[train]",
-        "model.name=unet", "model.channels=[8,16,32]", "train.optimizer=adam", "train.lr=0.003", "run.threads=1",
-        "train.epochs=1", "train.objective=subsample", f"run.output_dir={tmp_path}",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "data.max_train=64",
+            "data.max_val=8",
+            "train.batch_size=16",
+            "train.progress=false",
+            "run.stages=[train]",
+            "model.name=unet",
+            "model.channels=[8,16,32]",
+            "train.optimizer=adam",
+            "train.lr=0.003",
+            "run.threads=1",
+            "train.epochs=1",
+            "train.objective=subsample",
+            f"run.output_dir={tmp_path}",
+        ],
+    )
     result = run(cfg)
     with open(result.run_dir / "train_log.csv") as fh:
         row = list(csv.DictReader(fh))[-1]

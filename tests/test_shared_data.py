@@ -1,5 +1,5 @@
-"""Every grey image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set, the five-source
-collections), the colour ones are refused with a reason; the patient split."""
+"""Every grey image under ../shared/data/cxr loads (PNG, JPEG, the five DICOMs, the 64-px set, the
+five-source collections), the colour ones are refused with a reason; the patient split."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def test_every_shared_radiograph_loads(cxr_dir) -> None:
     import csv
     from pathlib import Path
 
-    images, failures = load_folder(cxr_dir)  # the ACR-NEMA file logs a warning (no file meta), by design
+    images, failures = load_folder(
+        cxr_dir
+    )  # the ACR-NEMA file logs a warning (no file meta), by design
     excluded = Path(__file__).resolve().parents[1] / "configs" / "splits" / "multisite_excluded.csv"
     with excluded.open(newline="") as fh:
         colour = {Path(row["file"]).name for row in csv.DictReader(fh)}
@@ -30,7 +32,8 @@ def test_every_shared_radiograph_loads(cxr_dir) -> None:
 
 
 def test_radiograph_split_is_by_patient(cxr_dir, monkeypatch) -> None:
-    """configs/cxr_shipped_xray.yaml: 67 Hannover JPEGs of 35 patients, split by patient (seed 0)."""
+    """configs/cxr_shipped_xray.yaml: 67 Hannover JPEGs of 35 patients, split by patient (seed
+    0)."""
     import csv
     from pathlib import Path
 
@@ -42,8 +45,13 @@ def test_radiograph_split_is_by_patient(cxr_dir, monkeypatch) -> None:
     with table.open(newline="") as f:
         patients = {row["filename"]: row["patientid"] for row in csv.DictReader(f)}
     assert len(patients) == 67 and len(set(patients.values())) == 35
-    cfg = load_config(root / "configs" / "cxr_shipped_xray.yaml", ["data.max_clean_noise=null", "data.max_val=null"])
-    rows = load_splits(cfg.data, cfg.run.seed).assignment  # logs that the fo-dicom file has no PatientID
+    cfg = load_config(
+        root / "configs" / "cxr_shipped_xray.yaml",
+        ["data.max_clean_noise=null", "data.max_val=null"],
+    )
+    rows = load_splits(
+        cfg.data, cfg.run.seed
+    ).assignment  # logs that the fo-dicom file has no PatientID
     split_of = {}
     for row in rows:
         split_of.setdefault(row["patient"], set()).add(row["split"])
@@ -52,7 +60,13 @@ def test_radiograph_split_is_by_patient(cxr_dir, monkeypatch) -> None:
     hannover_test = [n for n, part in names.items() if n in patients and part == "test"]
     assert len(hannover_test) >= 14 and len({patients[n] for n in hannover_test}) >= 8
     assert sum(1 for n in names if n in patients) == 67
-    others = {"00000001_000.png", "00000002_000.png", "00000013_003.png", "00027426_000_512px_torchxrayvision.png",
-              "c0001_8bit.png", "c3574.png"}
+    others = {
+        "00000001_000.png",
+        "00000002_000.png",
+        "00000013_003.png",
+        "00027426_000_512px_torchxrayvision.png",
+        "c0001_8bit.png",
+        "c3574.png",
+    }
     assert all(names[n] == "test" for n in others)
     assert not any(n.startswith("00000001_000_") for n in names), "one copy of 00000001_000 only"

@@ -22,9 +22,17 @@ from pipeline.runner import run
 from pipeline.train import NOISE_STD_FLOOR, detail_slope, make_loss, weighted_loss
 
 TINY = [
-    "data.max_train=256", "data.max_val=32", "data.max_test=32", "train.batch_size=64",
-    "train.progress=false", "run.stages=[train]", "model.name=conv", "model.features=8",
-    "train.optimizer=adam", "train.lr=0.003", "run.threads=1",
+    "data.max_train=256",
+    "data.max_val=32",
+    "data.max_test=32",
+    "train.batch_size=64",
+    "train.progress=false",
+    "run.stages=[train]",
+    "model.name=conv",
+    "model.features=8",
+    "train.optimizer=adam",
+    "train.lr=0.003",
+    "run.threads=1",
 ]
 
 
@@ -54,12 +62,23 @@ def test_same_seed_same_weights(tmp_path) -> None:
 
 def test_resume_from_last_equals_uninterrupted_run(tmp_path) -> None:
     straight = run(tiny_config(tmp_path / "straight", "train.epochs=3", "train.schedule=cosine"))
-    first = run(tiny_config(tmp_path / "first", "train.epochs=3", "train.schedule=cosine", "train.max_train_seconds=0.001"))
+    first = run(
+        tiny_config(
+            tmp_path / "first",
+            "train.epochs=3",
+            "train.schedule=cosine",
+            "train.max_train_seconds=0.001",
+        )
+    )
     assert torch.load(first.run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
-    resumed = run(tiny_config(
-        tmp_path / "resumed", "train.epochs=3", "train.schedule=cosine",
-        f"train.resume={first.run_dir / 'checkpoints' / 'last.pt'}",
-    ))
+    resumed = run(
+        tiny_config(
+            tmp_path / "resumed",
+            "train.epochs=3",
+            "train.schedule=cosine",
+            f"train.resume={first.run_dir / 'checkpoints' / 'last.pt'}",
+        )
+    )
     w1 = torch.load(straight.run_dir / "checkpoints" / "last.pt", weights_only=True)
     w2 = torch.load(resumed.run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert w1["epoch"] == w2["epoch"] == 3
@@ -69,7 +88,9 @@ def test_resume_from_last_equals_uninterrupted_run(tmp_path) -> None:
 
 def test_early_stopping_stops(tmp_path) -> None:
     # lr 0 never improves after the first epoch: patience 1 stops at epoch 2.
-    result = run(tiny_config(tmp_path, "train.epochs=10", "train.lr=1e-12", "train.early_stop_patience=1"))
+    result = run(
+        tiny_config(tmp_path, "train.epochs=10", "train.lr=1e-12", "train.early_stop_patience=1")
+    )
     assert torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
 
 
@@ -79,7 +100,9 @@ def test_torchrun_two_processes_gloo(tmp_path) -> None:
     if torchrun is None:
         pytest.skip("torchrun is not installed beside this Python")
     args = [torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "pipeline", "run"]
-    args += [x for s in [*TINY, f"run.output_dir={tmp_path}", "train.epochs=2"] for x in ("--set", s)]
+    args += [
+        x for s in [*TINY, f"run.output_dir={tmp_path}", "train.epochs=2"] for x in ("--set", s)
+    ]
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("{}\n")
     args.insert(args.index("run") + 1, str(cfg_file))
@@ -96,26 +119,48 @@ def test_torchrun_two_processes_gloo(tmp_path) -> None:
 
 def test_init_from_starts_from_the_weights_with_a_fresh_schedule(tmp_path) -> None:
     base = run(tiny_config(tmp_path / "base", "train.epochs=1"))
-    tuned = run(tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={base.checkpoint}"))
+    tuned = run(
+        tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={base.checkpoint}")
+    )
     w0 = torch.load(base.checkpoint, weights_only=True)["model_state"]
     w1 = torch.load(tuned.checkpoint, weights_only=True)
     assert w1["epoch"] == 0 and all(torch.equal(w0[k], w1["model_state"][k]) for k in w0)
     with pytest.raises(PipelineError, match="different model section"):
-        run(tiny_config(tmp_path / "other", "train.epochs=0", "model.features=4", f"train.init_from={base.checkpoint}"))
+        run(
+            tiny_config(
+                tmp_path / "other",
+                "train.epochs=0",
+                "model.features=4",
+                f"train.init_from={base.checkpoint}",
+            )
+        )
 
 
 def test_init_from_a_plain_unet_adds_a_refinement_head_that_starts_at_zero(tmp_path) -> None:
     unet = ["model.name=unet", "model.channels=[4,8]"]
     base = run(tiny_config(tmp_path / "base", *unet, "train.epochs=1"))
-    headed = run(tiny_config(tmp_path / "head", *unet, "model.refine_channels=4", "train.epochs=0",
-                             f"train.init_from={base.checkpoint}"))
+    headed = run(
+        tiny_config(
+            tmp_path / "head",
+            *unet,
+            "model.refine_channels=4",
+            "train.epochs=0",
+            f"train.init_from={base.checkpoint}",
+        )
+    )
     w0 = torch.load(base.checkpoint, weights_only=True)["model_state"]
     w1 = torch.load(headed.checkpoint, weights_only=True)["model_state"]
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert any(k.startswith("refine.") for k in w1)
     assert load_model(headed.run_dir).config.model.refine_channels == 4
-    with pytest.raises(PipelineError, match="different model section"):  # the other way round is not a fine-tune
-        run(tiny_config(tmp_path / "back", *unet, "train.epochs=0", f"train.init_from={headed.checkpoint}"))
+    with pytest.raises(
+        PipelineError, match="different model section"
+    ):  # the other way round is not a fine-tune
+        run(
+            tiny_config(
+                tmp_path / "back", *unet, "train.epochs=0", f"train.init_from={headed.checkpoint}"
+            )
+        )
 
 
 def test_checkpoints_from_before_a_new_model_option_still_match(tmp_path) -> None:
@@ -123,7 +168,9 @@ def test_checkpoints_from_before_a_new_model_option_still_match(tmp_path) -> Non
     ckpt = torch.load(base.checkpoint, weights_only=True)
     del ckpt["config"]["model"]["refine_channels"]  # as written before the option existed
     torch.save(ckpt, tmp_path / "old.pt")
-    tuned = run(tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={tmp_path / 'old.pt'}"))
+    tuned = run(
+        tiny_config(tmp_path / "tuned", "train.epochs=0", f"train.init_from={tmp_path / 'old.pt'}")
+    )
     assert torch.load(tuned.checkpoint, weights_only=True)["epoch"] == 0
 
 
@@ -145,7 +192,7 @@ def test_inverse_noise_weighting_equalises_noise_levels() -> None:
     plain = weighted_loss(l1, out, clean, noisy, "none")
     assert torch.isclose(plain, l1(out, clean))
     weighted = weighted_loss(l1, out, clean, noisy, "inverse_noise")
-    per_sample = torch.stack([l1(out[i:i + 1], clean[i:i + 1]) for i in range(2)])
+    per_sample = torch.stack([l1(out[i : i + 1], clean[i : i + 1]) for i in range(2)])
     weights = torch.tensor([1 / 0.05, 1 / 0.2])
     assert torch.isclose(weighted, (per_sample * weights / weights.mean()).mean(), rtol=1e-4)
     # Each sample's weighted loss is about the same although one is 4x noisier.
@@ -154,7 +201,6 @@ def test_inverse_noise_weighting_equalises_noise_levels() -> None:
     # A clean sample is weighted as if its noise were at the floor, not infinitely.
     zero = weighted_loss(l1, out, clean, clean.clone(), "inverse_noise")
     assert torch.isfinite(zero) and NOISE_STD_FLOOR > 0
-
 
 
 def _smooth_images(n: int, side: int = 64) -> torch.Tensor:
@@ -180,8 +226,11 @@ def test_detail_slope_measures_erased_detail_not_leftover_noise() -> None:
     # would fall if noise were added to a blurred output; the slope does not).
     noise = 0.05 * torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     assert detail_slope(clean + noise, clean).abs().max() < 0.1 * erased.min()
-    assert torch.allclose(detail_slope(blurred + noise, clean), erased, atol=0.1 * float(erased.min()))
-    # The same value as a NumPy regression on scipy's Laplacian of Gaussian, inside the kernel's border.
+    assert torch.allclose(
+        detail_slope(blurred + noise, clean), erased, atol=0.1 * float(erased.min())
+    )
+    # The same value as a NumPy regression on scipy's Laplacian of Gaussian, inside the kernel's
+    # border.
     error = (blurred - clean)[0, 0, 4:-4, 4:-4].double().numpy()
     detail = detail_highpass(clean[0, 0].double().numpy())[4:-4, 4:-4]
     error, detail = error - error.mean(), detail - detail.mean()
@@ -206,10 +255,19 @@ def test_detail_weight_adds_the_squared_slope_to_the_loss() -> None:
 
 
 def test_detail_weight_trains_end_to_end(tmp_path) -> None:
-    result = run(tiny_config(tmp_path, "train.epochs=1", "train.loss=l1", "train.detail_weight=0.01", "data.max_train=64"))
+    result = run(
+        tiny_config(
+            tmp_path,
+            "train.epochs=1",
+            "train.loss=l1",
+            "train.detail_weight=0.01",
+            "data.max_train=64",
+        )
+    )
     saved = load_config(result.run_dir / "config.yaml")
     assert saved.train.detail_weight == 0.01
     assert result.checkpoint.exists()
+
 
 def test_train_scales_adds_downscaled_training_images(tmp_path, monkeypatch) -> None:
     import pipeline.train.data as train_module
@@ -222,7 +280,15 @@ def test_train_scales_adds_downscaled_training_images(tmp_path, monkeypatch) -> 
         original(self, images, *args, **kwargs)
 
     monkeypatch.setattr(train_module.NoisyPairs, "__init__", spy)
-    run(tiny_config(tmp_path, "train.epochs=1", "data.max_train=64", "data.patch_size=16", "data.train_scales=[1.0,0.75]"))
+    run(
+        tiny_config(
+            tmp_path,
+            "train.epochs=1",
+            "data.max_train=64",
+            "data.patch_size=16",
+            "data.train_scales=[1.0,0.75]",
+        )
+    )
     assert seen == [128]
 
 

@@ -27,16 +27,23 @@ from pipeline.train.stopping import (
 )
 
 SMALL = [
-    "model.name=conv", "model.features=4", "train.batch_size=4", "train.progress=false",
-    "train.optimizer=adam", "train.lr=0.01", "train.epochs=3",
+    "model.name=conv",
+    "model.features=4",
+    "train.batch_size=4",
+    "train.progress=false",
+    "train.optimizer=adam",
+    "train.lr=0.01",
+    "train.epochs=3",
 ]
 
 
 def images(n: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:16, :16] / 16.0
-    return [np.clip(0.5 + 0.3 * np.sin(6 * xx * rng.uniform(0.5, 2) + 4 * yy), 0, 1).astype(np.float32)
-            for _ in range(n)]
+    return [
+        np.clip(0.5 + 0.3 * np.sin(6 * xx * rng.uniform(0.5, 2) + 4 * yy), 0, 1).astype(np.float32)
+        for _ in range(n)
+    ]
 
 
 def make_trainer(tmp_path, *extra: str, val: int = 2) -> Trainer:
@@ -81,12 +88,16 @@ def test_validate_epoch_runs_when_due_and_gives_loss_and_psnr(tmp_path) -> None:
 def test_best_epoch_and_patience() -> None:
     state = new_state()
     assert record_validation(state, True, 20.0) and state["best_val_psnr"] == 20.0
-    assert not record_validation(state, False, 30.0) and state["bad_epochs"] == 0  # not validated: no change
+    assert (
+        not record_validation(state, False, 30.0) and state["bad_epochs"] == 0
+    )  # not validated: no change
     assert not record_validation(state, True, 19.0) and state["bad_epochs"] == 1
     cfg = load_config(None, ["train.early_stop_patience=2"]).train
     assert not patience_exhausted(state, cfg)
     assert not record_validation(state, True, 20.0) and patience_exhausted(state, cfg)
-    assert record_validation(state, True, math.nan) and state["best_val_psnr"] == 20.0  # no images: follow last
+    assert (
+        record_validation(state, True, math.nan) and state["best_val_psnr"] == 20.0
+    )  # no images: follow last
     assert not patience_exhausted(state, load_config(None, []).train)  # no patience set
 
 
@@ -100,7 +111,9 @@ def test_write_checkpoints_keeps_best_only_when_it_improved(tmp_path) -> None:
     last, best = (read_checkpoint(tmp_path / "checkpoints" / f"{n}.pt") for n in ("last", "best"))
     assert last["epoch"] == 2 and best["epoch"] == 1
     assert all(torch.equal(best["model_state"][k], v) for k, v in first_best.items())
-    assert (tmp_path / "train_log.csv").read_text().count("\n") == 2  # header and the one recorded epoch
+    assert (tmp_path / "train_log.csv").read_text().count(
+        "\n"
+    ) == 2  # header and the one recorded epoch
     trainer.finish()  # the model ends with best.pt's weights
     assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in first_best.items())
 
@@ -111,7 +124,9 @@ def test_fit_with_no_epoch_to_run_still_writes_both_checkpoints(tmp_path) -> Non
 
 
 def test_stopping_on_patience_ends_fit_early(tmp_path) -> None:
-    trainer = make_trainer(tmp_path, "train.epochs=5", "train.lr=1e-12", "train.early_stop_patience=1")
+    trainer = make_trainer(
+        tmp_path, "train.epochs=5", "train.lr=1e-12", "train.early_stop_patience=1"
+    )
     result = trainer.fit()
     assert result.stopped_early and len(result.log) == 2 and trainer.should_stop(False)
 
@@ -120,12 +135,16 @@ def test_resume_and_init_check_the_model_section(tmp_path) -> None:
     trainer = make_trainer(tmp_path)
     trainer.train_epoch(0)
     state = {**new_state(), "bad_epochs": 1}
-    ckpt = build_checkpoint(trainer.model, trainer.cfg, epoch=1, optimizer=trainer.optimizer, state=state)
+    ckpt = build_checkpoint(
+        trainer.model, trainer.cfg, epoch=1, optimizer=trainer.optimizer, state=state
+    )
     path = save_checkpoint(ckpt, tmp_path / "one.pt")
     fresh = make_trainer(tmp_path / "fresh")
     epoch, resumed = resume_training(path, fresh.cfg, fresh.model, fresh.optimizer, fresh.scheduler)
     assert epoch == 1 and resumed["bad_epochs"] == 1
-    assert all(torch.equal(fresh.model.state_dict()[k], v) for k, v in trainer.model.state_dict().items())
+    assert all(
+        torch.equal(fresh.model.state_dict()[k], v) for k, v in trainer.model.state_dict().items()
+    )
     other = make_trainer(tmp_path / "other", "model.features=8")
     with pytest.raises(PipelineError, match="train.resume: .* different model section"):
         resume_training(path, other.cfg, other.model, other.optimizer, None)

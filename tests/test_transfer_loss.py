@@ -46,7 +46,9 @@ def test_penalty_is_zero_for_kept_content_and_positive_for_smoothing() -> None:
 def test_transfer_weight_adds_the_penalty_and_its_gradient_keeps_content() -> None:
     clean, out = (torch.tensor(a, dtype=torch.float32)[:, None] for a in _pairs())
     plain, weighted = make_loss("l1"), make_loss("l1", transfer_weight=0.5)
-    assert torch.isclose(weighted(out, clean), plain(out, clean) + 0.5 * transfer_penalty(out, clean))
+    assert torch.isclose(
+        weighted(out, clean), plain(out, clean) + 0.5 * transfer_penalty(out, clean)
+    )
     guess = out.clone().requires_grad_(True)
     transfer_penalty(guess, clean).backward()
     step = guess.detach() - 0.5 * guess.grad / guess.grad.abs().max()
@@ -54,7 +56,14 @@ def test_transfer_weight_adds_the_penalty_and_its_gradient_keeps_content() -> No
 
 
 def test_transfer_weight_trains_end_to_end(tmp_path) -> None:
-    result = run(tiny_config(tmp_path, "train.epochs=1", "train.loss=l1", "train.transfer_weight=0.05",
-                             "data.max_train=64"))
+    result = run(
+        tiny_config(
+            tmp_path,
+            "train.epochs=1",
+            "train.loss=l1",
+            "train.transfer_weight=0.05",
+            "data.max_train=64",
+        )
+    )
     assert load_config(result.run_dir / "config.yaml").train.transfer_weight == 0.05
     assert result.checkpoint.exists()

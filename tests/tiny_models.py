@@ -27,8 +27,16 @@ def save_tiny_unet(path: Path, seed: int = 0) -> Path:
         for param in model.parameters():
             param.add_(0.05 * torch.randn_like(param))
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "model_state": model.state_dict(), "optimizer_state": None, "scheduler_state": None, "epoch": 0,
-        "config": cfg.to_dict(), "version": pipeline.__version__, "state": {},
-    }, path)
+    torch.save(
+        {
+            "model_state": model.state_dict(),
+            "optimizer_state": None,
+            "scheduler_state": None,
+            "epoch": 0,
+            "config": cfg.to_dict(),
+            "version": pipeline.__version__,
+            "state": {},
+        },
+        path,
+    )
     return path

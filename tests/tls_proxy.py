@@ -1,4 +1,5 @@
-"""Test helper: HTTPS in front of a local HTTP server (a TLS-terminating proxy, as deployments have).
+"""Test helper: HTTPS in front of a local HTTP server (a TLS-terminating proxy, as deployments
+have).
 
 Debian's Orthanc 1.10 crashes on HTTPS requests with OpenSSL 3, so the TLS tests put this
 proxy, with a self-signed certificate made by openssl, in front of its HTTP port.
@@ -22,9 +23,29 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         pytest.skip("openssl is not installed (needed to make a test certificate)")
     folder.mkdir(parents=True, exist_ok=True)
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -60,9 +81,12 @@ class TlsProxy:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.set_exception_handler(lambda _loop, _context: None)  # refused handshakes are expected
+        self.loop.set_exception_handler(
+            lambda _loop, _context: None
+        )  # refused handshakes are expected
         server = self.loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context))
+            asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.context)
+        )
         self.port = server.sockets[0].getsockname()[1]
         self.started.set()
         self.loop.run_forever()

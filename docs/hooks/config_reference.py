@@ -34,12 +34,20 @@ what is allowed.
 
 #: annotated_types constraint names, as shown in the "allowed" column.
 _BOUNDS = {
-    "gt": ">", "ge": "≥", "lt": "<", "le": "≤",
-    "min_length": "min length", "max_length": "max length",
+    "gt": ">",
+    "ge": "≥",
+    "lt": "<",
+    "le": "≤",
+    "min_length": "min length",
+    "max_length": "max length",
 }
 #: Python type names as a config file's reader knows them.
 _TYPE_WORDS = {
-    "Path": "path", "str": "text", "int": "integer", "float": "number", "bool": "boolean",
+    "Path": "path",
+    "str": "text",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
 }
 
 
@@ -103,7 +111,12 @@ def default_text(field: FieldInfo) -> str:
         value = str(value)
     if isinstance(value, list):
         value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
+    text = (
+        yaml.safe_dump(value, default_flow_style=True, width=1 << 20)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
     return f"`{text}`"
 
 

@@ -41,12 +41,17 @@ Modules: :mod:`~pipeline.adapt.checks` (the checks above), :mod:`~pipeline.adapt
 report page). Its command-line options are in :mod:`pipeline.cli`.
 """
 
-
 from pipeline.adapt.checks import autocorrelation_map, noise_level, scan_checks
 from pipeline.adapt.run import ADAPT_METHODS, DEFAULT_METHOD, AdaptResult, adapt
 from pipeline.adapt.setup import adapt_config
 
 __all__ = [
-    "ADAPT_METHODS", "DEFAULT_METHOD", "AdaptResult", "adapt", "adapt_config", "autocorrelation_map",
-    "noise_level", "scan_checks",
+    "ADAPT_METHODS",
+    "DEFAULT_METHOD",
+    "AdaptResult",
+    "adapt",
+    "adapt_config",
+    "autocorrelation_map",
+    "noise_level",
+    "scan_checks",
 ]

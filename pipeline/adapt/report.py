@@ -31,8 +31,14 @@ def _mean(values: list[float]) -> float:
 
 
 def write_adapt_report(
-    model: torch.nn.Module, source: Path, images: list[ScanImage], record: dict[str, Any], run_dir: Path,
-    device: torch.device, cfg: Config, source_outputs: list[np.ndarray] | None = None,
+    model: torch.nn.Module,
+    source: Path,
+    images: list[ScanImage],
+    record: dict[str, Any],
+    run_dir: Path,
+    device: torch.device,
+    cfg: Config,
+    source_outputs: list[np.ndarray] | None = None,
 ) -> Path:
     """Denoise the first scans with the adapted model, add the checks to `record`, write report.html.
 
@@ -45,39 +51,82 @@ def write_adapt_report(
     from pipeline.train import read_log
 
     adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
-    original = None if source_outputs else ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
+    original = (
+        None
+        if source_outputs
+        else ModelDenoiser.from_settings(
+            load_model(source, device).model, cfg.inference, device, "source"
+        )
+    )
     rows, maps, examples = [], [], []
     for i, img in enumerate(images[:REPORT_SCANS]):
         out = adapted(img.pixels)
         checks = scan_checks(img.pixels, out)
         maps.append(checks.pop("removed_autocorrelation"))
-        rows.append({"scan": img.meta.name, "height": img.pixels.shape[0], "width": img.pixels.shape[1], **checks})
+        rows.append(
+            {
+                "scan": img.meta.name,
+                "height": img.pixels.shape[0],
+                "width": img.pixels.shape[1],
+                **checks,
+            }
+        )
         if i < EXAMPLES:
             before = source_outputs[i] if source_outputs else original(img.pixels)
             outputs = {"source model": _thumbnail(before), "adapted": _thumbnail(out)}
-            examples.append({"image": img.meta.name, "clean": None, "noisy": _thumbnail(img.pixels), "outputs": outputs})
+            examples.append(
+                {
+                    "image": img.meta.name,
+                    "clean": None,
+                    "noisy": _thumbnail(img.pixels),
+                    "outputs": outputs,
+                }
+            )
     record["report_scans"] = rows
     mean_map = np.nanmean(np.stack(maps), axis=0)
     record["removed_autocorrelation_mean_map"] = mean_map.round(4).tolist()
-    summary = {k: _mean([r[k] for r in rows]) for k in ("noise_before", "noise_after", "removed_lag1_rows", "removed_lag1_columns")}
+    summary = {
+        k: _mean([r[k] for r in rows])
+        for k in ("noise_before", "noise_after", "removed_lag1_rows", "removed_lag1_columns")
+    }
     record["report_means"] = summary
 
     fig_dir = run_dir / "figures"
     figures = {
-        "Scans: input, the source model's output, the adapted model's output; crop and residual (output minus input) of the first":
-            report.example_panel_figure(examples, fig_dir / "examples.png"),
-        "Autocorrelation of the removed part (input minus output), mean over the report's scans; centre = lag 0":
-            autocorrelation_figure(mean_map, fig_dir / "removed_autocorrelation.png"),
+        "Scans: input, the source model's output, the adapted model's output; crop and residual (output minus input) of the first": report.example_panel_figure(
+            examples, fig_dir / "examples.png"
+        ),
+        "Autocorrelation of the removed part (input minus output), mean over the report's scans; centre = lag 0": autocorrelation_figure(
+            mean_map, fig_dir / "removed_autocorrelation.png"
+        ),
     }
     log_rows = read_log(run_dir / "train_log.csv")
     if any(math.isfinite(r.get("train_loss", math.nan)) for r in log_rows):
-        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(log_rows, fig_dir / "loss_curve.png")
-    header = ["scan", "size", "noise before", "noise after", "removed lag-1 rows", "removed lag-1 columns"]
-    table = (header, [
-        [r["scan"], f"{r['height']}x{r['width']}", f"{r['noise_before']:.4f}", f"{r['noise_after']:.4f}",
-         f"{r['removed_lag1_rows']:+.3f}", f"{r['removed_lag1_columns']:+.3f}"]
-        for r in rows
-    ])
+        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(
+            log_rows, fig_dir / "loss_curve.png"
+        )
+    header = [
+        "scan",
+        "size",
+        "noise before",
+        "noise after",
+        "removed lag-1 rows",
+        "removed lag-1 columns",
+    ]
+    table = (
+        header,
+        [
+            [
+                r["scan"],
+                f"{r['height']}x{r['width']}",
+                f"{r['noise_before']:.4f}",
+                f"{r['noise_after']:.4f}",
+                f"{r['removed_lag1_rows']:+.3f}",
+                f"{r['removed_lag1_columns']:+.3f}",
+            ]
+            for r in rows
+        ],
+    )
     lines = [
         (
             f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} method "
@@ -97,13 +146,19 @@ def write_adapt_report(
             "stays high at larger lags in the map means the removed part holds structure, not noise."
         ),
     ]
-    written = report.write_page(run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures)
+    written = report.write_page(
+        run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures
+    )
     return written["html"]
 
 
 def _seconds_used(record: dict[str, Any]) -> float:
     """Seconds of the budget used: earlier runs (a resumed run), preparing and training."""
-    return record["seconds_before_resume"] + record.get("seconds_preparing", 0.0) + record["seconds_this_run"]
+    return (
+        record["seconds_before_resume"]
+        + record.get("seconds_preparing", 0.0)
+        + record["seconds_this_run"]
+    )
 
 
 def _method_words(record: dict[str, Any]) -> str:
@@ -130,7 +185,13 @@ def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:
     lags = corr.shape[0] // 2
     fig = Figure(figsize=(4.8, 4.2), layout="constrained")
     ax = fig.subplots()
-    shown = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1, extent=(-lags - 0.5, lags + 0.5, lags + 0.5, -lags - 0.5))
+    shown = ax.imshow(
+        corr,
+        cmap="RdBu_r",
+        vmin=-1,
+        vmax=1,
+        extent=(-lags - 0.5, lags + 0.5, lags + 0.5, -lags - 0.5),
+    )
     for (i, j), v in np.ndenumerate(corr):
         if math.isfinite(v):
             ax.text(j - lags, i - lags, f"{v:.2f}", ha="center", va="center", fontsize=6)

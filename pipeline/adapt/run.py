@@ -61,7 +61,8 @@ class AdaptResult:
 @dataclass
 class Prepared:
     """What training starts from: the config (with the fitted noise), the training images and
-    their noise, the fit's record and the source model's outputs (``fitted`` only)."""
+    their noise, the fit's record and the source model's outputs (``fitted`` only).
+    """
 
     cfg: Config
     train_pixels: list[np.ndarray]
@@ -71,17 +72,33 @@ class Prepared:
 
 
 def adapt(
-    scans: str | Path, run_dir: str | Path, source: str | Path | None = None, method: str = DEFAULT_METHOD,
-    minutes: float = 15.0, seed: int = 0, threads: int | None = None, device: str = "auto",
-    progress: bool = True, overrides: list[str] | None = None,
+    scans: str | Path,
+    run_dir: str | Path,
+    source: str | Path | None = None,
+    method: str = DEFAULT_METHOD,
+    minutes: float = 15.0,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    overrides: list[str] | None = None,
 ) -> AdaptResult:
     """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see :mod:`pipeline.adapt`."""
     if minutes <= 0:
         raise PipelineError(f"--minutes must be positive, got {minutes}")
-    began = time.perf_counter()  # the budget counts from here: reading, references, noise fit, training
+    began = (
+        time.perf_counter()
+    )  # the budget counts from here: reading, references, noise fit, training
     options = AdaptOptions(
-        Path(given_path(scans, "the scan folder (-i)")), Path(given_path(run_dir, "the run folder (-o)")),
-        method, minutes, seed, threads, device, progress, tuple(overrides or ()),
+        Path(given_path(scans, "the scan folder (-i)")),
+        Path(given_path(run_dir, "the run folder (-o)")),
+        method,
+        minutes,
+        seed,
+        threads,
+        device,
+        progress,
+        tuple(overrides or ()),
     )
     with torch_threads(threads):  # torch's thread count is put back after the call
         return run_adapt(options, source, began)
@@ -100,7 +117,9 @@ def run_adapt(options: AdaptOptions, source: str | Path | None, began: float) ->
     dev = resolve_device(options.device)
     cfg = adapt_config(options, source_path, len(images))
     if cfg.train.objective not in ADAPT_METHODS:
-        raise PipelineError(f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})")
+        raise PipelineError(
+            f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})"
+        )
     prepared = _prepare(options, cfg, images, source_path, dev, began)
     resume, spent = resume_point(prepared.cfg, options.run_dir)
     cfg = with_training(prepared.cfg, resume=resume) if resume is not None else prepared.cfg
@@ -109,21 +128,31 @@ def run_adapt(options: AdaptOptions, source: str | Path | None, began: float) ->
     prepare_seconds = time.perf_counter() - began
     t0 = time.perf_counter()
     model = _train(cfg, prepared, options, resume, spent, prepare_seconds, dev)
-    record = _record(cfg, source_path, options, images, before, failures, spent, time.perf_counter() - t0)
+    record = _record(
+        cfg, source_path, options, images, before, failures, spent, time.perf_counter() - t0
+    )
     record["epochs"] = len(read_log(options.run_dir / "train_log.csv"))
     if prepared.fit_record is not None:
         record["noise_fit"] = prepared.fit_record
     record["seconds_preparing"] = prepare_seconds
-    report = write_adapt_report(model, source_path, images, record, options.run_dir, dev, cfg, prepared.source_outputs)
+    report = write_adapt_report(
+        model, source_path, images, record, options.run_dir, dev, cfg, prepared.source_outputs
+    )
     write_json(record, options.run_dir / "adapt.json")
     return AdaptResult(options.run_dir, options.run_dir / "checkpoints" / "best.pt", report, record)
 
 
 def _prepare(
-    options: AdaptOptions, cfg: Config, images: list[ScanImage], source: Path, device: torch.device, began: float,
+    options: AdaptOptions,
+    cfg: Config,
+    images: list[ScanImage],
+    source: Path,
+    device: torch.device,
+    began: float,
 ) -> Prepared:
     """The training inputs of the method: the scans as they are, or (``fitted``) the source
-    model's outputs with the noise fitted to the scans, which counts against the budget."""
+    model's outputs with the noise fitted to the scans, which counts against the budget.
+    """
     from pipeline.noise import make_noise
 
     if cfg.train.objective != "fitted":
@@ -131,10 +160,17 @@ def _prepare(
     started = time.perf_counter()
     deadline = began + FIT_SHARE * options.minutes * 60
     references, noise, fit_record = fitted_references(
-        images, source, cfg, options.run_dir, device, options.seed, deadline)
+        images, source, cfg, options.run_dir, device, options.seed, deadline
+    )
     fit_record = {**fit_record, "seconds": time.perf_counter() - started}
     # the source model's outputs are the references, and the report shows them too
-    return Prepared(cfg.model_copy(update={"noise": noise}), references, make_noise(noise), fit_record, references)
+    return Prepared(
+        cfg.model_copy(update={"noise": noise}),
+        references,
+        make_noise(noise),
+        fit_record,
+        references,
+    )
 
 
 def _write_run_files(cfg: Config, run_dir: Path, failures: list) -> None:
@@ -149,27 +185,46 @@ def _write_run_files(cfg: Config, run_dir: Path, failures: list) -> None:
 
 
 def _train(
-    cfg: Config, prepared: Prepared, options: AdaptOptions, resume: Path | None, spent: float,
-    prepare_seconds: float, device: torch.device,
+    cfg: Config,
+    prepared: Prepared,
+    options: AdaptOptions,
+    resume: Path | None,
+    spent: float,
+    prepare_seconds: float,
+    device: torch.device,
 ) -> torch.nn.Module:
     """Fine-tune for the time left (a new run at least one epoch); the adapted model."""
     from pipeline.train import train
 
     remaining = options.minutes * 60 - spent - prepare_seconds
-    if remaining <= 0 and resume is not None:  # the budget was spent before a kill: nothing left to train
+    if (
+        remaining <= 0 and resume is not None
+    ):  # the budget was spent before a kill: nothing left to train
         from pipeline.checkpoint import load_model
 
         return load_model(options.run_dir, device).model
     cfg = with_training(cfg, max_train_seconds=max(remaining, MIN_TRAIN_SECONDS))
     words = f"resuming after {spent:.0f} s" if resume is not None else "starting"
-    left = f"up to {remaining / 60:.1f} min left" if remaining > 0 else "one epoch (preparing used the time budget)"
+    left = (
+        f"up to {remaining / 60:.1f} min left"
+        if remaining > 0
+        else "one epoch (preparing used the time budget)"
+    )
     print(f"adapt: {words}; {len(prepared.train_pixels)} scans, {cfg.train.objective}, {left}")
-    return train(cfg, prepared.train_pixels, [], prepared.noise_model, options.run_dir, device).model
+    return train(
+        cfg, prepared.train_pixels, [], prepared.noise_model, options.run_dir, device
+    ).model
 
 
 def _record(
-    cfg: Config, source: Path, options: AdaptOptions, images: list[ScanImage], before: list[float],
-    failures: list, spent: float, seconds: float,
+    cfg: Config,
+    source: Path,
+    options: AdaptOptions,
+    images: list[ScanImage],
+    before: list[float],
+    failures: list,
+    spent: float,
+    seconds: float,
 ) -> dict[str, Any]:
     """The run's record (adapt.json) before the report adds its checks."""
     return {

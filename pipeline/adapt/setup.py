@@ -29,12 +29,33 @@ MAX_EPOCHS = 100_000
 #: Settings adapt puts over the source model's config (the options' overrides come on top).
 ADAPT_SETTINGS: dict[str, dict[str, Any]] = {
     "run": {"stages": ["train"], "name": "adapt"},
-    "data": {"kind": "folder", "val_fraction": 0.0, "test_fraction": 0.0, "test_root": None, "patch_size": 128,
-             "min_patch_std": 0.0, "augment": True, "max_clean_noise": None, "train_scales": [1.0],
-             "resize": None},
-    "train": {"batch_size": 4, "loss": "mse", "loss_weighting": "none", "optimizer": "adam", "lr": 0.0001,
-              "weight_decay": 0.0, "schedule": "none", "grad_clip": 1.0, "validate_every": 1,
-              "early_stop_patience": None, "workers": 0, "epochs": MAX_EPOCHS, "resume": None},
+    "data": {
+        "kind": "folder",
+        "val_fraction": 0.0,
+        "test_fraction": 0.0,
+        "test_root": None,
+        "patch_size": 128,
+        "min_patch_std": 0.0,
+        "augment": True,
+        "max_clean_noise": None,
+        "train_scales": [1.0],
+        "resize": None,
+    },
+    "train": {
+        "batch_size": 4,
+        "loss": "mse",
+        "loss_weighting": "none",
+        "optimizer": "adam",
+        "lr": 0.0001,
+        "weight_decay": 0.0,
+        "schedule": "none",
+        "grad_clip": 1.0,
+        "validate_every": 1,
+        "early_stop_patience": None,
+        "workers": 0,
+        "epochs": MAX_EPOCHS,
+        "resume": None,
+    },
     "evaluate": {"baselines": [], "models": [], "noise": None},
 }
 
@@ -60,8 +81,12 @@ def load_scans(scans: Path) -> tuple[list[ScanImage], list]:
 
     images, failures = load_folder(scans)
     if not images:
-        why = f"; {len(failures)} could not be read (first: {failures[0].reason})" if failures else ""
-        raise PipelineError(f"no readable scans under {scans}{why}: give a folder of PNG/JPEG/TIFF/DICOM/NIfTI scans")
+        why = (
+            f"; {len(failures)} could not be read (first: {failures[0].reason})" if failures else ""
+        )
+        raise PipelineError(
+            f"no readable scans under {scans}{why}: give a folder of PNG/JPEG/TIFF/DICOM/NIfTI scans"
+        )
     return images, failures
 
 
@@ -69,28 +94,51 @@ def adapt_config(options: AdaptOptions, source: Path, n_images: int) -> Config:
     """The source model's config with the adapt settings and the options' overrides (validated)."""
     from pipeline.checkpoint import read_checkpoint
 
-    settings = merge_settings(ADAPT_SETTINGS, {
-        "run": {"seed": options.seed, "output_dir": options.run_dir.parent, "threads": options.threads},
-        "data": {"root": options.scans, "patches_per_image": max(1, math.ceil(EPOCH_PATCHES / n_images))},
-        "train": {"objective": options.method, "init_from": source, "max_train_seconds": options.minutes * 60,
-                  "progress": options.progress},
-    })
+    settings = merge_settings(
+        ADAPT_SETTINGS,
+        {
+            "run": {
+                "seed": options.seed,
+                "output_dir": options.run_dir.parent,
+                "threads": options.threads,
+            },
+            "data": {
+                "root": options.scans,
+                "patches_per_image": max(1, math.ceil(EPOCH_PATCHES / n_images)),
+            },
+            "train": {
+                "objective": options.method,
+                "init_from": source,
+                "max_train_seconds": options.minutes * 60,
+                "progress": options.progress,
+            },
+        },
+    )
     raw = merge_settings(read_checkpoint(source, "--from")["config"], settings)
     cfg = config_from_dict(apply_overrides(raw, list(options.overrides)), "adapt settings")
     if cfg.model.name == "dense":
-        raise PipelineError(f"{source} is a dense model of fixed image size; adapt needs a convolutional model (unet, dncnn, conv)")
+        raise PipelineError(
+            f"{source} is a dense model of fixed image size; adapt needs a convolutional model (unet, dncnn, conv)"
+        )
     return cfg
 
 
 def with_training(cfg: Config, **train: Any) -> Config:
     """A copy of `cfg` whose train section has the fields `train` gives (validated)."""
-    return cfg.model_copy(update={"train": cfg.train.model_validate({**cfg.train.model_dump(), **train})})
+    return cfg.model_copy(
+        update={"train": cfg.train.model_validate({**cfg.train.model_dump(), **train})}
+    )
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     """A config without the fields a resumed run may change (budget, resume point, progress, threads)."""
     cfg = json.loads(json.dumps(cfg))
-    for section, key in (("train", "resume"), ("train", "max_train_seconds"), ("train", "progress"), ("run", "threads")):
+    for section, key in (
+        ("train", "resume"),
+        ("train", "max_train_seconds"),
+        ("train", "progress"),
+        ("run", "threads"),
+    ):
         cfg.get(section, {}).pop(key, None)
     return cfg
 
@@ -99,8 +147,13 @@ def resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
     """(last.pt to resume from or None, seconds already spent) for a RUN_DIR that may hold a killed run."""
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
-        if run_dir.is_dir() and any(p.name not in ("config.yaml", "environment.json", "checkpoints") for p in run_dir.iterdir()):
-            raise PipelineError(f"{run_dir} is not empty and holds no adapt checkpoint: give a new or empty folder as -o")
+        if run_dir.is_dir() and any(
+            p.name not in ("config.yaml", "environment.json", "checkpoints")
+            for p in run_dir.iterdir()
+        ):
+            raise PipelineError(
+                f"{run_dir} is not empty and holds no adapt checkpoint: give a new or empty folder as -o"
+            )
         return None, 0.0
     from pipeline.checkpoint import read_checkpoint
 
@@ -125,7 +178,12 @@ def run_environment() -> dict[str, Any]:
 
 
 def fitted_references(
-    images: list[ScanImage], source: Path, cfg: Config, run_dir: Path, device: torch.device, seed: int,
+    images: list[ScanImage],
+    source: Path,
+    cfg: Config,
+    run_dir: Path,
+    device: torch.device,
+    seed: int,
     deadline: float | None = None,
 ) -> tuple[list[np.ndarray], NoiseSection, dict[str, Any]]:
     """The source model's denoised scans (the ``fitted`` method's references), the fitted noise
@@ -139,15 +197,29 @@ def fitted_references(
     from pipeline.inference import ModelDenoiser
     from pipeline.noisefit import FIT_SCANS, fit_noise
 
-    denoiser = ModelDenoiser.from_settings(load_model(source, device).model, cfg.inference, device, "source")
+    denoiser = ModelDenoiser.from_settings(
+        load_model(source, device).model, cfg.inference, device, "source"
+    )
     references = [denoiser(img.pixels) for img in images]
     last = run_dir / "checkpoints" / "last.pt"
-    saved = read_checkpoint(last, "adapt resume").get("config", {}).get("noise") if last.is_file() else None
+    saved = (
+        read_checkpoint(last, "adapt resume").get("config", {}).get("noise")
+        if last.is_file()
+        else None
+    )
     if saved:
         noise = noise_config(saved)
-        return references, noise, {"noise": noise.model_dump(mode="json", exclude_none=True),
-                                   "from": "the resumed run's checkpoint"}
-    left = "" if deadline is None else f", for at most {max(deadline - time.perf_counter(), 0):.0f} s"
+        return (
+            references,
+            noise,
+            {
+                "noise": noise.model_dump(mode="json", exclude_none=True),
+                "from": "the resumed run's checkpoint",
+            },
+        )
+    left = (
+        "" if deadline is None else f", for at most {max(deadline - time.perf_counter(), 0):.0f} s"
+    )
     print(f"adapt: fitting the noise of {min(len(images), FIT_SCANS)} scans{left}")
     fit = fit_noise([img.pixels for img in images], denoiser, cfg.noise, seed, deadline)
     return references, fit.noise, fit.to_dict()

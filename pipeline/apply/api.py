@@ -122,7 +122,9 @@ def _reason(path: Path, err: BaseException) -> str:
     else:
         text = f"unexpected {library_detail(err, 200)}"
     text = text.replace(str(path), path_text(path.name))
-    return short_text(text if text.startswith(path_text(path.name)) else f"{path_text(path.name)}: {text}")
+    return short_text(
+        text if text.startswith(path_text(path.name)) else f"{path_text(path.name)}: {text}"
+    )
 
 
 def _noise(images: Sequence[ScanImage]) -> float:
@@ -133,9 +135,11 @@ def _noise(images: Sequence[ScanImage]) -> float:
 def _warn_about_training_data(loaded: LoadedModel) -> None:
     """Warn when the model was trained on MNIST digits: `apply` is for scans."""
     if loaded.config.data.kind == "mnist":
-        log.warning("%s was trained on MNIST (28x28 handwritten digits), not on scans: its outputs on "
-                    "these images may be poor; the shipped radiograph model is used without --model",
-                    path_text(loaded.path.name))
+        log.warning(
+            "%s was trained on MNIST (28x28 handwritten digits), not on scans: its outputs on "
+            "these images may be poor; the shipped radiograph model is used without --model",
+            path_text(loaded.path.name),
+        )
 
 
 def _folder_id(output_dir: Path) -> str:
@@ -143,7 +147,9 @@ def _folder_id(output_dir: Path) -> str:
     path = output_dir / RUN_FILE
     if not path.is_file():
         tmp = output_dir / f"{RUN_FILE}{PARTIAL_TAG}{os.getpid()}"
-        tmp.write_text(json.dumps({"folder_id": uuid.uuid4().hex, "created": _now(), "version": __version__}))
+        tmp.write_text(
+            json.dumps({"folder_id": uuid.uuid4().hex, "created": _now(), "version": __version__})
+        )
         try:
             os.link(tmp, path)  # fails when another process made it first: theirs wins
         except FileExistsError:
@@ -153,7 +159,9 @@ def _folder_id(output_dir: Path) -> str:
     try:
         return str(json.loads(path.read_text())["folder_id"])
     except (ValueError, KeyError, TypeError):
-        raise PipelineError(f"{path} is damaged: delete it (DICOM outputs then start a new series)") from None
+        raise PipelineError(
+            f"{path} is damaged: delete it (DICOM outputs then start a new series)"
+        ) from None
 
 
 def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
@@ -164,7 +172,8 @@ def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
 
 def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
     """The images of `job`'s source and the source's SHA-256; ImageReadError/PipelineError
-    when it cannot be used."""
+    when it cannot be used.
+    """
     if job.problem is not None:
         raise ImageReadError(job.problem)
     if is_within(job.source.resolve(), output_dir):
@@ -172,7 +181,9 @@ def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
     return read_image(job.source), file_sha256(job.source)
 
 
-def _denoise(job: Job, images: list[ScanImage], input_sha: str, ctx: _Context) -> tuple[list[ScanImage], Row]:
+def _denoise(
+    job: Job, images: list[ScanImage], input_sha: str, ctx: _Context
+) -> tuple[list[ScanImage], Row]:
     """Denoise one file's images in place; returns the outputs and the start of its manifest row.
 
     The input noise is estimated first: the denoised pixels overwrite the input arrays (the
@@ -183,12 +194,18 @@ def _denoise(job: Job, images: list[ScanImage], input_sha: str, ctx: _Context) -
         raise PipelineError(f"{job.source}: holds no image")
     h, w = images[0].pixels.shape
     row: Row = {
-        "input": path_text(job.source), "input_sha256": input_sha, "bits_stored": images[0].meta.bits_stored or "",
-        "frames": len(images), "height": h, "width": w,
+        "input": path_text(job.source),
+        "input_sha256": input_sha,
+        "bits_stored": images[0].meta.bits_stored or "",
+        "frames": len(images),
+        "height": h,
+        "width": w,
         "megapixels": round(sum(i.pixels.size for i in images) / 1e6, 4),
         NOISE_BEFORE: round(_noise(images), 6),
     }
-    outputs = [replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images]
+    outputs = [
+        replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images
+    ]
     return outputs, row
 
 
@@ -199,8 +216,16 @@ def _write(job: Job, outputs: list[ScanImage], row: Row, started: float, ctx: _C
     (its reading time is already in ``row["seconds"]``).
     """
     if not all(np.isfinite(out.pixels).all() for out in outputs):
-        raise PipelineError(f"{job.source}: the model gave NaN or infinite values for this image; not written")
-    row.update({NOISE_AFTER: round(_noise(outputs), 6), "model": ctx.model_label, "model_sha256": ctx.model_sha})
+        raise PipelineError(
+            f"{job.source}: the model gave NaN or infinite values for this image; not written"
+        )
+    row.update(
+        {
+            NOISE_AFTER: round(_noise(outputs), 6),
+            "model": ctx.model_label,
+            "model_sha256": ctx.model_sha,
+        }
+    )
     final, write = output_writer(job, outputs, ctx.write_options)
     row["output"] = path_text(final.relative_to(ctx.output_dir).as_posix())
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -216,7 +241,9 @@ def _write(job: Job, outputs: list[ScanImage], row: Row, started: float, ctx: _C
             remove_path(other)  # an output of another shape left by an earlier run
 
 
-def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> tuple[int, list[Failure]]:
+def _run_jobs(
+    jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str
+) -> tuple[int, list[Failure]]:
     """Denoise `jobs`, reading ahead and writing behind; returns (done, failures).
 
     Three stages overlap: the reader thread decodes the next files, this thread runs the
@@ -238,7 +265,9 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
             with about_file(job.source):
                 _write(job, outputs, row, started, ctx)
         except OSError as err:
-            if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way: stop the run
+            if (
+                err.errno in _FATAL_ERRNOS
+            ):  # every further output would fail the same way: stop the run
                 raise PipelineError(
                     f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
                     "make room (or make it writable) and rerun: finished outputs are kept"
@@ -254,7 +283,9 @@ def _run_jobs(jobs: Sequence[Job], ctx: _Context, progress: bool, desc: str) -> 
 
     writer = WriteBehind()
     try:
-        with tqdm(total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=len(jobs), unit="file", desc=desc, disable=not progress, dynamic_ncols=True
+        ) as bar:
             for job, images, seconds in prefetch(jobs, lambda j: _read_job(j, ctx.output_dir)):
                 started = time.perf_counter()
                 try:
@@ -335,13 +366,16 @@ def apply_folder(
     _warn_about_training_data(loaded)
     dest.mkdir(parents=True, exist_ok=True)
     with output_lock(dest, num_parts, part_id):
-        return _apply_locked(_Run(source, dest, loaded, denoiser, model_sha, options, torchrun, start))
+        return _apply_locked(
+            _Run(source, dest, loaded, denoiser, model_sha, options, torchrun, start)
+        )
 
 
 @dataclass(frozen=True)
 class _Run:
     """One call of :func:`apply_folder` with its folders, model and options resolved
-    (``options.num_parts`` and ``part_id`` set)."""
+    (``options.num_parts`` and ``part_id`` set).
+    """
 
     source: Path
     dest: Path
@@ -356,26 +390,39 @@ class _Run:
 def _apply_locked(run: _Run) -> ApplyResult:
     """The body of :func:`apply_folder`, run while this process holds the output folder's lock."""
     source, dest, options = run.source, run.dest, run.options
-    num_parts, part_id = int(options.num_parts or 1), int(options.part_id or 0)  # set by apply_folder
+    num_parts, part_id = (
+        int(options.num_parts or 1),
+        int(options.part_id or 0),
+    )  # set by apply_folder
     series = _derived_series(dest, run.model_sha)
     every_job = plan_jobs(source, dest, options.fmt)
     if not every_job:
-        log.warning("%s holds no image (%s, or DICOM content without a suffix; hidden files are ignored): "
-                    "nothing was denoised", path_text(source), ", ".join(sorted(SUPPORTED_SUFFIXES)))
+        log.warning(
+            "%s holds no image (%s, or DICOM content without a suffix; hidden files are ignored): "
+            "nothing was denoised",
+            path_text(source),
+            ", ".join(sorted(SUPPORTED_SUFFIXES)),
+        )
     jobs = every_job[part_id::num_parts]
     for path in stale_temporaries(jobs):
         remove_path(path)
     recorded = {str(row["input"]): row for row in manifest_rows(dest)}
     if not options.overwrite:
-        check_unchanged_model(dest, {path_text(job.source) for job in jobs if finished_output(job)}, run.model_sha)
-    todo, finished = split_finished(jobs, options.overwrite, dest, recorded, run.model_sha, file_sha256)
+        check_unchanged_model(
+            dest, {path_text(job.source) for job in jobs if finished_output(job)}, run.model_sha
+        )
+    todo, finished = split_finished(
+        jobs, options.overwrite, dest, recorded, run.model_sha, file_sha256
+    )
     manifest, failures_csv = record_paths(dest, num_parts, part_id)
     if num_parts == 1:
         merge_parts(dest)
     prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
     description = f"Denoised ({run.loaded.config.model.name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
-    ctx = _Context(dest, run.denoiser, series, run.loaded.identity, run.model_sha, manifest, description)
+    ctx = _Context(
+        dest, run.denoiser, series, run.loaded.identity, run.model_sha, manifest, description
+    )
     failures: list[Failure] = []
     try:
         desc = "denoise" if num_parts == 1 else f"denoise part {part_id}/{num_parts}"
@@ -387,6 +434,15 @@ def _apply_locked(run: _Run) -> ApplyResult:
     if merged:
         manifest, failures_csv = record_paths(dest, 1, 0)
     return ApplyResult(
-        dest, done, len(finished), len(failures), manifest, failures_csv, report_path,
-        part_id, num_parts, time.perf_counter() - run.start, not every_job,
+        dest,
+        done,
+        len(finished),
+        len(failures),
+        manifest,
+        failures_csv,
+        report_path,
+        part_id,
+        num_parts,
+        time.perf_counter() - run.start,
+        not every_job,
     )

@@ -33,7 +33,9 @@ class ApplyOptions:
     def __post_init__(self) -> None:
         if self.fmt is not None:
             if self.fmt.lower() not in OUTPUT_FORMATS:
-                raise PipelineError(f"output format {self.fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+                raise PipelineError(
+                    f"output format {self.fmt!r} is not one of {', '.join(OUTPUT_FORMATS)}"
+                )
             object.__setattr__(self, "fmt", self.fmt.lower())
 
 

@@ -34,6 +34,8 @@ REPORT_VIEWS = "report_views"
 #: to ``<name>.input/`` instead, so a report never replaces or deletes an output.
 RESERVED_FOLDERS = frozenset({REPORT_VIEWS})
 INPUT_FOLDER_TAG = ".input"
+
+
 @dataclass(frozen=True)
 class Job:
     """One input file, where its output goes, and why it cannot be read (if known already)."""
@@ -57,19 +59,24 @@ def is_within(path: Path, root: Path) -> bool:
 
 def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
     """Resolved (input, output) folders; PipelineError when they overlap, IN is missing or
-    either is given as an empty string."""
+    either is given as an empty string.
+    """
     given_path(input_dir, "the input folder (-i)")
     given_path(output_dir, "the output folder (-o)")
     source, dest = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not source.is_dir():
-        raise PipelineError(f"input folder not found: {input_dir} (give the folder that holds the scans)")
+        raise PipelineError(
+            f"input folder not found: {input_dir} (give the folder that holds the scans)"
+        )
     if is_within(dest, source):
         raise PipelineError(
             f"output folder {output_dir} is {'the input folder' if dest == source else 'inside the input folder'} "
             f"{input_dir}: choose an output folder outside it (inputs are never modified)"
         )
     if is_within(source, dest):
-        raise PipelineError(f"input folder {input_dir} is inside the output folder {output_dir}: choose another output folder")
+        raise PipelineError(
+            f"input folder {input_dir} is inside the output folder {output_dir}: choose another output folder"
+        )
     if dest.exists() and not dest.is_dir():
         raise PipelineError(f"output {output_dir} is a file, not a folder")
     return source, dest
@@ -86,7 +93,9 @@ def resolve_part(
     num_parts = 1 if num_parts is None else int(num_parts)
     part_id = 0 if part_id is None else int(part_id)
     if num_parts < 1 or not 0 <= part_id < num_parts:
-        raise PipelineError(f"part {part_id} of {num_parts} does not exist: use --num-parts P >= 1 and 0 <= --part-id < P")
+        raise PipelineError(
+            f"part {part_id} of {num_parts} does not exist: use --num-parts P >= 1 and 0 <= --part-id < P"
+        )
     return num_parts, part_id, from_env
 
 
@@ -108,7 +117,14 @@ def _output_format(source: Path, fmt: str | None) -> str:
         return "png"  # unreadable: the read fails and names the reason
 
 
-def _make_job(source: Path, input_dir: Path, output_dir: Path, fmt: str | None, problem: str | None, tag: str = "") -> Job:
+def _make_job(
+    source: Path,
+    input_dir: Path,
+    output_dir: Path,
+    fmt: str | None,
+    problem: str | None,
+    tag: str = "",
+) -> Job:
     rel = source.relative_to(input_dir)
     out_fmt = _output_format(source, fmt)
     base = strip_suffix(rel.name) + tag
@@ -116,18 +132,24 @@ def _make_job(source: Path, input_dir: Path, output_dir: Path, fmt: str | None, 
     if folders and folders[0] in RESERVED_FOLDERS:  # the report's images live there
         folders[0] += INPUT_FOLDER_TAG
     parent = output_dir.joinpath(*folders)
-    return Job(source, parent / (base + output_suffix(out_fmt, source)), parent / (base + FRAMES_SUFFIX), out_fmt, problem)
+    return Job(
+        source,
+        parent / (base + output_suffix(out_fmt, source)),
+        parent / (base + FRAMES_SUFFIX),
+        out_fmt,
+        problem,
+    )
 
 
 def _suffix_tag(source: Path) -> str:
     """``_jpg`` for ``x.jpg``: tells apart inputs that would share an output name."""
-    suffix = source.name[len(strip_suffix(source.name)):]
+    suffix = source.name[len(strip_suffix(source.name)) :]
     return "_" + (suffix.lstrip(".").replace(".", "_").lower() or "noext")
 
 
 def _keeps_suffix(job: Job) -> bool:
     """Whether the output name ends like the source name (``x.png`` -> ``x.png``)."""
-    suffix = job.target.name[len(strip_suffix(job.target.name)):]
+    suffix = job.target.name[len(strip_suffix(job.target.name)) :]
     return job.source.name.lower().endswith(suffix.lower())
 
 
@@ -152,7 +174,8 @@ def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str |
     folders = _output_folders(renamed, output_dir)
     renamed = [
         _make_job(job.source, input_dir, output_dir, fmt, job.problem, _suffix_tag(job.source))
-        if folders.keys() & set(job.finals) else job
+        if folders.keys() & set(job.finals)
+        else job
         for job in renamed
     ]
     folders = _output_folders(renamed, output_dir)
@@ -164,8 +187,11 @@ def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str |
             job = replace(job, problem=_clash_reason(job, owner))
         elif job.problem is None and folders.keys() & set(job.finals):
             clash = next(iter(folders.keys() & set(job.finals)))
-            job = replace(job, problem=f"{job.source}: its output {clash.name} is the folder of the output of "
-                                       f"{folders[clash]}; rename one of them")
+            job = replace(
+                job,
+                problem=f"{job.source}: its output {clash.name} is the folder of the output of "
+                f"{folders[clash]}; rename one of them",
+            )
         result.append(job)
     return result
 
@@ -174,9 +200,11 @@ def _clash_reason(job: Job, owner: Job) -> str:
     """Why `job` is not written: its output name is that of `owner`'s, up to letter case."""
     if job.target == owner.target:
         return f"{job.source}: its output name {job.target.name} is also that of {owner.source}; rename one of them"
-    return (f"{job.source}: its output name {job.target.name} differs only in letter case from "
-            f"{owner.target.name}, the output of {owner.source} (one file on case-insensitive disks); "
-            "rename one of them")
+    return (
+        f"{job.source}: its output name {job.target.name} differs only in letter case from "
+        f"{owner.target.name}, the output of {owner.source} (one file on case-insensitive disks); "
+        "rename one of them"
+    )
 
 
 def _output_folders(jobs: Sequence[Job], output_dir: Path) -> dict[Path, Path]:
@@ -217,8 +245,12 @@ def finished_output(job: Job) -> Path | None:
 
 
 def split_finished(
-    jobs: Sequence[Job], overwrite: bool, output_dir: Path, recorded: Mapping[str, Mapping[str, Any]],
-    model_sha: str, input_sha: Callable[[Path], str],
+    jobs: Sequence[Job],
+    overwrite: bool,
+    output_dir: Path,
+    recorded: Mapping[str, Mapping[str, Any]],
+    model_sha: str,
+    input_sha: Callable[[Path], str],
 ) -> tuple[list[Job], list[Job]]:
     """(to do, already finished) — everything is to do with `overwrite`.
 
@@ -240,10 +272,18 @@ def split_finished(
         row = recorded.get(path_text(job.source)) or {}
         ours = row.get("output") == path_text(existing.relative_to(output_dir).as_posix())
         if not ours:
-            todo.append(replace(job, problem=(
-                f"{job.source}: {existing.name} already exists in the output folder, and no manifest row "
-                "says this tool wrote it from this input; move it away, or rerun with --overwrite to replace it")))
-        elif row.get("model_sha256") == model_sha and row.get("input_sha256") == input_sha(job.source):
+            todo.append(
+                replace(
+                    job,
+                    problem=(
+                        f"{job.source}: {existing.name} already exists in the output folder, and no manifest row "
+                        "says this tool wrote it from this input; move it away, or rerun with --overwrite to replace it"
+                    ),
+                )
+            )
+        elif row.get("model_sha256") == model_sha and row.get("input_sha256") == input_sha(
+            job.source
+        ):
             finished.append(job)
         else:
             todo.append(job)  # this tool's output of other input contents: redone
@@ -266,7 +306,11 @@ def stale_temporaries(jobs: Sequence[Job]) -> list[Path]:
             continue
         for entry in entries:
             temporary = entry.name.startswith(".") and PARTIAL_TAG in entry.name
-            if temporary and entry.name[1 : entry.name.rindex(PARTIAL_TAG)] in owned and not _writer_alive(entry.name):
+            if (
+                temporary
+                and entry.name[1 : entry.name.rindex(PARTIAL_TAG)] in owned
+                and not _writer_alive(entry.name)
+            ):
                 stale.append(Path(entry.path))
     return stale
 
@@ -276,7 +320,7 @@ def _writer_alive(name: str) -> bool:
 
     Another run's live temporary file must not be deleted (two runs on one OUT).
     """
-    pid_text = name[name.rindex(PARTIAL_TAG) + len(PARTIAL_TAG):]
+    pid_text = name[name.rindex(PARTIAL_TAG) + len(PARTIAL_TAG) :]
     if not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
     try:

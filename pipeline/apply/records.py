@@ -26,8 +26,20 @@ NOISE_BEFORE, NOISE_AFTER = "noise_before_fraction_of_range", "noise_after_fract
 #: only while it is unchanged); ``bits_stored``: the significant bits its values were read
 #: with (empty for float or signed data, normalised by their range).
 MANIFEST_COLUMNS = (
-    "input", "output", "frames", "height", "width", "megapixels", "seconds",
-    NOISE_BEFORE, NOISE_AFTER, "model", "model_sha256", "finished", "input_sha256", "bits_stored",
+    "input",
+    "output",
+    "frames",
+    "height",
+    "width",
+    "megapixels",
+    "seconds",
+    NOISE_BEFORE,
+    NOISE_AFTER,
+    "model",
+    "model_sha256",
+    "finished",
+    "input_sha256",
+    "bits_stored",
 )
 #: Columns of manifests written by earlier versions, with their names now.
 RENAMED_COLUMNS = {"noise_before": NOISE_BEFORE, "noise_after": NOISE_AFTER}
@@ -52,10 +64,14 @@ def _latest_rows(rows: Iterable[Mapping[str, Any]], output_dir: Path) -> list[Ro
     latest: dict[str, Row] = {}
     for row in rows:
         key = str(row.get("input", ""))
-        if key and (key not in latest or str(row.get("finished", "")) >= str(latest[key].get("finished", ""))):
+        if key and (
+            key not in latest
+            or str(row.get("finished", "")) >= str(latest[key].get("finished", ""))
+        ):
             latest[key] = dict(row)
     return [
-        row for key, row in sorted(latest.items())
+        row
+        for key, row in sorted(latest.items())
         if row.get("output") and os.path.lexists(output_dir / path_from_text(str(row["output"])))
     ]
 
@@ -73,7 +89,8 @@ def _read_manifest(path: Path) -> list[Row]:
 def manifest_rows(output_dir: Path) -> list[Row]:
     """The newest row per finished input, from ``manifest.csv`` and every part file."""
     return _latest_rows(
-        (row for path in _record_names(output_dir, "manifest") for row in _read_manifest(path)), output_dir
+        (row for path in _record_names(output_dir, "manifest") for row in _read_manifest(path)),
+        output_dir,
     )
 
 
@@ -100,17 +117,22 @@ def merge_parts(output_dir: str | Path) -> tuple[list[Row], list[Failure]]:
                 failures[source] = Failure(Path(source), item.get(FAILURE_COLUMNS[1], ""))
     merged = [failures[key] for key in sorted(failures)]
     write_failures_csv(merged, output_dir / FAILURES)
-    for path in _record_names(output_dir, "manifest")[1:] + _record_names(output_dir, "failures")[1:]:
+    for path in (
+        _record_names(output_dir, "manifest")[1:] + _record_names(output_dir, "failures")[1:]
+    ):
         path.unlink(missing_ok=True)
     return rows, merged
 
 
 def check_unchanged_model(output_dir: Path, kept_inputs: set[str], model_sha: str) -> None:
     """PipelineError when finished outputs that would be kept were made by another model."""
-    other = sorted({
-        row.get("model") or row["model_sha256"] for row in manifest_rows(output_dir)
-        if row["input"] in kept_inputs and row.get("model_sha256") not in ("", None, model_sha)
-    })
+    other = sorted(
+        {
+            row.get("model") or row["model_sha256"]
+            for row in manifest_rows(output_dir)
+            if row["input"] in kept_inputs and row.get("model_sha256") not in ("", None, model_sha)
+        }
+    )
     if other:
         raise PipelineError(
             f"{output_dir} already holds outputs made by another model ({other[0]}): rerun with "

@@ -20,7 +20,9 @@ R = TypeVar("R")
 PREFETCH_FILES = 2
 
 
-def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = PREFETCH_FILES) -> Iterator[tuple[T, R | Exception, float]]:
+def prefetch(
+    items: Iterable[T], load: Callable[[T], R], depth: int = PREFETCH_FILES
+) -> Iterator[tuple[T, R | Exception, float]]:
     """Yield ``(item, load(item) or the exception it raised, seconds)`` in order.
 
     A daemon thread runs `load` at most `depth` items ahead of the consumer, so memory is

@@ -32,7 +32,11 @@ def output_lock(output_dir: Path, num_parts: int = 1, part_id: int = 0) -> Itera
     advisory ``flock`` on ``OUT/.denoise-apply.lock`` (``...part-K-of-P.lock`` for a
     part): the system releases it when the process ends, even when it is killed.
     """
-    name = LOCK_FILE if num_parts == 1 else LOCK_FILE.replace(".lock", f".part-{part_id}-of-{num_parts}.lock")
+    name = (
+        LOCK_FILE
+        if num_parts == 1
+        else LOCK_FILE.replace(".lock", f".part-{part_id}-of-{num_parts}.lock")
+    )
     path = output_dir / name
     try:
         import fcntl
@@ -71,13 +75,17 @@ def _fsync(path: Path) -> None:
 def check_target(job: Job, output_dir: Path) -> None:
     """PipelineError unless `job`'s outputs stay inside `output_dir` (no links out)."""
     if not is_within(job.target.parent.resolve(), output_dir):
-        raise PipelineError(f"{job.source}: its output folder {job.target.parent} leads outside {output_dir}; not written")
+        raise PipelineError(
+            f"{job.source}: its output folder {job.target.parent} leads outside {output_dir}; not written"
+        )
     for final in job.finals:
         if final.is_symlink():
             raise PipelineError(f"{job.source}: output {final} is a symbolic link; not written")
 
 
-def write_atomic(final: Path, write: Callable[[Path], object], before_commit: Callable[[], None]) -> None:
+def write_atomic(
+    final: Path, write: Callable[[Path], object], before_commit: Callable[[], None]
+) -> None:
     """Write through a temporary name beside `final`, then rename it to `final`.
 
     `before_commit` runs when the temporary output is complete and flushed. Any error (or
@@ -98,7 +106,9 @@ def write_atomic(final: Path, write: Callable[[Path], object], before_commit: Ca
         raise
 
 
-def output_writer(job: Job, outputs: Sequence[ScanImage], options: dict[str, Any]) -> tuple[Path, Callable[[Path], object]]:
+def output_writer(
+    job: Job, outputs: Sequence[ScanImage], options: dict[str, Any]
+) -> tuple[Path, Callable[[Path], object]]:
     """The final path for `outputs` and a function writing them to a given path.
 
     One image is one file; several (frames, slices) are one NIfTI volume, or else a
@@ -111,7 +121,7 @@ def output_writer(job: Job, outputs: Sequence[ScanImage], options: dict[str, Any
         return job.target, lambda path: write_image(outputs[0], path, job.fmt, **options)
     if job.fmt == "nifti":
         return job.target, lambda path: write_volume(list(outputs), path, compress=compress)
-    suffix = job.target.name[len(strip_suffix(job.target.name)):]
+    suffix = job.target.name[len(strip_suffix(job.target.name)) :]
 
     def write_frames(folder: Path) -> None:
         folder.mkdir()

@@ -25,11 +25,16 @@ def _parse_value(text: str) -> Any:
 
 def merge_settings(raw: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """A new raw config: `raw` with the values of `settings` (nested section mappings of plain
-    values) put over it, section by section; neither argument is changed."""
+    values) put over it, section by section; neither argument is changed.
+    """
     merged = dict(raw)
     for key, value in settings.items():
         below = merged.get(key)
-        merged[key] = merge_settings(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+        merged[key] = (
+            merge_settings(below, value)
+            if isinstance(value, dict) and isinstance(below, dict)
+            else value
+        )
     return merged
 
 
@@ -37,7 +42,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     """Apply ``a.b=value`` overrides to a raw config dictionary (in place) and return it."""
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. train.epochs=5)")
+            raise ConfigError(
+                f"override {item!r} is not of the form key.path=value (e.g. train.epochs=5)"
+            )
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         node = raw
@@ -51,8 +58,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, *,
-    settings: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None,
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    settings: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> Config:
     """Load a YAML config (None: all defaults), apply overrides, validate.
 
@@ -69,7 +79,9 @@ def load_config(
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must be a mapping of sections (run, data, noise, ...)")
+            raise ConfigError(
+                f"config file {path} must be a mapping of sections (run, data, noise, ...)"
+            )
         raw = loaded
     raw = apply_overrides(merge_settings(raw, settings or {}), list(overrides or []))
     return config_from_dict(merge_settings(raw, fixed or {}), origin)
@@ -78,11 +90,15 @@ def load_config(
 def _read_yaml(path: Path) -> Any:
     """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)")
+        raise ConfigError(
+            f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)"
+        )
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})")
+            raise ConfigError(
+                f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})"
+            )
         data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"config file {path} cannot be read ({err.strerror})") from None
@@ -91,7 +107,9 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
+        ) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         _refuse_duplicate_keys(root, path)
@@ -120,8 +138,10 @@ def _refuse_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
             for key, value in node.value:
                 name = str(key.value) if isinstance(key, yaml.ScalarNode) else ""
                 if name and name != "<<" and name in keys:
-                    raise ConfigError(f"config file {path}: key {where}{name} is given twice (line "
-                                      f"{key.start_mark.line + 1}); keep one (YAML would keep only the last)")
+                    raise ConfigError(
+                        f"config file {path}: key {where}{name} is given twice (line "
+                        f"{key.start_mark.line + 1}); keep one (YAML would keep only the last)"
+                    )
                 keys.add(name)
                 stack.append((value, f"{where}{name}."))
         elif isinstance(node, yaml.SequenceNode):
@@ -131,5 +151,3 @@ def _refuse_duplicate_keys(root: yaml.Node | None, path: Path) -> None:
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config (every field, seed included) as YAML."""
     Path(path).write_text(cfg.to_yaml())
-
-

@@ -39,8 +39,10 @@ class NoiseSection(Section):
 
     kind: str = Field(description="Noise model (see pipeline.noise).")
     fresh_each_epoch: bool = Field(
-        True, description="Draw new training noise each epoch (False: one fixed noisy set); "
-        "in a mixed component the mixture's own value counts.")
+        True,
+        description="Draw new training noise each epoch (False: one fixed noisy set); "
+        "in a mixed component the mixture's own value counts.",
+    )
 
     def build(self) -> NoiseModel:
         """The noise model this section describes."""
@@ -59,9 +61,14 @@ class GaussianNoiseConfig(NoiseSection):
     """Additive white Gaussian noise."""
 
     kind: Literal["gaussian"] = Field("gaussian", description="Noise model (see pipeline.noise).")
-    sigma: float = Field(0.5, ge=0.0, description="Std in [0,1] units (the tutorial's noise factor 0.5).")
+    sigma: float = Field(
+        0.5, ge=0.0, description="Std in [0,1] units (the tutorial's noise factor 0.5)."
+    )
     sigma_max: float | None = Field(
-        None, ge=0.0, description="Draw sigma uniformly in [sigma, sigma_max] per image (blind training).")
+        None,
+        ge=0.0,
+        description="Draw sigma uniformly in [sigma, sigma_max] per image (blind training).",
+    )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     def build(self) -> NoiseModel:
@@ -76,21 +83,32 @@ class GaussianNoiseConfig(NoiseSection):
 class PoissonGaussianNoiseConfig(NoiseSection):
     """Quantum (Poisson) plus read (Gaussian) noise of a raw, linear detector signal."""
 
-    kind: Literal["poisson_gaussian"] = Field("poisson_gaussian", description="Noise model (see pipeline.noise).")
+    kind: Literal["poisson_gaussian"] = Field(
+        "poisson_gaussian", description="Noise model (see pipeline.noise)."
+    )
     photons: float = Field(1e4, gt=0, description="Photons per pixel at full signal and full dose.")
     photons_min: float | None = Field(
-        None, gt=0, description="Draw photons log-uniformly in [photons_min, photons] per image.")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Dose fraction of the full dose (0.25 = quarter dose).")
-    read_noise: float = Field(10.0, ge=0, description="Electronic (read) noise std in photon counts.")
+        None, gt=0, description="Draw photons log-uniformly in [photons_min, photons] per image."
+    )
+    dose: float = Field(
+        1.0, gt=0, le=1.0, description="Dose fraction of the full dose (0.25 = quarter dose)."
+    )
+    read_noise: float = Field(
+        10.0, ge=0, description="Electronic (read) noise std in photon counts."
+    )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     def build(self) -> NoiseModel:
         from pipeline.noise import PoissonGaussianNoise
 
-        return PoissonGaussianNoise(self.photons, self.dose, self.read_noise, self.photons_min, self.clip)
+        return PoissonGaussianNoise(
+            self.photons, self.dose, self.read_noise, self.photons_min, self.clip
+        )
 
     def describe(self) -> str:
-        return f"{self.photons:g} photons at full dose, dose {self.dose}, read noise {self.read_noise}"
+        return (
+            f"{self.photons:g} photons at full dose, dose {self.dose}, read noise {self.read_noise}"
+        )
 
     def fit_start(self) -> XrayNoiseConfig:
         return XrayNoiseConfig(**{**FIT_START, "photons": self.photons})
@@ -101,21 +119,38 @@ class XrayNoiseConfig(NoiseSection):
 
     kind: Literal["xray"] = Field("xray", description="Noise model (see pipeline.noise).")
     photons: float = Field(
-        2000.0, gt=0, description="Photons per pixel of an unattenuated ray at full dose (try 1e3-1e4).")
-    dose: float = Field(1.0, gt=0, le=1.0, description="Dose fraction of the full dose (0.25 = quarter dose).")
+        2000.0,
+        gt=0,
+        description="Photons per pixel of an unattenuated ray at full dose (try 1e3-1e4).",
+    )
+    dose: float = Field(
+        1.0, gt=0, le=1.0, description="Dose fraction of the full dose (0.25 = quarter dose)."
+    )
     dose_max: float | None = Field(
-        None, gt=0, le=1.0,
-        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training).")
-    read_noise: float = Field(3.0, ge=0, description="Electronic (read) noise std in photon counts.")
+        None,
+        gt=0,
+        le=1.0,
+        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training).",
+    )
+    read_noise: float = Field(
+        3.0, ge=0, description="Electronic (read) noise std in photon counts."
+    )
     mu: float = Field(
-        3.0, gt=0, description="Attenuation of a display value p (transmission exp(-mu p)); 3.0 is a "
-        "20:1 range of transmitted intensity.")
+        3.0,
+        gt=0,
+        description="Attenuation of a display value p (transmission exp(-mu p)); 3.0 is a "
+        "20:1 range of transmitted intensity.",
+    )
     kernel_a: float | list[float] = Field(
-        0.3, description="Detector kernel [a, 1, a] (normalised to unit energy) correlating quantum "
-        "noise; one a, or [a_rows, a_cols] per axis; 0: white.")
+        0.3,
+        description="Detector kernel [a, 1, a] (normalised to unit energy) correlating quantum "
+        "noise; one a, or [a_rows, a_cols] per axis; 0: white.",
+    )
     kernel_a_max: float | list[float] | None = Field(
-        None, description="Draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch "
-        "(blind training).")
+        None,
+        description="Draw each axis's a uniformly in [kernel_a, kernel_a_max] per image or patch "
+        "(blind training).",
+    )
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     @model_validator(mode="after")
@@ -126,21 +161,33 @@ class XrayNoiseConfig(NoiseSection):
         if self.kernel_a_max is not None:
             high = kernel_axes(self.kernel_a_max, "kernel_a_max")
             if any(h < lo for lo, h in zip(low, high)):
-                raise ValueError(f"kernel_a_max {self.kernel_a_max} must be at least kernel_a "
-                                 f"{self.kernel_a} on each axis")
+                raise ValueError(
+                    f"kernel_a_max {self.kernel_a_max} must be at least kernel_a "
+                    f"{self.kernel_a} on each axis"
+                )
         return self
 
     def build(self) -> NoiseModel:
         from pipeline.noise import XrayNoise
 
         high = None if self.kernel_a_max is None else kernel_axes(self.kernel_a_max, "kernel_a_max")
-        return XrayNoise(self.photons, self.dose, self.read_noise, self.mu,
-                         kernel_axes(self.kernel_a, "kernel_a"), self.dose_max, high, self.clip)
+        return XrayNoise(
+            self.photons,
+            self.dose,
+            self.read_noise,
+            self.mu,
+            kernel_axes(self.kernel_a, "kernel_a"),
+            self.dose_max,
+            high,
+            self.clip,
+        )
 
     def describe(self) -> str:
         dose = f"{self.dose}..{self.dose_max}" if self.dose_max else f"{self.dose}"
-        return (f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu {self.mu}, "
-                f"kernel a {self.kernel_a}, read noise {self.read_noise}")
+        return (
+            f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu {self.mu}, "
+            f"kernel a {self.kernel_a}, read noise {self.read_noise}"
+        )
 
     def fit_start(self) -> XrayNoiseConfig:
         return self
@@ -149,7 +196,9 @@ class XrayNoiseConfig(NoiseSection):
 class SaltPepperNoiseConfig(NoiseSection):
     """A fraction of pixels replaced by 0 or 1 (dead or hot pixels)."""
 
-    kind: Literal["salt_pepper"] = Field("salt_pepper", description="Noise model (see pipeline.noise).")
+    kind: Literal["salt_pepper"] = Field(
+        "salt_pepper", description="Noise model (see pipeline.noise)."
+    )
     amount: float = Field(0.05, ge=0, le=1, description="Fraction of pixels replaced.")
 
     def build(self) -> NoiseModel:
@@ -180,12 +229,17 @@ MixableNoiseConfig = Annotated[
 class MixtureComponent(Section):
     """One noise kind of a mixture and how often it is drawn."""
 
-    weight: float = Field(1.0, gt=0, description="Relative probability of this component per image.")
+    weight: float = Field(
+        1.0, gt=0, description="Relative probability of this component per image."
+    )
     noise: MixableNoiseConfig = Field(description="The component's noise section.")
 
 
 def _default_components() -> list[MixtureComponent]:
-    return [MixtureComponent(noise=GaussianNoiseConfig()), MixtureComponent(noise=PoissonGaussianNoiseConfig())]
+    return [
+        MixtureComponent(noise=GaussianNoiseConfig()),
+        MixtureComponent(noise=PoissonGaussianNoiseConfig()),
+    ]
 
 
 class MixedNoiseConfig(NoiseSection):
@@ -193,18 +247,23 @@ class MixedNoiseConfig(NoiseSection):
 
     kind: Literal["mixed"] = Field("mixed", description="Noise model (see pipeline.noise).")
     components: list[MixtureComponent] = Field(
-        default_factory=_default_components, min_length=1,
-        description="Noise kinds drawn per image, each with probability weight / (sum of weights).")
+        default_factory=_default_components,
+        min_length=1,
+        description="Noise kinds drawn per image, each with probability weight / (sum of weights).",
+    )
 
     def build(self) -> NoiseModel:
         from pipeline.noise import MixedNoise
 
-        return MixedNoise(tuple(c.noise.build() for c in self.components),
-                          tuple(c.weight for c in self.components))
+        return MixedNoise(
+            tuple(c.noise.build() for c in self.components),
+            tuple(c.weight for c in self.components),
+        )
 
     def describe(self) -> str:
-        return "mixed: " + "; ".join(f"weight {c.weight:g} {c.noise.kind} ({c.noise.describe()})"
-                                     for c in self.components)
+        return "mixed: " + "; ".join(
+            f"weight {c.weight:g} {c.noise.kind} ({c.noise.describe()})" for c in self.components
+        )
 
     def fit_start(self) -> XrayNoiseConfig:
         """The first xray component's quanta and mu at the generic starting dose and kernel."""
@@ -218,13 +277,20 @@ class MixedNoiseConfig(NoiseSection):
 
 #: The noise section of a config: one of the kinds, chosen by its ``kind`` field.
 NoiseConfig = Annotated[
-    GaussianNoiseConfig | PoissonGaussianNoiseConfig | XrayNoiseConfig | SaltPepperNoiseConfig
-    | SpeckleNoiseConfig | MixedNoiseConfig,
+    GaussianNoiseConfig
+    | PoissonGaussianNoiseConfig
+    | XrayNoiseConfig
+    | SaltPepperNoiseConfig
+    | SpeckleNoiseConfig
+    | MixedNoiseConfig,
     Field(discriminator="kind"),
 ]
 NOISE_KINDS: dict[str, type[NoiseSection]] = {
-    "gaussian": GaussianNoiseConfig, "poisson_gaussian": PoissonGaussianNoiseConfig,
-    "xray": XrayNoiseConfig, "salt_pepper": SaltPepperNoiseConfig, "speckle": SpeckleNoiseConfig,
+    "gaussian": GaussianNoiseConfig,
+    "poisson_gaussian": PoissonGaussianNoiseConfig,
+    "xray": XrayNoiseConfig,
+    "salt_pepper": SaltPepperNoiseConfig,
+    "speckle": SpeckleNoiseConfig,
     "mixed": MixedNoiseConfig,
 }
 _NOISE_ADAPTER: TypeAdapter[Any] = TypeAdapter(NoiseConfig)

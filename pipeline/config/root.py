@@ -34,9 +34,12 @@ class EvaluateConfig(Section):
     baselines: list[Literal["bm3d", "nlm", "tv", "wavelet", "median"]] = Field(
         [], description="Classical denoisers compared with the model on the same images and noise."
     )
-    models: list[Path] = Field([], description="Further checkpoints or run folders to compare on the same images.")
+    models: list[Path] = Field(
+        [], description="Further checkpoints or run folders to compare on the same images."
+    )
     noise: NoiseConfig | None = Field(
-        None, description="Noise of the test images (None: the training noise), e.g. one level for a blind model."
+        None,
+        description="Noise of the test images (None: the training noise), e.g. one level for a blind model.",
     )
 
 
@@ -62,7 +65,10 @@ class Config(Section):
         if "noise" in data:
             data["noise"] = upgrade_noise(data["noise"])
         if isinstance(data.get("evaluate"), dict) and data["evaluate"].get("noise") is not None:
-            data["evaluate"] = {**data["evaluate"], "noise": upgrade_noise(data["evaluate"]["noise"])}
+            data["evaluate"] = {
+                **data["evaluate"],
+                "noise": upgrade_noise(data["evaluate"]["noise"]),
+            }
         return data
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +84,9 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     for e in err.errors():
         path = _key_path(e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)")
+            lines.append(
+                f"  {path}: unknown key (check its spelling; see `denoise config --defaults`)"
+            )
         else:
             lines.append(f"  {path}: {e['msg']} (got {short_text(repr(e.get('input')), 80)})")
     return "\n".join(lines)
@@ -86,25 +94,33 @@ def _format_errors(err: ValidationError, origin: str) -> str:
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     """A validation error's location as a key path, without the union tags pydantic adds
-    (``noise.sigma``, not ``noise.gaussian.sigma``)."""
-    parts = [str(p) for i, p in enumerate(loc) if not (p in NOISE_KINDS and i and loc[i - 1] == "noise")]
+    (``noise.sigma``, not ``noise.gaussian.sigma``).
+    """
+    parts = [
+        str(p) for i, p in enumerate(loc) if not (p in NOISE_KINDS and i and loc[i - 1] == "noise")
+    ]
     return ".".join(parts) or "(top level)"
 
 
 def _check_size(raw: Any, origin: str) -> None:
     """ConfigError when `raw` nests deeper than MAX_CONFIG_DEPTH or holds (counting every
-    alias each time it is used) more than MAX_CONFIG_VALUES values."""
+    alias each time it is used) more than MAX_CONFIG_VALUES values.
+    """
     budget = MAX_CONFIG_VALUES
     stack: list[tuple[Any, int]] = [(raw, 0)]
     while stack:
         node, depth = stack.pop()
         budget -= 1
         if budget < 0:
-            raise ConfigError(f"{origin}: too many values (over {MAX_CONFIG_VALUES:,}, counting "
-                              "YAML aliases each time they are used); a config is a few dozen fields")
+            raise ConfigError(
+                f"{origin}: too many values (over {MAX_CONFIG_VALUES:,}, counting "
+                "YAML aliases each time they are used); a config is a few dozen fields"
+            )
         if depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"{origin}: nested deeper than {MAX_CONFIG_DEPTH} levels; a config has "
-                              "sections of fields, a few levels deep")
+            raise ConfigError(
+                f"{origin}: nested deeper than {MAX_CONFIG_DEPTH} levels; a config has "
+                "sections of fields, a few levels deep"
+            )
         if isinstance(node, dict):
             stack.extend((v, depth + 1) for pair in node.items() for v in pair)
         elif isinstance(node, (list, tuple, set)):
@@ -139,7 +155,12 @@ def _field_line(name: str, f: Any) -> str:
     allowed = _allowed_values(f.annotation)
     words = "Any of" if get_origin(f.annotation) is list else "One of"
     choices = f" {words}: {', '.join(map(str, allowed))}." if allowed else ""
-    shown = yaml.safe_dump(default, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
+    shown = (
+        yaml.safe_dump(default, default_flow_style=True, width=1 << 20)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
     return f"  {name}: {shown}  # {f.description}{choices}"
 
 

@@ -15,15 +15,43 @@ from itertools import groupby
 from typing import Any
 
 #: Fields of the flat noise section (every kind's fields in one mapping).
-FLAT_FIELDS = frozenset({
-    "kind", "sigma", "sigma_max", "clip", "photons", "photons_min", "dose", "dose_max", "read_noise",
-    "mu", "kernel_a", "kernel_a_max", "mixed_kinds", "amount", "speckle_sigma", "fresh_each_epoch",
-})
+FLAT_FIELDS = frozenset(
+    {
+        "kind",
+        "sigma",
+        "sigma_max",
+        "clip",
+        "photons",
+        "photons_min",
+        "dose",
+        "dose_max",
+        "read_noise",
+        "mu",
+        "kernel_a",
+        "kernel_a_max",
+        "mixed_kinds",
+        "amount",
+        "speckle_sigma",
+        "fresh_each_epoch",
+    }
+)
 #: Flat fields each kind took (flat name -> its name in the kind's section).
 KIND_FIELDS: dict[str, dict[str, str]] = {
     "gaussian": {"sigma": "sigma", "sigma_max": "sigma_max", "clip": "clip"},
     "poisson_gaussian": {f: f for f in ("photons", "photons_min", "dose", "read_noise", "clip")},
-    "xray": {f: f for f in ("photons", "dose", "dose_max", "read_noise", "mu", "kernel_a", "kernel_a_max", "clip")},
+    "xray": {
+        f: f
+        for f in (
+            "photons",
+            "dose",
+            "dose_max",
+            "read_noise",
+            "mu",
+            "kernel_a",
+            "kernel_a_max",
+            "clip",
+        )
+    },
     "salt_pepper": {"amount": "amount"},
     "speckle": {"speckle_sigma": "sigma", "clip": "clip"},
 }
@@ -31,7 +59,10 @@ KIND_FIELDS: dict[str, dict[str, str]] = {
 MIXABLE = ("gaussian", "poisson_gaussian", "xray")
 DEFAULT_MIXED_KINDS = ["gaussian", "poisson_gaussian"]
 #: Defaults of the flat ``photons`` and ``read_noise`` (xray's whenever xray is drawn).
-FLAT_DEFAULTS = {"xray": {"photons": 2000.0, "read_noise": 3.0}, "other": {"photons": 1e4, "read_noise": 10.0}}
+FLAT_DEFAULTS = {
+    "xray": {"photons": 2000.0, "read_noise": 3.0},
+    "other": {"photons": 1e4, "read_noise": 10.0},
+}
 
 
 def is_flat(data: dict[str, Any]) -> bool:
@@ -54,20 +85,34 @@ def upgrade_noise(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     if not is_flat(data):
-        return {"kind": "gaussian", **data} if "kind" not in data and "components" not in data else data
+        return (
+            {"kind": "gaussian", **data}
+            if "kind" not in data and "components" not in data
+            else data
+        )
     kind = data.get("kind", "gaussian")
     kinds = data.get("mixed_kinds", DEFAULT_MIXED_KINDS) if kind == "mixed" else [kind]
-    if kind == "mixed" and (not isinstance(kinds, list) or not kinds or any(k not in MIXABLE for k in kinds)):
-        raise ValueError(f"mixed_kinds must be a non-empty list of {', '.join(MIXABLE)}; got {kinds!r}")
+    if kind == "mixed" and (
+        not isinstance(kinds, list) or not kinds or any(k not in MIXABLE for k in kinds)
+    ):
+        raise ValueError(
+            f"mixed_kinds must be a non-empty list of {', '.join(MIXABLE)}; got {kinds!r}"
+        )
     defaults = FLAT_DEFAULTS["xray" if "xray" in kinds else "other"]
     flat = {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
     kept = {k: v for k, v in data.items() if k not in FLAT_FIELDS or k == "fresh_each_epoch"}
     if kind != "mixed":
         return {**_section(kind, flat), **kept}
-    components = [{"weight": float(len(list(run))), "noise": _section(name, flat)} for name, run in groupby(kinds)]
+    components = [
+        {"weight": float(len(list(run))), "noise": _section(name, flat)}
+        for name, run in groupby(kinds)
+    ]
     return {"kind": "mixed", "components": components, **kept}
 
 
 def _section(kind: str, flat: dict[str, Any]) -> dict[str, Any]:
     """The fields of `kind` in a flat mapping, under their names in the kind's section."""
-    return {"kind": kind, **{new: flat[old] for old, new in KIND_FIELDS[kind].items() if old in flat}}
+    return {
+        "kind": kind,
+        **{new: flat[old] for old, new in KIND_FIELDS[kind].items() if old in flat},
+    }

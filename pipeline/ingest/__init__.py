@@ -23,7 +23,14 @@ from pipeline.ingest.split_file import read_split_csv, subset_rows
 from pipeline.ingest.splits import group_of, split_groups
 from pipeline.metrics import estimate_noise_sigma
 
-__all__ = ["DataSplits", "drop_noisy_references", "group_of", "load_splits", "own_noise", "split_groups"]
+__all__ = [
+    "DataSplits",
+    "drop_noisy_references",
+    "group_of",
+    "load_splits",
+    "own_noise",
+    "split_groups",
+]
 
 
 @dataclass
@@ -45,7 +52,17 @@ def _limit(images: list[ScanImage], n: int | None) -> list[ScanImage]:
 
 def _mnist_images(array: np.ndarray, source: Path, start: int = 0) -> list[ScanImage]:
     return [
-        ScanImage(a, ImageMeta(format="mnist", source=source, dtype="uint8", bits_stored=8, value_max=255.0, frame=start + i))
+        ScanImage(
+            a,
+            ImageMeta(
+                format="mnist",
+                source=source,
+                dtype="uint8",
+                bits_stored=8,
+                value_max=255.0,
+                frame=start + i,
+            ),
+        )
         for i, a in enumerate(array)
     ]
 
@@ -55,21 +72,25 @@ def _split_mnist(cfg: DataConfig) -> DataSplits:
     n = len(train_set.images)
     use_t10k = test_set is not None and cfg.mnist_test_set in ("auto", "t10k")
     if cfg.mnist_test_set == "t10k" and test_set is None:
-        raise PipelineError(f"data.mnist_test_set is t10k but no t10k-images-idx3-ubyte[.gz] is in {cfg.root}")
+        raise PipelineError(
+            f"data.mnist_test_set is t10k but no t10k-images-idx3-ubyte[.gz] is in {cfg.root}"
+        )
     n_test = 0 if use_t10k else round(n * cfg.test_fraction)
     n_val = round(n * cfg.val_fraction)
     n_train = n - n_val - n_test
     # Fixed, seed-independent split: MNIST is already shuffled, and every run of every
     # seed is then evaluated on the same images.
     images = _mnist_images(train_set.images, train_set.source)
-    train, val = images[:n_train], images[n_train:n_train + n_val]
+    train, val = images[:n_train], images[n_train : n_train + n_val]
     if use_t10k:
         test = _mnist_images(test_set.images, test_set.source)
         origin = f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), test = official t10k"
     else:
-        test = images[n_train + n_val:]
+        test = images[n_train + n_val :]
         origin = f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} (train/val/test = images 0-{n_train - 1}, then in order)"
-    return DataSplits(_limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin)
+    return DataSplits(
+        _limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin
+    )
 
 
 def _names(roots: Path | list[Path]) -> str:
@@ -94,24 +115,37 @@ def _split_from_csv(cfg: DataConfig, seed: int) -> DataSplits:
     """Folder data split as ``data.split_csv`` says; train and validation references are filtered."""
     rows = subset_rows(read_split_csv(cfg.split_csv), cfg.max_train_patients, seed)
     root = Path(cfg.root)
-    parts: dict[str, list[tuple[ScanImage, dict[str, str]]]] = {name: [] for name in ("train", "val", "test")}
+    parts: dict[str, list[tuple[ScanImage, dict[str, str]]]] = {
+        name: [] for name in ("train", "val", "test")
+    }
     failures: list = []
     for row in rows:
         found, failed = read_files([root / row["file"]], strict=cfg.strict, resize=cfg.resize)
         failures += failed
         parts[row["split"]] += [(img, row) for img in found]
     for name in ("train", "val"):
-        kept, too_noisy = drop_noisy_references([img for img, _ in parts[name]], cfg.max_clean_noise)
+        kept, too_noisy = drop_noisy_references(
+            [img for img, _ in parts[name]], cfg.max_clean_noise
+        )
         kept_ids = {id(img) for img in kept}
         parts[name] = [(img, row) for img, row in parts[name] if id(img) in kept_ids]
         failures += too_noisy
     limits = {"train": cfg.max_train, "val": cfg.max_val, "test": cfg.max_test}
-    parts = {name: pairs if limits[name] is None else pairs[:limits[name]] for name, pairs in parts.items()}
+    parts = {
+        name: pairs if limits[name] is None else pairs[: limits[name]]
+        for name, pairs in parts.items()
+    }
     if not parts["train"]:
         raise PipelineError(f"no usable training image in {cfg.split_csv} under {root}")
     assignment = [
-        {"file": str(img.meta.source), "patient": row["patient"], "split": name, "source": row.get("source", "")}
-        for name, pairs in parts.items() for img, row in pairs
+        {
+            "file": str(img.meta.source),
+            "patient": row["patient"],
+            "split": name,
+            "source": row.get("source", ""),
+        }
+        for name, pairs in parts.items()
+        for img, row in pairs
     ]
     patients = len({row["patient"] for _, row in parts["train"]})
     origin = f"folder {root} split by {cfg.split_csv} ({patients} training patients)"
@@ -124,12 +158,22 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
         return _split_from_csv(cfg, seed)
     if cfg.root is None and cfg.test_root is not None:
         test, failures = _load_sources(cfg.test_root, cfg)
-        return DataSplits([], [], _limit(test, cfg.max_test), f"folder {_names(cfg.test_root)} (all images as test)", failures)
+        return DataSplits(
+            [],
+            [],
+            _limit(test, cfg.max_test),
+            f"folder {_names(cfg.test_root)} (all images as test)",
+            failures,
+        )
     if cfg.root is None:
-        raise PipelineError("data.root must be set for folder data (e.g. --set data.root=/path/to/scans)")
+        raise PipelineError(
+            "data.root must be set for folder data (e.g. --set data.root=/path/to/scans)"
+        )
     images, failures = _load_sources(cfg.root, cfg)
     if not images:
-        raise PipelineError(f"no readable images in {_names(cfg.root)} ({len(failures)} files failed)")
+        raise PipelineError(
+            f"no readable images in {_names(cfg.root)} ({len(failures)} files failed)"
+        )
     by = "patient" if cfg.group_pattern or cfg.groups is not None else "file"
     test: list[ScanImage] = []
     test_keys: list[str] = []
@@ -159,14 +203,20 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
             test_keys = [k for k, w in zip(keys, where) if w == "test"]
             origin = f"folder {_names(cfg.root)} split by {by} with seed {seed}"
     if not images:
-        raise PipelineError(f"every image in {_names(cfg.root)} is noisier than data.max_clean_noise={cfg.max_clean_noise}")
+        raise PipelineError(
+            f"every image in {_names(cfg.root)} is noisier than data.max_clean_noise={cfg.max_clean_noise}"
+        )
     if cfg.test_root is not None:
         extra_test, test_failures = _load_sources(cfg.test_root, cfg)
         failures = failures + test_failures
         test, test_keys = test + extra_test, test_keys + group_keys(extra_test, cfg, warn=False)
     train = [img for img, w in zip(images, where) if w == "train"]
     val = [img for img, w in zip(images, where) if w == "val"]
-    train, val, test = _limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test)
+    train, val, test = (
+        _limit(train, cfg.max_train),
+        _limit(val, cfg.max_val),
+        _limit(test, cfg.max_test),
+    )
     assignment = [
         {"file": str(img.meta.source or img.meta.name), "patient": key, "split": split}
         for split, part, part_keys in (
@@ -187,15 +237,26 @@ def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
             "(e.g. --set data.root=/data/NLMCXR; get it with `denoise fetch-data openi --dest DIR`)"
         )
     splits, failures = load_openi(
-        cfg.root, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed,
-        frontal_only=cfg.frontal_only, resize=cfg.resize, max_train=cfg.max_train, max_val=cfg.max_val,
-        max_test=cfg.max_test, strict=cfg.strict,
+        cfg.root,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=seed,
+        frontal_only=cfg.frontal_only,
+        resize=cfg.resize,
+        max_train=cfg.max_train,
+        max_val=cfg.max_val,
+        max_test=cfg.max_test,
+        strict=cfg.strict,
     )
     train, noisy_train = drop_noisy_references(splits["train"], cfg.max_clean_noise)
     val, noisy_val = drop_noisy_references(splits["val"], cfg.max_clean_noise)
     failures = failures + noisy_train + noisy_val
     return DataSplits(
-        train, val, splits["test"], f"Indiana/OpenI collection at {cfg.root}, split by report with seed {seed}", failures,
+        train,
+        val,
+        splits["test"],
+        f"Indiana/OpenI collection at {cfg.root}, split by report with seed {seed}",
+        failures,
     )
 
 
@@ -205,7 +266,9 @@ def own_noise(image: np.ndarray) -> float:
     return estimate_noise_sigma(center_crop(image, h - 2 * (h // 4), w - 2 * (w // 4)))
 
 
-def drop_noisy_references(images: list[ScanImage], limit: float | None) -> tuple[list[ScanImage], list]:
+def drop_noisy_references(
+    images: list[ScanImage], limit: float | None
+) -> tuple[list[ScanImage], list]:
     """Split `images` into those whose own noise is at most `limit` and failures for the rest.
 
     A model learns to keep whatever noise its clean references carry, so a reference noisier

@@ -128,9 +128,12 @@ def _total_from_content_range(value: str | None) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _write_body(response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None) -> int:
+def _write_body(
+    response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None
+) -> int:
     """Write the response body to `part` (opened with `mode`); returns the file's size after.
-    With `shown_as`, the percentage of `total` is printed on stderr as it grows."""
+    With `shown_as`, the percentage of `total` is printed on stderr as it grows.
+    """
     done, shown = start, -1
     try:
         with part.open(mode) as fh:
@@ -139,8 +142,13 @@ def _write_body(response: Any, part: Path, mode: str, start: int, total: int | N
                 done += len(chunk)
                 if shown_as and total and (percent := 100 * done // total) != shown:
                     shown = percent
-                    print(f"\r  {shown_as}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB "
-                          f"({percent}%)", end="", file=sys.stderr, flush=True)
+                    print(
+                        f"\r  {shown_as}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB "
+                        f"({percent}%)",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         if shown_as and total:
             print(file=sys.stderr, flush=True)
@@ -163,13 +171,19 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
     try:
         response = _open(url, start)
     except urllib.error.HTTPError as err:
-        if err.code == 416 and start > 0 and _total_from_content_range(err.headers.get("Content-Range")) == start:
+        if (
+            err.code == 416
+            and start > 0
+            and _total_from_content_range(err.headers.get("Content-Range")) == start
+        ):
             part.replace(target)  # the part file was already complete
             return target
         if err.code == 416 and start > 0:  # the part file does not fit the server's file
             part.unlink()
             return download(url, target, progress)
-        raise PipelineError(f"download of {url} failed: HTTP {err.code} {err.reason}; {hint}") from None
+        raise PipelineError(
+            f"download of {url} failed: HTTP {err.code} {err.reason}; {hint}"
+        ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise PipelineError(f"could not reach {url} ({reason}); {hint}") from None
@@ -179,8 +193,10 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
         if start > 0 and status == 206:
             content_range = response.headers.get("Content-Range", "")
             if not content_range.startswith(f"bytes {start}-"):
-                raise PipelineError(f"download of {url}: the server answered a resume at byte {start} "
-                                    f"with Content-Range {content_range!r}; delete {part} and run again")
+                raise PipelineError(
+                    f"download of {url}: the server answered a resume at byte {start} "
+                    f"with Content-Range {content_range!r}; delete {part} and run again"
+                )
             total = _total_from_content_range(content_range)
             mode = "ab"
         else:  # no resume asked, or the server ignored the Range header: start over
@@ -188,15 +204,19 @@ def download(url: str, target: Path, progress: bool = True) -> Path:
             total = int(length) if length and length.isdigit() else None
             start, mode = 0, "wb"
         try:
-            done = _write_body(response, part, mode, start, total, target.name if progress else None)
+            done = _write_body(
+                response, part, mode, start, total, target.name if progress else None
+            )
         except (OSError, http.client.HTTPException) as err:
             raise PipelineError(f"download of {url} was interrupted ({err}); {hint}") from None
     if total is not None and done < total:
         raise PipelineError(f"download of {url} is incomplete ({done} of {total} bytes); {hint}")
     if total is not None and done > total:
         part.unlink()
-        raise PipelineError(f"download of {url} gave {done} bytes, more than the {total} announced; "
-                            f"the partial file was deleted, run the command again")
+        raise PipelineError(
+            f"download of {url} gave {done} bytes, more than the {total} announced; "
+            f"the partial file was deleted, run the command again"
+        )
     part.replace(target)
     return target
 
@@ -219,7 +239,11 @@ def _verify(remote: RemoteFile, path: Path, url: str, progress: bool) -> str:
 def _member_problem(member: tarfile.TarInfo, dest: Path) -> str | None:
     """Why an archive member must not be extracted into `dest`, or None when it is safe."""
     name = PurePosixPath(member.name.replace("\\", "/"))
-    if name.is_absolute() or member.name.startswith(("/", "\\")) or (name.parts and ":" in name.parts[0]):
+    if (
+        name.is_absolute()
+        or member.name.startswith(("/", "\\"))
+        or (name.parts and ":" in name.parts[0])
+    ):
         return "absolute path"
     if ".." in name.parts:
         return "'..' in path"
@@ -322,15 +346,19 @@ def fetch_dataset(
     keep_archives: keep downloaded archives after extraction (False: delete them).
     """
     if name not in DATASETS:
-        raise PipelineError(f"unknown data set {name!r}: choose one of {', '.join(sorted(DATASETS))}")
+        raise PipelineError(
+            f"unknown data set {name!r}: choose one of {', '.join(sorted(DATASETS))}"
+        )
     spec = DATASETS[name]
     entries = tuple(manifest) if manifest is not None else spec.files
     if files is not None:
         wanted = set(files)
         unknown = wanted - {f.name for f in entries}
         if unknown:
-            raise PipelineError(f"{name} has no file(s) {', '.join(sorted(unknown))}; "
-                                f"its files are {', '.join(f.name for f in entries)}")
+            raise PipelineError(
+                f"{name} has no file(s) {', '.join(sorted(unknown))}; "
+                f"its files are {', '.join(f.name for f in entries)}"
+            )
         entries = tuple(f for f in entries if f.name in wanted)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -341,7 +369,9 @@ def fetch_dataset(
     return dest
 
 
-def _fetch_one(remote: RemoteFile, url: str, dest: Path, progress: bool, keep_archive: bool) -> None:
+def _fetch_one(
+    remote: RemoteFile, url: str, dest: Path, progress: bool, keep_archive: bool
+) -> None:
     """Download, verify and (for archives) extract one file, skipping finished work."""
     target = dest / remote.name
     marker = dest / f".{remote.name}.extracted"

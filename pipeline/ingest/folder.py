@@ -110,8 +110,10 @@ def _link_problem(link: Path, real_root: Path, chain: tuple[Path, ...]) -> str |
     except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
         return "skipped: symbolic link that cannot be resolved (a loop of links)"
     if target != real_root and real_root not in target.parents:
-        return ("skipped: symbolic link leaving the input folder (copy the files in, or give "
-                "the folder it points to as the input)")
+        return (
+            "skipped: symbolic link leaving the input folder (copy the files in, or give "
+            "the folder it points to as the input)"
+        )
     if target in chain:
         return "skipped: symbolic link to a folder that holds it (a loop)"
     return None
@@ -157,7 +159,9 @@ def _check_root(root: str | Path) -> Path:
             f"e.g. --set data.root=/path/to/scans)"
         )
     if not root.is_dir():
-        raise PipelineError(f"data folder {root} is a file, not a folder: give the folder that holds the scans")
+        raise PipelineError(
+            f"data folder {root} is a file, not a folder: give the folder that holds the scans"
+        )
     return root
 
 
@@ -205,9 +209,13 @@ def resize_image(image: ScanImage, size: int) -> ScanImage:
         return image
     from PIL import Image
 
-    resized = Image.fromarray(image.pixels.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
+    resized = Image.fromarray(image.pixels.astype(np.float32)).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
     meta = image.meta
-    spacing = None if meta.spacing is None else (meta.spacing[0] * h / size, meta.spacing[1] * w / size)
+    spacing = (
+        None if meta.spacing is None else (meta.spacing[0] * h / size, meta.spacing[1] * w / size)
+    )
     meta = replace(meta, spacing=spacing, extra={**meta.extra, "resized_from": (h, w)})
     return ScanImage(np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0), meta)
 
@@ -245,7 +253,11 @@ def read_files(
             new = read_image(path)
         except (ImageReadError, MissingDependencyError) as err:
             if strict:
-                cls = MissingDependencyError if isinstance(err, MissingDependencyError) else ImageReadError
+                cls = (
+                    MissingDependencyError
+                    if isinstance(err, MissingDependencyError)
+                    else ImageReadError
+                )
                 raise cls(f"{_naming(path, str(err))}; {STRICT_HINT}") from None
             failures.append(Failure(path, _naming(path, str(err))))
             continue
@@ -273,4 +285,6 @@ def load_folder(
     """
     scan = scan_folder(root, strict=strict)
     images, failures = read_files(scan.files, strict=strict, resize=resize, limit=limit)
-    return images, sorted(scan.failures + failures, key=lambda f: f.path.relative_to(scan.root).parts)
+    return images, sorted(
+        scan.failures + failures, key=lambda f: f.path.relative_to(scan.root).parts
+    )

@@ -40,16 +40,24 @@ def read_group_csv(cfg: GroupsConfig) -> dict[str, str]:
         return {}
     path = Path(cfg.csv)
     if not path.is_file():
-        raise PipelineError(f"data.groups.csv not found: {path} (give the metadata CSV that maps files to patients)")
+        raise PipelineError(
+            f"data.groups.csv not found: {path} (give the metadata CSV that maps files to patients)"
+        )
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in (cfg.file_column, cfg.group_column) if c not in (reader.fieldnames or [])]
+        missing = [
+            c for c in (cfg.file_column, cfg.group_column) if c not in (reader.fieldnames or [])
+        ]
         if missing:
             raise PipelineError(
                 f"{path} has no column {', '.join(missing)} (its columns: {', '.join(reader.fieldnames or [])}); "
                 "set data.groups.file_column / group_column"
             )
-        return {Path(row[cfg.file_column]).name: row[cfg.group_column].strip() for row in reader if row[cfg.group_column].strip()}
+        return {
+            Path(row[cfg.file_column]).name: row[cfg.group_column].strip()
+            for row in reader
+            if row[cfg.group_column].strip()
+        }
 
 
 def _dicom_patient(image: ScanImage) -> str | None:
@@ -73,7 +81,11 @@ def group_keys(images: list[ScanImage], cfg: DataConfig, warn: bool = True) -> l
         if patient is not None:
             keys.append(f"csv:{patient}")
             continue
-        patient = _dicom_patient(image) if cfg.groups is not None and cfg.groups.dicom_patient_id else None
+        patient = (
+            _dicom_patient(image)
+            if cfg.groups is not None and cfg.groups.dicom_patient_id
+            else None
+        )
         if patient is not None:
             keys.append(f"dicom:{patient}")
             continue
@@ -87,7 +99,9 @@ def group_keys(images: list[ScanImage], cfg: DataConfig, warn: bool = True) -> l
         shown = ", ".join(alone[:5]) + (f" and {len(alone) - 5} more" if len(alone) > 5 else "")
         log.warning(
             "%d file(s) have no patient in data.groups (CSV, DICOM PatientID) or data.group_pattern "
-            "and are each their own group: %s", len(alone), shown,
+            "and are each their own group: %s",
+            len(alone),
+            shown,
         )
     return keys
 

@@ -18,7 +18,11 @@ from pipeline.errors import PipelineError
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data"
 
 #: Candidate file stems, in order of preference, for each part of the set.
-TRAIN_IMAGES = ("train-images-idx3-ubyte", "train-images.idx3-ubyte", "train-images-first10k-idx3-ubyte")
+TRAIN_IMAGES = (
+    "train-images-idx3-ubyte",
+    "train-images.idx3-ubyte",
+    "train-images-first10k-idx3-ubyte",
+)
 TEST_IMAGES = ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte")
 
 
@@ -34,9 +38,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise IdxError(f"{path} is not a readable gzip file ({err}); download it again (denoise fetch-data mnist)") from None
+        raise IdxError(
+            f"{path} is not a readable gzip file ({err}); download it again (denoise fetch-data mnist)"
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise IdxError(f"{path} is not an IDX file (bad magic number); download it again (denoise fetch-data mnist)")
+        raise IdxError(
+            f"{path} is not an IDX file (bad magic number); download it again (denoise fetch-data mnist)"
+        )
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if raw[2] not in dtypes:
         raise IdxError(f"{path}: unknown IDX value type 0x{raw[2]:02x}")
@@ -87,7 +95,9 @@ def _load_pair(images_path: Path) -> MnistSet:
         raise IdxError(f"{images_path}: expected a 3-D image array, got shape {images.shape}")
     labels = read_idx(labels_path) if labels_path else np.full(len(images), -1, np.int64)
     if len(labels) != len(images):
-        raise IdxError(f"{labels_path} holds {len(labels)} labels for {len(images)} images in {images_path}")
+        raise IdxError(
+            f"{labels_path} holds {len(labels)} labels for {len(images)} images in {images_path}"
+        )
     return MnistSet((images.astype(np.float32) / 255.0), labels.astype(np.int64), images_path)
 
 
@@ -99,7 +109,9 @@ def load_mnist(root: str | Path | None = None) -> tuple[MnistSet, MnistSet | Non
     """
     folder = BUNDLED_DIR if root is None else Path(root)
     if not folder.is_dir():
-        raise PipelineError(f"MNIST data folder not found: {folder} (set data.root to a folder of MNIST IDX files, or leave it unset for the bundled sample)")
+        raise PipelineError(
+            f"MNIST data folder not found: {folder} (set data.root to a folder of MNIST IDX files, or leave it unset for the bundled sample)"
+        )
     train_images = _find(folder, TRAIN_IMAGES)
     if train_images is None:
         raise PipelineError(

@@ -117,7 +117,9 @@ def _check_root(root: str | Path | None) -> Path:
     return root
 
 
-def find_openi_images(root: str | Path, prefer: Literal["dicom", "png"] = "dicom") -> list[OpenIRecord]:
+def find_openi_images(
+    root: str | Path, prefer: Literal["dicom", "png"] = "dicom"
+) -> list[OpenIRecord]:
     """Every OpenI image under `root`, one record per image id, sorted by (report, image id).
 
     Files whose names do not follow the OpenI pattern are ignored.
@@ -160,7 +162,7 @@ def parse_report_xml(path: str | Path) -> OpenIReport:
     uid = tree.find(".//uId")
     match = re.fullmatch(r"CXR(\d+)", (uid.get("id", "") if uid is not None else "").strip())
     if match is None:
-        raise PipelineError(f"{path}: no <uId id=\"CXR<n>\"> element: not an OpenI report")
+        raise PipelineError(f'{path}: no <uId id="CXR<n>"> element: not an OpenI report')
     report = OpenIReport(int(match[1]))
     for element in tree.iter("parentImage"):
         try:
@@ -190,7 +192,9 @@ def read_reports(root: str | Path) -> tuple[dict[int, OpenIReport], list[Failure
     return reports, failures
 
 
-def view_from_header(view_position: str | None, patient_orientation: Sequence[str] | str | None) -> str | None:
+def view_from_header(
+    view_position: str | None, patient_orientation: Sequence[str] | str | None
+) -> str | None:
     """Rules 1 and 2: the view from DICOM ViewPosition / PatientOrientation, or None."""
     position = " ".join(str(view_position or "").upper().split())
     if position in _FRONTAL_POSITIONS:
@@ -213,9 +217,21 @@ def read_dicom_view(path: Path) -> str | None:
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
-                             specific_tags=["ViewPosition", "PatientOrientation"])
-    except (InvalidDicomError, OSError, EOFError, ValueError, LookupError, TypeError, AttributeError):
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            force=True,
+            specific_tags=["ViewPosition", "PatientOrientation"],
+        )
+    except (
+        InvalidDicomError,
+        OSError,
+        EOFError,
+        ValueError,
+        LookupError,
+        TypeError,
+        AttributeError,
+    ):
         return None  # an unreadable header only leaves the view to the other rules
     return view_from_header(ds.get("ViewPosition"), ds.get("PatientOrientation"))
 
@@ -231,7 +247,9 @@ def view_from_caption(caption: str | None) -> str | None:
     return None
 
 
-def classify_views(records: Sequence[OpenIRecord], report: OpenIReport | None = None) -> dict[str, str]:
+def classify_views(
+    records: Sequence[OpenIRecord], report: OpenIReport | None = None
+) -> dict[str, str]:
     """Frontal or lateral for each image of one report, by the module's rules 1 to 4."""
     views: dict[str, str | None] = {}
     for record in records:

@@ -62,7 +62,13 @@ def at_scales(images: Sequence[np.ndarray], scales: Sequence[float]) -> list[np.
             if scale == 1.0:
                 out.append(np.asarray(image, dtype=np.float32))
             else:
-                small = rescale(np.asarray(image, dtype=np.float32), scale, anti_aliasing=True, order=1, preserve_range=True)
+                small = rescale(
+                    np.asarray(image, dtype=np.float32),
+                    scale,
+                    anti_aliasing=True,
+                    order=1,
+                    preserve_range=True,
+                )
                 out.append(np.clip(small, 0.0, 1.0).astype(np.float32))
     return out
 
@@ -88,7 +94,9 @@ class PatchSampler:
     augment: apply a random flip/90° rotation to each patch.
     """
 
-    def __init__(self, patch_size: int, min_std: float = 0.01, max_tries: int = 10, augment: bool = False) -> None:
+    def __init__(
+        self, patch_size: int, min_std: float = 0.01, max_tries: int = 10, augment: bool = False
+    ) -> None:
         if patch_size < 1:
             raise ValueError(f"patch_size must be positive, got {patch_size}")
         if max_tries < 1:
@@ -106,7 +114,7 @@ class PatchSampler:
         for _ in range(self.max_tries):
             top = int(rng.integers(image.shape[0] - p + 1))
             left = int(rng.integers(image.shape[1] - p + 1))
-            patch = image[top:top + p, left:left + p]
+            patch = image[top : top + p, left : left + p]
             std = float(patch.std())
             if std > best_std:
                 best, best_std = patch, std

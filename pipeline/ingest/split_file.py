@@ -31,18 +31,26 @@ def read_split_csv(path: str | Path) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         missing = [c for c in ("file", "patient", "split") if c not in (reader.fieldnames or [])]
         if missing:
-            raise PipelineError(f"{path} has no column {', '.join(missing)} (needs file, patient, split)")
+            raise PipelineError(
+                f"{path} has no column {', '.join(missing)} (needs file, patient, split)"
+            )
         rows = [{k: (v or "").strip() for k, v in row.items()} for row in reader]
     where: dict[str, str] = {}
     for n, row in enumerate(rows, start=2):
         if row["split"] not in SPLITS:
-            raise PipelineError(f"{path}, line {n}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
+            raise PipelineError(
+                f"{path}, line {n}: split {row['split']!r} is not one of {', '.join(SPLITS)}"
+            )
         if where.setdefault(row["patient"], row["split"]) != row["split"]:
-            raise PipelineError(f"{path}, line {n}: patient {row['patient']} is in both {where[row['patient']]} and {row['split']}")
+            raise PipelineError(
+                f"{path}, line {n}: patient {row['patient']} is in both {where[row['patient']]} and {row['split']}"
+            )
     return rows
 
 
-def subset_rows(rows: list[dict[str, str]], max_train_patients: int | None, seed: int) -> list[dict[str, str]]:
+def subset_rows(
+    rows: list[dict[str, str]], max_train_patients: int | None, seed: int
+) -> list[dict[str, str]]:
     """The rows with the training part cut to `max_train_patients` patients (for learning curves).
 
     Each source's training patients are put in an order drawn from `seed`; the first k

@@ -21,7 +21,9 @@ def group_of(path: Path, pattern: str | None) -> str:
     return str(path)
 
 
-def split_groups(keys: list[str], val_fraction: float, test_fraction: float, seed: int) -> list[str]:
+def split_groups(
+    keys: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
     """Assign each key's group to 'train', 'val' or 'test', deterministically from `seed`.
 
     Whole groups move together, so no patient's images cross splits. At least one group
@@ -31,11 +33,19 @@ def split_groups(keys: list[str], val_fraction: float, test_fraction: float, see
     groups = sorted(set(keys))
     order = np.random.default_rng(seed).permutation(len(groups))
     n = len(groups)
-    n_test = min(n - 1, max(1 if test_fraction > 0 else 0, round(n * test_fraction))) if n > 1 else 0
-    n_val = min(n - 1 - n_test, max(1 if val_fraction > 0 else 0, round(n * val_fraction))) if n > 1 else 0
+    n_test = (
+        min(n - 1, max(1 if test_fraction > 0 else 0, round(n * test_fraction))) if n > 1 else 0
+    )
+    n_val = (
+        min(n - 1 - n_test, max(1 if val_fraction > 0 else 0, round(n * val_fraction)))
+        if n > 1
+        else 0
+    )
     assignment: dict[str, str] = {}
     for rank, idx in enumerate(order):
-        assignment[groups[idx]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+        assignment[groups[idx]] = (
+            "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+        )
     return [assignment[k] for k in keys]
 
 

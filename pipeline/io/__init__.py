@@ -44,6 +44,7 @@ __all__ = [
     "write_image",
 ]
 
+
 def read_image(path: str | Path) -> list[ScanImage]:
     """Read any supported file: one ScanImage per frame (DICOM) or slice (NIfTI volume).
 
@@ -86,7 +87,9 @@ def _read(path: Path) -> list[ScanImage]:
         # even BaseException (a Rust decoder's panic). DICOM library messages may quote
         # header values (patient data): the type only.
         detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
-        raise ImageReadError(f"{path}: a damaged or inconsistent {fmt.upper()} file ({detail})") from exc
+        raise ImageReadError(
+            f"{path}: a damaged or inconsistent {fmt.upper()} file ({detail})"
+        ) from exc
 
 
 def write_image(
@@ -127,8 +130,9 @@ def write_image(
     path = Path(path)
     try:
         if fmt == "dicom":
-            return write_dicom(image, path, series=series, description=description,
-                               derivation=derivation)
+            return write_dicom(
+                image, path, series=series, description=description, derivation=derivation
+            )
         if fmt == "nifti":
             return write_nifti(image, path, compress=compress)
         return write_raster(image, path, fmt)

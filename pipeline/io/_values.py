@@ -31,6 +31,7 @@ def row_blocks(shape: tuple[int, ...]) -> list[slice | tuple[()]]:
     step = max(BLOCK_ELEMENTS // per_row, 1)
     return [slice(i, i + step) for i in range(0, shape[0], step)] or [slice(None)]
 
+
 #: Default largest number of pixels (all frames, pages or slices together) a file may
 #: declare: 2**28, e.g. a 512x512x1024 volume, 16 times a 4300x3500 radiograph (1 GiB as
 #: float32). Files declaring more are refused from their header, before decoding.
@@ -181,5 +182,4 @@ def file_values(image: ScanImage, fmt: str) -> tuple[np.ndarray, ImageMeta]:
     for rows in row_blocks(values.shape):  # float64 temporaries of one block only
         block = denormalise(image.pixels[rows], vmin, vmax)
         values[rows] = quantise(block, dtype, lo, hi) if dtype.kind in "ui" else block
-    return values, replace(meta, dtype=dtype.name, value_min=vmin, value_max=vmax,
-                           bits_stored=bits)
+    return values, replace(meta, dtype=dtype.name, value_min=vmin, value_max=vmax, bits_stored=bits)

@@ -29,8 +29,10 @@ _CODESTREAM_PREFIX = "1.2.840.10008.1.2.4."
 _END_MARKER = b"\xff\xd9"
 #: Bytes after the end marker that are still accepted (item padding to an even length).
 _END_SLACK = 8
-_TRUNCATION = re.compile(r"truncat|premature|end of (the )?(file|data|stream)|incomplete|corrupt|insufficient",
-                         re.IGNORECASE)
+_TRUNCATION = re.compile(
+    r"truncat|premature|end of (the )?(file|data|stream)|incomplete|corrupt|insufficient",
+    re.IGNORECASE,
+)
 
 
 def quiet_validation() -> None:
@@ -48,8 +50,10 @@ def is_truncation(message: object) -> bool:
 def tolerated_line(path: Path, count: int) -> str:
     """The one log line for `count` problems pydicom warned about while reading `path`."""
     problems = "1 problem" if count == 1 else f"{count} problems"
-    return (f"{path}: read despite {problems} in its DICOM header that pydicom warned about "
-            "(not shown: they may quote patient data)")
+    return (
+        f"{path}: read despite {problems} in its DICOM header that pydicom warned about "
+        "(not shown: they may quote patient data)"
+    )
 
 
 def check_frames_complete(pixel_data: bytes, syntax: str, frames: int, path: Path) -> None:

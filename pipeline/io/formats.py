@@ -11,8 +11,15 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".nii", ".nii.gz"}
 )
 _FORMAT_OF_SUFFIX = {
-    ".dcm": "dicom", ".dicom": "dicom", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg",
-    ".tif": "tiff", ".tiff": "tiff", ".nii": "nifti", ".nii.gz": "nifti",
+    ".dcm": "dicom",
+    ".dicom": "dicom",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
 }
 _SUFFIX_OF_FORMAT = {"dicom": ".dcm", "png": ".png", "tiff": ".tif", "nifti": ".nii.gz"}
 _FORMAT_ALIASES = {"dcm": "dicom", "tif": "tiff", "nii": "nifti", "jpg": "jpeg"}

@@ -62,9 +62,11 @@ def read_nifti(path: str | Path) -> list[ScanImage]:
         data = data.astype(np.uint8)
 
     single = data.ndim == 2 or data.shape[2] == 1
-    slices = [data if data.ndim == 2 else data[:, :, 0]] if single else [
-        data[:, :, k] for k in range(data.shape[2])
-    ]
+    slices = (
+        [data if data.ndim == 2 else data[:, :, 0]]
+        if single
+        else [data[:, :, k] for k in range(data.shape[2])]
+    )
     vmin, vmax = data_range(data)
     zooms = image.header.get_zooms()
     extra = {
@@ -191,8 +193,9 @@ def _affine(meta: ImageMeta) -> np.ndarray:
     return np.diag([row, col, 1.0, 1.0])
 
 
-def _save(values: np.ndarray, affine: np.ndarray, meta: ImageMeta, path: Path,
-          compress: bool | None) -> Path:
+def _save(
+    values: np.ndarray, affine: np.ndarray, meta: ImageMeta, path: Path, compress: bool | None
+) -> Path:
     """Encode `values` with an explicit dtype and undefined scaling; write to `path`."""
     import nibabel as nib
 

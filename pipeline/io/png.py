@@ -41,12 +41,18 @@ def _chunk(handle: BinaryIO, kind: bytes, body: bytes) -> None:
 
 def _filtered_rows(values: np.ndarray) -> np.ndarray:
     """The rows of `values` as PNG scanlines: a filter-type byte (1, Sub) and the filtered bytes."""
-    raw = values.astype(values.dtype.newbyteorder(">"), copy=False).view(np.uint8).reshape(values.shape[0], -1)
+    raw = (
+        values.astype(values.dtype.newbyteorder(">"), copy=False)
+        .view(np.uint8)
+        .reshape(values.shape[0], -1)
+    )
     step = values.dtype.itemsize * (values.shape[2] if values.ndim == 3 else 1)  # bytes a pixel
     lines = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
     lines[:, 0] = 1
     lines[:, 1 : 1 + step] = raw[:, :step]
-    np.subtract(raw[:, step:], raw[:, :-step], out=lines[:, 1 + step :])  # wraps modulo 256, as PNG says
+    np.subtract(
+        raw[:, step:], raw[:, :-step], out=lines[:, 1 + step :]
+    )  # wraps modulo 256, as PNG says
     return lines
 
 
@@ -54,22 +60,29 @@ def _deflate_band(values: np.ndarray, level: int, last: bool) -> tuple[bytes, by
     """(scanline bytes, their raw deflate stream ending in a sync flush, or the final block if `last`)."""
     lines = _filtered_rows(values).tobytes()
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return lines, compressor.compress(lines) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return lines, compressor.compress(lines) + compressor.flush(
+        zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+    )
 
 
 def write_png(values: np.ndarray, path: Path, bits: int | None = None, level: int = 1) -> None:
     """Save a 2-D uint8 or uint16 array as a gray PNG, or an (H, W, 3) uint8 array as an RGB
-    one, at zlib `level`; sBIT = `bits` when below 16."""
+    one, at zlib `level`; sBIT = `bits` when below 16.
+    """
     rgb = values.ndim == 3 and values.shape[2] == 3 and values.dtype == np.uint8
     if not (rgb or values.ndim == 2 and values.dtype in (np.uint8, np.uint16)) or 0 in values.shape:
-        raise ValueError(f"PNG stores a non-empty 2-D uint8 or uint16 gray array (or an 8-bit RGB one), "
-                         f"not {values.dtype} {values.shape}")
+        raise ValueError(
+            f"PNG stores a non-empty 2-D uint8 or uint16 gray array (or an 8-bit RGB one), "
+            f"not {values.dtype} {values.shape}"
+        )
     height, width = values.shape[:2]
     depth = 8 * values.dtype.itemsize
     starts = range(0, height, BAND_ROWS)
     with open(path, "wb") as handle, ThreadPoolExecutor(THREADS, thread_name_prefix="png") as pool:
         handle.write(SIGNATURE)
-        _chunk(handle, b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 2 if rgb else 0, 0, 0, 0))
+        _chunk(
+            handle, b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 2 if rgb else 0, 0, 0, 0)
+        )
         if depth == 16 and bits and bits < 16:
             _chunk(handle, b"sBIT", bytes([bits]))
         pending: deque[Future] = deque()
@@ -77,7 +90,14 @@ def write_png(values: np.ndarray, path: Path, bits: int | None = None, level: in
         header = bytes([0x78, 0x01])  # zlib: deflate, 32 KiB window, fastest-level flag
         for top in [*starts, None]:
             if top is not None:  # at most THREADS + 1 bands in flight: memory stays a few bands
-                pending.append(pool.submit(_deflate_band, values[top : top + BAND_ROWS], level, top + BAND_ROWS >= height))
+                pending.append(
+                    pool.submit(
+                        _deflate_band,
+                        values[top : top + BAND_ROWS],
+                        level,
+                        top + BAND_ROWS >= height,
+                    )
+                )
             while pending and (top is None or len(pending) > THREADS):
                 lines, deflated = pending.popleft().result()
                 checksum = zlib.adler32(lines, checksum)

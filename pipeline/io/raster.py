@@ -139,7 +139,9 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
         with _open_without_pillows_limit(path, name) as image:
             frames = int(getattr(image, "n_frames", 1) or 1)
             width, height = image.size
-            check_pixel_count(path, (frames, height, width), f"{frames} frame(s) of {width}x{height}")
+            check_pixel_count(
+                path, (frames, height, width), f"{frames} frame(s) of {width}x{height}"
+            )
             mode = image.mode
             orientation = _exif_orientation(image) if fmt == "jpeg" else 1
             arrays = []
@@ -156,7 +158,9 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
             f"{path}: truncated or corrupt {name} image ({library_detail(exc)})"
         ) from exc
     if len({a.dtype for a in arrays}) > 1:
-        raise ImageReadError(f"{path}: animation frames of different sample types are not supported")
+        raise ImageReadError(
+            f"{path}: animation frames of different sample types are not supported"
+        )
     extra: dict = {"mode": mode}
     if orientation != 1:
         extra["exif_orientation_applied"] = orientation
@@ -199,9 +203,12 @@ def _oriented(image, orientation: int):
     from PIL import Image
 
     steps = {
-        2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180],
-        4: [Image.Transpose.FLIP_TOP_BOTTOM], 5: [Image.Transpose.TRANSPOSE],
-        6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE],
+        2: [Image.Transpose.FLIP_LEFT_RIGHT],
+        3: [Image.Transpose.ROTATE_180],
+        4: [Image.Transpose.FLIP_TOP_BOTTOM],
+        5: [Image.Transpose.TRANSPOSE],
+        6: [Image.Transpose.ROTATE_270],
+        7: [Image.Transpose.TRANSVERSE],
         8: [Image.Transpose.ROTATE_90],
     }.get(orientation, [])
     for step in steps:
@@ -234,8 +241,10 @@ def _pillow_gray(image, path: Path, fmt: str) -> np.ndarray:
 def _gray_from_rgb(rgb: np.ndarray, path: Path, tolerance: int) -> np.ndarray:
     """One channel of gray content stored as RGB; ImageReadError for real colour."""
     wide = rgb.astype(np.int64)
-    spread = max(int(np.abs(wide[..., 0] - wide[..., 1]).max(initial=0)),
-                 int(np.abs(wide[..., 1] - wide[..., 2]).max(initial=0)))
+    spread = max(
+        int(np.abs(wide[..., 0] - wide[..., 1]).max(initial=0)),
+        int(np.abs(wide[..., 1] - wide[..., 2]).max(initial=0)),
+    )
     if spread > tolerance:
         raise ImageReadError(
             f"{path}: a colour image (channels differ by up to {spread}); this tool denoises "
@@ -282,8 +291,11 @@ def _read_tiff(path: Path) -> tuple[list[np.ndarray], dict]:
         with tifffile.TiffFile(path) as tif:
             pages = list(tif.pages)
             shapes = [tuple(int(n) for n in page.shape) for page in pages]
-            check_pixel_count(path, [sum(int(np.prod(s)) for s in shapes)],
-                              f"{len(pages)} page(s), first {'x'.join(map(str, shapes[0]))}")
+            check_pixel_count(
+                path,
+                [sum(int(np.prod(s)) for s in shapes)],
+                f"{len(pages)} page(s), first {'x'.join(map(str, shapes[0]))}",
+            )
             first = pages[0]
             code = int(first.photometric)
             photometric = _TIFF_PHOTOMETRIC.get(code, str(code))

@@ -51,4 +51,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODEL_NAMES", "ConvAutoencoder", "DenseAutoencoder", "DnCNN", "ResidualUNet", "build_model", "count_parameters"]
+__all__ = [
+    "MODEL_NAMES",
+    "ConvAutoencoder",
+    "DenseAutoencoder",
+    "DnCNN",
+    "ResidualUNet",
+    "build_model",
+    "count_parameters",
+]

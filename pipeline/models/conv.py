@@ -24,8 +24,12 @@ class ConvAutoencoder(nn.Module):
 
         self.encoder = nn.Sequential(*block(1, f), nn.MaxPool2d(2), *block(f, f), nn.MaxPool2d(2))
         self.decoder = nn.Sequential(
-            *block(f, f), nn.Upsample(scale_factor=2), *block(f, f), nn.Upsample(scale_factor=2),
-            nn.Conv2d(f, 1, 3, padding=1), nn.Sigmoid(),
+            *block(f, f),
+            nn.Upsample(scale_factor=2),
+            *block(f, f),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(f, 1, 3, padding=1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,17 +28,27 @@ class ResidualUNet(nn.Module):
     fixed_size = None
 
     def __init__(
-        self, channels: tuple[int, ...] = (16, 32, 64, 128), residual: bool = True, refine_channels: int = 0,
+        self,
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        residual: bool = True,
+        refine_channels: int = 0,
     ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError("unet needs at least two levels of channels, e.g. [16, 32, 64, 128]")
         if refine_channels and not residual:
-            raise ValueError("unet: refine_channels needs residual: true (the head corrects a noise estimate)")
+            raise ValueError(
+                "unet: refine_channels needs residual: true (the head corrects a noise estimate)"
+            )
         self.size_multiple = 2 ** (len(channels) - 1)
         self.net = UNet(
-            spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(channels),
-            strides=(2,) * (len(channels) - 1), num_res_units=1, norm=None,
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=1,
+            channels=tuple(channels),
+            strides=(2,) * (len(channels) - 1),
+            num_res_units=1,
+            norm=None,
         )
         self.residual = residual
         if residual:

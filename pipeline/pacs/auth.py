@@ -40,11 +40,15 @@ def check_url(url: str) -> str:
     """`url` without a trailing slash; PipelineError when it is not http(s) or holds credentials."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PipelineError(f"DICOMweb URL {url!r} is not an http:// or https:// address "
-                            "(e.g. dicomweb:http://host:8042/dicom-web)")
+        raise PipelineError(
+            f"DICOMweb URL {url!r} is not an http:// or https:// address "
+            "(e.g. dicomweb:http://host:8042/dicom-web)"
+        )
     if parts.username or parts.password:
-        raise PipelineError(f"the DICOMweb URL holds credentials: remove them and set {USER_VAR}/"
-                            f"{PASSWORD_VAR} (or {TOKEN_VAR}, or --auth-file) instead")
+        raise PipelineError(
+            f"the DICOMweb URL holds credentials: remove them and set {USER_VAR}/"
+            f"{PASSWORD_VAR} (or {TOKEN_VAR}, or --auth-file) instead"
+        )
     return url.rstrip("/")
 
 
@@ -53,18 +57,23 @@ def _from_netrc(path: Path, host: str) -> tuple[str, str] | None:
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
     except FileNotFoundError:
-        raise PipelineError(f"auth file {path} not found (give a netrc-style file: "
-                            "machine HOST login USER password PASSWORD)") from None
+        raise PipelineError(
+            f"auth file {path} not found (give a netrc-style file: "
+            "machine HOST login USER password PASSWORD)"
+        ) from None
     except (netrc.NetrcParseError, OSError) as err:
-        raise PipelineError(f"auth file {path} cannot be read: {getattr(err, 'msg', err)}") from None
+        raise PipelineError(
+            f"auth file {path} cannot be read: {getattr(err, 'msg', err)}"
+        ) from None
     if entry is None:
         return None
     login, _account, password = entry
     return login or "", password or ""
 
 
-def credentials(url: str, auth_file: str | Path | None = None,
-                env: Mapping[str, str] | None = None) -> object | None:
+def credentials(
+    url: str, auth_file: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> object | None:
     """The requests ``auth`` for `url`: a BearerAuth, a (user, password) pair, or None."""
     env = os.environ if env is None else env
     if env.get(TOKEN_VAR):
@@ -97,12 +106,16 @@ def _session_class():
     return Session
 
 
-def make_session(url: str, auth_file: str | Path | None = None, ca_bundle: str | Path | None = None):
+def make_session(
+    url: str, auth_file: str | Path | None = None, ca_bundle: str | Path | None = None
+):
     """A requests.Session for `url`: its credentials, TLS verification on (`ca_bundle` if given)."""
     session = _session_class()()
     session.auth = credentials(url, auth_file)
     if ca_bundle is not None:
         if not Path(ca_bundle).is_file():
-            raise PipelineError(f"CA bundle {ca_bundle} not found (give a PEM file of trusted certificates)")
+            raise PipelineError(
+                f"CA bundle {ca_bundle} not found (give a PEM file of trusted certificates)"
+            )
         session.verify = str(ca_bundle)
     return session

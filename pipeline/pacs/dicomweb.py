@@ -69,12 +69,16 @@ class Server:
         try:
             from dicomweb_client import DICOMwebClient
         except ImportError:
-            raise PipelineError("DICOMweb needs the dicomweb-client package: pip install dicomweb-client "
-                                "(or pip install denoise-pipeline[pacs])") from None
+            raise PipelineError(
+                "DICOMweb needs the dicomweb-client package: pip install dicomweb-client "
+                "(or pip install denoise-pipeline[pacs])"
+            ) from None
         url = check_url(self.url)
         client = DICOMwebClient(url, session=make_session(url, self.auth_file, self.ca_bundle))
         # the library tries 5 times with waits doubling from 2 s (31 s for a server that is down)
-        client.set_http_retry_params(max_attempts=HTTP_ATTEMPTS, wait_exponential_multiplier=HTTP_WAIT_MS)
+        client.set_http_retry_params(
+            max_attempts=HTTP_ATTEMPTS, wait_exponential_multiplier=HTTP_WAIT_MS
+        )
         return client
 
 
@@ -97,17 +101,24 @@ class DicomwebResult:
 
     def summary(self) -> str:
         """One line: counts of each step."""
-        stored = "" if self.stored is None else (
-            f", stored {self.stored.sent} (found {self.stored.found} on the server, "
-            f"{self.stored.recorded} recorded earlier)")
-        return (f"selected {self.selected} instances ({self.on_server} already derived on the server), "
-                f"denoised {self.denoise.done}, skipped {self.denoise.skipped} finished{stored}, "
-                f"{len(self.failures)} failed in {self.seconds:.1f} s -> {self.output_dir}")
+        stored = (
+            ""
+            if self.stored is None
+            else (
+                f", stored {self.stored.sent} (found {self.stored.found} on the server, "
+                f"{self.stored.recorded} recorded earlier)"
+            )
+        )
+        return (
+            f"selected {self.selected} instances ({self.on_server} already derived on the server), "
+            f"denoised {self.denoise.done}, skipped {self.denoise.skipped} finished{stored}, "
+            f"{len(self.failures)} failed in {self.seconds:.1f} s -> {self.output_dir}"
+        )
 
 
 def parse_input(text: str) -> str | None:
     """The server URL of an input ``dicomweb:URL``, or None for a folder."""
-    return text[len(SCHEME):] if str(text).startswith(SCHEME) else None
+    return text[len(SCHEME) :] if str(text).startswith(SCHEME) else None
 
 
 def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel, str]:
@@ -120,7 +131,8 @@ def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel,
 
 def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
     """Sources already derived by this model on the destination (none when it cannot be asked:
-    storing then fails per instance and a rerun stores them)."""
+    storing then fails per instance and a rerun stores them).
+    """
     if client is None:
         return set()
     try:
@@ -139,18 +151,31 @@ class _Denoised:
     failures: list[Failure] = field(default_factory=list)
 
 
-def _denoise_batch(batch: Path, out: Path, loaded: LoadedModel, options: ApplyOptions,
-                   inference: InferenceConfig, totals: _Denoised, storer: Storer | None) -> None:
+def _denoise_batch(
+    batch: Path,
+    out: Path,
+    loaded: LoadedModel,
+    options: ApplyOptions,
+    inference: InferenceConfig,
+    totals: _Denoised,
+    storer: Storer | None,
+) -> None:
     """One folder run on `batch` into OUT/denoised; its derived files are handed to `storer`."""
     denoised = out / DENOISED
     result = apply_folder(batch, denoised, loaded, options, inference)
     totals.done += result.done
     totals.skipped += result.skipped
-    totals.failures += [Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
-                        for row in read_csv(denoised / FAILURES)]  # this run's (each run rewrites it)
+    totals.failures += [
+        Failure(Path(row[FAILURE_COLUMNS[0]]), row[FAILURE_COLUMNS[1]])
+        for row in read_csv(denoised / FAILURES)
+    ]  # this run's (each run rewrites it)
     if storer is not None:
         inside = batch.resolve()
-        outputs = [row["output"] for row in manifest_rows(denoised) if Path(row["input"]).is_relative_to(inside)]
+        outputs = [
+            row["output"]
+            for row in manifest_rows(denoised)
+            if Path(row["input"]).is_relative_to(inside)
+        ]
         for path in derived_files(denoised, outputs):
             storer.submit(path)
 
@@ -161,14 +186,29 @@ def _finish_denoised(out: Path, totals: _Denoised, report: bool, seconds: float)
     failures_csv = write_failures_csv(totals.failures, denoised / FAILURES)
     report_path = None
     if report:
-        report_path = write_report(manifest_rows(denoised), denoised, out / RETRIEVED, read_csv(failures_csv))
-    return ApplyResult(denoised, totals.done, totals.skipped, len(totals.failures), denoised / MANIFEST,
-                       failures_csv, report_path, seconds=seconds)
+        report_path = write_report(
+            manifest_rows(denoised), denoised, out / RETRIEVED, read_csv(failures_csv)
+        )
+    return ApplyResult(
+        denoised,
+        totals.done,
+        totals.skipped,
+        len(totals.failures),
+        denoised / MANIFEST,
+        failures_csv,
+        report_path,
+        seconds=seconds,
+    )
 
 
 def apply_dicomweb(
-    source: Server, selection: Selection, output_dir: str | Path, model: str | Path | LoadedModel | None = None,
-    *, destination: Server | None = None, options: ApplyOptions = DEFAULT_OPTIONS,
+    source: Server,
+    selection: Selection,
+    output_dir: str | Path,
+    model: str | Path | LoadedModel | None = None,
+    *,
+    destination: Server | None = None,
+    options: ApplyOptions = DEFAULT_OPTIONS,
     inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> DicomwebResult:
     """Denoise the selected instances of `source` into `output_dir`; store them on `destination`.
@@ -193,21 +233,43 @@ def apply_dicomweb(
         raise PipelineError(str(err)) from None
     spool = Spool(out / RETRIEVED)
     todo = [ref for ref in refs if ref.sop not in done and ref.sop not in spool.held]
-    storer = None if dest_client is None else Storer(dest_client, out / STORED, dest_client.base_url)
+    storer = (
+        None if dest_client is None else Storer(dest_client, out / STORED, dest_client.base_url)
+    )
     totals, counts = _Denoised(), None
     batch_options = replace(options, fmt="dicom", progress=False, report=False)
     try:
-        with tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not options.progress) as bar, \
-                each_warning_once(FOLDER_RUN_LOG):
+        with (
+            tqdm(
+                total=len(todo), unit="instance", desc="dicomweb", disable=not options.progress
+            ) as bar,
+            each_warning_once(FOLDER_RUN_LOG),
+        ):
             for batch in list(spool.batches):  # an earlier run's: finish and store what is left
                 _denoise_batch(batch, out, loaded, batch_options, inference, totals, storer)
             if spool.waiting():
-                _denoise_batch(spool.new_batch(spool.waiting()), out, loaded, batch_options, inference, totals, storer)
+                _denoise_batch(
+                    spool.new_batch(spool.waiting()),
+                    out,
+                    loaded,
+                    batch_options,
+                    inference,
+                    totals,
+                    storer,
+                )
             for fetched in fetch_ahead(client, todo, spool):
                 failures += [failure for _ref, failure in fetched if failure is not None]
                 arrived = [ref for ref, failure in fetched if failure is None]
                 if arrived:
-                    _denoise_batch(spool.new_batch(arrived), out, loaded, batch_options, inference, totals, storer)
+                    _denoise_batch(
+                        spool.new_batch(arrived),
+                        out,
+                        loaded,
+                        batch_options,
+                        inference,
+                        totals,
+                        storer,
+                    )
                 bar.update(len(fetched))
     finally:
         if storer is not None:
@@ -216,4 +278,6 @@ def apply_dicomweb(
     result = _finish_denoised(out, totals, options.report, time.perf_counter() - start)
     failures += totals.failures
     write_failures_csv(failures, out / FAILURES)
-    return DicomwebResult(out, len(refs), len(done), result, counts, failures, time.perf_counter() - start)
+    return DicomwebResult(
+        out, len(refs), len(done), result, counts, failures, time.perf_counter() - start
+    )

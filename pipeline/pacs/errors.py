@@ -24,8 +24,10 @@ class ServerError(PipelineError):
 
 def _http_message(status: int, reason: str) -> str:
     if status == 401:
-        return ("the server refused the credentials (401 Unauthorized): set DENOISE_DICOMWEB_USER "
-                "and DENOISE_DICOMWEB_PASSWORD, DENOISE_DICOMWEB_TOKEN, or --auth-file")
+        return (
+            "the server refused the credentials (401 Unauthorized): set DENOISE_DICOMWEB_USER "
+            "and DENOISE_DICOMWEB_PASSWORD, DENOISE_DICOMWEB_TOKEN, or --auth-file"
+        )
     if status == 403:
         return "access forbidden (403 Forbidden): the account lacks the right for this request"
     if status == 404:
@@ -40,13 +42,19 @@ def server_error(err: BaseException, what: str, url: str) -> ServerError:
     if isinstance(err, ServerError):
         return err
     if isinstance(err, requests.exceptions.SSLError):
-        return ServerError(f"{what}: TLS verification of {url} failed (give the server's CA "
-                           "certificate with --ca-bundle)")
+        return ServerError(
+            f"{what}: TLS verification of {url} failed (give the server's CA "
+            "certificate with --ca-bundle)"
+        )
     if isinstance(err, requests.exceptions.Timeout):
         return ServerError(f"{what}: {url} did not answer in time; check that the server runs")
     if isinstance(err, requests.exceptions.ConnectionError):
-        return ServerError(f"{what}: cannot connect to {url}; check the address and that the server runs")
+        return ServerError(
+            f"{what}: cannot connect to {url}; check the address and that the server runs"
+        )
     if isinstance(err, requests.exceptions.HTTPError) and err.response is not None:
         status = err.response.status_code
         return ServerError(f"{what}: {_http_message(status, err.response.reason or '')}", status)
-    return ServerError(short_text(f"{what}: malformed answer from the server ({library_detail(err)})"), 0)
+    return ServerError(
+        short_text(f"{what}: malformed answer from the server ({library_detail(err)})"), 0
+    )

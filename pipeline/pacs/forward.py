@@ -34,7 +34,9 @@ class Destination:
         """``AET@HOST:PORT`` as a Destination; PipelineError when it is not of that form."""
         match = re.fullmatch(r"([^@]{1,16})@([^:]+):(\d{1,5})", text.strip())
         if match is None:
-            raise PipelineError(f"destination {text!r}: give AE_TITLE@HOST:PORT, e.g. ORTHANC@pacs.local:4242")
+            raise PipelineError(
+                f"destination {text!r}: give AE_TITLE@HOST:PORT, e.g. ORTHANC@pacs.local:4242"
+            )
         return cls(match[1], match[2], int(match[3]), calling_ae_title)
 
     def __str__(self) -> str:
@@ -51,8 +53,10 @@ def _store_once(destination: Destination, path: Path) -> None:
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
     if not assoc.is_established:
-        raise ForwardError(f"{destination} did not accept an association (is it running, and does it "
-                           "know this AE title?)")
+        raise ForwardError(
+            f"{destination} did not accept an association (is it running, and does it "
+            "know this AE title?)"
+        )
     try:
         status = assoc.send_c_store(ds)
     finally:

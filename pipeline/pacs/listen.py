@@ -77,7 +77,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def spool_instance(spool: Path, sop_uid: str, data: bytes) -> Path:
     """Write a received instance to ``incoming/`` durably (flushed, renamed, folder synced)."""
-    name = sop_uid if re.fullmatch(r"[0-9.]{1,64}", sop_uid or "") else f"unnamed-{uuid.uuid4().hex}"
+    name = (
+        sop_uid if re.fullmatch(r"[0-9.]{1,64}", sop_uid or "") else f"unnamed-{uuid.uuid4().hex}"
+    )
     tmp = spool / PARTIAL / f"{name}.{uuid.uuid4().hex}"
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -92,7 +94,9 @@ def spool_instance(spool: Path, sop_uid: str, data: bytes) -> Path:
 class Node:
     """The spool and the work on it: denoise, forward, record (one worker at a time)."""
 
-    def __init__(self, settings: ListenSettings, model: LoadedModel, inference: InferenceConfig) -> None:
+    def __init__(
+        self, settings: ListenSettings, model: LoadedModel, inference: InferenceConfig
+    ) -> None:
         self.settings, self.model, self.inference = settings, model, inference
         self.wake, self.stop = threading.Event(), threading.Event()
         spool = settings.spool
@@ -107,7 +111,9 @@ class Node:
         """EVT_C_STORE: spool the instance, then acknowledge (0x0000) or report out of resources."""
         try:
             data = event.encoded_dataset(include_meta=True)
-            path = spool_instance(self.settings.spool, str(event.request.AffectedSOPInstanceUID), data)
+            path = spool_instance(
+                self.settings.spool, str(event.request.AffectedSOPInstanceUID), data
+            )
         except OSError as err:
             log.error("could not spool a received instance: %s", err.strerror or err)
             return OUT_OF_RESOURCES
@@ -130,8 +136,12 @@ class Node:
         dest = self.settings.destination
         for path in outputs:
             forward(dest, path, self.settings.retries, self.settings.retry_wait)
-        row = {"source": source.name, "derived": " ".join(p.name for p in outputs),
-               "destination": str(dest), "forwarded": _now()}
+        row = {
+            "source": source.name,
+            "derived": " ".join(p.name for p in outputs),
+            "destination": str(dest),
+            "forwarded": _now(),
+        }
         append_csv_row(row, self.settings.spool / FORWARDED_CSV, FORWARDED_COLUMNS, durable=True)
         log.info("forwarded the denoised %s to %s", source.name, dest)
         self._clean(source, outputs)
@@ -155,8 +165,13 @@ class Node:
         if not pending:
             return
         derived = spool / DERIVED
-        apply_folder(spool / INCOMING, derived, self.model, ApplyOptions(fmt="dicom", progress=False, report=False),
-                     self.inference)
+        apply_folder(
+            spool / INCOMING,
+            derived,
+            self.model,
+            ApplyOptions(fmt="dicom", progress=False, report=False),
+            self.inference,
+        )
         outputs = {Path(row["input"]).name: row["output"] for row in manifest_rows(derived)}
         reasons = {Path(row["path"]).name: row["reason"] for row in read_csv(derived / FAILURES)}
         for source in pending:
@@ -195,7 +210,9 @@ def _application_entity(settings: ListenSettings):
 
 
 def start_node(
-    settings: ListenSettings, model: LoadedModel, inference: InferenceConfig = DEFAULT_INFERENCE,
+    settings: ListenSettings,
+    model: LoadedModel,
+    inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> tuple[Node, object]:
     """The node and its running SCP server (pynetdicom's ThreadedAssociationServer).
 
@@ -205,20 +222,29 @@ def start_node(
     try:
         from pynetdicom import evt
     except ImportError:
-        raise PipelineError("denoise listen needs the pynetdicom package: pip install pynetdicom "
-                            "(or pip install denoise-pipeline[pacs])") from None
+        raise PipelineError(
+            "denoise listen needs the pynetdicom package: pip install pynetdicom "
+            "(or pip install denoise-pipeline[pacs])"
+        ) from None
     node = Node(settings, model, inference)
     ae = _application_entity(settings)
     try:
-        server = ae.start_server((settings.host, settings.port), block=False,
-                                 evt_handlers=[(evt.EVT_C_STORE, node.handle_store)])
+        server = ae.start_server(
+            (settings.host, settings.port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_STORE, node.handle_store)],
+        )
     except OSError as err:
-        raise PipelineError(f"cannot listen on {settings.host}:{settings.port}: {err.strerror or err} "
-                            "(choose another --port, or stop what uses it)") from None
+        raise PipelineError(
+            f"cannot listen on {settings.host}:{settings.port}: {err.strerror or err} "
+            "(choose another --port, or stop what uses it)"
+        ) from None
     return node, server
 
 
-def listen(settings: ListenSettings, model: LoadedModel, inference: InferenceConfig = DEFAULT_INFERENCE) -> None:
+def listen(
+    settings: ListenSettings, model: LoadedModel, inference: InferenceConfig = DEFAULT_INFERENCE
+) -> None:
     """Run the node until SIGTERM or SIGINT; `inference` goes to apply_folder (tiles, device)."""
     node, server = start_node(settings, model, inference)
 
@@ -228,8 +254,11 @@ def listen(settings: ListenSettings, model: LoadedModel, inference: InferenceCon
         node.wake.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    print(f"listening as {settings.ae_title} on {settings.host}:{settings.port}; denoised instances go to "
-          f"{settings.destination}; spool {settings.spool}", flush=True)
+    print(
+        f"listening as {settings.ae_title} on {settings.host}:{settings.port}; denoised instances go to "
+        f"{settings.destination}; spool {settings.spool}",
+        flush=True,
+    )
     try:
         node.run()
     finally:

@@ -58,11 +58,16 @@ def _fetch(client, ref: InstanceRef, path: Path) -> None:
     except Exception as err:  # noqa: BLE001 - every failure becomes one line
         error = server_error(err, f"retrieve instance {ref.sop}", client.base_url)
         if error.status == 404:  # the search found it: deleted on the server since
-            error = ServerError(f"retrieve instance {ref.sop}: no longer on the server (404 Not Found); "
-                                "deleted since the search found it", 404)
+            error = ServerError(
+                f"retrieve instance {ref.sop}: no longer on the server (404 Not Found); "
+                "deleted since the search found it",
+                404,
+            )
         raise error from None
     if "PixelData" not in ds:
-        raise ServerError(f"instance {ref.sop}: holds no pixel data (not an image); not denoised", 0)
+        raise ServerError(
+            f"instance {ref.sop}: holds no pixel data (not an image); not denoised", 0
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True), lambda: None)
 
@@ -84,12 +89,14 @@ class Spool:
 
     def waiting(self) -> list[InstanceRef]:
         """Instances fetched by an earlier (killed) run but never handed to the denoiser."""
-        return [InstanceRef(p.parts[-3], p.parts[-2], p.stem, "")
-                for p in sorted((self.root / FETCHED).glob("*/*/*.dcm"))]
+        return [
+            InstanceRef(p.parts[-3], p.parts[-2], p.stem, "")
+            for p in sorted((self.root / FETCHED).glob("*/*/*.dcm"))
+        ]
 
     def new_batch(self, refs: Sequence[InstanceRef]) -> Path:
         """Move the fetched `refs` into a new batch folder (the input of one folder run); its path."""
-        number = int(self.batches[-1].name[len(BATCH):]) + 1 if self.batches else 1
+        number = int(self.batches[-1].name[len(BATCH) :]) + 1 if self.batches else 1
         folder = self.root / f"{BATCH}{number:04d}"
         for ref in refs:
             target = folder / ref.study / ref.series / f"{ref.sop}.dcm"
@@ -100,7 +107,11 @@ class Spool:
 
 
 def fetch_ahead(
-    client, refs: Iterable[InstanceRef], spool: Spool, depth: int = FETCH_AHEAD, most: int = BATCH_MOST,
+    client,
+    refs: Iterable[InstanceRef],
+    spool: Spool,
+    depth: int = FETCH_AHEAD,
+    most: int = BATCH_MOST,
 ) -> Iterator[list[tuple[InstanceRef, Failure | None]]]:
     """Fetch `refs` into the spool on worker threads; yield what finished (at most `most` at once).
 
@@ -119,7 +130,10 @@ def fetch_ahead(
     def one(ref: InstanceRef) -> Failure | None:
         try:
             if fatal:
-                return Failure(ref.name, f"instance {ref.sop}: not retrieved after an earlier error ({fatal[0]})")
+                return Failure(
+                    ref.name,
+                    f"instance {ref.sop}: not retrieved after an earlier error ({fatal[0]})",
+                )
             _fetch(client, ref, spool.fetched_path(ref))
         except ServerError as err:
             if err.fatal and not fatal:

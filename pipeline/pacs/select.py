@@ -19,7 +19,12 @@ from pipeline.pacs.errors import ServerError, server_error
 log = logging.getLogger(__name__)
 
 STUDY, SERIES, SOP, SOP_CLASS = "0020000D", "0020000E", "00080018", "00080016"
-SERIES_DESCRIPTION, DERIVATION, SOURCE_IMAGES, REFERENCED_SOP = "0008103E", "00082111", "00082112", "00081155"
+SERIES_DESCRIPTION, DERIVATION, SOURCE_IMAGES, REFERENCED_SOP = (
+    "0008103E",
+    "00082111",
+    "00082112",
+    "00081155",
+)
 #: SeriesDescription of the series `denoise apply` writes: "Denoised (<model> <sha>) denoise-pipeline <version>".
 DERIVED_MARK = ("Denoised", "denoise-pipeline")
 
@@ -35,8 +40,10 @@ class Selection:
     def __post_init__(self) -> None:
         kinds = sum([bool(self.studies), self.series is not None, bool(self.query)])
         if kinds != 1:
-            raise PipelineError("a DICOMweb input needs exactly one selection: --study UID (repeatable), "
-                                "--series UID, or --query KEY=VALUE (repeatable)")
+            raise PipelineError(
+                "a DICOMweb input needs exactly one selection: --study UID (repeatable), "
+                "--series UID, or --query KEY=VALUE (repeatable)"
+            )
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,12 @@ def _searches(selection: Selection) -> list[tuple[str, dict]]:
     if selection.studies:
         return [(f"study {uid}", {"study_instance_uid": uid}) for uid in selection.studies]
     if selection.series is not None:
-        return [(f"series {selection.series}", {"search_filters": {"SeriesInstanceUID": selection.series}})]
+        return [
+            (
+                f"series {selection.series}",
+                {"search_filters": {"SeriesInstanceUID": selection.series}},
+            )
+        ]
     query = " ".join(f"{k}={v}" for k, v in selection.query.items())
     return [(f"query {query}", {"search_filters": dict(selection.query)})]
 
@@ -103,12 +115,18 @@ def find_instances(client, selection: Selection) -> tuple[list[InstanceRef], lis
             failures.append(Failure(what, str(err)))
             continue
         if not refs:
-            failures.append(Failure(what, f"{what}: not found on the server (no instances); check the UID or query"))
+            failures.append(
+                Failure(
+                    what, f"{what}: not found on the server (no instances); check the UID or query"
+                )
+            )
         found += refs
     derived = derived_series(client, {ref.study for ref in found})
     kept = sorted({ref for ref in found if ref.series not in derived}, key=lambda r: r.name)
     if len(kept) < len(found):
-        log.info("left out %d instances of series this tool derived earlier", len(found) - len(kept))
+        log.info(
+            "left out %d instances of series this tool derived earlier", len(found) - len(kept)
+        )
     return kept, failures
 
 

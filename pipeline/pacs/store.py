@@ -36,7 +36,9 @@ class StoreCounts:
 
 def stored_sops(records: Path, destination: str) -> set[str]:
     """Derived SOPInstanceUIDs recorded as held by `destination`."""
-    return {row["derived_sop"] for row in read_csv(records) if row.get("destination") == destination}
+    return {
+        row["derived_sop"] for row in read_csv(records) if row.get("destination") == destination
+    }
 
 
 def derived_files(output_dir: Path, outputs: Iterable[str]) -> list[Path]:
@@ -51,7 +53,8 @@ def derived_files(output_dir: Path, outputs: Iterable[str]) -> list[Path]:
 def _on_server(client, ds) -> bool:
     """Whether the server already holds `ds` (a QIDO-RS search for its SOPInstanceUID)."""
     found = client.search_for_instances(
-        study_instance_uid=ds.StudyInstanceUID, series_instance_uid=ds.SeriesInstanceUID,
+        study_instance_uid=ds.StudyInstanceUID,
+        series_instance_uid=ds.SeriesInstanceUID,
         search_filters={"SOPInstanceUID": ds.SOPInstanceUID},
     )
     return bool(found)
@@ -63,8 +66,11 @@ def _send(client, ds) -> None:
     failed = answer.get("FailedSOPSequence") if answer is not None else None
     if failed:
         reason = failed[0].get("FailureReason", "")
-        raise ServerError(f"instance {ds.SOPInstanceUID}: the server refused to store it "
-                          f"(STOW-RS failure reason {reason})", 409)
+        raise ServerError(
+            f"instance {ds.SOPInstanceUID}: the server refused to store it "
+            f"(STOW-RS failure reason {reason})",
+            409,
+        )
 
 
 def _store_one(client, path: Path, records: Path, destination: str, known: set[str]) -> str:
@@ -80,15 +86,24 @@ def _store_one(client, path: Path, records: Path, destination: str, known: set[s
         if how == "sent":
             _send(client, ds)
             if not _on_server(client, ds):  # some servers answer success for what a filter dropped
-                raise ServerError(f"instance {ds.SOPInstanceUID}: the server refused to store it "
-                                  "(STOW-RS answered success, but a search does not find it)", 409)
+                raise ServerError(
+                    f"instance {ds.SOPInstanceUID}: the server refused to store it "
+                    "(STOW-RS answered success, but a search does not find it)",
+                    409,
+                )
     except ServerError as err:
         raise ServerError(f"{what}: {err}", err.status) from None
     except Exception as err:  # noqa: BLE001 - every failure becomes one line
         raise server_error(err, what, destination) from None
-    row = {"derived_sop": ds.SOPInstanceUID, "derived_series": ds.SeriesInstanceUID,
-           "study": ds.StudyInstanceUID, "file": path.name, "destination": destination, "how": how,
-           "stored": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    row = {
+        "derived_sop": ds.SOPInstanceUID,
+        "derived_series": ds.SeriesInstanceUID,
+        "study": ds.StudyInstanceUID,
+        "file": path.name,
+        "destination": destination,
+        "how": how,
+        "stored": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     with _RECORDS_LOCK:
         append_csv_row(row, records, STORED_COLUMNS, durable=True)
     return how
@@ -105,7 +120,9 @@ class Storer:
     without asking the server again.
     """
 
-    def __init__(self, client, records: Path, destination: str, depth: int = 2 * PARALLEL_REQUESTS) -> None:
+    def __init__(
+        self, client, records: Path, destination: str, depth: int = 2 * PARALLEL_REQUESTS
+    ) -> None:
         self.client, self.records, self.destination = client, records, destination
         self.known = stored_sops(records, destination)
         self._pool = ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="stow-rs")
@@ -122,7 +139,9 @@ class Storer:
 
     def _store(self, path: Path) -> str | Failure:
         if self._fatal:
-            return Failure(path, f"{path.name}: not stored after an earlier error ({self._fatal[0]})")
+            return Failure(
+                path, f"{path.name}: not stored after an earlier error ({self._fatal[0]})"
+            )
         try:
             return _store_one(self.client, path, self.records, self.destination, self.known)
         except ServerError as err:
@@ -141,5 +160,7 @@ class Storer:
         """Wait for every submitted file; (counts, failures)."""
         self._pool.shutdown(wait=True)
         failures = [r for r in self._results if isinstance(r, Failure)]
-        counts = StoreCounts(*(sum(r == how for r in self._results) for how in ("sent", "found", "recorded")))
+        counts = StoreCounts(
+            *(sum(r == how for r in self._results) for how in ("sent", "found", "recorded"))
+        )
         return counts, failures

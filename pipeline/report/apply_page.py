@@ -55,20 +55,26 @@ def _change(before: float, after: float) -> float:
 def _scan_section(view: ScanView) -> str:
     h, w = view.shape
     top, left, side = view.crop
-    box = (f"left:{100 * left / w:.3f}%;top:{100 * top / h:.3f}%;"
-           f"width:{100 * side / w:.3f}%;height:{100 * side / h:.3f}%")
+    box = (
+        f"left:{100 * left / w:.3f}%;top:{100 * top / h:.3f}%;"
+        f"width:{100 * side / w:.3f}%;height:{100 * side / h:.3f}%"
+    )
     change = _change(view.noise_before, view.noise_after)
     name = html.escape(view.rel_input)
     data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in view.files.items())
     crops = "".join(
         f'<figure><img src="{view.crops[key]}" width="{side}" height="{side}" alt="{key} crop of {name}">'
-        f'<figcaption>{words}</figcaption></figure>'
-        for key, words in (("input", "input"), ("output", "output"), ("removed", "removed (input − output)"))
+        f"<figcaption>{words}</figcaption></figure>"
+        for key, words in (
+            ("input", "input"),
+            ("output", "output"),
+            ("removed", "removed (input − output)"),
+        )
     )
     return f"""<section class="scan" id="scan-{view.index}" {data}>
 <h3>{name}</h3>
 <p>{w}×{h} px · estimated noise {format_number(view.noise_before, NOISE_DIGITS)} → {format_number(view.noise_after, NOISE_DIGITS)}
-({'–' if math.isnan(change) else f'{change:+.0f}%'}) of the full range · output {html.escape(view.rel_output)}</p>
+({"–" if math.isnan(change) else f"{change:+.0f}%"}) of the full range · output {html.escape(view.rel_output)}</p>
 <div class="controls">
 <button type="button" data-mode="compare">Compare</button>
 <label>input <input type="range" min="0" max="100" value="50" aria-label="divide input (left) and output (right)"> output</label>
@@ -78,8 +84,8 @@ def _scan_section(view: ScanView) -> str:
 <button type="button" class="zoom" aria-pressed="false">Native size 1:1</button>
 </div>
 <div class="stage"><div class="layers">
-<img class="base" src="{html.escape(view.files['input'])}" alt="{name}">
-<img class="top" src="{html.escape(view.files['output'])}" alt="{name}, denoised">
+<img class="base" src="{html.escape(view.files["input"])}" alt="{name}">
+<img class="top" src="{html.escape(view.files["output"])}" alt="{name}, denoised">
 <div class="divider"></div>
 <div class="cropbox" style="{box}"></div>
 </div></div>
@@ -92,14 +98,22 @@ def _scan_section(view: ScanView) -> str:
 
 def _gallery(views: Sequence[ScanView]) -> str:
     items = "".join(
-        f'<a href="#scan-{v.index}"><img src="{v.thumbnail}" alt="">{html.escape(v.rel_input)}</a>' for v in views
+        f'<a href="#scan-{v.index}"><img src="{v.thumbnail}" alt="">{html.escape(v.rel_input)}</a>'
+        for v in views
     )
     return f'<div class="gallery">{items}</div>'
 
 
 def _file_table(rows: Sequence[Row], input_dir: Path | None) -> str:
-    columns = [("input (relative to IN)", "text"), ("output (relative to OUT)", "text"), ("pixels", "number"),
-               ("noise before", "number"), ("noise after", "number"), ("change", "number"), ("seconds", "number")]
+    columns = [
+        ("input (relative to IN)", "text"),
+        ("output (relative to OUT)", "text"),
+        ("pixels", "number"),
+        ("noise before", "number"),
+        ("noise after", "number"),
+        ("change", "number"),
+        ("seconds", "number"),
+    ]
     head = "".join(f'<th data-sort="{kind}">{html.escape(title)}</th>' for title, kind in columns)
     body = []
     for row in rows:
@@ -110,31 +124,55 @@ def _file_table(rows: Sequence[Row], input_dir: Path | None) -> str:
         cells = [
             (relative_input(row, input_dir), relative_input(row, input_dir), "path"),
             (str(row.get("output") or "–"), str(row.get("output") or ""), "path"),
-            (f"{w:.0f}×{h:.0f}" if math.isfinite(h * w) else "–", h * w if math.isfinite(h * w) else "", ""),
+            (
+                f"{w:.0f}×{h:.0f}" if math.isfinite(h * w) else "–",
+                h * w if math.isfinite(h * w) else "",
+                "",
+            ),
             (format_number(before, NOISE_DIGITS), before if math.isfinite(before) else "", ""),
             (format_number(after, NOISE_DIGITS), after if math.isfinite(after) else "", ""),
-            ("–" if math.isnan(change) else f"{change:+.1f}%", "" if math.isnan(change) else change, ""),
+            (
+                "–" if math.isnan(change) else f"{change:+.1f}%",
+                "" if math.isnan(change) else change,
+                "",
+            ),
             (format_number(seconds, 2), seconds if math.isfinite(seconds) else "", ""),
         ]
-        body.append("<tr>" + "".join(
-            f'<td class="{cls}" data-value="{html.escape(str(value))}">{html.escape(text)}</td>' for text, value, cls in cells
-        ) + "</tr>")
-    return (f'<div class="table-wrap"><table class="sortable"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+        body.append(
+            "<tr>"
+            + "".join(
+                f'<td class="{cls}" data-value="{html.escape(str(value))}">{html.escape(text)}</td>'
+                for text, value, cls in cells
+            )
+            + "</tr>"
+        )
+    return (
+        f'<div class="table-wrap"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _failure_rows(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> list[list[str]]:
     """(input relative to IN, reason) of each failure, cut and escaped as failures.csv's are."""
-    return [[short_text(relative_input({"input": f.get("path", "")}, input_dir)), short_text(str(f.get("reason", "")))]
-            for f in failures]
+    return [
+        [
+            short_text(relative_input({"input": f.get("path", "")}, input_dir)),
+            short_text(str(f.get("reason", ""))),
+        ]
+        for f in failures
+    ]
 
 
 def _failure_table(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> str:
-    rows = "".join(f"<tr><td class=\"path\">{html.escape(p)}</td><td>{html.escape(r)}</td></tr>"
-                   for p, r in _failure_rows(failures, input_dir))
-    return ('<h2>Failed files</h2><p>Not denoised; the same reasons are in failures.csv.</p>'
-            '<div class="table-wrap"><table><thead><tr><th>input (relative to IN)</th><th>reason</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table></div>")
+    rows = "".join(
+        f'<tr><td class="path">{html.escape(p)}</td><td>{html.escape(r)}</td></tr>'
+        for p, r in _failure_rows(failures, input_dir)
+    )
+    return (
+        "<h2>Failed files</h2><p>Not denoised; the same reasons are in failures.csv.</p>"
+        '<div class="table-wrap"><table><thead><tr><th>input (relative to IN)</th><th>reason</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _command_line() -> str:
@@ -149,12 +187,16 @@ def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str
     pairs = [noise_of(r) for r in rows]
     pairs = [(b, a) for b, a in pairs if math.isfinite(b) and math.isfinite(a)]
     seconds = [s for s in (as_float(r.get("seconds")) for r in rows) if math.isfinite(s)]
-    failed_words = f"{failed} failed (reasons under Failed files and in failures.csv); " if failed else ""
-    lines = [(
-        f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, chosen to cover the formats, the folders "
-        "and the range of noise. There is no clean reference, so the noise is estimated (wavelet median "
-        "absolute deviation on the central part, as a fraction of the image's full range) before and after."
-    )]
+    failed_words = (
+        f"{failed} failed (reasons under Failed files and in failures.csv); " if failed else ""
+    )
+    lines = [
+        (
+            f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, chosen to cover the formats, the folders "
+            "and the range of noise. There is no clean reference, so the noise is estimated (wavelet median "
+            "absolute deviation on the central part, as a fraction of the image's full range) before and after."
+        )
+    ]
     if pairs:
         before, after = [b for b, _ in pairs], [a for _, a in pairs]
         diff = paired_difference(after, before)
@@ -163,7 +205,9 @@ def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str
             f"mean change {format_ci(diff, 4, True)} (95% CI, {diff['n']} files)."
         )
     if seconds and sum(seconds) > 0:
-        lines.append(f"{sum(seconds):.1f} s of work in all, {len(seconds) / sum(seconds):.2f} files/s.")
+        lines.append(
+            f"{sum(seconds):.1f} s of work in all, {len(seconds) / sum(seconds):.2f} files/s."
+        )
     return lines
 
 
@@ -178,8 +222,12 @@ def noise_figure(rows: Sequence[Row], path: Path) -> Path | None:
     ax.scatter(before, after, s=14, alpha=0.7)
     top = max(before + after + [1e-3]) * 1.05
     ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="no change")
-    ax.set(xlabel="estimated noise before (fraction of range)", ylabel="estimated noise after",
-           xlim=(0, top), ylim=(0, top))
+    ax.set(
+        xlabel="estimated noise before (fraction of range)",
+        ylabel="estimated noise after",
+        xlim=(0, top),
+        ylim=(0, top),
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
@@ -187,7 +235,9 @@ def noise_figure(rows: Sequence[Row], path: Path) -> Path | None:
 
 def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dict[str, str]:
     models = list(dict.fromkeys(str(r.get("model") or "") for r in rows if r.get("model")))
-    checksums = list(dict.fromkeys(str(r.get("model_sha256") or "") for r in rows if r.get("model_sha256")))
+    checksums = list(
+        dict.fromkeys(str(r.get("model_sha256") or "") for r in rows if r.get("model_sha256"))
+    )
     return {
         "model": "; ".join(models) or "unknown",
         "sha256 (first 16 hex digits)": "; ".join(checksums) or "unknown",
@@ -203,7 +253,8 @@ def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dic
 def _quiet_reads() -> Iterator[None]:
     """No warnings from reading files: what reading a file warns (an old ACR-NEMA file, ...)
     was said when the file was denoised; the report does not repeat it, not even on a
-    rerun that skips every file."""
+    rerun that skips every file.
+    """
     logger = logging.getLogger("pipeline.io")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -215,10 +266,11 @@ def _quiet_reads() -> Iterator[None]:
         logger.setLevel(level)
 
 
-
-
 def write_apply_report(
-    rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None, sample_size: int = SAMPLE_SIZE,
+    rows: Sequence[Row],
+    output_dir: Path,
+    input_dir: Path | None = None,
+    sample_size: int = SAMPLE_SIZE,
     failures: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Path]:
     """``report.html``, ``report.md``, the sample's views and the noise figure; their paths.
@@ -244,13 +296,19 @@ def write_apply_report(
         written["noise"] = figure
     body = _page_body(rows, views, lines, facts, figure, failures, input_dir)
     page = output_dir / "report.html"
-    page.write_text(html_page("Denoised scans · " + facts["date"], body, STYLE, SCRIPT), encoding="utf-8")
+    page.write_text(
+        html_page("Denoised scans · " + facts["date"], body, STYLE, SCRIPT), encoding="utf-8"
+    )
     written["html"] = page
-    written["markdown"] = _write_markdown(output_dir / "report.md", rows, lines, facts, failures, input_dir)
+    written["markdown"] = _write_markdown(
+        output_dir / "report.md", rows, lines, facts, failures, input_dir
+    )
     return written
 
 
-def _make_views(rows: Sequence[Row], output_dir: Path, input_dir: Path | None, sample_size: int) -> list[ScanView]:
+def _make_views(
+    rows: Sequence[Row], output_dir: Path, input_dir: Path | None, sample_size: int
+) -> list[ScanView]:
     """The sample's views (old ones removed first); a scan that cannot be shown is left out with a warning."""
     clear_old_views(output_dir / VIEWS)
     views: list[ScanView] = []
@@ -260,13 +318,20 @@ def _make_views(rows: Sequence[Row], output_dir: Path, input_dir: Path | None, s
             try:
                 views.append(make_view(len(views), row, output_dir, input_dir))
             except Exception as err:  # noqa: BLE001 - a scan that cannot be shown is left out
-                log.warning("no view of %s in the report (%s)", row.get("input"), short_text(str(err), 200))
+                log.warning(
+                    "no view of %s in the report (%s)", row.get("input"), short_text(str(err), 200)
+                )
     return views
 
 
 def _page_body(
-    rows: Sequence[Row], views: Sequence[ScanView], lines: Sequence[str], facts: Mapping[str, str],
-    figure: Path | None, failures: Sequence[Mapping[str, str]], input_dir: Path | None,
+    rows: Sequence[Row],
+    views: Sequence[ScanView],
+    lines: Sequence[str],
+    facts: Mapping[str, str],
+    figure: Path | None,
+    failures: Sequence[Mapping[str, str]],
+    input_dir: Path | None,
 ) -> str:
     """The page's HTML: header, summary, the sample's viewers, failures, all files, the noise figure."""
     parts = [html_header("Denoised scans", facts)]
@@ -276,7 +341,10 @@ def _page_body(
         parts += [_scan_section(v) for v in views]
     if failures:
         parts.append(_failure_table(failures, input_dir))
-    parts += ["<h2>All files</h2><p>Click a column title to sort.</p>", _file_table(rows, input_dir)]
+    parts += [
+        "<h2>All files</h2><p>Click a column title to sort.</p>",
+        _file_table(rows, input_dir),
+    ]
     if figure is not None:
         caption = "Estimated noise after versus before denoising, one point per file"
         parts.append(figure_html(caption, png_data_uri(figure), "noise after versus before"))
@@ -284,22 +352,46 @@ def _page_body(
 
 
 def _write_markdown(
-    path: Path, rows: Sequence[Row], lines: Sequence[str], facts: Mapping[str, str],
-    failures: Sequence[Mapping[str, str]], input_dir: Path | None,
+    path: Path,
+    rows: Sequence[Row],
+    lines: Sequence[str],
+    facts: Mapping[str, str],
+    failures: Sequence[Mapping[str, str]],
+    input_dir: Path | None,
 ) -> Path:
     """report.md: the facts, the summary and a table of every file (and of the failures)."""
     table: Table = (
         ["input (relative to IN)", "output", "noise before", "noise after", "seconds"],
-        [[relative_input(r, input_dir), str(r.get("output") or "–"), format_number(noise_of(r)[0], NOISE_DIGITS),
-          format_number(noise_of(r)[1], NOISE_DIGITS), format_number(as_float(r.get("seconds")), 2)] for r in rows],
+        [
+            [
+                relative_input(r, input_dir),
+                str(r.get("output") or "–"),
+                format_number(noise_of(r)[0], NOISE_DIGITS),
+                format_number(noise_of(r)[1], NOISE_DIGITS),
+                format_number(as_float(r.get("seconds")), 2),
+            ]
+            for r in rows
+        ],
     )
-    md_lines = [f"{k}: {v}" for k, v in facts.items()] + ["", *lines, "", "The viewer is report.html."]
-    tables = [table] + ([(["failed input (relative to IN)", "reason"], _failure_rows(failures, input_dir))]
-                        if failures else [])
+    md_lines = [f"{k}: {v}" for k, v in facts.items()] + [
+        "",
+        *lines,
+        "",
+        "The viewer is report.html.",
+    ]
+    tables = [table] + (
+        [(["failed input (relative to IN)", "reason"], _failure_rows(failures, input_dir))]
+        if failures
+        else []
+    )
     return write_md(path, "Denoised scans", md_lines, tables)
 
+
 def write_report(
-    rows: Sequence[Row], output_dir: Path, input_dir: Path | None = None, failures: Sequence[Mapping[str, str]] = (),
+    rows: Sequence[Row],
+    output_dir: Path,
+    input_dir: Path | None = None,
+    failures: Sequence[Mapping[str, str]] = (),
 ) -> Path | None:
     """report.html (and report.md, report_views/) for the manifest rows and failures; None when there are neither."""
     if not rows and not failures:

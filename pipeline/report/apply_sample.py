@@ -42,7 +42,9 @@ def _format_of(row: Row) -> str:
     return suffixes.lstrip(".") or "no suffix"
 
 
-def choose_sample(rows: Sequence[Row], input_dir: Path | None, size: int = SAMPLE_SIZE) -> list[Row]:
+def choose_sample(
+    rows: Sequence[Row], input_dir: Path | None, size: int = SAMPLE_SIZE
+) -> list[Row]:
     """At most `size` rows covering formats, folders and the noise range.
 
     First the noisiest row of each (format, folder) group in turn, then rows spread evenly

@@ -62,9 +62,12 @@ def _diverging8(diff: np.ndarray, limit: float) -> np.ndarray:
     return np.round(rgba[..., :3] * 255).astype(np.uint8)
 
 
-def _by_rows(image: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels: int = 0) -> np.ndarray:
+def _by_rows(
+    image: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels: int = 0
+) -> np.ndarray:
     """``convert(image)`` as uint8, computed :data:`BLOCK_PIXELS` pixels at a time: its float
-    temporaries (RGBA float64 for a colour map) stay a few MiB on a scan of any size."""
+    temporaries (RGBA float64 for a colour map) stay a few MiB on a scan of any size.
+    """
     picture = np.empty(image.shape + ((channels,) if channels else ()), np.uint8)
     step = max(1, BLOCK_PIXELS // max(image.shape[1], 1))
     for top in range(0, image.shape[0], step):
@@ -102,7 +105,8 @@ class ScanView:
 
 def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
     """``minuend -= image`` for the float32 image of its shape written to `spill`, a block of
-    rows at a time (only one block of the image is in memory)."""
+    rows at a time (only one block of the image is in memory).
+    """
     spill.seek(0)
     step = max(1, BLOCK_PIXELS // max(minuend.shape[1], 1))
     for top in range(0, minuend.shape[0], step):
@@ -112,7 +116,8 @@ def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
 
 def _magnitude_percentile(image: np.ndarray, q: float, spill: BinaryIO) -> float:
     """``np.percentile(np.abs(image), q)`` without a second image in memory: `image` is set
-    aside in `spill` while its magnitudes replace it, then read back."""
+    aside in `spill` while its magnitudes replace it, then read back.
+    """
     spill.seek(0)
     image.tofile(spill)
     value = float(np.percentile(np.abs(image, out=image), q, overwrite_input=True))
@@ -141,7 +146,9 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
         target = folder / f"{index:03d}_{name}.png"
         write_png(picture, target, level=VIEW_COMPRESS_LEVEL)  # in bands: no whole-file copy
         files[name] = f"{VIEWS}/{target.name}"
-        crops[name] = _uri(_png(np.ascontiguousarray(picture[top : top + side, left : left + side])))
+        crops[name] = _uri(
+            _png(np.ascontiguousarray(picture[top : top + side, left : left + side]))
+        )
 
     save("output", _by_rows(after_img, _gray8))
     thumbnail = _uri(_png(_gray8(_thumbnail(after_img))))
@@ -159,10 +166,18 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
     save("removed", picture)
     before, after = noise_of(row)
     return ScanView(
-        index, relative_input(row, input_dir), str(row["output"]), (h, w), before, after, limit, crop,
-        {name: files[name] for name in ("input", "output", "removed")}, crops, thumbnail,
+        index,
+        relative_input(row, input_dir),
+        str(row["output"]),
+        (h, w),
+        before,
+        after,
+        limit,
+        crop,
+        {name: files[name] for name in ("input", "output", "removed")},
+        crops,
+        thumbnail,
     )
-
 
 
 def return_freed_heap() -> None:

@@ -20,7 +20,9 @@ def _block_mean(image: np.ndarray, step: int) -> np.ndarray:
     if step <= 1:
         return image.astype(np.float32)
     h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    return image[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3), dtype=np.float32)
+    return (
+        image[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3), dtype=np.float32)
+    )
 
 
 def detail_crop(image: np.ndarray, side: int, margin: float = 0.08) -> tuple[int, int, int]:
@@ -42,7 +44,9 @@ def detail_crop(image: np.ndarray, side: int, margin: float = 0.08) -> tuple[int
     detail = np.minimum(detail, np.percentile(detail, 95))
     k = max(1, min(side // step, *small.shape))
     sums = np.pad(detail.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    windows = sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]  # [i, j]: top-left (i, j)
+    windows = (
+        sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]
+    )  # [i, j]: top-left (i, j)
     rows, cols = windows.shape
     mi, mj = int(margin * small.shape[0]), int(margin * small.shape[1])
     if rows > 2 * mi and cols > 2 * mj:
@@ -63,7 +67,11 @@ def _outline(ax: Any, crop: tuple[int, int, int]) -> None:
     from matplotlib.patches import Rectangle
 
     top, left, side = crop
-    ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor="#ffcc00", linewidth=1.2))
+    ax.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5), side, side, fill=False, edgecolor="#ffcc00", linewidth=1.2
+        )
+    )
 
 
 def _example_label(text: str, width: int) -> str:
@@ -78,11 +86,14 @@ def _example_label(text: str, width: int) -> str:
 
 def example_caption(examples: Sequence[Mapping[str, Any]]) -> str:
     """The caption of :func:`example_panel_figure` for `examples`: it names the zoomed crop
-    only when some example is large enough to get one."""
+    only when some example is large enough to get one.
+    """
     cropped = any(min(np.shape(ex["noisy"])) >= MIN_CROP_IMAGE for ex in examples)
     crop = "; a zoomed crop of the most detailed part (outlined)" if cropped else ""
-    return (f"Examples: clean / noisy / each method with PSNR and SSIM{crop}; "
-            "each method's error (output − clean) on a symmetric scale")
+    return (
+        f"Examples: clean / noisy / each method with PSNR and SSIM{crop}; "
+        "each method's error (output − clean) on a symmetric scale"
+    )
 
 
 def example_panel_figure(
@@ -118,11 +129,20 @@ def example_panel_figure(
         figsize=(inches * ncols + 1.2, sum(n * inches + label_height for n in row_counts)),
         layout="constrained",
     )
-    subfigs = fig.subfigures(len(examples), 1, squeeze=False,
-                             height_ratios=[n * inches + label_height for n in row_counts])[:, 0]
+    subfigs = fig.subfigures(
+        len(examples),
+        1,
+        squeeze=False,
+        height_ratios=[n * inches + label_height for n in row_counts],
+    )[:, 0]
     for ex, crop, nrows, sub in zip(examples, crops, row_counts, subfigs):
-        sub.suptitle(_example_label(str(ex.get("image", "")), 12 * ncols), fontsize=10,
-                     x=0.01, ha="left", fontweight="bold")
+        sub.suptitle(
+            _example_label(str(ex.get("image", "")), 12 * ncols),
+            fontsize=10,
+            x=0.01,
+            ha="left",
+            fontweight="bold",
+        )
         axes = sub.subplots(nrows, ncols, squeeze=False)
         residuals = _draw_images(axes, ex, columns, methods, crop)
         _draw_residuals(sub, axes, residuals, crop, has_clean=_image_of(ex, "clean") is not None)
@@ -135,7 +155,9 @@ def _image_of(ex: Mapping[str, Any], column: str) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float32)
 
 
-def _crop_of(ex: Mapping[str, Any], methods: Sequence[str], crop_fraction: float) -> tuple[int, int, int] | None:
+def _crop_of(
+    ex: Mapping[str, Any], methods: Sequence[str], crop_fraction: float
+) -> tuple[int, int, int] | None:
     """The example's zoomed crop, found on its cleanest image; None for a small image."""
     reference = _image_of(ex, "clean")
     if reference is None:
@@ -147,7 +169,10 @@ def _crop_of(ex: Mapping[str, Any], methods: Sequence[str], crop_fraction: float
 
 
 def _draw_images(
-    axes: Any, ex: Mapping[str, Any], columns: Sequence[str], methods: Sequence[str],
+    axes: Any,
+    ex: Mapping[str, Any],
+    columns: Sequence[str],
+    methods: Sequence[str],
     crop: tuple[int, int, int] | None,
 ) -> dict[int, np.ndarray]:
     """The example's images (with PSNR and SSIM) and crops; its residuals by column index."""
@@ -174,7 +199,11 @@ def _draw_images(
 
 
 def _draw_residuals(
-    sub: Any, axes: Any, residuals: dict[int, np.ndarray], crop: tuple[int, int, int] | None, has_clean: bool
+    sub: Any,
+    axes: Any,
+    residuals: dict[int, np.ndarray],
+    crop: tuple[int, int, int] | None,
+    has_clean: bool,
 ) -> None:
     """The last row: each method's residual on one symmetric scale, its meaning and a colour bar."""
     ncols = axes.shape[1]
@@ -188,7 +217,14 @@ def _draw_residuals(
         shown = show(res_axes[c], residuals.get(c), cmap="RdBu_r", vmin=-limit, vmax=limit) or shown
     first_blank = next((c for c in range(ncols) if c not in residuals), None)
     if first_blank is not None:
-        res_axes[first_blank].text(0.5, 0.5, words, ha="center", va="center", fontsize=10,
-                                   transform=res_axes[first_blank].transAxes)
+        res_axes[first_blank].text(
+            0.5,
+            0.5,
+            words,
+            ha="center",
+            va="center",
+            fontsize=10,
+            transform=res_axes[first_blank].transAxes,
+        )
     if shown is not None:
         sub.colorbar(shown, ax=list(res_axes), shrink=0.85, label=f"±{limit:.3g}")

@@ -47,7 +47,6 @@ def show(ax: Any, image: np.ndarray | None, title: str = "", **kwargs: Any) -> A
     return ax.imshow(image, **kwargs)
 
 
-
 def _values_by_method(rows: Iterable[Row], key: str) -> dict[str, list[float]]:
     values: dict[str, list[float]] = {}
     for row in rows:
@@ -74,14 +73,22 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
     rows = list(rows)
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     keys = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
-    few = any(0 < len(v) < FEW_POINTS for key, _ in keys for v in _values_by_method(rows, key).values())
+    few = any(
+        0 < len(v) < FEW_POINTS for key, _ in keys for v in _values_by_method(rows, key).values()
+    )
     for ax, (key, label) in zip(fig.subplots(1, 2), keys):
         values = _values_by_method(rows, key)
         names = list(values)
         ax.boxplot(
-            [v or [math.nan] for v in values.values()], showmeans=True, showfliers=not few,
+            [v or [math.nan] for v in values.values()],
+            showmeans=True,
+            showfliers=not few,
             medianprops={"color": "tab:orange", "linewidth": 1.5},
-            meanprops={"marker": "^", "markerfacecolor": "tab:green", "markeredgecolor": "tab:green"},
+            meanprops={
+                "marker": "^",
+                "markerfacecolor": "tab:green",
+                "markeredgecolor": "tab:green",
+            },
         )
         for position, v in enumerate(values.values(), start=1):
             if 0 < len(v) < FEW_POINTS:
@@ -93,14 +100,35 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
     handles = [
         Line2D([], [], color="tab:orange", linewidth=1.5, label="median"),
         Line2D([], [], color="tab:green", marker="^", linestyle="none", label="mean"),
-        Line2D([], [], color="black", linewidth=0, marker="s", markerfacecolor="none", markersize=9,
-               label="box: middle half of the images"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            linewidth=0,
+            marker="s",
+            markerfacecolor="none",
+            markersize=9,
+            label="box: middle half of the images",
+        ),
     ]
     if few:
-        handles.append(Line2D([], [], color="tab:blue", marker="o", linestyle="none", alpha=0.7, label="one image"))
+        handles.append(
+            Line2D(
+                [], [], color="tab:blue", marker="o", linestyle="none", alpha=0.7, label="one image"
+            )
+        )
     else:
-        handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="none",
-                              label="outlier (beyond 1.5 box heights)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker="o",
+                markerfacecolor="none",
+                linestyle="none",
+                label="outlier (beyond 1.5 box heights)",
+            )
+        )
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
     return save_figure(fig, path)
 

@@ -37,11 +37,15 @@ def format_number(value: Any, digits: int = 2, signed: bool = False) -> str:
 
 def format_ci(stat: Mapping[str, Any] | None, digits: int = 2, signed: bool = False) -> str:
     """``mean [low, high]`` of a :func:`pipeline.metrics.summarize` dict, or the mean alone
-    when the interval is undefined; :data:`MISSING` without a dict."""
+    when the interval is undefined; :data:`MISSING` without a dict.
+    """
     if not stat:
         return MISSING
     mean = format_number(stat.get("mean"), digits, signed)
     if math.isnan(as_float(stat.get("ci_low"))):
         return mean
-    low, high = format_number(stat["ci_low"], digits, signed), format_number(stat["ci_high"], digits, signed)
+    low, high = (
+        format_number(stat["ci_low"], digits, signed),
+        format_number(stat["ci_high"], digits, signed),
+    )
     return f"{mean} [{low}, {high}]"

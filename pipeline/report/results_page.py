@@ -49,7 +49,8 @@ def write_page(
     """
     out_dir = Path(out_dir)
     links = [
-        f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})" for caption, path in figures.items()
+        f"![{caption}]({Path(path).relative_to(out_dir).as_posix()})"
+        for caption, path in figures.items()
     ]
     return {
         "markdown": write_md(out_dir / "report.md", title, [*lines, "", *links, *notes], tables),

@@ -1,5 +1,6 @@
 """The run page: ``summary.json``, ``report.md``, ``figures/`` and ``report.html`` of an
-evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`."""
+evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +30,16 @@ DETAIL_KEPT_CAPTION = (
 
 
 def write_run_report(
-    cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, train_log: list[dict[str, Any]],
+    cfg: Config,
+    run_dir: Path,
+    result: EvalResult,
+    splits: DataSplits,
+    train_log: list[dict[str, Any]],
     extra: dict[str, Any],
 ) -> tuple[dict[str, Any], Path]:
     """summary.json, report.md, figures/ and report.html (with ``report.html: true``) for an
-    evaluated run; the summary and the report's path (report.md without the HTML)."""
+    evaluated run; the summary and the report's path (report.md without the HTML).
+    """
     spectra = by_method(read_spectra(run_dir / "spectra.jsonl"))
     summary = run_summary(cfg, run_dir, result, splits, extra, spectra)
     write_json(summary, run_dir / "summary.json")
@@ -55,11 +61,16 @@ def write_run_report(
 
 
 def run_summary(
-    cfg: Config, run_dir: Path, result: EvalResult, splits: DataSplits, extra: dict[str, Any],
+    cfg: Config,
+    run_dir: Path,
+    result: EvalResult,
+    splits: DataSplits,
+    extra: dict[str, Any],
     spectra: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The run's ``summary.json``: :func:`summarize_methods` of the rows plus the run, data,
-    noise, test-set size, `extra`, the noise given to baselines and the detail kept."""
+    noise, test-set size, `extra`, the noise given to baselines and the detail kept.
+    """
     summary = summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
     summary["data"] = splits.description
@@ -75,20 +86,32 @@ def run_summary(
 
 
 def _run_figures(
-    cfg: Config, run_dir: Path, result: EvalResult, train_log: list[dict[str, Any]], spectra: Mapping[str, Any],
+    cfg: Config,
+    run_dir: Path,
+    result: EvalResult,
+    train_log: list[dict[str, Any]],
+    spectra: Mapping[str, Any],
 ) -> dict[str, Path]:
     """The run's figures in ``figures/``, keyed by caption."""
     figures: dict[str, Path] = {}
     fig_dir = run_dir / "figures"
     if result.examples and cfg.report.n_examples:
         examples = result.examples[: cfg.report.n_examples]
-        figures[example_caption(examples)] = example_panel_figure(examples, fig_dir / "examples.png")
-    figures["PSNR and SSIM per image, by method"] = distribution_figure(result.rows, fig_dir / "distributions.png")
+        figures[example_caption(examples)] = example_panel_figure(
+            examples, fig_dir / "examples.png"
+        )
+    figures["PSNR and SSIM per image, by method"] = distribution_figure(
+        result.rows, fig_dir / "distributions.png"
+    )
     if spectra:
         curves_by_method = {m: curves(s) for m, s in spectra.items()}
-        figures[DETAIL_KEPT_CAPTION] = transfer_figure([("test images", curves_by_method)], fig_dir / "detail_kept.png")
+        figures[DETAIL_KEPT_CAPTION] = transfer_figure(
+            [("test images", curves_by_method)], fig_dir / "detail_kept.png"
+        )
     if train_log:
-        figures["Training loss and validation PSNR by epoch"] = loss_curve_figure(train_log, fig_dir / "loss_curve.png")
+        figures["Training loss and validation PSNR by epoch"] = loss_curve_figure(
+            train_log, fig_dir / "loss_curve.png"
+        )
     return figures
 
 
@@ -99,28 +122,45 @@ def _run_lines(
     test_noise = (cfg.evaluate.noise or cfg.noise).kind
     lines = [
         f"Data: {splits.description}; {len(splits.test)} test images.",
-        (f"Test noise: {test_noise} ({noise_description(cfg)}), seed {cfg.run.seed}; "
-         "every method sees the same noisy images."),
+        (
+            f"Test noise: {test_noise} ({noise_description(cfg)}), seed {cfg.run.seed}; "
+            "every method sees the same noisy images."
+        ),
         "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
     ]
     given = summary.get("noise_given")
     if given:
-        lines.append("Noise given to baselines: " + "; ".join(
-            f"{name} the noise's {_given_words(kind)}" for name, kind in given.items()) + ".")
+        lines.append(
+            "Noise given to baselines: "
+            + "; ".join(f"{name} the noise's {_given_words(kind)}" for name, kind in given.items())
+            + "."
+        )
     if train_log:
         last = train_log[-1]
         seconds = sum(r["seconds"] for r in train_log)
-        lines.append(f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, "
-                     f"{seconds:.0f} s.")
+        lines.append(
+            f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, "
+            f"{seconds:.0f} s."
+        )
     if "detail_kept" in summary:
-        lines.append("Detail kept (pooled over the test images, per band of cycles/pixel): " + "; ".join(
-            f"{m} " + ", ".join(f"{band.removeprefix('T_')} {value:.3f}" for band, value in bands.items())
-            for m, bands in summary["detail_kept"].items()) + ".")
+        lines.append(
+            "Detail kept (pooled over the test images, per band of cycles/pixel): "
+            + "; ".join(
+                f"{m} "
+                + ", ".join(
+                    f"{band.removeprefix('T_')} {value:.3f}" for band, value in bands.items()
+                )
+                for m, bands in summary["detail_kept"].items()
+            )
+            + "."
+        )
     return lines
 
 
 def _given_words(kind: str) -> str:
-    return "power spectrum (PSD)" if kind == "psd" else "true std (sigma)" if kind == "sigma" else kind
+    return (
+        "power spectrum (PSD)" if kind == "psd" else "true std (sigma)" if kind == "sigma" else kind
+    )
 
 
 def noise_description(cfg: Config) -> str:

@@ -55,7 +55,8 @@ def html_header(title: str, facts: Mapping[str, str]) -> str:
 def html_methods(methods: Iterable[str]) -> str:
     """The method codes with their meaning (:func:`pipeline.report.tables.describe_method`)."""
     items = "".join(
-        f"<dt>{html.escape(name)}</dt><dd>{html.escape(describe_method(name))}</dd>" for name in methods
+        f"<dt>{html.escape(name)}</dt><dd>{html.escape(describe_method(name))}</dd>"
+        for name in methods
     )
     return f'<dl class="methods">{items}</dl>'
 
@@ -87,8 +88,10 @@ def html_page(title: str, body: str, style: str = "", script: str = "") -> str:
 def figure_html(caption: str, uri: str, alt: str | None = None) -> str:
     """A ``<figure>`` of the image at `uri` (a path or data URI) with `caption` under it."""
     alt_text = caption if alt is None else alt
-    return (f'<figure><img src="{uri}" alt="{html.escape(alt_text)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{uri}" alt="{html.escape(alt_text)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def page_title(title: str, facts: Mapping[str, str] | None) -> str:
@@ -107,7 +110,8 @@ def write_html(
     methods: Sequence[str] = (),
 ) -> Path:
     """A results page: header with `facts`, `lines` as paragraphs, tables, the method codes,
-    figures (caption -> PNG file, embedded as data URIs) and a list of notes."""
+    figures (caption -> PNG file, embedded as data URIs) and a list of notes.
+    """
     parts = [html_header(title, facts or {})]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines if line]
     parts += [html_table(t) for t in tables]

@@ -79,7 +79,9 @@ def summarize_methods(
     for method, by_image in table.items():
         kind = next((str(r["kind"]) for r in by_image.values() if r.get("kind")), None)
         timed = kind != "input" and method != NOISY  # the noisy input costs nothing to "compute"
-        seconds = [s for s in (as_float(r.get("seconds")) for r in by_image.values()) if s >= 0 and timed]
+        seconds = [
+            s for s in (as_float(r.get("seconds")) for r in by_image.values()) if s >= 0 and timed
+        ]
         total = sum(seconds)
         entry: dict[str, Any] = {
             "n": len(by_image),

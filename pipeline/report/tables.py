@@ -61,7 +61,6 @@ def method_lines(methods: Iterable[str]) -> list[str]:
     return [f"{name}: {describe_method(name)}" for name in methods]
 
 
-
 def reference_line(summary: Mapping[str, Any]) -> str:
     ref = summary.get("reference")
     if not ref:
@@ -101,6 +100,8 @@ def write_report_md(
     """A short markdown report: the method table and any extra lines (setup, notes)."""
     methods = [f"- {line}" for line in method_lines(summary["methods"])]
     return write_md(
-        path, title, [reference_line(summary), "", *extra_lines, "", "Methods:", "", *methods],
+        path,
+        title,
+        [reference_line(summary), "", *extra_lines, "", "Methods:", "", *methods],
         [summary_table(summary)],
     )

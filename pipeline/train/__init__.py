@@ -28,7 +28,20 @@ from pipeline.train.trainer import Trainer, TrainResult, make_optimizer, make_sc
 from pipeline.train.validation import validate
 
 __all__ = [
-    "LOG_FIELDS", "NOISE_STD_FLOOR", "NoisyPairs", "TrainResult", "Trainer", "best_val_psnr", "detail_slope",
-    "make_loss", "make_optimizer", "make_scheduler", "read_log", "supervised_objective", "train", "validate",
-    "weighted_loss", "write_log",
+    "LOG_FIELDS",
+    "NOISE_STD_FLOOR",
+    "NoisyPairs",
+    "TrainResult",
+    "Trainer",
+    "best_val_psnr",
+    "detail_slope",
+    "make_loss",
+    "make_optimizer",
+    "make_scheduler",
+    "read_log",
+    "supervised_objective",
+    "train",
+    "validate",
+    "weighted_loss",
+    "write_log",
 ]

@@ -20,8 +20,14 @@ class NoisyPairs(Dataset):
     """
 
     def __init__(
-        self, images: list[np.ndarray], noise: NoiseModel, seed: int, patch_size: int | None = None,
-        patches_per_image: int = 1, min_patch_std: float = 0.0, augment: bool = False,
+        self,
+        images: list[np.ndarray],
+        noise: NoiseModel,
+        seed: int,
+        patch_size: int | None = None,
+        patches_per_image: int = 1,
+        min_patch_std: float = 0.0,
+        augment: bool = False,
         fresh_each_epoch: bool = True,
     ) -> None:
         if not images:
@@ -53,4 +59,6 @@ class NoisyPairs(Dataset):
         if self.augment:
             clean = augment_patch(clean, rng)
         noisy = self.noise(clean, rng)
-        return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(np.ascontiguousarray(clean))[None]
+        return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(
+            np.ascontiguousarray(clean)
+        )[None]

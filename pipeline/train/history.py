@@ -18,7 +18,10 @@ def write_log(rows: list[dict[str, Any]], path: Path) -> None:
 
 def read_log(path: Path) -> list[dict[str, float]]:
     """A train_log.csv's rows with every value as a float (nan where a field is empty)."""
-    return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in read_csv(path)]
+    return [
+        {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
+        for row in read_csv(path)
+    ]
 
 
 def best_val_psnr(rows: list[dict[str, float]]) -> float:

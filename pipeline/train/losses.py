@@ -22,13 +22,19 @@ def make_loss(name: str, detail_weight: float = 0.0, transfer_weight: float = 0.
     :func:`pipeline.transfer_loss.transfer_penalty`: content lost at 0.1-0.2 cycles/pixel.
     """
     base = _base_loss(name)
-    terms = [(weight, term) for weight, term in (
-        (detail_weight, lambda out, target: detail_slope(out, target).square().mean()),
-        (transfer_weight, transfer_penalty),
-    ) if weight > 0]
+    terms = [
+        (weight, term)
+        for weight, term in (
+            (detail_weight, lambda out, target: detail_slope(out, target).square().mean()),
+            (transfer_weight, transfer_penalty),
+        )
+        if weight > 0
+    ]
     if not terms:
         return base
-    return lambda out, target: base(out, target) + sum(weight * term(out, target) for weight, term in terms)
+    return lambda out, target: (
+        base(out, target) + sum(weight * term(out, target) for weight, term in terms)
+    )
 
 
 def _base_loss(name: str):
@@ -80,7 +86,9 @@ NOISE_STD_FLOOR = 0.01
 """inverse_noise weighting: noise std below this (about 2.5/255) counts as this, so near-clean samples do not dominate."""
 
 
-def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, weighting: str) -> torch.Tensor:
+def weighted_loss(
+    loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, weighting: str
+) -> torch.Tensor:
     """The batch loss; with ``inverse_noise`` a weighted mean of per-sample losses.
 
     Weights are 1 / max(std(noisy − clean), NOISE_STD_FLOOR) per sample, normalised to mean 1
@@ -89,7 +97,7 @@ def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.
     """
     if weighting == "none":
         return loss_fn(out, clean)
-    losses = torch.stack([loss_fn(out[i:i + 1], clean[i:i + 1]) for i in range(len(out))])
+    losses = torch.stack([loss_fn(out[i : i + 1], clean[i : i + 1]) for i in range(len(out))])
     std = (noisy - clean).flatten(1).std(dim=1).clamp_min(NOISE_STD_FLOOR)
     weights = 1.0 / std
     return (losses * (weights / weights.mean())).mean()
@@ -97,4 +105,6 @@ def weighted_loss(loss_fn, out: torch.Tensor, clean: torch.Tensor, noisy: torch.
 
 def supervised_objective(loss_fn, weighting: str) -> Objective:
     """The supervised objective: the (weighted) loss between the network's output and the clean batch."""
-    return lambda forward, noisy, clean, generator: weighted_loss(loss_fn, forward(noisy), clean, noisy, weighting)
+    return lambda forward, noisy, clean, generator: weighted_loss(
+        loss_fn, forward(noisy), clean, noisy, weighting
+    )

@@ -97,8 +97,13 @@ class Trainer:
     """
 
     def __init__(
-        self, cfg: Config, train_images: list[np.ndarray], val_images: list[np.ndarray], noise: NoiseModel,
-        out_dir: Path, device: str | torch.device | None = None,
+        self,
+        cfg: Config,
+        train_images: list[np.ndarray],
+        val_images: list[np.ndarray],
+        noise: NoiseModel,
+        out_dir: Path,
+        device: str | torch.device | None = None,
     ) -> None:
         self.cfg, self.tc = cfg, cfg.train
         device = resolve_device(cfg.run.device) if device is None else torch.device(device)
@@ -113,7 +118,10 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self._set_up_data(train_images, val_images, noise)
         self.loss_fn = make_loss(self.tc.loss, self.tc.detail_weight, self.tc.transfer_weight)
-        if self.tc.objective in ("supervised", "fitted"):  # fitted: clean = the denoised scans (pipeline.adapt)
+        if self.tc.objective in (
+            "supervised",
+            "fitted",
+        ):  # fitted: clean = the denoised scans (pipeline.adapt)
             self.objective = supervised_objective(self.loss_fn, self.tc.loss_weighting)
         else:
             self.objective = make_objective(self.tc.objective, self.tc.self_supervised)
@@ -135,20 +143,35 @@ class Trainer:
         self.multiple = int(getattr(self.model, "size_multiple", 1))
         self.started = time.perf_counter()
 
-    def _set_up_data(self, train_images: list[np.ndarray], val_images: list[np.ndarray], noise: NoiseModel) -> None:
+    def _set_up_data(
+        self, train_images: list[np.ndarray], val_images: list[np.ndarray], noise: NoiseModel
+    ) -> None:
         """The training pairs, their sampler and loader, and the fixed noisy validation images."""
         data_cfg = self.cfg.data
         if data_cfg.train_scales != [1.0]:
             train_images = at_scales(train_images, data_cfg.train_scales)
         self.data = NoisyPairs(
-            train_images, noise, self.seed, data_cfg.patch_size, data_cfg.patches_per_image,
-            data_cfg.min_patch_std, data_cfg.augment, self.cfg.noise.fresh_each_epoch,
+            train_images,
+            noise,
+            self.seed,
+            data_cfg.patch_size,
+            data_cfg.patches_per_image,
+            data_cfg.min_patch_std,
+            data_cfg.augment,
+            self.cfg.noise.fresh_each_epoch,
         )
         self.sampler = DistributedSampler(
-            self.data, num_replicas=self.info.world, rank=self.info.rank, shuffle=True, seed=self.seed
+            self.data,
+            num_replicas=self.info.world,
+            rank=self.info.rank,
+            shuffle=True,
+            seed=self.seed,
         )
         self.loader = DataLoader(
-            self.data, batch_size=self.tc.batch_size, sampler=self.sampler, num_workers=self.tc.workers,
+            self.data,
+            batch_size=self.tc.batch_size,
+            sampler=self.sampler,
+            num_workers=self.tc.workers,
             pin_memory=self.device.type == "cuda",
         )  # workers start anew each epoch, so they see the epoch set in train_epoch
         self.val_images = val_images
@@ -166,11 +189,18 @@ class Trainer:
         self.data.set_epoch(epoch)
         self.net.train()
         total, count = 0.0, 0
-        bar = tqdm(self.loader, desc=label, disable=not (self.tc.progress and self.info.is_main), leave=False)
+        bar = tqdm(
+            self.loader,
+            desc=label,
+            disable=not (self.tc.progress and self.info.is_main),
+            leave=False,
+        )
         for step, (noisy, clean) in enumerate(bar):
             noisy, clean = noisy.to(self.device), clean.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.objective(self.forward, noisy, clean, step_generator(self.seed, epoch, step))
+            loss = self.objective(
+                self.forward, noisy, clean, step_generator(self.seed, epoch, step)
+            )
             loss.backward()
             if self.tc.grad_clip:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
@@ -196,17 +226,30 @@ class Trainer:
             return Validation(False)
         loss = psnr = float("nan")
         if self.info.is_main:
-            loss, psnr = validate(self.model, self.val_noisy, self.val_images, self.loss_fn, self.device, self.cfg.inference)
+            loss, psnr = validate(
+                self.model,
+                self.val_noisy,
+                self.val_images,
+                self.loss_fn,
+                self.device,
+                self.cfg.inference,
+            )
         psnr, loss = _broadcast(psnr, loss, self.device, self.info)
         return Validation(True, loss, psnr)
 
     def record_epoch(self, epoch: int, train_loss: float, val: Validation, seconds: float) -> bool:
         """Append the epoch's log row to the training state and update the best epoch; True when it is the best."""
-        self.state["log"].append({
-            "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss, "val_psnr": val.psnr,
-            "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds,
-            "samples_per_second": len(self.data) / seconds,
-        })
+        self.state["log"].append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val.loss,
+                "val_psnr": val.psnr,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": seconds,
+                "samples_per_second": len(self.data) / seconds,
+            }
+        )
         return record_validation(self.state, val.ran, val.psnr)
 
     def write_checkpoints(self, epochs: int, best: bool) -> None:
@@ -214,7 +257,12 @@ class Trainer:
         if not self.info.is_main:
             return
         ckpt = build_checkpoint(
-            self.model, self.cfg, epoch=epochs, optimizer=self.optimizer, scheduler=self.scheduler, state=self.state
+            self.model,
+            self.cfg,
+            epoch=epochs,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=self.state,
         )
         save_checkpoint(ckpt, self.ckpt_dir / "last.pt")
         if best:
@@ -239,7 +287,11 @@ class Trainer:
             if not self.val_images:
                 val_words = ""
             else:
-                val_words = f", val loss {val.loss:.4f}, val PSNR {val.psnr:.2f} dB" if val.ran else ", not validated"
+                val_words = (
+                    f", val loss {val.loss:.4f}, val PSNR {val.psnr:.2f} dB"
+                    if val.ran
+                    else ", not validated"
+                )
             log.info("%s: train loss %.4f%s (%.1f s)", label, train_loss, val_words, seconds)
         return self.should_stop(out_of_time)
 
@@ -253,7 +305,11 @@ class Trainer:
                 break
         self.finish()
         return TrainResult(
-            self.ckpt_dir / "best.pt", self.ckpt_dir / "last.pt", self.state["log"], self.model, stopped_early
+            self.ckpt_dir / "best.pt",
+            self.ckpt_dir / "last.pt",
+            self.state["log"],
+            self.model,
+            stopped_early,
         )
 
     def finish(self) -> None:
@@ -262,12 +318,18 @@ class Trainer:
             self.write_checkpoints(self.start_epoch, True)
         if self.info.world > 1:
             dist.barrier()
-        self.model.load_state_dict(read_checkpoint(self.ckpt_dir / "best.pt", "best checkpoint")["model_state"])
+        self.model.load_state_dict(
+            read_checkpoint(self.ckpt_dir / "best.pt", "best checkpoint")["model_state"]
+        )
 
 
 def train(
-    cfg: Config, train_images: list[np.ndarray], val_images: list[np.ndarray], noise: NoiseModel,
-    out_dir: Path, device: str | torch.device | None = None,
+    cfg: Config,
+    train_images: list[np.ndarray],
+    val_images: list[np.ndarray],
+    noise: NoiseModel,
+    out_dir: Path,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Train the configured model; write ``checkpoints/{last,best}.pt`` and ``train_log.csv`` in `out_dir`."""
     return Trainer(cfg, train_images, val_images, noise, out_dir, device).fit()

@@ -12,7 +12,12 @@ from pipeline.metrics import psnr
 
 
 def validate(
-    model: nn.Module, noisy: list[np.ndarray], clean: list[np.ndarray], loss_fn, device, settings: InferenceConfig
+    model: nn.Module,
+    noisy: list[np.ndarray],
+    clean: list[np.ndarray],
+    loss_fn,
+    device,
+    settings: InferenceConfig,
 ) -> tuple[float, float]:
     """Mean loss and mean PSNR (data range 1) of the model on fixed noisy validation images.
 
@@ -23,7 +28,10 @@ def validate(
     model.eval()
     denoiser = ModelDenoiser.from_settings(model, settings, device)
     outputs = denoiser.denoise_many(noisy)
-    losses = [float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None])) for o, c in zip(outputs, clean)]
+    losses = [
+        float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None]))
+        for o, c in zip(outputs, clean)
+    ]
     psnrs = [psnr(c, o, data_range=1.0) for o, c in zip(outputs, clean)]
     model.train()
     return float(np.mean(losses)), float(np.mean(psnrs))

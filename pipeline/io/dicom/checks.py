@@ -1,5 +1,6 @@
 """Checks of a DICOM dataset before its pixels are decoded: the Image Pixel module, the declared size,
-the rescale."""
+the rescale.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def check_pixel_module(ds, path: Path, truncated: bool) -> None:
             "8, 16 or 32 bits allocated and at most that many stored are supported"
         )
     if ds.get("ModalityLUTSequence") and stored > 16:
-        raise ImageReadError(f"{path}: a Modality LUT Sequence over {stored} stored bits is not supported")
+        raise ImageReadError(
+            f"{path}: a Modality LUT Sequence over {stored} stored bits is not supported"
+        )
     rows, columns, frames = _declared_size(ds, path)
     check_pixel_count(path, (frames, rows, columns), f"{frames} frame(s) of {rows}x{columns}")
     _check_rescale(ds, path)
@@ -69,7 +72,8 @@ def check_pixel_module(ds, path: Path, truncated: bool) -> None:
 
 def _check_native_length(ds, path: Path, truncated: bool, size: tuple[int, int, int]) -> None:
     """Raise ImageReadError unless uncompressed pixel data has the length its header declares
-    (`size`: frames, rows, columns)."""
+    (`size`: frames, rows, columns).
+    """
     from pydicom.pixels.utils import get_expected_length
 
     frames, rows, columns = size

@@ -154,7 +154,10 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
     stored = quantise(values, meta.dtype, *mapping.stored_range)
     _new_file_meta(ds)
     set_pixel_data(
-        ds, stored, meta.photometric or "MONOCHROME2", mapping.bits_stored,
+        ds,
+        stored,
+        meta.photometric or "MONOCHROME2",
+        mapping.bits_stored,
         generate_instance_uid=False,
     )
     if "NumberOfFrames" in source:  # multi-frame IODs require it: one frame per file
@@ -191,9 +194,18 @@ def _secondary_capture(image: ScanImage, series: DerivedSeries):
     ds = Dataset()
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = generate_uid()
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                    "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-                    "PatientOrientation"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "PatientOrientation",
+    ):
         setattr(ds, keyword, "")
     ds.StudyInstanceUID = series.study_uid(key)
     ds.SeriesInstanceUID = series.series_uid(key)
@@ -211,7 +223,8 @@ def _secondary_capture(image: ScanImage, series: DerivedSeries):
 
 def _secondary_capture_requirements(ds) -> None:
     """Add what a Secondary Capture needs and may lack: ConversionType, and Laterality
-    (Type 2C, empty) when no BodyPartExamined says whether the part is paired."""
+    (Type 2C, empty) when no BodyPartExamined says whether the part is paired.
+    """
     if ds.SOPClassUID != SECONDARY_CAPTURE:
         return
     if not ds.get("ConversionType"):
@@ -262,7 +275,8 @@ _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 def _swap_to_little_endian(ds) -> None:
     """Byte-swap the word values (OW, OF, ...) of a big-endian source, nested ones too: the
-    derived file is little endian, and pydicom writes such values as the bytes they hold."""
+    derived file is little endian, and pydicom writes such values as the bytes they hold.
+    """
 
     def swap(_dataset, element) -> None:
         size = _WORD_BYTES.get(str(element.VR))

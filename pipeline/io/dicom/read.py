@@ -131,13 +131,13 @@ def _read_dataset(path: Path, caught: list[warnings.WarningMessage]):
             syntax = EXPLICIT_LE if little is not False else EXPLICIT_BE
         log.warning(
             "%s: no DICOM file meta information (old ACR-NEMA style file); assuming the %s transfer syntax",
-            path, UID(syntax).name,
+            path,
+            UID(syntax).name,
         )
         if meta is None:
             ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = syntax
     return ds, truncated
-
 
 
 def _decode_frames(ds, path: Path, caught: list[warnings.WarningMessage]) -> list[np.ndarray]:

@@ -61,7 +61,8 @@ def list_images(folder: str | Path) -> list[str]:
     files = [str(path) for path in scan_folder(folder).files]
     if not files:
         raise PipelineError(
-            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI files"
+            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI "
+            "files"
         )
     return files
 
@@ -75,9 +76,10 @@ class BundleResult:
 
     def summary(self) -> str:
         return (
-            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run it with:\n"
-            f"  cd {self.path} && python -m monai.bundle run --config_file configs/inference.json "
-            "--meta_file configs/metadata.json --dataset_dir SCANS --output_dir OUT"
+            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run "
+            f"it with:\n  cd {self.path} && python -m monai.bundle run --config_file "
+            "configs/inference.json --meta_file configs/metadata.json --dataset_dir SCANS "
+            "--output_dir OUT"
         )
 
 
@@ -111,9 +113,9 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
         },
         "task": "Denoising of 2-D radiographs (DICOM, PNG, JPEG, TIFF)",
         "description": (
-            f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full value range "
-            "(DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), denoised in 512-px tiles "
-            "and written back on the file's value scale."
+            f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full "
+            "value range (DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), "
+            "denoised in 512-px tiles and written back on the file's value scale."
         ),
         "authors": "denoise-pipeline",
         "copyright": "denoise-pipeline contributors; MIT licence",
@@ -195,7 +197,8 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
         },
         "inferer": {
             "_target_": "pipeline.monai.TileInferer",
-            "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one tile runs whole, as in denoise apply",
+            "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one "
+            "tile runs whole, as in denoise apply",
             "roi_size": tile,
             "sw_batch_size": DEFAULT_INFERENCE.batch_size,
             "overlap": DEFAULT_INFERENCE.overlap,

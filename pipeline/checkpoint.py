@@ -145,7 +145,8 @@ def _require_same_model(
 ) -> None:
     if checkpoint_model_config(ckpt) != cfg.model:
         raise PipelineError(
-            f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
+            f"{what}: {path} was trained with a different model section; use the same model "
+            f"settings{hint}"
         )
 
 
@@ -204,7 +205,8 @@ def checkpoint_path(path: str | Path | None) -> Path:
     if path is None:
         if not SHIPPED_MODEL.is_file():
             raise PipelineError(
-                f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT"
+                f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass "
+                "--model CHECKPOINT"
             )
         return SHIPPED_MODEL
     path = Path(path)
@@ -243,7 +245,10 @@ class LoadedModel:
     @property
     def identity(self) -> str:
         """Short description for reports and DICOM DerivationDescription."""
-        return f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, seed {self.config.run.seed})"
+        return (
+            f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, "
+            f"seed {self.config.run.seed})"
+        )
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:

@@ -2,10 +2,11 @@
 
 A method is a :class:`~pipeline.denoiser.Denoiser`: a trained model
 (:class:`pipeline.inference.ModelDenoiser`), a classical baseline
-(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is
-known about the noise (its power spectrum for correlated noise, else its true std) and uses
-what it takes; the rows record what it was given (``noise_given``). Pixels are normalised by each image's real range (e.g. 4095
-for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that range.
+(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is known
+about the noise (its power spectrum for correlated noise, else its true std) and uses what it takes;
+the rows record what it was given (``noise_given``). Pixels are normalised by each image's real
+range (e.g. 4095 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that
+range.
 
 Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
 skips (image, method) pairs already there, so an interrupted evaluation resumes. For images of

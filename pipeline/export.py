@@ -61,8 +61,10 @@ VALUE_CONTRACT = {
         "and map back with the same low/high; `denoise apply --model FILE` and "
         "pipeline.monai.Denoise do this"
     ),
-    "padding": "H, W that are not multiples of size_multiple are reflect-padded inside the graph and cropped back",
-    "tiling": "none inside the graph: feed large images in tiles (denoise apply uses 512-px tiles, overlap 0.25)",
+    "padding": "H, W that are not multiples of size_multiple are reflect-padded inside the "
+    "graph and cropped back",
+    "tiling": "none inside the graph: feed large images in tiles (denoise apply uses 512-px "
+    "tiles, overlap 0.25)",
 }
 
 
@@ -99,8 +101,9 @@ class ExportResult:
         sizes = ", ".join("x".join(str(s) for s in c["shape"][2:]) for c in meta["verification"])
         opset = f" (opset {meta['onnx_opset']})" if meta["format"] == "onnx" else ""
         return (
-            f"exported {meta['model']['name']} as {meta['format']}{opset} to {self.path}; "
-            f"max abs difference to PyTorch {meta['max_abs_diff']:.2e} on {sizes} (tolerance {TOLERANCE:g})"
+            f"exported {meta['model']['name']} as {meta['format']}{opset} to {self.path}; max "
+            f"abs difference to PyTorch {meta['max_abs_diff']:.2e} on {sizes} (tolerance "
+            f"{TOLERANCE:g})"
         )
 
 
@@ -125,8 +128,9 @@ def exportable(model: nn.Module) -> PaddedDenoiser:
     fixed = getattr(model, "fixed_size", None)
     if fixed is not None:
         raise PipelineError(
-            f"this model takes only {fixed}x{fixed} images (a dense model), so it cannot be exported with "
-            "dynamic height and width: export a convolutional model (conv, unet, dncnn)"
+            f"this model takes only {fixed}x{fixed} images (a dense model), so it cannot be "
+            "exported with dynamic height and width: export a convolutional model (conv, unet, "
+            "dncnn)"
         )
     return PaddedDenoiser(model, int(getattr(model, "size_multiple", 1))).eval()
 
@@ -234,7 +238,8 @@ class ExportedModel:
             raw = extra[_TORCHSCRIPT_EXTRA] or None
         if not raw:
             raise PipelineError(
-                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); export it again"
+                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); "
+                "export it again"
             )
         self.metadata: dict[str, Any] = json.loads(raw)
         self.size_multiple = int(self.metadata["model"]["size_multiple"])
@@ -321,7 +326,8 @@ def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, 
         got = exported(x)
         if tuple(got.shape) != tuple(expected.shape):
             raise PipelineError(
-                f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected {tuple(expected.shape)}"
+                f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected "
+                f"{tuple(expected.shape)}"
             )
         checks.append({"shape": list(shape), "max_abs_diff": float((got - expected).abs().max())})
     return checks
@@ -387,7 +393,8 @@ def export_model(model: str | Path | None, fmt: str, output: str | Path) -> Expo
         worst = max(c["max_abs_diff"] for c in checks)
         if not worst <= TOLERANCE:
             raise PipelineError(
-                f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); nothing was written"
+                f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); "
+                "nothing was written"
             )
         metadata.update(verification=checks, max_abs_diff=worst)
         write(tmp, metadata)

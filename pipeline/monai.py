@@ -133,9 +133,10 @@ class UnitRange:
         low, high = float(img.min()), float(img.max())
         if low < 0.0 or high > 1.0:
             raise PipelineError(
-                f"cannot tell the value range of a {dtype} image with values in [{low:g}, {high:g}] "
-                "(no DICOM tags or PNG mode in its meta data): pass value_range=(low, high), e.g. "
-                "(0, 4095) for 12-bit data, or load DICOM with PydicomReader(prune_metadata=False)"
+                f"cannot tell the value range of a {dtype} image with values in [{low:g}, "
+                f"{high:g}] (no DICOM tags or PNG mode in its meta data): pass value_range=(low, "
+                "high), e.g. (0, 4095) for 12-bit data, or load DICOM with "
+                "PydicomReader(prune_metadata=False)"
             )
         return cls(0.0, 1.0)
 
@@ -237,7 +238,8 @@ class ToUnitRange(Transform):
 
     Parameters
     ----------
-    value_range : (low, high) of the input values; None: from meta data or dtype (:class:`UnitRange`).
+    value_range : (low, high) of the input values; None: from meta data or dtype
+    (:class:`UnitRange`).
     """
 
     def __init__(self, value_range: Sequence[float] | None = None) -> None:

@@ -11,12 +11,12 @@ Physical meaning
   "noise factor" 0.5 is sigma 0.5). With ``sigma_max`` each image draws its own sigma
   uniformly in [sigma, sigma_max], for training blind models.
 - ``poisson_gaussian``: quantum plus electronic noise in the *linear* domain. The image is
-  taken as the detector signal itself (bright = many photons = relatively little noise),
-  which fits a raw photon-counting image, not a displayed radiograph (see ``xray``); full signal (1.0) corresponds to ``photons`` quanta per pixel at full
-  dose, and a ``dose`` fraction scales the count down (a simulated low-dose acquisition of
-  the same patient). Counts are Poisson-sampled, Gaussian read noise of ``read_noise``
-  counts is added, and the result is scaled back to [0, 1] by the expected full-signal
-  count. Lower dose or fewer photons mean relatively more noise.
+  taken as the detector signal itself (bright = many photons = relatively little noise), which fits
+  a raw photon-counting image, not a displayed radiograph (see ``xray``); full signal (1.0)
+  corresponds to ``photons`` quanta per pixel at full dose, and a ``dose`` fraction scales the count
+  down (a simulated low-dose acquisition of the same patient). Counts are Poisson-sampled, Gaussian
+  read noise of ``read_noise`` counts is added, and the result is scaled back to [0, 1] by the
+  expected full-signal count. Lower dose or fewer photons mean relatively more noise.
 - ``xray``: low-dose radiography in the log domain, where bright means attenuating (see
   :class:`XrayNoise` for the physics and its sources).
 - ``salt_pepper``: a fraction ``amount`` of pixels replaced by 0 or 1 (dead/hot pixels).

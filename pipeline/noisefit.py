@@ -1,18 +1,17 @@
 """Fit a noise model to a user's noisy scans, without a clean image: ``xray`` or white ``gaussian``.
 
-What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the
-scan's noise as that denoiser sees it. Its statistics are measured per band of display
-value (bands of the denoised image, so bright, photon-starved anatomy and dark lung are
-compared with themselves): the log variance, and the correlation of neighbouring pixels
-along rows and along columns (the detector's spread of light, diluted by white read noise
-where few quanta arrive). The same statistics are then computed for noise simulated by
-the ``xray`` model (:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser,
-and the simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the
-detector kernel's ``a`` per axis, the read noise) are moved by Nelder-Mead until the two
-agree. Passing both through the denoiser compares like with like: noise the denoiser
-leaves in place is left in place in the simulation too. Each evaluation draws the same
-random numbers (common random numbers), so the objective changes smoothly with the
-parameters.
+What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the scan's noise
+as that denoiser sees it. Its statistics are measured per band of display value (bands of the
+denoised image, so bright, photon-starved anatomy and dark lung are compared with themselves): the
+log variance, and the correlation of neighbouring pixels along rows and along columns (the
+detector's spread of light, diluted by white read noise where few quanta arrive). The same
+statistics are then computed for noise simulated by the ``xray`` model
+(:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser, and the
+simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the detector kernel's
+``a`` per axis, the read noise) are moved by Nelder-Mead until the two agree. Passing both through
+the denoiser compares like with like: noise the denoiser leaves in place is left in place in the
+simulation too. Each evaluation draws the same random numbers (common random numbers), so the
+objective changes smoothly with the parameters.
 
 ``mu`` (the display-to-attenuation scale) is not identifiable from noise alone and is kept
 from the starting model's config, as is ``photons`` unless the fitted quanta exceed it.
@@ -169,9 +168,10 @@ def fit_noise(
     """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
 
     See the module docstring. `base` (through its :meth:`~pipeline.config.NoiseSection.fit_start`)
-    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
-    evaluation starts after it, and the best parameters evaluated by then are kept (the
-    starting values when none was; ``stopped_at_deadline`` in the result says so).
+    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a
+    :func:`time.perf_counter` value) ends the search: no evaluation starts after it, and the best
+    parameters evaluated by then are kept (the starting values when none was;
+    ``stopped_at_deadline`` in the result says so).
     """
     from scipy.optimize import minimize, minimize_scalar
 

@@ -146,7 +146,8 @@ class Subsample:
     def __post_init__(self) -> None:
         if not cell_pairs(self.stride, self.gap):
             raise ValueError(
-                f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; lower gap or raise stride"
+                f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; "
+                "lower gap or raise stride"
             )
 
     def pair_indices(

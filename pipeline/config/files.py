@@ -91,13 +91,15 @@ def _read_yaml(path: Path) -> Any:
     """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
     if not path.is_file():
         raise ConfigError(
-            f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)"
+            f"config file not found: {path} (give the path of a YAML file, e.g. "
+            "configs/mnist_conv.yaml)"
         )
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(
-                f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})"
+                f"config file {path} is {size:,} bytes; a config is a few KB (limit "
+                f"{MAX_CONFIG_BYTES:,})"
             )
         data = path.read_bytes()
     except OSError as err:

@@ -130,7 +130,8 @@ class XrayNoiseConfig(NoiseSection):
         None,
         gt=0,
         le=1.0,
-        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training).",
+        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind "
+        "training).",
     )
     read_noise: float = Field(
         3.0, ge=0, description="Electronic (read) noise std in photon counts."
@@ -185,8 +186,8 @@ class XrayNoiseConfig(NoiseSection):
     def describe(self) -> str:
         dose = f"{self.dose}..{self.dose_max}" if self.dose_max else f"{self.dose}"
         return (
-            f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu {self.mu}, "
-            f"kernel a {self.kernel_a}, read noise {self.read_noise}"
+            f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu "
+            f"{self.mu}, kernel a {self.kernel_a}, read noise {self.read_noise}"
         )
 
     def fit_start(self) -> XrayNoiseConfig:

@@ -39,7 +39,8 @@ class EvaluateConfig(Section):
     )
     noise: NoiseConfig | None = Field(
         None,
-        description="Noise of the test images (None: the training noise), e.g. one level for a blind model.",
+        description="Noise of the test images (None: the training noise), e.g. one level for a "
+        "blind model.",
     )
 
 

@@ -294,8 +294,9 @@ def extract_archive(archive: Path, dest: Path, strip_top: str | None = None) -> 
                 problem = _member_problem(member, dest)
                 if problem:
                     raise PipelineError(
-                        f"refusing to extract {archive.name}: member {original.name!r} has {problem} "
-                        f"(path traversal); the archive is not trustworthy, delete it and download it again"
+                        f"refusing to extract {archive.name}: member {original.name!r} has "
+                        f"{problem} (path traversal); the archive is not trustworthy, delete it "
+                        "and download it again"
                     )
                 tar.extract(member, dest, filter="data")
                 count += 1

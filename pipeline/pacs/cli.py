@@ -14,8 +14,9 @@ def add_dicomweb_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply`` for ``--input dicomweb:URL`` (see docs/pacs.md)."""
     group = parser.add_argument_group(
         "DICOMweb input (--input dicomweb:URL)",
-        "credentials come from DENOISE_DICOMWEB_TOKEN, DENOISE_DICOMWEB_USER/DENOISE_DICOMWEB_PASSWORD "
-        "or a netrc-style file, never from the command line",
+        "credentials come from DENOISE_DICOMWEB_TOKEN, "
+        "DENOISE_DICOMWEB_USER/DENOISE_DICOMWEB_PASSWORD or a netrc-style file, never from the "
+        "command line",
     )
     group.add_argument(
         "--study",

@@ -1,9 +1,10 @@
 """The apply report's own style, script and viewing help (on top of the shared shell)."""
 
 HOW_TO_VIEW = (
-    "<p>Each scan: <b>Compare</b> shows the input left of the slider and the output right of it; "
-    "<b>Input</b>, <b>Output</b> and <b>Removed</b> show one of them; <b>Native size 1:1</b> shows every "
-    "pixel (scroll to pan). The full-resolution views are the PNG files in {views}/ beside this page.</p>"
+    "<p>Each scan: <b>Compare</b> shows the input left of the slider and the output right of "
+    "it; <b>Input</b>, <b>Output</b> and <b>Removed</b> show one of them; <b>Native size "
+    "1:1</b> shows every pixel (scroll to pan). The full-resolution views are the PNG files in "
+    "{views}/ beside this page.</p>"
 )
 
 STYLE = """

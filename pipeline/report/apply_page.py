@@ -192,9 +192,10 @@ def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str
     )
     lines = [
         (
-            f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, chosen to cover the formats, the folders "
-            "and the range of noise. There is no clean reference, so the noise is estimated (wavelet median "
-            "absolute deviation on the central part, as a fraction of the image's full range) before and after."
+            f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, "
+            "chosen to cover the formats, the folders and the range of noise. There is no clean "
+            "reference, so the noise is estimated (wavelet median absolute deviation on the "
+            "central part, as a fraction of the image's full range) before and after."
         )
     ]
     if pairs:

@@ -186,7 +186,8 @@ def _draw_images(
             continue
         if clean is not None and column != "clean":
             axes[0, c].set_xlabel(
-                f"PSNR {psnr(clean, img, data_range=1.0):.2f} dB\nSSIM {ssim(clean, img, data_range=1.0):.3f}",
+                f"PSNR {psnr(clean, img, data_range=1.0):.2f} dB\nSSIM "
+                f"{ssim(clean, img, data_range=1.0):.3f}",
                 fontsize=10,
             )
         if crop is not None:

@@ -23,9 +23,9 @@ from pipeline.report.summaries import summarize_methods
 from pipeline.report.tables import write_report_md
 
 DETAIL_KEPT_CAPTION = (
-    "Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower smooths more; "
-    "noise left in does not raise it; grey: the reported bands) and the noise power spectrum of each "
-    "method's residual (output − clean)"
+    "Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower "
+    "smooths more; noise left in does not raise it; grey: the reported bands) and the noise "
+    "power spectrum of each method's residual (output − clean)"
 )
 
 
@@ -126,7 +126,8 @@ def _run_lines(
             f"Test noise: {test_noise} ({noise_description(cfg)}), seed {cfg.run.seed}; "
             "every method sees the same noisy images."
         ),
-        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
+        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels "
+        "normalised to [0, 1] by it).",
     ]
     given = summary.get("noise_given")
     if given:
@@ -139,8 +140,8 @@ def _run_lines(
         last = train_log[-1]
         seconds = sum(r["seconds"] for r in train_log)
         lines.append(
-            f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, "
-            f"{seconds:.0f} s."
+            f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR "
+            f"{last['val_psnr']:.2f} dB, {seconds:.0f} s."
         )
     if "detail_kept" in summary:
         lines.append(

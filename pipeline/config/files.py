@@ -24,8 +24,9 @@ def _parse_value(text: str) -> Any:
 
 
 def merge_settings(raw: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """A new raw config: `raw` with the values of `settings` (nested section mappings of plain
-    values) put over it, section by section; neither argument is changed.
+    """A new raw config: `raw` with the values of `settings` put over it, section by section.
+
+    `settings` holds nested section mappings of plain values; neither argument is changed.
     """
     merged = dict(raw)
     for key, value in settings.items():

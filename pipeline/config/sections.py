@@ -12,14 +12,17 @@ from pipeline.text import short_text
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated,
-    floats must be finite (``.inf`` and ``.nan`` are refused).
+    """Base of every config section: unknown keys are errors, assignments are validated.
+
+    Floats must be finite (``.inf`` and ``.nan`` are refused).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
+    """The ``run`` section: name, seed, output folder, device, stages and threads of a run."""
+
     name: str = Field(
         "run", description="Name of the run; the run folder is <output_dir>/<name>/<timestamp>."
     )
@@ -52,6 +55,8 @@ class RunConfig(Section):
 
 
 class GroupsConfig(Section):
+    """The ``data.groups`` section: how files are assigned to patients (groups) for the split."""
+
     csv: Path | None = Field(
         None,
         description="Metadata CSV mapping image files to patients (None: only DICOM PatientID "
@@ -66,6 +71,8 @@ class GroupsConfig(Section):
 
 
 class DataConfig(Section):
+    """The ``data`` section: where the clean images come from, how they are split and cut."""
+
     kind: Literal["mnist", "folder", "openi"] = Field(
         "mnist", description="Where the clean images come from."
     )
@@ -208,6 +215,8 @@ MAX_WIDTH = 4096
 
 
 class ModelConfig(Section):
+    """The ``model`` section: which network and its size."""
+
     name: Literal["dense", "conv", "unet", "dncnn"] = Field(
         "dense", description="Network (see pipeline.models)."
     )
@@ -277,6 +286,8 @@ class SelfSupervisedConfig(Section):
 
 
 class TrainConfig(Section):
+    """The ``train`` section: objective, loss, optimisation, schedule, checkpoints and stopping."""
+
     objective: Literal["supervised", "blindspot", "subsample", "fitted"] = Field(
         "supervised",
         description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a "
@@ -352,15 +363,10 @@ MAX_OVERLAP = 0.75
 
 
 class InferenceConfig(Section):
-    """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+    """How a trained network runs on images, for validation, evaluation and apply.
 
     Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
     has the same settings as options).
-
-    Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
-    overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
-    128: 26.0, 256: 15.5, 512: 8.2, 1024: 11.9; unet 128: 20.6, 256: 15.8, 512: 6.0, 1024:
-    7.7; peak memory 0.6-0.8 GiB at 512, 1.0-1.8 GiB at 1024.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -388,5 +394,7 @@ class InferenceConfig(Section):
 
 
 class ReportConfig(Section):
+    """The ``report`` section: what the run's report shows."""
+
     n_examples: int = Field(10, ge=0, description="Example images shown in the figures.")
     html: bool = Field(True, description="Write the self-contained report.html.")

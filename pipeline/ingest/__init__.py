@@ -118,7 +118,10 @@ def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[Sca
 
 
 def _split_from_csv(cfg: DataConfig, seed: int) -> DataSplits:
-    """Folder data split as ``data.split_csv`` says; train and validation references are filtered."""
+    """Folder data split as ``data.split_csv`` says.
+
+    Train and validation references are filtered.
+    """
     rows = subset_rows(read_split_csv(cfg.split_csv), cfg.max_train_patients, seed)
     root = Path(cfg.root)
     parts: dict[str, list[tuple[ScanImage, dict[str, str]]]] = {

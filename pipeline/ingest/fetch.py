@@ -132,6 +132,7 @@ def _write_body(
     response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None
 ) -> int:
     """Write the response body to `part` (opened with `mode`); returns the file's size after.
+
     With `shown_as`, the percentage of `total` is printed on stderr as it grows.
     """
     done, shown = start, -1

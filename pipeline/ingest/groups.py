@@ -11,7 +11,7 @@ A patient (group) key comes from, in this order:
 
 CSV and DICOM keys carry their origin (``csv:``, ``dicom:``) so that a CSV patient ``219``
 and a DICOM PatientID ``219`` from another collection stay apart; name and file keys are the
-regex match and the path, as before groups existed, so older configs split as they did.
+regex match and the path, so configs without groups split files by name or path alone.
 """
 
 from __future__ import annotations

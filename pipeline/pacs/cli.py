@@ -1,4 +1,7 @@
-"""Command-line options of the PACS commands: DICOMweb options of ``denoise apply``, ``denoise listen``."""
+"""Command-line options of the PACS commands.
+
+The DICOMweb options of ``denoise apply``, and ``denoise listen``.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +74,10 @@ def check_folder_options(args: argparse.Namespace) -> None:
 
 
 def cmd_apply_dicomweb(args: argparse.Namespace, url: str) -> int:
-    """``denoise apply --input dicomweb:URL``: print a summary and where the records are; exit status."""
+    """``denoise apply --input dicomweb:URL``: print a summary and where the records are.
+
+    Returns the exit status.
+    """
     from pipeline.apply import ApplyOptions
     from pipeline.inference import settings_from_options
     from pipeline.pacs.dicomweb import Server, apply_dicomweb, parse_input

@@ -1,5 +1,6 @@
-"""The run page: ``summary.json``, ``report.md``, ``figures/`` and ``report.html`` of an
-evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`.
+"""The run page: ``summary.json``, ``report.md``, ``figures/`` and ``report.html``.
+
+For an evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def write_run_report(
     train_log: list[dict[str, Any]],
     extra: dict[str, Any],
 ) -> tuple[dict[str, Any], Path]:
-    """summary.json, report.md, figures/ and report.html (with ``report.html: true``) for an
-    evaluated run; the summary and the report's path (report.md without the HTML).
+    """Write summary.json, report.md, figures/ and report.html of an evaluated run.
+
+    report.html only with ``report.html: true``. Returns the summary and the report's path
+    (report.md without the HTML).
     """
     spectra = by_method(read_spectra(run_dir / "spectra.jsonl"))
     summary = run_summary(cfg, run_dir, result, splits, extra, spectra)
@@ -68,8 +71,10 @@ def run_summary(
     extra: dict[str, Any],
     spectra: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The run's ``summary.json``: :func:`summarize_methods` of the rows plus the run, data,
-    noise, test-set size, `extra`, the noise given to baselines and the detail kept.
+    """The run's ``summary.json``.
+
+    :func:`summarize_methods` of the rows plus the run, data, noise, test-set size, `extra`, the
+    noise given to baselines and the detail kept.
     """
     summary = summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}

@@ -49,6 +49,7 @@ def _build(cfg: ModelConfig) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of `model`."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -19,6 +19,7 @@ class DenseAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(latent, pixels), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) of the training size; ValueError for another size."""
         n, _, h, w = x.shape
         if (h, w) != (self.fixed_size, self.fixed_size):
             raise ValueError(

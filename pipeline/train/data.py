@@ -47,6 +47,7 @@ class NoisyPairs(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's noise from now on (with fresh noise each epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

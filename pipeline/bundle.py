@@ -1,4 +1,4 @@
-"""Write a trained denoiser as a MONAI bundle (``denoise export --format monai-bundle``).
+r"""Write a trained denoiser as a MONAI bundle (``denoise export --format monai-bundle``).
 
 Layout (MONAI bundle specification)::
 
@@ -12,7 +12,7 @@ Layout (MONAI bundle specification)::
 
 Run from the bundle folder::
 
-    python -m monai.bundle run --config_file configs/inference.json \\
+    python -m monai.bundle run --config_file configs/inference.json \
         --meta_file configs/metadata.json --dataset_dir /scans --output_dir /denoised
 
 Every PNG/JPEG/TIFF/DICOM/NIfTI under ``dataset_dir`` is read with
@@ -47,7 +47,7 @@ BUNDLE_VERSION = "0.1.0"
 
 
 def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
-    """The network of a bundle: the model a ``model`` config section describes, padded to its size multiple."""
+    """The network of a bundle: the ``model`` section's network, padded to its size multiple."""
     from pipeline.config import ModelConfig
     from pipeline.models import build_model
 
@@ -55,7 +55,7 @@ def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
 
 
 def list_images(folder: str | Path) -> list[str]:
-    """The image files under `folder` that ``denoise apply`` would read (sorted), for a bundle's datalist."""
+    """The image files under `folder` that ``denoise apply`` would read, sorted."""
     from pipeline.ingest.folder import scan_folder
 
     files = [str(path) for path in scan_folder(folder).files]
@@ -75,6 +75,7 @@ class BundleResult:
     metadata: dict[str, Any]
 
     def summary(self) -> str:
+        """What was written and the command that runs the bundle."""
         return (
             f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run "
             f"it with:\n  cd {self.path} && python -m monai.bundle run --config_file "
@@ -308,7 +309,9 @@ SOFTWARE.
 
 
 def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
-    """Write the bundle of a checkpoint, a run folder or the shipped model (None) to the folder `output`.
+    """Write the bundle of a checkpoint, a run folder or the shipped model to `output`.
+
+    A checkpoint of None is the shipped model.
 
     An existing non-empty `output` is refused unless it is a bundle (then it is replaced).
     """

@@ -90,6 +90,7 @@ def _baseline_names(text: str) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``denoise run``: train and evaluate one config; print the summary and the run folder."""
     result = run(load_config(args.config, args.overrides))
     if result.summary:
         print(format_summary(result.summary))
@@ -100,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``denoise evaluate``: score models and baselines on clean images with synthetic noise."""
     if args.config is None and args.data is None:
         raise PipelineError(
             "evaluate needs clean test images: --data FOLDER (every image in it gets synthetic "
@@ -148,6 +150,7 @@ def _evaluate_fixed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``denoise compare``: evaluate models from several configs on one test set."""
     baselines = _baseline_names(args.baselines) if args.baselines is not None else None
     configs = [load_config(path, args.overrides) for path in args.configs]
     result = compare(configs, list(args.model), baselines)
@@ -157,12 +160,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    """``denoise fetch-data``: download a data set into its folder."""
     dest = fetch_dataset(args.name, args.dest, base_url=args.url, progress=not args.no_progress)
     print(f"{args.name} is ready in {dest}")
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """``denoise config``: print the defaults, or a config with its overrides resolved."""
     if args.defaults or args.config is None:
         print(describe_defaults())
     else:
@@ -376,6 +381,7 @@ def _verbosity_options(default: object) -> argparse.ArgumentParser:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``denoise export``: write a model as ONNX, TorchScript or a MONAI bundle."""
     if args.format == "monai-bundle":
         from pipeline.bundle import write_bundle
 
@@ -581,8 +587,10 @@ def _user_error(err: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
-    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback).
+    """Run one command and return its exit status.
+
+    0: done; 1: apply, some files failed; 2: user error; 3: internal error (a bug; the message says
+    so; DENOISE_DEBUG=1 shows the traceback).
     """
     import os
 

@@ -81,6 +81,7 @@ class PaddedDenoiser(nn.Module):
         self.multiple = int(multiple)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad `x` (N, C, H, W) by reflection to the size multiple, run the model, crop back."""
         h, w = x.shape[-2], x.shape[-1]
         ph = (self.multiple - h % self.multiple) % self.multiple
         pw = (self.multiple - w % self.multiple) % self.multiple
@@ -160,8 +161,9 @@ def torchscript_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]
 
 
 def onnx_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]], None]:
-    """Export `module` once to ONNX (opset :data:`ONNX_OPSET`, dynamic N, H, W); the returned
-    function saves it with given metadata (a metadata property).
+    """Export `module` once to ONNX; the returned function saves it with given metadata.
+
+    Opset :data:`ONNX_OPSET`, dynamic N, H, W; the metadata is stored as a metadata property.
     """
     onnx = require("onnx", "onnx", "ONNX export")
     require("onnxscript", "onnxscript", "ONNX export")
@@ -247,6 +249,7 @@ class ExportedModel:
             self.to(self.device)
 
     def eval(self) -> ExportedModel:
+        """Return the model itself (an export has no training mode)."""
         return self
 
     def to(self, device: str | torch.device) -> ExportedModel:
@@ -264,6 +267,7 @@ class ExportedModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) float32 in [0, 1]; the output is on `x`'s device."""
         if self.fmt == "onnx":
             out = self._session.run(
                 None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()}
@@ -294,7 +298,9 @@ def is_exported(path: object) -> bool:
 
 
 def load_exported_model(path: str | Path) -> LoadedModel:
-    """An export as a :class:`~pipeline.checkpoint.LoadedModel` whose network is an :class:`ExportedModel`.
+    """An export as a :class:`~pipeline.checkpoint.LoadedModel`.
+
+    Its network is an :class:`ExportedModel`.
 
     What ``denoise apply --model FILE.onnx|FILE.pt`` runs: the same tiling, records and
     outputs as for a checkpoint, with the export file's name and checksum as the model's.
@@ -307,7 +313,10 @@ def load_exported_model(path: str | Path) -> LoadedModel:
 
 
 def export_format(path: Path) -> str:
-    """``"onnx"`` or ``"torchscript"`` by suffix (``.onnx``; ``.pt``/``.ts``/``.pth``); PipelineError otherwise."""
+    """``"onnx"`` or ``"torchscript"`` by suffix; PipelineError otherwise.
+
+    ``.onnx`` is ONNX; ``.pt``, ``.ts`` and ``.pth`` are TorchScript.
+    """
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
@@ -317,7 +326,10 @@ def export_format(path: Path) -> str:
 
 
 def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, Any]]:
-    """Largest absolute difference between `exported` and the PyTorch path on :func:`verification_sizes`."""
+    """Largest absolute difference between `exported` and the PyTorch path.
+
+    Measured on :func:`verification_sizes`.
+    """
     reference = ModelDenoiser(model, InferenceConfig(tile_size=None), "cpu")
     checks = []
     for index, shape in enumerate(verification_sizes(exported.size_multiple)):

@@ -73,6 +73,7 @@ class NoiseFit:
     stopped_at_deadline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The fit as a JSON-safe dict, for the adapt report."""
         return {
             "noise": self.noise.model_dump(mode="json", exclude_none=True),
             "mismatch": self.mismatch,
@@ -88,7 +89,9 @@ class NoiseFit:
 def removed_statistics(
     removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]
 ) -> dict[str, list[float]]:
-    """Per display band of `reference`: log variance of `removed` and its lag-1 correlation along rows and columns.
+    """Band statistics of `removed` per display band of `reference`.
+
+    Per band: log variance of `removed` and its lag-1 correlation along rows and columns.
 
     Bands with fewer than :data:`MIN_BAND_PIXELS` pixels are NaN.
     """
@@ -117,7 +120,11 @@ def removed_statistics(
 
 
 def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
-    """Mean squared difference of the log variances plus weighted mean squared differences of the correlations."""
+    """Misfit of two band statistics.
+
+    Mean squared difference of the log variances plus weighted mean squared differences of the
+    correlations.
+    """
     total = 0.0
     for key, weight in (
         ("log_variance", 1.0),
@@ -146,7 +153,10 @@ def _noise_config(theta: np.ndarray, base: XrayNoiseConfig) -> XrayNoiseConfig:
 
 
 def _start(base: XrayNoiseConfig) -> np.ndarray:
-    """Starting parameters: the middle of the base section's ranges (its values when it has no range)."""
+    """Starting parameters: the middle of the base section's ranges.
+
+    Its values where it has no range.
+    """
     dose = float(np.sqrt(base.dose * base.dose_max)) if base.dose_max else base.dose
     a = base.kernel_a
     a_rows, a_cols = (a, a) if isinstance(a, (int, float)) else (a[0], a[-1])
@@ -165,7 +175,9 @@ def fit_noise(
     seed: int = 0,
     deadline: float | None = None,
 ) -> NoiseFit:
-    """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
+    """Fit xray and white gaussian noise to `scans` through `denoise`; the better fit.
+
+    `scans` are display values in [0, 1].
 
     See the module docstring. `base` (through its :meth:`~pipeline.config.NoiseSection.fit_start`)
     gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a

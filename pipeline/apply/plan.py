@@ -58,8 +58,9 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
-    """Resolved (input, output) folders; PipelineError when they overlap, IN is missing or
-    either is given as an empty string.
+    """Resolved (input, output) folders.
+
+    PipelineError when they overlap, IN is missing or either is given as an empty string.
     """
     given_path(input_dir, "the input folder (-i)")
     given_path(output_dir, "the output folder (-o)")
@@ -87,7 +88,10 @@ def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, 
 def resolve_part(
     num_parts: int | None = None, part_id: int | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[int, int, bool]:
-    """(num_parts, part_id, from_torchrun): explicit values, else torchrun's WORLD_SIZE/RANK, else (1, 0)."""
+    """(num_parts, part_id, from_torchrun) of this run.
+
+    Explicit values, else torchrun's WORLD_SIZE/RANK, else (1, 0).
+    """
     info = torchrun_info(env)
     from_env = num_parts is None and part_id is None and info.launched
     if from_env:

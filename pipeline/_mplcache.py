@@ -3,8 +3,7 @@
 Matplotlib writes a font cache into ``~/.cache/matplotlib`` (or ``$MPLCONFIGDIR``) the
 first time it draws text. Unless the user has set ``MPLCONFIGDIR``, it is pointed at a
 per-process folder in the temporary directory, created only if matplotlib is used and
-deleted when the process exits (rebuilding the cache costs about half a second), also
-when the command is ended by SIGTERM (:func:`exit_on_sigterm`).
+deleted when the process exits, also when the command is ended by SIGTERM (:func:`exit_on_sigterm`).
 
 onnxruntime, when imported, writes a telemetry device id into
 ``~/.cache/Microsoft/DeveloperTools`` and a session file into the temporary directory,
@@ -38,8 +37,9 @@ def use_private_matplotlib_cache() -> str | None:
 
 
 def _remove_on_sigterm(folder: str) -> None:
-    """Where SIGTERM has its default action (in the main thread): remove `folder`, then
-    end by SIGTERM as before (atexit does not run on a signal).
+    """Remove `folder` on SIGTERM, then end by SIGTERM.
+
+    Only where SIGTERM has its default action, in the main thread (atexit does not run on a signal).
     """
 
     def remove_and_end(signum: int, frame: object) -> None:
@@ -61,10 +61,11 @@ def no_onnxruntime_telemetry() -> None:
 
 @contextmanager
 def exit_on_sigterm() -> Iterator[None]:
-    """Within the block SIGTERM ends the process as an exception does (exit status 143), so
-    that cleanup runs: temporary outputs and the matplotlib folder are removed. Only in the
-    main thread and where SIGTERM has its default action or this module's (a caller's own
-    handler is kept).
+    """Let SIGTERM end the process as an exception does, so that cleanup runs.
+
+    Within the block SIGTERM exits with status 143 after temporary outputs and the matplotlib folder
+    are removed. Only in the main thread and where SIGTERM has its default action or this module's
+    (a caller's own handler is kept).
     """
 
     def terminate(signum: int, frame: object) -> None:

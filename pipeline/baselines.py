@@ -56,7 +56,9 @@ PsdFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Baseline:
-    """A classical denoiser (a :class:`~pipeline.denoiser.Denoiser`), float32 (H, W) in [0, 1] both ways.
+    """A classical denoiser (a :class:`~pipeline.denoiser.Denoiser`).
+
+    It takes and returns float32 (H, W) in [0, 1].
 
     Attributes
     ----------
@@ -81,6 +83,7 @@ class Baseline:
     def __call__(
         self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
     ) -> np.ndarray:
+        """Denoise `image`; `sigma` and `psd` are used when :attr:`takes` names them."""
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"{self.name}: expected a 2-D (H, W) image; got shape {image.shape}")

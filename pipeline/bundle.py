@@ -1,4 +1,4 @@
-"""Write a trained denoiser as a MONAI bundle (``denoise export --format monai-bundle``).
+r"""Write a trained denoiser as a MONAI bundle (``denoise export --format monai-bundle``).
 
 Layout (MONAI bundle specification)::
 
@@ -12,7 +12,7 @@ Layout (MONAI bundle specification)::
 
 Run from the bundle folder::
 
-    python -m monai.bundle run --config_file configs/inference.json \\
+    python -m monai.bundle run --config_file configs/inference.json \
         --meta_file configs/metadata.json --dataset_dir /scans --output_dir /denoised
 
 Every PNG/JPEG/TIFF/DICOM/NIfTI under ``dataset_dir`` is read with
@@ -47,7 +47,7 @@ BUNDLE_VERSION = "0.1.0"
 
 
 def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
-    """The network of a bundle: the model a ``model`` config section describes, padded to its size multiple."""
+    """The network of a bundle: the ``model`` section's network, padded to its size multiple."""
     from pipeline.config import ModelConfig
     from pipeline.models import build_model
 
@@ -55,13 +55,14 @@ def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
 
 
 def list_images(folder: str | Path) -> list[str]:
-    """The image files under `folder` that ``denoise apply`` would read (sorted), for a bundle's datalist."""
+    """The image files under `folder` that ``denoise apply`` would read, sorted."""
     from pipeline.ingest.folder import scan_folder
 
     files = [str(path) for path in scan_folder(folder).files]
     if not files:
         raise PipelineError(
-            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI files"
+            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI "
+            "files"
         )
     return files
 
@@ -74,10 +75,12 @@ class BundleResult:
     metadata: dict[str, Any]
 
     def summary(self) -> str:
+        """What was written and the command that runs the bundle."""
         return (
-            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run it with:\n"
-            f"  cd {self.path} && python -m monai.bundle run --config_file configs/inference.json "
-            "--meta_file configs/metadata.json --dataset_dir SCANS --output_dir OUT"
+            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run "
+            f"it with:\n  cd {self.path} && python -m monai.bundle run --config_file "
+            "configs/inference.json --meta_file configs/metadata.json --dataset_dir SCANS "
+            "--output_dir OUT"
         )
 
 
@@ -111,9 +114,9 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
         },
         "task": "Denoising of 2-D radiographs (DICOM, PNG, JPEG, TIFF)",
         "description": (
-            f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full value range "
-            "(DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), denoised in 512-px tiles "
-            "and written back on the file's value scale."
+            f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full "
+            "value range (DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), "
+            "denoised in 512-px tiles and written back on the file's value scale."
         ),
         "authors": "denoise-pipeline",
         "copyright": "denoise-pipeline contributors; MIT licence",
@@ -195,7 +198,8 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
         },
         "inferer": {
             "_target_": "pipeline.monai.TileInferer",
-            "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one tile runs whole, as in denoise apply",
+            "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one "
+            "tile runs whole, as in denoise apply",
             "roi_size": tile,
             "sw_batch_size": DEFAULT_INFERENCE.batch_size,
             "overlap": DEFAULT_INFERENCE.overlap,
@@ -305,7 +309,9 @@ SOFTWARE.
 
 
 def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
-    """Write the bundle of a checkpoint, a run folder or the shipped model (None) to the folder `output`.
+    """Write the bundle of a checkpoint, a run folder or the shipped model to `output`.
+
+    A checkpoint of None is the shipped model.
 
     An existing non-empty `output` is refused unless it is a bundle (then it is replaced).
     """

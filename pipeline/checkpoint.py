@@ -74,19 +74,28 @@ def build_checkpoint(
 
 
 def strip_training_state(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `ckpt` without optimizer, scheduler and training-loop state (weights, config and the rest kept)."""
+    """A copy of `ckpt` without optimizer, scheduler and training-loop state.
+
+    Weights, config and the rest are kept.
+    """
     return {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS}
 
 
 def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> Path:
-    """Write `ckpt` to `path` atomically (a crash leaves the previous file); the folder is created."""
+    """Write `ckpt` to `path` atomically; the folder is created.
+
+    A crash leaves the previous file.
+    """
     with replacing(path) as tmp:
         torch.save(ckpt, tmp)
     return Path(path)
 
 
 def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[str, Any]:
-    """A checkpoint dict, read safely (``weights_only=True``); PipelineError names `what` and the file."""
+    """A checkpoint dict, read with ``weights_only=True``.
+
+    PipelineError names `what` and the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{what}: checkpoint not found: {path}")
@@ -112,8 +121,10 @@ def read_checkpoint(path: str | Path, what: str = "model checkpoint") -> dict[st
 
 
 def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """An older checkpoint in the current layout (version 1: tile settings moved to
-    ``inference``; versions 1 and 2: noise sections in the per-kind shape).
+    """An older checkpoint in the current layout.
+
+    Version 1: tile settings moved to ``inference``; versions 1 and 2: noise sections in the
+    per-kind shape.
     """
     config = dict(ckpt["config"])
     evaluate = dict(config.get("evaluate") or {})
@@ -145,7 +156,8 @@ def _require_same_model(
 ) -> None:
     if checkpoint_model_config(ckpt) != cfg.model:
         raise PipelineError(
-            f"{what}: {path} was trained with a different model section; use the same model settings{hint}"
+            f"{what}: {path} was trained with a different model section; use the same model "
+            f"settings{hint}"
         )
 
 
@@ -185,7 +197,9 @@ def init_weights(path: Path, cfg: Config, model: nn.Module) -> None:
 def resume_training(
     path: Path, cfg: Config, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> tuple[int, dict[str, Any]]:
-    """Load ``train.resume``'s weights, optimizer and scheduler state; its epochs and training state.
+    """Load ``train.resume``'s weights, optimizer and scheduler state.
+
+    Returns its epochs and training state.
 
     The checkpoint must hold the same model section as `cfg` (else a PipelineError).
     """
@@ -200,11 +214,15 @@ def resume_training(
 
 
 def checkpoint_path(path: str | Path | None) -> Path:
-    """A checkpoint file from a file path, a run folder (its best.pt) or None (the shipped model)."""
+    """A checkpoint file from a file path, a run folder (its best.pt) or None.
+
+    None is the shipped model.
+    """
     if path is None:
         if not SHIPPED_MODEL.is_file():
             raise PipelineError(
-                f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass --model CHECKPOINT"
+                f"no --model given and the shipped model {SHIPPED_MODEL} is missing; pass "
+                "--model CHECKPOINT"
             )
         return SHIPPED_MODEL
     path = Path(path)
@@ -243,11 +261,17 @@ class LoadedModel:
     @property
     def identity(self) -> str:
         """Short description for reports and DICOM DerivationDescription."""
-        return f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, seed {self.config.run.seed})"
+        return (
+            f"{self.config.model.name} model from {self.path.name} (run {self.config.run.name}, "
+            f"seed {self.config.run.seed})"
+        )
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Build the network of a checkpoint (file, run folder, or None for the shipped model) with its weights."""
+    """Build a checkpoint's network with its weights.
+
+    The checkpoint is a file, a run folder, or None for the shipped model.
+    """
     ckpt_file = checkpoint_path(path)
     ckpt = read_checkpoint(ckpt_file)
     if not isinstance(ckpt["config"], dict):

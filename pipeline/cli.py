@@ -83,12 +83,14 @@ def _baseline_names(text: str) -> list[str]:
     unknown = [b for b in names if b not in BASELINES]
     if unknown:
         raise PipelineError(
-            f"--baselines: unknown baseline {', '.join(map(repr, unknown))}; choose from {', '.join(BASELINES)}"
+            f"--baselines: unknown baseline {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(BASELINES)}"
         )
     return names
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``denoise run``: train and evaluate one config; print the summary and the run folder."""
     result = run(load_config(args.config, args.overrides))
     if result.summary:
         print(format_summary(result.summary))
@@ -99,10 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``denoise evaluate``: score models and baselines on clean images with synthetic noise."""
     if args.config is None and args.data is None:
         raise PipelineError(
-            "evaluate needs clean test images: --data FOLDER (every image in it gets synthetic noise), "
-            "or a CONFIG whose data section names them (e.g. configs/cxr_quick.yaml)"
+            "evaluate needs clean test images: --data FOLDER (every image in it gets synthetic "
+            "noise), or a CONFIG whose data section names them (e.g. configs/cxr_quick.yaml)"
         )
     if args.data is not None and not args.data.exists():
         raise PipelineError(
@@ -147,6 +150,7 @@ def _evaluate_fixed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``denoise compare``: evaluate models from several configs on one test set."""
     baselines = _baseline_names(args.baselines) if args.baselines is not None else None
     configs = [load_config(path, args.overrides) for path in args.configs]
     result = compare(configs, list(args.model), baselines)
@@ -156,12 +160,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    """``denoise fetch-data``: download a data set into its folder."""
     dest = fetch_dataset(args.name, args.dest, base_url=args.url, progress=not args.no_progress)
     print(f"{args.name} is ready in {dest}")
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    """``denoise config``: print the defaults, or a config with its overrides resolved."""
     if args.defaults or args.config is None:
         print(describe_defaults())
     else:
@@ -275,8 +281,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"report: {result.report}")
     elif result.num_parts > 1:
         print(
-            "part files are merged into manifest.csv (and the report written) by torchrun's rank 0, "
-            "or else by one run without --num-parts once every part is done"
+            "part files are merged into manifest.csv (and the report written) by torchrun's "
+            "rank 0, or else by one run without --num-parts once every part is done"
         )
     return result.exit_code
 
@@ -313,7 +319,8 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
         "--minutes",
         type=float,
         default=15.0,
-        help="time budget in minutes for reading, preparing and training; the report comes after it (default: 15)",
+        help="time budget in minutes for reading, preparing and training; the report comes "
+        "after it (default: 15)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
@@ -325,7 +332,8 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]",
+        help="override a setting, e.g. --set train.lr=0.0003 or --set "
+        "train.self_supervised.span=[0,2]",
     )
 
 
@@ -347,7 +355,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     )
     means = result.record["report_means"]
     print(
-        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; removed lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
+        f"noise estimate {means['noise_before']:.4f} -> {means['noise_after']:.4f}; removed "
+        f"lag-1 autocorrelation {means['removed_lag1_rows']:+.3f} (rows), "
         f"{means['removed_lag1_columns']:+.3f} (columns)"
     )
     print(f"run folder: {result.run_dir}  (use it with: denoise apply --model {result.run_dir})")
@@ -372,6 +381,7 @@ def _verbosity_options(default: object) -> argparse.ArgumentParser:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``denoise export``: write a model as ONNX, TorchScript or a MONAI bundle."""
     if args.format == "monai-bundle":
         from pipeline.bundle import write_bundle
 
@@ -417,9 +427,10 @@ def _add_run_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> Non
         "evaluate",
         help="compare models and classical baselines on clean images with synthetic noise",
         parents=verbosity,
-        description="Add seeded synthetic noise to clean images and score models and baselines on them; "
-        "needs --data or a CONFIG. The noise is the config's; with --data alone, Gaussian sigma "
-        f"25/255 (a radiograph condition; the first line of output says which); {RUNS_WHERE}.",
+        description="Add seeded synthetic noise to clean images and score models and baselines "
+        "on them; needs --data or a CONFIG. The noise is the config's; with --data alone, "
+        "Gaussian sigma 25/255 (a radiograph condition; the first line of output says which); "
+        f"{RUNS_WHERE}.",
     )
     _add_config_args(p, config_required=False, example="noise.sigma=0.098")
     p.add_argument(
@@ -443,7 +454,8 @@ def _add_run_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> Non
         "compare",
         help="train several configs and compare them with baselines on the first one's test images",
         parents=verbosity,
-        description=f"Train several configs, then compare them with baselines on the first one's test images; {RUNS_WHERE}.",
+        description="Train several configs, then compare them with baselines on the first one's "
+        f"test images; {RUNS_WHERE}.",
     )
     p.add_argument(
         "configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed"
@@ -532,7 +544,8 @@ def _add_tool_commands(sub: Any, verbosity: list[argparse.ArgumentParser]) -> No
     p.add_argument(
         "name",
         choices=["mnist", "openi"],
-        help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray collection (large)",
+        help="mnist: the four MNIST IDX files (~11 MiB); openi: the Indiana chest X-ray "
+        "collection (large)",
     )
     p.add_argument("--dest", type=Path, required=True, help="folder to put the data in")
     p.add_argument("--url", help="base URL of a mirror (default: the public source)")
@@ -574,8 +587,10 @@ def _user_error(err: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; exit status 0 (done), 1 (apply: some files failed), 2 (user error),
-    3 (internal error: a bug; the message says so; DENOISE_DEBUG=1 shows the traceback).
+    """Run one command and return its exit status.
+
+    0: done; 1: apply, some files failed; 2: user error; 3: internal error (a bug; the message says
+    so; DENOISE_DEBUG=1 shows the traceback).
     """
     import os
 

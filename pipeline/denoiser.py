@@ -69,6 +69,7 @@ class NoisyInput:
     def __call__(
         self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
     ) -> np.ndarray:
+        """Return `image` unchanged."""
         return image
 
 
@@ -81,10 +82,12 @@ class Renamed:
 
     @property
     def kind(self) -> Kind:
+        """The inner denoiser's kind."""
         return self.inner.kind
 
     @property
     def takes(self) -> tuple[NoiseFact, ...]:
+        """The noise facts the inner denoiser takes."""
         return self.inner.takes
 
     @property
@@ -95,4 +98,5 @@ class Renamed:
     def __call__(
         self, image: np.ndarray, *, sigma: float | None = None, psd: np.ndarray | None = None
     ) -> np.ndarray:
+        """Denoise with the inner denoiser."""
         return self.inner(image, sigma=sigma, psd=psd)

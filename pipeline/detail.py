@@ -53,7 +53,10 @@ def _radial_bins(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _weights(shape: tuple[int, int]) -> np.ndarray:
-    """rfft2 coefficients stand for themselves and their mirror image, except the first/last column."""
+    """Weights of rfft2 coefficients: 2 for a coefficient and its mirror image, else 1.
+
+    The first and last column stand for themselves only.
+    """
     weights = np.full((shape[0], shape[1] // 2 + 1), 2.0)
     weights[:, 0] = 1.0
     if shape[1] % 2 == 0:
@@ -67,7 +70,9 @@ def _radial_sum(values: np.ndarray, bins: np.ndarray) -> np.ndarray:
 
 
 def transfer_spectra(clean: np.ndarray, output: np.ndarray) -> dict[str, list[float]]:
-    """Radial sums for one image: ``cross`` (Re F(o) conj F(c)), ``clean`` (|F(c)|^2), ``residual`` (|F(o - c)|^2).
+    """Radial sums for one image: ``cross``, ``clean`` and ``residual``.
+
+    ``cross`` is Re F(o) conj F(c), ``clean`` is |F(c)|^2 and ``residual`` is |F(o - c)|^2.
 
     Each is a list of :data:`N_BINS` sums; ``count`` is the number of coefficients per bin, so a
     residual power spectrum is ``residual / count`` (normalised by the window's energy).
@@ -109,7 +114,10 @@ def pooled_transfer(spectra: Iterable[dict[str, list[float]]]) -> dict[str, np.n
 def band_transfer(
     spectra: Iterable[dict[str, list[float]]], bands: Sequence[Sequence[float]] = BANDS
 ) -> dict[str, float]:
-    """Pooled T per band (``band_name`` -> value): the band's summed cross over its summed clean power."""
+    """Pooled T per band (``band_name`` -> value).
+
+    T is the band's summed cross over its summed clean power.
+    """
     pooled = pooled_transfer(spectra)
     out: dict[str, float] = {}
     for band in bands:
@@ -125,7 +133,10 @@ def by_method(
     spectra: dict[tuple[str, str], dict[str, list[float]]],
     images: set[str] | None = None,
 ) -> dict[str, list[dict[str, list[float]]]]:
-    """Method -> its spectra (from :func:`pipeline.evaluate.read_spectra`), over `images` when given."""
+    """Method -> its spectra (from :func:`pipeline.evaluate.read_spectra`).
+
+    Only over `images` when given.
+    """
     out: dict[str, list[dict[str, list[float]]]] = {}
     for (image, method), s in sorted(spectra.items()):
         if images is None or image in images:

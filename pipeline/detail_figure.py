@@ -1,4 +1,7 @@
-"""The figure of detail kept T(f) and the residual's noise power spectrum, per method (see :mod:`pipeline.detail`)."""
+"""The figure of detail kept T(f) and the residual's noise power spectrum, per method.
+
+T(f) is defined in :mod:`pipeline.detail`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,16 @@ import numpy as np
 
 from pipeline.detail import ACCEPTANCE_BAND, BANDS
 
-#: One column of the figure: its title and, per method, the curves of :func:`pipeline.detail.curves`.
+#: One column of the figure: its title and, per method, the curves of
+#: :func:`pipeline.detail.curves`.
 Panel = tuple[str, Mapping[str, Mapping[str, Sequence[float | None]]]]
 
 
 def transfer_figure(panels: Sequence[Panel], path: Path) -> Path | None:
-    """T(f) (top) and the residual's NPS (bottom) per method, one column per panel; None without panels."""
+    """T(f) (top) and the residual's NPS (bottom) per method, one column per panel.
+
+    None without panels.
+    """
     panels = [p for p in panels if p[1]]
     if not panels:
         return None

@@ -28,6 +28,7 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that writes shared outputs."""
         return self.rank == 0
 
     @property
@@ -37,7 +38,7 @@ class DistInfo:
 
 
 def torchrun_info(env: Mapping[str, str] | None = None) -> DistInfo:
-    """This process's place among torchrun's workers, from its environment variables."""
+    """The place of this process among torchrun's workers, from its environment variables."""
     env = os.environ if env is None else env
     world = int(env.get("WORLD_SIZE", "1"))
     if world <= 1:

@@ -61,8 +61,10 @@ VALUE_CONTRACT = {
         "and map back with the same low/high; `denoise apply --model FILE` and "
         "pipeline.monai.Denoise do this"
     ),
-    "padding": "H, W that are not multiples of size_multiple are reflect-padded inside the graph and cropped back",
-    "tiling": "none inside the graph: feed large images in tiles (denoise apply uses 512-px tiles, overlap 0.25)",
+    "padding": "H, W that are not multiples of size_multiple are reflect-padded inside the "
+    "graph and cropped back",
+    "tiling": "none inside the graph: feed large images in tiles (denoise apply uses 512-px "
+    "tiles, overlap 0.25)",
 }
 
 
@@ -79,6 +81,7 @@ class PaddedDenoiser(nn.Module):
         self.multiple = int(multiple)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad `x` (N, C, H, W) by reflection to the size multiple, run the model, crop back."""
         h, w = x.shape[-2], x.shape[-1]
         ph = (self.multiple - h % self.multiple) % self.multiple
         pw = (self.multiple - w % self.multiple) % self.multiple
@@ -99,8 +102,9 @@ class ExportResult:
         sizes = ", ".join("x".join(str(s) for s in c["shape"][2:]) for c in meta["verification"])
         opset = f" (opset {meta['onnx_opset']})" if meta["format"] == "onnx" else ""
         return (
-            f"exported {meta['model']['name']} as {meta['format']}{opset} to {self.path}; "
-            f"max abs difference to PyTorch {meta['max_abs_diff']:.2e} on {sizes} (tolerance {TOLERANCE:g})"
+            f"exported {meta['model']['name']} as {meta['format']}{opset} to {self.path}; max "
+            f"abs difference to PyTorch {meta['max_abs_diff']:.2e} on {sizes} (tolerance "
+            f"{TOLERANCE:g})"
         )
 
 
@@ -125,8 +129,9 @@ def exportable(model: nn.Module) -> PaddedDenoiser:
     fixed = getattr(model, "fixed_size", None)
     if fixed is not None:
         raise PipelineError(
-            f"this model takes only {fixed}x{fixed} images (a dense model), so it cannot be exported with "
-            "dynamic height and width: export a convolutional model (conv, unet, dncnn)"
+            f"this model takes only {fixed}x{fixed} images (a dense model), so it cannot be "
+            "exported with dynamic height and width: export a convolutional model (conv, unet, "
+            "dncnn)"
         )
     return PaddedDenoiser(model, int(getattr(model, "size_multiple", 1))).eval()
 
@@ -156,8 +161,9 @@ def torchscript_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]
 
 
 def onnx_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]], None]:
-    """Export `module` once to ONNX (opset :data:`ONNX_OPSET`, dynamic N, H, W); the returned
-    function saves it with given metadata (a metadata property).
+    """Export `module` once to ONNX; the returned function saves it with given metadata.
+
+    Opset :data:`ONNX_OPSET`, dynamic N, H, W; the metadata is stored as a metadata property.
     """
     onnx = require("onnx", "onnx", "ONNX export")
     require("onnxscript", "onnxscript", "ONNX export")
@@ -234,7 +240,8 @@ class ExportedModel:
             raw = extra[_TORCHSCRIPT_EXTRA] or None
         if not raw:
             raise PipelineError(
-                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); export it again"
+                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); "
+                "export it again"
             )
         self.metadata: dict[str, Any] = json.loads(raw)
         self.size_multiple = int(self.metadata["model"]["size_multiple"])
@@ -242,6 +249,7 @@ class ExportedModel:
             self.to(self.device)
 
     def eval(self) -> ExportedModel:
+        """Return the model itself (an export has no training mode)."""
         return self
 
     def to(self, device: str | torch.device) -> ExportedModel:
@@ -259,6 +267,7 @@ class ExportedModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) float32 in [0, 1]; the output is on `x`'s device."""
         if self.fmt == "onnx":
             out = self._session.run(
                 None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()}
@@ -289,7 +298,9 @@ def is_exported(path: object) -> bool:
 
 
 def load_exported_model(path: str | Path) -> LoadedModel:
-    """An export as a :class:`~pipeline.checkpoint.LoadedModel` whose network is an :class:`ExportedModel`.
+    """An export as a :class:`~pipeline.checkpoint.LoadedModel`.
+
+    Its network is an :class:`ExportedModel`.
 
     What ``denoise apply --model FILE.onnx|FILE.pt`` runs: the same tiling, records and
     outputs as for a checkpoint, with the export file's name and checksum as the model's.
@@ -302,7 +313,10 @@ def load_exported_model(path: str | Path) -> LoadedModel:
 
 
 def export_format(path: Path) -> str:
-    """``"onnx"`` or ``"torchscript"`` by suffix (``.onnx``; ``.pt``/``.ts``/``.pth``); PipelineError otherwise."""
+    """``"onnx"`` or ``"torchscript"`` by suffix; PipelineError otherwise.
+
+    ``.onnx`` is ONNX; ``.pt``, ``.ts`` and ``.pth`` are TorchScript.
+    """
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
@@ -312,7 +326,10 @@ def export_format(path: Path) -> str:
 
 
 def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, Any]]:
-    """Largest absolute difference between `exported` and the PyTorch path on :func:`verification_sizes`."""
+    """Largest absolute difference between `exported` and the PyTorch path.
+
+    Measured on :func:`verification_sizes`.
+    """
     reference = ModelDenoiser(model, InferenceConfig(tile_size=None), "cpu")
     checks = []
     for index, shape in enumerate(verification_sizes(exported.size_multiple)):
@@ -321,7 +338,8 @@ def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, 
         got = exported(x)
         if tuple(got.shape) != tuple(expected.shape):
             raise PipelineError(
-                f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected {tuple(expected.shape)}"
+                f"the exported model gave shape {tuple(got.shape)} for input {shape}; expected "
+                f"{tuple(expected.shape)}"
             )
         checks.append({"shape": list(shape), "max_abs_diff": float((got - expected).abs().max())})
     return checks
@@ -387,7 +405,8 @@ def export_model(model: str | Path | None, fmt: str, output: str | Path) -> Expo
         worst = max(c["max_abs_diff"] for c in checks)
         if not worst <= TOLERANCE:
             raise PipelineError(
-                f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); nothing was written"
+                f"the {fmt} export differs from PyTorch by {worst:.3g} (> {TOLERANCE:g}); "
+                "nothing was written"
             )
         metadata.update(verification=checks, max_abs_diff=worst)
         write(tmp, metadata)

@@ -1,5 +1,6 @@
-"""The pipeline's image: float32 pixels (H, W) in [0, 1], high = bright, plus what is
-needed to write it back exactly in its source format.
+"""The pipeline's image: float32 pixels (H, W) in [0, 1], high = bright.
+
+It also carries what is needed to write it back exactly in its source format.
 
 Conversion between file values and this representation happens only in :mod:`pipeline.io`.
 """

@@ -49,8 +49,10 @@ def with_file_name(text: str) -> str:
 
 
 class _ToPackageLogger(logging.Filter):
-    """On a third-party logger: re-log each record as the package's, cut to its first line
-    and headed by the file name; the original is dropped (also the library's own handler).
+    """On a third-party logger: re-log each record as the package's.
+
+    The record is cut to its first line and headed by the file name; the original is dropped (also
+    the library's own handler).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -140,8 +142,9 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 class WarningPrinter:
-    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr (the
-    file this thread works on, when the text does not name it already).
+    """Show each distinct warning once as one ``warning: <file>: ...`` line on stderr.
+
+    The file is the one this thread works on, when the text does not name it already.
 
     No source line; printed through tqdm, so a progress bar on the terminal is redrawn
     below the message instead of being broken by it.
@@ -151,6 +154,7 @@ class WarningPrinter:
         self.seen: set[str] = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """Print `message` unless the same text was shown already (``warnings.showwarning``)."""
         from pipeline.text import short_text
 
         lines = str(message).strip().splitlines() or [""]

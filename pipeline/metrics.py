@@ -1,4 +1,7 @@
-"""Image quality metrics (PSNR, SSIM), the fine-detail filter of training's detail penalty, no-reference noise estimates and small statistics.
+"""Image quality metrics, noise estimates and small statistics.
+
+PSNR, SSIM, the fine-detail filter of training's detail penalty, no-reference noise estimates and
+small statistics.
 
 PSNR and SSIM wrap :mod:`skimage.metrics` with the default window settings, so numbers
 agree with scikit-image exactly. ``data_range`` is always explicit: a 12-bit image stored
@@ -57,7 +60,8 @@ def ssim(clean: np.ndarray, test: np.ndarray, *, data_range: float) -> float:
     return float(structural_similarity(clean, test, data_range=data_range))
 
 
-#: Scale (pixels) of the Laplacian of Gaussian that defines "fine detail" for ``train.detail_weight``.
+#: Scale (pixels) of the Laplacian of Gaussian that defines "fine detail" for
+#: ``train.detail_weight``.
 DETAIL_SIGMA = 1.0
 
 

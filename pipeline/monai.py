@@ -67,7 +67,10 @@ _PIL_MODE_RANGE = {
 
 
 class _DicomTags:
-    """pydicom-style ``get(keyword)`` over the DICOM tags in a MONAI meta dict ("00280101": {...})."""
+    """pydicom-style ``get(keyword)`` over the DICOM tags in a MONAI meta dict.
+
+    The tags are keyed as in ``"00280101": {...}``.
+    """
 
     def __init__(self, meta: Mapping[str, Any]) -> None:
         self.meta = meta
@@ -133,9 +136,10 @@ class UnitRange:
         low, high = float(img.min()), float(img.max())
         if low < 0.0 or high > 1.0:
             raise PipelineError(
-                f"cannot tell the value range of a {dtype} image with values in [{low:g}, {high:g}] "
-                "(no DICOM tags or PNG mode in its meta data): pass value_range=(low, high), e.g. "
-                "(0, 4095) for 12-bit data, or load DICOM with PydicomReader(prune_metadata=False)"
+                f"cannot tell the value range of a {dtype} image with values in [{low:g}, "
+                f"{high:g}] (no DICOM tags or PNG mode in its meta data): pass value_range=(low, "
+                "high), e.g. (0, 4095) for 12-bit data, or load DICOM with "
+                "PydicomReader(prune_metadata=False)"
             )
         return cls(0.0, 1.0)
 
@@ -198,18 +202,21 @@ class ScanReader(ImageReader):
     """
 
     def verify_suffix(self, filename: Sequence[str | Path] | str | Path) -> bool:
+        """Whether every file in `filename` exists and has a format this reader reads."""
         from pipeline.io import detect_format
 
         names = [filename] if isinstance(filename, (str, Path)) else list(filename)
         return all(Path(name).is_file() and detect_format(name) is not None for name in names)
 
     def read(self, data: Sequence[str | Path] | str | Path, **kwargs: Any) -> list[Any]:
+        """The images of the files in `data` (one list of frames per file)."""
         from pipeline.io import read_image
 
         names = [data] if isinstance(data, (str, Path)) else list(data)
         return [read_image(name) for name in names]
 
     def get_data(self, img: list[Any]) -> tuple[np.ndarray, dict]:
+        """The frames of `img` stacked as (frames, W, H) float32 in [0, 1], and their meta data."""
         images = [frame for file in img for frame in file]
         first = images[0].meta
         pixels = np.stack([np.ascontiguousarray(i.pixels.T) for i in images])
@@ -237,13 +244,15 @@ class ToUnitRange(Transform):
 
     Parameters
     ----------
-    value_range : (low, high) of the input values; None: from meta data or dtype (:class:`UnitRange`).
+    value_range : sequence of float, optional
+        (low, high) of the input values; None: from meta data or dtype (:class:`UnitRange`).
     """
 
     def __init__(self, value_range: Sequence[float] | None = None) -> None:
         self.value_range = value_range
 
     def __call__(self, img: Any) -> Any:
+        """`img` mapped to [0, 1] as a MetaTensor that records the mapping."""
         if isinstance(img, MetaTensor) and UNIT_RANGE_KEY in img.meta:
             return img  # mapped already (ScanReader, or an earlier ToUnitRange)
         x = _as_tensor(img)
@@ -263,6 +272,7 @@ class FromUnitRange(Transform):
         self.dtype = dtype
 
     def __call__(self, img: Any, ref: Any = None) -> Any:
+        """`img` mapped back to the values recorded in its (or `ref`'s) meta data."""
         source = img if ref is None else ref
         meta = source.meta if isinstance(source, MetaTensor) else {}
         if UNIT_RANGE_KEY not in meta:
@@ -277,7 +287,10 @@ class FromUnitRange(Transform):
 
 
 class _EachKey(MapTransform):
-    """Dictionary form of an array transform: ``data[key] = self.transform(data[key])`` for each key."""
+    """Dictionary form of an array transform.
+
+    ``data[key] = self.transform(data[key])`` for each key.
+    """
 
     transform: Transform
 
@@ -302,7 +315,10 @@ class ToUnitRanged(_EachKey):
 
 
 class FromUnitRanged(MapTransform):
-    """Dictionary form of :class:`FromUnitRange`; `ref_key` names the item whose meta data holds the range."""
+    """Dictionary form of :class:`FromUnitRange`.
+
+    `ref_key` names the item whose meta data holds the range.
+    """
 
     def __init__(
         self,
@@ -316,6 +332,7 @@ class FromUnitRanged(MapTransform):
         self.transform = FromUnitRange(dtype)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """A copy of `data` with each key's item mapped back by :class:`FromUnitRange`."""
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.transform(d[key], d[self.ref_key] if self.ref_key else None)
@@ -357,6 +374,7 @@ class Denoise(Transform):
         self.columns_first = columns_first
 
     def __call__(self, img: Any) -> Any:
+        """Denoised `img`, of the same type, dtype, range and meta data."""
         x = _as_tensor(img)
         _check_channel_first(x)
         mapping = UnitRange.of(img, self.to_unit.value_range)
@@ -385,7 +403,9 @@ class Denoised(_EachKey):
 
 
 class TileInferer(SlidingWindowInferer):
-    """A SlidingWindowInferer that runs an image fitting in one tile whole, as ``denoise apply`` does.
+    """A SlidingWindowInferer that runs an image fitting in one tile whole.
+
+    As ``denoise apply`` does.
 
     MONAI's sliding window pads an image smaller than the window up to the window; the
     pipeline instead gives such an image to the network as it is (the network pads it to its
@@ -397,6 +417,7 @@ class TileInferer(SlidingWindowInferer):
     def __call__(
         self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any
     ) -> torch.Tensor:
+        """Run `network` on `inputs`, whole when they fit one tile, else by sliding window."""
         if max(inputs.shape[2:]) <= max(self.roi_size):
             return network(inputs, *args, **kwargs).clamp(0.0, 1.0)
         return super().__call__(inputs, network, *args, **kwargs).clamp(0.0, 1.0)

@@ -11,12 +11,12 @@ Physical meaning
   "noise factor" 0.5 is sigma 0.5). With ``sigma_max`` each image draws its own sigma
   uniformly in [sigma, sigma_max], for training blind models.
 - ``poisson_gaussian``: quantum plus electronic noise in the *linear* domain. The image is
-  taken as the detector signal itself (bright = many photons = relatively little noise),
-  which fits a raw photon-counting image, not a displayed radiograph (see ``xray``); full signal (1.0) corresponds to ``photons`` quanta per pixel at full
-  dose, and a ``dose`` fraction scales the count down (a simulated low-dose acquisition of
-  the same patient). Counts are Poisson-sampled, Gaussian read noise of ``read_noise``
-  counts is added, and the result is scaled back to [0, 1] by the expected full-signal
-  count. Lower dose or fewer photons mean relatively more noise.
+  taken as the detector signal itself (bright = many photons = relatively little noise), which fits
+  a raw photon-counting image, not a displayed radiograph (see ``xray``); full signal (1.0)
+  corresponds to ``photons`` quanta per pixel at full dose, and a ``dose`` fraction scales the count
+  down (a simulated low-dose acquisition of the same patient). Counts are Poisson-sampled, Gaussian
+  read noise of ``read_noise`` counts is added, and the result is scaled back to [0, 1] by the
+  expected full-signal count. Lower dose or fewer photons mean relatively more noise.
 - ``xray``: low-dose radiography in the log domain, where bright means attenuating (see
   :class:`XrayNoise` for the physics and its sources).
 - ``salt_pepper``: a fraction ``amount`` of pixels replaced by 0 or 1 (dead/hot pixels).
@@ -46,7 +46,10 @@ def noise_rng(seed: int, stream: str, epoch: int, index: int) -> np.random.Gener
 
 
 class NoiseModel(Protocol):
-    def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+    """A noise model: adds noise to a clean image and tells the noise std it adds."""
+
+    def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean` (float32 in [0, 1]), drawn from `rng`."""
 
     def std(self, clean: np.ndarray) -> float:
         """Root-mean-square noise std this model adds to `clean` (for sigma-aware baselines)."""
@@ -73,12 +76,14 @@ class GaussianNoise:
         return float(rng.uniform(self.sigma, self.sigma_max))
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean`, with sigma drawn per image when there is a range."""
         sigma = self._draw_sigma(rng)
         return _finish(
             clean + sigma * rng.standard_normal(clean.shape, dtype=np.float32), self.clip
         )
 
     def std(self, clean: np.ndarray) -> float:
+        """Sigma, or the middle of its range."""
         if self.sigma_max is None:
             return self.sigma
         return 0.5 * (self.sigma + self.sigma_max)
@@ -101,12 +106,14 @@ class PoissonGaussianNoise:
         return photons * self.dose
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean`: Poisson counts plus read noise, scaled back to [0, 1]."""
         full = self._draw_count(rng)
         counts = rng.poisson(np.clip(clean, 0.0, None).astype(np.float64) * full)
         counts = counts + self.read_noise * rng.standard_normal(clean.shape)
         return _finish(counts / full, self.clip)
 
     def std(self, clean: np.ndarray) -> float:
+        """Root-mean-square std of the counts' noise over `clean`, in [0, 1] units."""
         full = self.photons * self.dose
         if self.photons_min is not None and self.photons_min < self.photons:
             full = np.sqrt(self.photons_min * self.photons) * self.dose  # geometric mean
@@ -128,7 +135,10 @@ def detector_kernel_1d(a: float) -> np.ndarray:
 
 
 def neighbour_correlation(a: float) -> float:
-    """Correlation of noise filtered by :func:`detector_kernel_1d` (a) with its next pixel along that axis."""
+    """Lag-1 correlation of noise filtered by :func:`detector_kernel_1d` (a).
+
+    The correlation of each pixel with its next pixel along that axis.
+    """
     k = detector_kernel_1d(a)
     return float(np.sum(k[:-1] * k[1:]))
 
@@ -190,6 +200,7 @@ class XrayNoise:
         return dose, a
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean` in the display (log) domain."""
         dose, (a_rows, a_cols) = self._draw(rng)
         full = self.photons * dose
         expected = full * np.exp(-self.mu * np.clip(clean, 0.0, 1.0).astype(np.float64))
@@ -202,7 +213,10 @@ class XrayNoise:
         return _finish(display, self.clip)
 
     def _nominal(self) -> tuple[float, tuple[float, float]]:
-        """Dose and kernel a for std/psd: the geometric-mean dose and mid-range a of a blind model."""
+        """Dose and kernel a for std/psd.
+
+        The geometric-mean dose and mid-range a of a blind model.
+        """
         dose = self.dose if self.dose_max is None else float(np.sqrt(self.dose * self.dose_max))
         a = self.kernel_a
         if self.kernel_a_max is not None:
@@ -253,7 +267,10 @@ class XrayNoise:
 
 
 def _kernel_response(a: float, n: int) -> np.ndarray:
-    """|DFT|^2 of the unit-energy [a, 1, a] kernel at the n frequencies of an n-point FFT (mean 1)."""
+    """|DFT|^2 of the unit-energy [a, 1, a] kernel at the n frequencies of an n-point FFT.
+
+    Its mean is 1.
+    """
     k = detector_kernel_1d(a)
     f = np.fft.fftfreq(n)
     return (k[1] + 2 * k[0] * np.cos(2 * np.pi * f)) ** 2
@@ -266,12 +283,14 @@ class SaltPepperNoise:
     amount: float = 0.05
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A copy of `clean` with a fraction ``amount`` of pixels set to 0 or 1."""
         noisy = clean.astype(np.float32, copy=True)
         hit = rng.random(clean.shape) < self.amount
         noisy[hit] = (rng.random(int(hit.sum())) < 0.5).astype(np.float32)
         return noisy
 
     def std(self, clean: np.ndarray) -> float:
+        """Root-mean-square std that the replaced pixels add to `clean`."""
         return float(np.sqrt(np.mean(self.amount * (0.5 - clean + clean**2))))
 
 
@@ -283,11 +302,13 @@ class SpeckleNoise:
     clip: bool = True
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean`: x + x * N(0, sigma)."""
         return _finish(
             clean * (1 + self.sigma * rng.standard_normal(clean.shape, dtype=np.float32)), self.clip
         )
 
     def std(self, clean: np.ndarray) -> float:
+        """Root-mean-square std of the multiplicative noise over `clean`."""
         return float(self.sigma * np.sqrt(np.mean(clean**2)))
 
 
@@ -308,6 +329,7 @@ class MixedNoise:
         )
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A noisy copy of `clean` from one model, drawn by weight."""
         weights = self._weights()
         drawn = rng.random() * float(weights.sum())
         index = min(
@@ -316,6 +338,7 @@ class MixedNoise:
         return self.models[index](clean, rng)
 
     def std(self, clean: np.ndarray) -> float:
+        """Weighted mean of the models' stds."""
         weights = self._weights()
         return float(np.sum(weights * [m.std(clean) for m in self.models]) / weights.sum())
 
@@ -323,7 +346,8 @@ class MixedNoise:
 class NoiseSettings(Protocol):
     """What :func:`make_noise` takes: a noise config section (:mod:`pipeline.config.noise`)."""
 
-    def build(self) -> NoiseModel: ...
+    def build(self) -> NoiseModel:
+        """The noise model of this section."""
 
 
 def make_noise(cfg: NoiseSettings) -> NoiseModel:

@@ -1,18 +1,17 @@
 """Fit a noise model to a user's noisy scans, without a clean image: ``xray`` or white ``gaussian``.
 
-What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the
-scan's noise as that denoiser sees it. Its statistics are measured per band of display
-value (bands of the denoised image, so bright, photon-starved anatomy and dark lung are
-compared with themselves): the log variance, and the correlation of neighbouring pixels
-along rows and along columns (the detector's spread of light, diluted by white read noise
-where few quanta arrive). The same statistics are then computed for noise simulated by
-the ``xray`` model (:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser,
-and the simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the
-detector kernel's ``a`` per axis, the read noise) are moved by Nelder-Mead until the two
-agree. Passing both through the denoiser compares like with like: noise the denoiser
-leaves in place is left in place in the simulation too. Each evaluation draws the same
-random numbers (common random numbers), so the objective changes smoothly with the
-parameters.
+What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the scan's noise
+as that denoiser sees it. Its statistics are measured per band of display value (bands of the
+denoised image, so bright, photon-starved anatomy and dark lung are compared with themselves): the
+log variance, and the correlation of neighbouring pixels along rows and along columns (the
+detector's spread of light, diluted by white read noise where few quanta arrive). The same
+statistics are then computed for noise simulated by the ``xray`` model
+(:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser, and the
+simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the detector kernel's
+``a`` per axis, the read noise) are moved by Nelder-Mead until the two agree. Passing both through
+the denoiser compares like with like: noise the denoiser leaves in place is left in place in the
+simulation too. Each evaluation draws the same random numbers (common random numbers), so the
+objective changes smoothly with the parameters.
 
 ``mu`` (the display-to-attenuation scale) is not identifiable from noise alone and is kept
 from the starting model's config, as is ``photons`` unless the fitted quanta exceed it.
@@ -74,6 +73,7 @@ class NoiseFit:
     stopped_at_deadline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The fit as a JSON-safe dict, for the adapt report."""
         return {
             "noise": self.noise.model_dump(mode="json", exclude_none=True),
             "mismatch": self.mismatch,
@@ -89,7 +89,9 @@ class NoiseFit:
 def removed_statistics(
     removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]
 ) -> dict[str, list[float]]:
-    """Per display band of `reference`: log variance of `removed` and its lag-1 correlation along rows and columns.
+    """Band statistics of `removed` per display band of `reference`.
+
+    Per band: log variance of `removed` and its lag-1 correlation along rows and columns.
 
     Bands with fewer than :data:`MIN_BAND_PIXELS` pixels are NaN.
     """
@@ -118,7 +120,11 @@ def removed_statistics(
 
 
 def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
-    """Mean squared difference of the log variances plus weighted mean squared differences of the correlations."""
+    """Misfit of two band statistics.
+
+    Mean squared difference of the log variances plus weighted mean squared differences of the
+    correlations.
+    """
     total = 0.0
     for key, weight in (
         ("log_variance", 1.0),
@@ -147,7 +153,10 @@ def _noise_config(theta: np.ndarray, base: XrayNoiseConfig) -> XrayNoiseConfig:
 
 
 def _start(base: XrayNoiseConfig) -> np.ndarray:
-    """Starting parameters: the middle of the base section's ranges (its values when it has no range)."""
+    """Starting parameters: the middle of the base section's ranges.
+
+    Its values where it has no range.
+    """
     dose = float(np.sqrt(base.dose * base.dose_max)) if base.dose_max else base.dose
     a = base.kernel_a
     a_rows, a_cols = (a, a) if isinstance(a, (int, float)) else (a[0], a[-1])
@@ -166,12 +175,15 @@ def fit_noise(
     seed: int = 0,
     deadline: float | None = None,
 ) -> NoiseFit:
-    """Fit xray and white gaussian noise to `scans` (display values in [0, 1]) through `denoise`; the better fit.
+    """Fit xray and white gaussian noise to `scans` through `denoise`; the better fit.
+
+    `scans` are display values in [0, 1].
 
     See the module docstring. `base` (through its :meth:`~pipeline.config.NoiseSection.fit_start`)
-    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
-    evaluation starts after it, and the best parameters evaluated by then are kept (the
-    starting values when none was; ``stopped_at_deadline`` in the result says so).
+    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a
+    :func:`time.perf_counter` value) ends the search: no evaluation starts after it, and the best
+    parameters evaluated by then are kept (the starting values when none was;
+    ``stopped_at_deadline`` in the result says so).
     """
     from scipy.optimize import minimize, minimize_scalar
 

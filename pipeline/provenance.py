@@ -34,9 +34,10 @@ def file_sha256(path: str | Path) -> str:
 def git_commit(
     checkout: str | Path = SOURCE_CHECKOUT, digits: int = 40, untracked: bool = True
 ) -> str | None:
-    """The HEAD commit of the git checkout `checkout` (its first `digits` hex digits), with
-    ``+dirty`` when it has uncommitted changes (new untracked files count when `untracked`);
-    None outside a checkout or without git.
+    """The HEAD commit of the git checkout `checkout`, with ``+dirty`` when it has changes.
+
+    Its first `digits` hex digits; new untracked files count as changes when `untracked`. None
+    outside a checkout or without git.
     """
 
     def git(*args: str) -> str:

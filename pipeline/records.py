@@ -125,7 +125,10 @@ def append_csv_row(
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a CSV file as text (none when it is missing); a last line cut by a crash is ignored."""
+    """Rows of a CSV file as text; none when it is missing.
+
+    A last line cut by a crash is ignored.
+    """
     path = Path(path)
     if not path.is_file():
         return []

@@ -98,8 +98,8 @@ def _run_stages(cfg: Config) -> RunResult:
     """The body of :func:`run`."""
     if "train" in cfg.run.stages and cfg.train.objective == "fitted":
         raise PipelineError(
-            "train.objective fitted needs a starting model and noisy scans: use `denoise adapt --method fitted`; "
-            "in a config choose supervised, blindspot or subsample"
+            "train.objective fitted needs a starting model and noisy scans: use `denoise adapt "
+            "--method fitted`; in a config choose supervised, blindspot or subsample"
         )
     device = resolve_device(cfg.run.device)
     splits = load_splits(
@@ -109,7 +109,8 @@ def _run_stages(cfg: Config) -> RunResult:
     if is_main:
         log.info(f"run folder: {run_dir}")
         log.info(
-            f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} test images"
+            f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} "
+            f"validation, {len(splits.test)} test images"
         )
         save_config(cfg, run_dir / "config.yaml")
         write_json(environment(), run_dir / "environment.json")
@@ -125,7 +126,8 @@ def _run_stages(cfg: Config) -> RunResult:
     if "train" in cfg.run.stages:
         if is_main:
             log.info(
-                f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a line after each epoch)"
+                f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a "
+                "line after each epoch)"
             )
         t0 = time.perf_counter()
         out = train(

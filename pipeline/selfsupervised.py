@@ -49,7 +49,10 @@ METHODS = ("blindspot", "subsample")
 
 
 def step_generator(seed: int, epoch: int, step: int) -> torch.Generator:
-    """A torch Generator for one training step, fixed by (seed, epoch, step) so resumes repeat it."""
+    """A torch Generator for one training step, fixed by (seed, epoch, step).
+
+    So resumes repeat it.
+    """
     state = np.random.SeedSequence([seed, 4, epoch, step]).generate_state(1)[0]
     return torch.Generator().manual_seed(int(state))
 
@@ -75,7 +78,10 @@ class BlindSpot:
     def masks(
         self, shape: tuple[int, ...], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(centres, hidden): boolean (N, 1, H, W) masks; every batch item has at least one centre."""
+        """(centres, hidden): boolean (N, 1, H, W) masks.
+
+        Every batch item has at least one centre.
+        """
         n, c, h, w = shape
         centres = torch.rand((n, c, h, w), generator=generator) < self.fraction
         empty = ~centres.flatten(1).any(dim=1)
@@ -109,6 +115,7 @@ class BlindSpot:
         clean: torch.Tensor | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
+        """The loss of one batch: squared error at the hidden centres of the masked input."""
         centres, hidden = self.masks(tuple(noisy.shape), generator)
         centres, hidden = centres.to(noisy.device), hidden.to(noisy.device)
         out = forward(self.hide(noisy, hidden))
@@ -119,8 +126,9 @@ class BlindSpot:
 
 
 def cell_pairs(stride: int, gap: int) -> list[tuple[int, int]]:
-    """Ordered pairs (a, b) of positions in a stride x stride cell (index row * stride + col)
-    that lie at least `gap` apart along some axis.
+    """Ordered pairs (a, b) of positions in a stride x stride cell at least `gap` apart.
+
+    A position is row * stride + col; the gap is along some axis.
     """
     cells = list(product(range(stride), range(stride)))
     return [
@@ -146,7 +154,8 @@ class Subsample:
     def __post_init__(self) -> None:
         if not cell_pairs(self.stride, self.gap):
             raise ValueError(
-                f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; lower gap or raise stride"
+                f"no two pixels of a {self.stride}x{self.stride} cell are {self.gap} apart; "
+                "lower gap or raise stride"
             )
 
     def pair_indices(
@@ -174,6 +183,7 @@ class Subsample:
         clean: torch.Tensor | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
+        """The loss of one batch: reconstruction between sub-images plus gamma times consistency."""
         first, second = self.pair_indices(tuple(noisy.shape), generator)
         with torch.no_grad():
             full = forward(noisy)

@@ -1,6 +1,6 @@
-"""Printable text of file names and messages: names with undecodable bytes, one-line reasons.
+r"""Printable text of file names and messages: names with undecodable bytes, one-line reasons.
 
-File names are bytes on POSIX; a name that is not UTF-8 is shown with ``\\xNN`` escapes
+File names are bytes on POSIX; a name that is not UTF-8 is shown with ``\xNN`` escapes
 and read back from them; a reason recorded or printed is one line of bounded length.
 """
 
@@ -11,11 +11,11 @@ MAX_REASON_CHARS = 300
 
 
 def path_text(path: object) -> str:
-    """`path` as printable text: bytes that are not UTF-8 become ``\\xNN`` escapes.
+    r"""`path` as printable text: bytes that are not UTF-8 become ``\xNN`` escapes.
 
     File names are bytes on POSIX; Python keeps undecodable ones as lone surrogates,
     which cannot be written to a UTF-8 file or terminal. A backslash of the name itself
-    becomes ``\\x5c``, so every name has its own text (``a\\xff`` typed in a name and the
+    becomes ``\x5c``, so every name has its own text (``a\xff`` typed in a name and the
     byte 0xff differ) and :func:`path_from_text` gives the name back.
     """
     import os
@@ -25,7 +25,7 @@ def path_text(path: object) -> str:
 
 
 def path_from_text(text: str) -> str:
-    """Inverse of :func:`path_text`: ``\\xNN`` escapes back to the bytes of the name."""
+    r"""Inverse of :func:`path_text`: ``\xNN`` escapes back to the bytes of the name."""
     import os
     import re
 

@@ -19,26 +19,27 @@ Outputs
 
 Streaming and crash safety
 --------------------------
-A reader thread loads at most :data:`~pipeline.apply.stream.PREFETCH_FILES` files ahead of the denoiser,
-images go through :class:`~pipeline.inference.ModelDenoiser` in tiles (denoised in place:
-the output overwrites the decoded input array), and a writer thread estimates the output
-noise, encodes and writes one file while the next is denoised
-(:class:`~pipeline.apply.stream.WriteBehind`), so memory grows with neither the number of
-files nor the network's activations over a large image. PNGs are written at zlib level 1
-(the stored values are the same as at any level). Each output
-is written to ``.<name>.partial-<pid>`` beside its final name and renamed (``os.replace``)
-when complete: the final name only ever holds a complete file. A rerun skips finished
-outputs (``overwrite`` redoes them) and deletes the temporary files a killed run left.
+A reader thread loads at most :data:`~pipeline.apply.stream.PREFETCH_FILES` files ahead of the
+denoiser, images go through :class:`~pipeline.inference.ModelDenoiser` in tiles (denoised in place:
+the output overwrites the decoded input array), and a writer thread estimates the output noise,
+encodes and writes one file while the next is denoised
+(:class:`~pipeline.apply.stream.WriteBehind`), so memory grows with neither the number of files nor
+the network's activations over a large image. PNGs are written at zlib level 1 (the stored values
+are the same as at any level). Each output is written to ``.<name>.partial-<pid>`` beside its final
+name and renamed (``os.replace``) when complete: the final name only ever holds a complete file. A
+rerun skips finished outputs (``overwrite`` redoes them) and deletes the temporary files a killed
+run left.
 
 Records
 -------
-``OUT/manifest.csv``: one row per finished input (:data:`~pipeline.apply.records.MANIFEST_COLUMNS`; ``input`` is
-the absolute source path, ``output`` is relative to ``OUT``; ``seconds`` covers reading,
-denoising, noise estimates and writing; noise is :func:`~pipeline.metrics.estimate_noise_sigma`
-on the central crop of at most :data:`~pipeline.apply.api.NOISE_CROP` pixels a side, in [0, 1] units). Rows of
-earlier runs are kept; a redone input's row is replaced. ``OUT/failures.csv`` lists this
-run's failed files with the reason; the exit status is 1 when it is not empty. A report
-(``report.html``, ``report.md``, ``report_views/``) is written unless ``report=False``.
+``OUT/manifest.csv``: one row per finished input (:data:`~pipeline.apply.records.MANIFEST_COLUMNS`;
+``input`` is the absolute source path, ``output`` is relative to ``OUT``; ``seconds`` covers
+reading, denoising, noise estimates and writing; noise is
+:func:`~pipeline.metrics.estimate_noise_sigma` on the central crop of at most
+:data:`~pipeline.apply.api.NOISE_CROP` pixels a side, in [0, 1] units). Rows of earlier runs are
+kept; a redone input's row is replaced. ``OUT/failures.csv`` lists this run's failed files with the
+reason; the exit status is 1 when it is not empty. A report (``report.html``, ``report.md``,
+``report_views/``) is written unless ``report=False``.
 
 Scale-out
 ---------

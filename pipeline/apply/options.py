@@ -13,8 +13,9 @@ OUTPUT_FORMATS = ("dicom", "png", "tiff", "nifti")
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    """How :func:`~pipeline.apply.apply_folder` works through a folder (the network's tiles,
-    batch and device are its :class:`~pipeline.config.InferenceConfig`).
+    """How :func:`~pipeline.apply.apply_folder` works through a folder.
+
+    The network's tiles, batch and device are its :class:`~pipeline.config.InferenceConfig`.
 
     fmt : output format (``dicom``, ``png``, ``tiff``, ``nifti``, any case); None: as each input.
     overwrite : redo finished outputs instead of skipping them.

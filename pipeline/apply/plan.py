@@ -58,8 +58,9 @@ def is_within(path: Path, root: Path) -> bool:
 
 
 def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, Path]:
-    """Resolved (input, output) folders; PipelineError when they overlap, IN is missing or
-    either is given as an empty string.
+    """Resolved (input, output) folders.
+
+    PipelineError when they overlap, IN is missing or either is given as an empty string.
     """
     given_path(input_dir, "the input folder (-i)")
     given_path(output_dir, "the output folder (-o)")
@@ -70,12 +71,14 @@ def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, 
         )
     if is_within(dest, source):
         raise PipelineError(
-            f"output folder {output_dir} is {'the input folder' if dest == source else 'inside the input folder'} "
-            f"{input_dir}: choose an output folder outside it (inputs are never modified)"
+            f"output folder {output_dir} is "
+            f"{'the input folder' if dest == source else 'inside the input folder'} {input_dir}: "
+            "choose an output folder outside it (inputs are never modified)"
         )
     if is_within(source, dest):
         raise PipelineError(
-            f"input folder {input_dir} is inside the output folder {output_dir}: choose another output folder"
+            f"input folder {input_dir} is inside the output folder {output_dir}: choose another "
+            "output folder"
         )
     if dest.exists() and not dest.is_dir():
         raise PipelineError(f"output {output_dir} is a file, not a folder")
@@ -85,7 +88,10 @@ def check_folders(input_dir: str | Path, output_dir: str | Path) -> tuple[Path, 
 def resolve_part(
     num_parts: int | None = None, part_id: int | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[int, int, bool]:
-    """(num_parts, part_id, from_torchrun): explicit values, else torchrun's WORLD_SIZE/RANK, else (1, 0)."""
+    """(num_parts, part_id, from_torchrun) of this run.
+
+    Explicit values, else torchrun's WORLD_SIZE/RANK, else (1, 0).
+    """
     info = torchrun_info(env)
     from_env = num_parts is None and part_id is None and info.launched
     if from_env:
@@ -94,7 +100,8 @@ def resolve_part(
     part_id = 0 if part_id is None else int(part_id)
     if num_parts < 1 or not 0 <= part_id < num_parts:
         raise PipelineError(
-            f"part {part_id} of {num_parts} does not exist: use --num-parts P >= 1 and 0 <= --part-id < P"
+            f"part {part_id} of {num_parts} does not exist: use --num-parts P >= 1 and 0 <= "
+            "--part-id < P"
         )
     return num_parts, part_id, from_env
 
@@ -199,7 +206,10 @@ def _disambiguate(jobs: list[Job], input_dir: Path, output_dir: Path, fmt: str |
 def _clash_reason(job: Job, owner: Job) -> str:
     """Why `job` is not written: its output name is that of `owner`'s, up to letter case."""
     if job.target == owner.target:
-        return f"{job.source}: its output name {job.target.name} is also that of {owner.source}; rename one of them"
+        return (
+            f"{job.source}: its output name {job.target.name} is also that of {owner.source}; "
+            "rename one of them"
+        )
     return (
         f"{job.source}: its output name {job.target.name} differs only in letter case from "
         f"{owner.target.name}, the output of {owner.source} (one file on case-insensitive disks); "
@@ -276,8 +286,9 @@ def split_finished(
                 replace(
                     job,
                     problem=(
-                        f"{job.source}: {existing.name} already exists in the output folder, and no manifest row "
-                        "says this tool wrote it from this input; move it away, or rerun with --overwrite to replace it"
+                        f"{job.source}: {existing.name} already exists in the output folder, and "
+                        "no manifest row says this tool wrote it from this input; move it away, "
+                        "or rerun with --overwrite to replace it"
                     ),
                 )
             )

@@ -48,14 +48,14 @@ Row = dict[str, Any]
 
 
 def record_paths(output_dir: Path, num_parts: int, part_id: int) -> tuple[Path, Path]:
-    """This process's manifest and failures files."""
+    """The manifest and failures files of this process (part `part_id` of `num_parts`)."""
     if num_parts == 1:
         return output_dir / MANIFEST, output_dir / FAILURES
     return output_dir / f"manifest.part-{part_id}.csv", output_dir / f"failures.part-{part_id}.csv"
 
 
 def append_manifest_row(row: Mapping[str, Any], path: Path) -> None:
-    """Append one manifest row, flushed to disk before the output it describes is renamed into place."""
+    """Append one manifest row, flushed before the output it describes is renamed into place."""
     append_csv_row(row, path, MANIFEST_COLUMNS, durable=True)
 
 

@@ -24,8 +24,9 @@ def _parse_value(text: str) -> Any:
 
 
 def merge_settings(raw: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """A new raw config: `raw` with the values of `settings` (nested section mappings of plain
-    values) put over it, section by section; neither argument is changed.
+    """A new raw config: `raw` with the values of `settings` put over it, section by section.
+
+    `settings` holds nested section mappings of plain values; neither argument is changed.
     """
     merged = dict(raw)
     for key, value in settings.items():
@@ -91,13 +92,15 @@ def _read_yaml(path: Path) -> Any:
     """The YAML document in `path`; ConfigError when missing, too large, not UTF-8 or invalid."""
     if not path.is_file():
         raise ConfigError(
-            f"config file not found: {path} (give the path of a YAML file, e.g. configs/mnist_conv.yaml)"
+            f"config file not found: {path} (give the path of a YAML file, e.g. "
+            "configs/mnist_conv.yaml)"
         )
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(
-                f"config file {path} is {size:,} bytes; a config is a few KB (limit {MAX_CONFIG_BYTES:,})"
+                f"config file {path} is {size:,} bytes; a config is a few KB (limit "
+                f"{MAX_CONFIG_BYTES:,})"
             )
         data = path.read_bytes()
     except OSError as err:

@@ -72,11 +72,13 @@ class GaussianNoiseConfig(NoiseSection):
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.GaussianNoise` this section describes."""
         from pipeline.noise import GaussianNoise
 
         return GaussianNoise(self.sigma, self.sigma_max, self.clip)
 
     def describe(self) -> str:
+        """The settings in words, for reports."""
         return f"sigma {self.sigma}" + (f"..{self.sigma_max}" if self.sigma_max else "")
 
 
@@ -99,6 +101,7 @@ class PoissonGaussianNoiseConfig(NoiseSection):
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.PoissonGaussianNoise` this section describes."""
         from pipeline.noise import PoissonGaussianNoise
 
         return PoissonGaussianNoise(
@@ -106,11 +109,13 @@ class PoissonGaussianNoiseConfig(NoiseSection):
         )
 
     def describe(self) -> str:
+        """The settings in words, for reports."""
         return (
             f"{self.photons:g} photons at full dose, dose {self.dose}, read noise {self.read_noise}"
         )
 
     def fit_start(self) -> XrayNoiseConfig:
+        """Where a noise fit starts: the generic X-ray start with this section's photons."""
         return XrayNoiseConfig(**{**FIT_START, "photons": self.photons})
 
 
@@ -130,7 +135,8 @@ class XrayNoiseConfig(NoiseSection):
         None,
         gt=0,
         le=1.0,
-        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind training).",
+        description="Draw the dose log-uniformly in [dose, dose_max] per image or patch (blind "
+        "training).",
     )
     read_noise: float = Field(
         3.0, ge=0, description="Electronic (read) noise std in photon counts."
@@ -168,6 +174,7 @@ class XrayNoiseConfig(NoiseSection):
         return self
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.XrayNoise` this section describes."""
         from pipeline.noise import XrayNoise
 
         high = None if self.kernel_a_max is None else kernel_axes(self.kernel_a_max, "kernel_a_max")
@@ -183,13 +190,15 @@ class XrayNoiseConfig(NoiseSection):
         )
 
     def describe(self) -> str:
+        """The settings in words, for reports."""
         dose = f"{self.dose}..{self.dose_max}" if self.dose_max else f"{self.dose}"
         return (
-            f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu {self.mu}, "
-            f"kernel a {self.kernel_a}, read noise {self.read_noise}"
+            f"X-ray, {self.photons:g} photons unattenuated at full dose, dose {dose}, mu "
+            f"{self.mu}, kernel a {self.kernel_a}, read noise {self.read_noise}"
         )
 
     def fit_start(self) -> XrayNoiseConfig:
+        """Where a noise fit starts: this section itself."""
         return self
 
 
@@ -202,6 +211,7 @@ class SaltPepperNoiseConfig(NoiseSection):
     amount: float = Field(0.05, ge=0, le=1, description="Fraction of pixels replaced.")
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.SaltPepperNoise` this section describes."""
         from pipeline.noise import SaltPepperNoise
 
         return SaltPepperNoise(self.amount)
@@ -215,6 +225,7 @@ class SpeckleNoiseConfig(NoiseSection):
     clip: bool = Field(True, description="Clip noisy values to [0, 1].")
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.SpeckleNoise` this section describes."""
         from pipeline.noise import SpeckleNoise
 
         return SpeckleNoise(self.sigma, self.clip)
@@ -253,6 +264,7 @@ class MixedNoiseConfig(NoiseSection):
     )
 
     def build(self) -> NoiseModel:
+        """The :class:`pipeline.noise.MixedNoise` of the components' models and weights."""
         from pipeline.noise import MixedNoise
 
         return MixedNoise(
@@ -261,6 +273,7 @@ class MixedNoiseConfig(NoiseSection):
         )
 
     def describe(self) -> str:
+        """The components with their weights in words, for reports."""
         return "mixed: " + "; ".join(
             f"weight {c.weight:g} {c.noise.kind} ({c.noise.describe()})" for c in self.components
         )

@@ -39,7 +39,8 @@ class EvaluateConfig(Section):
     )
     noise: NoiseConfig | None = Field(
         None,
-        description="Noise of the test images (None: the training noise), e.g. one level for a blind model.",
+        description="Noise of the test images (None: the training noise), e.g. one level for a "
+        "blind model.",
     )
 
 
@@ -58,7 +59,10 @@ class Config(Section):
     @model_validator(mode="before")
     @classmethod
     def _upgrade_noise(cls, data: Any) -> Any:
-        """Noise sections of the older flat shape in the per-kind shape (pipeline.config.upgrade)."""
+        """Noise sections of the older flat shape in the per-kind shape.
+
+        See :mod:`pipeline.config.upgrade`.
+        """
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -76,6 +80,7 @@ class Config(Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
+        """The resolved config as YAML (fields in declaration order)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
@@ -93,8 +98,9 @@ def _format_errors(err: ValidationError, origin: str) -> str:
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
-    """A validation error's location as a key path, without the union tags pydantic adds
-    (``noise.sigma``, not ``noise.gaussian.sigma``).
+    """A validation error's location as a key path, without pydantic's union tags.
+
+    ``noise.sigma``, not ``noise.gaussian.sigma``.
     """
     parts = [
         str(p) for i, p in enumerate(loc) if not (p in NOISE_KINDS and i and loc[i - 1] == "noise")
@@ -103,8 +109,10 @@ def _key_path(loc: tuple[Any, ...]) -> str:
 
 
 def _check_size(raw: Any, origin: str) -> None:
-    """ConfigError when `raw` nests deeper than MAX_CONFIG_DEPTH or holds (counting every
-    alias each time it is used) more than MAX_CONFIG_VALUES values.
+    """Raise ConfigError when `raw` nests too deep or holds too many values.
+
+    Limits: MAX_CONFIG_DEPTH levels and MAX_CONFIG_VALUES values, counting every alias each time it
+    is used.
     """
     budget = MAX_CONFIG_VALUES
     stack: list[tuple[Any, int]] = [(raw, 0)]
@@ -165,7 +173,9 @@ def _field_line(name: str, f: Any) -> str:
 
 
 def describe_defaults() -> str:
-    """Every field with its default, allowed values and description, for `denoise config --defaults`.
+    """Every field with its default, allowed values and description.
+
+    For ``denoise config --defaults``.
 
     The noise section is listed once per kind (``noise (kind: xray):``); the default is gaussian.
     """

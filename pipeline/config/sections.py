@@ -12,14 +12,17 @@ from pipeline.text import short_text
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated,
-    floats must be finite (``.inf`` and ``.nan`` are refused).
+    """Base of every config section: unknown keys are errors, assignments are validated.
+
+    Floats must be finite (``.inf`` and ``.nan`` are refused).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
+    """The ``run`` section: name, seed, output folder, device, stages and threads of a run."""
+
     name: str = Field(
         "run", description="Name of the run; the run folder is <output_dir>/<name>/<timestamp>."
     )
@@ -52,9 +55,12 @@ class RunConfig(Section):
 
 
 class GroupsConfig(Section):
+    """The ``data.groups`` section: how files are assigned to patients (groups) for the split."""
+
     csv: Path | None = Field(
         None,
-        description="Metadata CSV mapping image files to patients (None: only DICOM PatientID and group_pattern).",
+        description="Metadata CSV mapping image files to patients (None: only DICOM PatientID "
+        "and group_pattern).",
     )
     file_column: str = Field("filename", description="CSV column with the image's file name.")
     group_column: str = Field("patientid", description="CSV column with the patient (group) id.")
@@ -65,20 +71,26 @@ class GroupsConfig(Section):
 
 
 class DataConfig(Section):
+    """The ``data`` section: where the clean images come from, how they are split and cut."""
+
     kind: Literal["mnist", "folder", "openi"] = Field(
         "mnist", description="Where the clean images come from."
     )
     root: Path | list[Path] | None = Field(
         None,
-        description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout); for folder data also a list of folders and single scan files. None: the bundled MNIST sample.",
+        description="Data folder (MNIST IDX files, a folder of scans, or the OpenI layout); for "
+        "folder data also a list of folders and single scan files. None: the bundled MNIST "
+        "sample.",
     )
     test_root: Path | list[Path] | None = Field(
         None,
-        description="Optional separate test images (for folder data): a folder, or a list of folders and single files; MNIST finds t10k files in root itself.",
+        description="Optional separate test images (for folder data): a folder, or a list of "
+        "folders and single files; MNIST finds t10k files in root itself.",
     )
     mnist_test_set: Literal["auto", "split", "t10k"] = Field(
         "auto",
-        description="MNIST test images: t10k files when present (auto/t10k) or a split of the training file.",
+        description="MNIST test images: t10k files when present (auto/t10k) or a split of the "
+        "training file.",
     )
     val_fraction: float = Field(
         0.1,
@@ -99,7 +111,8 @@ class DataConfig(Section):
     max_test: int | None = Field(None, ge=1, description="Use at most this many test images.")
     group_pattern: str | None = Field(
         None,
-        description="Folder: regex whose first group is the patient id in a file name, so splits keep a patient's images together (e.g. '^(\\d+)_').",
+        description="Folder: regex whose first group is the patient id in a file name, so "
+        "splits keep a patient's images together (e.g. '^(\\d+)_').",
     )
 
     @field_validator("group_pattern")
@@ -121,20 +134,26 @@ class DataConfig(Section):
 
     groups: GroupsConfig | None = Field(
         None,
-        description="Folder: patient of each file from a metadata CSV and/or the DICOM PatientID, so every split is by patient; files without one are their own group (with a warning).",
+        description="Folder: patient of each file from a metadata CSV and/or the DICOM "
+        "PatientID, so every split is by patient; files without one are their own group (with a "
+        "warning).",
     )
     split_csv: Path | None = Field(
         None,
-        description="Folder: a CSV that fixes the split (columns file, patient, split, optional source; file relative to data.root, split train/val/test); data.root must be one folder. Made e.g. by scripts/make_multisite_split.py.",
+        description="Folder: a CSV that fixes the split (columns file, patient, split, optional "
+        "source; file relative to data.root, split train/val/test); data.root must be one "
+        "folder. Made e.g. by scripts/make_multisite_split.py.",
     )
     max_train_patients: int | None = Field(
         None,
         ge=1,
-        description="With data.split_csv: train on this many of its training patients only, each source keeping its share (learning curves). None: all.",
+        description="With data.split_csv: train on this many of its training patients only, "
+        "each source keeping its share (learning curves). None: all.",
     )
     test_also_from_root: bool = Field(
         False,
-        description="Folder with test_root: also hold out test_fraction of root's patients as test images (with test_root's); test images are never filtered by max_clean_noise.",
+        description="Folder with test_root: also hold out test_fraction of root's patients as "
+        "test images (with test_root's); test images are never filtered by max_clean_noise.",
     )
     frontal_only: bool = Field(
         False, description="OpenI: keep frontal views only (from the DICOM header or report)."
@@ -162,12 +181,15 @@ class DataConfig(Section):
     train_scales: list[float] = Field(
         [1.0],
         min_length=1,
-        description="Train on the training images at these scales (anti-aliased downscaling, e.g. [1.0, 0.5]), so a model sees several pixel spacings.",
+        description="Train on the training images at these scales (anti-aliased downscaling, "
+        "e.g. [1.0, 0.5]), so a model sees several pixel spacings.",
     )
     max_clean_noise: float | None = Field(
         None,
         gt=0,
-        description="Leave out training/validation images whose own noise (estimated on their central half) is above this, e.g. 0.006 (~1.5/255): a clean reference must be cleaner than the noise a model learns to remove.",
+        description="Leave out training/validation images whose own noise (estimated on their "
+        "central half) is above this, e.g. 0.006 (~1.5/255): a clean reference must be cleaner "
+        "than the noise a model learns to remove.",
     )
 
     @model_validator(mode="after")
@@ -193,6 +215,8 @@ MAX_WIDTH = 4096
 
 
 class ModelConfig(Section):
+    """The ``model`` section: which network and its size."""
+
     name: Literal["dense", "conv", "unet", "dncnn"] = Field(
         "dense", description="Network (see pipeline.models)."
     )
@@ -211,7 +235,8 @@ class ModelConfig(Section):
         0,
         ge=0,
         le=MAX_WIDTH,
-        description="unet: width of a full-resolution head that refines the noise estimate (0: none).",
+        description="unet: width of a full-resolution head that refines the noise estimate (0: "
+        "none).",
     )
     depth: int = Field(17, ge=3, le=1000, description="dncnn: number of conv layers.")
     residual: bool = Field(
@@ -229,12 +254,14 @@ class SelfSupervisedConfig(Section):
         [2, 2],
         min_length=2,
         max_length=2,
-        description="blindspot: half-widths (rows, columns) of the box hidden around each centre; cover the noise's correlation length ([0, 0]: plain Noise2Void).",
+        description="blindspot: half-widths (rows, columns) of the box hidden around each "
+        "centre; cover the noise's correlation length ([0, 0]: plain Noise2Void).",
     )
     margin: int = Field(
         2,
         ge=1,
-        description="blindspot: hidden pixels take the mean of visible pixels this far beyond the box.",
+        description="blindspot: hidden pixels take the mean of visible pixels this far beyond "
+        "the box.",
     )
     stride: int = Field(
         4, ge=2, description="subsample: cell side of the pixel-shuffle down-sampling."
@@ -252,15 +279,21 @@ class SelfSupervisedConfig(Section):
             raise ValueError(f"span must not be negative, got {self.span}")
         if self.gap >= self.stride:
             raise ValueError(
-                f"gap ({self.gap}) must be below stride ({self.stride}): two pixels of a cell are at most stride - 1 apart"
+                f"gap ({self.gap}) must be below stride ({self.stride}): two pixels of a cell "
+                "are at most stride - 1 apart"
             )
         return self
 
 
 class TrainConfig(Section):
+    """The ``train`` section: objective, loss, optimisation, schedule, checkpoints and stopping."""
+
     objective: Literal["supervised", "blindspot", "subsample", "fitted"] = Field(
         "supervised",
-        description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a structured mask) or subsample (Neighbor2Neighbor on pixel-shuffled cells): learn from the noisy images alone; fitted (denoise adapt only): supervised on the starting model's denoised scans with X-ray noise fitted to the scans.",
+        description="supervised: learn noisy -> clean pairs; blindspot (Noise2Void with a "
+        "structured mask) or subsample (Neighbor2Neighbor on pixel-shuffled cells): learn from "
+        "the noisy images alone; fitted (denoise adapt only): supervised on the starting "
+        "model's denoised scans with X-ray noise fitted to the scans.",
     )
     self_supervised: SelfSupervisedConfig = Field(
         default_factory=SelfSupervisedConfig,
@@ -271,17 +304,22 @@ class TrainConfig(Section):
     loss: Literal["bce", "mse", "l1", "ssim_mix"] = Field("bce", description="Training loss.")
     loss_weighting: Literal["none", "inverse_noise"] = Field(
         "none",
-        description="inverse_noise: weight each sample's loss by 1/(its noise std), so low-noise samples count as much as high-noise ones in blind training.",
+        description="inverse_noise: weight each sample's loss by 1/(its noise std), so "
+        "low-noise samples count as much as high-noise ones in blind training.",
     )
     detail_weight: float = Field(
         0.0,
         ge=0,
-        description="Weight of a penalty on erasing fine detail: the squared slope of the error regressed on the clean patch's Laplacian of Gaussian (the detail of metrics.detail_loss), added to the loss. 0: off.",
+        description="Weight of a penalty on erasing fine detail: the squared slope of the error "
+        "regressed on the clean patch's Laplacian of Gaussian (the detail of "
+        "metrics.detail_loss), added to the loss. 0: off.",
     )
     transfer_weight: float = Field(
         0.0,
         ge=0,
-        description="Weight of a penalty on content lost at 0.1-0.2 cycles/pixel: (1 - T)^2 where the batch's detail kept T (pipeline.detail) is below 1, added to the loss. 0: off.",
+        description="Weight of a penalty on content lost at 0.1-0.2 cycles/pixel: (1 - T)^2 "
+        "where the batch's detail kept T (pipeline.detail) is below 1, added to the loss. 0: "
+        "off.",
     )
     optimizer: Literal["adadelta", "adam", "adamw"] = Field("adadelta", description="Optimizer.")
     lr: float = Field(1.0, gt=0, description="Learning rate (Adadelta's default is 1.0).")
@@ -301,7 +339,8 @@ class TrainConfig(Section):
     resume: Path | None = Field(None, description="Checkpoint (last.pt) to resume training from.")
     init_from: Path | None = Field(
         None,
-        description="Start from this checkpoint's weights (fine-tuning) with a fresh optimizer and schedule.",
+        description="Start from this checkpoint's weights (fine-tuning) with a fresh optimizer "
+        "and schedule.",
     )
     progress: bool = Field(
         True, description="Show progress bars (one line per epoch is printed either way)."
@@ -310,7 +349,9 @@ class TrainConfig(Section):
     workers: int = Field(
         0,
         ge=0,
-        description="Processes that make the training patches and noise (0: the training process itself). A GPU trains faster than one CPU core makes patches; each sample depends only on (seed, epoch, index), so the result is the same for any number.",
+        description="Processes that make the training patches and noise (0: the training "
+        "process itself). A GPU trains faster than one CPU core makes patches; each sample "
+        "depends only on (seed, epoch, index), so the result is the same for any number.",
     )
     max_train_seconds: float | None = Field(
         None, gt=0, description="Stop training after this many seconds (checked after each epoch)."
@@ -322,15 +363,10 @@ MAX_OVERLAP = 0.75
 
 
 class InferenceConfig(Section):
-    """How a trained network runs on images: one set of settings for validation, evaluation and apply.
+    """How a trained network runs on images, for validation, evaluation and apply.
 
     Validation runs on the training device; ``device`` is for evaluation (``denoise apply``
     has the same settings as options).
-
-    Tile side measured with the tiled denoiser on a 2048x2048 image, 2 shared CPU cores,
-    overlap 0.25, 4 tiles per pass, untrained default-size models (seconds per image): conv
-    128: 26.0, 256: 15.5, 512: 8.2, 1024: 11.9; unet 128: 20.6, 256: 15.8, 512: 6.0, 1024:
-    7.7; peak memory 0.6-0.8 GiB at 512, 1.0-1.8 GiB at 1024.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -345,8 +381,8 @@ class InferenceConfig(Section):
         ge=0,
         le=MAX_OVERLAP,
         description=(
-            f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is computed "
-            "about 1/(1 - overlap)**2 times)."
+            f"Overlap of neighbouring tiles (0.25 = 25%; at most {MAX_OVERLAP}: each pixel is "
+            "computed about 1/(1 - overlap)**2 times)."
         ),
     )
     batch_size: int = Field(
@@ -358,5 +394,7 @@ class InferenceConfig(Section):
 
 
 class ReportConfig(Section):
+    """The ``report`` section: what the run's report shows."""
+
     n_examples: int = Field(10, ge=0, description="Example images shown in the figures.")
     html: bool = Field(True, description="Write the self-contained report.html.")

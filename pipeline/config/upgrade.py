@@ -66,7 +66,10 @@ FLAT_DEFAULTS = {
 
 
 def is_flat(data: dict[str, Any]) -> bool:
-    """Whether a noise mapping has the flat shape: fields its kind does not have, or a flat mixture."""
+    """Whether a noise mapping has the flat shape.
+
+    Fields its kind does not have, or a flat mixture.
+    """
     kind = data.get("kind", "gaussian")
     if "components" in data or kind not in KIND_FIELDS and kind != "mixed":
         return False

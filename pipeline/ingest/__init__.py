@@ -84,10 +84,16 @@ def _split_mnist(cfg: DataConfig) -> DataSplits:
     train, val = images[:n_train], images[n_train : n_train + n_val]
     if use_t10k:
         test = _mnist_images(test_set.images, test_set.source)
-        origin = f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), test = official t10k"
+        origin = (
+            f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), test = official "
+            "t10k"
+        )
     else:
         test = images[n_train + n_val :]
-        origin = f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} (train/val/test = images 0-{n_train - 1}, then in order)"
+        origin = (
+            f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} (train/val/test = "
+            f"images 0-{n_train - 1}, then in order)"
+        )
     return DataSplits(
         _limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin
     )
@@ -112,7 +118,10 @@ def _load_sources(entries: Path | list[Path], cfg: DataConfig) -> tuple[list[Sca
 
 
 def _split_from_csv(cfg: DataConfig, seed: int) -> DataSplits:
-    """Folder data split as ``data.split_csv`` says; train and validation references are filtered."""
+    """Folder data split as ``data.split_csv`` says.
+
+    Train and validation references are filtered.
+    """
     rows = subset_rows(read_split_csv(cfg.split_csv), cfg.max_train_patients, seed)
     root = Path(cfg.root)
     parts: dict[str, list[tuple[ScanImage, dict[str, str]]]] = {
@@ -189,7 +198,10 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
         rest = [r for r in rest if id(r[0]) in kept_ids]
         images, keys, where = [r[0] for r in rest], [r[1] for r in rest], [r[2] for r in rest]
         failures = failures + too_noisy
-        origin = f"folder {_names(cfg.root)} split by {by} with seed {seed} (test also {_names(cfg.test_root)})"
+        origin = (
+            f"folder {_names(cfg.root)} split by {by} with seed {seed} (test also "
+            f"{_names(cfg.test_root)})"
+        )
     else:
         images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
         failures = failures + too_noisy
@@ -204,7 +216,8 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
             origin = f"folder {_names(cfg.root)} split by {by} with seed {seed}"
     if not images:
         raise PipelineError(
-            f"every image in {_names(cfg.root)} is noisier than data.max_clean_noise={cfg.max_clean_noise}"
+            f"every image in {_names(cfg.root)} is noisier than "
+            f"data.max_clean_noise={cfg.max_clean_noise}"
         )
     if cfg.test_root is not None:
         extra_test, test_failures = _load_sources(cfg.test_root, cfg)
@@ -233,8 +246,9 @@ def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
 
     if cfg.root is None:
         raise PipelineError(
-            "data.root must be set to the Indiana (OpenI) collection folder for configs/cxr_openi.yaml "
-            "(e.g. --set data.root=/data/NLMCXR; get it with `denoise fetch-data openi --dest DIR`)"
+            "data.root must be set to the Indiana (OpenI) collection folder for "
+            "configs/cxr_openi.yaml (e.g. --set data.root=/data/NLMCXR; get it with `denoise "
+            "fetch-data openi --dest DIR`)"
         )
     splits, failures = load_openi(
         cfg.root,
@@ -281,7 +295,10 @@ def drop_noisy_references(
     for img in images:
         sigma = own_noise(img.pixels)
         if sigma > limit:
-            reason = f"not used for training: own noise {sigma * 255:.2f}/255 is above data.max_clean_noise {limit * 255:.2f}/255"
+            reason = (
+                f"not used for training: own noise {sigma * 255:.2f}/255 is above "
+                f"data.max_clean_noise {limit * 255:.2f}/255"
+            )
             dropped.append(Failure(img.meta.source or Path(img.meta.name), reason))
         else:
             kept.append(img)

@@ -27,11 +27,11 @@ class Failure:
 
 
 def write_failures_csv(failures: Iterable[Failure], path: str | Path) -> Path:
-    """Write `failures` as a CSV with the columns ``path, reason``; return its path.
+    r"""Write `failures` as a CSV with the columns ``path, reason``; return its path.
 
     The parent folder is created when needed. The header is written even when there are
     no failures, so the file always parses; the file is replaced atomically. Paths that
-    are not UTF-8 are written with ``\\xNN`` escapes; reasons are cut to one line of at
+    are not UTF-8 are written with ``\xNN`` escapes; reasons are cut to one line of at
     most 300 characters.
     """
     rows = ({"path": path_text(f.path), "reason": short_text(f.reason)} for f in failures)

@@ -132,6 +132,7 @@ def _write_body(
     response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None
 ) -> int:
     """Write the response body to `part` (opened with `mode`); returns the file's size after.
+
     With `shown_as`, the percentage of `total` is printed on stderr as it grows.
     """
     done, shown = start, -1
@@ -294,8 +295,9 @@ def extract_archive(archive: Path, dest: Path, strip_top: str | None = None) -> 
                 problem = _member_problem(member, dest)
                 if problem:
                     raise PipelineError(
-                        f"refusing to extract {archive.name}: member {original.name!r} has {problem} "
-                        f"(path traversal); the archive is not trustworthy, delete it and download it again"
+                        f"refusing to extract {archive.name}: member {original.name!r} has "
+                        f"{problem} (path traversal); the archive is not trustworthy, delete it "
+                        "and download it again"
                     )
                 tar.extract(member, dest, filter="data")
                 count += 1

@@ -11,7 +11,7 @@ A patient (group) key comes from, in this order:
 
 CSV and DICOM keys carry their origin (``csv:``, ``dicom:``) so that a CSV patient ``219``
 and a DICOM PatientID ``219`` from another collection stay apart; name and file keys are the
-regex match and the path, as before groups existed, so older configs split as they did.
+regex match and the path, so configs without groups split files by name or path alone.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def read_group_csv(cfg: GroupsConfig) -> dict[str, str]:
         ]
         if missing:
             raise PipelineError(
-                f"{path} has no column {', '.join(missing)} (its columns: {', '.join(reader.fieldnames or [])}); "
-                "set data.groups.file_column / group_column"
+                f"{path} has no column {', '.join(missing)} (its columns: "
+                f"{', '.join(reader.fieldnames or [])}); set data.groups.file_column / "
+                "group_column"
             )
         return {
             Path(row[cfg.file_column]).name: row[cfg.group_column].strip()
@@ -98,8 +99,8 @@ def group_keys(images: list[ScanImage], cfg: DataConfig, warn: bool = True) -> l
     if warn and cfg.groups is not None and alone:
         shown = ", ".join(alone[:5]) + (f" and {len(alone) - 5} more" if len(alone) > 5 else "")
         log.warning(
-            "%d file(s) have no patient in data.groups (CSV, DICOM PatientID) or data.group_pattern "
-            "and are each their own group: %s",
+            "%d file(s) have no patient in data.groups (CSV, DICOM PatientID) or "
+            "data.group_pattern and are each their own group: %s",
             len(alone),
             shown,
         )

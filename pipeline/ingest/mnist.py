@@ -39,11 +39,13 @@ def read_idx(path: str | Path) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise IdxError(
-            f"{path} is not a readable gzip file ({err}); download it again (denoise fetch-data mnist)"
+            f"{path} is not a readable gzip file ({err}); download it again (denoise fetch-data "
+            "mnist)"
         ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise IdxError(
-            f"{path} is not an IDX file (bad magic number); download it again (denoise fetch-data mnist)"
+            f"{path} is not an IDX file (bad magic number); download it again (denoise "
+            "fetch-data mnist)"
         )
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if raw[2] not in dtypes:
@@ -110,7 +112,8 @@ def load_mnist(root: str | Path | None = None) -> tuple[MnistSet, MnistSet | Non
     folder = BUNDLED_DIR if root is None else Path(root)
     if not folder.is_dir():
         raise PipelineError(
-            f"MNIST data folder not found: {folder} (set data.root to a folder of MNIST IDX files, or leave it unset for the bundled sample)"
+            f"MNIST data folder not found: {folder} (set data.root to a folder of MNIST IDX "
+            "files, or leave it unset for the bundled sample)"
         )
     train_images = _find(folder, TRAIN_IMAGES)
     if train_images is None:

@@ -43,7 +43,8 @@ def read_split_csv(path: str | Path) -> list[dict[str, str]]:
             )
         if where.setdefault(row["patient"], row["split"]) != row["split"]:
             raise PipelineError(
-                f"{path}, line {n}: patient {row['patient']} is in both {where[row['patient']]} and {row['split']}"
+                f"{path}, line {n}: patient {row['patient']} is in both {where[row['patient']]} "
+                f"and {row['split']}"
             )
     return rows
 

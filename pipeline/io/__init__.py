@@ -141,5 +141,6 @@ def write_image(
     except BaseException as exc:
         detail = type(exc).__name__ if fmt == "dicom" else library_detail(exc)
         raise ImageWriteError(
-            f"{path.name}: the output cannot be written as {fmt.upper()} ({detail}); try another --format"
+            f"{path.name}: the output cannot be written as {fmt.upper()} ({detail}); try another "
+            "--format"
         ) from exc

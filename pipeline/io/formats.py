@@ -1,4 +1,4 @@
-"""File formats: which suffixes are read, how a file's format is detected, which suffix is written."""
+"""File formats: suffixes read, how a file's format is detected, which suffix is written."""
 
 from __future__ import annotations
 
@@ -74,7 +74,10 @@ def detect_format(path: str | Path) -> str | None:
 
 
 def canonical_format(fmt: str) -> str:
-    """A format name in lower case with aliases resolved (``tif`` -> ``tiff``, ``dcm`` -> ``dicom``)."""
+    """A format name in lower case with aliases resolved (``tif`` -> ``tiff``, ...).
+
+    ``dcm`` -> ``dicom`` too.
+    """
     return _FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
 
 

@@ -1,16 +1,16 @@
 """PNG and JPEG (Pillow) and TIFF (tifffile): 8-bit and 16-bit gray images.
 
-Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, wider unsigned samples
-by 2**n - 1 for the n bits actually stored (a PNG ``sBIT`` chunk when the values fit in it,
-else the observed maximum rounded up to a whole bit depth, at least 8). Float and signed TIFFs are normalised by their data range. Gray stored as RGB/RGBA
-or through a palette (R = G = B) becomes one channel; real colour is refused. Alpha is
-dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and back on writing).
-Every TIFF page (also pages of different sizes) and every APNG frame becomes one image;
-compressed TIFFs (LZW, Deflate, PackBits, ...) are decoded by tifffile through imagecodecs.
-A JPEG's EXIF Orientation is applied on reading (the pixels are turned upright) and
-recorded as ``meta.extra["exif_orientation_applied"]``. Float values that are NaN or
-infinite are refused, and so is a file whose header declares more pixels than
-:func:`pipeline.io._values.max_pixels` allows (checked before decoding).
+Reading keeps 8-bit and 16-bit apart: uint8 is normalised by 255, wider unsigned samples by 2**n - 1
+for the n bits actually stored (a PNG ``sBIT`` chunk when the values fit in it, else the observed
+maximum rounded up to a whole bit depth, at least 8). Float and signed TIFFs are normalised by their
+data range. Gray stored as RGB/RGBA or through a palette (R = G = B) becomes one channel; real
+colour is refused. Alpha is dropped. A TIFF ``MINISWHITE`` image is inverted to high = bright (and
+back on writing). Every TIFF page (also pages of different sizes) and every APNG frame becomes one
+image; compressed TIFFs (LZW, Deflate, PackBits, ...) are decoded by tifffile through imagecodecs. A
+JPEG's EXIF Orientation is applied on reading (the pixels are turned upright) and recorded as
+``meta.extra["exif_orientation_applied"]``. Float values that are NaN or infinite are refused, and
+so is a file whose header declares more pixels than :func:`pipeline.io._values.max_pixels` allows
+(checked before decoding).
 
 Writing (PNG and TIFF only; JPEG is lossy and never written): in the source format the
 source dtype and value mapping are kept (uint8 stays uint8, uint16 stays uint16), so an

@@ -30,8 +30,9 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         if not isinstance(err, MemoryError) and "alloc" not in str(err).lower():
             raise
         raise PipelineError(
-            f"the {cfg.name} network of the model section (features {cfg.features}, channels {cfg.channels}, "
-            f"latent {cfg.latent}) does not fit in memory: make model.features/channels/latent smaller"
+            f"the {cfg.name} network of the model section (features {cfg.features}, channels "
+            f"{cfg.channels}, latent {cfg.latent}) does not fit in memory: make "
+            "model.features/channels/latent smaller"
         ) from None
 
 
@@ -48,6 +49,7 @@ def _build(cfg: ModelConfig) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of `model`."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -33,4 +33,5 @@ class ConvAutoencoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) in [0, 1]."""
         return self.decoder(self.encoder(x))

@@ -19,10 +19,12 @@ class DenseAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(latent, pixels), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) of the training size; ValueError for another size."""
         n, _, h, w = x.shape
         if (h, w) != (self.fixed_size, self.fixed_size):
             raise ValueError(
-                f"the dense model takes exactly {self.fixed_size}x{self.fixed_size} images "
-                f"(its training size); got {h}x{w}. Use a convolutional model (conv, unet, dncnn) for other sizes."
+                f"the dense model takes exactly {self.fixed_size}x{self.fixed_size} images (its "
+                f"training size); got {h}x{w}. Use a convolutional model (conv, unet, dncnn) for "
+                "other sizes."
             )
         return self.decoder(self.encoder(x)).view(n, 1, h, w)

@@ -34,6 +34,7 @@ class DnCNN(nn.Module):
             nn.init.zeros_(layers[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) in [0, 1]; the output is clamped to [0, 1]."""
         out = self.body(x)
         out = x - out if self.residual else out
         return out.clamp(0.0, 1.0)

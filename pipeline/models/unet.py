@@ -12,7 +12,7 @@ class ResidualUNet(nn.Module):
     """MONAI ``UNet`` (one residual unit per level, no normalisation layers).
 
     No normalisation: instance norm makes statistics of training patches differ from those
-    of whole images (measured: about 4 dB worse on radiographs, see anchors). With
+    of whole images. With
     ``residual=True`` the network predicts the noise and the output is input minus noise.
     Accepts any H, W that are multiples of 2**(levels-1).
 
@@ -20,9 +20,7 @@ class ResidualUNet(nn.Module):
     full resolution. ``refine_channels > 0`` adds a small full-resolution head (four 3x3
     convolutions of that width) that takes the input and the U-Net's noise estimate and
     adds a correction to the estimate; its last layer starts at zero, so a U-Net trained
-    without the head keeps its output until the head is trained. Measured on radiographs
-    (README, "The shipped radiograph model"): a 16-wide head fine-tuned onto the shipped
-    U-Net gained 0.03-0.07 dB at about a third of the speed, so the shipped model has none.
+    without the head keeps its output until the head is trained. The shipped model has none.
     """
 
     fixed_size = None
@@ -56,6 +54,7 @@ class ResidualUNet(nn.Module):
         self.refine = _refinement_head(refine_channels) if refine_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Denoise `x` (N, 1, H, W) in [0, 1]; the output is clamped to [0, 1]."""
         out = self.net(x)
         if self.refine is not None:
             out = out + self.refine(torch.cat([x, out], dim=1))
@@ -66,9 +65,7 @@ class ResidualUNet(nn.Module):
 def _zero_output_layer(net: nn.Module) -> None:
     """Zero the last up-block's convolutions so a residual model starts as the identity.
 
-    Training then starts from "output = input" instead of from a random offset, which
-    saves the first epochs (measured on the 64-px radiographs: validation PSNR below the
-    noisy input after 2 epochs without it).
+    Training then starts from "output = input" instead of from a random offset.
     """
     last_up = list(net.model.children())[-1]
     for module in last_up.modules():
@@ -83,7 +80,10 @@ def _zero(conv: nn.Module) -> None:
 
 
 def _refinement_head(width: int) -> nn.Sequential:
-    """Four full-resolution 3x3 convolutions: (input, noise estimate) -> correction, last one zeroed."""
+    """Four full-resolution 3x3 convolutions: (input, noise estimate) -> correction.
+
+    The last one starts at zero.
+    """
     head = nn.Sequential(
         Convolution(2, 2, width, kernel_size=3, act="PRELU", norm=None),
         Convolution(2, width, width, kernel_size=3, act="PRELU", norm=None),

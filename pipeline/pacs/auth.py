@@ -29,6 +29,7 @@ class BearerAuth:
         self._token = token
 
     def __call__(self, request):  # request: a requests.PreparedRequest
+        """Add the bearer token to `request` (a ``requests.PreparedRequest``)."""
         request.headers["Authorization"] = f"Bearer {self._token}"
         return request
 

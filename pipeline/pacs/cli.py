@@ -1,4 +1,7 @@
-"""Command-line options of the PACS commands: DICOMweb options of ``denoise apply``, ``denoise listen``."""
+"""Command-line options of the PACS commands.
+
+The DICOMweb options of ``denoise apply``, and ``denoise listen``.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ def add_dicomweb_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``denoise apply`` for ``--input dicomweb:URL`` (see docs/pacs.md)."""
     group = parser.add_argument_group(
         "DICOMweb input (--input dicomweb:URL)",
-        "credentials come from DENOISE_DICOMWEB_TOKEN, DENOISE_DICOMWEB_USER/DENOISE_DICOMWEB_PASSWORD "
-        "or a netrc-style file, never from the command line",
+        "credentials come from DENOISE_DICOMWEB_TOKEN, "
+        "DENOISE_DICOMWEB_USER/DENOISE_DICOMWEB_PASSWORD or a netrc-style file, never from the "
+        "command line",
     )
     group.add_argument(
         "--study",
@@ -70,7 +74,10 @@ def check_folder_options(args: argparse.Namespace) -> None:
 
 
 def cmd_apply_dicomweb(args: argparse.Namespace, url: str) -> int:
-    """``denoise apply --input dicomweb:URL``: print a summary and where the records are; exit status."""
+    """``denoise apply --input dicomweb:URL``: print a summary and where the records are.
+
+    Returns the exit status.
+    """
     from pipeline.apply import ApplyOptions
     from pipeline.inference import settings_from_options
     from pipeline.pacs.dicomweb import Server, apply_dicomweb, parse_input

@@ -65,7 +65,10 @@ class Server:
     ca_bundle: str | Path | None = None
 
     def client(self):
-        """A dicomweb_client.DICOMwebClient for this server; PipelineError when the library is missing."""
+        """A dicomweb_client.DICOMwebClient for this server.
+
+        PipelineError when the library is missing.
+        """
         try:
             from dicomweb_client import DICOMwebClient
         except ImportError:
@@ -130,8 +133,9 @@ def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel,
 
 
 def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
-    """Sources already derived by this model on the destination (none when it cannot be asked:
-    storing then fails per instance and a rerun stores them).
+    """Sources already derived by this model on the destination.
+
+    None when it cannot be asked: storing then fails per instance and a rerun stores them.
     """
     if client is None:
         return set()

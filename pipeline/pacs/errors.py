@@ -18,7 +18,10 @@ class ServerError(PipelineError):
 
     @property
     def fatal(self) -> bool:
-        """Whether every further request would fail the same way (no answer, refused credentials)."""
+        """Whether every further request would fail the same way.
+
+        No answer, or refused credentials.
+        """
         return self.status is None or self.status in FATAL_STATUSES
 
 

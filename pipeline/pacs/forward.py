@@ -1,4 +1,7 @@
-"""C-STORE of derived instances to a destination AE, with retries (the SCU side of ``denoise listen``)."""
+"""C-STORE of derived instances to a destination AE, with retries.
+
+The SCU side of ``denoise listen``.
+"""
 
 from __future__ import annotations
 

@@ -255,8 +255,8 @@ def listen(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     print(
-        f"listening as {settings.ae_title} on {settings.host}:{settings.port}; denoised instances go to "
-        f"{settings.destination}; spool {settings.spool}",
+        f"listening as {settings.ae_title} on {settings.host}:{settings.port}; denoised "
+        f"instances go to {settings.destination}; spool {settings.spool}",
         flush=True,
     )
     try:

@@ -73,7 +73,10 @@ def _fetch(client, ref: InstanceRef, path: Path) -> None:
 
 
 class Spool:
-    """The local copies of a run's instances: fetched ones and the batches handed to the denoiser."""
+    """The local copies of a run's instances.
+
+    Fetched ones and the batches handed to the denoiser.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -95,7 +98,10 @@ class Spool:
         ]
 
     def new_batch(self, refs: Sequence[InstanceRef]) -> Path:
-        """Move the fetched `refs` into a new batch folder (the input of one folder run); its path."""
+        """Move the fetched `refs` into a new batch folder and return its path.
+
+        The batch folder is the input of one folder run.
+        """
         number = int(self.batches[-1].name[len(BATCH) :]) + 1 if self.batches else 1
         folder = self.root / f"{BATCH}{number:04d}"
         for ref in refs:

@@ -25,7 +25,8 @@ SERIES_DESCRIPTION, DERIVATION, SOURCE_IMAGES, REFERENCED_SOP = (
     "00082112",
     "00081155",
 )
-#: SeriesDescription of the series `denoise apply` writes: "Denoised (<model> <sha>) denoise-pipeline <version>".
+#: SeriesDescription of the series `denoise apply` writes:
+#: "Denoised (<model> <sha>) denoise-pipeline <version>".
 DERIVED_MARK = ("Denoised", "denoise-pipeline")
 
 

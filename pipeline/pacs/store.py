@@ -74,7 +74,10 @@ def _send(client, ds) -> None:
 
 
 def _store_one(client, path: Path, records: Path, destination: str, known: set[str]) -> str:
-    """Store one derived file unless the destination holds it; returns how ("sent", "found", "recorded")."""
+    """Store one derived file unless the destination holds it.
+
+    Returns how: "sent", "found" or "recorded".
+    """
     import pydicom
 
     ds = pydicom.dcmread(path)

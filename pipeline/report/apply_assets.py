@@ -1,9 +1,10 @@
 """The apply report's own style, script and viewing help (on top of the shared shell)."""
 
 HOW_TO_VIEW = (
-    "<p>Each scan: <b>Compare</b> shows the input left of the slider and the output right of it; "
-    "<b>Input</b>, <b>Output</b> and <b>Removed</b> show one of them; <b>Native size 1:1</b> shows every "
-    "pixel (scroll to pan). The full-resolution views are the PNG files in {views}/ beside this page.</p>"
+    "<p>Each scan: <b>Compare</b> shows the input left of the slider and the output right of "
+    "it; <b>Input</b>, <b>Output</b> and <b>Removed</b> show one of them; <b>Native size "
+    "1:1</b> shows every pixel (scroll to pan). The full-resolution views are the PNG files in "
+    "{views}/ beside this page.</p>"
 )
 
 STYLE = """
@@ -12,17 +13,20 @@ STYLE = """
 .gallery img { display: block; width: 140px; height: 140px; object-fit: contain; background: #000; }
 section.scan { border-top: 1px solid #ccc; padding-top: 0.8em; margin-top: 1.5em; }
 section.scan h3 { margin: 0 0 0.2em; font-size: 1.05em; }
-.controls { display: flex; flex-wrap: wrap; gap: 0.4em 0.8em; align-items: center; margin: 0.5em 0; }
+.controls { display: flex; flex-wrap: wrap; gap: 0.4em 0.8em; align-items: center; margin: 0.5em \
+0; }
 .controls button { font: inherit; padding: 0.2em 0.7em; border: 1px solid #888; background: #f4f4f4;
   border-radius: 3px; cursor: pointer; }
 .controls button[aria-pressed="true"] { background: #234; color: #fff; }
 .stage { max-width: 100%; max-height: 85vh; overflow: auto; background: #000; text-align: center; }
-.layers { position: relative; display: inline-block; max-width: 100%; line-height: 0; vertical-align: top; }
+.layers { position: relative; display: inline-block; max-width: 100%; line-height: 0; \
+vertical-align: top; }
 .layers img { display: block; max-width: 100%; max-height: 80vh; width: auto; height: auto; }
 .stage.native .layers { max-width: none; }
 .stage.native .layers img { max-width: none; max-height: none; }
 .layers img.top { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
-.divider { position: absolute; top: 0; bottom: 0; width: 2px; background: #ffcc00; pointer-events: none; }
+.divider { position: absolute; top: 0; bottom: 0; width: 2px; background: #ffcc00; pointer-events: \
+none; }
 .cropbox { position: absolute; border: 2px solid #ffcc00; pointer-events: none; }
 .crops { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 0.8em 0; }
 .crops figure { margin: 0; flex: 0 1 auto; max-width: 100%; }
@@ -41,9 +45,11 @@ SCRIPT = """
 document.querySelectorAll('section.scan').forEach(function (scan) {
   var stage = scan.querySelector('.stage'), top = scan.querySelector('img.top');
   var base = scan.querySelector('img.base'), slider = scan.querySelector('input[type=range]');
-  var divider = scan.querySelector('.divider'), buttons = scan.querySelectorAll('button[data-mode]');
+  var divider = scan.querySelector('.divider'), buttons = \
+scan.querySelectorAll('button[data-mode]');
   function setMode(mode) {
-    buttons.forEach(function (b) { b.setAttribute('aria-pressed', String(b.dataset.mode === mode)); });
+    buttons.forEach(function (b) { b.setAttribute('aria-pressed', String(b.dataset.mode === \
+mode)); });
     var compare = mode === 'compare';
     slider.disabled = !compare;
     top.style.visibility = compare ? 'visible' : 'hidden';
@@ -54,7 +60,8 @@ document.querySelectorAll('section.scan').forEach(function (scan) {
     top.style.clipPath = 'inset(0 0 0 ' + slider.value + '%)';
     divider.style.left = slider.value + '%';
   }
-  buttons.forEach(function (b) { b.addEventListener('click', function () { setMode(b.dataset.mode); }); });
+  buttons.forEach(function (b) { b.addEventListener('click', function () { \
+setMode(b.dataset.mode); }); });
   slider.addEventListener('input', slide);
   scan.querySelector('button.zoom').addEventListener('click', function (e) {
     var native = stage.classList.toggle('native');

@@ -1,5 +1,6 @@
-"""The apply report of a folder run (``OUT/report.html``): a viewer of a sample of the scans
-and a sortable table of every file.
+"""The apply report of a folder run (``OUT/report.html``).
+
+A viewer of a sample of the scans and a sortable table of every file.
 
 The page itself is self-contained (inline style and script; thumbnails and crops as
 ``data:`` URIs). Full-resolution views of the sampled scans (input, output and the removed
@@ -63,7 +64,8 @@ def _scan_section(view: ScanView) -> str:
     name = html.escape(view.rel_input)
     data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in view.files.items())
     crops = "".join(
-        f'<figure><img src="{view.crops[key]}" width="{side}" height="{side}" alt="{key} crop of {name}">'
+        f'<figure><img src="{view.crops[key]}" width="{side}" height="{side}" '
+        f'alt="{key} crop of {name}">'
         f"<figcaption>{words}</figcaption></figure>"
         for key, words in (
             ("input", "input"),
@@ -73,11 +75,14 @@ def _scan_section(view: ScanView) -> str:
     )
     return f"""<section class="scan" id="scan-{view.index}" {data}>
 <h3>{name}</h3>
-<p>{w}×{h} px · estimated noise {format_number(view.noise_before, NOISE_DIGITS)} → {format_number(view.noise_after, NOISE_DIGITS)}
-({"–" if math.isnan(change) else f"{change:+.0f}%"}) of the full range · output {html.escape(view.rel_output)}</p>
+<p>{w}×{h} px · estimated noise {format_number(view.noise_before, NOISE_DIGITS)} → \
+{format_number(view.noise_after, NOISE_DIGITS)}
+({"–" if math.isnan(change) else f"{change:+.0f}%"}) of the full range · output \
+{html.escape(view.rel_output)}</p>
 <div class="controls">
 <button type="button" data-mode="compare">Compare</button>
-<label>input <input type="range" min="0" max="100" value="50" aria-label="divide input (left) and output (right)"> output</label>
+<label>input <input type="range" min="0" max="100" value="50" aria-label="divide input (left) and \
+output (right)"> output</label>
 <button type="button" data-mode="input">Input</button>
 <button type="button" data-mode="output">Output</button>
 <button type="button" data-mode="removed">Removed</button>
@@ -89,10 +94,13 @@ def _scan_section(view: ScanView) -> str:
 <div class="divider"></div>
 <div class="cropbox" style="{box}"></div>
 </div></div>
-<p>Outlined: the {side}×{side} px crop with the most detail (at x {left}, y {top}), at native size (1:1; smaller only on a narrow screen):</p>
+<p>Outlined: the {side}×{side} px crop with the most detail (at x {left}, y {top}), at native size \
+(1:1; smaller only on a narrow screen):</p>
 <div class="crops">{crops}</div>
-<div class="scale"><span>removed component:</span> <span>−{view.limit:.3g}</span><span class="bar"></span><span>+{view.limit:.3g}</span>
-<span>(fraction of the full range;</span> <span>blue: output brighter,</span> <span>red: output darker)</span></div>
+<div class="scale"><span>removed component:</span> <span>−{view.limit:.3g}</span><span \
+class="bar"></span><span>+{view.limit:.3g}</span>
+<span>(fraction of the full range;</span> <span>blue: output brighter,</span> <span>red: output \
+darker)</span></div>
 </section>"""
 
 
@@ -170,7 +178,8 @@ def _failure_table(failures: Sequence[Mapping[str, str]], input_dir: Path | None
     )
     return (
         "<h2>Failed files</h2><p>Not denoised; the same reasons are in failures.csv.</p>"
-        '<div class="table-wrap"><table><thead><tr><th>input (relative to IN)</th><th>reason</th></tr></thead>'
+        '<div class="table-wrap"><table><thead>'
+        "<tr><th>input (relative to IN)</th><th>reason</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
     )
 
@@ -192,9 +201,10 @@ def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str
     )
     lines = [
         (
-            f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, chosen to cover the formats, the folders "
-            "and the range of noise. There is no clean reference, so the noise is estimated (wavelet median "
-            "absolute deviation on the central part, as a fraction of the image's full range) before and after."
+            f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, "
+            "chosen to cover the formats, the folders and the range of noise. There is no clean "
+            "reference, so the noise is estimated (wavelet median absolute deviation on the "
+            "central part, as a fraction of the image's full range) before and after."
         )
     ]
     if pairs:
@@ -251,9 +261,10 @@ def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dic
 
 @contextmanager
 def _quiet_reads() -> Iterator[None]:
-    """No warnings from reading files: what reading a file warns (an old ACR-NEMA file, ...)
-    was said when the file was denoised; the report does not repeat it, not even on a
-    rerun that skips every file.
+    """No warnings from reading files while the report is written.
+
+    What reading a file warns (an old ACR-NEMA file, ...) was said when the file was denoised; the
+    report does not repeat it, not even on a rerun that skips every file.
     """
     logger = logging.getLogger("pipeline.io")
     level = logger.level
@@ -309,7 +320,10 @@ def write_apply_report(
 def _make_views(
     rows: Sequence[Row], output_dir: Path, input_dir: Path | None, sample_size: int
 ) -> list[ScanView]:
-    """The sample's views (old ones removed first); a scan that cannot be shown is left out with a warning."""
+    """The sample's views, old ones removed first.
+
+    A scan that cannot be shown is left out with a warning.
+    """
     clear_old_views(output_dir / VIEWS)
     views: list[ScanView] = []
     return_freed_heap()
@@ -333,7 +347,10 @@ def _page_body(
     failures: Sequence[Mapping[str, str]],
     input_dir: Path | None,
 ) -> str:
-    """The page's HTML: header, summary, the sample's viewers, failures, all files, the noise figure."""
+    """The page's HTML.
+
+    Header, summary, the sample's viewers, failures, all files, the noise figure.
+    """
     parts = [html_header("Denoised scans", facts)]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines]
     if views:
@@ -393,7 +410,10 @@ def write_report(
     input_dir: Path | None = None,
     failures: Sequence[Mapping[str, str]] = (),
 ) -> Path | None:
-    """report.html (and report.md, report_views/) for the manifest rows and failures; None when there are neither."""
+    """Write report.html (and report.md, report_views/) for the manifest rows and failures.
+
+    None when there are neither.
+    """
     if not rows and not failures:
         return None
     try:

@@ -65,8 +65,9 @@ def _diverging8(diff: np.ndarray, limit: float) -> np.ndarray:
 def _by_rows(
     image: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels: int = 0
 ) -> np.ndarray:
-    """``convert(image)`` as uint8, computed :data:`BLOCK_PIXELS` pixels at a time: its float
-    temporaries (RGBA float64 for a colour map) stay a few MiB on a scan of any size.
+    """``convert(image)`` as uint8, computed :data:`BLOCK_PIXELS` pixels at a time.
+
+    Its float temporaries (RGBA float64 for a colour map) stay small on a scan of any size.
     """
     picture = np.empty(image.shape + ((channels,) if channels else ()), np.uint8)
     step = max(1, BLOCK_PIXELS // max(image.shape[1], 1))
@@ -104,8 +105,9 @@ class ScanView:
 
 
 def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
-    """``minuend -= image`` for the float32 image of its shape written to `spill`, a block of
-    rows at a time (only one block of the image is in memory).
+    """``minuend -= image`` for the float32 image of its shape written to `spill`.
+
+    A block of rows at a time: only one block of the image is in memory.
     """
     spill.seek(0)
     step = max(1, BLOCK_PIXELS // max(minuend.shape[1], 1))
@@ -115,8 +117,9 @@ def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
 
 
 def _magnitude_percentile(image: np.ndarray, q: float, spill: BinaryIO) -> float:
-    """``np.percentile(np.abs(image), q)`` without a second image in memory: `image` is set
-    aside in `spill` while its magnitudes replace it, then read back.
+    """``np.percentile(np.abs(image), q)`` without a second image in memory.
+
+    `image` is set aside in `spill` while its magnitudes replace it, then read back.
     """
     spill.seek(0)
     image.tofile(spill)

@@ -85,8 +85,9 @@ def _example_label(text: str, width: int) -> str:
 
 
 def example_caption(examples: Sequence[Mapping[str, Any]]) -> str:
-    """The caption of :func:`example_panel_figure` for `examples`: it names the zoomed crop
-    only when some example is large enough to get one.
+    """The caption of :func:`example_panel_figure` for `examples`.
+
+    It names the zoomed crop only when some example is large enough to get one.
     """
     cropped = any(min(np.shape(ex["noisy"])) >= MIN_CROP_IMAGE for ex in examples)
     crop = "; a zoomed crop of the most detailed part (outlined)" if cropped else ""
@@ -99,10 +100,11 @@ def example_caption(examples: Sequence[Mapping[str, Any]]) -> str:
 def example_panel_figure(
     examples: Sequence[Mapping[str, Any]], path: str | Path, crop_fraction: float = 0.25
 ) -> Path:
-    """Example grid: for each example a row clean / noisy / each method, labelled with PSNR
-    and SSIM when there is a clean image; a zoomed crop on the most detailed part (outlined
-    on the full images; left out for images under :data:`MIN_CROP_IMAGE` px); and each
-    method's residual on a symmetric scale chosen from that example's residuals.
+    """Example grid: per example a row clean / noisy / each method, and residuals.
+
+    Panels are labelled with PSNR and SSIM when there is a clean image; a zoomed crop on the most
+    detailed part (outlined on the full images; left out for images under :data:`MIN_CROP_IMAGE`
+    px); and each method's residual on a symmetric scale chosen from that example's residuals.
 
     The residual is output minus clean when there is a clean image (the error left), else
     input minus output (what the method removed).
@@ -186,7 +188,8 @@ def _draw_images(
             continue
         if clean is not None and column != "clean":
             axes[0, c].set_xlabel(
-                f"PSNR {psnr(clean, img, data_range=1.0):.2f} dB\nSSIM {ssim(clean, img, data_range=1.0):.3f}",
+                f"PSNR {psnr(clean, img, data_range=1.0):.2f} dB\nSSIM "
+                f"{ssim(clean, img, data_range=1.0):.3f}",
                 fontsize=10,
             )
         if crop is not None:

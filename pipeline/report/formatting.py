@@ -36,8 +36,9 @@ def format_number(value: Any, digits: int = 2, signed: bool = False) -> str:
 
 
 def format_ci(stat: Mapping[str, Any] | None, digits: int = 2, signed: bool = False) -> str:
-    """``mean [low, high]`` of a :func:`pipeline.metrics.summarize` dict, or the mean alone
-    when the interval is undefined; :data:`MISSING` without a dict.
+    """``mean [low, high]`` of a :func:`pipeline.metrics.summarize` dict.
+
+    The mean alone when the interval is undefined; :data:`MISSING` without a dict.
     """
     if not stat:
         return MISSING

@@ -22,9 +22,10 @@ def write_report_html(
     notes: Sequence[str] = (),
     facts: Mapping[str, str] | None = None,
 ) -> Path:
-    """Self-contained HTML report: a header (title and ``facts`` such as date, commit and
-    run folder), the method table with the method codes spelled out, figures (keyed by
-    caption), notes.
+    """Self-contained HTML report: header, method table, figures and notes.
+
+    The header holds the title and ``facts`` such as date, commit and run folder; the method codes
+    are spelled out; figures are keyed by caption.
 
     Nothing is loaded from outside the file: the style is inline and every figure is a
     base64 PNG data URI, so it opens offline.

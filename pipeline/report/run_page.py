@@ -1,5 +1,6 @@
-"""The run page: ``summary.json``, ``report.md``, ``figures/`` and ``report.html`` of an
-evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`.
+"""The run page: ``summary.json``, ``report.md``, ``figures/`` and ``report.html``.
+
+For an evaluated run (:mod:`pipeline.runner`), on :mod:`pipeline.report.results_page`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from pipeline.report.summaries import summarize_methods
 from pipeline.report.tables import write_report_md
 
 DETAIL_KEPT_CAPTION = (
-    "Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower smooths more; "
-    "noise left in does not raise it; grey: the reported bands) and the noise power spectrum of each "
-    "method's residual (output − clean)"
+    "Detail kept T(f) per method (the task transfer function on the content: 1 keeps all, lower "
+    "smooths more; noise left in does not raise it; grey: the reported bands) and the noise "
+    "power spectrum of each method's residual (output − clean)"
 )
 
 
@@ -37,8 +38,10 @@ def write_run_report(
     train_log: list[dict[str, Any]],
     extra: dict[str, Any],
 ) -> tuple[dict[str, Any], Path]:
-    """summary.json, report.md, figures/ and report.html (with ``report.html: true``) for an
-    evaluated run; the summary and the report's path (report.md without the HTML).
+    """Write summary.json, report.md, figures/ and report.html of an evaluated run.
+
+    report.html only with ``report.html: true``. Returns the summary and the report's path
+    (report.md without the HTML).
     """
     spectra = by_method(read_spectra(run_dir / "spectra.jsonl"))
     summary = run_summary(cfg, run_dir, result, splits, extra, spectra)
@@ -68,8 +71,10 @@ def run_summary(
     extra: dict[str, Any],
     spectra: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The run's ``summary.json``: :func:`summarize_methods` of the rows plus the run, data,
-    noise, test-set size, `extra`, the noise given to baselines and the detail kept.
+    """The run's ``summary.json``.
+
+    :func:`summarize_methods` of the rows plus the run, data, noise, test-set size, `extra`, the
+    noise given to baselines and the detail kept.
     """
     summary = summarize_methods(result.rows)
     summary["run"] = {"name": cfg.run.name, "seed": cfg.run.seed, "folder": str(run_dir)}
@@ -126,7 +131,8 @@ def _run_lines(
             f"Test noise: {test_noise} ({noise_description(cfg)}), seed {cfg.run.seed}; "
             "every method sees the same noisy images."
         ),
-        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels normalised to [0, 1] by it).",
+        "Metrics: PSNR (dB) and SSIM with data_range = each image's real range (pixels "
+        "normalised to [0, 1] by it).",
     ]
     given = summary.get("noise_given")
     if given:
@@ -139,8 +145,8 @@ def _run_lines(
         last = train_log[-1]
         seconds = sum(r["seconds"] for r in train_log)
         lines.append(
-            f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR {last['val_psnr']:.2f} dB, "
-            f"{seconds:.0f} s."
+            f"Training: {cfg.model.name}, {len(train_log)} epochs, final val PSNR "
+            f"{last['val_psnr']:.2f} dB, {seconds:.0f} s."
         )
     if "detail_kept" in summary:
         lines.append(

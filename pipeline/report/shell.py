@@ -24,7 +24,8 @@ table { border-collapse: collapse; font-size: 0.9em; overflow-wrap: normal; }
 th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #eee; }
-dl.methods { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; font-size: 0.95em; }
+dl.methods { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; font-size: \
+0.95em; }
 dl.methods dt { font-family: monospace; font-weight: bold; }
 dl.methods dd { margin: 0; }
 figure { margin: 1.5em 0; }
@@ -40,7 +41,10 @@ def html_table(table: Table) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
-    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (
+        "<div "
+        f'class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
 
 
 def html_header(title: str, facts: Mapping[str, str]) -> str:
@@ -109,8 +113,10 @@ def write_html(
     facts: Mapping[str, str] | None = None,
     methods: Sequence[str] = (),
 ) -> Path:
-    """A results page: header with `facts`, `lines` as paragraphs, tables, the method codes,
-    figures (caption -> PNG file, embedded as data URIs) and a list of notes.
+    """A results page: header, paragraphs, tables, method codes, figures and notes.
+
+    The header holds `facts`, `lines` become paragraphs, figures (caption -> PNG file) are embedded
+    as data URIs.
     """
     parts = [html_header(title, facts or {})]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines if line]

@@ -48,7 +48,10 @@ MODEL_WORDS: dict[str, str] = {
 
 
 def describe_method(name: str) -> str:
-    """A method code in words: ``tv`` → total-variation denoising ...; ``unet:x`` → trained residual U-Net (x)."""
+    """A method code in words.
+
+    ``tv`` → total-variation denoising ...; ``unet:x`` → trained residual U-Net (x).
+    """
     if name in METHOD_WORDS:
         return METHOD_WORDS[name]
     network, _, origin = name.partition(":")
@@ -62,6 +65,7 @@ def method_lines(methods: Iterable[str]) -> list[str]:
 
 
 def reference_line(summary: Mapping[str, Any]) -> str:
+    """The sentence saying which method the paired differences are taken against."""
     ref = summary.get("reference")
     if not ref:
         return "No reference method: paired differences are not reported."
@@ -82,6 +86,7 @@ def markdown_table(table: Table) -> list[str]:
 
 
 def write_md(path: str | Path, title: str, lines: Sequence[str], tables: Sequence[Table]) -> Path:
+    """Write a Markdown page: `title`, `lines` and `tables`; its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [f"# {title}", "", *lines, ""]

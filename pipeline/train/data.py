@@ -34,7 +34,8 @@ class NoisyPairs(Dataset):
             raise PipelineError("no training images: check data.root and the split fractions")
         if patch_size is None and len({img.shape for img in images}) > 1:
             raise PipelineError(
-                "training images differ in size: set data.patch_size (train on random patches) or data.resize"
+                "training images differ in size: set data.patch_size (train on random patches) "
+                "or data.resize"
             )
         self.images = images
         self.noise = noise
@@ -46,6 +47,7 @@ class NoisyPairs(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's noise from now on (with fresh noise each epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

@@ -51,11 +51,16 @@ def _base_loss(name: str):
 
 
 DETAIL_VARIANCE_FLOOR = 1e-6
-"""detail_slope: added to each sample's detail variance, so near-flat patches give slopes near 0, not noise."""
+"""detail_slope: added to each sample's detail variance.
+
+So near-flat patches give slopes near 0, not noise.
+"""
 
 
 def detail_slope(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Per sample (N,): the slope of the error (out − clean) regressed on the clean image's fine detail.
+    """Per sample (N,): the slope of the error regressed on the clean image's fine detail.
+
+    The error is out − clean.
 
     Fine detail is the Laplacian of Gaussian of :func:`pipeline.metrics.detail_highpass` (same
     scale), taken where the kernel fits inside the image. A denoiser that erases detail has an
@@ -75,7 +80,10 @@ def detail_slope(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=4)
 def _log_kernel(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The (1, 1, k, k) kernel of scipy's Laplacian of Gaussian at :data:`pipeline.metrics.DETAIL_SIGMA`."""
+    """The (1, 1, k, k) kernel of scipy's Laplacian of Gaussian.
+
+    At :data:`pipeline.metrics.DETAIL_SIGMA`.
+    """
     radius = int(4 * DETAIL_SIGMA + 0.5)  # scipy's default truncation at 4 sigma
     impulse = np.zeros((2 * radius + 1, 2 * radius + 1))
     impulse[radius, radius] = 1.0
@@ -83,7 +91,10 @@ def _log_kernel(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 NOISE_STD_FLOOR = 0.01
-"""inverse_noise weighting: noise std below this (about 2.5/255) counts as this, so near-clean samples do not dominate."""
+"""inverse_noise weighting: noise std below this (about 2.5/255) counts as this.
+
+So near-clean samples do not dominate.
+"""
 
 
 def weighted_loss(
@@ -104,7 +115,7 @@ def weighted_loss(
 
 
 def supervised_objective(loss_fn, weighting: str) -> Objective:
-    """The supervised objective: the (weighted) loss between the network's output and the clean batch."""
+    """The supervised objective: the (weighted) loss between output and clean batch."""
     return lambda forward, noisy, clean, generator: weighted_loss(
         loss_fn, forward(noisy), clean, noisy, weighting
     )

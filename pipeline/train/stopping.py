@@ -19,7 +19,10 @@ def new_state() -> dict[str, Any]:
 
 
 def due_for_validation(epoch: int, tc: TrainConfig, out_of_time: bool) -> bool:
-    """True when epoch `epoch` (0-based) validates: every ``validate_every``, the last, the one out of time."""
+    """True when epoch `epoch` (0-based) validates.
+
+    Every ``validate_every``, the last, and the one out of time.
+    """
     return (epoch + 1) % tc.validate_every == 0 or epoch + 1 == tc.epochs or out_of_time
 
 
@@ -51,7 +54,10 @@ def patience_exhausted(state: dict[str, Any], tc: TrainConfig) -> bool:
 
 
 def epoch_label(epoch: int, tc: TrainConfig, elapsed: float) -> str:
-    """``epoch 3/30``, or with a time budget ``epoch 3 (40 s of 120 s left)``: the budget ends it."""
+    """``epoch 3/30``, or with a time budget ``epoch 3 (40 s of 120 s left)``.
+
+    The budget ends it.
+    """
     if tc.max_train_seconds:
         left = max(tc.max_train_seconds - elapsed, 0.0)
         return f"epoch {epoch + 1} ({left:.0f} s of {tc.max_train_seconds:.0f} s left)"

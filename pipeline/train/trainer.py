@@ -178,13 +178,19 @@ class Trainer:
         self.val_noisy = add_noise(val_images, noise, self.seed, "val")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's output, padded to its size multiple and cropped back (sub-images may not fit)."""
+        """The network's output, padded to its size multiple and cropped back.
+
+        Sub-images may not fit the size multiple.
+        """
         padded, (h, w) = pad_to_multiple(x, self.multiple)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             return self.net(padded).float()[..., :h, :w]
 
     def train_epoch(self, epoch: int, label: str = "") -> float:
-        """One pass over this rank's shard of the pairs, then a schedule step; the mean loss over all ranks."""
+        """One pass over this rank's shard of the pairs, then a schedule step.
+
+        Returns the mean loss over all ranks.
+        """
         self.sampler.set_epoch(epoch)
         self.data.set_epoch(epoch)
         self.net.train()
@@ -221,7 +227,10 @@ class Trainer:
         return over
 
     def validate_epoch(self, epoch: int, out_of_time: bool) -> Validation:
-        """Validation when this epoch is due for it (rank 0 computes, every rank gets the numbers)."""
+        """Validation when this epoch is due for it.
+
+        Rank 0 computes; every rank gets the numbers.
+        """
         if not due_for_validation(epoch, self.tc, out_of_time):
             return Validation(False)
         loss = psnr = float("nan")
@@ -238,7 +247,10 @@ class Trainer:
         return Validation(True, loss, psnr)
 
     def record_epoch(self, epoch: int, train_loss: float, val: Validation, seconds: float) -> bool:
-        """Append the epoch's log row to the training state and update the best epoch; True when it is the best."""
+        """Append the epoch's log row to the training state and update the best epoch.
+
+        True when it is the best.
+        """
         self.state["log"].append(
             {
                 "epoch": epoch + 1,
@@ -274,7 +286,10 @@ class Trainer:
         return patience_exhausted(self.state, self.tc) or out_of_time
 
     def run_epoch(self, epoch: int) -> bool:
-        """Train, validate, record and checkpoint epoch `epoch` (0-based); True when training stops after it."""
+        """Train, validate, record and checkpoint epoch `epoch` (0-based).
+
+        True when training stops after it.
+        """
         t0 = time.perf_counter()
         label = epoch_label(epoch, self.tc, t0 - self.started)
         train_loss = self.train_epoch(epoch, label)
@@ -296,7 +311,10 @@ class Trainer:
         return self.should_stop(out_of_time)
 
     def fit(self) -> TrainResult:
-        """Run the epochs from the start (or the resumed) epoch until the last or a stop; then :meth:`finish`."""
+        """Run the epochs from the start (or resumed) epoch until the last or a stop.
+
+        Then :meth:`finish`.
+        """
         self.started = time.perf_counter()
         stopped_early = False
         for epoch in range(self.start_epoch, self.tc.epochs):
@@ -313,7 +331,10 @@ class Trainer:
         )
 
     def finish(self) -> None:
-        """Checkpoints even when no epoch ran; then the model holds ``best.pt``'s weights on every rank."""
+        """Write the checkpoints, even when no epoch ran.
+
+        Then the model holds ``best.pt``'s weights on every rank.
+        """
         if self.info.is_main and not (self.ckpt_dir / "last.pt").exists():
             self.write_checkpoints(self.start_epoch, True)
         if self.info.world > 1:
@@ -331,7 +352,10 @@ def train(
     out_dir: Path,
     device: str | torch.device | None = None,
 ) -> TrainResult:
-    """Train the configured model; write ``checkpoints/{last,best}.pt`` and ``train_log.csv`` in `out_dir`."""
+    """Train the configured model into `out_dir`.
+
+    Writes ``checkpoints/{last,best}.pt`` and ``train_log.csv``.
+    """
     return Trainer(cfg, train_images, val_images, noise, out_dir, device).fit()
 
 

@@ -1,4 +1,4 @@
-"""DICOM: read radiographs into the pipeline's convention; write results as a derived series.
+r"""DICOM: read radiographs into the pipeline's convention; write results as a derived series.
 
 Reading (see ``shared/reference/dicom.md``): stored values -> modality LUT (rescale slope
 and intercept, or a Modality LUT Sequence) -> normalised over the *full stored range*
@@ -11,7 +11,7 @@ quote header values), and a compressed frame cut short is refused: see
 :mod:`pipeline.io.dicom_guard`.
 
 Writing: a new derived instance in a new series (PS3.3 C.7.6.1.1.3): new Series and SOP
-Instance UIDs, Patient and Study modules kept, ImageType DERIVED\\SECONDARY,
+Instance UIDs, Patient and Study modules kept, ImageType DERIVED\SECONDARY,
 DerivationDescription and SourceImageSequence, stored values on the source's scale (so the
 rescale and window tags stay valid), MONOCHROME1 written inverted back, Explicit VR Little
 Endian (a big-endian source's word values swapped), never compressed. Share one

@@ -1,5 +1,6 @@
-"""Checks of a DICOM dataset before its pixels are decoded: the Image Pixel module, the declared size,
-the rescale.
+"""Checks of a DICOM dataset before its pixels are decoded.
+
+The Image Pixel module, the declared size, the rescale.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def check_pixel_module(ds, path: Path, truncated: bool) -> None:
 
 
 def _check_native_length(ds, path: Path, truncated: bool, size: tuple[int, int, int]) -> None:
-    """Raise ImageReadError unless uncompressed pixel data has the length its header declares
-    (`size`: frames, rows, columns).
+    """Raise ImageReadError unless uncompressed pixel data has its declared length.
+
+    `size` is (frames, rows, columns) from the header.
     """
     from pydicom.pixels.utils import get_expected_length
 

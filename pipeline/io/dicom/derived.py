@@ -169,7 +169,7 @@ def _derived_dataset(image: ScanImage, series: DerivedSeries):
 
 
 def _reference_source_series(ds, source) -> None:
-    """ReferencedSeriesSequence (Common Instance Reference module): the source's series and instance."""
+    """ReferencedSeriesSequence (Common Instance Reference): the source's series and instance."""
     from pydicom.dataset import Dataset
 
     if not source.get("SeriesInstanceUID"):
@@ -222,8 +222,10 @@ def _secondary_capture(image: ScanImage, series: DerivedSeries):
 
 
 def _secondary_capture_requirements(ds) -> None:
-    """Add what a Secondary Capture needs and may lack: ConversionType, and Laterality
-    (Type 2C, empty) when no BodyPartExamined says whether the part is paired.
+    """Add what a Secondary Capture needs and may lack.
+
+    ConversionType, and Laterality (Type 2C, empty) when no BodyPartExamined says whether the part
+    is paired.
     """
     if ds.SOPClassUID != SECONDARY_CAPTURE:
         return
@@ -274,8 +276,9 @@ _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 def _swap_to_little_endian(ds) -> None:
-    """Byte-swap the word values (OW, OF, ...) of a big-endian source, nested ones too: the
-    derived file is little endian, and pydicom writes such values as the bytes they hold.
+    """Byte-swap the word values (OW, OF, ...) of a big-endian source, nested ones too.
+
+    The derived file is little endian, and pydicom writes such values as the bytes they hold.
     """
 
     def swap(_dataset, element) -> None:

@@ -1,4 +1,7 @@
-"""Stored values <-> modality values of one dataset, and the range :func:`~pipeline.io.dicom.read_dicom` maps to [0, 1]."""
+"""Stored values <-> modality values of one dataset, and the range mapped to [0, 1].
+
+The range is the one :func:`~pipeline.io.dicom.read_dicom` maps to [0, 1].
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from pipeline.io._values import integer_range
 
 
 def unit_range(ds) -> tuple[float, float, bool]:
-    """(value_min, value_max, invert) with which :func:`read_dicom` maps a dataset's values to [0, 1].
+    """(value_min, value_max, invert) of a dataset's values.
+
+    With these :func:`read_dicom` maps the values to [0, 1].
 
     `ds` is a pydicom Dataset or any object with pydicom-style ``get(keyword)`` (e.g. the
     tags MONAI's PydicomReader keeps); ``invert`` is True for MONOCHROME1.

@@ -130,7 +130,8 @@ def _read_dataset(path: Path, caught: list[warnings.WarningMessage]):
         else:
             syntax = EXPLICIT_LE if little is not False else EXPLICIT_BE
         log.warning(
-            "%s: no DICOM file meta information (old ACR-NEMA style file); assuming the %s transfer syntax",
+            "%s: no DICOM file meta information (old ACR-NEMA style file); assuming the %s "
+            "transfer syntax",
             path,
             UID(syntax).name,
         )

@@ -1,5 +1,6 @@
-"""UIDs and tags the DICOM reader and writer name (``pydicom.uid`` names as strings, so that importing
-stays cheap).
+"""UIDs and tags the DICOM reader and writer name.
+
+``pydicom.uid`` names are kept as strings, so that importing stays cheap.
 """
 
 from __future__ import annotations

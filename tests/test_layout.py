@@ -121,3 +121,51 @@ def test_the_benchmarks_take_no_path_from_their_own_location():
         )
     ]
     assert uses == []
+
+
+#: The size limits of the package: lines per module, and per function or method.
+MODULE_LINES = 400
+FUNCTION_LINES = 60
+
+
+def function_lines(path: Path) -> dict[str, int]:
+    """``name:line`` -> length in lines of every function and method in the file, from its
+    ``def`` to the end of its body (decorators excluded, docstrings and comments included).
+    """
+    return {
+        f"{node.name}:{node.lineno}": node.end_lineno - node.lineno + 1
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+
+
+def oversized(root: Path) -> list[str]:
+    """Modules of pipeline/ over :data:`MODULE_LINES` and functions over :data:`FUNCTION_LINES`."""
+    found = []
+    for path in sorted((root / "pipeline").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        n_lines = len(path.read_text().splitlines())
+        if n_lines > MODULE_LINES:
+            found.append(f"{name}: {n_lines} lines")
+        found += [
+            f"{name}:{function} {n} lines"
+            for function, n in function_lines(path).items()
+            if n > FUNCTION_LINES
+        ]
+    return found
+
+
+def test_oversized_counts_from_the_def_without_decorators(tmp_path):
+    (tmp_path / "pipeline").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(58))
+    short = f"@decorator\n@another\ndef short():\n    '''Doc.'''\n{body}"
+    method_body = body.replace("    ", "        ")
+    long = f"class C:\n    def long(self):\n        '''Doc.'''\n        y = 0\n{method_body}"
+    (tmp_path / "pipeline" / "a.py").write_text(short + "\n" * 340)
+    (tmp_path / "pipeline" / "b.py").write_text(long)
+    assert function_lines(tmp_path / "pipeline" / "a.py") == {"short:3": 60}
+    assert oversized(tmp_path) == ["pipeline/a.py: 402 lines", "pipeline/b.py:long:2 61 lines"]
+
+
+def test_modules_and_functions_stay_under_the_size_limits():
+    assert oversized(PROJECT_ROOT) == []

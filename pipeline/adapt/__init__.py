@@ -7,11 +7,12 @@ random patches of the scans for a time budget, by one of three methods:
 - ``blindspot`` and ``subsample``: self-supervised objectives on the noisy patches
   (:mod:`pipeline.selfsupervised`);
 - ``fitted``: a noise model (``xray``, or white ``gaussian`` when that matches better) is
-  fitted to the scans (:mod:`pipeline.noisefit`), and the model learns, supervised, to map the source model's denoised scans with that
-  noise added back to the denoised scans. The references are the source model's outputs,
-  never clean images; what the model learns is the scans' own noise on the scans' own
-  anatomy.
- The result is an ordinary run folder::
+  fitted to the scans (:mod:`pipeline.noisefit`), and the model learns, supervised, to map
+  the source model's denoised scans with that noise added back to the denoised scans. The
+  references are the source model's outputs, never clean images; what the model learns is
+  the scans' own noise on the scans' own anatomy.
+
+The result is an ordinary run folder::
 
     RUN_DIR/config.yaml            resolved config (the source model's, with the adapt settings)
     RUN_DIR/environment.json       versions, threads, load average at the start
@@ -25,7 +26,8 @@ same command on the same RUN_DIR continues from ``last.pt`` with the time that i
 
 The time budget covers everything before the report: reading the scans, the ``fitted``
 method's references and noise fit (which stops at :data:`FIT_SHARE` of the budget with the
-best parameters so far) and training (checked after each short epoch of :data:`EPOCH_PATCHES` patches).
+best parameters so far) and training (checked after each short epoch of
+:data:`EPOCH_PATCHES` patches).
 
 Checks without a clean reference (per scan, on the central crop of at most
 :data:`CHECK_CROP` pixels a side; ``removed`` = input − output):

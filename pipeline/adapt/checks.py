@@ -26,7 +26,10 @@ def noise_level(pixels: np.ndarray) -> float:
 
 
 def autocorrelation_map(values: np.ndarray, lags: int = MAP_LAGS) -> np.ndarray:
-    """Normalised autocorrelation of `values` for row and column lags in [-lags, lags] (centre 1)."""
+    """Normalised autocorrelation of `values` for row and column lags in [-lags, lags].
+
+    The centre (lag 0) is 1; a map of NaN where `values` are constant.
+    """
     x = center_crop(values, CHECK_CROP).astype(np.float64)
     x = x - x.mean()
     h, w = x.shape

@@ -1,8 +1,13 @@
-"""The adapt run's report page: checks on the first scans, examples, autocorrelation map."""
+"""The adapt run's report page: checks on the first scans, examples, autocorrelation map.
+
+The page is a results page of :mod:`pipeline.report` (its HTML shell and its number
+formatter); this module only gathers what the page shows.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,27 @@ REPORT_SCANS = 12
 #: Largest side of the report's example panels, and their number.
 EXAMPLE_SIDE = 512
 EXAMPLES = 3
+#: The per-scan checks averaged over the report's scans (``report_means`` in adapt.json).
+MEAN_CHECKS = ("noise_before", "noise_after", "removed_lag1_rows", "removed_lag1_columns")
+#: Column headers of the report's table of scans.
+SCAN_TABLE_HEADER = [
+    "scan",
+    "size",
+    "noise before",
+    "noise after",
+    "removed lag-1 rows",
+    "removed lag-1 columns",
+]
+EXAMPLES_CAPTION = (
+    "Scans: input, the source model's output, the adapted model's output; "
+    "crop and residual (output minus input) of the first"
+)
+AUTOCORRELATION_CAPTION = (
+    "Autocorrelation of the removed part (input minus output), "
+    "mean over the report's scans; centre = lag 0"
+)
+
+Denoise = Callable[[np.ndarray], np.ndarray]
 
 
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:
@@ -40,119 +66,155 @@ def write_adapt_report(
     cfg: Config,
     source_outputs: list[np.ndarray] | None = None,
 ) -> Path:
-    """Denoise the first scans with the adapted model, add the checks to `record`, write report.html.
+    """Write the adapt run's report page in `run_dir`; its path (report.html).
 
-    `source_outputs` (the source model's outputs of `images`, when already computed) are
-    shown instead of denoising the examples with the source model again.
+    The first scans are denoised with the adapted model and checked; the checks go into
+    `record` and on the page (with report.md and figures/). `source_outputs` (the source
+    model's outputs of `images`, when already computed) are shown instead of denoising the
+    examples with the source model again.
     """
-    from pipeline import report
-    from pipeline.checkpoint import load_model
     from pipeline.inference import ModelDenoiser
-    from pipeline.train import read_log
+    from pipeline.report import write_page
 
+    befores = _source_thumbnails(source, images, device, cfg, source_outputs)
     adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
-    original = (
-        None
-        if source_outputs
-        else ModelDenoiser.from_settings(
-            load_model(source, device).model, cfg.inference, device, "source"
-        )
-    )
+    rows, maps, examples = _check_scans(images, adapted, befores)
+    mean_map = np.nanmean(np.stack(maps), axis=0)
+    summary = {k: _mean([r[k] for r in rows]) for k in MEAN_CHECKS}
+    record["report_scans"] = rows
+    record["removed_autocorrelation_mean_map"] = mean_map.round(4).tolist()
+    record["report_means"] = summary
+    figures = _figures(run_dir, examples, mean_map)
+    lines = _page_lines(source, record, len(rows), summary)
+    title = f"Adapt: {record['method']} on {record['scans']}"
+    return write_page(run_dir, title, lines, [_scan_table(rows)], figures)["html"]
+
+
+def _source_thumbnails(
+    source: Path,
+    images: list[ScanImage],
+    device: torch.device,
+    cfg: Config,
+    source_outputs: list[np.ndarray] | None,
+) -> list[np.ndarray]:
+    """Thumbnails of the source model's outputs of the first :data:`EXAMPLES` scans.
+
+    The given `source_outputs` are used when there are any, else the scans are denoised
+    with the source model now.
+    """
+    if not source_outputs:
+        from pipeline.checkpoint import load_model
+        from pipeline.inference import ModelDenoiser
+
+        model = load_model(source, device).model
+        original = ModelDenoiser.from_settings(model, cfg.inference, device, "source")
+        source_outputs = [original(img.pixels) for img in images[:EXAMPLES]]
+    return [_thumbnail(out) for out in source_outputs[:EXAMPLES]]
+
+
+def _check_scans(
+    images: list[ScanImage], adapted: Denoise, befores: list[np.ndarray]
+) -> tuple[list[dict[str, Any]], list[np.ndarray], list[dict[str, Any]]]:
+    """Check the first :data:`REPORT_SCANS` scans denoised by the adapted model.
+
+    Returns the checks (one row per scan), the removed parts' autocorrelation maps and the
+    example panels (the first scans, with `befores` as the source model's outputs).
+    """
     rows, maps, examples = [], [], []
     for i, img in enumerate(images[:REPORT_SCANS]):
         out = adapted(img.pixels)
         checks = scan_checks(img.pixels, out)
         maps.append(checks.pop("removed_autocorrelation"))
-        rows.append(
-            {
-                "scan": img.meta.name,
-                "height": img.pixels.shape[0],
-                "width": img.pixels.shape[1],
-                **checks,
-            }
-        )
+        height, width = img.pixels.shape[:2]
+        rows.append({"scan": img.meta.name, "height": height, "width": width, **checks})
         if i < EXAMPLES:
-            before = source_outputs[i] if source_outputs else original(img.pixels)
-            outputs = {"source model": _thumbnail(before), "adapted": _thumbnail(out)}
+            outputs = {"source model": befores[i], "adapted": _thumbnail(out)}
+            noisy = _thumbnail(img.pixels)
             examples.append(
-                {
-                    "image": img.meta.name,
-                    "clean": None,
-                    "noisy": _thumbnail(img.pixels),
-                    "outputs": outputs,
-                }
+                {"image": img.meta.name, "clean": None, "noisy": noisy, "outputs": outputs}
             )
-    record["report_scans"] = rows
-    mean_map = np.nanmean(np.stack(maps), axis=0)
-    record["removed_autocorrelation_mean_map"] = mean_map.round(4).tolist()
-    summary = {
-        k: _mean([r[k] for r in rows])
-        for k in ("noise_before", "noise_after", "removed_lag1_rows", "removed_lag1_columns")
-    }
-    record["report_means"] = summary
+    return rows, maps, examples
+
+
+def _figures(
+    run_dir: Path, examples: list[dict[str, Any]], mean_map: np.ndarray
+) -> dict[str, Path]:
+    """Draw the page's figures in ``figures/``; the files keyed by caption.
+
+    The figures are the examples, the mean autocorrelation map and, when the run logged
+    one, the training loss.
+    """
+    from pipeline.report import example_panel_figure, loss_curve_figure
+    from pipeline.train import read_log
 
     fig_dir = run_dir / "figures"
     figures = {
-        "Scans: input, the source model's output, the adapted model's output; crop and residual (output minus input) of the first": report.example_panel_figure(
-            examples, fig_dir / "examples.png"
-        ),
-        "Autocorrelation of the removed part (input minus output), mean over the report's scans; centre = lag 0": autocorrelation_figure(
+        EXAMPLES_CAPTION: example_panel_figure(examples, fig_dir / "examples.png"),
+        AUTOCORRELATION_CAPTION: autocorrelation_figure(
             mean_map, fig_dir / "removed_autocorrelation.png"
         ),
     }
     log_rows = read_log(run_dir / "train_log.csv")
     if any(math.isfinite(r.get("train_loss", math.nan)) for r in log_rows):
-        figures["Self-supervised training loss by epoch"] = report.loss_curve_figure(
+        figures["Self-supervised training loss by epoch"] = loss_curve_figure(
             log_rows, fig_dir / "loss_curve.png"
         )
-    header = [
-        "scan",
-        "size",
-        "noise before",
-        "noise after",
-        "removed lag-1 rows",
-        "removed lag-1 columns",
-    ]
-    table = (
-        header,
+    return figures
+
+
+def _scan_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The table of scans: size, noise before and after, removed part's lag-1 correlation."""
+    from pipeline.report import format_number
+
+    return SCAN_TABLE_HEADER, [
         [
-            [
-                r["scan"],
-                f"{r['height']}x{r['width']}",
-                f"{r['noise_before']:.4f}",
-                f"{r['noise_after']:.4f}",
-                f"{r['removed_lag1_rows']:+.3f}",
-                f"{r['removed_lag1_columns']:+.3f}",
-            ]
-            for r in rows
-        ],
-    )
-    lines = [
+            r["scan"],
+            f"{r['height']}x{r['width']}",
+            format_number(r["noise_before"], 4),
+            format_number(r["noise_after"], 4),
+            format_number(r["removed_lag1_rows"], 3, signed=True),
+            format_number(r["removed_lag1_columns"], 3, signed=True),
+        ]
+        for r in rows
+    ]
+
+
+def _page_lines(
+    source: Path, record: Mapping[str, Any], n_checked: int, summary: Mapping[str, float]
+) -> list[str]:
+    """The paragraphs above the table: what was adapted how, the checks and how to read them."""
+    from pipeline.report import format_number
+
+    return [
         (
-            f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} with the {record['method']} method "
-            f"({_method_words(record)}); {_seconds_used(record):.0f} s of a {record['budget_minutes']:.1f} min budget "
-            f"({record['seconds_preparing']:.0f} s reading and preparing, {record['seconds_this_run']:.0f} s training "
-            f"in this run), {torch.get_num_threads()} threads."
+            f"Adapted {source.name} to {record['n_scans']} scans of {record['scans']} "
+            f"with the {record['method']} method ({_method_words(record)}); "
+            f"{format_number(_seconds_used(record), 0)} s of a "
+            f"{format_number(record['budget_minutes'], 1)} min budget "
+            f"({format_number(record['seconds_preparing'], 0)} s reading and preparing, "
+            f"{format_number(record['seconds_this_run'], 0)} s training in this run), "
+            f"{torch.get_num_threads()} threads."
         ),
         (
-            f"Checks on the first {len(rows)} scans (central crop of at most {CHECK_CROP} pixels; removed = input − output). "
-            f"Mean estimated noise {summary['noise_before']:.4f} before, {summary['noise_after']:.4f} after "
+            f"Checks on the first {n_checked} scans (central crop of at most {CHECK_CROP} "
+            "pixels; removed = input − output). Mean estimated noise "
+            f"{format_number(summary['noise_before'], 4)} before, "
+            f"{format_number(summary['noise_after'], 4)} after "
             "(wavelet MAD, [0, 1] units; it reads low on correlated noise)."
         ),
         (
-            f"Removed part's autocorrelation at lag 1: {summary['removed_lag1_rows']:+.3f} along rows, "
-            f"{summary['removed_lag1_columns']:+.3f} along columns. A detector's noise is correlated over a pixel or two "
-            "(0 for white noise, up to about 0.7 for a strongly blurring detector) and vanishes beyond; correlation that "
-            "stays high at larger lags in the map means the removed part holds structure, not noise."
+            "Removed part's autocorrelation at lag 1: "
+            f"{format_number(summary['removed_lag1_rows'], 3, signed=True)} along rows, "
+            f"{format_number(summary['removed_lag1_columns'], 3, signed=True)} along columns. "
+            "A detector's noise is correlated over a pixel or two (0 for white noise, up to "
+            "about 0.7 for a strongly blurring detector) and vanishes beyond; correlation "
+            "that stays high at larger lags in the map means the removed part holds "
+            "structure, not noise."
         ),
     ]
-    written = report.write_page(
-        run_dir, f"Adapt: {record['method']} on {record['scans']}", lines, [table], figures
-    )
-    return written["html"]
 
 
-def _seconds_used(record: dict[str, Any]) -> float:
+def _seconds_used(record: Mapping[str, Any]) -> float:
     """Seconds of the budget used: earlier runs (a resumed run), preparing and training."""
     return (
         record["seconds_before_resume"]
@@ -161,18 +223,25 @@ def _seconds_used(record: dict[str, Any]) -> float:
     )
 
 
-def _method_words(record: dict[str, Any]) -> str:
+def _method_words(record: Mapping[str, Any]) -> str:
     """How the method learnt, for the report: no clean image either way."""
+    from pipeline.report import format_number
+
     if "noise_fit" not in record:
         return "self-supervised: no clean image is used"
     noise = record["noise_fit"]["noise"]
-    words = "no clean image is used: references are the source model's outputs with noise fitted to the scans, "
+    words = (
+        "no clean image is used: references are the source model's outputs "
+        "with noise fitted to the scans, "
+    )
     if noise["kind"] == "gaussian":
-        return words + f"white Gaussian noise of sigma {noise['sigma'] * 255:.1f}/255"
+        return words + f"white Gaussian noise of sigma {format_number(noise['sigma'] * 255, 1)}/255"
     a = noise["kernel_a"] if isinstance(noise["kernel_a"], list) else [noise["kernel_a"]] * 2
     return words + (
-        f"X-ray noise of {noise['photons'] * noise['dose']:.0f} quanta per unattenuated pixel, detector kernel a "
-        f"{a[0]:.2f} along rows and {a[-1]:.2f} along columns, read noise {noise['read_noise']:.1f} counts, mu {noise['mu']:g}"
+        f"X-ray noise of {format_number(noise['photons'] * noise['dose'], 0)} quanta per "
+        f"unattenuated pixel, detector kernel a {format_number(a[0], 2)} along rows and "
+        f"{format_number(a[-1], 2)} along columns, read noise "
+        f"{format_number(noise['read_noise'], 1)} counts, mu {noise['mu']:g}"
     )
 
 
@@ -180,7 +249,7 @@ def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:
     """The autocorrelation map as an image with its values written in."""
     from matplotlib.figure import Figure
 
-    from pipeline.report import save_figure
+    from pipeline.report import format_number, save_figure
 
     lags = corr.shape[0] // 2
     fig = Figure(figsize=(4.8, 4.2), layout="constrained")
@@ -194,7 +263,7 @@ def autocorrelation_figure(corr: np.ndarray, path: Path) -> Path:
     )
     for (i, j), v in np.ndenumerate(corr):
         if math.isfinite(v):
-            ax.text(j - lags, i - lags, f"{v:.2f}", ha="center", va="center", fontsize=6)
+            ax.text(j - lags, i - lags, format_number(v), ha="center", va="center", fontsize=6)
     ax.set(xlabel="column lag (px)", ylabel="row lag (px)")
     fig.colorbar(shown, ax=ax, shrink=0.8)
     return save_figure(fig, path)

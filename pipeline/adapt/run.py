@@ -60,8 +60,10 @@ class AdaptResult:
 
 @dataclass
 class Prepared:
-    """What training starts from: the config (with the fitted noise), the training images and
-    their noise, the fit's record and the source model's outputs (``fitted`` only).
+    """What training starts from.
+
+    The config (with the fitted noise), the training images and their noise, the fit's
+    record and the source model's outputs (``fitted`` only).
     """
 
     cfg: Config
@@ -83,12 +85,14 @@ def adapt(
     progress: bool = True,
     overrides: list[str] | None = None,
 ) -> AdaptResult:
-    """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone; see :mod:`pipeline.adapt`."""
+    """Fine-tune `source` (default: the shipped model) on the noisy `scans` alone.
+
+    See :mod:`pipeline.adapt` for the methods, the time budget and the run folder.
+    """
     if minutes <= 0:
         raise PipelineError(f"--minutes must be positive, got {minutes}")
-    began = (
-        time.perf_counter()
-    )  # the budget counts from here: reading, references, noise fit, training
+    # the budget counts from here: reading, references, noise fit, training
+    began = time.perf_counter()
     options = AdaptOptions(
         Path(given_path(scans, "the scan folder (-i)")),
         Path(given_path(run_dir, "the run folder (-o)")),
@@ -105,7 +109,10 @@ def adapt(
 
 
 def run_adapt(options: AdaptOptions, source: str | Path | None, began: float) -> AdaptResult:
-    """:func:`adapt` with its options checked; `began` is the :func:`time.perf_counter` the budget counts from."""
+    """Run :func:`adapt` with its options checked.
+
+    `began` is the :func:`time.perf_counter` the budget counts from.
+    """
     from pipeline.checkpoint import checkpoint_path
     from pipeline.inference import resolve_device
     from pipeline.train import read_log
@@ -118,7 +125,8 @@ def run_adapt(options: AdaptOptions, source: str | Path | None, began: float) ->
     cfg = adapt_config(options, source_path, len(images))
     if cfg.train.objective not in ADAPT_METHODS:
         raise PipelineError(
-            f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} (not {cfg.train.objective})"
+            f"adapt has no clean images: choose one of {', '.join(ADAPT_METHODS)} "
+            f"(not {cfg.train.objective})"
         )
     prepared = _prepare(options, cfg, images, source_path, dev, began)
     resume, spent = resume_point(prepared.cfg, options.run_dir)
@@ -150,8 +158,10 @@ def _prepare(
     device: torch.device,
     began: float,
 ) -> Prepared:
-    """The training inputs of the method: the scans as they are, or (``fitted``) the source
-    model's outputs with the noise fitted to the scans, which counts against the budget.
+    """Prepare the training inputs of the method.
+
+    They are the scans as they are, or (``fitted``) the source model's outputs with the
+    noise fitted to the scans, which counts against the budget.
     """
     from pipeline.noise import make_noise
 

@@ -85,13 +85,17 @@ def load_scans(scans: Path) -> tuple[list[ScanImage], list]:
             f"; {len(failures)} could not be read (first: {failures[0].reason})" if failures else ""
         )
         raise PipelineError(
-            f"no readable scans under {scans}{why}: give a folder of PNG/JPEG/TIFF/DICOM/NIfTI scans"
+            f"no readable scans under {scans}{why}: "
+            "give a folder of PNG/JPEG/TIFF/DICOM/NIfTI scans"
         )
     return images, failures
 
 
 def adapt_config(options: AdaptOptions, source: Path, n_images: int) -> Config:
-    """The source model's config with the adapt settings and the options' overrides (validated)."""
+    """Return the source model's config with the adapt settings and the options' overrides.
+
+    The result is validated.
+    """
     from pipeline.checkpoint import read_checkpoint
 
     settings = merge_settings(
@@ -118,7 +122,8 @@ def adapt_config(options: AdaptOptions, source: Path, n_images: int) -> Config:
     cfg = config_from_dict(apply_overrides(raw, list(options.overrides)), "adapt settings")
     if cfg.model.name == "dense":
         raise PipelineError(
-            f"{source} is a dense model of fixed image size; adapt needs a convolutional model (unet, dncnn, conv)"
+            f"{source} is a dense model of fixed image size; "
+            "adapt needs a convolutional model (unet, dncnn, conv)"
         )
     return cfg
 
@@ -131,7 +136,10 @@ def with_training(cfg: Config, **train: Any) -> Config:
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A config without the fields a resumed run may change (budget, resume point, progress, threads)."""
+    """Return `cfg` without the fields a resumed run may change.
+
+    Those are the budget, the resume point, progress and threads.
+    """
     cfg = json.loads(json.dumps(cfg))
     for section, key in (
         ("train", "resume"),
@@ -144,7 +152,10 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
-    """(last.pt to resume from or None, seconds already spent) for a RUN_DIR that may hold a killed run."""
+    """Find where a run in `run_dir` (which may hold a killed run) resumes.
+
+    Returns (last.pt to resume from or None, seconds already spent).
+    """
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
         if run_dir.is_dir() and any(
@@ -152,7 +163,8 @@ def resume_point(cfg: Config, run_dir: Path) -> tuple[Path | None, float]:
             for p in run_dir.iterdir()
         ):
             raise PipelineError(
-                f"{run_dir} is not empty and holds no adapt checkpoint: give a new or empty folder as -o"
+                f"{run_dir} is not empty and holds no adapt checkpoint: "
+                "give a new or empty folder as -o"
             )
         return None, 0.0
     from pipeline.checkpoint import read_checkpoint
@@ -186,7 +198,9 @@ def fitted_references(
     seed: int,
     deadline: float | None = None,
 ) -> tuple[list[np.ndarray], NoiseSection, dict[str, Any]]:
-    """The source model's denoised scans (the ``fitted`` method's references), the fitted noise
+    """Denoise the scans with the source model and fit the noise to them.
+
+    Returns the denoised scans (the ``fitted`` method's references), the fitted noise
     section and the fit's record; `cfg` is left as it is.
 
     A resumed run takes the noise from its checkpoint instead of fitting it again, so it

@@ -68,8 +68,6 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
     fewer than :data:`FEW_POINTS` images also show every image as a dot (and then no
     separate outlier circles).
     """
-    from matplotlib.lines import Line2D
-
     rows = list(rows)
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     keys = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
@@ -77,26 +75,45 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
         0 < len(v) < FEW_POINTS for key, _ in keys for v in _values_by_method(rows, key).values()
     )
     for ax, (key, label) in zip(fig.subplots(1, 2), keys):
-        values = _values_by_method(rows, key)
-        names = list(values)
-        ax.boxplot(
-            [v or [math.nan] for v in values.values()],
-            showmeans=True,
-            showfliers=not few,
-            medianprops={"color": "tab:orange", "linewidth": 1.5},
-            meanprops={
-                "marker": "^",
-                "markerfacecolor": "tab:green",
-                "markeredgecolor": "tab:green",
-            },
-        )
-        for position, v in enumerate(values.values(), start=1):
-            if 0 < len(v) < FEW_POINTS:
-                offsets = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
-                ax.scatter(position + offsets, v, s=14, color="tab:blue", alpha=0.7, zorder=3)
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
+        _box_plot(ax, _values_by_method(rows, key), label, few)
+    handles = _distribution_legend(few)
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+    return save_figure(fig, path)
+
+
+def _box_plot(ax: Any, values: dict[str, list[float]], label: str, few: bool) -> None:
+    """One box per method on `ax`; methods with few images also get a dot per image.
+
+    With `few`, outliers are not drawn separately (the dots show them).
+    """
+    ax.boxplot(
+        [v or [math.nan] for v in values.values()],
+        showmeans=True,
+        showfliers=not few,
+        medianprops={"color": "tab:orange", "linewidth": 1.5},
+        meanprops={
+            "marker": "^",
+            "markerfacecolor": "tab:green",
+            "markeredgecolor": "tab:green",
+        },
+    )
+    for position, v in enumerate(values.values(), start=1):
+        if 0 < len(v) < FEW_POINTS:
+            offsets = np.linspace(-0.12, 0.12, len(v)) if len(v) > 1 else np.zeros(1)
+            ax.scatter(position + offsets, v, s=14, color="tab:blue", alpha=0.7, zorder=3)
+    ax.set_xticks(range(1, len(values) + 1), list(values), rotation=30, ha="right")
+    ax.set_ylabel(label)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _distribution_legend(few: bool) -> list[Any]:
+    """Return the legend entries of :func:`distribution_figure`.
+
+    They are the median, mean and box, then the image dots (with `few`) or the outlier
+    circles.
+    """
+    from matplotlib.lines import Line2D
+
     handles = [
         Line2D([], [], color="tab:orange", linewidth=1.5, label="median"),
         Line2D([], [], color="tab:green", marker="^", linestyle="none", label="mean"),
@@ -129,8 +146,7 @@ def distribution_figure(rows: Iterable[Row], path: str | Path) -> Path:
                 label="outlier (beyond 1.5 box heights)",
             )
         )
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
-    return save_figure(fig, path)
+    return handles
 
 
 def _series(rows: Sequence[Row], key: str) -> tuple[list[float], list[float]]:

@@ -68,6 +68,7 @@ from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
 from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
+from pipeline.process import return_freed_heap
 from pipeline.provenance import file_sha256
 from pipeline.records import PARTIAL_TAG, read_csv
 from pipeline.text import library_detail, path_text, short_text
@@ -178,7 +179,9 @@ def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
         raise ImageReadError(job.problem)
     if is_within(job.source.resolve(), output_dir):
         raise PipelineError(f"{job.source}: resolves into the output folder (a link?); not read")
-    return read_image(job.source), file_sha256(job.source)
+    images = read_image(job.source)
+    return_freed_heap()  # the decoder's temporaries: the reader thread's arena keeps them
+    return images, file_sha256(job.source)
 
 
 def _denoise(
@@ -206,6 +209,7 @@ def _denoise(
     outputs = [
         replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images
     ]
+    return_freed_heap()  # the network's activations, before the writer's temporaries come
     return outputs, row
 
 
@@ -264,6 +268,7 @@ def _run_jobs(
         try:
             with about_file(job.source):
                 _write(job, outputs, row, started, ctx)
+            return_freed_heap()  # the encoder's temporaries
         except OSError as err:
             if (
                 err.errno in _FATAL_ERRNOS

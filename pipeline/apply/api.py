@@ -172,8 +172,9 @@ def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
 
 
 def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
-    """The images of `job`'s source and the source's SHA-256; ImageReadError/PipelineError
-    when it cannot be used.
+    """The images of `job`'s source and the source's SHA-256.
+
+    ImageReadError or PipelineError when the source cannot be used.
     """
     if job.problem is not None:
         raise ImageReadError(job.problem)
@@ -270,12 +271,11 @@ def _run_jobs(
                 _write(job, outputs, row, started, ctx)
             return_freed_heap()  # the encoder's temporaries
         except OSError as err:
-            if (
-                err.errno in _FATAL_ERRNOS
-            ):  # every further output would fail the same way: stop the run
+            if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way
                 raise PipelineError(
-                    f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
-                    "make room (or make it writable) and rerun: finished outputs are kept"
+                    f"{ctx.output_dir}: {err.strerror} while writing the output of "
+                    f"{path_text(job.source.name)}; make room (or make it writable) and rerun: "
+                    "finished outputs are kept"
                 ) from err
             fail(job, err)
             return
@@ -346,7 +346,9 @@ def apply_folder(
     options: ApplyOptions = DEFAULT_OPTIONS,
     inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> ApplyResult:
-    """Denoise every supported image under `input_dir` into `output_dir` (see :mod:`pipeline.apply`).
+    """Denoise every supported image under `input_dir` into `output_dir`.
+
+    See :mod:`pipeline.apply` for the behaviour.
 
     Parameters
     ----------
@@ -378,8 +380,9 @@ def apply_folder(
 
 @dataclass(frozen=True)
 class _Run:
-    """One call of :func:`apply_folder` with its folders, model and options resolved
-    (``options.num_parts`` and ``part_id`` set).
+    """One call of :func:`apply_folder` with its folders, model and options resolved.
+
+    ``options.num_parts`` and ``part_id`` are set.
     """
 
     source: Path
@@ -424,7 +427,8 @@ def _apply_locked(run: _Run) -> ApplyResult:
         merge_parts(dest)
     prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
-    description = f"Denoised ({run.loaded.config.model.name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
+    model_name = run.loaded.config.model.name
+    description = f"Denoised ({model_name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
     ctx = _Context(
         dest, run.denoiser, series, run.loaded.identity, run.model_sha, manifest, description
     )

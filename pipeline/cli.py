@@ -600,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(verbosity_level(args.quiet, args.verbose))
+    if args.command == "apply":  # before its reader and writer threads start
+        from pipeline.process import limit_heap_arenas
+
+        limit_heap_arenas(1)  # memory one thread frees is reused by the others
     shown_before, warnings.showwarning = warnings.showwarning, _WarningPrinter()
     try:
         with exit_on_sigterm():

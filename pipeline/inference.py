@@ -28,13 +28,16 @@ from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
 
-#: Settings used when none are given (tile, overlap, batch, device): :class:`pipeline.config.InferenceConfig`'s defaults.
+#: Settings used when none are given (tile, overlap, batch, device): the defaults of
+#: :class:`pipeline.config.InferenceConfig`.
 DEFAULT_INFERENCE = InferenceConfig()
 
 
 def settings_from_options(options: Any) -> InferenceConfig:
-    """The inference settings of a command's ``--tile-size``, ``--overlap``, ``--batch-size``
-    and ``--device`` options; ConfigError (one line naming each bad option) when they are invalid.
+    """The inference settings of a command's tile, overlap, batch and device options.
+
+    The options are ``--tile-size``, ``--overlap``, ``--batch-size`` and ``--device``;
+    ConfigError (one line naming each bad option) when they are invalid.
     """
     from pydantic import ValidationError
 
@@ -65,7 +68,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """`x` padded at the bottom and right to sides that are multiples of `multiple`, and its (H, W)."""
+    """`x` padded at the bottom and right to sides that are multiples of `multiple`; its (H, W)."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -150,7 +153,9 @@ class _BandBlender:
 
 
 class ModelDenoiser:
-    """A trained network as a :class:`~pipeline.denoiser.Denoiser`: float32 (H, W) image in, denoised image out.
+    """A trained network as a :class:`~pipeline.denoiser.Denoiser`.
+
+    A float32 (H, W) image in, the denoised image out.
 
     Blind: offered noise facts (``sigma``, ``psd``) are not used.
 
@@ -274,7 +279,10 @@ class ModelDenoiser:
         psd: np.ndarray | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The denoised image (float32); written into `out` when given, which may be `pixels` itself."""
+        """The denoised image (float32).
+
+        Written into `out` when given, which may be `pixels` itself.
+        """
         pixels = np.ascontiguousarray(pixels, np.float32)
         if out is not None and (
             out.shape != pixels.shape or out.dtype != np.float32 or not out.flags.c_contiguous
@@ -311,7 +319,9 @@ def denoiser_from_checkpoint(
     model: str | Path | LoadedModel | None = None,
     settings: InferenceConfig = DEFAULT_INFERENCE,
 ) -> tuple[ModelDenoiser, LoadedModel]:
-    """A checkpoint (file, run folder, None for the shipped model, or a loaded one) as a :class:`ModelDenoiser`.
+    """A checkpoint as a :class:`ModelDenoiser`.
+
+    `model` is a file, a run folder, None for the shipped model, or a loaded one.
 
     `settings` decide tiles, batching and device; under torchrun with CUDA each worker
     takes its own GPU.

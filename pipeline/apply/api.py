@@ -68,6 +68,7 @@ from pipeline.io import SUPPORTED_SUFFIXES, read_image
 from pipeline.io.dicom import DerivedSeries
 from pipeline.logs import about_file
 from pipeline.metrics import estimate_noise_sigma
+from pipeline.process import return_freed_heap
 from pipeline.provenance import file_sha256
 from pipeline.records import PARTIAL_TAG, read_csv
 from pipeline.text import library_detail, path_text, short_text
@@ -171,14 +172,17 @@ def _derived_series(output_dir: Path, model_sha: str) -> DerivedSeries:
 
 
 def _read_job(job: Job, output_dir: Path) -> tuple[list[ScanImage], str]:
-    """The images of `job`'s source and the source's SHA-256; ImageReadError/PipelineError
-    when it cannot be used.
+    """The images of `job`'s source and the source's SHA-256.
+
+    ImageReadError or PipelineError when the source cannot be used.
     """
     if job.problem is not None:
         raise ImageReadError(job.problem)
     if is_within(job.source.resolve(), output_dir):
         raise PipelineError(f"{job.source}: resolves into the output folder (a link?); not read")
-    return read_image(job.source), file_sha256(job.source)
+    images = read_image(job.source)
+    return_freed_heap()  # the decoder's temporaries: the reader thread's arena keeps them
+    return images, file_sha256(job.source)
 
 
 def _denoise(
@@ -206,6 +210,7 @@ def _denoise(
     outputs = [
         replace(image, pixels=ctx.denoiser(image.pixels, out=image.pixels)) for image in images
     ]
+    return_freed_heap()  # the network's activations, before the writer's temporaries come
     return outputs, row
 
 
@@ -264,13 +269,13 @@ def _run_jobs(
         try:
             with about_file(job.source):
                 _write(job, outputs, row, started, ctx)
+            return_freed_heap()  # the encoder's temporaries
         except OSError as err:
-            if (
-                err.errno in _FATAL_ERRNOS
-            ):  # every further output would fail the same way: stop the run
+            if err.errno in _FATAL_ERRNOS:  # every further output would fail the same way
                 raise PipelineError(
-                    f"{ctx.output_dir}: {err.strerror} while writing the output of {path_text(job.source.name)}; "
-                    "make room (or make it writable) and rerun: finished outputs are kept"
+                    f"{ctx.output_dir}: {err.strerror} while writing the output of "
+                    f"{path_text(job.source.name)}; make room (or make it writable) and rerun: "
+                    "finished outputs are kept"
                 ) from err
             fail(job, err)
             return
@@ -341,7 +346,9 @@ def apply_folder(
     options: ApplyOptions = DEFAULT_OPTIONS,
     inference: InferenceConfig = DEFAULT_INFERENCE,
 ) -> ApplyResult:
-    """Denoise every supported image under `input_dir` into `output_dir` (see :mod:`pipeline.apply`).
+    """Denoise every supported image under `input_dir` into `output_dir`.
+
+    See :mod:`pipeline.apply` for the behaviour.
 
     Parameters
     ----------
@@ -373,8 +380,9 @@ def apply_folder(
 
 @dataclass(frozen=True)
 class _Run:
-    """One call of :func:`apply_folder` with its folders, model and options resolved
-    (``options.num_parts`` and ``part_id`` set).
+    """One call of :func:`apply_folder` with its folders, model and options resolved.
+
+    ``options.num_parts`` and ``part_id`` are set.
     """
 
     source: Path
@@ -419,7 +427,8 @@ def _apply_locked(run: _Run) -> ApplyResult:
         merge_parts(dest)
     prepare_manifest(manifest, dest, {path_text(job.source) for job in todo})
 
-    description = f"Denoised ({run.loaded.config.model.name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
+    model_name = run.loaded.config.model.name
+    description = f"Denoised ({model_name} {run.model_sha[:8]}) denoise-pipeline {__version__}"
     ctx = _Context(
         dest, run.denoiser, series, run.loaded.identity, run.model_sha, manifest, description
     )

@@ -105,7 +105,10 @@ class WriteBehind:
         self._calls.put(call)
 
     def close(self) -> None:
-        """Wait for every submitted call; raise the first error that escaped one (unless raised already)."""
+        """Wait for every submitted call; raise the first error that escaped one.
+
+        An error already raised by :meth:`submit` is not raised again.
+        """
         self._calls.put(None)
         self._thread.join()
         self._raise_error()

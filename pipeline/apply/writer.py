@@ -1,4 +1,4 @@
-"""Atomic outputs: a denoised file (or frames folder) appears under its final name only when complete.
+"""Atomic outputs: a denoised file (or frames folder) gets its final name only when complete.
 
 Each output is written to ``.<name>.partial-<pid>`` beside its final name, flushed to disk
 and renamed; a crash leaves at most a temporary file, which the next run deletes.
@@ -48,8 +48,8 @@ def output_lock(output_dir: Path, num_parts: int = 1, part_id: int = 0) -> Itera
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise PipelineError(
-                f"{output_dir} is in use by another denoise apply run ({name} is locked); wait for it "
-                "to finish or choose another output folder"
+                f"{output_dir} is in use by another denoise apply run ({name} is locked); wait "
+                "for it to finish or choose another output folder"
             ) from None
         try:
             yield path
@@ -76,7 +76,8 @@ def check_target(job: Job, output_dir: Path) -> None:
     """PipelineError unless `job`'s outputs stay inside `output_dir` (no links out)."""
     if not is_within(job.target.parent.resolve(), output_dir):
         raise PipelineError(
-            f"{job.source}: its output folder {job.target.parent} leads outside {output_dir}; not written"
+            f"{job.source}: its output folder {job.target.parent} leads outside {output_dir}; "
+            "not written"
         )
     for final in job.finals:
         if final.is_symlink():

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from pipeline import __version__
 from pipeline.metrics import paired_difference
+from pipeline.process import return_freed_heap
 from pipeline.report.apply_assets import HOW_TO_VIEW, SCRIPT, STYLE
 from pipeline.report.apply_sample import SAMPLE_SIZE, Row, choose_sample, noise_of, relative_input
 from pipeline.report.apply_views import (
@@ -35,7 +36,6 @@ from pipeline.report.apply_views import (
     ScanView,
     clear_old_views,
     make_view,
-    return_freed_heap,
 )
 from pipeline.report.figures import png_data_uri, save_figure
 from pipeline.report.formatting import as_float, format_ci, format_number

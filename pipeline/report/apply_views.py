@@ -183,20 +183,6 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
     )
 
 
-def return_freed_heap() -> None:
-    """Give the heap memory that the denoising threads freed back to the system.
-
-    glibc keeps it in the threads' own arenas, where the report, built on this thread,
-    cannot reuse it: the views would come on top of it. Nothing to do on other C libraries.
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def clear_old_views(folder: Path) -> None:
     """Remove the views an earlier report wrote (only files named as this module names them)."""
     if folder.is_dir():

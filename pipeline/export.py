@@ -11,7 +11,7 @@ At export the file is loaded back and compared with the PyTorch path on three im
 (one of them not a multiple of ``size_multiple``); the export is refused when the largest
 absolute difference exceeds :data:`TOLERANCE`. The figures, the value contract, the
 source checkpoint's SHA-256 and the package version are stored inside the file
-(:func:`read_export_metadata`): TorchScript as the extra file ``denoise_pipeline.json``,
+(read back by :mod:`pipeline.exported`): TorchScript as the extra file ``denoise_pipeline.json``,
 ONNX as the metadata property ``denoise_pipeline``.
 """
 
@@ -21,9 +21,7 @@ import json
 import logging
 import platform
 import warnings
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,9 +33,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline import __version__
-from pipeline.checkpoint import LoadedModel, load_model
+from pipeline.checkpoint import load_model
 from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError, require
+from pipeline.exported import (
+    METADATA_KEY,
+    TORCHSCRIPT_EXTRA,
+    ExportedModel,
+    export_format,
+    no_jit_deprecation,
+)
 from pipeline.inference import ModelDenoiser
 from pipeline.provenance import file_sha256
 
@@ -47,9 +52,6 @@ GRAPH_FORMATS = ("torchscript", "onnx")
 ONNX_OPSET = 18
 #: Largest accepted absolute difference between the exported graph and PyTorch.
 TOLERANCE = 1e-4
-#: Key of the metadata inside an exported file.
-METADATA_KEY = "denoise_pipeline"
-_TORCHSCRIPT_EXTRA = f"{METADATA_KEY}.json"
 #: How exported graphs expect their values (stored in every export's metadata).
 VALUE_CONTRACT = {
     "input": "float32 tensor (N, 1, H, W), values in [0, 1], high = bright; H, W >= min_side",
@@ -136,25 +138,17 @@ def exportable(model: nn.Module) -> PaddedDenoiser:
     return PaddedDenoiser(model, int(getattr(model, "size_multiple", 1))).eval()
 
 
-@contextmanager
-def _no_jit_deprecation() -> Iterator[None]:
-    """Silence torch's notice that TorchScript is deprecated (the user asked for TorchScript)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
 def torchscript_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]], None]:
     """Script `module` once; the returned function saves it with given metadata (an extra file)."""
-    with _no_jit_deprecation():
+    with no_jit_deprecation():
         scripted = torch.jit.script(module)
 
     def write(path: Path, metadata: dict[str, Any]) -> None:
-        with _no_jit_deprecation():
+        with no_jit_deprecation():
             torch.jit.save(
                 scripted,
                 str(path),
-                _extra_files={_TORCHSCRIPT_EXTRA: json.dumps(metadata, indent=1)},
+                _extra_files={TORCHSCRIPT_EXTRA: json.dumps(metadata, indent=1)},
             )
 
     return write
@@ -201,128 +195,6 @@ def onnx_writer(module: PaddedDenoiser) -> Callable[[Path, dict[str, Any]], None
         onnx.save_model(proto, str(path))
 
     return write
-
-
-class ExportedModel:
-    """A TorchScript or ONNX export as a callable on (N, 1, H, W) float32 tensors in [0, 1].
-
-    Attributes
-    ----------
-    path: the file. fmt: ``"torchscript"`` or ``"onnx"``. metadata: what export stored.
-    size_multiple, fixed_size: as on a model (fixed_size is always None), so that
-        :class:`~pipeline.inference.ModelDenoiser` can tile with it.
-    """
-
-    fixed_size = None
-
-    def __init__(self, path: Path, device: str | torch.device = "cpu") -> None:
-        self.path = path
-        self.device = torch.device(device)
-        if not path.is_file():
-            raise PipelineError(f"exported model not found: {path}")
-        self.fmt = export_format(path)
-        if self.fmt == "onnx":
-            ort = require("onnxruntime", "onnxruntime", "running an ONNX model")
-            try:
-                self._session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            except Exception as err:  # noqa: BLE001 - any parse failure means a bad file
-                raise PipelineError(f"{path} is not a readable ONNX model ({err})") from None
-            raw = self._session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        else:
-            extra = {_TORCHSCRIPT_EXTRA: ""}
-            try:
-                with _no_jit_deprecation():
-                    self._module = torch.jit.load(
-                        str(path), map_location=self.device, _extra_files=extra
-                    ).eval()
-            except Exception as err:  # noqa: BLE001 - any load failure means a bad file
-                raise PipelineError(f"{path} is not a readable TorchScript model ({err})") from None
-            raw = extra[_TORCHSCRIPT_EXTRA] or None
-        if not raw:
-            raise PipelineError(
-                f"{path} was not written by `denoise export` (no {METADATA_KEY} metadata); "
-                "export it again"
-            )
-        self.metadata: dict[str, Any] = json.loads(raw)
-        self.size_multiple = int(self.metadata["model"]["size_multiple"])
-        if self.fmt == "onnx":
-            self.to(self.device)
-
-    def eval(self) -> ExportedModel:
-        """Return the model itself (an export has no training mode)."""
-        return self
-
-    def to(self, device: str | torch.device) -> ExportedModel:
-        """Run on `device` from now on (ONNX: CUDA when onnxruntime has it, else the CPU)."""
-        self.device = torch.device(device)
-        if self.fmt == "torchscript":
-            self._module = self._module.to(self.device)
-        elif self.device.type == "cuda":
-            import onnxruntime as ort
-
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                self._session = ort.InferenceSession(
-                    str(self.path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-                )
-        return self
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoise `x` (N, 1, H, W) float32 in [0, 1]; the output is on `x`'s device."""
-        if self.fmt == "onnx":
-            out = self._session.run(
-                None, {"image": x.detach().to("cpu", torch.float32).contiguous().numpy()}
-            )[0]
-            return torch.from_numpy(out).to(x.device)
-        with torch.no_grad():
-            return self._module(x.to(self.device, torch.float32)).to(x.device)
-
-
-def load_exported(path: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
-    """Load a file written by :func:`export_model`; its metadata is ``.metadata``."""
-    return ExportedModel(Path(path), device)
-
-
-def is_exported(path: object) -> bool:
-    """Whether `path` names an ONNX or TorchScript file (rather than a checkpoint or run folder)."""
-    if not isinstance(path, (str, Path)) or not Path(path).is_file():
-        return False
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        return True
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:  # TorchScript archives hold code/ and constants.pkl
-        return any(
-            name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()
-        )
-
-
-def load_exported_model(path: str | Path) -> LoadedModel:
-    """An export as a :class:`~pipeline.checkpoint.LoadedModel`.
-
-    Its network is an :class:`ExportedModel`.
-
-    What ``denoise apply --model FILE.onnx|FILE.pt`` runs: the same tiling, records and
-    outputs as for a checkpoint, with the export file's name and checksum as the model's.
-    """
-    from pipeline.config import config_from_dict
-
-    exported = ExportedModel(Path(path), "cpu")
-    config = config_from_dict(exported.metadata["config"], origin=f"the metadata inside {path}")
-    return LoadedModel(exported, config, Path(path), dict(exported.metadata))  # type: ignore[arg-type]
-
-
-def export_format(path: Path) -> str:
-    """``"onnx"`` or ``"torchscript"`` by suffix; PipelineError otherwise.
-
-    ``.onnx`` is ONNX; ``.pt``, ``.ts`` and ``.pth`` are TorchScript.
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in (".pt", ".ts", ".pth", ".torchscript"):
-        return "torchscript"
-    raise PipelineError(f"{path}: an exported model ends in .onnx (ONNX) or .pt/.ts (TorchScript)")
 
 
 def max_difference(exported: ExportedModel, model: nn.Module) -> list[dict[str, Any]]:

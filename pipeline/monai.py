@@ -47,7 +47,7 @@ from torch import nn
 from pipeline.checkpoint import load_model
 from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
-from pipeline.export import is_exported, load_exported_model
+from pipeline.exported import is_exported, load_exported_model
 from pipeline.inference import DEFAULT_INFERENCE, ModelDenoiser, resolve_device
 
 #: Meta data key under which :class:`ToUnitRange` records the mapping it applied.

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import InferenceConfig
-from pipeline.export import TOLERANCE, load_exported_model
+from pipeline.export import TOLERANCE
+from pipeline.exported import load_exported_model
 from pipeline.inference import denoiser_from_checkpoint
 from pipeline.io import detect_format, read_image
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from script_loading import load_script
 
-import pipeline.apply.api
+import pipeline.apply.files
 from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.apply.plan import stale_temporaries
 from pipeline.apply.writer import output_lock
@@ -254,7 +254,7 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(
 ):
     for name in ("a", "b", "c"):
         png(tmp_path / "in" / f"{name}.png")
-    real = pipeline.apply.api.output_writer
+    real = pipeline.apply.files.output_writer
 
     def filling(job, outputs, options):
         final, write = real(job, outputs, options)
@@ -265,7 +265,7 @@ def test_full_disk_stops_the_run_with_exit_2_and_keeps_finished_outputs(
 
         return final, write
 
-    monkeypatch.setattr(pipeline.apply.api, "output_writer", filling)
+    monkeypatch.setattr(pipeline.apply.files, "output_writer", filling)
     assert (
         main(
             [

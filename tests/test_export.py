@@ -19,10 +19,10 @@ from pipeline.export import (
     ExportResult,
     export_model,
     file_sha256,
-    load_exported,
     sample_batch,
     verification_sizes,
 )
+from pipeline.exported import load_exported
 from pipeline.inference import ModelDenoiser
 
 FORMATS = [("torchscript", "pt"), ("onnx", "onnx")]

@@ -36,7 +36,7 @@ Records
 ``input`` is the absolute source path, ``output`` is relative to ``OUT``; ``seconds`` covers
 reading, denoising, noise estimates and writing; noise is
 :func:`~pipeline.metrics.estimate_noise_sigma` on the central crop of at most
-:data:`~pipeline.apply.api.NOISE_CROP` pixels a side, in [0, 1] units). Rows of earlier runs are
+:data:`~pipeline.apply.files.NOISE_CROP` pixels a side, in [0, 1] units). Rows of earlier runs are
 kept; a redone input's row is replaced. ``OUT/failures.csv`` lists this run's failed files with the
 reason; the exit status is 1 when it is not empty. A report (``report.html``, ``report.md``,
 ``report_views/``) is written unless ``report=False``.

@@ -33,7 +33,7 @@ from pipeline.apply.records import FAILURES, MANIFEST, manifest_rows
 from pipeline.checkpoint import LoadedModel, load_model
 from pipeline.config import InferenceConfig
 from pipeline.errors import PipelineError
-from pipeline.export import is_exported, load_exported_model
+from pipeline.exported import is_exported, load_exported_model
 from pipeline.inference import DEFAULT_INFERENCE
 from pipeline.ingest.failures import FAILURE_COLUMNS, Failure, write_failures_csv
 from pipeline.logs import each_warning_once

@@ -137,7 +137,7 @@ def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel,
 def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
     """Sources already derived by this model on the destination.
 
-    None are when it cannot be asked: storing then fails per instance and a rerun stores them.
+    Empty when it cannot be asked: storing then fails per instance and a rerun stores them.
     """
     if client is None:
         return set()

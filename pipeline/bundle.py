@@ -47,7 +47,10 @@ BUNDLE_VERSION = "0.1.0"
 
 
 def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
-    """The network of a bundle: the ``model`` section's network, padded to its size multiple."""
+    """The network of a bundle.
+
+    The model a ``model`` config section describes, padded to its size multiple.
+    """
     from pipeline.config import ModelConfig
     from pipeline.models import build_model
 
@@ -55,14 +58,17 @@ def bundle_network(model: dict[str, Any]) -> PaddedDenoiser:
 
 
 def list_images(folder: str | Path) -> list[str]:
-    """The image files under `folder` that ``denoise apply`` would read, sorted."""
+    """The image files under `folder` that ``denoise apply`` would read (sorted).
+
+    These are a bundle's datalist.
+    """
     from pipeline.ingest.folder import scan_folder
 
     files = [str(path) for path in scan_folder(folder).files]
     if not files:
         raise PipelineError(
-            f"no images under {folder}: pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI "
-            "files"
+            f"no images under {folder}: "
+            "pass --dataset_dir FOLDER with PNG/JPEG/TIFF/DICOM/NIfTI files"
         )
     return files
 
@@ -75,12 +81,12 @@ class BundleResult:
     metadata: dict[str, Any]
 
     def summary(self) -> str:
-        """What was written and the command that runs the bundle."""
+        """What was written and the command that runs it."""
         return (
-            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); run "
-            f"it with:\n  cd {self.path} && python -m monai.bundle run --config_file "
-            "configs/inference.json --meta_file configs/metadata.json --dataset_dir SCANS "
-            "--output_dir OUT"
+            f"wrote MONAI bundle {self.path} ({self.metadata['denoise_pipeline']['model']}); "
+            "run it with:\n"
+            f"  cd {self.path} && python -m monai.bundle run --config_file configs/inference.json "
+            "--meta_file configs/metadata.json --dataset_dir SCANS --output_dir OUT"
         )
 
 
@@ -115,8 +121,10 @@ def _metadata(loaded: Any, multiple: int) -> dict[str, Any]:
         "task": "Denoising of 2-D radiographs (DICOM, PNG, JPEG, TIFF)",
         "description": (
             f"{loaded.identity}. Gray 2-D images are mapped to [0, 1] over their file's full "
-            "value range (DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), "
-            "denoised in 512-px tiles and written back on the file's value scale."
+            "value range "
+            "(DICOM: BitsStored through the modality LUT; MONOCHROME1 inverted), "
+            "denoised in 512-px tiles "
+            "and written back on the file's value scale."
         ),
         "authors": "denoise-pipeline",
         "copyright": "denoise-pipeline contributors; MIT licence",
@@ -151,7 +159,6 @@ def _version(package: str) -> str:
 
 def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
     """configs/inference.json: a folder of radiographs in, ``*_denoised.nii.gz`` out."""
-    tile = [DEFAULT_INFERENCE.tile_size, DEFAULT_INFERENCE.tile_size]
     return {
         "imports": [
             "$import torch",
@@ -167,6 +174,18 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
         "datalist": "$pipeline.bundle.list_images(@dataset_dir)",
         "network_def": {"_target_": "pipeline.bundle.bundle_network", "model": model_config},
         "network": "$@network_def.to(@device)",
+        **_reading(),
+        "inferer": _inferer(),
+        "postprocessing": _postprocessing(),
+        **_evaluation(),
+        "initialize": ["$monai.utils.set_determinism(seed=0)"],
+        "run": ["$@evaluator.run()"],
+    }
+
+
+def _reading() -> dict[str, Any]:
+    """The inference config's reading: transforms, data set and loader."""
+    return {
         "preprocessing": {
             "_target_": "Compose",
             "transforms": [
@@ -196,34 +215,49 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
             "shuffle": False,
             "num_workers": 0,
         },
-        "inferer": {
-            "_target_": "pipeline.monai.TileInferer",
-            "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one "
-            "tile runs whole, as in denoise apply",
-            "roi_size": tile,
-            "sw_batch_size": DEFAULT_INFERENCE.batch_size,
-            "overlap": DEFAULT_INFERENCE.overlap,
-            "mode": "gaussian",
-            "padding_mode": "replicate",
-        },
-        "postprocessing": {
-            "_target_": "Compose",
-            "transforms": [
-                {"_target_": "Transposed", "keys": "pred", "indices": [0, 2, 1]},
-                {"_target_": "pipeline.monai.FromUnitRanged", "keys": "pred", "ref_key": "image"},
-                {
-                    "_target_": "SaveImaged",
-                    "keys": "pred",
-                    "output_dir": "@output_dir",
-                    "output_postfix": "denoised",
-                    "output_ext": ".nii.gz",
-                    "output_dtype": "$np.float32",
-                    "resample": False,
-                    "separate_folder": False,
-                    "print_log": False,
-                },
-            ],
-        },
+    }
+
+
+def _inferer() -> dict[str, Any]:
+    """The inference config's inferer: tiles as ``denoise apply``'s defaults."""
+    tile = [DEFAULT_INFERENCE.tile_size, DEFAULT_INFERENCE.tile_size]
+    return {
+        "_target_": "pipeline.monai.TileInferer",
+        "_desc_": "MONAI's SlidingWindowInferer (a subclass): an image that fits in one tile "
+        "runs whole, as in denoise apply",
+        "roi_size": tile,
+        "sw_batch_size": DEFAULT_INFERENCE.batch_size,
+        "overlap": DEFAULT_INFERENCE.overlap,
+        "mode": "gaussian",
+        "padding_mode": "replicate",
+    }
+
+
+def _postprocessing() -> dict[str, Any]:
+    """The inference config's postprocessing: back to the file's values, saved as NIfTI."""
+    return {
+        "_target_": "Compose",
+        "transforms": [
+            {"_target_": "Transposed", "keys": "pred", "indices": [0, 2, 1]},
+            {"_target_": "pipeline.monai.FromUnitRanged", "keys": "pred", "ref_key": "image"},
+            {
+                "_target_": "SaveImaged",
+                "keys": "pred",
+                "output_dir": "@output_dir",
+                "output_postfix": "denoised",
+                "output_ext": ".nii.gz",
+                "output_dtype": "$np.float32",
+                "resample": False,
+                "separate_folder": False,
+                "print_log": False,
+            },
+        ],
+    }
+
+
+def _evaluation() -> dict[str, Any]:
+    """The inference config's handlers and evaluator."""
+    return {
         "handlers": [
             {
                 "_target_": "CheckpointLoader",
@@ -242,8 +276,6 @@ def _inference_config(model_config: dict[str, Any]) -> dict[str, Any]:
             "val_handlers": "@handlers",
             "amp": False,
         },
-        "initialize": ["$monai.utils.set_determinism(seed=0)"],
-        "run": ["$@evaluator.run()"],
     }
 
 
@@ -309,9 +341,9 @@ SOFTWARE.
 
 
 def write_bundle(model: str | Path | None, output: str | Path) -> BundleResult:
-    """Write the bundle of a checkpoint, a run folder or the shipped model to `output`.
+    """Write the bundle of a checkpoint, a run folder or the shipped model (None) to `output`.
 
-    A checkpoint of None is the shipped model.
+    `output` is a folder.
 
     An existing non-empty `output` is refused unless it is a bundle (then it is replaced).
     """

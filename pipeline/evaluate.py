@@ -2,11 +2,11 @@
 
 A method is a :class:`~pipeline.denoiser.Denoiser`: a trained model
 (:class:`pipeline.inference.ModelDenoiser`), a classical baseline
-(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is known
-about the noise (its power spectrum for correlated noise, else its true std) and uses what it takes;
-the rows record what it was given (``noise_given``). Pixels are normalised by each image's real
-range (e.g. 4095 for 12-bit data), so metrics use ``data_range=1.0`` in these units, which is that
-range.
+(:class:`pipeline.baselines.Baseline`) or the noisy input itself. Each is offered what is
+known about the noise (its power spectrum for correlated noise, else its true std) and uses
+what it takes; the rows record what it was given (``noise_given``). Pixels are normalised
+by each image's real range (e.g. 4095 for 12-bit data), so metrics use ``data_range=1.0``
+in these units, which is that range.
 
 Rows are appended to ``metrics.csv`` as they are computed; rerunning on the same folder
 skips (image, method) pairs already there, so an interrupted evaluation resumes. For images of
@@ -49,7 +49,7 @@ def write_metrics_csv(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Pa
 
 
 def append_metrics_row(row: Mapping[str, Any], path: str | Path) -> Path:
-    """Append one row, so that finished rows survive an interruption.
+    """Append one row (finished rows survive an interrupted evaluation).
 
     A new key widens the header.
     """
@@ -115,7 +115,7 @@ CHUNK_PIXELS = 16_000_000
 def _chunks(images: list[ScanImage]) -> list[range]:
     """Consecutive index ranges of at most CHUNK_IMAGES images and CHUNK_PIXELS pixels.
 
-    Each range holds at least one image.
+    Each range has at least one image.
     """
     chunks, start, pixels = [], 0, 0
     for index, img in enumerate(images):
@@ -191,7 +191,7 @@ def _write_row(
 ) -> None:
     """Append one image's scores for one method to metrics.csv.
 
-    Its spectra too, when the image is large enough.
+    Its spectra go beside it when the image is large enough.
     """
     row = {
         "image": name,
@@ -248,37 +248,62 @@ def evaluate(
             batched = _batched_outputs(methods, noisy_of, wanted)
             bar.update(len(chunk) - len(needed))
             for index in needed:
-                name, clean, noisy = names[index], images[index].pixels, noisy_of[index]
-                sigma = noise.std(clean)
-                psd = _noise_psd(noise, clean, methods)
-                example = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
-                for method in methods:
-                    if not wanted(index, method.name):
-                        continue
-                    out, seconds, given = _output(
-                        method, noisy, sigma, psd, batched.get((index, method.name))
-                    )
-                    if method.kind != "input":
-                        example["outputs"][method.name] = out
-                    if (name, method.name) not in done:
-                        _write_row(
-                            name,
-                            method,
-                            clean,
-                            out,
-                            {"seconds": seconds, "noise_std": sigma, "noise_given": given},
-                            out_dir,
-                        )
+                chosen = [m for m in methods if wanted(index, m.name)]
+                example = _evaluate_image(
+                    names[index],
+                    images[index].pixels,
+                    noisy_of[index],
+                    noise,
+                    (methods, chosen),
+                    {m.name: batched.get((index, m.name)) for m in chosen},
+                    done,
+                    out_dir,
+                )
                 if index < n_examples:
                     examples.append(example)
                 bar.update(1)
     return EvalResult(read_metrics_csv(csv_path), examples, methods)
 
 
+def _evaluate_image(
+    name: str,
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    noise: NoiseModel,
+    methods: tuple[list[Denoiser], list[Denoiser]],
+    batched: dict[str, Any],
+    done: set[tuple[str, str]],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Run the chosen methods on one image; write their rows not yet written; its example.
+
+    `methods` is (all methods, the ones to run on this image); `batched` holds the outputs
+    already computed in a batch, by method name.
+    """
+    every, chosen = methods
+    sigma = noise.std(clean)
+    psd = _noise_psd(noise, clean, every)
+    example: dict[str, Any] = {"image": name, "clean": clean, "noisy": noisy, "outputs": {}}
+    for method in chosen:
+        out, seconds, given = _output(method, noisy, sigma, psd, batched.get(method.name))
+        if method.kind != "input":
+            example["outputs"][method.name] = out
+        if (name, method.name) not in done:
+            _write_row(
+                name,
+                method,
+                clean,
+                out,
+                {"seconds": seconds, "noise_std": sigma, "noise_given": given},
+                out_dir,
+            )
+    return example
+
+
 def noise_given_by_method(rows: list[dict[str, Any]]) -> dict[str, str]:
     """Method -> the noise information it was given, from metric rows.
 
-    "psd", "sigma", or both joined.
+    The information is "psd", "sigma", or both joined.
     """
     given: dict[str, set[str]] = {}
     for row in rows:

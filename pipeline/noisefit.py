@@ -1,17 +1,18 @@
 """Fit a noise model to a user's noisy scans, without a clean image: ``xray`` or white ``gaussian``.
 
-What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the scan's noise
-as that denoiser sees it. Its statistics are measured per band of display value (bands of the
-denoised image, so bright, photon-starved anatomy and dark lung are compared with themselves): the
-log variance, and the correlation of neighbouring pixels along rows and along columns (the
-detector's spread of light, diluted by white read noise where few quanta arrive). The same
-statistics are then computed for noise simulated by the ``xray`` model
-(:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by the same denoiser, and the
-simulation's parameters (quanta per unattenuated pixel ``photons * dose``, the detector kernel's
-``a`` per axis, the read noise) are moved by Nelder-Mead until the two agree. Passing both through
-the denoiser compares like with like: noise the denoiser leaves in place is left in place in the
-simulation too. Each evaluation draws the same random numbers (common random numbers), so the
-objective changes smoothly with the parameters.
+What a denoiser removes from a scan, ``removed = noisy - denoise(noisy)``, carries the
+scan's noise as that denoiser sees it. Its statistics are measured per band of display
+value (bands of the denoised image, so bright, photon-starved anatomy and dark lung are
+compared with themselves): the log variance, and the correlation of neighbouring pixels
+along rows and along columns (the detector's spread of light, diluted by white read noise
+where few quanta arrive). The same statistics are then computed for noise simulated by
+the ``xray`` model (:class:`pipeline.noise.XrayNoise`) on the denoised scans and removed by
+the same denoiser, and the simulation's parameters (quanta per unattenuated pixel
+``photons * dose``, the detector kernel's ``a`` per axis, the read noise) are moved by
+Nelder-Mead until the two agree. Passing both through the denoiser compares like with like:
+noise the denoiser leaves in place is left in place in the simulation too. Each evaluation
+draws the same random numbers (common random numbers), so the objective changes smoothly
+with the parameters.
 
 ``mu`` (the display-to-attenuation scale) is not identifiable from noise alone and is kept
 from the starting model's config, as is ``photons`` unless the fitted quanta exceed it.
@@ -73,7 +74,7 @@ class NoiseFit:
     stopped_at_deadline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The fit as a JSON-safe dict, for the adapt report."""
+        """The fit as JSON-ready values."""
         return {
             "noise": self.noise.model_dump(mode="json", exclude_none=True),
             "mismatch": self.mismatch,
@@ -89,9 +90,9 @@ class NoiseFit:
 def removed_statistics(
     removed: Sequence[np.ndarray], reference: Sequence[np.ndarray]
 ) -> dict[str, list[float]]:
-    """Band statistics of `removed` per display band of `reference`.
+    """Per display band of `reference`: statistics of `removed`.
 
-    Per band: log variance of `removed` and its lag-1 correlation along rows and columns.
+    They are its log variance and its lag-1 correlation along rows and columns.
 
     Bands with fewer than :data:`MIN_BAND_PIXELS` pixels are NaN.
     """
@@ -120,10 +121,10 @@ def removed_statistics(
 
 
 def mismatch(a: dict[str, list[float]], b: dict[str, list[float]]) -> float:
-    """Misfit of two band statistics.
+    """How far simulated statistics are from the observed ones.
 
-    Mean squared difference of the log variances plus weighted mean squared differences of the
-    correlations.
+    The mean squared difference of the log variances plus weighted mean squared differences
+    of the correlations.
     """
     total = 0.0
     for key, weight in (
@@ -155,7 +156,7 @@ def _noise_config(theta: np.ndarray, base: XrayNoiseConfig) -> XrayNoiseConfig:
 def _start(base: XrayNoiseConfig) -> np.ndarray:
     """Starting parameters: the middle of the base section's ranges.
 
-    Its values where it has no range.
+    The section's values where it has no range.
     """
     dose = float(np.sqrt(base.dose * base.dose_max)) if base.dose_max else base.dose
     a = base.kernel_a
@@ -177,16 +178,12 @@ def fit_noise(
 ) -> NoiseFit:
     """Fit xray and white gaussian noise to `scans` through `denoise`; the better fit.
 
-    `scans` are display values in [0, 1].
-
-    See the module docstring. `base` (through its :meth:`~pipeline.config.NoiseSection.fit_start`)
-    gives ``photons`` and ``mu`` (kept) and the xray starting point. `deadline` (a
-    :func:`time.perf_counter` value) ends the search: no evaluation starts after it, and the best
-    parameters evaluated by then are kept (the starting values when none was;
-    ``stopped_at_deadline`` in the result says so).
+    The scans hold display values in [0, 1]. See the module docstring. `base` (through its
+    :meth:`~pipeline.config.NoiseSection.fit_start`) gives ``photons`` and ``mu`` (kept) and
+    the xray starting point. `deadline` (a :func:`time.perf_counter` value) ends the search: no
+    evaluation starts after it, and the best parameters evaluated by then are kept (the
+    starting values when none was; ``stopped_at_deadline`` in the result says so).
     """
-    from scipy.optimize import minimize, minimize_scalar
-
     noisy = [
         np.ascontiguousarray(center_crop(s, FIT_CROP), dtype=np.float32) for s in scans[:FIT_SCANS]
     ]
@@ -202,33 +199,63 @@ def fit_noise(
         )
         return NoiseFit(_noise_config(start, base), float("nan"), {}, float("nan"), 0, observed, {})
 
-    def simulate(cfg: NoiseSection) -> dict[str, list[float]]:
+    search = _Search(denoise, denoised, observed, seed, deadline)
+    return _best_fit(search, start, base, _minimise(search, start, base))
+
+
+class _Search:
+    """The fit's state: the denoised crops, the observed statistics, every parameter tried."""
+
+    def __init__(
+        self,
+        denoise: Denoise,
+        denoised: list[np.ndarray],
+        observed: dict[str, list[float]],
+        seed: int,
+        deadline: float | None,
+    ) -> None:
+        self.denoise, self.denoised, self.observed = denoise, denoised, observed
+        self.seed, self.deadline = seed, deadline
+        self.tried: dict[str, list[tuple[float, NoiseSection]]] = {"gaussian": [], "xray": []}
+
+    def simulate(self, cfg: NoiseSection) -> dict[str, list[float]]:
+        """Statistics of what `denoise` removes from the denoised crops with `cfg`'s noise."""
         model = make_noise(cfg)
         removed = []
-        for index, clean in enumerate(denoised):
-            sample = model(clean, np.random.default_rng([seed, 9, index])).astype(np.float32)
-            removed.append(sample - denoise(sample))
-        return removed_statistics(removed, denoised)
+        for index, clean in enumerate(self.denoised):
+            sample = model(clean, np.random.default_rng([self.seed, 9, index])).astype(np.float32)
+            removed.append(sample - self.denoise(sample))
+        return removed_statistics(removed, self.denoised)
 
-    tried: dict[str, list[tuple[float, NoiseSection]]] = {"gaussian": [], "xray": []}
+    def evaluate(self, family: str, cfg: NoiseSection) -> float:
+        """The mismatch of `cfg` (recorded under `family`).
 
-    def evaluate(family: str, cfg: NoiseSection) -> float:
-        if deadline is not None and time.perf_counter() > deadline:
+        Raises :class:`_OutOfTime` after the deadline.
+        """
+        if self.deadline is not None and time.perf_counter() > self.deadline:
             raise _OutOfTime
-        value = mismatch(simulate(cfg), observed)
-        tried[family].append((value, cfg))
+        value = mismatch(self.simulate(cfg), self.observed)
+        self.tried[family].append((value, cfg))
         return value
 
-    late = False
+    def evaluations(self) -> int:
+        """The number of parameter sets evaluated so far."""
+        return sum(map(len, self.tried.values()))
+
+
+def _minimise(search: _Search, start: np.ndarray, base: NoiseSection) -> bool:
+    """Fit white gaussian, then xray noise; True when the deadline stopped the search."""
+    from scipy.optimize import minimize, minimize_scalar
+
     try:  # the one-parameter family first: a short budget still gets a fitted level
         minimize_scalar(
-            lambda v: evaluate("gaussian", _gaussian_config(v)),
+            lambda v: search.evaluate("gaussian", _gaussian_config(v)),
             bounds=np.log(SIGMA_RANGE),
             method="bounded",
             options={"xatol": 0.005, "maxiter": 40},
         )
         minimize(
-            lambda t: evaluate("xray", _noise_config(t, base)),
+            lambda t: search.evaluate("xray", _noise_config(t, base)),
             start,
             method="Nelder-Mead",
             options={
@@ -239,12 +266,18 @@ def fit_noise(
             },
         )
     except _OutOfTime:
-        late = True
         log.warning(
             "the noise fit stopped at its share of the time budget after %d evaluations; the best "
             "parameters so far are used",
-            sum(map(len, tried.values())),
+            search.evaluations(),
         )
+        return True
+    return False
+
+
+def _best_fit(search: _Search, start: np.ndarray, base: NoiseSection, late: bool) -> NoiseFit:
+    """The better family's best parameters (the starting values when none was evaluated)."""
+    tried, observed = search.tried, search.observed
     best = {
         family: min(values, key=lambda item: item[0]) for family, values in tried.items() if values
     }
@@ -262,9 +295,9 @@ def fit_noise(
         value,
         {name: fit[0] for name, fit in best.items()},
         start_value,
-        sum(map(len, tried.values())),
+        search.evaluations(),
         observed,
-        {} if late else simulate(fitted),
+        {} if late else search.simulate(fitted),
         late,
     )
 

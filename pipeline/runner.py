@@ -24,10 +24,10 @@ from pipeline.distributed import init_distributed
 from pipeline.errors import PipelineError
 from pipeline.evaluate import evaluate
 from pipeline.inference import ModelDenoiser, denoiser_from_checkpoint, resolve_device
-from pipeline.ingest import load_splits
+from pipeline.ingest import DataSplits, load_splits
 from pipeline.ingest.failures import write_failures_csv
 from pipeline.ingest.groups import write_split_csv
-from pipeline.noise import make_noise
+from pipeline.noise import NoiseModel, make_noise
 from pipeline.process import torch_threads
 from pipeline.provenance import environment
 from pipeline.records import write_json
@@ -98,8 +98,9 @@ def _run_stages(cfg: Config) -> RunResult:
     """The body of :func:`run`."""
     if "train" in cfg.run.stages and cfg.train.objective == "fitted":
         raise PipelineError(
-            "train.objective fitted needs a starting model and noisy scans: use `denoise adapt "
-            "--method fitted`; in a config choose supervised, blindspot or subsample"
+            "train.objective fitted needs a starting model and noisy scans: "
+            "use `denoise adapt --method fitted`; "
+            "in a config choose supervised, blindspot or subsample"
         )
     device = resolve_device(cfg.run.device)
     splits = load_splits(
@@ -107,17 +108,7 @@ def _run_stages(cfg: Config) -> RunResult:
     )  # before the run folder: bad data makes no empty folder
     run_dir, is_main = _shared_run_dir(cfg)
     if is_main:
-        log.info(f"run folder: {run_dir}")
-        log.info(
-            f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} "
-            f"validation, {len(splits.test)} test images"
-        )
-        save_config(cfg, run_dir / "config.yaml")
-        write_json(environment(), run_dir / "environment.json")
-    if is_main and splits.failures:
-        write_failures_csv(splits.failures, run_dir / "failures.csv")
-    if is_main and splits.assignment:
-        write_split_csv(splits.assignment, run_dir / "split.csv")
+        _start_run_folder(cfg, splits, run_dir)
     noise = make_noise(cfg.noise)
     result = RunResult(run_dir)
     trained: ModelDenoiser | None = None
@@ -126,8 +117,8 @@ def _run_stages(cfg: Config) -> RunResult:
     if "train" in cfg.run.stages:
         if is_main:
             log.info(
-                f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs (a "
-                "line after each epoch)"
+                f"training {cfg.model.name} on {device.type} for {cfg.train.epochs} epochs "
+                "(a line after each epoch)"
             )
         t0 = time.perf_counter()
         out = train(
@@ -143,34 +134,58 @@ def _run_stages(cfg: Config) -> RunResult:
         train_log = out.log
         result.checkpoint = out.best
         trained = ModelDenoiser.from_settings(out.model, cfg.inference, device, cfg.model.name)
-    if not is_main:
-        return result
-    if "evaluate" in cfg.run.stages:
-        if not splits.test:
-            raise PipelineError(
-                "no test images to evaluate: check data.test_fraction / data.test_root"
-            )
-        methods = build_methods(cfg, trained)
-        test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
-        log.info(
-            f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
-            f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({noise_description(cfg)})"
-        )
-        evaluated = evaluate(
-            splits.test,
-            test_noise,
-            cfg.run.seed,
-            methods,
-            run_dir,
-            cfg.report.n_examples,
-            cfg.train.progress,
-        )
-        if "report" in cfg.run.stages:
-            log.info("writing the report (summary, figures, report.html)")
-            result.summary, result.report = write_run_report(
-                cfg, run_dir, evaluated, splits, train_log, extra
-            )
+    if is_main and "evaluate" in cfg.run.stages:
+        _evaluate_stage(cfg, splits, noise, trained, result, train_log, extra)
     return result
+
+
+def _start_run_folder(cfg: Config, splits: DataSplits, run_dir: Path) -> None:
+    """Log the run folder and the data; write the config, environment, failures and split."""
+    log.info(f"run folder: {run_dir}")
+    log.info(
+        f"data: {splits.description}; {len(splits.train)} train, {len(splits.val)} validation, "
+        f"{len(splits.test)} test images"
+    )
+    save_config(cfg, run_dir / "config.yaml")
+    write_json(environment(), run_dir / "environment.json")
+    if splits.failures:
+        write_failures_csv(splits.failures, run_dir / "failures.csv")
+    if splits.assignment:
+        write_split_csv(splits.assignment, run_dir / "split.csv")
+
+
+def _evaluate_stage(
+    cfg: Config,
+    splits: DataSplits,
+    noise: NoiseModel,
+    trained: ModelDenoiser | None,
+    result: RunResult,
+    train_log: list[dict[str, Any]],
+    extra: dict[str, Any],
+) -> None:
+    """Evaluate the methods on the test images, then the report stage (into `result`)."""
+    if not splits.test:
+        raise PipelineError("no test images to evaluate: check data.test_fraction / data.test_root")
+    methods = build_methods(cfg, trained)
+    test_noise = make_noise(cfg.evaluate.noise) if cfg.evaluate.noise is not None else noise
+    log.info(
+        f"evaluating {', '.join(m.name for m in methods)} on {len(splits.test)} test images "
+        f"with {(cfg.evaluate.noise or cfg.noise).kind} noise ({noise_description(cfg)})"
+    )
+    evaluated = evaluate(
+        splits.test,
+        test_noise,
+        cfg.run.seed,
+        methods,
+        result.run_dir,
+        cfg.report.n_examples,
+        cfg.train.progress,
+    )
+    if "report" in cfg.run.stages:
+        log.info("writing the report (summary, figures, report.html)")
+        result.summary, result.report = write_run_report(
+            cfg, result.run_dir, evaluated, splits, train_log, extra
+        )
 
 
 def compare(

@@ -85,14 +85,14 @@ def _split_mnist(cfg: DataConfig) -> DataSplits:
     if use_t10k:
         test = _mnist_images(test_set.images, test_set.source)
         origin = (
-            f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), test = official "
-            "t10k"
+            f"MNIST: train/val from {train_set.source.name} ({n_train}/{n_val}), "
+            "test = official t10k"
         )
     else:
         test = images[n_train + n_val :]
         origin = (
-            f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} (train/val/test = "
-            f"images 0-{n_train - 1}, then in order)"
+            f"MNIST: {train_set.source.name} split {n_train}/{n_val}/{n_test} "
+            f"(train/val/test = images 0-{n_train - 1}, then in order)"
         )
     return DataSplits(
         _limit(train, cfg.max_train), _limit(val, cfg.max_val), _limit(test, cfg.max_test), origin
@@ -183,11 +183,46 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
         raise PipelineError(
             f"no readable images in {_names(cfg.root)} ({len(failures)} files failed)"
         )
+    root = _split_root(images, cfg, seed)
+    failures = failures + root.too_noisy
+    if not root.images:
+        raise PipelineError(
+            f"every image in {_names(cfg.root)} is noisier than "
+            f"data.max_clean_noise={cfg.max_clean_noise}"
+        )
+    test, test_keys = root.test, root.test_keys
+    if cfg.test_root is not None:
+        extra_test, test_failures = _load_sources(cfg.test_root, cfg)
+        failures = failures + test_failures
+        test, test_keys = test + extra_test, test_keys + group_keys(extra_test, cfg, warn=False)
+    return _folder_splits(root, test, test_keys, cfg, failures)
+
+
+@dataclass
+class _RootSplit:
+    """The images of data.root with their patient keys and parts, after the noisy references.
+
+    `test` and `test_keys` are the root's own test images (none when data.test_root is the
+    test set alone); `too_noisy` the references dropped; `origin` says how it was split.
+    """
+
+    images: list[ScanImage]
+    keys: list[str]
+    where: list[str]
+    test: list[ScanImage]
+    test_keys: list[str]
+    too_noisy: list[Failure]
+    origin: str
+
+
+def _split_root(images: list[ScanImage], cfg: DataConfig, seed: int) -> _RootSplit:
+    """Split data.root's images by patient (or file) into train, val and test."""
     by = "patient" if cfg.group_pattern or cfg.groups is not None else "file"
     test: list[ScanImage] = []
     test_keys: list[str] = []
     if cfg.test_root is not None and cfg.test_also_from_root:
-        # Split every patient first, so the test part is never filtered; then drop noisy references.
+        # Split every patient first, so the test part is never filtered; then drop noisy
+        # references.
         keys = group_keys(images, cfg)
         where = split_groups(keys, cfg.val_fraction, cfg.test_fraction, seed)
         test = [img for img, w in zip(images, where) if w == "test"]
@@ -197,14 +232,12 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
         kept_ids = {id(img) for img in kept}
         rest = [r for r in rest if id(r[0]) in kept_ids]
         images, keys, where = [r[0] for r in rest], [r[1] for r in rest], [r[2] for r in rest]
-        failures = failures + too_noisy
         origin = (
-            f"folder {_names(cfg.root)} split by {by} with seed {seed} (test also "
-            f"{_names(cfg.test_root)})"
+            f"folder {_names(cfg.root)} split by {by} with seed {seed} "
+            f"(test also {_names(cfg.test_root)})"
         )
     else:
         images, too_noisy = drop_noisy_references(images, cfg.max_clean_noise)
-        failures = failures + too_noisy
         keys = group_keys(images, cfg)
         if cfg.test_root is not None:
             where = split_groups(keys, cfg.val_fraction, 0.0, seed)
@@ -214,17 +247,20 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
             test = [img for img, w in zip(images, where) if w == "test"]
             test_keys = [k for k, w in zip(keys, where) if w == "test"]
             origin = f"folder {_names(cfg.root)} split by {by} with seed {seed}"
-    if not images:
-        raise PipelineError(
-            f"every image in {_names(cfg.root)} is noisier than "
-            f"data.max_clean_noise={cfg.max_clean_noise}"
-        )
-    if cfg.test_root is not None:
-        extra_test, test_failures = _load_sources(cfg.test_root, cfg)
-        failures = failures + test_failures
-        test, test_keys = test + extra_test, test_keys + group_keys(extra_test, cfg, warn=False)
-    train = [img for img, w in zip(images, where) if w == "train"]
-    val = [img for img, w in zip(images, where) if w == "val"]
+    return _RootSplit(images, keys, where, test, test_keys, too_noisy, origin)
+
+
+def _folder_splits(
+    root: _RootSplit,
+    test: list[ScanImage],
+    test_keys: list[str],
+    cfg: DataConfig,
+    failures: list[Failure],
+) -> DataSplits:
+    """The limited parts and the file-to-part assignment of a folder split."""
+    keys, where = root.keys, root.where
+    train = [img for img, w in zip(root.images, where) if w == "train"]
+    val = [img for img, w in zip(root.images, where) if w == "val"]
     train, val, test = (
         _limit(train, cfg.max_train),
         _limit(val, cfg.max_val),
@@ -239,7 +275,7 @@ def _split_folder(cfg: DataConfig, seed: int) -> DataSplits:
         )
         for img, key in zip(part, part_keys)
     ]
-    return DataSplits(train, val, test, origin, failures, assignment)
+    return DataSplits(train, val, test, root.origin, failures, assignment)
 
 
 def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
@@ -247,8 +283,9 @@ def _split_openi(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.root is None:
         raise PipelineError(
             "data.root must be set to the Indiana (OpenI) collection folder for "
-            "configs/cxr_openi.yaml (e.g. --set data.root=/data/NLMCXR; get it with `denoise "
-            "fetch-data openi --dest DIR`)"
+            "configs/cxr_openi.yaml "
+            "(e.g. --set data.root=/data/NLMCXR; "
+            "get it with `denoise fetch-data openi --dest DIR`)"
         )
     splits, failures = load_openi(
         cfg.root,

@@ -1,7 +1,8 @@
 """Download the public data sets (MNIST, the Indiana/OpenI collection) into a folder.
 
 - HTTP with the standard library only (``urllib``); downloads go to ``<name>.part`` and
-  resume with a ``Range`` request when that file exists; the finished file is renamed.
+  resume with a ``Range`` request when that file exists; the finished file is renamed
+  (:mod:`pipeline.ingest.download`).
 - A file with a known checksum (md5 or sha256, per file in the manifest) is verified; on
   a mismatch the bad file is deleted and a :class:`PipelineError` names the address.
   Files without a known checksum get their size checked against ``Content-Length``.
@@ -18,25 +19,17 @@ environment variable, the data set's public default.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import os
-import sys
 import tarfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.ingest.download import CHUNK, ENV_BASE_URL, download
 
 log = logging.getLogger(__name__)
-
-ENV_BASE_URL = "DENOISE_DATA_URL"
-CHUNK = 1 << 20
-TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,117 +102,6 @@ def _checksum_problem(remote: RemoteFile, digests: dict[str, str]) -> str | None
         if expected and expected.lower() != digests[kind]:
             return f"{kind} is {digests[kind]}, expected {expected.lower()}"
     return None
-
-
-def _open(url: str, start: int) -> Any:
-    if not url.lower().startswith(("http://", "https://", "file:")):
-        raise PipelineError(f"unsupported address {url}: use an http(s):// or file: base address")
-    request = urllib.request.Request(url, headers={"User-Agent": "denoise-pipeline"})
-    if start > 0:
-        request.add_header("Range", f"bytes={start}-")
-    return urllib.request.urlopen(request, timeout=TIMEOUT_S)
-
-
-def _total_from_content_range(value: str | None) -> int | None:
-    """The total size from a ``Content-Range: bytes a-b/total`` (or ``*/total``) header."""
-    if not value or "/" not in value:
-        return None
-    total = value.rsplit("/", 1)[1].strip()
-    return int(total) if total.isdigit() else None
-
-
-def _write_body(
-    response: Any, part: Path, mode: str, start: int, total: int | None, shown_as: str | None
-) -> int:
-    """Write the response body to `part` (opened with `mode`); returns the file's size after.
-
-    With `shown_as`, the percentage of `total` is printed on stderr as it grows.
-    """
-    done, shown = start, -1
-    try:
-        with part.open(mode) as fh:
-            while chunk := response.read(CHUNK):
-                fh.write(chunk)
-                done += len(chunk)
-                if shown_as and total and (percent := 100 * done // total) != shown:
-                    shown = percent
-                    print(
-                        f"\r  {shown_as}: {done / 2**20:.1f} / {total / 2**20:.1f} MiB "
-                        f"({percent}%)",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    finally:
-        if shown_as and total:
-            print(file=sys.stderr, flush=True)
-    return done
-
-
-def download(url: str, target: Path, progress: bool = True) -> Path:
-    """Download `url` to `target`, resuming from ``target.part`` when it exists.
-
-    The size is checked against the server's ``Content-Length``/``Content-Range`` when it
-    gives one. Network and HTTP errors raise :class:`PipelineError`; the ``.part`` file is
-    kept so that the next call resumes.
-    """
-    part = target.with_name(target.name + ".part")
-    start = part.stat().st_size if part.exists() else 0
-    hint = (
-        f"check the address (the base_url argument or ${ENV_BASE_URL}) and the network, then run "
-        f"the same command again: it resumes from {part.name}"
-    )
-    try:
-        response = _open(url, start)
-    except urllib.error.HTTPError as err:
-        if (
-            err.code == 416
-            and start > 0
-            and _total_from_content_range(err.headers.get("Content-Range")) == start
-        ):
-            part.replace(target)  # the part file was already complete
-            return target
-        if err.code == 416 and start > 0:  # the part file does not fit the server's file
-            part.unlink()
-            return download(url, target, progress)
-        raise PipelineError(
-            f"download of {url} failed: HTTP {err.code} {err.reason}; {hint}"
-        ) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", err)
-        raise PipelineError(f"could not reach {url} ({reason}); {hint}") from None
-
-    with response:
-        status = getattr(response, "status", None) or 200
-        if start > 0 and status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if not content_range.startswith(f"bytes {start}-"):
-                raise PipelineError(
-                    f"download of {url}: the server answered a resume at byte {start} "
-                    f"with Content-Range {content_range!r}; delete {part} and run again"
-                )
-            total = _total_from_content_range(content_range)
-            mode = "ab"
-        else:  # no resume asked, or the server ignored the Range header: start over
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            start, mode = 0, "wb"
-        try:
-            done = _write_body(
-                response, part, mode, start, total, target.name if progress else None
-            )
-        except (OSError, http.client.HTTPException) as err:
-            raise PipelineError(f"download of {url} was interrupted ({err}); {hint}") from None
-    if total is not None and done < total:
-        raise PipelineError(f"download of {url} is incomplete ({done} of {total} bytes); {hint}")
-    if total is not None and done > total:
-        part.unlink()
-        raise PipelineError(
-            f"download of {url} gave {done} bytes, more than the {total} announced; "
-            f"the partial file was deleted, run the command again"
-        )
-    part.replace(target)
-    return target
 
 
 def _verify(remote: RemoteFile, path: Path, url: str, progress: bool) -> str:
@@ -295,9 +177,10 @@ def extract_archive(archive: Path, dest: Path, strip_top: str | None = None) -> 
                 problem = _member_problem(member, dest)
                 if problem:
                     raise PipelineError(
-                        f"refusing to extract {archive.name}: member {original.name!r} has "
-                        f"{problem} (path traversal); the archive is not trustworthy, delete it "
-                        "and download it again"
+                        f"refusing to extract {archive.name}: member {original.name!r} "
+                        f"has {problem} "
+                        "(path traversal); the archive is not trustworthy, "
+                        "delete it and download it again"
                     )
                 tar.extract(member, dest, filter="data")
                 count += 1

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -40,7 +42,7 @@ from pipeline.logs import each_warning_once
 from pipeline.pacs.auth import check_url, make_session
 from pipeline.pacs.errors import ServerError
 from pipeline.pacs.retrieve import Spool, fetch_ahead
-from pipeline.pacs.select import Selection, already_derived, find_instances
+from pipeline.pacs.select import InstanceRef, Selection, already_derived, find_instances
 from pipeline.pacs.store import STORED, StoreCounts, Storer, derived_files
 from pipeline.provenance import file_sha256
 from pipeline.records import read_csv
@@ -67,7 +69,7 @@ class Server:
     def client(self):
         """A dicomweb_client.DICOMwebClient for this server.
 
-        PipelineError when the library is missing.
+        Raises PipelineError when the library is missing.
         """
         try:
             from dicomweb_client import DICOMwebClient
@@ -135,7 +137,7 @@ def load_run_model(model: str | Path | LoadedModel | None) -> tuple[LoadedModel,
 def _on_destination(client, studies: set[str], model_sha: str) -> set[str]:
     """Sources already derived by this model on the destination.
 
-    None when it cannot be asked: storing then fails per instance and a rerun stores them.
+    Empty when it cannot be asked: storing then fails per instance and a rerun stores them.
     """
     if client is None:
         return set()
@@ -153,6 +155,35 @@ class _Denoised:
     done: int = 0
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
+
+
+def _denoise_as_fetched(
+    client: Any,
+    todo: list[InstanceRef],
+    spool: Spool,
+    denoise: Callable[[Path], None],
+    progress: bool,
+) -> list[Failure]:
+    """Finish an earlier run's batches, then denoise `todo` in batches as they arrive.
+
+    Returns the instances that could not be retrieved.
+    """
+    failures: list[Failure] = []
+    with (
+        tqdm(total=len(todo), unit="instance", desc="dicomweb", disable=not progress) as bar,
+        each_warning_once(FOLDER_RUN_LOG),
+    ):
+        for batch in list(spool.batches):  # an earlier run's: finish and store what is left
+            denoise(batch)
+        if spool.waiting():
+            denoise(spool.new_batch(spool.waiting()))
+        for fetched in fetch_ahead(client, todo, spool):
+            failures += [failure for _ref, failure in fetched if failure is not None]
+            arrived = [ref for ref, failure in fetched if failure is None]
+            if arrived:
+                denoise(spool.new_batch(arrived))
+            bar.update(len(fetched))
+    return failures
 
 
 def _denoise_batch(
@@ -242,39 +273,12 @@ def apply_dicomweb(
     )
     totals, counts = _Denoised(), None
     batch_options = replace(options, fmt="dicom", progress=False, report=False)
+
+    def denoise(batch: Path) -> None:
+        _denoise_batch(batch, out, loaded, batch_options, inference, totals, storer)
+
     try:
-        with (
-            tqdm(
-                total=len(todo), unit="instance", desc="dicomweb", disable=not options.progress
-            ) as bar,
-            each_warning_once(FOLDER_RUN_LOG),
-        ):
-            for batch in list(spool.batches):  # an earlier run's: finish and store what is left
-                _denoise_batch(batch, out, loaded, batch_options, inference, totals, storer)
-            if spool.waiting():
-                _denoise_batch(
-                    spool.new_batch(spool.waiting()),
-                    out,
-                    loaded,
-                    batch_options,
-                    inference,
-                    totals,
-                    storer,
-                )
-            for fetched in fetch_ahead(client, todo, spool):
-                failures += [failure for _ref, failure in fetched if failure is not None]
-                arrived = [ref for ref, failure in fetched if failure is None]
-                if arrived:
-                    _denoise_batch(
-                        spool.new_batch(arrived),
-                        out,
-                        loaded,
-                        batch_options,
-                        inference,
-                        totals,
-                        storer,
-                    )
-                bar.update(len(fetched))
+        failures += _denoise_as_fetched(client, todo, spool, denoise, options.progress)
     finally:
         if storer is not None:
             counts, store_failures = storer.close()

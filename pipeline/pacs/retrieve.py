@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pipeline.apply.writer import write_atomic
 from pipeline.ingest.failures import Failure
@@ -75,7 +76,7 @@ def _fetch(client, ref: InstanceRef, path: Path) -> None:
 class Spool:
     """The local copies of a run's instances.
 
-    Fetched ones and the batches handed to the denoiser.
+    They are the fetched ones and the batches handed to the denoiser.
     """
 
     def __init__(self, root: Path) -> None:
@@ -98,9 +99,9 @@ class Spool:
         ]
 
     def new_batch(self, refs: Sequence[InstanceRef]) -> Path:
-        """Move the fetched `refs` into a new batch folder and return its path.
+        """Move the fetched `refs` into a new batch folder; its path.
 
-        The batch folder is the input of one folder run.
+        The folder is the input of one folder run.
         """
         number = int(self.batches[-1].name[len(BATCH) :]) + 1 if self.batches else 1
         folder = self.root / f"{BATCH}{number:04d}"
@@ -110,6 +111,40 @@ class Spool:
             self.fetched_path(ref).replace(target)
         self.batches.append(folder)
         return folder
+
+
+def _fetch_one(
+    client: Any, ref: InstanceRef, spool: Spool, fatal: list[ServerError]
+) -> Failure | None:
+    """Fetch one instance into the spool; its failure, or None.
+
+    The first fatal error is appended to `fatal`; once there is one, nothing more is asked.
+    """
+    try:
+        if fatal:
+            return Failure(
+                ref.name,
+                f"instance {ref.sop}: not retrieved after an earlier error ({fatal[0]})",
+            )
+        _fetch(client, ref, spool.fetched_path(ref))
+    except ServerError as err:
+        if err.fatal and not fatal:
+            fatal.append(err)
+        return Failure(ref.name, str(err))
+    except Exception as err:  # noqa: BLE001 - e.g. the spool cannot be written; the others go on
+        return Failure(ref.name, f"instance {ref.sop}: not retrieved ({library_detail(err)})")
+    return None
+
+
+def _take(results: queue.Queue, end: object, most: int) -> tuple[list[Any], bool]:
+    """What has finished (waiting for one item, at most `most`); whether `end` came."""
+    batch, item = [], results.get()
+    while item is not end:
+        batch.append(item)
+        if len(batch) >= most or results.empty():
+            break
+        item = results.get()
+    return batch, item is end
 
 
 def fetch_ahead(
@@ -133,29 +168,13 @@ def fetch_ahead(
     fatal: list[ServerError] = []
     end = object()
 
-    def one(ref: InstanceRef) -> Failure | None:
-        try:
-            if fatal:
-                return Failure(
-                    ref.name,
-                    f"instance {ref.sop}: not retrieved after an earlier error ({fatal[0]})",
-                )
-            _fetch(client, ref, spool.fetched_path(ref))
-        except ServerError as err:
-            if err.fatal and not fatal:
-                fatal.append(err)
-            return Failure(ref.name, str(err))
-        except Exception as err:  # noqa: BLE001 - e.g. the spool cannot be written; the others go on
-            return Failure(ref.name, f"instance {ref.sop}: not retrieved ({library_detail(err)})")
-        return None
-
     def feed() -> None:
         with ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="wado-rs") as pool:
             for ref in refs:
                 while not slots.acquire(timeout=0.1):
                     if stop.is_set():
                         return
-                pool.submit(lambda r=ref: results.put((r, one(r))))
+                pool.submit(lambda r=ref: results.put((r, _fetch_one(client, r, spool, fatal))))
         results.put(end)
 
     thread = threading.Thread(target=feed, name="wado-rs-feed", daemon=True)
@@ -163,13 +182,7 @@ def fetch_ahead(
     try:
         finished = False
         while not finished:
-            batch, item = [], results.get()
-            while item is not end:
-                batch.append(item)
-                if len(batch) >= most or results.empty():
-                    break
-                item = results.get()
-            finished = item is end
+            batch, finished = _take(results, end, most)
             for _ in batch:
                 slots.release()
             if batch:

@@ -1,6 +1,7 @@
 """The apply report of a folder run (``OUT/report.html``).
 
-A viewer of a sample of the scans and a sortable table of every file.
+It has a viewer of a sample of the scans and a sortable table of every file (the HTML
+sections are in :mod:`pipeline.report.apply_sections`).
 
 The page itself is self-contained (inline style and script; thumbnails and crops as
 ``data:`` URIs). Full-resolution views of the sampled scans (input, output and the removed
@@ -31,6 +32,14 @@ from pipeline.metrics import paired_difference
 from pipeline.process import return_freed_heap
 from pipeline.report.apply_assets import HOW_TO_VIEW, SCRIPT, STYLE
 from pipeline.report.apply_sample import SAMPLE_SIZE, Row, choose_sample, noise_of, relative_input
+from pipeline.report.apply_sections import (
+    NOISE_DIGITS,
+    failure_rows,
+    failure_table,
+    file_table,
+    gallery,
+    scan_section,
+)
 from pipeline.report.apply_views import (
     VIEWS,
     ScanView,
@@ -44,144 +53,6 @@ from pipeline.report.tables import Table, write_md
 from pipeline.text import path_text, short_text
 
 log = logging.getLogger(__name__)
-
-#: Decimals of the estimated noise (a fraction of the full range).
-NOISE_DIGITS = 4
-
-
-def _change(before: float, after: float) -> float:
-    return 100.0 * (after - before) / before if before > 0 and math.isfinite(after) else math.nan
-
-
-def _scan_section(view: ScanView) -> str:
-    h, w = view.shape
-    top, left, side = view.crop
-    box = (
-        f"left:{100 * left / w:.3f}%;top:{100 * top / h:.3f}%;"
-        f"width:{100 * side / w:.3f}%;height:{100 * side / h:.3f}%"
-    )
-    change = _change(view.noise_before, view.noise_after)
-    name = html.escape(view.rel_input)
-    data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in view.files.items())
-    crops = "".join(
-        f'<figure><img src="{view.crops[key]}" width="{side}" height="{side}" '
-        f'alt="{key} crop of {name}">'
-        f"<figcaption>{words}</figcaption></figure>"
-        for key, words in (
-            ("input", "input"),
-            ("output", "output"),
-            ("removed", "removed (input − output)"),
-        )
-    )
-    return f"""<section class="scan" id="scan-{view.index}" {data}>
-<h3>{name}</h3>
-<p>{w}×{h} px · estimated noise {format_number(view.noise_before, NOISE_DIGITS)} → \
-{format_number(view.noise_after, NOISE_DIGITS)}
-({"–" if math.isnan(change) else f"{change:+.0f}%"}) of the full range · output \
-{html.escape(view.rel_output)}</p>
-<div class="controls">
-<button type="button" data-mode="compare">Compare</button>
-<label>input <input type="range" min="0" max="100" value="50" aria-label="divide input (left) and \
-output (right)"> output</label>
-<button type="button" data-mode="input">Input</button>
-<button type="button" data-mode="output">Output</button>
-<button type="button" data-mode="removed">Removed</button>
-<button type="button" class="zoom" aria-pressed="false">Native size 1:1</button>
-</div>
-<div class="stage"><div class="layers">
-<img class="base" src="{html.escape(view.files["input"])}" alt="{name}">
-<img class="top" src="{html.escape(view.files["output"])}" alt="{name}, denoised">
-<div class="divider"></div>
-<div class="cropbox" style="{box}"></div>
-</div></div>
-<p>Outlined: the {side}×{side} px crop with the most detail (at x {left}, y {top}), at native size \
-(1:1; smaller only on a narrow screen):</p>
-<div class="crops">{crops}</div>
-<div class="scale"><span>removed component:</span> <span>−{view.limit:.3g}</span><span \
-class="bar"></span><span>+{view.limit:.3g}</span>
-<span>(fraction of the full range;</span> <span>blue: output brighter,</span> <span>red: output \
-darker)</span></div>
-</section>"""
-
-
-def _gallery(views: Sequence[ScanView]) -> str:
-    items = "".join(
-        f'<a href="#scan-{v.index}"><img src="{v.thumbnail}" alt="">{html.escape(v.rel_input)}</a>'
-        for v in views
-    )
-    return f'<div class="gallery">{items}</div>'
-
-
-def _file_table(rows: Sequence[Row], input_dir: Path | None) -> str:
-    columns = [
-        ("input (relative to IN)", "text"),
-        ("output (relative to OUT)", "text"),
-        ("pixels", "number"),
-        ("noise before", "number"),
-        ("noise after", "number"),
-        ("change", "number"),
-        ("seconds", "number"),
-    ]
-    head = "".join(f'<th data-sort="{kind}">{html.escape(title)}</th>' for title, kind in columns)
-    body = []
-    for row in rows:
-        before, after = noise_of(row)
-        change = _change(before, after)
-        h, w = as_float(row.get("height")), as_float(row.get("width"))
-        seconds = as_float(row.get("seconds"))
-        cells = [
-            (relative_input(row, input_dir), relative_input(row, input_dir), "path"),
-            (str(row.get("output") or "–"), str(row.get("output") or ""), "path"),
-            (
-                f"{w:.0f}×{h:.0f}" if math.isfinite(h * w) else "–",
-                h * w if math.isfinite(h * w) else "",
-                "",
-            ),
-            (format_number(before, NOISE_DIGITS), before if math.isfinite(before) else "", ""),
-            (format_number(after, NOISE_DIGITS), after if math.isfinite(after) else "", ""),
-            (
-                "–" if math.isnan(change) else f"{change:+.1f}%",
-                "" if math.isnan(change) else change,
-                "",
-            ),
-            (format_number(seconds, 2), seconds if math.isfinite(seconds) else "", ""),
-        ]
-        body.append(
-            "<tr>"
-            + "".join(
-                f'<td class="{cls}" data-value="{html.escape(str(value))}">{html.escape(text)}</td>'
-                for text, value, cls in cells
-            )
-            + "</tr>"
-        )
-    return (
-        f'<div class="table-wrap"><table class="sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
-
-
-def _failure_rows(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> list[list[str]]:
-    """(input relative to IN, reason) of each failure, cut and escaped as failures.csv's are."""
-    return [
-        [
-            short_text(relative_input({"input": f.get("path", "")}, input_dir)),
-            short_text(str(f.get("reason", ""))),
-        ]
-        for f in failures
-    ]
-
-
-def _failure_table(failures: Sequence[Mapping[str, str]], input_dir: Path | None) -> str:
-    rows = "".join(
-        f'<tr><td class="path">{html.escape(p)}</td><td>{html.escape(r)}</td></tr>'
-        for p, r in _failure_rows(failures, input_dir)
-    )
-    return (
-        "<h2>Failed files</h2><p>Not denoised; the same reasons are in failures.csv.</p>"
-        '<div class="table-wrap"><table><thead>'
-        "<tr><th>input (relative to IN)</th><th>reason</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></div>"
-    )
 
 
 def _command_line() -> str:
@@ -202,9 +73,11 @@ def _summary_lines(rows: Sequence[Row], shown: int, failed: int = 0) -> list[str
     lines = [
         (
             f"{len(rows)} files denoised; {failed_words}{shown} of the denoised shown below, "
-            "chosen to cover the formats, the folders and the range of noise. There is no clean "
-            "reference, so the noise is estimated (wavelet median absolute deviation on the "
-            "central part, as a fraction of the image's full range) before and after."
+            "chosen to cover the formats, the folders "
+            "and the range of noise. There is no clean reference, so the noise is estimated "
+            "(wavelet median "
+            "absolute deviation on the central part, as a fraction of the image's full range) "
+            "before and after."
         )
     ]
     if pairs:
@@ -261,10 +134,10 @@ def _facts(rows: Sequence[Row], output_dir: Path, input_dir: Path | None) -> dic
 
 @contextmanager
 def _quiet_reads() -> Iterator[None]:
-    """No warnings from reading files while the report is written.
+    """No warnings from reading files.
 
-    What reading a file warns (an old ACR-NEMA file, ...) was said when the file was denoised; the
-    report does not repeat it, not even on a rerun that skips every file.
+    What reading a file warns (an old ACR-NEMA file, ...) was said when the file was
+    denoised; the report does not repeat it, not even on a rerun that skips every file.
     """
     logger = logging.getLogger("pipeline.io")
     level = logger.level
@@ -320,7 +193,7 @@ def write_apply_report(
 def _make_views(
     rows: Sequence[Row], output_dir: Path, input_dir: Path | None, sample_size: int
 ) -> list[ScanView]:
-    """The sample's views, old ones removed first.
+    """The sample's views (old ones removed first).
 
     A scan that cannot be shown is left out with a warning.
     """
@@ -354,13 +227,13 @@ def _page_body(
     parts = [html_header("Denoised scans", facts)]
     parts += [f"<p>{html.escape(line)}</p>" for line in lines]
     if views:
-        parts += ["<h2>Sample</h2>", _gallery(views), HOW_TO_VIEW.format(views=VIEWS)]
-        parts += [_scan_section(v) for v in views]
+        parts += ["<h2>Sample</h2>", gallery(views), HOW_TO_VIEW.format(views=VIEWS)]
+        parts += [scan_section(v) for v in views]
     if failures:
-        parts.append(_failure_table(failures, input_dir))
+        parts.append(failure_table(failures, input_dir))
     parts += [
         "<h2>All files</h2><p>Click a column title to sort.</p>",
-        _file_table(rows, input_dir),
+        file_table(rows, input_dir),
     ]
     if figure is not None:
         caption = "Estimated noise after versus before denoising, one point per file"
@@ -397,7 +270,7 @@ def _write_markdown(
         "The viewer is report.html.",
     ]
     tables = [table] + (
-        [(["failed input (relative to IN)", "reason"], _failure_rows(failures, input_dir))]
+        [(["failed input (relative to IN)", "reason"], failure_rows(failures, input_dir))]
         if failures
         else []
     )
@@ -410,7 +283,7 @@ def write_report(
     input_dir: Path | None = None,
     failures: Sequence[Mapping[str, str]] = (),
 ) -> Path | None:
-    """Write report.html (and report.md, report_views/) for the manifest rows and failures.
+    """report.html (and report.md, report_views/) for the manifest rows and failures.
 
     None when there are neither.
     """

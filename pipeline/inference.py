@@ -199,17 +199,6 @@ class ModelDenoiser:
             and max(shape[-2:]) > self.tile_size
         )
 
-    @classmethod
-    def from_settings(
-        cls,
-        model: nn.Module,
-        settings: InferenceConfig,
-        device: str | torch.device | None = None,
-        name: str = "model",
-    ) -> ModelDenoiser:
-        """The same as the constructor (kept for callers that name it)."""
-        return cls(model, settings, device, name)
-
     @torch.inference_mode()
     def denoise_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a batch (N, 1, H, W) of one size; the result is on this denoiser's device."""

@@ -133,7 +133,7 @@ def _run_stages(cfg: Config) -> RunResult:
         extra["epochs_run"] = len(out.log)
         train_log = out.log
         result.checkpoint = out.best
-        trained = ModelDenoiser.from_settings(out.model, cfg.inference, device, cfg.model.name)
+        trained = ModelDenoiser(out.model, cfg.inference, device, cfg.model.name)
     if is_main and "evaluate" in cfg.run.stages:
         _evaluate_stage(cfg, splits, noise, trained, result, train_log, extra)
     return result

@@ -77,7 +77,7 @@ def write_adapt_report(
     from pipeline.report import write_page
 
     befores = _source_thumbnails(source, images, device, cfg, source_outputs)
-    adapted = ModelDenoiser.from_settings(model, cfg.inference, device, "adapted")
+    adapted = ModelDenoiser(model, cfg.inference, device, "adapted")
     rows, maps, examples = _check_scans(images, adapted, befores)
     mean_map = np.nanmean(np.stack(maps), axis=0)
     summary = {k: _mean([r[k] for r in rows]) for k in MEAN_CHECKS}
@@ -107,7 +107,7 @@ def _source_thumbnails(
         from pipeline.inference import ModelDenoiser
 
         model = load_model(source, device).model
-        original = ModelDenoiser.from_settings(model, cfg.inference, device, "source")
+        original = ModelDenoiser(model, cfg.inference, device, "source")
         source_outputs = [original(img.pixels) for img in images[:EXAMPLES]]
     return [_thumbnail(out) for out in source_outputs[:EXAMPLES]]
 

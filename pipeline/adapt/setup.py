@@ -211,9 +211,7 @@ def fitted_references(
     from pipeline.inference import ModelDenoiser
     from pipeline.noisefit import FIT_SCANS, fit_noise
 
-    denoiser = ModelDenoiser.from_settings(
-        load_model(source, device).model, cfg.inference, device, "source"
-    )
+    denoiser = ModelDenoiser(load_model(source, device).model, cfg.inference, device, "source")
     references = [denoiser(img.pixels) for img in images]
     last = run_dir / "checkpoints" / "last.pt"
     saved = (

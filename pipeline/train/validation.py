@@ -26,7 +26,7 @@ def validate(
     if not noisy:
         return float("nan"), float("nan")
     model.eval()
-    denoiser = ModelDenoiser.from_settings(model, settings, device)
+    denoiser = ModelDenoiser(model, settings, device)
     outputs = denoiser.denoise_many(noisy)
     losses = [
         float(loss_fn(torch.from_numpy(o)[None, None], torch.from_numpy(c)[None, None]))

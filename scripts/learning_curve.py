@@ -10,14 +10,18 @@ For each size N (0: all training patients) the config is run with ``data.max_tra
 the five-source split by :mod:`bench.split` (rows and BM3D reused across sizes), and the
 PSNR gain over BM3D at X-ray dose 0.25 and Gaussian sigma 25/255 is tabulated and drawn against N.
 The config must have ``data.split_csv``. Extra ``--set key=value`` overrides apply to every run
-(e.g. a shorter budget: ``--set train.epochs=3``). A size whose run folder already has a
-``checkpoints/best.pt`` under ``<work>/runs/n<N>`` is not trained again.
+(e.g. a shorter budget: ``--set train.epochs=3``). ``--patches-per-epoch P`` gives every size
+the same number of training patches per epoch (``data.patches_per_image`` = ceil(P / training
+images of that size)), so each point gets the same optimizer steps and differs only in the
+patients it sees. A size whose run folder already has a ``checkpoints/best.pt`` under
+``<work>/runs/n<N>`` is not trained again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ sys.path.insert(0, str(CHECKOUT))  # the checkout: `bench` is not installed
 from bench.settings import shared_data_beside
 from bench.split import SplitOptions, run_split, test_images
 from pipeline.config import load_config
-from pipeline.ingest.split_file import read_split_csv
+from pipeline.ingest.split_file import read_split_csv, subset_rows
 from pipeline.records import write_json
 from pipeline.runner import run
 
@@ -36,7 +40,13 @@ from pipeline.runner import run
 CURVE_CONDITIONS = ("xray_dose_0.25", "gaussian_25")
 
 
-def train_size(config: Path, patients: int, work: Path, overrides: list[str]) -> Path:
+def train_size(
+    config: Path,
+    patients: int,
+    work: Path,
+    overrides: list[str],
+    patches_per_epoch: int | None = None,
+) -> Path:
     """Train the recipe on `patients` training patients (0: all); the best checkpoint's path."""
     out = work / "runs" / f"n{patients}"
     existing = sorted(out.glob("**/checkpoints/best.pt"))
@@ -50,8 +60,17 @@ def train_size(config: Path, patients: int, work: Path, overrides: list[str]) ->
         raise SystemExit(
             f"error: {config} has no data.split_csv; the learning curve needs a fixed split"
         )
+    if patches_per_epoch:
+        per_image = math.ceil(patches_per_epoch / training_images(config, patients, cfg.run.seed))
+        cfg = load_config(config, [*sets, f"data.patches_per_image={per_image}"])
     result = run(cfg)
     return result.run_dir / "checkpoints" / "best.pt"
+
+
+def training_images(config: Path, patients: int, seed: int) -> int:
+    """Training images of the config's split CSV cut to `patients` patients (0: all)."""
+    rows = subset_rows(read_split_csv(load_config(config).data.split_csv), patients or None, seed)
+    return sum(r["split"] == "train" for r in rows)
 
 
 def split_train_patients(config: Path) -> int:
@@ -137,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--images", type=int, default=None, help="the first N test images only")
     p.add_argument(
+        "--bm3d-images", type=int, default=None, help="BM3D on the first N test images only"
+    )
+    p.add_argument(
+        "--patches-per-epoch",
+        type=int,
+        default=None,
+        help="the same training patches per epoch at every size (equal optimizer steps)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -147,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     images, description = test_images(CHECKOUT, shared_data_beside(CHECKOUT))
     points = []
     for patients in args.patients:
-        checkpoint = train_size(args.config, patients, args.work, args.overrides)
+        checkpoint = train_size(
+            args.config, patients, args.work, args.overrides, args.patches_per_epoch
+        )
         name = f"n{patients}"
         options = SplitOptions(
             work=args.work / "acceptance",
             models={name: str(checkpoint)},
             crop=args.crop,
             images=args.images,
+            bm3d_images=args.bm3d_images,
             only=list(CURVE_CONDITIONS),
         )
         result = run_split(images, description, options)

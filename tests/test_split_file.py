@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from script_loading import load_script
 from test_groups import _write_pngs
 
@@ -191,10 +192,19 @@ def test_learning_curve_trains_each_size_and_tabulates_the_gain_over_bm3d(
                 str(out),
                 "--crop",
                 "0",
+                "--patches-per-epoch",
+                "4",
             ]
         )
         == 0
     )
+    per_image = [
+        yaml.safe_load(next((tmp_path / "work" / "runs" / n).glob("**/config.yaml")).read_text())[
+            "data"
+        ]["patches_per_image"]
+        for n in ("n2", "n0")
+    ]
+    assert per_image == [2, 1], "every size draws the same 4 training patches per epoch"
     points = json.loads(out.with_suffix(".json").read_text())["points"]
     assert [(p["patients"], p["all"]) for p in points] == [(2, False), (4, True)]
     for p in points:

@@ -24,7 +24,7 @@ from pipeline.monai import Denoise
 def test_one_default_everywhere() -> None:
     assert DEFAULT_INFERENCE == InferenceConfig()
     denoiser = ModelDenoiser(build_model(ModelConfig(name="conv", features=4)), device="cpu")
-    assert (denoiser.tile_size, denoiser.overlap, denoiser.batch_size) == (512, 0.25, 2)
+    assert (denoiser.tile_size, denoiser.overlap, denoiser.batch_size) == (512, 0.25, 1)
     for function in (denoiser_from_checkpoint, apply_folder, Denoise.__init__):
         assert (
             inspect.signature(function)

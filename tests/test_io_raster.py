@@ -149,6 +149,34 @@ def test_truncated_png_is_rejected(tmp_path, gray8):
         read_image(path)
 
 
+def test_16_bit_gray_png_decoded_by_libpng_matches_pillow(tmp_path, gray16, monkeypatch):
+    path = png(gray16, tmp_path / "a.png", sbit=16)
+    (image,) = read_image(path)
+    assert image.meta.extra["mode"] == "I;16" and image.meta.bits_stored == 16
+    with Image.open(path) as pillow:
+        np.testing.assert_array_equal(np.asarray(pillow).astype(np.uint16), gray16)
+    np.testing.assert_array_equal(np.rint(image.pixels * 65535.0).astype(np.uint16), gray16)
+    monkeypatch.setenv("DENOISE_MAX_PIXELS", str(gray16.size - 1))
+    with pytest.raises(ImageReadError, match=r"a\.png: declares 1,200 pixels"):
+        read_image(path)
+
+
+def test_truncated_16_bit_png_is_rejected(tmp_path, gray16):
+    path = png(gray16, tmp_path / "cut16.png")
+    path.write_bytes(path.read_bytes()[:-400])
+    with pytest.raises(ImageReadError, match=r"cut16\.png: truncated or corrupt PNG"):
+        read_image(path)
+
+
+def test_16_bit_animated_png_gives_every_frame(tmp_path, gray16):
+    frames = [Image.fromarray(gray16), Image.fromarray(gray16[::-1].copy())]
+    path = tmp_path / "anim.png"
+    frames[0].save(path, format="PNG", save_all=True, append_images=frames[1:])
+    images = read_image(path)
+    assert len(images) == 2, "an APNG is read by Pillow, frame by frame"
+    np.testing.assert_allclose(images[0].pixels, gray16 / 65535.0, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- JPEG
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.apply.plan import REPORT_VIEWS
 from pipeline.io import read_image
 from pipeline.io.png import write_png
+from pipeline.process import return_freed_heap
 from pipeline.report.apply_sample import Row, noise_of, relative_input
 from pipeline.report.example_figure import detail_crop
 from pipeline.text import path_from_text
@@ -35,10 +36,16 @@ VIEWS = REPORT_VIEWS
 
 
 def _first_image(path: Path) -> np.ndarray:
-    """Pixels of the first image of a file, or of the first file of a frames folder."""
+    """Pixels of the first image of a file, or of the first file of a frames folder.
+
+    The decoder's freed temporaries are handed back to the system at once: the C heap would
+    otherwise keep them (tens of MiB for a large scan) through the rest of the report.
+    """
     if path.is_dir():
         path = min(p for p in path.iterdir() if not p.name.startswith("."))
-    return read_image(path)[0].pixels
+    pixels = read_image(path)[0].pixels
+    return_freed_heap()
+    return pixels
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -63,16 +70,31 @@ def _diverging8(diff: np.ndarray, limit: float) -> np.ndarray:
 
 
 def _by_rows(
-    image: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels: int = 0
+    image: np.ndarray | BinaryIO,
+    convert: Callable[[np.ndarray], np.ndarray],
+    channels: int = 0,
+    shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """``convert(image)`` as uint8, computed :data:`BLOCK_PIXELS` pixels at a time.
 
-    Its float temporaries (RGBA float64 for a colour map) stay small on a scan of any size.
+    `image` is an array, or a file holding a float32 image of `shape` (read a block of rows at
+    a time). Its float temporaries (RGBA float64 for a colour map) stay small on a scan of any
+    size.
     """
-    picture = np.empty(image.shape + ((channels,) if channels else ()), np.uint8)
-    step = max(1, BLOCK_PIXELS // max(image.shape[1], 1))
-    for top in range(0, image.shape[0], step):
-        picture[top : top + step] = convert(image[top : top + step])
+    if shape is None:
+        shape = image.shape
+    else:
+        image.seek(0)
+    picture = np.empty(shape + ((channels,) if channels else ()), np.uint8)
+    step = max(1, BLOCK_PIXELS // max(shape[1], 1))
+    for top in range(0, shape[0], step):
+        rows = min(step, shape[0] - top)
+        block = (
+            image[top : top + rows]
+            if isinstance(image, np.ndarray)
+            else np.fromfile(image, np.float32, rows * shape[1]).reshape(rows, shape[1])
+        )
+        picture[top : top + rows] = convert(block)
     return picture
 
 
@@ -116,26 +138,25 @@ def _subtract_spilled(minuend: np.ndarray, spill: BinaryIO) -> None:
         rows -= np.fromfile(spill, np.float32, rows.size).reshape(rows.shape)
 
 
-def _magnitude_percentile(image: np.ndarray, q: float, spill: BinaryIO) -> float:
-    """``np.percentile(np.abs(image), q)`` without a second image in memory.
+def _spill_magnitude_percentile(image: np.ndarray, q: float, spill: BinaryIO) -> float:
+    """``np.percentile(np.abs(image), q)``; `image` is written to `spill` first.
 
-    `image` is set aside in `spill` while its magnitudes replace it, then read back.
+    Its magnitudes then replace it in place: the caller reads the signed values back from
+    `spill` (see :func:`_by_rows`) and drops `image`.
     """
     spill.seek(0)
     image.tofile(spill)
-    value = float(np.percentile(np.abs(image, out=image), q, overwrite_input=True))
-    spill.seek(0)
-    spill.readinto(memoryview(image).cast("B"))
-    return value
+    spill.flush()
+    return float(np.percentile(np.abs(image, out=image), q, overwrite_input=True))
 
 
 def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) -> ScanView:
     """Read a sampled scan and its output; write its full-resolution views beside the report.
 
-    Memory: about two float32 images at once, never three. The output is read and drawn
+    Memory: one float32 image and one picture at a time. The output is read and drawn
     first, then set aside in an anonymous temporary file while the input is read; the
-    removed component replaces the input in place, and the pictures are made a block of
-    rows at a time.
+    removed component replaces the input in place and is set aside in the same file, and its
+    picture is made from the file a block of rows at a time.
     """
     after_img = _first_image(output_dir / path_from_text(str(row["output"])))
     shape = h, w = after_img.shape
@@ -163,9 +184,9 @@ def make_view(index: int, row: Row, output_dir: Path, input_dir: Path | None) ->
             raise ValueError(f"input {removed.shape} and output {shape} differ in size")
         save("input", _by_rows(removed, _gray8))
         _subtract_spilled(removed, spill)  # input - output, in place of the input
-        limit = max(_magnitude_percentile(removed, 99.5, spill), 1e-4)
-    picture = _by_rows(removed, lambda rows: _diverging8(rows, limit), channels=3)
-    del removed
+        limit = max(_spill_magnitude_percentile(removed, 99.5, spill), 1e-4)
+        del removed  # the signed values are in `spill`
+        picture = _by_rows(spill, lambda rows: _diverging8(rows, limit), 3, shape)
     save("removed", picture)
     before, after = noise_of(row)
     return ScanView(

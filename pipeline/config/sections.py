@@ -385,14 +385,7 @@ class InferenceConfig(Section):
             "computed about 1/(1 - overlap)**2 times)."
         ),
     )
-    batch_size: int = Field(
-        1,
-        ge=1,
-        description=(
-            "Tiles (or whole images of one size) per forward pass. One on a CPU is as fast as "
-            "two and holds half the network's activations; a GPU may gain from more."
-        ),
-    )
+    batch_size: int = Field(1, ge=1, description="Tiles (or same-size images) per forward pass.")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the network runs; auto picks cuda when present."
     )

@@ -61,15 +61,16 @@ def train_size(
             f"error: {config} has no data.split_csv; the learning curve needs a fixed split"
         )
     if patches_per_epoch:
-        per_image = math.ceil(patches_per_epoch / training_images(config, patients, cfg.run.seed))
+        images = training_images(cfg.data.split_csv, patients, cfg.run.seed)
+        per_image = math.ceil(patches_per_epoch / images)
         cfg = load_config(config, [*sets, f"data.patches_per_image={per_image}"])
     result = run(cfg)
     return result.run_dir / "checkpoints" / "best.pt"
 
 
-def training_images(config: Path, patients: int, seed: int) -> int:
-    """Training images of the config's split CSV cut to `patients` patients (0: all)."""
-    rows = subset_rows(read_split_csv(load_config(config).data.split_csv), patients or None, seed)
+def training_images(split_csv: Path, patients: int, seed: int) -> int:
+    """Training images of a split CSV cut to `patients` patients (0: all)."""
+    rows = subset_rows(read_split_csv(split_csv), patients or None, seed)
     return sum(r["split"] == "train" for r in rows)
 
 

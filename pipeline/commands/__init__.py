@@ -6,3 +6,14 @@ holds ``run``, ``evaluate`` and ``compare`` (commands on configs),
 a model; ``listen`` is in :mod:`pipeline.pacs.cli`), and :mod:`~pipeline.commands.tools`
 ``fetch-data`` and ``config``.
 """
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` config override, collected in ``args.overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.baselines import BASELINES
 from pipeline.checkpoint import SHIPPED_MODEL
+from pipeline.commands import add_set_argument
 from pipeline.config import GaussianNoiseConfig, load_config, merge_settings
 from pipeline.errors import PipelineError
 from pipeline.runner import compare, format_summary, noise_description, run
@@ -30,14 +31,7 @@ def add_config_args(
         type=Path,
         help="YAML config file (see configs/)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override a config field, e.g. --set {example} (repeatable)",
-    )
+    add_set_argument(p, f"override a config field, e.g. --set {example} (repeatable)")
 
 
 def baseline_names(text: str) -> list[str]:
@@ -137,14 +131,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "configs", nargs="+", type=Path, help="YAML configs; the first decides data, noise and seed"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field in every config, e.g. --set train.epochs=5",
-    )
+    add_set_argument(p, "override a field in every config, e.g. --set train.epochs=5")
     p.add_argument(
         "--model",
         action="append",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.apply import ApplyOptions, apply_folder
 from pipeline.apply.options import OUTPUT_FORMATS
+from pipeline.commands import add_set_argument
 from pipeline.config import MAX_OVERLAP
 from pipeline.errors import PipelineError, given_path
 from pipeline.inference import DEFAULT_INFERENCE, settings_from_options
@@ -170,14 +171,9 @@ def add_adapt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set train.lr=0.0003 "
-        "or --set train.self_supervised.span=[0,2]",
+    add_set_argument(
+        parser,
+        "override a setting, e.g. --set train.lr=0.0003 or --set train.self_supervised.span=[0,2]",
     )
 
 

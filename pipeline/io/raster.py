@@ -140,7 +140,7 @@ def _read_pillow(path: Path, fmt: str) -> tuple[list[np.ndarray], dict]:
         and header.get("colour_type") == 0
         and not header.get("animated")
     ):
-        return [_read_gray16_png(path)], {"mode": "I;16", **_sbit(header)}
+        return [_read_gray16_png(path, header)], {"mode": "I;16", **_sbit(header)}
     try:
         with _open_without_pillows_limit(path, name) as image:
             frames = int(getattr(image, "n_frames", 1) or 1)
@@ -178,7 +178,7 @@ def _sbit(header: dict) -> dict:
     return {"sbit": header["sbit"]} if header.get("sbit") else {}
 
 
-def _read_gray16_png(path: Path) -> np.ndarray:
+def _read_gray16_png(path: Path, header: dict) -> np.ndarray:
     """A 16-bit grayscale PNG decoded by libpng (imagecodecs) straight into a uint16 array.
 
     Pillow's route holds the decoded image twice more on the way to numpy (its own buffer and
@@ -186,9 +186,9 @@ def _read_gray16_png(path: Path) -> np.ndarray:
     """
     import imagecodecs
 
-    data = path.read_bytes()
-    width, height = struct.unpack(">II", data[16:24]) if len(data) >= 24 else (0, 0)
+    width, height = header["width"], header["height"]
     check_pixel_count(path, (1, height, width), f"1 frame(s) of {width}x{height}")
+    data = path.read_bytes()
     try:
         values = imagecodecs.png_decode(data)
     except Exception as exc:  # noqa: BLE001 - libpng's errors have no common base but this
@@ -290,7 +290,7 @@ def _gray_from_rgb(rgb: np.ndarray, path: Path, tolerance: int) -> np.ndarray:
 
 
 def _png_header(path: Path) -> dict:
-    """Bit depth, colour type, sBIT (significant bits of channel 0) and whether it is an APNG."""
+    """Size, bit depth, colour type, sBIT (channel 0's significant bits) and APNG flag of a PNG."""
     found: dict = {}
     with open(path, "rb") as handle:
         if handle.read(8) != b"\x89PNG\r\n\x1a\n":
@@ -303,6 +303,7 @@ def _png_header(path: Path) -> dict:
             body = handle.read(length)
             handle.seek(4, 1)  # CRC
             if kind == b"IHDR" and len(body) >= 10:
+                found["width"], found["height"] = struct.unpack(">II", body[:8])
                 found["bit_depth"], found["colour_type"] = body[8], body[9]
             elif kind == b"acTL":
                 found["animated"] = True

@@ -83,11 +83,18 @@ class ExportedModel:
         """Return the model itself (an export has no training mode)."""
         return self
 
-    def to(self, device: str | torch.device) -> ExportedModel:
-        """Run on `device` from now on (ONNX: CUDA when onnxruntime has it, else the CPU)."""
+    def to(
+        self, device: str | torch.device, memory_format: torch.memory_format | None = None
+    ) -> ExportedModel:
+        """Run on `device` from now on (ONNX: CUDA when onnxruntime has it, else the CPU).
+
+        `memory_format` is the layout of a TorchScript model's weights (ONNX Runtime keeps
+        its own).
+        """
         self.device = torch.device(device)
         if self.fmt == "torchscript":
-            self._module = self._module.to(self.device)
+            layout = {} if memory_format is None else {"memory_format": memory_format}
+            self._module = self._module.to(self.device, **layout)
         elif self.device.type == "cuda":
             import onnxruntime as ort
 

@@ -27,6 +27,7 @@ from pipeline.config import InferenceConfig
 from pipeline.denoiser import Kind, NoiseFact
 from pipeline.distributed import local_device
 from pipeline.errors import PipelineError
+from pipeline.models import weight_layout
 
 #: Settings used when none are given (tile, overlap, batch, device): the defaults of
 #: :class:`pipeline.config.InferenceConfig`.
@@ -152,20 +153,12 @@ class _BandBlender:
         self.tiles = [(top, left) for top, left in self.tiles if top + self.weights.shape[-2] > end]
 
 
-def inference_layout(device: torch.device) -> torch.memory_format:
-    """The memory layout of convolution weights for inference on `device`.
-
-    Channels-last on the CPU (oneDNN's convolutions and transposed convolutions run faster
-    on it; the values are the same), the default layout elsewhere.
-    """
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
-
-
 class ModelDenoiser:
     """A trained network as a :class:`~pipeline.denoiser.Denoiser`.
 
     A float32 (H, W) image in, the denoised image out. The network is put in evaluation
-    mode on the device, its convolution weights in :func:`inference_layout`.
+    mode on the device, its convolution weights in
+    :func:`~pipeline.models.weight_layout`.
 
     Blind: offered noise facts (``sigma``, ``psd``) are not used.
 
@@ -187,7 +180,7 @@ class ModelDenoiser:
         name: str = "model",
     ) -> None:
         device = resolve_device(settings.device) if device is None else torch.device(device)
-        self.model = model.eval().to(device, memory_format=inference_layout(device))
+        self.model = model.eval().to(device, memory_format=weight_layout(device))
         self.device = device
         self.settings = settings
         self.multiple = int(getattr(model, "size_multiple", 1))

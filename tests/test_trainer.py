@@ -118,6 +118,19 @@ def test_write_checkpoints_keeps_best_only_when_it_improved(tmp_path) -> None:
     assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in first_best.items())
 
 
+def test_cpu_training_keeps_channels_last_weights_and_checkpoints_load_anywhere(tmp_path) -> None:
+    from pipeline.checkpoint import load_model
+
+    trainer = make_trainer(tmp_path)
+    trainer.train_epoch(0)
+    trainer.validate_epoch(0, False)
+    convs = [p for p in trainer.model.parameters() if p.dim() == 4 and p.shape[1] > 1]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    trainer.write_checkpoints(1, best=True)
+    loaded = load_model(tmp_path / "checkpoints" / "best.pt", "cpu").model
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in weights(trainer).items())
+
+
 def test_fit_with_no_epoch_to_run_still_writes_both_checkpoints(tmp_path) -> None:
     result = make_trainer(tmp_path, "train.epochs=0").fit()
     assert read_checkpoint(result.last)["epoch"] == 0 and result.best.is_file() and result.log == []

@@ -33,7 +33,7 @@ from pipeline.config import Config, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.inference import pad_to_multiple, resolve_device
 from pipeline.ingest.patches import at_scales
-from pipeline.models import build_model
+from pipeline.models import build_model, weight_layout
 from pipeline.noise import NoiseModel, add_noise
 from pipeline.selfsupervised import make_objective, step_generator
 from pipeline.train.data import NoisyPairs
@@ -111,7 +111,9 @@ class Trainer:
         self.device = local_device(device, self.info)
         self.seed = cfg.run.seed
         torch.manual_seed(self.seed)
-        self.model = build_model(cfg.model).to(self.device)
+        self.model = build_model(cfg.model).to(
+            self.device, memory_format=weight_layout(self.device)
+        )
         self.out_dir = out_dir
         self.ckpt_dir = out_dir / "checkpoints"
         if self.info.is_main:

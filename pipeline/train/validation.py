@@ -21,8 +21,7 @@ def validate(
 ) -> tuple[float, float]:
     """Mean loss and mean PSNR (data range 1) of the model on fixed noisy validation images.
 
-    NaN for both without images. The model is left in training mode, its weights in the
-    default memory layout (as the optimizer holds them).
+    NaN for both without images. The model is left in training mode.
     """
     if not noisy:
         return float("nan"), float("nan")
@@ -34,5 +33,5 @@ def validate(
         for o, c in zip(outputs, clean)
     ]
     psnrs = [psnr(c, o, data_range=1.0) for o, c in zip(outputs, clean)]
-    model.train().to(memory_format=torch.contiguous_format)
+    model.train()
     return float(np.mean(losses)), float(np.mean(psnrs))

@@ -128,6 +128,7 @@ def _run_stages(cfg: Config) -> RunResult:
             noise,
             run_dir,
             device,
+            splits.train_sources(),
         )
         extra["training_seconds"] = time.perf_counter() - t0
         extra["epochs_run"] = len(out.log)

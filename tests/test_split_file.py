@@ -87,6 +87,7 @@ def test_split_csv_fixes_the_split_and_the_run_records_sources(tmp_path: Path) -
     assert {(Path(a["file"]).name, a["split"], a["source"]) for a in splits.assignment} == {
         (Path(f).name, s, src) for f, _, s, src in rows
     }
+    assert splits.train_sources() == ["one", "one", "two"]
     fewer = load_splits(cfg.model_copy(update={"max_train_patients": 1}), seed=0)
     assert (
         len({a["patient"] for a in fewer.assignment if a["split"] == "train"}) == 1

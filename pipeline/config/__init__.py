@@ -3,12 +3,14 @@
 Every field has a default and a one-line description. Unknown keys are errors naming the
 key path. ``--set a.b=value`` overrides any field (see :func:`apply_overrides`).
 
-Modules: :mod:`~pipeline.config.sections` (run, data, model, train, inference, report),
+Modules: :mod:`~pipeline.config.sections` (run, model, train, inference, report),
+:mod:`~pipeline.config.data` (data),
 :mod:`~pipeline.config.noise` (one section per noise kind), :mod:`~pipeline.config.root`
 (the whole :class:`Config` and its validation), :mod:`~pipeline.config.files` (YAML files
 and overrides), :mod:`~pipeline.config.upgrade` (older shapes).
 """
 
+from pipeline.config.data import DataConfig, GroupsConfig
 from pipeline.config.files import (
     MAX_CONFIG_BYTES,
     apply_overrides,
@@ -41,8 +43,6 @@ from pipeline.config.root import (
 from pipeline.config.sections import (
     MAX_OVERLAP,
     MAX_WIDTH,
-    DataConfig,
-    GroupsConfig,
     InferenceConfig,
     ModelConfig,
     ReportConfig,

@@ -8,9 +8,9 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from pipeline.config.data import DataConfig
 from pipeline.config.noise import NOISE_KINDS, GaussianNoiseConfig, NoiseConfig
 from pipeline.config.sections import (
-    DataConfig,
     InferenceConfig,
     ModelConfig,
     ReportConfig,

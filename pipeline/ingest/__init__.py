@@ -45,6 +45,11 @@ class DataSplits:
     assignment: list[dict[str, str]] = field(default_factory=list)
     """Folder data: one row per image (file, patient, split), written to the run's split.csv."""
 
+    def train_sources(self) -> list[str] | None:
+        """The source of each training image, in order; None where the split gives none."""
+        sources = [row.get("source", "") for row in self.assignment if row["split"] == "train"]
+        return sources if len(sources) == len(self.train) and all(sources) else None
+
 
 def _limit(images: list[ScanImage], n: int | None) -> list[ScanImage]:
     return images if n is None else images[:n]

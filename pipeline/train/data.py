@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -16,7 +18,8 @@ class NoisyPairs(Dataset):
     """(noisy, clean) training pairs; whole images or random patches, fresh noise per epoch.
 
     Sample ``i`` of epoch ``e`` is fully determined by (seed, e, i): with ``patch_size``
-    set, sample i is a patch of image ``i // patches_per_image``.
+    set, image ``k`` gives ``patch_counts[k]`` consecutive samples (``patches_per_image``
+    each when not given), else every image is one sample.
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class NoisyPairs(Dataset):
         min_patch_std: float = 0.0,
         augment: bool = False,
         fresh_each_epoch: bool = True,
+        patch_counts: Sequence[int] | None = None,
     ) -> None:
         if not images:
             raise PipelineError("no training images: check data.root and the split fractions")
@@ -41,7 +45,15 @@ class NoisyPairs(Dataset):
         self.noise = noise
         self.seed = seed
         self.sampler = PatchSampler(patch_size, min_patch_std) if patch_size else None
-        self.per_image = patches_per_image if patch_size else 1
+        if not patch_size:
+            counts: Sequence[int] = [1] * len(images)
+        elif patch_counts is None:
+            counts = [patches_per_image] * len(images)
+        elif len(patch_counts) != len(images):
+            raise ValueError(f"{len(patch_counts)} patch counts for {len(images)} images")
+        else:
+            counts = patch_counts
+        self.owner = np.repeat(np.arange(len(images)), counts)  # sample -> image
         self.augment = augment
         self.fresh = fresh_each_epoch
         self.epoch = 0
@@ -51,11 +63,11 @@ class NoisyPairs(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.images) * self.per_image
+        return len(self.owner)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = noise_rng(self.seed, "train", self.epoch if self.fresh else 0, index)
-        clean = self.images[index // self.per_image]
+        clean = self.images[self.owner[index]]
         if self.sampler is not None:
             clean = self.sampler.sample_one(clean, rng)
         if self.augment:
@@ -64,3 +76,38 @@ class NoisyPairs(Dataset):
         return torch.from_numpy(np.ascontiguousarray(noisy))[None], torch.from_numpy(
             np.ascontiguousarray(clean)
         )[None]
+
+
+def patch_counts(
+    shapes: Sequence[tuple[int, ...]],
+    per_image: int,
+    sampling: str = "per_image",
+    sources: Sequence[str] | None = None,
+) -> list[int]:
+    """Patches per image and epoch: ``per_image * len(shapes)`` in all, shared by `sampling`.
+
+    ``per_image``: `per_image` each. ``by_area``: in proportion to each image's pixels.
+    ``by_source``: equally among the `sources` (one label per image), then equally among a
+    source's images. Shares are rounded by largest remainder, so the total is kept exactly;
+    an image may get none.
+    """
+    total = per_image * len(shapes)
+    if sampling == "per_image" or not shapes:
+        return [per_image] * len(shapes)
+    if sampling == "by_area":
+        weights = np.array([float(np.prod(shape)) for shape in shapes])
+    elif sampling == "by_source":
+        if not sources or len(sources) != len(shapes) or not all(sources):
+            raise PipelineError(
+                "data.patch_sampling by_source needs the source of every training image: give "
+                "data.split_csv with a source column, or use per_image or by_area"
+            )
+        size = {s: list(sources).count(s) for s in set(sources)}
+        weights = np.array([1.0 / (len(size) * size[s]) for s in sources])
+    else:
+        raise ValueError(f"unknown patch sampling {sampling!r}")
+    share = total * weights / weights.sum()
+    counts = np.floor(share).astype(int)
+    order = np.argsort(-(share - counts), kind="stable")  # largest remainders first
+    counts[order[: total - int(counts.sum())]] += 1
+    return counts.tolist()

@@ -36,7 +36,7 @@ from pipeline.ingest.patches import at_scales
 from pipeline.models import build_model, weight_layout
 from pipeline.noise import NoiseModel, add_noise
 from pipeline.selfsupervised import make_objective, step_generator
-from pipeline.train.data import NoisyPairs
+from pipeline.train.data import NoisyPairs, patch_counts
 from pipeline.train.history import write_log
 from pipeline.train.losses import make_loss, supervised_objective
 from pipeline.train.stopping import (
@@ -104,8 +104,10 @@ class Trainer:
         noise: NoiseModel,
         out_dir: Path,
         device: str | torch.device | None = None,
+        train_sources: list[str] | None = None,
     ) -> None:
         self.cfg, self.tc = cfg, cfg.train
+        self.train_sources = train_sources
         device = resolve_device(cfg.run.device) if device is None else torch.device(device)
         self.info: DistInfo = init_distributed(device)
         self.device = local_device(device, self.info)
@@ -150,8 +152,16 @@ class Trainer:
     ) -> None:
         """The training pairs, their sampler and loader, and the fixed noisy validation images."""
         data_cfg = self.cfg.data
+        sources = self.train_sources
         if data_cfg.train_scales != [1.0]:
             train_images = at_scales(train_images, data_cfg.train_scales)
+            sources = sources and [s for s in sources for _ in data_cfg.train_scales]
+        counts = patch_counts(
+            [image.shape for image in train_images],
+            data_cfg.patches_per_image,
+            data_cfg.patch_sampling,
+            sources,
+        )
         self.data = NoisyPairs(
             train_images,
             noise,
@@ -161,6 +171,7 @@ class Trainer:
             data_cfg.min_patch_std,
             data_cfg.augment,
             self.cfg.noise.fresh_each_epoch,
+            counts,
         )
         self.sampler = DistributedSampler(
             self.data,
@@ -353,12 +364,14 @@ def train(
     noise: NoiseModel,
     out_dir: Path,
     device: str | torch.device | None = None,
+    train_sources: list[str] | None = None,
 ) -> TrainResult:
     """Train the configured model into `out_dir`.
 
-    Writes ``checkpoints/{last,best}.pt`` and ``train_log.csv``.
+    `train_sources` are the training images' sources (for ``data.patch_sampling:
+    by_source``). Writes ``checkpoints/{last,best}.pt`` and ``train_log.csv``.
     """
-    return Trainer(cfg, train_images, val_images, noise, out_dir, device).fit()
+    return Trainer(cfg, train_images, val_images, noise, out_dir, device, train_sources).fit()
 
 
 def _mean_across_ranks(total: float, count: int, device: torch.device, info: DistInfo) -> float:

@@ -9,15 +9,19 @@ provenance, readable without torch). A checkpoint exported without its training 
 ``scripts/train_sweep.py --export`` writes them on a lent GPU) takes its epoch log and
 machine from ``--run-log``, the run folder's train_log.csv and environment.json;
 ``--replace-path`` rewrites the recorded config's paths where the run read copies of the data
-(recorded in the provenance).
+(recorded in the provenance). A run with a split file records what it learned from by the
+run's split.csv (images and patients per part and source); a model fine-tuned from the shipped
+one records that model's sha256 and training steps before its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import sys
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
-from pipeline.provenance import git_commit
+from pipeline.provenance import file_sha256, git_commit
 from pipeline.records import write_json
 from pipeline.train import best_val_psnr, read_log
 
@@ -68,6 +72,43 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
         "training_seconds": sum(row["seconds"] for row in log),
         "trained_on": machine,
     }
+
+
+def split_summary(split_file: Path, split_csv: str) -> str:
+    """What a run with a fixed split learned from, by its split.csv (file, patient, split,
+    source)."""
+    with split_file.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    parts = {name: [r for r in rows if r["split"] == name] for name in ("train", "val", "test")}
+    sources = Counter(r.get("source") or "unknown" for r in parts["train"])
+    patients = {name: len({r["patient"] for r in part}) for name, part in parts.items()}
+    return (
+        f"the patient split {split_csv} ({len(rows)} radiographs of "
+        f"{len({r['patient'] for r in rows})} patients from {len(sources)} sources): "
+        f"{len(parts['train'])} training radiographs of {patients['train']} patients ("
+        + ", ".join(f"{source} {n}" for source, n in sorted(sources.items()))
+        + f"), {len(parts['val'])} validation radiographs of {patients['val']} patients, "
+        f"{len(parts['test'])} test radiographs of {patients['test']} patients held out; "
+        "references noisier than data.max_clean_noise were left out of training and "
+        "validation; the run's split.csv lists every file."
+    )
+
+
+def initialisation(init_from: str | None) -> dict[str, Any] | None:
+    """The model a run started from: its path, sha256 and, for a shipped model, its own
+    training steps (read before the shipped file may be replaced)."""
+    if not init_from:
+        return None
+    path = CHECKOUT / init_from
+    record: dict[str, Any] = {"path": init_from}
+    if path.is_file():
+        record["sha256"] = file_sha256(path)
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        shipped = json.loads(sidecar.read_text())
+        record["training_steps"] = shipped.get("training_steps", [])
+        record["commit_when_shipped"] = shipped.get("commit_when_shipped")
+    return record
 
 
 def replace_paths(value: Any, replacements: list[tuple[str, str]]) -> Any:
@@ -112,14 +153,19 @@ def main() -> None:
     ).is_absolute():  # the training machine's folder means nothing here
         ckpt["config"]["run"]["output_dir"] = "runs"
         notes.append("run.output_dir (absolute on the training machine) -> runs")
+    init = initialisation(ckpt["config"]["train"].get("init_from"))
+    split_csv = ckpt["config"]["data"].get("split_csv")
+    split_file = (args.run_log or source.parent.parent) / "split.csv"
     provenance = {
         "source_checkpoint": str(source),
         "epoch": ckpt["epoch"],
         **training_record(ckpt, args.run_log),
-        "training_data": DATA_PROVENANCE,
+        "training_data": split_summary(split_file, split_csv)
+        if split_csv and split_file.is_file()
+        else DATA_PROVENANCE,
         "config": args.config,
-        "training_steps": [f"denoise run {args.config}"],
-        "initialised_from": ckpt["config"]["train"].get("init_from"),
+        "training_steps": (init or {}).get("training_steps", []) + [f"denoise run {args.config}"],
+        "initialised_from": init,
         "paths_replaced": notes,
         "commit_when_shipped": git_commit(CHECKOUT) or "unknown",
         "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),

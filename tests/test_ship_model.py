@@ -3,6 +3,7 @@ was trained from."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -98,3 +99,53 @@ def test_an_exported_checkpoint_is_shipped_with_its_run_log(
     assert all(torch.equal(shipped["model_state"][k], original[k]) for k in original), (
         "the weights are copied unchanged"
     )
+
+
+def test_a_fine_tuned_split_run_records_its_split_and_the_model_it_started_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = tmp_path / "weights" / "start.pt"
+    start.parent.mkdir()
+    start.write_bytes(b"the model it started from")
+    start.with_suffix(".json").write_text(
+        json.dumps(
+            {"training_steps": ["denoise run configs/first.yaml"], "commit_when_shipped": "abc"}
+        )
+    )
+    cfg = Config(
+        run=RunConfig(output_dir=Path("runs")),
+        data=DataConfig(kind="folder", root=Path("data"), split_csv=Path("configs/splits/s.csv")),
+        model=ModelConfig(name="unet", channels=[4, 8]),
+    )
+    cfg.train.init_from = start
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    save_checkpoint(
+        build_checkpoint(build_model(cfg.model), cfg, epoch=3), run / "checkpoints" / "best.pt"
+    )
+    (run / "split.csv").write_text(
+        "file,patient,split,source\n"
+        "a1.png,a:1,train,a\na2.png,a:1,train,a\nb1.png,b:1,train,b\n"
+        "b2.png,b:2,val,b\na3.png,a:3,test,a\nb3.png,b:3,test,b\n"
+    )
+    dest = tmp_path / "shipped.pt"
+    monkeypatch.setattr(
+        sys, "argv", ["ship_model.py", str(run), "--config", "configs/s.yaml", "--dest", str(dest)]
+    )
+    ship.main()
+
+    record = json.loads(dest.with_suffix(".json").read_text())
+    assert record["training_data"].startswith(
+        "the patient split configs/splits/s.csv (6 radiographs of 5 patients from 2 sources): "
+        "3 training radiographs of 2 patients (a 2, b 1), 1 validation radiographs of 1 patients, "
+        "2 test radiographs of 2 patients held out"
+    )
+    assert (
+        record["initialised_from"]["sha256"]
+        == hashlib.sha256(b"the model it started from").hexdigest()
+    )
+    assert record["training_steps"] == [
+        "denoise run configs/first.yaml",
+        "denoise run configs/s.yaml",
+    ]
+    assert record["initialised_from"]["commit_when_shipped"] == "abc"

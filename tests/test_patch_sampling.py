@@ -46,3 +46,10 @@ def test_pairs_draw_each_images_share_in_order() -> None:
     assert np.isin(clean.numpy().ravel()[:4], images[3]).all()
     with pytest.raises(ValueError, match="2 patch counts for 4 images"):
         NoisyPairs(images, noise, 0, patch_size=16, patch_counts=[1, 2])
+
+
+def test_by_source_without_a_split_file_is_a_config_error() -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="by_source needs data.split_csv"):
+        load_config(None, ["data.kind=folder", "data.root=x", "data.patch_sampling=by_source"])

@@ -129,7 +129,10 @@ class DataConfig(Section):
         None, ge=8, description="Train on random patches of this size (None: whole images)."
     )
     patches_per_image: int = Field(
-        8, ge=1, description="Random patches drawn per training image per epoch."
+        8,
+        ge=1,
+        description="Random patches drawn per training image per epoch (on average, with a "
+        "patch_sampling other than per_image).",
     )
     patch_sampling: Literal["per_image", "by_area", "by_source"] = Field(
         "per_image",
@@ -174,4 +177,9 @@ class DataConfig(Section):
             raise ValueError(f"data.root may be a list only for folder data, not {self.kind}")
         if any(not 0 < s <= 1 for s in self.train_scales):
             raise ValueError(f"train_scales must lie in (0, 1], got {self.train_scales}")
+        if self.patch_sampling == "by_source" and self.split_csv is None:
+            raise ValueError(
+                "patch_sampling by_source needs data.split_csv (its source column names each "
+                "image's source); use per_image or by_area without one"
+            )
         return self

@@ -17,7 +17,6 @@ one records that model's sha256 and training steps before its own.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -36,6 +35,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     strip_training_state,
 )
+from pipeline.ingest.split_file import read_split_csv
 from pipeline.provenance import file_sha256, git_commit
 from pipeline.records import write_json
 from pipeline.train import best_val_psnr, read_log
@@ -77,8 +77,7 @@ def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any
 def split_summary(split_file: Path, split_csv: str) -> str:
     """What a run with a fixed split learned from, by its split.csv (file, patient, split,
     source)."""
-    with split_file.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_split_csv(split_file)
     parts = {name: [r for r in rows if r["split"] == name] for name in ("train", "val", "test")}
     sources = Counter(r.get("source") or "unknown" for r in parts["train"])
     patients = {name: len({r["patient"] for r in part}) for name, part in parts.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,7 +103,7 @@ def patch_counts(
                 "data.patch_sampling by_source needs the source of every training image: give "
                 "data.split_csv with a source column, or use per_image or by_area"
             )
-        size = {s: list(sources).count(s) for s in set(sources)}
+        size = Counter(sources)
         weights = np.array([1.0 / (len(size) * size[s]) for s in sources])
     else:
         raise ValueError(f"unknown patch sampling {sampling!r}")

@@ -10,7 +10,7 @@ Modules: :mod:`~pipeline.config.sections` (run, model, train, inference, report)
 and overrides), :mod:`~pipeline.config.upgrade` (older shapes).
 """
 
-from pipeline.config.data import DataConfig, GroupsConfig
+from pipeline.config.data import DataConfig, GroupsConfig, ScanAugmentConfig
 from pipeline.config.files import (
     MAX_CONFIG_BYTES,
     apply_overrides,
@@ -74,6 +74,7 @@ __all__ = [
     "ReportConfig",
     "RunConfig",
     "SaltPepperNoiseConfig",
+    "ScanAugmentConfig",
     "Section",
     "SelfSupervisedConfig",
     "SpeckleNoiseConfig",

@@ -31,6 +31,39 @@ class GroupsConfig(Section):
     )
 
 
+class ScanAugmentConfig(Section):
+    """The ``data.scan_augment`` section: how real scans differ, drawn per training patch."""
+
+    gamma: tuple[float, float] | None = Field(
+        None,
+        description="Display gamma drawn log-uniformly from [low, high] per patch, e.g. "
+        "[0.7, 1.4] (None: off).",
+    )
+    window: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.25,
+        description="Each end of the display window moved by up to this fraction of the range, "
+        "the result clipped to [0, 1], e.g. 0.1 (0: off).",
+    )
+    scale: tuple[float, float] | None = Field(
+        None,
+        description="Pixel size changed by a factor drawn log-uniformly from [low, high], e.g. "
+        "[0.8, 1.25]: below 1 a patch shows a larger region at coarser pixels (anti-aliased), "
+        "above 1 a smaller one at finer pixels; bilinear interpolation (None: off).",
+    )
+    rotate: float = Field(
+        0.0, ge=0.0, le=45.0, description="Rotation by up to this many degrees either way (0: off)."
+    )
+
+    @field_validator("gamma", "scale")
+    @classmethod
+    def _check_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] <= value[1]:
+            raise ValueError(f"must be [low, high] with 0 < low <= high, got {list(value)}")
+        return value
+
+
 class DataConfig(Section):
     """The ``data`` section: where the clean images come from, how they are split and cut."""
 
@@ -148,6 +181,10 @@ class DataConfig(Section):
     )
     augment: bool = Field(
         False, description="Random flips and 90-degree rotations of training images or patches."
+    )
+    scan_augment: ScanAugmentConfig = Field(
+        default_factory=ScanAugmentConfig,
+        description="Display gamma/window, pixel size and rotation changes of training patches.",
     )
     train_scales: list[float] = Field(
         [1.0],

@@ -106,10 +106,15 @@ class PatchSampler:
         self.max_tries = int(max_tries)
         self.augment = bool(augment)
 
-    def sample_one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One (P, P) float32 patch of a 2-D image (padded first when it is smaller)."""
-        image = pad_to_size(np.asarray(image, dtype=np.float32), self.patch_size)
-        p = self.patch_size
+    def sample_one(
+        self, image: np.ndarray, rng: np.random.Generator, size: int | None = None
+    ) -> np.ndarray:
+        """One (P, P) float32 patch of a 2-D image (padded first when it is smaller).
+
+        P is `size` when given, else the sampler's patch size.
+        """
+        p = self.patch_size if size is None else int(size)
+        image = pad_to_size(np.asarray(image, dtype=np.float32), p)
         best, best_std = None, -1.0
         for _ in range(self.max_tries):
             top = int(rng.integers(image.shape[0] - p + 1))

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from pipeline.errors import PipelineError
 from pipeline.ingest.patches import PatchSampler
 from pipeline.ingest.patches import augment as augment_patch
+from pipeline.ingest.scan_augment import ScanAugment
 from pipeline.noise import NoiseModel, noise_rng
 
 
@@ -20,7 +21,8 @@ class NoisyPairs(Dataset):
 
     Sample ``i`` of epoch ``e`` is fully determined by (seed, e, i): with ``patch_size``
     set, image ``k`` gives ``patch_counts[k]`` consecutive samples (``patches_per_image``
-    each when not given), else every image is one sample.
+    each when not given), else every image is one sample. ``scan_augment`` changes each clean
+    sample as real scans differ (display, pixel size, rotation) before the noise.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class NoisyPairs(Dataset):
         augment: bool = False,
         fresh_each_epoch: bool = True,
         patch_counts: Sequence[int] | None = None,
+        scan_augment: ScanAugment | None = None,
     ) -> None:
         if not images:
             raise PipelineError("no training images: check data.root and the split fractions")
@@ -46,6 +49,11 @@ class NoisyPairs(Dataset):
         self.noise = noise
         self.seed = seed
         self.sampler = PatchSampler(patch_size, min_patch_std) if patch_size else None
+        self.scan = scan_augment if scan_augment is not None and scan_augment.active else None
+        if self.scan is not None and self.scan.geometric and not patch_size:
+            raise PipelineError(
+                "data.scan_augment scale/rotate need data.patch_size (they resample patches)"
+            )
         if not patch_size:
             counts: Sequence[int] = [1] * len(images)
         elif patch_counts is None:
@@ -69,8 +77,12 @@ class NoisyPairs(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = noise_rng(self.seed, "train", self.epoch if self.fresh else 0, index)
         clean = self.images[self.owner[index]]
-        if self.sampler is not None:
+        if self.sampler is not None and self.scan is not None:
+            clean = self.scan.patch(clean, self.sampler, rng)
+        elif self.sampler is not None:
             clean = self.sampler.sample_one(clean, rng)
+        elif self.scan is not None:
+            clean = self.scan.display(clean, rng)
         if self.augment:
             clean = augment_patch(clean, rng)
         noisy = self.noise(clean, rng)

@@ -33,6 +33,7 @@ from pipeline.config import Config, TrainConfig
 from pipeline.distributed import DistInfo, init_distributed, local_device
 from pipeline.inference import pad_to_multiple, resolve_device
 from pipeline.ingest.patches import at_scales
+from pipeline.ingest.scan_augment import ScanAugment
 from pipeline.models import build_model, weight_layout
 from pipeline.noise import NoiseModel, add_noise
 from pipeline.selfsupervised import make_objective, step_generator
@@ -172,6 +173,7 @@ class Trainer:
             data_cfg.augment,
             self.cfg.noise.fresh_each_epoch,
             counts,
+            ScanAugment(**data_cfg.scan_augment.model_dump()),
         )
         self.sampler = DistributedSampler(
             self.data,

@@ -53,24 +53,22 @@ DATA_PROVENANCE = (
 )
 
 
-def training_record(ckpt: dict[str, Any], run_log: Path | None) -> dict[str, Any]:
-    """Best validation PSNR, training seconds and machine, from the checkpoint or the run folder's
-    files."""
+def training_record(ckpt: dict[str, Any], run_log: Path | None, run_folder: Path) -> dict[str, Any]:
+    """Best validation PSNR, training seconds, machine and code commit, from the checkpoint and
+    the environment.json of `run_log` (else of the checkpoint's `run_folder`)."""
     log = ckpt.get("state", {}).get("log", [])
     best = ckpt.get("state", {}).get("best_val_psnr")
-    machine = None
     if run_log is not None:
         log = read_log(run_log / "train_log.csv")
         best = best_val_psnr(log)
         best = None if math.isnan(best) else best
-        env = run_log / "environment.json"
-        if env.is_file():
-            info = json.loads(env.read_text())
-            machine = {k: info.get(k) for k in ("cuda", "torch", "cpu_count", "python")}
+    env = (run_log or run_folder) / "environment.json"
+    info = json.loads(env.read_text()) if env.is_file() else None
     return {
         "best_val_psnr": best,
         "training_seconds": sum(row["seconds"] for row in log),
-        "trained_on": machine,
+        "trained_on": info and {k: info.get(k) for k in ("cuda", "torch", "cpu_count", "python")},
+        "training_commit": info and info.get("commit"),
     }
 
 
@@ -158,7 +156,7 @@ def main() -> None:
     provenance = {
         "source_checkpoint": str(source),
         "epoch": ckpt["epoch"],
-        **training_record(ckpt, args.run_log),
+        **training_record(ckpt, args.run_log, source.parent.parent),
         "training_data": split_summary(split_file, split_csv)
         if split_csv and split_file.is_file()
         else DATA_PROVENANCE,

@@ -128,6 +128,9 @@ def test_a_fine_tuned_split_run_records_its_split_and_the_model_it_started_from(
         "a1.png,a:1,train,a\na2.png,a:1,train,a\nb1.png,b:1,train,b\n"
         "b2.png,b:2,val,b\na3.png,a:3,test,a\nb3.png,b:3,test,b\n"
     )
+    (run / "environment.json").write_text(
+        json.dumps({"commit": "0123abcd", "cuda": None, "torch": "2.13.0+cpu", "cpu_count": 2})
+    )
     dest = tmp_path / "shipped.pt"
     monkeypatch.setattr(
         sys, "argv", ["ship_model.py", str(run), "--config", "configs/s.yaml", "--dest", str(dest)]
@@ -149,3 +152,5 @@ def test_a_fine_tuned_split_run_records_its_split_and_the_model_it_started_from(
         "denoise run configs/s.yaml",
     ]
     assert record["initialised_from"]["commit_when_shipped"] == "abc"
+    assert record["training_commit"] == "0123abcd"  # from the run folder's environment.json
+    assert record["trained_on"]["cpu_count"] == 2

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.transform import resize, rotate
 
 from pipeline.ingest.patches import PatchSampler
 
@@ -76,6 +75,8 @@ class ScanAugment:
         self, image: np.ndarray, sampler: PatchSampler, rng: np.random.Generator
     ) -> np.ndarray:
         """A patch cut from a rotated, resampled region of `image` (bilinear interpolation)."""
+        from skimage.transform import resize, rotate  # only when training resamples patches
+
         p = sampler.patch_size
         scale = log_uniform(self.scale, rng) if self.scale is not None else 1.0
         degrees = float(rng.uniform(-self.rotate, self.rotate)) if self.rotate > 0 else 0.0

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 from pipeline.config import load_config
+from pipeline.ingest import load_splits
 from pipeline.ingest.scan_augment import ScanAugment
-from pipeline.ingest.split_file import read_split_csv
-from pipeline.io import read_image
 from pipeline.noise import make_noise
 from pipeline.train.data import NoisyPairs
 
@@ -46,11 +45,13 @@ VARIANTS: dict[str, tuple[bool, ScanAugment]] = {
 
 
 def training_images(config: Path, count: int) -> list:
-    """The first `count` training radiographs of the config's split, as training reads them."""
+    """The first `count` training radiographs of the config's split, loaded as training loads
+    them (:func:`pipeline.ingest.load_splits`, references too noisy left out)."""
     cfg = load_config(config)
-    root = (PROJECT / cfg.data.root).resolve()
-    rows = [r for r in read_split_csv(PROJECT / cfg.data.split_csv) if r["split"] == "train"]
-    return [read_image(root / r["file"])[0].pixels for r in rows[:count]]
+    data = cfg.data.model_copy(
+        update={"root": PROJECT / cfg.data.root, "split_csv": PROJECT / cfg.data.split_csv}
+    )
+    return [image.pixels for image in load_splits(data, cfg.run.seed).train[:count]]
 
 
 def per_sample_ms(images: list, noise, augment: bool, scan: ScanAugment, samples: int) -> float:

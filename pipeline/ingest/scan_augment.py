@@ -9,10 +9,10 @@ extra random numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import ScanAugmentConfig
 from pipeline.ingest.patches import PatchSampler
 
 
@@ -35,23 +35,12 @@ def centre_crop(image: np.ndarray, side: int) -> np.ndarray:
     return image[top : top + side, left : left + side]
 
 
-@dataclass(frozen=True)
-class ScanAugment:
-    """What to vary per patch (see ``data.scan_augment`` in the config reference).
+class ScanAugment(ScanAugmentConfig):
+    """The ``data.scan_augment`` settings (see the config reference) and how they change a patch.
 
-    Parameters
-    ----------
-    gamma: display gamma range, drawn log-uniformly (None: off).
-    window: each end of the display window moves by up to this fraction of the range.
-    scale: pixel-size factor range, drawn log-uniformly; below 1 the patch shows a larger
-        region at coarser pixels (anti-aliased), above 1 a smaller one at finer pixels.
-    rotate: largest rotation in degrees, either way.
+    Built from the config section, ``ScanAugment(**cfg.data.scan_augment.model_dump())``, or
+    directly with the same fields (gamma, window, scale, rotate), validated alike.
     """
-
-    gamma: tuple[float, float] | None = None
-    window: float = 0.0
-    scale: tuple[float, float] | None = None
-    rotate: float = 0.0
 
     @property
     def active(self) -> bool:
